@@ -1,0 +1,77 @@
+//! The shared vocabulary of Portcullis, the Tower middleware that gives any
+//! `tower::Service` the access controls of Amazon API Gateway, Cognito and AWS
+//! WAF.
+//!
+//! Every Portcullis layer depends on this crate and on no other layer. They
+//! meet through what is defined here:
+//!
+//! - [`response`]: API Gateway's gateway responses. A layer refuses a request
+//!   by rendering a [`GatewayResponse`], as `{"message": ...}` with
+//!   `x-amzn-ErrorType`, or as a gRPC status for gRPC requests, with the
+//!   overrides the application set once through [`GatewayResponsesLayer`].
+//! - [`body`] and [`future`]: the response body and future that let a layer
+//!   refuse without knowing the inner service's body type, and without boxing.
+//! - [`context`]: what layers leave in the request extensions: the
+//!   authenticated [`Caller`](context::Caller), the
+//!   [`ApiKeyContext`](context::ApiKeyContext), WAF labels.
+//! - [`plan`]: the usage-plan model (throttle, quota, per-method overrides).
+//! - [`clock`]: the injected [`Clock`](clock::Clock), with a manual clock for
+//!   tests.
+//! - [`client_ip`]: the one client-IP resolver, which trusts forwarding
+//!   headers only from configured proxies.
+//!
+//! # Example
+//!
+//! A refusal rendered by a stand-in for a layer, with an override installed
+//! once for the whole stack:
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use portcullis_core::{GatewayResponse, GatewayResponseType, GatewayResponses, GatewayResponsesLayer};
+//! use portcullis_core::response::{BodyTemplate, ResponseOverride};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let overrides = GatewayResponses::new().with(
+//!     GatewayResponseType::Default4xx,
+//!     ResponseOverride::new().body_template(BodyTemplate::json(
+//!         r#"{"error":$context.error.messageString,"type":"$context.error.responseType"}"#,
+//!     )),
+//! );
+//! let service = ServiceBuilder::new()
+//!     .layer(GatewayResponsesLayer::new(overrides))
+//!     .service_fn(|request: Request<()>| async move {
+//!         // What a layer does when it refuses.
+//!         let refusal = GatewayResponse::new(GatewayResponseType::InvalidApiKey);
+//!         Ok::<_, std::convert::Infallible>(refusal.render(&request))
+//!     });
+//!
+//! let response = service.oneshot(Request::new(())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(response.headers()["x-amzn-errortype"], "ForbiddenException");
+//! assert_eq!(response.body().as_ref(), br#"{"error":"Forbidden","type":"INVALID_API_KEY"}"#);
+//!
+//! // The same refusal to a gRPC client is a gRPC status.
+//! let grpc = Request::builder().header("content-type", "application/grpc").body(()).unwrap();
+//! let response = GatewayResponse::new(GatewayResponseType::Throttled).render(&grpc);
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(response.headers()["grpc-status"], "8");
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `axum`: the client-IP resolver reads axum's `ConnectInfo<SocketAddr>`.
+//! - `tonic`: the client-IP resolver reads tonic's `TcpConnectInfo`.
+
+pub mod body;
+pub mod client_ip;
+pub mod clock;
+pub mod context;
+pub mod future;
+pub mod plan;
+pub mod response;
+
+pub use body::ResponseBody;
+pub use response::{GatewayResponse, GatewayResponseType, GatewayResponses, GatewayResponsesLayer};
