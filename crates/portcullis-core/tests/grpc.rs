@@ -66,7 +66,9 @@ where
 }
 
 async fn serve(overrides: GatewayResponses) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
     let (_reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(async move {
@@ -107,31 +109,55 @@ async fn a_tonic_client_decodes_each_refusal() {
 
     let cases = [
         ("UNAUTHORIZED", Code::Unauthenticated, "Unauthorized"),
-        ("MISSING_AUTHENTICATION_TOKEN", Code::PermissionDenied, "Missing Authentication Token"),
+        (
+            "MISSING_AUTHENTICATION_TOKEN",
+            Code::PermissionDenied,
+            "Missing Authentication Token",
+        ),
         ("INVALID_API_KEY", Code::PermissionDenied, "Forbidden"),
-        ("ACCESS_DENIED", Code::PermissionDenied, "User is not authorized to access this resource"),
+        (
+            "ACCESS_DENIED",
+            Code::PermissionDenied,
+            "User is not authorized to access this resource",
+        ),
         ("WAF_FILTERED", Code::PermissionDenied, "Forbidden"),
         ("THROTTLED", Code::ResourceExhausted, "Too Many Requests"),
         ("QUOTA_EXCEEDED", Code::ResourceExhausted, "Limit Exceeded"),
-        ("REQUEST_TOO_LARGE", Code::ResourceExhausted, "Request Too Long"),
-        ("AUTHORIZER_FAILURE", Code::Internal, "Internal server error"),
+        (
+            "REQUEST_TOO_LARGE",
+            Code::ResourceExhausted,
+            "Request Too Long",
+        ),
+        (
+            "AUTHORIZER_FAILURE",
+            Code::Internal,
+            "Internal server error",
+        ),
     ];
     for (kind, code, message) in cases {
         let status = call(addr, Some(kind)).await.expect_err(kind);
         assert_eq!(status.code(), code, "{kind}");
         assert_eq!(status.message(), message, "{kind}");
         assert_eq!(
-            status.metadata().get("retry-after").map(|v| v.to_str().ok()),
+            status
+                .metadata()
+                .get("retry-after")
+                .map(|v| v.to_str().ok()),
             Some(Some("3")),
             "{kind}: layer headers reach the client"
         );
         assert_eq!(
-            status.metadata().get("x-amzn-errortype").map(|v| v.to_str().ok()).flatten(),
-            Some(GatewayResponseType::ALL
-                .iter()
-                .find(|t| t.as_str() == kind)
-                .expect("known type")
-                .error_type()),
+            status
+                .metadata()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+            Some(
+                GatewayResponseType::ALL
+                    .iter()
+                    .find(|t| t.as_str() == kind)
+                    .expect("known type")
+                    .error_type()
+            ),
         );
     }
 }

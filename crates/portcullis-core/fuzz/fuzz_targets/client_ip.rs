@@ -10,16 +10,26 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = parse_ip_with_port(text);
     }
-    let Ok(value) = HeaderValue::from_bytes(data) else { return };
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
     let mut request = Request::new(());
-    request.headers_mut().insert("x-forwarded-for", value.clone());
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", value.clone());
     request.headers_mut().insert("forwarded", value);
     request
         .extensions_mut()
         .insert(PeerAddr("10.0.0.1:443".parse().expect("valid literal")));
-    let resolver = ClientIpResolver::new().trust_proxies(["10.0.0.0/8".parse().expect("valid literal")]);
-    for resolver in [resolver.clone(), resolver.forwarded_header(ForwardedHeader::Forwarded)] {
-        let ip = resolver.resolve(&request).expect("a known peer always resolves");
+    let resolver =
+        ClientIpResolver::new().trust_proxies(["10.0.0.0/8".parse().expect("valid literal")]);
+    for resolver in [
+        resolver.clone(),
+        resolver.forwarded_header(ForwardedHeader::Forwarded),
+    ] {
+        let ip = resolver
+            .resolve(&request)
+            .expect("a known peer always resolves");
         assert!(ip.to_string().len() <= 45);
     }
 });
