@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder until the criterion bench lands).
+fn main() {}

@@ -1,0 +1,156 @@
+//! The layer's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use portcullis_core::ResponseBody;
+use portcullis_core::future::ResponseFuture as Decided;
+use tower_service::Service;
+
+use crate::key::KeyDigest;
+use crate::layer::{Shared, record_accept, record_refusal};
+use crate::store::ApiKeyStore;
+
+pin_project! {
+    /// The future of [`ApiKey`](crate::ApiKey).
+    ///
+    /// With a store that answers at once (the in-memory store) it is
+    /// `portcullis_core`'s unboxed future: the inner service's future, or the
+    /// refusal. With a store that must be awaited it first drives the store's
+    /// lookup, then calls the inner service. Nothing is boxed.
+    pub struct ResponseFuture<S, ReqBody, ResBody, St>
+    where
+        S: Service<Request<ReqBody>>,
+        St: ApiKeyStore,
+    {
+        #[pin]
+        kind: Kind<S, ReqBody, ResBody, St>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<S, ReqBody, ResBody, St>
+    where
+        S: Service<Request<ReqBody>>,
+        St: ApiKeyStore,
+    {
+        Decided { #[pin] future: Decided<S::Future, ResBody> },
+        Lookup { #[pin] lookup: St::Lookup, pending: Option<Pending<S, ReqBody, St>> },
+    }
+}
+
+struct Pending<S, ReqBody, St> {
+    request: Request<ReqBody>,
+    service: S,
+    shared: Arc<Shared<St>>,
+    digest: KeyDigest,
+}
+
+impl<S, ReqBody, ResBody, St> ResponseFuture<S, ReqBody, ResBody, St>
+where
+    S: Service<Request<ReqBody>>,
+    St: ApiKeyStore,
+{
+    pub(crate) fn call(future: S::Future) -> Self {
+        Self {
+            kind: Kind::Decided {
+                future: Decided::future(future),
+            },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+        Self {
+            kind: Kind::Decided {
+                future: Decided::reject(response),
+            },
+        }
+    }
+
+    pub(crate) fn lookup(
+        lookup: St::Lookup,
+        request: Request<ReqBody>,
+        service: S,
+        shared: Arc<Shared<St>>,
+        digest: KeyDigest,
+    ) -> Self {
+        Self {
+            kind: Kind::Lookup {
+                lookup,
+                pending: Some(Pending {
+                    request,
+                    service,
+                    shared,
+                    digest,
+                }),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, St> Future for ResponseFuture<S, ReqBody, ResBody, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: ApiKeyStore,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().kind.project() {
+                KindProj::Decided { future } => return future.poll(cx),
+                KindProj::Lookup { lookup, pending } => {
+                    let found = ready!(lookup.poll(cx));
+                    // Polling after completion is a caller bug: stay pending
+                    // rather than panic.
+                    let Some(Pending {
+                        mut request,
+                        mut service,
+                        shared,
+                        digest,
+                    }) = pending.take()
+                    else {
+                        return Poll::Pending;
+                    };
+                    match shared.decide(&digest, found) {
+                        Ok(context) => {
+                            record_accept(&context);
+                            request.extensions_mut().insert(context);
+                            Decided::future(service.call(request))
+                        }
+                        Err(refusal) => {
+                            record_refusal(refusal);
+                            Decided::reject(refusal.response().into_response(&request))
+                        }
+                    }
+                }
+            };
+            self.as_mut()
+                .project()
+                .kind
+                .set(Kind::Decided { future: next });
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, St> fmt::Debug for ResponseFuture<S, ReqBody, ResBody, St>
+where
+    S: Service<Request<ReqBody>>,
+    St: ApiKeyStore,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.kind {
+            Kind::Decided { .. } => "decided",
+            Kind::Lookup { .. } => "lookup",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,590 @@
+//! Key values, their SHA-256 digests, and the records the store keeps.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use portcullis_core::plan::UsagePlan;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+/// The shortest key value API Gateway accepts.
+pub const MIN_KEY_LEN: usize = 20;
+/// The longest key value API Gateway accepts.
+pub const MAX_KEY_LEN: usize = 128;
+/// The length of a generated key value.
+pub const DEFAULT_KEY_LEN: usize = 40;
+
+/// Why a key value was refused. The message gives the rule and the length,
+/// never the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidKeyValue {
+    /// Shorter than 20 or longer than 128 characters.
+    #[error("an API key value has 20 to 128 characters, this one has {0}")]
+    Length(usize),
+    /// A character other than `A-Z`, `a-z` or `0-9`.
+    #[error("an API key value has only alphanumeric characters (A-Z, a-z, 0-9)")]
+    NotAlphanumeric,
+}
+
+/// Checks that `bytes` is a valid key value: 20 to 128 ASCII alphanumeric
+/// characters. The length is checked first, so an oversized input costs
+/// nothing more.
+///
+/// # Errors
+///
+/// [`InvalidKeyValue`] names the rule broken.
+pub fn validate_key_value(bytes: &[u8]) -> Result<(), InvalidKeyValue> {
+    if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&bytes.len()) {
+        return Err(InvalidKeyValue::Length(bytes.len()));
+    }
+    if !bytes.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(InvalidKeyValue::NotAlphanumeric);
+    }
+    Ok(())
+}
+
+/// The OS random number generator failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed: {0}")]
+pub struct GenerateError(String);
+
+/// An API key's value: a secret.
+///
+/// `Debug` redacts it, there is no `Display`, equality is constant-time, and
+/// [`expose`](Self::expose) is the one way to read it (to hand it to the
+/// customer once, when the key is created or rotated).
+///
+/// ```
+/// use portcullis_api_key::ApiKeyValue;
+///
+/// let value = ApiKeyValue::generate().unwrap();
+/// assert_eq!(value.expose().len(), 40);
+/// assert!(value.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
+/// assert_eq!(format!("{value:?}"), "ApiKeyValue(<redacted>)");
+/// assert!(ApiKeyValue::new("too-short").is_err());
+/// ```
+#[derive(Clone)]
+pub struct ApiKeyValue(Box<str>);
+
+impl ApiKeyValue {
+    /// Wraps a value, after checking it is 20 to 128 alphanumeric characters.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKeyValue`] when it is not.
+    pub fn new(value: impl Into<String>) -> Result<Self, InvalidKeyValue> {
+        let value = value.into();
+        validate_key_value(value.as_bytes())?;
+        Ok(Self(value.into_boxed_str()))
+    }
+
+    /// Draws a new 40-character value from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError`] when the operating system cannot supply randomness.
+    pub fn generate() -> Result<Self, GenerateError> {
+        Self::generate_with_len(DEFAULT_KEY_LEN)
+    }
+
+    /// Draws a new value of `len` characters (clamped to 20..=128) from the
+    /// operating system's CSPRNG. Each character is uniform over the 62
+    /// alphanumerics (rejection sampling, so there is no modulo bias): 40
+    /// characters carry about 238 bits.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError`] when the operating system cannot supply randomness.
+    pub fn generate_with_len(len: usize) -> Result<Self, GenerateError> {
+        let len = len.clamp(MIN_KEY_LEN, MAX_KEY_LEN);
+        Ok(Self(random_alphanumeric(len)?.into_boxed_str()))
+    }
+
+    /// The value. Handle it as a secret.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value's SHA-256 digest, which is what the store keeps.
+    #[must_use]
+    pub fn digest(&self) -> KeyDigest {
+        KeyDigest::of(self.0.as_bytes())
+    }
+}
+
+impl PartialEq for ApiKeyValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for ApiKeyValue {}
+
+impl fmt::Debug for ApiKeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKeyValue(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiKeyValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        // The error gives the rule and the length, never the value.
+        ApiKeyValue::new(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `len` characters, each uniform over `A-Za-z0-9`, from the OS CSPRNG.
+pub(crate) fn random_alphanumeric(len: usize) -> Result<String, GenerateError> {
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // 248 = 4 * 62: bytes at or above it are drawn again, so `b % 62` is uniform.
+    const LIMIT: u8 = 248;
+    let mut out = String::with_capacity(len);
+    let mut buf = [0_u8; 64];
+    while out.len() < len {
+        OsRng
+            .try_fill_bytes(&mut buf)
+            .map_err(|e| GenerateError(e.to_string()))?;
+        for &b in &buf {
+            if out.len() == len {
+                break;
+            }
+            if b < LIMIT {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SHA-256 digest of a key value: what the store holds and looks keys up
+/// by, in place of the value.
+///
+/// `Debug` does not show it (a digest is not the key, but there is no reason to
+/// print it either); [`to_hex`](Self::to_hex) does. Equality is constant-time.
+#[derive(Clone, Copy, Eq)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// The digest of `value`.
+    #[must_use]
+    pub fn of(value: &[u8]) -> Self {
+        Self(Sha256::digest(value).into())
+    }
+
+    /// A digest given as 64 hex digits (as `sha256sum` prints it).
+    ///
+    /// # Errors
+    ///
+    /// When `hex` is not 64 hex digits.
+    pub fn from_hex(hex: &str) -> Result<Self, InvalidDigest> {
+        let mut bytes = [0_u8; 32];
+        hex::decode_to_slice(hex, &mut bytes).map_err(|_| InvalidDigest)?;
+        Ok(Self(bytes))
+    }
+
+    /// A digest from its 32 bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest as 64 lower-case hex digits.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The digest's bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for KeyDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Hash for KeyDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // A SHA-256 digest is already uniform: its first eight bytes are as
+        // good a hash as any, and [`DigestHasher`] passes them straight through.
+        let mut first = [0_u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyDigest(<redacted>)")
+    }
+}
+
+impl Serialize for KeyDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        KeyDigest::from_hex(&hex).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A digest that is not 64 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a SHA-256 digest is 64 hex digits")]
+pub struct InvalidDigest;
+
+/// The hasher of the digest-keyed map: the identity on the digest's first
+/// eight bytes.
+///
+/// An unkeyed hash is safe here because only the operator's keys are inserted
+/// (their digests are uniform and unknown to a caller); a caller's digest only
+/// probes, and a probe costs at most the longest run the operator's keys make.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `KeyDigest`, which writes one u64; fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Builds [`DigestHasher`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BuildDigestHasher;
+
+impl BuildHasher for BuildDigestHasher {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher::default()
+    }
+}
+
+/// One API key as the store keeps it: API Gateway's `ApiKey` less its value,
+/// plus the usage plans it belongs to.
+///
+/// The record holds the value's SHA-256 [`KeyDigest`], never the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyRecord {
+    pub(crate) id: Arc<str>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) customer_id: Option<Arc<str>>,
+    pub(crate) description: Option<String>,
+    pub(crate) enabled: bool,
+    pub(crate) created_date: OffsetDateTime,
+    pub(crate) last_updated_date: OffsetDateTime,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) usage_plans: Vec<Arc<UsagePlan>>,
+    pub(crate) digest: KeyDigest,
+}
+
+impl ApiKeyRecord {
+    /// A record for the key with this id and digest: enabled, no plans, both
+    /// dates `now`.
+    pub fn new(id: impl Into<Arc<str>>, digest: KeyDigest, now: OffsetDateTime) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            customer_id: None,
+            description: None,
+            enabled: true,
+            created_date: now,
+            last_updated_date: now,
+            tags: BTreeMap::new(),
+            usage_plans: Vec::new(),
+            digest,
+        }
+    }
+
+    /// The key's id (not secret: it appears in logs and in `ApiKeyContext`).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key's name.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The key's customer id (API Gateway's `customerId`).
+    #[must_use]
+    pub fn customer_id(&self) -> Option<&str> {
+        self.customer_id.as_deref()
+    }
+
+    /// The key's description.
+    #[must_use]
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Whether the key is accepted. A disabled key is refused.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// When the key was created.
+    #[must_use]
+    pub fn created_date(&self) -> OffsetDateTime {
+        self.created_date
+    }
+
+    /// When the key was last changed.
+    #[must_use]
+    pub fn last_updated_date(&self) -> OffsetDateTime {
+        self.last_updated_date
+    }
+
+    /// The key's tags.
+    #[must_use]
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+
+    /// The usage plans the key belongs to (at most one per stage).
+    #[must_use]
+    pub fn usage_plans(&self) -> &[Arc<UsagePlan>] {
+        &self.usage_plans
+    }
+
+    /// The usage plan that applies to the key on this stage, if any.
+    #[must_use]
+    pub fn usage_plan_for(&self, api_id: &str, stage: &str) -> Option<&Arc<UsagePlan>> {
+        self.usage_plans
+            .iter()
+            .find(|plan| plan.applies_to(api_id, stage))
+    }
+
+    /// The SHA-256 digest of the key's value.
+    #[must_use]
+    pub fn digest(&self) -> &KeyDigest {
+        &self.digest
+    }
+
+    /// Sets the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the customer id.
+    #[must_use]
+    pub fn with_customer_id(mut self, customer_id: impl Into<Arc<str>>) -> Self {
+        self.customer_id = Some(customer_id.into());
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Enables or disables the key.
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets the tags.
+    #[must_use]
+    pub fn with_tags(mut self, tags: BTreeMap<String, String>) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Sets the creation and last-update dates.
+    #[must_use]
+    pub fn with_dates(mut self, created: OffsetDateTime, last_updated: OffsetDateTime) -> Self {
+        self.created_date = created;
+        self.last_updated_date = last_updated;
+        self
+    }
+
+    /// Sets the usage plans.
+    ///
+    /// # Errors
+    ///
+    /// [`PlanConflict`] when two plans apply to one stage (API Gateway allows a
+    /// key one plan per stage), or a plan is listed twice.
+    pub fn with_usage_plans(
+        mut self,
+        plans: impl IntoIterator<Item = Arc<UsagePlan>>,
+    ) -> Result<Self, PlanConflict> {
+        let plans: Vec<_> = plans.into_iter().collect();
+        check_one_plan_per_stage(&plans)?;
+        self.usage_plans = plans;
+        Ok(self)
+    }
+}
+
+/// Two of a key's usage plans apply to the same stage.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "usage plans `{first}` and `{second}` both apply to {stage}; a key may be in one plan per stage"
+)]
+#[non_exhaustive]
+pub struct PlanConflict {
+    /// One plan's id.
+    pub first: String,
+    /// The other plan's id.
+    pub second: String,
+    /// The stage they share, as `api_id/stage`, or `every stage`.
+    pub stage: String,
+}
+
+/// Checks that no two plans apply to one stage. A plan with no stages applies
+/// to every stage, so it conflicts with any other plan.
+pub(crate) fn check_one_plan_per_stage(plans: &[Arc<UsagePlan>]) -> Result<(), PlanConflict> {
+    for (i, a) in plans.iter().enumerate() {
+        for b in &plans[i + 1..] {
+            let conflict = |stage: String| PlanConflict {
+                first: a.id().to_owned(),
+                second: b.id().to_owned(),
+                stage,
+            };
+            if a.id() == b.id() {
+                return Err(conflict(
+                    "the same stages (the plan is listed twice)".into(),
+                ));
+            }
+            if a.api_stages().is_empty() || b.api_stages().is_empty() {
+                return Err(conflict("every stage".into()));
+            }
+            if let Some(s) = a
+                .api_stages()
+                .iter()
+                .find(|s| b.applies_to(&s.api_id, &s.stage))
+            {
+                return Err(conflict(format!("{}/{}", s.api_id, s.stage)));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_validated() {
+        assert!(ApiKeyValue::new("a".repeat(20)).is_ok());
+        assert!(ApiKeyValue::new("a".repeat(128)).is_ok());
+        assert_eq!(
+            ApiKeyValue::new("a".repeat(19)).unwrap_err(),
+            InvalidKeyValue::Length(19)
+        );
+        assert_eq!(
+            ApiKeyValue::new("a".repeat(129)).unwrap_err(),
+            InvalidKeyValue::Length(129)
+        );
+        assert_eq!(
+            ApiKeyValue::new(format!("{}-", "a".repeat(20))).unwrap_err(),
+            InvalidKeyValue::NotAlphanumeric
+        );
+        assert_eq!(
+            ApiKeyValue::new("é".repeat(12)).unwrap_err(),
+            InvalidKeyValue::NotAlphanumeric
+        );
+    }
+
+    #[test]
+    fn generated_values_are_alphanumeric_distinct_and_spread() {
+        let a = ApiKeyValue::generate().unwrap();
+        let b = ApiKeyValue::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            ApiKeyValue::generate_with_len(5).unwrap().expose().len(),
+            20
+        );
+        assert_eq!(
+            ApiKeyValue::generate_with_len(500).unwrap().expose().len(),
+            128
+        );
+        // 62 symbols over 100 * 128 draws: every symbol shows up.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100 {
+            let v = ApiKeyValue::generate_with_len(128).unwrap();
+            validate_key_value(v.expose().as_bytes()).unwrap();
+            seen.extend(v.expose().bytes());
+        }
+        assert_eq!(seen.len(), 62);
+    }
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let d = KeyDigest::of(b"abc");
+        assert_eq!(
+            d.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(KeyDigest::from_hex(&d.to_hex()).unwrap(), d);
+        assert_eq!(KeyDigest::from_hex("abc"), Err(InvalidDigest));
+        assert_eq!(format!("{d:?}"), "KeyDigest(<redacted>)");
+    }
+
+    #[test]
+    fn plans_must_not_share_a_stage() {
+        use portcullis_core::plan::ApiStage;
+        let stage = |api: &str, stage: &str| ApiStage {
+            api_id: api.into(),
+            stage: stage.into(),
+            throttle: BTreeMap::new(),
+        };
+        let prod = Arc::new(
+            UsagePlan::new("prod")
+                .unwrap()
+                .with_api_stage(stage("a", "prod")),
+        );
+        let dev = Arc::new(
+            UsagePlan::new("dev")
+                .unwrap()
+                .with_api_stage(stage("a", "dev")),
+        );
+        let prod2 = Arc::new(
+            UsagePlan::new("prod2")
+                .unwrap()
+                .with_api_stage(stage("a", "prod")),
+        );
+        let all = Arc::new(UsagePlan::new("all").unwrap());
+        assert!(check_one_plan_per_stage(&[prod.clone(), dev.clone()]).is_ok());
+        let err = check_one_plan_per_stage(&[prod.clone(), prod2]).unwrap_err();
+        assert_eq!(err.stage, "a/prod");
+        assert!(check_one_plan_per_stage(&[dev.clone(), all]).is_err());
+        assert!(check_one_plan_per_stage(&[dev.clone(), dev]).is_err());
+    }
+}

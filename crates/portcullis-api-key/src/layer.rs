@@ -1,0 +1,384 @@
+//! [`ApiKeyLayer`] and its service, [`ApiKey`].
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Request, Response};
+use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::ApiKeyLayerConfig;
+use crate::future::ResponseFuture;
+use crate::key::{KeyDigest, validate_key_value};
+use crate::store::{ApiKeyStore, InMemoryApiKeyStore, LookupResult};
+
+/// The header API Gateway reads keys from: `x-api-key`.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Where the layer reads a request's key: API Gateway's `apiKeySource`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ApiKeySource {
+    /// A request header, `x-api-key` unless configured otherwise. gRPC
+    /// metadata are HTTP/2 headers, so this covers gRPC clients too.
+    #[default]
+    #[serde(rename = "HEADER")]
+    Header,
+    /// The key an authorizer chose: the
+    /// [`UsageIdentifierKey`] an earlier layer put in the request extensions.
+    #[serde(rename = "AUTHORIZER")]
+    Authorizer,
+}
+
+/// Why the layer refused a request. Every refusal is API Gateway's
+/// INVALID_API_KEY (403 `Forbidden`), except [`Refusal::StoreFailed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No key: no header, an empty one, or no `UsageIdentifierKey`.
+    Missing,
+    /// A key that cannot be valid: not 20 to 128 alphanumeric characters, or
+    /// the header given twice. It is refused without being hashed.
+    Malformed,
+    /// No key has this value.
+    Unknown,
+    /// The key is disabled.
+    Disabled,
+    /// The store failed: API_CONFIGURATION_ERROR (500 `Internal server
+    /// error`). The layer fails closed.
+    StoreFailed,
+}
+
+impl Refusal {
+    /// A short name for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::Unknown => "unknown",
+            Refusal::Disabled => "disabled",
+            Refusal::StoreFailed => "store_failed",
+        }
+    }
+
+    /// The gateway response the layer answers with.
+    pub fn response(self) -> GatewayResponse {
+        match self {
+            Refusal::StoreFailed => {
+                GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+            }
+            _ => GatewayResponse::new(GatewayResponseType::InvalidApiKey),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared<St> {
+    store: Arc<St>,
+    api_id: Box<str>,
+    stage: Box<str>,
+    source: ApiKeySource,
+    header: HeaderName,
+}
+
+impl<St> Shared<St> {
+    fn rebuild(&self, f: impl FnOnce(&mut ApiKeySource, &mut HeaderName)) -> Arc<Self> {
+        let mut source = self.source;
+        let mut header = self.header.clone();
+        f(&mut source, &mut header);
+        Arc::new(Self {
+            store: self.store.clone(),
+            api_id: self.api_id.clone(),
+            stage: self.stage.clone(),
+            source,
+            header,
+        })
+    }
+
+    /// The digest of the key the request presents, after the cheap checks.
+    fn presented<B>(&self, request: &Request<B>) -> Result<KeyDigest, Refusal> {
+        let bytes = match self.source {
+            ApiKeySource::Header => {
+                let mut values = request.headers().get_all(&self.header).iter();
+                let value = values.next().ok_or(Refusal::Missing)?;
+                if values.next().is_some() {
+                    return Err(Refusal::Malformed);
+                }
+                value.as_bytes()
+            }
+            ApiKeySource::Authorizer => request
+                .extensions()
+                .get::<UsageIdentifierKey>()
+                .ok_or(Refusal::Missing)?
+                .expose()
+                .as_bytes(),
+        };
+        if bytes.is_empty() {
+            return Err(Refusal::Missing);
+        }
+        validate_key_value(bytes).map_err(|_| Refusal::Malformed)?;
+        Ok(KeyDigest::of(bytes))
+    }
+
+    /// The decision, once the store has answered.
+    pub(crate) fn decide(
+        &self,
+        digest: &KeyDigest,
+        found: LookupResult,
+    ) -> Result<ApiKeyContext, Refusal> {
+        let record = match found {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(Refusal::Unknown),
+            Err(error) => {
+                tracing::warn!(layer = "api_key", outcome = "deny", reason = "store_failed", %error, "API key store failed");
+                return Err(Refusal::StoreFailed);
+            }
+        };
+        // The map matched on the digest already; compare again in constant
+        // time so that a store answering the wrong record cannot let a key in.
+        if !bool::from(record.digest.as_bytes().ct_eq(digest.as_bytes())) {
+            return Err(Refusal::Unknown);
+        }
+        if !record.enabled {
+            tracing::debug!(layer = "api_key", outcome = "deny", reason = "disabled", key_id = %record.id, "API key refused");
+            return Err(Refusal::Disabled);
+        }
+        let mut context = ApiKeyContext::new(record.id.clone());
+        if let Some(name) = &record.name {
+            context = context.with_name(name.clone());
+        }
+        if let Some(customer_id) = &record.customer_id {
+            context = context.with_customer_id(customer_id.clone());
+        }
+        if let Some(plan) = record.usage_plan_for(&self.api_id, &self.stage) {
+            context = context.with_usage_plan(plan.clone());
+        }
+        Ok(context)
+    }
+}
+
+pub(crate) fn record_accept(context: &ApiKeyContext) {
+    tracing::debug!(layer = "api_key", outcome = "allow", reason = "valid", key_id = %context.key_id(), "API key accepted");
+    metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "allow", "reason" => "valid").increment(1);
+}
+
+pub(crate) fn record_refusal(refusal: Refusal) {
+    // Literal labels on every arm: the metric key is static and costs no
+    // allocation.
+    match refusal {
+        Refusal::Missing => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "missing").increment(1);
+        }
+        Refusal::Malformed => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "malformed").increment(1);
+        }
+        Refusal::Unknown => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "unknown").increment(1);
+        }
+        Refusal::Disabled => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "disabled").increment(1);
+        }
+        Refusal::StoreFailed => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "store_failed").increment(1);
+        }
+    }
+    if refusal != Refusal::Disabled && refusal != Refusal::StoreFailed {
+        tracing::debug!(
+            layer = "api_key",
+            outcome = "deny",
+            reason = refusal.as_str(),
+            "API key refused"
+        );
+    }
+}
+
+/// Requires an API key, as API Gateway does for a method with
+/// `apiKeyRequired`: a missing, unknown or disabled key gets INVALID_API_KEY
+/// (403 `{"message":"Forbidden"}`); an accepted key is left in the request
+/// extensions as an [`ApiKeyContext`], with the usage plan that applies on
+/// this layer's stage.
+///
+/// Build it from the application's [`ApiKeys`](crate::ApiKeys) handle with
+/// [`ApiKeys::layer`](crate::ApiKeys::layer), or over any
+/// [`ApiKeyStore`] with [`ApiKeyLayer::with_store`]. Every clone shares the
+/// store.
+#[derive(Debug)]
+#[must_use]
+pub struct ApiKeyLayer<St = InMemoryApiKeyStore> {
+    shared: Arc<Shared<St>>,
+}
+
+impl<St> Clone for ApiKeyLayer<St> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<St: ApiKeyStore> ApiKeyLayer<St> {
+    /// A layer over `store` for the stage `stage` of the API `api_id`, reading
+    /// keys from `x-api-key`.
+    pub fn with_store(store: Arc<St>, api_id: impl Into<String>, stage: impl Into<String>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                api_id: api_id.into().into_boxed_str(),
+                stage: stage.into().into_boxed_str(),
+                source: ApiKeySource::Header,
+                header: X_API_KEY,
+            }),
+        }
+    }
+
+    /// A layer over `store` with the settings of `config`.
+    pub fn from_config(store: Arc<St>, config: ApiKeyLayerConfig) -> Self {
+        Self::with_store(store, config.api_id, config.stage)
+            .source(config.source)
+            .header_name(config.header)
+    }
+
+    /// Reads keys from `source` (default [`ApiKeySource::Header`]).
+    pub fn source(self, source: ApiKeySource) -> Self {
+        Self {
+            shared: self.shared.rebuild(|s, _| *s = source),
+        }
+    }
+
+    /// Reads keys from this header rather than `x-api-key` (with
+    /// [`ApiKeySource::Header`]).
+    pub fn header_name(self, header: HeaderName) -> Self {
+        Self {
+            shared: self.shared.rebuild(|_, h| *h = header),
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<St> {
+        &self.shared.store
+    }
+
+    /// Decides on `request` without calling anything, when the store can
+    /// answer at once (see [`ApiKeyStore::lookup_now`]); `None` when it
+    /// cannot. This is the layer's whole decision, for callers that are not
+    /// Tower services. It records the decision's event and counter.
+    pub fn authenticate_now<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Option<Result<ApiKeyContext, Refusal>> {
+        let outcome = match self.shared.presented(request) {
+            Ok(digest) => {
+                let found = self.shared.store.lookup_now(&digest)?;
+                self.shared.decide(&digest, found)
+            }
+            Err(refusal) => Err(refusal),
+        };
+        match &outcome {
+            Ok(context) => record_accept(context),
+            Err(refusal) => record_refusal(*refusal),
+        }
+        Some(outcome)
+    }
+}
+
+impl<S, St> Layer<S> for ApiKeyLayer<St> {
+    type Service = ApiKey<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKey {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`ApiKeyLayer`] builds.
+#[derive(Debug)]
+pub struct ApiKey<S, St = InMemoryApiKeyStore> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S: Clone, St> Clone for ApiKey<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S, St> ApiKey<S, St> {
+    /// The layer, for `ServiceBuilder`-free composition.
+    pub fn layer(layer: &ApiKeyLayer<St>) -> ApiKeyLayer<St> {
+        layer.clone()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKey<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: ApiKeyStore,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody, St>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let digest = match shared.presented(&request) {
+            Ok(digest) => digest,
+            Err(refusal) => {
+                record_refusal(refusal);
+                return ResponseFuture::reject(refusal.response().into_response(&request));
+            }
+        };
+        match shared.store.lookup_now(&digest) {
+            Some(found) => match shared.decide(&digest, found) {
+                Ok(context) => {
+                    record_accept(&context);
+                    request.extensions_mut().insert(context);
+                    ResponseFuture::call(self.inner.call(request))
+                }
+                Err(refusal) => {
+                    record_refusal(refusal);
+                    ResponseFuture::reject(refusal.response().into_response(&request))
+                }
+            },
+            None => {
+                // The store must be awaited: keep the ready service for this
+                // request and leave a fresh clone in its place (tower's "be
+                // careful when cloning inner services").
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let lookup = shared.store.lookup(&digest);
+                ResponseFuture::lookup(lookup, request, ready, self.shared.clone(), digest)
+            }
+        }
+    }
+}

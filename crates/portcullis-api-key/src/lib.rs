@@ -1,0 +1,18 @@
+#![doc = include_str!("docs.md")]
+
+mod config;
+mod future;
+mod key;
+mod keys;
+mod layer;
+mod store;
+
+pub use config::{ApiKeyConfig, ApiKeyLayerConfig, ApiKeysConfig, ConfigError};
+pub use future::ResponseFuture;
+pub use key::{
+    ApiKeyRecord, ApiKeyValue, DEFAULT_KEY_LEN, GenerateError, InvalidDigest, InvalidKeyValue,
+    KeyDigest, MAX_KEY_LEN, MIN_KEY_LEN, PlanConflict, validate_key_value,
+};
+pub use keys::{ApiKeyError, ApiKeys, CreatedApiKey, NewApiKey};
+pub use layer::{ApiKey, ApiKeyLayer, ApiKeySource, Refusal, X_API_KEY};
+pub use store::{ApiKeyStore, InMemoryApiKeyStore, LookupResult, StoreError};
