@@ -1,0 +1,2 @@
+//! Benchmarks (to come).
+fn main() {}

@@ -1,0 +1,225 @@
+//! The layer's response future.
+//!
+//! With a store that decides synchronously (the in-memory one) the future is
+//! the inner service's future, stored in place, or the refusal: nothing is
+//! boxed. With a store that must do I/O, the future first awaits the store's
+//! named `ConsumeFuture`, then calls the inner service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use tower_service::Service;
+
+use crate::layer::OnStoreError;
+use crate::service::{RateInfo, count};
+use crate::store::Decision;
+
+/// What the future needs to finish a decision the store makes later.
+pub(crate) struct PendingMeta {
+    key_id: Arc<str>,
+    plan_id: Arc<str>,
+    info: RateInfo,
+    on_error: OnStoreError,
+    headers_on_success: bool,
+}
+
+impl PendingMeta {
+    pub(crate) fn new(
+        key_id: Arc<str>,
+        plan_id: Arc<str>,
+        info: RateInfo,
+        on_error: OnStoreError,
+        headers_on_success: bool,
+    ) -> Self {
+        Self {
+            key_id,
+            plan_id,
+            info,
+            on_error,
+            headers_on_success,
+        }
+    }
+
+    pub(crate) fn with<S, ReqBody>(
+        self,
+        inner: S,
+        request: Request<ReqBody>,
+    ) -> Pending<S, ReqBody> {
+        Pending {
+            meta: self,
+            inner,
+            request,
+        }
+    }
+}
+
+/// A request waiting for the store's decision, with the inner service that
+/// will serve it.
+pub(crate) struct Pending<S, ReqBody> {
+    meta: PendingMeta,
+    inner: S,
+    request: Request<ReqBody>,
+}
+
+pin_project! {
+    /// The response future of [`Quota`](crate::Quota).
+    pub struct ResponseFuture<S, ReqBody, ResBody, SF>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, ResBody, SF>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, ResBody, SF>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] future: S::Future, info: Option<RateInfo> },
+        Store { #[pin] future: SF, pending: Option<Pending<S, ReqBody>> },
+        Reject { response: Option<Response<ResponseBody<ResBody>>> },
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(future: S::Future, info: Option<RateInfo>) -> Self {
+        Self {
+            state: State::Inner { future, info },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+        Self {
+            state: State::Reject {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn store(future: SF, pending: Pending<S, ReqBody>) -> Self {
+        Self {
+            state: State::Store {
+                future,
+                pending: Some(pending),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, SF, E> Future for ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    SF: Future<Output = Result<Decision, E>>,
+    E: std::fmt::Display,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Inner { future, info } => {
+                    let result = std::task::ready!(future.poll(cx));
+                    let info = info.take();
+                    return Poll::Ready(result.map(|response| {
+                        let mut response = response.map(ResponseBody::inner);
+                        if let Some(info) = info {
+                            info.write(response.headers_mut());
+                        }
+                        response
+                    }));
+                }
+                StateProj::Reject { response } => {
+                    return match response.take() {
+                        Some(response) => Poll::Ready(Ok(response)),
+                        // Polled after completion: a caller bug; never panic.
+                        None => Poll::Pending,
+                    };
+                }
+                StateProj::Store { future, pending } => {
+                    let decided = std::task::ready!(future.poll(cx));
+                    let Some(Pending {
+                        meta,
+                        mut inner,
+                        request,
+                    }) = pending.take()
+                    else {
+                        return Poll::Pending;
+                    };
+                    let next = match decided {
+                        Ok(decision) if decision.admitted => {
+                            tracing::debug!(
+                                layer = "quota",
+                                outcome = "admitted",
+                                plan = &*meta.plan_id,
+                                key = &*meta.key_id,
+                                remaining = decision.remaining,
+                            );
+                            count("admitted");
+                            let info = RateInfo {
+                                remaining: decision.remaining,
+                                ..meta.info
+                            };
+                            State::Inner {
+                                future: inner.call(request),
+                                info: meta.headers_on_success.then_some(info),
+                            }
+                        }
+                        Ok(_) => {
+                            tracing::info!(
+                                layer = "quota",
+                                outcome = "rejected",
+                                reason = "quota exceeded",
+                                plan = &*meta.plan_id,
+                                key = &*meta.key_id,
+                                limit = meta.info.limit,
+                                reset_seconds = meta.info.reset_seconds,
+                            );
+                            count("rejected");
+                            State::Reject {
+                                response: Some(meta.info.refusal().into_response(&request)),
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(
+                                layer = "quota",
+                                outcome = if meta.on_error == OnStoreError::Allow { "admitted" } else { "refused" },
+                                reason = "store error",
+                                plan = &*meta.plan_id,
+                                key = &*meta.key_id,
+                                error = %error,
+                            );
+                            count("store_error");
+                            match meta.on_error {
+                                OnStoreError::Allow => State::Inner {
+                                    future: inner.call(request),
+                                    info: None,
+                                },
+                                OnStoreError::Refuse => State::Reject {
+                                    response: Some(
+                                        GatewayResponse::new(
+                                            GatewayResponseType::ApiConfigurationError,
+                                        )
+                                        .into_response(&request),
+                                    ),
+                                },
+                            }
+                        }
+                    };
+                    this.state.set(next);
+                }
+            }
+        }
+    }
+}

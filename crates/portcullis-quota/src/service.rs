@@ -1,0 +1,269 @@
+//! [`Quota`]: the service the layer wraps around the inner one.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, Request, Response};
+use portcullis_core::context::ApiKeyContext;
+use portcullis_core::plan::QuotaPeriod;
+use portcullis_core::{GatewayResponse, GatewayResponseType};
+use tower_service::Service;
+
+use crate::future::{PendingMeta, ResponseFuture};
+use crate::layer::{OnStoreError, QuotaLayer, Shared};
+use crate::store::{Decision, MemoryStore, QuotaRequest, QuotaStore};
+
+/// `RateLimit-Limit`: the period's limit.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: the requests left in the period.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the period resets.
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Enforces usage-plan quotas on the inner service; built by [`QuotaLayer`].
+pub struct Quota<S, St = MemoryStore> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S: Clone, St> Clone for Quota<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for Quota<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quota")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, St> Quota<S, St> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The layer of this service with the given settings: a shortcut for
+    /// `QuotaLayer` in `ServiceBuilder`-free code.
+    pub fn layer(layer: QuotaLayer<St>) -> QuotaLayer<St> {
+        layer
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The quota state told to the client: limit, remaining, reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RateInfo {
+    pub(crate) limit: u64,
+    pub(crate) remaining: u64,
+    pub(crate) reset_seconds: u64,
+    pub(crate) period: QuotaPeriod,
+}
+
+impl RateInfo {
+    /// Adds `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
+    /// Kong's `X-RateLimit-Limit-<Period>` / `X-RateLimit-Remaining-<Period>`.
+    pub(crate) fn write(&self, headers: &mut HeaderMap) {
+        let (limit_name, remaining_name) = match self.period {
+            QuotaPeriod::Day => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
+            QuotaPeriod::Week => ("x-ratelimit-limit-week", "x-ratelimit-remaining-week"),
+            QuotaPeriod::Month => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
+        };
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds));
+        headers.insert(
+            HeaderName::from_static(limit_name),
+            HeaderValue::from(self.limit),
+        );
+        headers.insert(
+            HeaderName::from_static(remaining_name),
+            HeaderValue::from(self.remaining),
+        );
+    }
+
+    /// The QUOTA_EXCEEDED refusal with these headers and `Retry-After`.
+    pub(crate) fn refusal(&self) -> GatewayResponse {
+        let mut headers = HeaderMap::with_capacity(6);
+        self.write(&mut headers);
+        headers.insert(RETRY_AFTER, HeaderValue::from(self.reset_seconds));
+        GatewayResponse::new(GatewayResponseType::QuotaExceeded).with_headers(headers)
+    }
+}
+
+pub(crate) fn count(outcome: &'static str) {
+    metrics::counter!("portcullis_quota_decisions_total", "outcome" => outcome).increment(1);
+}
+
+/// What `call` decided before touching the inner service.
+enum Step<F> {
+    Pass,
+    Admit(Option<RateInfo>),
+    Reject(RateInfo),
+    Fail,
+    Await(F, PendingMeta),
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Quota<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: QuotaStore,
+{
+    type Response = Response<portcullis_core::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody, St::ConsumeFuture>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let step = decide(shared, &request);
+        match step {
+            Step::Pass => ResponseFuture::inner(self.inner.call(request), None),
+            Step::Admit(info) => ResponseFuture::inner(self.inner.call(request), info),
+            Step::Reject(info) => ResponseFuture::reject(info.refusal().into_response(&request)),
+            Step::Fail => ResponseFuture::reject(
+                GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+                    .into_response(&request),
+            ),
+            Step::Await(future, pending) => {
+                // Keep the service that was polled ready; leave a clone in
+                // its place (tower's advice on cloning inner services).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::store(future, pending.with(inner, request))
+            }
+        }
+    }
+}
+
+fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<St::ConsumeFuture> {
+    let Some(key) = request.extensions().get::<ApiKeyContext>() else {
+        tracing::trace!(
+            layer = "quota",
+            outcome = "pass",
+            reason = "no API key context"
+        );
+        count("pass");
+        return Step::Pass;
+    };
+    let Some((plan, quota)) = key
+        .usage_plan()
+        .and_then(|plan| plan.quota().map(|quota| (plan, *quota)))
+    else {
+        tracing::trace!(
+            layer = "quota",
+            outcome = "pass",
+            reason = "no quota",
+            key = key.key_id()
+        );
+        count("pass");
+        return Step::Pass;
+    };
+    let now = shared.clock.now_unix_nanos();
+    let seconds = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
+    let (window, day) = shared.calendar.window_at_unix(quota.period(), seconds);
+    let query = QuotaRequest {
+        plan_id: plan.id(),
+        key_id: key.key_id(),
+        quota,
+        window,
+        day,
+        initial_window: shared.initial_window(plan.id(), quota.period()),
+    };
+    let info = |remaining| RateInfo {
+        limit: quota.limit(),
+        remaining,
+        reset_seconds: window.seconds_until_reset(now),
+        period: quota.period(),
+    };
+    match shared.store.try_consume_now(&query) {
+        Some(Ok(decision)) => step_of(shared, &query, decision, info(decision.remaining)),
+        Some(Err(error)) => store_failed(shared.on_store_error, &query, &error),
+        None => Step::Await(
+            shared.store.consume(&query),
+            PendingMeta::new(
+                key.key_id_arc().clone(),
+                Arc::from(plan.id()),
+                info(0),
+                shared.on_store_error,
+                shared.headers_on_success,
+            ),
+        ),
+    }
+}
+
+fn step_of<St, F>(
+    shared: &Shared<St>,
+    query: &QuotaRequest<'_>,
+    decision: Decision,
+    info: RateInfo,
+) -> Step<F> {
+    if decision.admitted {
+        tracing::debug!(
+            layer = "quota",
+            outcome = "admitted",
+            plan = query.plan_id,
+            key = query.key_id,
+            remaining = decision.remaining,
+        );
+        count("admitted");
+        Step::Admit(shared.headers_on_success.then_some(info))
+    } else {
+        tracing::info!(
+            layer = "quota",
+            outcome = "rejected",
+            reason = "quota exceeded",
+            plan = query.plan_id,
+            key = query.key_id,
+            limit = query.quota.limit(),
+            reset_seconds = info.reset_seconds,
+        );
+        count("rejected");
+        Step::Reject(info)
+    }
+}
+
+fn store_failed<F>(
+    on_error: OnStoreError,
+    query: &QuotaRequest<'_>,
+    error: &dyn std::error::Error,
+) -> Step<F> {
+    tracing::error!(
+        layer = "quota",
+        outcome = if on_error == OnStoreError::Allow { "admitted" } else { "refused" },
+        reason = "store error",
+        plan = query.plan_id,
+        key = query.key_id,
+        error = %error,
+    );
+    count("store_error");
+    match on_error {
+        OnStoreError::Allow => Step::Admit(None),
+        OnStoreError::Refuse => Step::Fail,
+    }
+}
