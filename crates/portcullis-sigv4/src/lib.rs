@@ -1,0 +1,39 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # API
+//!
+//! - [`SigV4Layer`] / [`SigV4`]: the layer and its service.
+//! - [`CredentialProvider`], [`Credential`], [`StaticCredentialProvider`]:
+//!   where the layer finds the secret, principal and policies of an access
+//!   key id.
+//! - [`SigV4Body`]: the request body the inner service receives.
+//! - [`SigV4Error`]: why a request was refused, and API Gateway's response.
+//! - [`canonical`]: SigV4 canonicalisation (also used by the fuzz targets).
+//! - [`VerifiedSignature`] and the core
+//!   [`Caller`](portcullis_core::context::Caller): what the layer leaves in
+//!   the request extensions.
+
+mod body;
+pub mod canonical;
+mod credentials;
+mod error;
+mod future;
+mod layer;
+mod service;
+mod verify;
+
+pub use body::SigV4Body;
+pub use credentials::{
+    Credential, CredentialConfig, CredentialLookup, CredentialProvider, CredentialsConfig,
+    CredentialsConfigError, LookupResult, ProviderError, Secret, StaticCredentialProvider,
+};
+pub use error::SigV4Error;
+pub use future::ResponseFuture;
+pub use layer::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_SIGNING_KEY_CACHE, SigV4Config,
+    SigV4ConfigError, SigV4Layer,
+};
+pub use service::{SigV4, VerifiedSignature};
+pub use verify::{
+    ALGORITHM, EMPTY_SHA256, MAX_EXPIRES_SECONDS, SignatureForm, SigningTexts, UNSIGNED_PAYLOAD,
+};

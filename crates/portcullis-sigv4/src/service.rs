@@ -1,0 +1,347 @@
+//! The [`SigV4`] service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Extensions, Request, Response};
+use http_body::Body;
+use portcullis_core::ResponseBody;
+use portcullis_core::context::{AuthMethod, Caller};
+use portcullis_iam::{Decision, RequestContext};
+use tower_service::Service;
+
+use crate::body::{self, SigV4Body};
+use crate::canonical;
+use crate::credentials::{Credential, CredentialLookup, LookupResult};
+use crate::error::SigV4Error;
+use crate::future::ResponseFuture;
+use crate::layer::{Shared, SigV4Layer};
+use crate::verify::{self, Payload, RequestView, SignatureForm};
+
+/// What the layer leaves in the request extensions, next to the core
+/// [`Caller`], about the signature it verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    /// The access key id that signed the request.
+    pub access_key_id: Arc<str>,
+    /// The principal's ARN.
+    pub principal_arn: Arc<str>,
+    /// Header or presigned query.
+    pub form: SignatureForm,
+    /// When the request was signed (Unix seconds).
+    pub signed_at: i64,
+    /// Whether the caller used temporary credentials (a session token).
+    pub temporary: bool,
+}
+
+/// The SigV4 service: see [`SigV4Layer`].
+#[derive(Clone, Debug)]
+pub struct SigV4<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> SigV4<S> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Wraps `inner` with the settings of `layer`.
+    pub fn new(inner: S, layer: &SigV4Layer) -> Self {
+        tower_layer::Layer::layer(layer, inner)
+    }
+
+    /// The layer's constructor, for `ServiceBuilder::layer_fn` style use.
+    pub fn layer(layer: SigV4Layer) -> SigV4Layer {
+        layer
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn view<B>(request: &Request<B>) -> RequestView<'_> {
+    RequestView {
+        method: request.method(),
+        uri: request.uri(),
+        headers: request.headers(),
+    }
+}
+
+fn view_parts(parts: &http::request::Parts) -> RequestView<'_> {
+    RequestView {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+    }
+}
+
+fn found(result: LookupResult) -> Result<Arc<Credential>, SigV4Error> {
+    match result {
+        Ok(Some(credential)) => Ok(credential),
+        Ok(None) => Err(SigV4Error::UnrecognizedClient),
+        Err(error) => {
+            tracing::error!(layer = "sigv4", %error, "credential provider failed");
+            Err(SigV4Error::CredentialProvider)
+        }
+    }
+}
+
+impl Shared {
+    /// Evaluates the caller's policies for `execute-api:Invoke` on the
+    /// request's ARN.
+    fn authorize(
+        &self,
+        view: RequestView<'_>,
+        extensions: &Extensions,
+        credential: &Credential,
+    ) -> Result<(), SigV4Error> {
+        if !self.authorize {
+            return Ok(());
+        }
+        let resource = self.api.resource(view.method.as_str(), view.uri.path());
+        let secure = self
+            .secure_transport
+            .unwrap_or_else(|| view.uri.scheme() == Some(&http::uri::Scheme::HTTPS));
+        let mut ctx = RequestContext::new(credential.principal_arn(), resource.as_str())
+            .with_source_ip(self.client_ip.resolve_parts(view.headers, extensions))
+            .with_current_time(self.clock.now())
+            .with_secure_transport(secure);
+        if let Some(agent) = view
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            ctx = ctx.with_user_agent(agent);
+        }
+        let decision =
+            portcullis_iam::evaluate(credential.policies(), self.resource_policy.as_deref(), &ctx);
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::ExplicitDeny | Decision::ImplicitDeny => Err(SigV4Error::AccessDenied {
+                principal_arn: credential.principal_arn().to_owned(),
+                resource_arn: resource,
+                explicit_deny: decision.is_explicit_deny(),
+            }),
+        }
+    }
+
+    /// Everything after the credential is known, when the payload hash is
+    /// known too: the synchronous fast path.
+    fn finish_known(
+        &self,
+        view: RequestView<'_>,
+        extensions: &Extensions,
+        parsed: &verify::ParsedSignature<'_>,
+        credential: &Credential,
+        payload_hash: &str,
+        now: i64,
+    ) -> Result<(), SigV4Error> {
+        verify::check_credential(parsed, credential, now)?;
+        verify::verify_signature(
+            view,
+            parsed,
+            credential,
+            payload_hash,
+            &self.settings,
+            &self.keys,
+        )?;
+        self.authorize(view, extensions, credential)
+    }
+}
+
+fn record_refusal(error: &SigV4Error) {
+    let reason = error.reason();
+    tracing::info!(layer = "sigv4", outcome = "deny", reason, "request refused");
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "deny", "reason" => reason)
+        .increment(1);
+}
+
+fn record_success(credential: &Credential, form: SignatureForm) {
+    tracing::debug!(
+        layer = "sigv4",
+        outcome = "allow",
+        reason = "signature_valid",
+        principal = credential.principal_arn(),
+        form = form.as_str(),
+        "request allowed"
+    );
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "allow", "reason" => "signature_valid")
+        .increment(1);
+}
+
+fn admit(
+    extensions: &mut Extensions,
+    credential: &Credential,
+    form: SignatureForm,
+    signed_at: i64,
+) {
+    record_success(credential, form);
+    extensions.insert(Caller::new(
+        credential.principal_arn_arc().clone(),
+        AuthMethod::Iam,
+    ));
+    extensions.insert(VerifiedSignature {
+        access_key_id: Arc::from(credential.access_key_id()),
+        principal_arn: credential.principal_arn_arc().clone(),
+        form,
+        signed_at,
+        temporary: credential.session_token().is_some(),
+    });
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SigV4<S>
+where
+    S: Service<Request<SigV4Body<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let now = i64::try_from(shared.clock.now_unix_seconds()).unwrap_or(i64::MAX);
+        let body_empty = body::is_known_empty(request.body());
+
+        // Parse, check the dates, and ask for the credential: all synchronous.
+        let started = verify::parse(view(&request), &shared.settings).and_then(|parsed| {
+            verify::check_time(&parsed, now, &shared.settings)?;
+            let payload = verify::payload(&parsed, body_empty, &shared.settings)?;
+            let lookup = shared.provider.lookup(&parsed.access_key_id);
+            Ok((parsed, payload, lookup))
+        });
+        let (parsed, payload, lookup) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                record_refusal(&error);
+                return ResponseFuture::reject(error.to_gateway_response().into_response(&request));
+            }
+        };
+
+        // Fast path: the credential is known now and the body need not be read.
+        let lookup = match (lookup, payload) {
+            (CredentialLookup::Ready(result), Payload::Known(hash)) => {
+                let form = parsed.form;
+                let signed_at = parsed.timestamp;
+                let outcome = found(result).and_then(|credential| {
+                    shared
+                        .finish_known(
+                            view(&request),
+                            request.extensions(),
+                            &parsed,
+                            &credential,
+                            hash,
+                            now,
+                        )
+                        .map(|()| credential)
+                });
+                drop(parsed);
+                return match outcome {
+                    Ok(credential) => {
+                        admit(request.extensions_mut(), &credential, form, signed_at);
+                        ResponseFuture::inner(self.inner.call(request.map(SigV4Body::passthrough)))
+                    }
+                    Err(error) => {
+                        record_refusal(&error);
+                        ResponseFuture::reject(error.to_gateway_response().into_response(&request))
+                    }
+                };
+            }
+            (lookup, _) => lookup,
+        };
+        drop(parsed);
+
+        // Slow path: await the provider, or read and hash the body.
+        let shared = self.shared.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(async move {
+            let result = lookup.resolve().await;
+            let (mut parts, body) = request.into_parts();
+            let decision = slow_path(&shared, &parts, body, result, now).await;
+            match decision {
+                Ok((credential, body, form, signed_at)) => {
+                    admit(&mut parts.extensions, &credential, form, signed_at);
+                    let response = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(response.map(ResponseBody::inner))
+                }
+                Err(error) => {
+                    record_refusal(&error);
+                    Ok(error
+                        .to_gateway_response()
+                        .render_parts(&parts)
+                        .map(ResponseBody::rejection))
+                }
+            }
+        })
+    }
+}
+
+type Admitted<B> = (Arc<Credential>, SigV4Body<B>, SignatureForm, i64);
+
+async fn slow_path<B>(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: B,
+    result: LookupResult,
+    now: i64,
+) -> Result<Admitted<B>, SigV4Error>
+where
+    B: Body<Data = Bytes>,
+{
+    let view = view_parts(parts);
+    // Parsing again costs little and keeps the request unborrowed across the
+    // await; it cannot fail where it succeeded before.
+    let parsed = verify::parse(view, &shared.settings)?;
+    let credential = found(result)?;
+    verify::check_credential(&parsed, &credential, now)?;
+    let body_empty = body::is_known_empty(&body);
+    let settings = &shared.settings;
+    let body = match verify::payload(&parsed, body_empty, settings)? {
+        Payload::Known(hash) => {
+            verify::verify_signature(view, &parsed, &credential, hash, settings, &shared.keys)?;
+            SigV4Body::passthrough(body)
+        }
+        Payload::Claimed(claimed) => {
+            // The signature covers the claimed hash: check it before reading
+            // a byte of the body.
+            verify::verify_signature(view, &parsed, &credential, claimed, settings, &shared.keys)?;
+            let buffered = body::read_and_hash(body, shared.max_body_bytes).await?;
+            let actual = canonical::hex32(&buffered.sha256);
+            if !claimed.as_bytes().eq_ignore_ascii_case(&actual) {
+                return Err(SigV4Error::PayloadHashMismatch);
+            }
+            SigV4Body::replay(buffered)
+        }
+        Payload::Compute => {
+            let buffered = body::read_and_hash(body, shared.max_body_bytes).await?;
+            let actual = canonical::hex32(&buffered.sha256);
+            let actual = std::str::from_utf8(&actual).unwrap_or(verify::EMPTY_SHA256);
+            verify::verify_signature(view, &parsed, &credential, actual, settings, &shared.keys)?;
+            SigV4Body::replay(buffered)
+        }
+    };
+    shared.authorize(view, &parts.extensions, &credential)?;
+    Ok((credential, body, parsed.form, parsed.timestamp))
+}

@@ -1,0 +1,852 @@
+//! Signature verification, independent of Tower: parse the signature out of a
+//! request, check its dates and scope, and compare it with the one computed
+//! from the credential's secret.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::canonical::{self, UriEncoding};
+use crate::credentials::Credential;
+use crate::error::SigV4Error;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The only algorithm SigV4 verification accepts.
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The `x-amz-content-sha256` value of a request whose body is not signed.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// SHA-256 of the empty string, in hex: the payload hash of a request with no
+/// body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+const X_AMZ_DATE: &str = "x-amz-date";
+const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+
+/// The longest presigned validity AWS allows: 7 days.
+pub const MAX_EXPIRES_SECONDS: u64 = 7 * 24 * 60 * 60;
+
+/// Verification settings, fixed when the layer is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) region: Box<str>,
+    pub(crate) service: Box<str>,
+    pub(crate) clock_skew_seconds: u64,
+    pub(crate) normalize_path: bool,
+    pub(crate) uri_encoding: UriEncoding,
+    pub(crate) debug: bool,
+    pub(crate) allow_unsigned_payload: bool,
+    pub(crate) max_authorization_bytes: usize,
+    pub(crate) max_signed_headers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            service: "execute-api".into(),
+            clock_skew_seconds: 300,
+            normalize_path: true,
+            uri_encoding: UriEncoding::Double,
+            debug: false,
+            allow_unsigned_payload: true,
+            max_authorization_bytes: 8 * 1024,
+            max_signed_headers: 64,
+        }
+    }
+}
+
+/// Where the signature came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// The `Authorization` header.
+    Header,
+    /// A presigned URL's query parameters.
+    Query,
+}
+
+impl SignatureForm {
+    /// `header` or `query`, for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Header => "header",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// The parts of a request the signature covers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestView<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+}
+
+/// A request's signature, parsed and checked for form, not yet verified.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedSignature<'a> {
+    pub(crate) form: SignatureForm,
+    pub(crate) access_key_id: Cow<'a, str>,
+    scope_date: Cow<'a, str>,
+    signed_headers: Cow<'a, str>,
+    signature: Cow<'a, str>,
+    amz_date: Cow<'a, str>,
+    pub(crate) timestamp: i64,
+    expires: Option<u64>,
+    pub(crate) security_token: Option<Cow<'a, str>>,
+    pub(crate) content_sha256: Option<&'a str>,
+}
+
+fn hashed_header(value: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(value))
+}
+
+fn incomplete(message: impl Into<Cow<'static, str>>) -> SigV4Error {
+    SigV4Error::IncompleteSignature(message.into())
+}
+
+fn truncated(value: &str) -> &str {
+    let mut end = value.len().min(64);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// Parses the signature out of a request; MISSING_AUTHENTICATION_TOKEN when it
+/// carries none.
+pub(crate) fn parse<'a>(
+    view: RequestView<'a>,
+    settings: &Settings,
+) -> Result<ParsedSignature<'a>, SigV4Error> {
+    let authorization = view.headers.get(http::header::AUTHORIZATION);
+    let query = view.uri.query().filter(|q| q.contains("X-Amz-"));
+    let presigned = query.is_some_and(|q| {
+        canonical::query_pairs(q).any(|(k, _)| k == "X-Amz-Algorithm" || k == "X-Amz-Signature")
+    });
+    let parsed = match (authorization, presigned) {
+        (Some(_), true) => {
+            return Err(incomplete(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
+            ));
+        }
+        (Some(value), false) => parse_header(value, view.headers, settings)?,
+        (None, true) => parse_query(query.unwrap_or_default(), view.headers)?,
+        (None, false) => return Err(SigV4Error::MissingAuthenticationToken),
+    };
+    check_signed_headers(&parsed.signed_headers, settings)?;
+    check_scope(&parsed, settings)?;
+    Ok(parsed)
+}
+
+fn parse_header<'a>(
+    value: &'a HeaderValue,
+    headers: &'a HeaderMap,
+    settings: &Settings,
+) -> Result<ParsedSignature<'a>, SigV4Error> {
+    let bytes = value.as_bytes();
+    if bytes.len() > settings.max_authorization_bytes {
+        return Err(incomplete(format!(
+            "Authorization header is too long: {} bytes, at most {} allowed.",
+            bytes.len(),
+            settings.max_authorization_bytes
+        )));
+    }
+    let missing_equal_sign = || {
+        incomplete(format!(
+            "Invalid key=value pair (missing equal-sign) in Authorization header (hashed with SHA-256 and encoded with Base64): '{}'.",
+            hashed_header(bytes)
+        ))
+    };
+    let Ok(text) = value.to_str() else {
+        return Err(missing_equal_sign());
+    };
+    let text = text.trim();
+    let (algorithm, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if algorithm != ALGORITHM {
+        if algorithm.contains('=') || !rest.contains('=') {
+            return Err(missing_equal_sign());
+        }
+        return Err(incomplete(format!(
+            "Unsupported AWS 'algorithm': '{}'.",
+            truncated(algorithm)
+        )));
+    }
+    let mut credential = None;
+    let mut signed_headers = None;
+    let mut signature = None;
+    for piece in rest.split(',') {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = piece.split_once('=') else {
+            return Err(missing_equal_sign());
+        };
+        let slot = match key.trim() {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(incomplete(format!(
+                "Authorization header has a duplicate '{}' parameter.",
+                key.trim()
+            )));
+        }
+        *slot = Some(value.trim());
+    }
+    let amz_date = headers.get(X_AMZ_DATE).map(HeaderValue::as_bytes);
+    let mut missing = Vec::new();
+    if credential.is_none() {
+        missing.push("Authorization header requires 'Credential' parameter.");
+    }
+    if signature.is_none() {
+        missing.push("Authorization header requires 'Signature' parameter.");
+    }
+    if signed_headers.is_none() {
+        missing.push("Authorization header requires 'SignedHeaders' parameter.");
+    }
+    if amz_date.is_none() {
+        missing.push(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        );
+    }
+    let (Some(credential), Some(signed_headers), Some(signature), Some(amz_date)) =
+        (credential, signed_headers, signature, amz_date)
+    else {
+        return Err(incomplete(missing.join(" ")));
+    };
+    let amz_date = std::str::from_utf8(amz_date).unwrap_or("");
+    let timestamp = parse_date(amz_date)?;
+    let (access_key_id, scope_date) = parse_credential(credential, "Authorization header")?;
+    let security_token = match headers.get(X_AMZ_SECURITY_TOKEN) {
+        Some(token) => {
+            Some(Cow::Borrowed(token.to_str().map_err(|_| {
+                incomplete("X-Amz-Security-Token must be visible ASCII.")
+            })?))
+        }
+        None => None,
+    };
+    Ok(ParsedSignature {
+        form: SignatureForm::Header,
+        access_key_id: Cow::Borrowed(access_key_id),
+        scope_date: Cow::Borrowed(scope_date),
+        signed_headers: Cow::Borrowed(signed_headers),
+        signature: Cow::Borrowed(signature),
+        amz_date: Cow::Borrowed(amz_date),
+        timestamp,
+        expires: None,
+        security_token,
+        content_sha256: content_sha256(headers)?,
+    })
+}
+
+fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
+    match headers.get(X_AMZ_CONTENT_SHA256) {
+        None => Ok(None),
+        Some(value) => {
+            let value = value.to_str().unwrap_or("");
+            let is_hash = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_hash || value == UNSIGNED_PAYLOAD {
+                Ok(Some(value))
+            } else {
+                Err(incomplete(
+                    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or the hex SHA-256 of the body.",
+                ))
+            }
+        }
+    }
+}
+
+fn parse_date(amz_date: &str) -> Result<i64, SigV4Error> {
+    canonical::parse_amz_date(amz_date).ok_or_else(|| {
+        incomplete(format!(
+            "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
+            truncated(amz_date)
+        ))
+    })
+}
+
+/// Splits `AKID/YYYYMMDD/region/service/aws4_request` into the access key id
+/// and the scope (`YYYYMMDD/region/service/aws4_request`).
+fn parse_credential<'a>(
+    credential: &'a str,
+    source: &str,
+) -> Result<(&'a str, &'a str), SigV4Error> {
+    let Some((access_key_id, scope)) = credential.split_once('/') else {
+        return Err(incomplete(format!(
+            "{source} 'Credential' must be '<access key id>/<date>/<region>/<service>/aws4_request'."
+        )));
+    };
+    let parts: Vec<&str> = scope.split('/').collect();
+    if parts.len() != 4 {
+        return Err(incomplete(format!(
+            "{source} 'Credential' must be '<access key id>/<date>/<region>/<service>/aws4_request'."
+        )));
+    }
+    if parts[3] != "aws4_request" {
+        return Err(incomplete(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+            truncated(parts[3])
+        )));
+    }
+    Ok((access_key_id, scope))
+}
+
+fn parse_query<'a>(
+    query: &'a str,
+    headers: &'a HeaderMap,
+) -> Result<ParsedSignature<'a>, SigV4Error> {
+    const NAMES: [&str; 7] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+    ];
+    let mut values: [Option<Cow<'a, str>>; 7] = Default::default();
+    for (key, value) in canonical::query_pairs(query) {
+        let Some(index) = NAMES.iter().position(|name| *name == key) else {
+            continue;
+        };
+        if values[index].is_some() {
+            return Err(incomplete(format!(
+                "AWS query-string parameters must include '{key}' only once. Re-examine the query-string parameters."
+            )));
+        }
+        let decoded = if value.contains(['%', '+']) {
+            let bytes = canonical::decode_query_component(value.as_bytes());
+            Cow::Owned(String::from_utf8(bytes).map_err(|_| {
+                incomplete(format!(
+                    "AWS query-string parameter '{key}' is not valid UTF-8."
+                ))
+            })?)
+        } else {
+            Cow::Borrowed(value)
+        };
+        values[index] = Some(decoded);
+    }
+    let [
+        algorithm,
+        credential,
+        date,
+        expires,
+        signed_headers,
+        signature,
+        token,
+    ] = values;
+    let mut missing = String::new();
+    for (name, value) in NAMES.iter().zip([
+        &algorithm,
+        &credential,
+        &date,
+        &expires,
+        &signed_headers,
+        &signature,
+    ]) {
+        if value.is_none() {
+            missing.push_str(&format!(
+                "AWS query-string parameters must include '{name}'. "
+            ));
+        }
+    }
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(date),
+        Some(expires),
+        Some(signed_headers),
+        Some(signature),
+    ) = (
+        algorithm,
+        credential,
+        date,
+        expires,
+        signed_headers,
+        signature,
+    )
+    else {
+        missing.push_str("Re-examine the query-string parameters.");
+        return Err(incomplete(missing));
+    };
+    if algorithm != ALGORITHM {
+        return Err(incomplete(format!(
+            "X-Amz-Algorithm only supports \"{ALGORITHM}\", not '{}'.",
+            truncated(&algorithm)
+        )));
+    }
+    let expires: u64 = if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(incomplete("X-Amz-Expires should be a number"));
+    } else {
+        expires.parse().unwrap_or(u64::MAX)
+    };
+    if expires > MAX_EXPIRES_SECONDS {
+        return Err(incomplete(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        ));
+    }
+    let timestamp = parse_date(&date)?;
+    let (access_key_id, scope_date) = match credential {
+        Cow::Borrowed(credential) => {
+            let (id, scope) = parse_credential(credential, "X-Amz-Credential")?;
+            (Cow::Borrowed(id), Cow::Borrowed(scope))
+        }
+        Cow::Owned(credential) => {
+            let (id, scope) = parse_credential(&credential, "X-Amz-Credential")?;
+            (Cow::Owned(id.to_owned()), Cow::Owned(scope.to_owned()))
+        }
+    };
+    Ok(ParsedSignature {
+        form: SignatureForm::Query,
+        access_key_id,
+        scope_date,
+        signed_headers,
+        signature,
+        amz_date: date,
+        timestamp,
+        expires: Some(expires),
+        security_token: token,
+        content_sha256: content_sha256(headers)?,
+    })
+}
+
+fn check_signed_headers(signed_headers: &str, settings: &Settings) -> Result<(), SigV4Error> {
+    let mut count = 0usize;
+    let mut has_host = false;
+    for name in signed_headers.split(';') {
+        count += 1;
+        if count > settings.max_signed_headers {
+            return Err(incomplete(format!(
+                "SignedHeaders names more than {} headers.",
+                settings.max_signed_headers
+            )));
+        }
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase())
+        {
+            return Err(incomplete(format!(
+                "SignedHeaders must be lower-case header names separated by ';', not '{}'.",
+                truncated(signed_headers)
+            )));
+        }
+        has_host |= name == "host";
+    }
+    if !has_host {
+        return Err(incomplete(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    Ok(())
+}
+
+/// `YYYYMMDD/region/service/aws4_request`: checks the date against the
+/// signature's and the region and service against the layer's.
+fn check_scope(parsed: &ParsedSignature<'_>, settings: &Settings) -> Result<(), SigV4Error> {
+    let mut parts = parsed.scope_date.split('/');
+    let date = parts.next().unwrap_or("");
+    let region = parts.next().unwrap_or("");
+    let service = parts.next().unwrap_or("");
+    let amz_day = parsed.amz_date.get(..8).unwrap_or("");
+    if date != amz_day {
+        return Err(SigV4Error::InvalidScope(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
+            truncated(date),
+            amz_day,
+            parsed.amz_date
+        )));
+    }
+    if region != &*settings.region {
+        return Err(SigV4Error::InvalidScope(format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            truncated(region)
+        )));
+    }
+    if service != &*settings.service {
+        return Err(SigV4Error::InvalidScope(format!(
+            "Credential should be scoped to correct service: '{}'. ",
+            settings.service
+        )));
+    }
+    Ok(())
+}
+
+fn window(seconds: u64) -> String {
+    if seconds.is_multiple_of(60) {
+        format!("{} min.", seconds / 60)
+    } else {
+        format!("{seconds} sec.")
+    }
+}
+
+/// Checks the signature's date against now: within the clock skew either
+/// way, and for a presigned URL, not past `X-Amz-Expires`.
+pub(crate) fn check_time(
+    parsed: &ParsedSignature<'_>,
+    now: i64,
+    settings: &Settings,
+) -> Result<(), SigV4Error> {
+    let skew = i64::try_from(settings.clock_skew_seconds).unwrap_or(i64::MAX);
+    let (oldest, allowed) = match parsed.expires {
+        Some(expires) => (
+            now.saturating_sub(i64::try_from(expires).unwrap_or(i64::MAX)),
+            expires,
+        ),
+        None => (now.saturating_sub(skew), settings.clock_skew_seconds),
+    };
+    if parsed.timestamp < oldest {
+        return Err(SigV4Error::SignatureExpired(format!(
+            "Signature expired: {} is now earlier than {} ({} - {})",
+            parsed.amz_date,
+            canonical::format_amz_date(oldest),
+            canonical::format_amz_date(now),
+            window(allowed)
+        )));
+    }
+    let latest = now.saturating_add(skew);
+    if parsed.timestamp > latest {
+        return Err(SigV4Error::SignatureNotYetCurrent(format!(
+            "Signature not yet current: {} is still later than {} ({} + {})",
+            parsed.amz_date,
+            canonical::format_amz_date(latest),
+            canonical::format_amz_date(now),
+            window(settings.clock_skew_seconds)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the session token and expiry of temporary credentials.
+pub(crate) fn check_credential(
+    parsed: &ParsedSignature<'_>,
+    credential: &Credential,
+    now: i64,
+) -> Result<(), SigV4Error> {
+    match (credential.session_token(), parsed.security_token.as_deref()) {
+        (None, None) => {}
+        (Some(expected), Some(given)) if expected.ct_eq_str(given) => {}
+        _ => return Err(SigV4Error::UnrecognizedClient),
+    }
+    if credential
+        .expires_at()
+        .is_some_and(|expiry| expiry.unix_timestamp() <= now)
+    {
+        return Err(SigV4Error::ExpiredToken);
+    }
+    Ok(())
+}
+
+/// Where the payload hash of the canonical request comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Payload<'a> {
+    /// A hash known before reading the body: `UNSIGNED-PAYLOAD`, the empty
+    /// hash of a body known to be empty, or a signed `x-amz-content-sha256`
+    /// that a body known to be empty must match.
+    Known(&'a str),
+    /// The signed `x-amz-content-sha256` that the body must hash to: verify
+    /// the signature now, then read and hash the body.
+    Claimed(&'a str),
+    /// No `x-amz-content-sha256`: the body must be read and hashed before the
+    /// signature can be verified.
+    Compute,
+}
+
+/// Decides where the payload hash comes from.
+pub(crate) fn payload<'a>(
+    parsed: &ParsedSignature<'a>,
+    body_is_empty: bool,
+    settings: &Settings,
+) -> Result<Payload<'a>, SigV4Error> {
+    match parsed.content_sha256 {
+        Some(UNSIGNED_PAYLOAD) if settings.allow_unsigned_payload => {
+            Ok(Payload::Known(UNSIGNED_PAYLOAD))
+        }
+        Some(UNSIGNED_PAYLOAD) => Err(incomplete(
+            "UNSIGNED-PAYLOAD is not accepted: sign the body's SHA-256.",
+        )),
+        Some(claimed) if body_is_empty => {
+            if claimed.eq_ignore_ascii_case(EMPTY_SHA256) {
+                Ok(Payload::Known(claimed))
+            } else {
+                // Verify the signature over the claimed hash first, so that a
+                // wrong signature is reported as such; then the payload fails.
+                Ok(Payload::Claimed(claimed))
+            }
+        }
+        Some(claimed) => Ok(Payload::Claimed(claimed)),
+        None if body_is_empty => Ok(Payload::Known(EMPTY_SHA256)),
+        None => Ok(Payload::Compute),
+    }
+}
+
+/// The canonical request and string to sign of a verified (or refused)
+/// request, as text: what AWS's debugging message shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningTexts {
+    /// The canonical request.
+    pub canonical_request: String,
+    /// The string to sign.
+    pub string_to_sign: String,
+}
+
+/// Builds the canonical request.
+pub(crate) fn canonical_request(
+    view: RequestView<'_>,
+    parsed: &ParsedSignature<'_>,
+    payload_hash: &str,
+    settings: &Settings,
+    unsigned_token: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(view.method.as_str().as_bytes());
+    out.push(b'\n');
+    canonical::canonical_uri(
+        view.uri.path(),
+        settings.normalize_path,
+        settings.uri_encoding,
+        &mut out,
+    );
+    out.push(b'\n');
+    if let Some(query) = view.uri.query() {
+        let exclude: &[&str] = match (parsed.form, unsigned_token) {
+            (SignatureForm::Header, _) => &[],
+            (SignatureForm::Query, false) => &["X-Amz-Signature"],
+            (SignatureForm::Query, true) => &["X-Amz-Signature", "X-Amz-Security-Token"],
+        };
+        canonical::canonical_query(query, exclude, &mut out);
+    }
+    out.push(b'\n');
+    for name in parsed.signed_headers.split(';') {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        let mut values = view.headers.get_all(name).iter().peekable();
+        if values.peek().is_none()
+            && name == "host"
+            && let Some(authority) = view.uri.authority()
+        {
+            out.extend_from_slice(authority.as_str().as_bytes());
+        }
+        let mut first = true;
+        for value in values {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            canonical::push_trimmed_value(value.as_bytes(), &mut out);
+        }
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(parsed.signed_headers.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(payload_hash.as_bytes());
+    out
+}
+
+fn string_to_sign(parsed: &ParsedSignature<'_>, canonical_request: &[u8]) -> Vec<u8> {
+    let digest: [u8; 32] = Sha256::digest(canonical_request).into();
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(ALGORITHM.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(parsed.amz_date.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(parsed.scope_date.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&canonical::hex32(&digest));
+    out
+}
+
+/// Verifies the signature of `view` with `credential`.
+pub(crate) fn verify_signature(
+    view: RequestView<'_>,
+    parsed: &ParsedSignature<'_>,
+    credential: &Credential,
+    payload_hash: &str,
+    settings: &Settings,
+    keys: &SigningKeys,
+) -> Result<(), SigV4Error> {
+    let mut given = [0u8; 32];
+    let well_formed = parsed.signature.len() == 64
+        && hex::decode_to_slice(parsed.signature.as_bytes(), &mut given).is_ok();
+    let day = parsed.scope_date.get(..8).unwrap_or("");
+    let key = keys.key(credential, day, &settings.region, &settings.service);
+    let matches = |canonical: &[u8]| -> (bool, Vec<u8>) {
+        let sts = string_to_sign(parsed, canonical);
+        let mut mac = key.clone();
+        mac.update(&sts);
+        let computed: [u8; 32] = mac.finalize().into_bytes().into();
+        (well_formed && bool::from(computed.ct_eq(&given)), sts)
+    };
+    let canonical = canonical_request(view, parsed, payload_hash, settings, false);
+    let (ok, sts) = matches(&canonical);
+    if ok {
+        return Ok(());
+    }
+    // Some signers add the session token of a presigned URL after signing
+    // (`aws-sigv4`'s `SessionTokenMode::Exclude`, for services such as IoT).
+    // The token is still checked against the credential's.
+    if parsed.form == SignatureForm::Query && parsed.security_token.is_some() {
+        let canonical = canonical_request(view, parsed, payload_hash, settings, true);
+        if matches(&canonical).0 {
+            return Ok(());
+        }
+    }
+    let debug = settings.debug.then(|| {
+        format!(
+            "The Canonical String for this request should have been\n'{}'\n\nThe String-to-Sign should have been\n'{}'\n",
+            String::from_utf8_lossy(&canonical),
+            String::from_utf8_lossy(&sts)
+        )
+    });
+    Err(SigV4Error::SignatureDoesNotMatch { debug })
+}
+
+/// The canonical request and string to sign for `view`, for tools and tests.
+pub(crate) fn texts(
+    view: RequestView<'_>,
+    parsed: &ParsedSignature<'_>,
+    payload_hash: &str,
+    settings: &Settings,
+) -> SigningTexts {
+    let canonical = canonical_request(view, parsed, payload_hash, settings, false);
+    let sts = string_to_sign(parsed, &canonical);
+    SigningTexts {
+        canonical_request: String::from_utf8_lossy(&canonical).into_owned(),
+        string_to_sign: String::from_utf8_lossy(&sts).into_owned(),
+    }
+}
+
+/// SHA-256 of the secret, and the day of the scope.
+type KeyId = ([u8; 32], [u8; 8]);
+
+/// Derived signing keys, cached per (secret, day): region and service are the
+/// layer's own. Bounded: when full, the cache starts afresh.
+#[derive(Debug)]
+pub(crate) struct SigningKeys {
+    keys: RwLock<HashMap<KeyId, HmacSha256>>,
+    capacity: usize,
+}
+
+impl SigningKeys {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            keys: RwLock::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// A keyed HMAC ready for the string to sign.
+    pub(crate) fn key(
+        &self,
+        credential: &Credential,
+        day: &str,
+        region: &str,
+        service: &str,
+    ) -> HmacSha256 {
+        let mut day_bytes = [0u8; 8];
+        if day.len() == 8 {
+            day_bytes.copy_from_slice(day.as_bytes());
+        }
+        let id = (*credential.secret_digest(), day_bytes);
+        if let Ok(keys) = self.keys.read()
+            && let Some(mac) = keys.get(&id)
+        {
+            return mac.clone();
+        }
+        let mac = derive(
+            credential.secret_access_key().expose(),
+            day,
+            region,
+            service,
+        );
+        if self.capacity > 0
+            && let Ok(mut keys) = self.keys.write()
+        {
+            if keys.len() >= self.capacity {
+                keys.clear();
+            }
+            keys.insert(id, mac.clone());
+        }
+        mac
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.read().map(|k| k.len()).unwrap_or(0)
+    }
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length.
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// SigV4's key derivation: `kSigning`, as a keyed HMAC.
+fn derive(secret: &str, day: &str, region: &str, service: &str) -> HmacSha256 {
+    let mut first = Vec::with_capacity(4 + secret.len());
+    first.extend_from_slice(b"AWS4");
+    first.extend_from_slice(secret.as_bytes());
+    let k_date = hmac(&first, day.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    let k_signing = hmac(&k_service, b"aws4_request");
+    HmacSha256::new_from_slice(&k_signing).unwrap_or_else(|_| unreachable!())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_keys_are_cached_and_bounded() {
+        let keys = SigningKeys::new(2);
+        let a = Credential::new("A", "secret-a", "arn:a");
+        let b = Credential::new("B", "secret-b", "arn:b");
+        let first = keys.key(&a, "20150830", "us-east-1", "service");
+        assert_eq!(keys.len(), 1);
+        let again = keys.key(&a, "20150830", "us-east-1", "service");
+        assert_eq!(first.finalize().into_bytes(), again.finalize().into_bytes());
+        keys.key(&b, "20150830", "us-east-1", "service");
+        assert_eq!(keys.len(), 2);
+        keys.key(&a, "20150831", "us-east-1", "service");
+        assert_eq!(keys.len(), 1, "a full cache starts afresh");
+    }
+
+    #[test]
+    fn derivation_matches_the_aws_documentation_example() {
+        // From the AWS General Reference's "Examples of how to derive a
+        // signing key for Signature Version 4".
+        let mut mac = derive(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20120215",
+            "us-east-1",
+            "iam",
+        );
+        mac.update(b"");
+        let expected_key =
+            hex::decode("f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d")
+                .expect("hex");
+        let mut reference = HmacSha256::new_from_slice(&expected_key).expect("any key length");
+        reference.update(b"");
+        assert_eq!(
+            mac.finalize().into_bytes(),
+            reference.finalize().into_bytes()
+        );
+    }
+}
