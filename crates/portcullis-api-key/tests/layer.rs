@@ -1,5 +1,8 @@
 //! The layer's behaviour at its public surface, driven with `oneshot`.
 
+// Test code: helper functions outside `#[test]` unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::convert::Infallible;

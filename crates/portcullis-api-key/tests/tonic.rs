@@ -1,0 +1,81 @@
+//! The layer in a real tonic server (the standard health service), called by
+//! a real tonic client over 127.0.0.1.
+
+// Test code: helper functions outside `#[test]` unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use portcullis_api_key::{ApiKeys, NewApiKey};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn serve(keys: &ApiKeys) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("bound address");
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let layer = keys.layer("a1b2c3d4e5", "prod");
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .expect("server runs");
+    });
+    addr
+}
+
+async fn check(addr: SocketAddr, key: Option<&str>) -> Result<(), tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = HealthClient::new(channel);
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    if let Some(key) = key {
+        request
+            .metadata_mut()
+            .insert("x-api-key", MetadataValue::try_from(key).expect("ascii"));
+    }
+    client.check(request).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn a_tonic_client_is_refused_without_a_valid_key() {
+    let keys = ApiKeys::new();
+    let created = keys.create(NewApiKey::new().id("grpc")).await.unwrap();
+    let addr = serve(&keys).await;
+
+    check(addr, Some(created.value.expose()))
+        .await
+        .expect("a valid key is let through");
+
+    let status = check(addr, None).await.expect_err("no key");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.message(), "Forbidden");
+
+    let status = check(addr, Some("NotAKeyAnybodyIssued0000"))
+        .await
+        .expect_err("unknown key");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Rotated while the server runs.
+    let new_value = keys.rotate("grpc").await.unwrap();
+    let status = check(addr, Some(created.value.expose()))
+        .await
+        .expect_err("the old value after rotation");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    check(addr, Some(new_value.expose()))
+        .await
+        .expect("the new value is let through");
+}
