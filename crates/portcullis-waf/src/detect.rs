@@ -1,0 +1,66 @@
+//! SQL injection and cross-site scripting detection.
+//!
+//! Both use [`libinjectionrs`], a pure-Rust port of libinjection: the
+//! tokenizer-and-fingerprint detector that ModSecurity and the OWASP Core Rule
+//! Set use (`@detectSQLi`, `@detectXSS`) and the closest public analogue of
+//! what AWS WAF's SQLi and XSS statements do. It was chosen over the
+//! `libinjection` crate, which binds the C library and downloads and builds
+//! it at build time, and over a home-grown detector, because libinjection's
+//! fingerprints carry years of tuning against real attack corpora.
+//!
+//! - **SQLi HIGH** is libinjection as it is.
+//! - **SQLi LOW** (AWS's default) is libinjection minus a few fingerprints that
+//!   fire mostly on ordinary text: a quoted word next to a keyword
+//!   (`"LIKE" STAMP` is `sos`), `80% ACRYLIC AND 20% WOOL` (`1&1`), a number
+//!   followed by a dash comment (`1611-...--`, `1c`). They cost about 1.6% of
+//!   libinjection's own SQLi samples and remove every false positive of its
+//!   `false_positives.txt` (see the README for the figures).
+//! - **XSS** is libinjection's, behind an exact prefilter: its HTML5 tokenizer
+//!   can report an attack only on a tag, a comment, a doctype (all need `<`) or
+//!   an attribute value (needs `=`), so input with neither byte is skipped.
+
+/// Fingerprints that LOW sensitivity does not report.
+const WEAK_SQLI_FINGERPRINTS: [&str; 6] = ["sos", "s&s", "1&1", "1c", "nc", "Enknk"];
+
+/// Whether `input` looks like SQL injection at the given sensitivity.
+#[must_use]
+pub fn is_sqli(input: &[u8], high: bool) -> bool {
+    if input.is_empty() {
+        return false;
+    }
+    let result = libinjectionrs::detect_sqli(input);
+    if !result.is_injection() {
+        return false;
+    }
+    high || result
+        .fingerprint
+        .as_ref()
+        .is_none_or(|fp| !WEAK_SQLI_FINGERPRINTS.contains(&fp.as_str()))
+}
+
+/// Whether `input` looks like cross-site scripting.
+#[must_use]
+pub fn is_xss(input: &[u8]) -> bool {
+    if !input.iter().any(|&b| b == b'<' || b == b'=') {
+        return false;
+    }
+    libinjectionrs::detect_xss(input).is_injection()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_attacks_and_ordinary_text() {
+        assert!(is_sqli(b"1' OR '1'='1", false));
+        assert!(is_sqli(b"1 UNION SELECT password FROM users--", false));
+        assert!(!is_sqli(b"hello world", false));
+        assert!(!is_sqli(b"\"LIKE\" STAMP", false));
+        assert!(is_sqli(b"\"LIKE\" STAMP", true));
+        assert!(is_xss(b"<script>alert(1)</script>"));
+        assert!(is_xss(b"\" onmouseover=alert(1) x=\""));
+        assert!(!is_xss(b"just a comment, no markup"));
+        assert!(!is_xss(b"a = b"));
+    }
+}

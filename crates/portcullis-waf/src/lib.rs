@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`model`]: the web ACL JSON as serde types.
+//! - [`transform`]: the text transformations.
+//! - [`ipset`]: IP sets as sorted ranges.
+//! - [`detect`]: SQL injection and XSS detection.
+
+mod body;
+mod compile;
+pub mod detect;
+mod engine;
+mod error;
+pub mod ipset;
+pub mod model;
+mod rate;
+mod service;
+pub mod transform;
+
+pub use body::WafBody;
+pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KEYS};
+pub use engine::{CompiledAcl, CountryLookup, WafAction, WafOutcome};
+pub use error::{LoadError, LoadErrorKind};
+pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};

@@ -1,0 +1,479 @@
+//! `WafLayer`, the `Waf` service and its response future.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderName, Request, Response};
+use http_body::{Body, Frame};
+use pin_project_lite::pin_project;
+use portcullis_core::client_ip::ClientIpResolver;
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::context::WafLabels;
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::WafBody;
+use crate::engine::{CompiledAcl, CountryLookup, Env, RequestView, WafAction, WafOutcome};
+
+/// A Tower layer that enforces an AWS WAFv2 web ACL.
+///
+/// Every clone of the layer, and every service it builds, shares one compiled
+/// ACL (swapped atomically by a [`WafReloader`]) and one set of rate-based
+/// counters.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WafLayer {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    acl: ArcSwap<CompiledAcl>,
+    env: Env,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("acl", &*self.acl.load())
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+impl WafLayer {
+    /// A layer enforcing `acl`, with the client IP taken from the peer address
+    /// (no trusted proxies), the system clock, and no geolocation source.
+    pub fn new(acl: CompiledAcl) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                acl: ArcSwap::from_pointee(acl),
+                env: Env {
+                    resolver: ClientIpResolver::new(),
+                    clock: Arc::new(SystemClock),
+                    geo_header: None,
+                    geo_lookup: None,
+                },
+            }),
+        }
+    }
+
+    /// A layer enforcing a web ACL document that refers to no rule group or
+    /// set.
+    ///
+    /// # Errors
+    ///
+    /// See [`AclSources::compile`](crate::AclSources::compile).
+    pub fn from_json(json: &str) -> Result<Self, crate::LoadError> {
+        Ok(Self::new(CompiledAcl::from_json(json)?))
+    }
+
+    fn with_env(self, change: impl FnOnce(&mut Env)) -> Self {
+        let mut env = self.shared.env.clone();
+        change(&mut env);
+        Self {
+            shared: Arc::new(Shared {
+                acl: ArcSwap::new(self.shared.acl.load_full()),
+                env,
+            }),
+        }
+    }
+
+    /// Resolves the client IP (for IP sets, geo lookups and rate-based rules
+    /// keyed by IP) with this resolver, which says which proxies to trust.
+    /// Call builder methods before [`reloader`](Self::reloader).
+    pub fn client_ip_resolver(self, resolver: ClientIpResolver) -> Self {
+        self.with_env(|env| env.resolver = resolver)
+    }
+
+    /// The clock rate-based rules count with.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock: SharedClock = Arc::new(clock);
+        self.with_env(|env| env.clock = clock)
+    }
+
+    /// Reads the client's country from this header, set by a CDN in front
+    /// (for example CloudFront's `CloudFront-Viewer-Country`).
+    pub fn geo_header(self, header: HeaderName) -> Self {
+        self.with_env(|env| env.geo_header = Some(header))
+    }
+
+    /// Looks countries up by IP address (for example from a MaxMind database
+    /// the application opens). It wins over [`geo_header`](Self::geo_header).
+    pub fn country_lookup(self, lookup: impl CountryLookup) -> Self {
+        let lookup: Arc<dyn CountryLookup> = Arc::new(lookup);
+        self.with_env(|env| env.geo_lookup = Some(lookup))
+    }
+
+    /// A handle that swaps in a new compiled ACL for this layer and every
+    /// service built from it.
+    #[must_use]
+    pub fn reloader(&self) -> WafReloader {
+        WafReloader {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Evaluates a request with a buffered body against the current ACL,
+    /// without a service: for tests, tools and benchmarks.
+    pub fn evaluate<B: AsRef<[u8]>>(&self, request: &Request<B>) -> WafOutcome {
+        let acl = self.shared.acl.load();
+        let body = request.body().as_ref();
+        let limit = acl.body_inspection_limit();
+        let view = RequestView {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+            body: &body[..body.len().min(limit)],
+            body_oversize: body.len() > limit,
+        };
+        acl.evaluate(view, &self.shared.env)
+    }
+}
+
+impl<S> Layer<S> for WafLayer {
+    type Service = Waf<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Waf {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Swaps a new compiled ACL into a running [`WafLayer`], atomically: requests
+/// in flight finish with the ACL they started with, and none is dropped.
+/// Rate-based rules with the same name and place keep their counters.
+#[derive(Clone, Debug)]
+pub struct WafReloader {
+    shared: Arc<Shared>,
+}
+
+impl WafReloader {
+    /// Replaces the ACL.
+    pub fn reload(&self, mut acl: CompiledAcl) {
+        let previous = self.shared.acl.load_full();
+        acl.adopt_rate_state(&previous);
+        let name = acl.name().to_owned();
+        self.shared.acl.store(Arc::new(acl));
+        tracing::info!(layer = "waf", outcome = "reloaded", acl = %name, "web ACL reloaded");
+        metrics::counter!("portcullis_waf_reloads_total").increment(1);
+    }
+
+    /// The ACL in force.
+    #[must_use]
+    pub fn current(&self) -> Arc<CompiledAcl> {
+        self.shared.acl.load_full()
+    }
+}
+
+/// The service [`WafLayer`] builds.
+#[derive(Clone, Debug)]
+pub struct Waf<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Waf<S> {
+    /// Wraps `inner` in the ACL of `layer`.
+    pub fn new(inner: S, layer: &WafLayer) -> Self {
+        layer.layer(inner)
+    }
+
+    /// A [`WafLayer`] for `acl` (tower-http's `Xxx::layer` shortcut).
+    pub fn layer(acl: CompiledAcl) -> WafLayer {
+        WafLayer::new(acl)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Waf<S>
+where
+    S: Service<Request<WafBody<ReqBody>>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, S::Future, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let acl = self.shared.acl.load();
+        if !acl.inspects_body() || request.body().is_end_stream() {
+            let outcome = acl.evaluate(
+                RequestView {
+                    method: request.method(),
+                    uri: request.uri(),
+                    headers: request.headers(),
+                    extensions: request.extensions(),
+                    body: &[],
+                    body_oversize: false,
+                },
+                &self.shared.env,
+            );
+            let request = request.map(WafBody::new);
+            return ResponseFuture {
+                state: finish(outcome, acl.name(), request, &mut self.inner),
+            };
+        }
+        // The body must be read first: take the ready service, leave a clone.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        ResponseFuture {
+            state: State::Reading {
+                reading: Some(Box::new(Reading {
+                    service,
+                    acl: arc_swap::Guard::into_inner(acl),
+                    shared: self.shared.clone(),
+                    parts,
+                    body: Box::pin(body),
+                    frames: VecDeque::new(),
+                    seen: 0,
+                })),
+            },
+        }
+    }
+}
+
+fn finish<S, ReqBody, ResBody>(
+    outcome: WafOutcome,
+    acl_name: &str,
+    mut request: Request<WafBody<ReqBody>>,
+    service: &mut S,
+) -> State<S, S::Future, ReqBody, ResBody>
+where
+    S: Service<Request<WafBody<ReqBody>>, Response = Response<ResBody>>,
+{
+    let terminating = outcome.terminating_rule().unwrap_or("Default_Action");
+    match outcome.action() {
+        WafAction::Block => {
+            tracing::info!(
+                layer = "waf",
+                outcome = "block",
+                reason = "web ACL",
+                acl = %acl_name,
+                rule = %terminating,
+                labels = ?outcome.labels(),
+                "request blocked by the web ACL"
+            );
+            metrics::counter!("portcullis_waf_requests_total", "outcome" => "block").increment(1);
+            let mut refusal = GatewayResponse::new(GatewayResponseType::WafFiltered);
+            if let Some(block) = &outcome.block {
+                refusal = refusal
+                    .with_status(block.status)
+                    .with_headers(block.headers.clone());
+                if let Some((content_type, body)) = &block.body {
+                    refusal = refusal.with_body(content_type.clone(), body.clone());
+                }
+            }
+            State::Reject {
+                response: Some(refusal.into_response(&request)),
+            }
+        }
+        WafAction::Allow => {
+            tracing::debug!(
+                layer = "waf",
+                outcome = "allow",
+                reason = "web ACL",
+                acl = %acl_name,
+                rule = %terminating,
+                labels = ?outcome.labels(),
+                "request allowed by the web ACL"
+            );
+            metrics::counter!("portcullis_waf_requests_total", "outcome" => "allow").increment(1);
+            for (name, value) in &outcome.insert_headers {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
+            if !outcome.labels().is_empty() {
+                let extensions = request.extensions_mut();
+                match extensions.get_mut::<WafLabels>() {
+                    Some(labels) => outcome.labels().iter().for_each(|l| labels.add(l.clone())),
+                    None => {
+                        extensions.insert(outcome.labels().iter().cloned().collect::<WafLabels>());
+                    }
+                }
+            }
+            request.extensions_mut().insert(outcome);
+            State::Inner {
+                future: service.call(request),
+            }
+        }
+    }
+}
+
+struct Reading<S, B> {
+    service: S,
+    acl: Arc<CompiledAcl>,
+    shared: Arc<Shared>,
+    parts: http::request::Parts,
+    body: Pin<Box<B>>,
+    frames: VecDeque<Frame<Bytes>>,
+    seen: usize,
+}
+
+pin_project! {
+    /// The response future of [`Waf`]. It is not boxed: it either runs the
+    /// inner service's future in place, answers a refusal, or first reads up
+    /// to the inspection limit of the body.
+    pub struct ResponseFuture<S, F, ReqBody, ResBody> {
+        #[pin]
+        state: State<S, F, ReqBody, ResBody>,
+    }
+}
+
+impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBody> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, ReqBody, ResBody> {
+        Inner { #[pin] future: F },
+        Reject { response: Option<Response<ResponseBody<ResBody>>> },
+        Reading { reading: Option<Box<Reading<S, ReqBody>>> },
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, S::Future, ReqBody, ResBody>
+where
+    S: Service<Request<WafBody<ReqBody>>, Response = Response<ResBody>>,
+    ReqBody: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Inner { future } => {
+                    return future
+                        .poll(cx)
+                        .map(|r| r.map(|response| response.map(ResponseBody::inner)));
+                }
+                StateProj::Reject { response } => {
+                    return match response.take() {
+                        Some(response) => Poll::Ready(Ok(response)),
+                        None => Poll::Pending,
+                    };
+                }
+                StateProj::Reading { reading } => {
+                    let Some(r) = reading.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    let limit = r.acl.body_inspection_limit();
+                    let mut ended = false;
+                    while r.seen <= limit {
+                        match r.body.as_mut().poll_frame(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(None) => {
+                                ended = true;
+                                break;
+                            }
+                            Poll::Ready(Some(Ok(frame))) => {
+                                if let Some(data) = frame.data_ref() {
+                                    r.seen += data.len();
+                                }
+                                r.frames.push_back(frame);
+                            }
+                            Poll::Ready(Some(Err(_))) => {
+                                let Some(r) = reading.take() else {
+                                    return Poll::Pending;
+                                };
+                                tracing::info!(
+                                    layer = "waf",
+                                    outcome = "block",
+                                    reason = "unreadable body",
+                                    "request body failed while the WAF read it"
+                                );
+                                metrics::counter!("portcullis_waf_requests_total", "outcome" => "bad_body").increment(1);
+                                let request = Request::from_parts(r.parts, ());
+                                let refusal =
+                                    GatewayResponse::new(GatewayResponseType::BadRequestBody);
+                                return Poll::Ready(Ok(refusal.into_response(&request)));
+                            }
+                        }
+                    }
+                    let Some(r) = reading.take() else {
+                        return Poll::Pending;
+                    };
+                    let Reading {
+                        mut service,
+                        acl,
+                        shared,
+                        parts,
+                        body,
+                        frames,
+                        seen,
+                    } = *r;
+                    let outcome = {
+                        let inspected = inspected_bytes(&frames, limit);
+                        acl.evaluate(
+                            RequestView {
+                                method: &parts.method,
+                                uri: &parts.uri,
+                                headers: &parts.headers,
+                                extensions: &parts.extensions,
+                                body: &inspected,
+                                body_oversize: seen > limit,
+                            },
+                            &shared.env,
+                        )
+                    };
+                    let body = WafBody::replay(frames, (!ended).then_some(body));
+                    let request = Request::from_parts(parts, body);
+                    finish(outcome, acl.name(), request, &mut service)
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+/// The first `limit` bytes of the data frames read, borrowed when a single
+/// frame holds them.
+fn inspected_bytes(frames: &VecDeque<Frame<Bytes>>, limit: usize) -> std::borrow::Cow<'_, [u8]> {
+    let mut data = frames.iter().filter_map(Frame::data_ref);
+    let first = data.next();
+    match (first, data.next()) {
+        (None, _) => std::borrow::Cow::Borrowed(&[][..]),
+        (Some(only), None) => std::borrow::Cow::Borrowed(&only[..only.len().min(limit)]),
+        _ => {
+            let mut out = Vec::with_capacity(limit);
+            for chunk in frames.iter().filter_map(Frame::data_ref) {
+                let room = limit - out.len();
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if out.len() == limit {
+                    break;
+                }
+            }
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
