@@ -1,0 +1,168 @@
+//! `JwtLayer`: Amazon Cognito user-pool tokens, and the tokens of any OpenID
+//! Connect issuer, verified in front of any `tower::Service` (axum, hyper,
+//! tonic), with Cognito's rules, groups and scopes.
+//!
+//! The layer finds the token (`Authorization: Bearer` by default, or another
+//! header, a cookie, a query parameter), refuses it before parsing if it is
+//! over the size limit (8 KB), verifies its signature with the issuer's key,
+//! checks its claims, and passes the request on with the core
+//! [`Caller`](portcullis_core::context::Caller) and the [`JwtClaims`] in the
+//! request extensions. A refusal is a gateway response, as API Gateway's
+//! Cognito authorizer sends it:
+//!
+//! | case | answer |
+//! |---|---|
+//! | no token | UNAUTHORIZED 401 `Unauthorized`, `WWW-Authenticate: Bearer` |
+//! | expired | UNAUTHORIZED 401 `The incoming token has expired` |
+//! | any other invalid token | UNAUTHORIZED 401 `Unauthorized`, `WWW-Authenticate: Bearer error="invalid_token"` |
+//! | valid, but lacking a group, a scope or the predicate | ACCESS_DENIED 403, `WWW-Authenticate: Bearer error="insufficient_scope"` |
+//! | the same to a gRPC client | `UNAUTHENTICATED` (16) or `PERMISSION_DENIED` (7) |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::{SystemTime, UNIX_EPOCH};
+//! use http::{Request, StatusCode};
+//! use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+//! use portcullis_core::context::Caller;
+//! use portcullis_jwt::{HmacSecret, Issuer, JwtLayer, Match};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! const SECRET: &str = "a shared secret of at least 32 bytes";
+//! let issuer = Issuer::new("https://issuer.example")
+//!     .jwks(r#"{"keys":[]}"#)
+//!     .algorithms([Algorithm::HS256])
+//!     .hmac_secret(HmacSecret::new(SECRET));
+//! let auth = JwtLayer::new(issuer).unwrap();
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(auth.clone().require_groups(Match::Any, ["admins"]))
+//!     .service_fn(|request: Request<()>| async move {
+//!         let caller = request.extensions().get::<Caller>().unwrap();
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(caller.principal().to_owned()))
+//!     });
+//!
+//! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+//! let claims = serde_json::json!({
+//!     "iss": "https://issuer.example", "sub": "user-1", "exp": now + 60,
+//!     "cognito:groups": ["admins"],
+//! });
+//! let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+//!
+//! let request = Request::builder().header("authorization", format!("Bearer {token}")).body(()).unwrap();
+//! let response = service.clone().oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let response = service.oneshot(Request::new(())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! # }
+//! ```
+//!
+//! A Cognito user pool, with per-route requirements in axum:
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use portcullis_jwt::{Issuer, JwtLayer, Match, TokenUse};
+//!
+//! let auth = JwtLayer::new(
+//!     Issuer::user_pool("eu-west-1", "eu-west-1_AbCdEf123").client_ids(["app-client-id"]),
+//! )
+//! .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/me", get(|| async { "me" }).route_layer(auth.clone().token_use(TokenUse::Id)))
+//!     .route(
+//!         "/admin",
+//!         get(|| async { "admin" }).route_layer(
+//!             auth.clone()
+//!                 .token_use(TokenUse::Access)
+//!                 .require_scopes(Match::Any, ["loyalty/admin"]),
+//!         ),
+//!     );
+//! ```
+//!
+//! # Verification
+//!
+//! - Algorithms: RS256/384/512, PS256/384/512, ES256/384 and EdDSA; HS256/384/512
+//!   only with an explicit [`HmacSecret`]. The allow-list is per issuer. `alg:
+//!   none`, an algorithm the key's type cannot use (algorithm/key confusion,
+//!   such as HS256 "signed" with an RSA public key), and any `crit` header are
+//!   refused.
+//! - Signatures are checked by [`jsonwebtoken`] 10 on its `aws_lc_rs` backend,
+//!   chosen over `rust_crypto` because RS256 verification is about 8× faster on
+//!   it (REFERENCE.md §8). Parsing is the layer's own, so that size limits,
+//!   `alg: none` and `crit` are settled before any key is touched, and the
+//!   payload is parsed once.
+//! - Claims: `exp` (required), `nbf` and `iat` with a leeway, a maximum
+//!   lifetime, `iss` exact, `aud` from a set, required claims, and with the
+//!   Cognito preset ([`Issuer::user_pool`]) `token_use` and the app client
+//!   (`aud` for ID tokens, `client_id` for access tokens).
+//!
+//! # Keys
+//!
+//! A static JWKS (string or file), a JWKS URL, or OpenID Connect discovery. The
+//! key set is read lock-free (`arc-swap`); a background task refreshes it; an
+//! unknown `kid` starts one single-flight refetch, at most once per 10 s (as
+//! awslabs/aws-jwt-verify); when the issuer is down the last good keys keep
+//! serving. No request waits on a lock held across network I/O: a request
+//! with an unknown `kid` awaits the shared fetch itself.
+//!
+//! The HTTP client is hyper-util's legacy client with hyper-rustls on rustls'
+//! aws-lc-rs provider: the hyper 1 stack the workspace already uses and the
+//! crypto library the `jsonwebtoken` backend already links, rather than
+//! reqwest, whose cookies, redirects, proxies and decompression a key fetch
+//! does not need. `http://` key URLs are accepted on loopback only, unless
+//! [`Issuer::allow_insecure_http`] is set.
+//!
+//! # Verified-token cache
+//!
+//! On by default: the SHA-256 digest of the token (never the token) maps to
+//! the verified caller, until the earlier of `exp` and the TTL (300 s), for at
+//! most 10,000 tokens. Route requirements are checked on every request, hit or
+//! miss. [`TokenCacheConfig::disabled`] turns it off.
+//!
+//! # Where it differs from API Gateway
+//!
+//! - API Gateway's Cognito authorizer reads a bare token from the header; this
+//!   layer reads `Bearer <token>` and also takes a bare token.
+//! - `iat` in the future is refused (API Gateway does not document it).
+//! - Issuer keys that cannot be loaded at all give 401 (reason
+//!   `keys_unavailable`), not a 5xx.
+//!
+//! # Features
+//!
+//! - `axum`: the [`Claims<T>`](Claims) extractor.
+
+mod cache;
+mod claims;
+mod error;
+mod fetch;
+mod future;
+mod issuer;
+mod keys;
+mod layer;
+mod location;
+mod policy;
+mod reject;
+mod service;
+mod store;
+mod verify;
+
+#[cfg(test)]
+mod corpus_tests;
+
+pub use cache::TokenCacheConfig;
+#[cfg(feature = "axum")]
+pub use claims::Claims;
+pub use claims::{JwtClaims, Verified};
+pub use error::ConfigError;
+pub use future::ResponseFuture;
+pub use issuer::{HmacSecret, Issuer, KeySource, TokenUse};
+pub use jsonwebtoken::Algorithm;
+pub use layer::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig, JwtLayer, JwtLayerBuilder};
+pub use location::TokenLocation;
+pub use policy::Match;
+pub use reject::RejectReason;
+pub use service::Jwt;

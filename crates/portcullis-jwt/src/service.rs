@@ -1,0 +1,160 @@
+//! The `Jwt` service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use portcullis_core::ResponseBody;
+use portcullis_core::future::ResponseFuture as CoreFuture;
+use tower_service::Service;
+
+use crate::claims::Verified;
+use crate::future::ResponseFuture;
+use crate::layer::{JwtLayer, Step};
+use crate::reject::RejectReason;
+use crate::store::SharedFetch;
+
+/// The service [`JwtLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct Jwt<S> {
+    inner: S,
+    layer: JwtLayer,
+}
+
+enum Decision {
+    Allow(Arc<Verified>),
+    Reject(RejectReason),
+    Wait(SharedFetch),
+}
+
+impl<S> Jwt<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: JwtLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The layer that builds this service, as `Jwt::layer(..)`.
+    pub fn layer(layer: JwtLayer) -> JwtLayer {
+        layer
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decision {
+    let shared = &layer.shared;
+    let token =
+        match shared
+            .location
+            .extract(request.headers(), request.uri(), shared.max_token_bytes)
+        {
+            Ok(Some(token)) => token,
+            Ok(None) => return Decision::Reject(RejectReason::MissingToken),
+            Err(reason) => return Decision::Reject(reason),
+        };
+    match shared.verify_token(&token, allow_fetch) {
+        Step::Done(Ok(verified)) => match layer.policy.check(&verified.caller, &verified.claims) {
+            Ok(()) => Decision::Allow(verified),
+            Err(reason) => Decision::Reject(reason),
+        },
+        Step::Done(Err(reason)) => Decision::Reject(reason),
+        Step::Wait(fetch) if allow_fetch => Decision::Wait(fetch),
+        Step::Wait(_) => Decision::Reject(RejectReason::KeysUnavailable),
+    }
+}
+
+fn allow<B>(request: &mut Request<B>, verified: &Verified) {
+    tracing::trace!(
+        layer = "jwt",
+        outcome = "allowed",
+        principal = verified.caller.principal()
+    );
+    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "allowed", "reason" => "ok")
+        .increment(1);
+    let extensions = request.extensions_mut();
+    extensions.insert(verified.caller.clone());
+    extensions.insert(verified.claims.clone());
+}
+
+fn reject<B, ResBody>(
+    request: &Request<B>,
+    reason: RejectReason,
+) -> Response<ResponseBody<ResBody>> {
+    let outcome = if reason.is_forbidden() {
+        "forbidden"
+    } else {
+        "unauthorized"
+    };
+    tracing::debug!(
+        layer = "jwt",
+        outcome,
+        reason = reason.as_str(),
+        "request refused"
+    );
+    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => outcome, "reason" => reason.as_str())
+        .increment(1);
+    reason.gateway_response().into_response(request)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Jwt<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match decide(&self.layer, &request, true) {
+            Decision::Allow(verified) => {
+                allow(&mut request, &verified);
+                ResponseFuture::now(CoreFuture::future(self.inner.call(request)))
+            }
+            Decision::Reject(reason) => {
+                ResponseFuture::now(CoreFuture::reject(reject(&request, reason)))
+            }
+            Decision::Wait(fetch) => {
+                // Keep the service that was made ready; hand the future a clone
+                // (tower's "be careful when cloning inner services").
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let layer = self.layer.clone();
+                ResponseFuture::waiting(Box::pin(async move {
+                    fetch.await;
+                    match decide(&layer, &request, false) {
+                        Decision::Allow(verified) => {
+                            allow(&mut request, &verified);
+                            inner
+                                .call(request)
+                                .await
+                                .map(|response| response.map(ResponseBody::inner))
+                        }
+                        Decision::Reject(reason) => Ok(reject(&request, reason)),
+                        Decision::Wait(_) => Ok(reject(&request, RejectReason::KeysUnavailable)),
+                    }
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Token parsing, signature verification and the issuer's claim checks.
+//!
+//! Parsing is our own (so that `alg: none`, `crit`, oversized and nested
+//! headers are refused before any key is touched); the signature is checked by
+//! `jsonwebtoken::crypto::verify` with the key the `kid` names.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use portcullis_core::context::{AuthMethod, Caller};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::claims::JwtClaims;
+use crate::issuer::Issuer;
+use crate::keys::VerifyKey;
+use crate::reject::RejectReason;
+
+/// The largest decoded JOSE header accepted. Real headers are under 200 bytes.
+const MAX_HEADER_BYTES: usize = 1024;
+
+/// A compact JWS split, its header decoded, not yet verified.
+#[derive(Debug)]
+pub(crate) struct Jws<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+    pub(crate) message: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
+}
+
+/// A token split and decoded, not yet verified.
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    pub(crate) jws: Jws<'a>,
+    pub(crate) claims: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Splits a compact JWS and decodes its header.
+///
+/// # Errors
+///
+/// The reason the token cannot be a JWS this layer accepts.
+pub(crate) fn split(token: &str) -> Result<Jws<'_>, RejectReason> {
+    let (header_b64, rest) = token.split_once('.').ok_or(RejectReason::Malformed)?;
+    let (payload, signature) = rest.split_once('.').ok_or(RejectReason::Malformed)?;
+    if signature.contains('.') || header_b64.is_empty() || payload.is_empty() {
+        return Err(RejectReason::Malformed);
+    }
+    if header_b64.len() > MAX_HEADER_BYTES * 4 / 3 + 4 {
+        return Err(RejectReason::Malformed);
+    }
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| RejectReason::Malformed)?;
+    let header: RawHeader<'_> =
+        serde_json::from_slice(&header_bytes).map_err(|_| RejectReason::Malformed)?;
+    if header.crit.is_some() {
+        return Err(RejectReason::CriticalHeader);
+    }
+    if header.alg.eq_ignore_ascii_case("none") {
+        return Err(RejectReason::AlgorithmNone);
+    }
+    let alg: Algorithm = header
+        .alg
+        .parse()
+        .map_err(|_| RejectReason::UnsupportedAlgorithm)?;
+    if signature.is_empty() {
+        return Err(RejectReason::BadSignature);
+    }
+    Ok(Jws {
+        alg,
+        kid: header.kid.map(Cow::into_owned),
+        message: &token[..header_b64.len() + 1 + payload.len()],
+        payload,
+        signature,
+    })
+}
+
+/// Splits a compact JWS and decodes its header and its JSON claims.
+///
+/// # Errors
+///
+/// The reason the token cannot be a JWT this layer accepts.
+pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, RejectReason> {
+    let jws = split(token)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(jws.payload)
+        .map_err(|_| RejectReason::Malformed)?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| RejectReason::Malformed)?;
+    Ok(Parsed { jws, claims })
+}
+
+/// Checks the signature of a JWS with `key`.
+pub(crate) fn check_signature(jws: &Jws<'_>, key: &VerifyKey) -> Result<(), RejectReason> {
+    if !key.algs.contains(jws.alg) {
+        return Err(RejectReason::KeyAlgorithmMismatch);
+    }
+    match jsonwebtoken::crypto::verify(jws.signature, jws.message.as_bytes(), &key.key, jws.alg) {
+        Ok(true) => Ok(()),
+        _ => Err(RejectReason::BadSignature),
+    }
+}
+
+/// The issuer-level claim rules, compiled from an [`Issuer`].
+#[derive(Debug)]
+pub(crate) struct ClaimRules {
+    pub(crate) issuer: String,
+    audiences: Vec<String>,
+    cognito: bool,
+    client_ids: Vec<String>,
+    leeway: u64,
+    max_lifetime: Option<u64>,
+    required: Vec<String>,
+    groups_path: Vec<String>,
+}
+
+impl ClaimRules {
+    pub(crate) fn new(issuer: &Issuer) -> Self {
+        Self {
+            issuer: issuer.issuer.clone(),
+            audiences: issuer.audiences.clone(),
+            cognito: issuer.cognito,
+            client_ids: issuer.client_ids.clone(),
+            leeway: issuer.leeway_seconds,
+            max_lifetime: issuer.max_lifetime_seconds,
+            required: issuer.required_claims.clone(),
+            groups_path: claim_path(&issuer.groups_claim),
+        }
+    }
+
+    /// Checks the claims at `now` (Unix seconds), returning `exp`.
+    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, RejectReason> {
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(RejectReason::UnknownIssuer);
+        }
+        let exp = numeric(claims, "exp")?.ok_or(RejectReason::MissingClaim)?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(RejectReason::Expired);
+        }
+        if let Some(nbf) = numeric(claims, "nbf")?
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(RejectReason::NotYetValid);
+        }
+        let iat = numeric(claims, "iat")?;
+        if let Some(iat) = iat
+            && iat > now.saturating_add(self.leeway)
+        {
+            return Err(RejectReason::IssuedInFuture);
+        }
+        if let Some(max) = self.max_lifetime {
+            let start = iat.unwrap_or(now);
+            if exp.saturating_sub(start) > max.saturating_add(self.leeway) {
+                return Err(RejectReason::LifetimeTooLong);
+            }
+        }
+        if self.required.iter().any(|c| !claims.contains_key(c)) {
+            return Err(RejectReason::MissingClaim);
+        }
+        if !self.audiences.is_empty() && !audience_matches(claims.get("aud"), &self.audiences) {
+            return Err(RejectReason::WrongAudience);
+        }
+        if self.cognito {
+            match claims.get("token_use").and_then(Value::as_str) {
+                Some("id") => {
+                    if !self.client_ids.is_empty()
+                        && !audience_matches(claims.get("aud"), &self.client_ids)
+                    {
+                        return Err(RejectReason::WrongAudience);
+                    }
+                }
+                Some("access") => {
+                    let client = claims.get("client_id").and_then(Value::as_str);
+                    if !self.client_ids.is_empty()
+                        && !client.is_some_and(|c| self.client_ids.iter().any(|id| id == c))
+                    {
+                        return Err(RejectReason::WrongClientId);
+                    }
+                }
+                _ => return Err(RejectReason::WrongTokenUse),
+            }
+        }
+        Ok(exp)
+    }
+
+    /// Builds the caller and the shared claims of a verified token.
+    pub(crate) fn caller(&self, claims: Map<String, Value>) -> (Caller, JwtClaims) {
+        let principal = ["sub", "username", "cognito:username", "client_id"]
+            .iter()
+            .find_map(|name| claims.get(*name).and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_owned();
+        let groups = strings_at(&claims, &self.groups_path);
+        let scopes = match claims.get("scope") {
+            Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+            _ => match claims.get("scp") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+                _ => Vec::new(),
+            },
+        };
+        let map: BTreeMap<String, Value> =
+            claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let caller = Caller::new(principal, AuthMethod::Jwt)
+            .with_groups(groups)
+            .with_scopes(scopes)
+            .with_claims(map);
+        (caller, JwtClaims::new(Arc::new(claims)))
+    }
+}
+
+/// `a.b.c` → `["a", "b", "c"]`; a name with no dot (`cognito:groups`) is one
+/// segment.
+fn claim_path(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_owned).collect()
+}
+
+fn strings_at(claims: &Map<String, Value>, path: &[String]) -> Vec<String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Vec::new();
+    };
+    let mut value = claims.get(first.as_str());
+    for segment in rest {
+        value = value.and_then(|v| v.get(segment.as_str()));
+    }
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A NumericDate claim: absent is `None`, a non-number is malformed.
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, RejectReason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(v) = n.as_u64() {
+                Ok(Some(v))
+            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0) {
+                // Truncation is the intent: NumericDate may carry fractions.
+                Ok(Some(f as u64))
+            } else {
+                Err(RejectReason::MissingClaim)
+            }
+        }
+        Some(_) => Err(RejectReason::MissingClaim),
+    }
+}
+
+fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
+    match aud {
+        Some(Value::String(a)) => accepted.iter().any(|x| x == a),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| accepted.iter().any(|x| x == a)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn refuses_bad_shapes_before_any_key() {
+        let payload = b64(r#"{"sub":"a"}"#);
+        let none = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
+        assert_eq!(parse(&none).unwrap_err(), RejectReason::AlgorithmNone);
+        let none_case = format!("{}.{payload}.c2ln", b64(r#"{"alg":"NoNe"}"#));
+        assert_eq!(parse(&none_case).unwrap_err(), RejectReason::AlgorithmNone);
+        let crit = format!(
+            "{}.{payload}.c2ln",
+            b64(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#)
+        );
+        assert_eq!(parse(&crit).unwrap_err(), RejectReason::CriticalHeader);
+        let es512 = format!("{}.{payload}.c2ln", b64(r#"{"alg":"ES512"}"#));
+        assert_eq!(
+            parse(&es512).unwrap_err(),
+            RejectReason::UnsupportedAlgorithm
+        );
+        assert_eq!(parse("a.b").unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse("a.b.c.d").unwrap_err(), RejectReason::Malformed);
+        let not_object = format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64("[1]"));
+        assert_eq!(parse(&not_object).unwrap_err(), RejectReason::Malformed);
+        let dup = format!("{}.{payload}.c2ln", b64(r#"{"alg":"RS256","alg":"none"}"#));
+        assert_eq!(parse(&dup).unwrap_err(), RejectReason::Malformed);
+    }
+
+    #[test]
+    fn json_bomb_headers_cost_little() {
+        // Deep nesting within the header limit is skipped without recursion
+        // (serde's IgnoredAny), and the token then stands or falls on its
+        // signature.
+        let nested = format!(
+            r#"{{"alg":"RS256","x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let token = format!("{}.{}.c2ln", b64(&nested), b64("{}"));
+        assert!(parse(&token).is_ok());
+        // Past the header limit it is refused before any JSON is read.
+        let deep = format!(
+            r#"{{"alg":"RS256","x":{}{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        let token = format!("{}.{}.c2ln", b64(&deep), b64("{}"));
+        assert_eq!(parse(&token).unwrap_err(), RejectReason::Malformed);
+        // Many keys, or a nested object where `kid` belongs, are refused.
+        let wide = format!(
+            r#"{{"alg":"RS256","kid":{{"a":{}}}}}"#,
+            "[".repeat(50) + &"]".repeat(50)
+        );
+        let token = format!("{}.{}.c2ln", b64(&wide), b64("{}"));
+        assert_eq!(parse(&token).unwrap_err(), RejectReason::Malformed);
+    }
+
+    #[test]
+    fn claim_rules_check_time_and_audience() {
+        let rules = ClaimRules::new(
+            &Issuer::new("https://issuer")
+                .audiences(["api"])
+                .leeway(std::time::Duration::from_secs(5))
+                .max_lifetime(std::time::Duration::from_secs(3600)),
+        );
+        let claims = |v: Value| v.as_object().cloned().expect("object");
+        let ok = claims(
+            serde_json::json!({"iss":"https://issuer","exp":1000,"iat":900,"aud":["x","api"]}),
+        );
+        assert_eq!(rules.check(&ok, 950), Ok(1000));
+        assert_eq!(rules.check(&ok, 1004), Ok(1000));
+        assert_eq!(rules.check(&ok, 1005), Err(RejectReason::Expired));
+        assert_eq!(rules.check(&ok, 800), Err(RejectReason::IssuedInFuture));
+        let nbf =
+            claims(serde_json::json!({"iss":"https://issuer","exp":1000,"nbf":960,"aud":"api"}));
+        assert_eq!(rules.check(&nbf, 950), Err(RejectReason::NotYetValid));
+        let long =
+            claims(serde_json::json!({"iss":"https://issuer","exp":10000,"iat":900,"aud":"api"}));
+        assert_eq!(rules.check(&long, 950), Err(RejectReason::LifetimeTooLong));
+        let aud = claims(serde_json::json!({"iss":"https://issuer","exp":1000,"aud":"other"}));
+        assert_eq!(rules.check(&aud, 950), Err(RejectReason::WrongAudience));
+        let no_exp = claims(serde_json::json!({"iss":"https://issuer","aud":"api"}));
+        assert_eq!(rules.check(&no_exp, 950), Err(RejectReason::MissingClaim));
+        let bad_exp = claims(serde_json::json!({"iss":"https://issuer","exp":"1000","aud":"api"}));
+        assert_eq!(rules.check(&bad_exp, 950), Err(RejectReason::MissingClaim));
+    }
+
+    #[test]
+    fn groups_follow_a_dotted_path() {
+        let rules = ClaimRules::new(&Issuer::new("i").groups_claim("realm_access.roles"));
+        let claims = serde_json::json!({"sub":"u","realm_access":{"roles":["a","b"]},"scp":["s1"]});
+        let (caller, _) = rules.caller(claims.as_object().cloned().expect("object"));
+        assert_eq!(caller.groups(), ["a", "b"]);
+        assert_eq!(caller.scopes(), ["s1"]);
+        assert_eq!(caller.principal(), "u");
+    }
+}
