@@ -1,0 +1,97 @@
+//! The layer in a real tonic server on 127.0.0.1:0, serving tonic-health, and
+//! a real tonic client decoding the refusal as RESOURCE_EXHAUSTED.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use portcullis_core::clock::ManualClock;
+use portcullis_core::context::ApiKeyContext;
+use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
+use portcullis_quota::QuotaLayer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tower::util::MapRequestLayer;
+
+async fn serve(clock: ManualClock) -> SocketAddr {
+    let plan = Arc::new(
+        UsagePlan::new("grpc")
+            .expect("test setup")
+            .with_quota(QuotaSettings::new(2, QuotaPeriod::Day).expect("test setup")),
+    );
+    // Stands in for the API-key layer: the key id is the `x-api-key` metadata.
+    let api_key = MapRequestLayer::new(move |mut request: Request<tonic::body::Body>| {
+        let key = request
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(key) = key {
+            request
+                .extensions_mut()
+                .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        }
+        request
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("test setup");
+    let addr = listener.local_addr().expect("test setup");
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(api_key)
+            .layer(QuotaLayer::new().clock(clock))
+            .add_service(health)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .expect("test setup");
+    });
+    addr
+}
+
+async fn check(
+    client: &mut HealthClient<tonic::transport::Channel>,
+    key: &str,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    request.metadata_mut().insert(
+        "x-api-key",
+        MetadataValue::try_from(key).expect("test setup"),
+    );
+    client.check(request).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn a_tonic_client_sees_resource_exhausted_past_the_quota() {
+    let clock = ManualClock::at(time::macros::datetime!(2026-11-23 23:00 UTC));
+    let addr = serve(clock.clone()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+
+    check(&mut client, "k").await.unwrap();
+    check(&mut client, "k").await.unwrap();
+    let status = check(&mut client, "k").await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.message(), "Limit Exceeded");
+    assert_eq!(status.metadata().get("retry-after").unwrap(), "3600");
+    assert_eq!(status.metadata().get("ratelimit-remaining").unwrap(), "0");
+    assert_eq!(
+        status.metadata().get("x-amzn-errortype").unwrap(),
+        "LimitExceededException"
+    );
+
+    // Another key is unaffected, and the quota resets at 00:00 UTC.
+    check(&mut client, "other").await.unwrap();
+    clock.advance(Duration::from_secs(3600));
+    check(&mut client, "k").await.unwrap();
+}
