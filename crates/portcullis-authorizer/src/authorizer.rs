@@ -1,0 +1,97 @@
+//! The authorizer trait, its errors, and its blanket impl for async closures.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::event::{AuthorizerEvent, AuthorizerResponse};
+
+/// Why an authorizer gave no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizerError {
+    /// The caller is not authenticated: API Gateway's `"Unauthorized"`,
+    /// answered with 401 UNAUTHORIZED.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// The authorizer's answer was not a valid answer: 500
+    /// AUTHORIZER_FAILURE.
+    #[error("malformed authorizer answer: {0}")]
+    Malformed(String),
+    /// The authorizer failed (an error, a timeout, an unreachable endpoint):
+    /// 500 AUTHORIZER_FAILURE.
+    #[error("authorizer failed: {0}")]
+    Failed(String),
+}
+
+impl AuthorizerError {
+    /// A failure with this reason.
+    pub fn failed(reason: impl std::fmt::Display) -> Self {
+        AuthorizerError::Failed(reason.to_string())
+    }
+
+    /// A short name for logs and metrics.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthorizerError::Unauthorized => "unauthorized",
+            AuthorizerError::Malformed(_) => "malformed",
+            AuthorizerError::Failed(_) => "failed",
+        }
+    }
+}
+
+/// A custom authorizer: given API Gateway's event, it answers with a
+/// principal and a policy, or refuses.
+///
+/// Async closures and functions taking an [`AuthorizerEvent`] implement it:
+///
+/// ```
+/// use portcullis_authorizer::{Authorizer, AuthorizerError, AuthorizerEvent, AuthorizerResponse};
+/// use portcullis_iam::PolicyDocument;
+///
+/// fn assert_authorizer<A: Authorizer>(_: &A) {}
+///
+/// let authorizer = |event: AuthorizerEvent| async move {
+///     match event.token() {
+///         Some("allow") => Ok(AuthorizerResponse::new(
+///             "user",
+///             PolicyDocument::from_json(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"*"}}"#)
+///                 .map_err(AuthorizerError::failed)?,
+///         )),
+///         _ => Err(AuthorizerError::Unauthorized),
+///     }
+/// };
+/// assert_authorizer(&authorizer);
+/// ```
+pub trait Authorizer: Send + Sync + 'static {
+    /// Decides on one event.
+    fn authorize(
+        &self,
+        event: AuthorizerEvent,
+    ) -> impl Future<Output = Result<AuthorizerResponse, AuthorizerError>> + Send;
+}
+
+impl<F, Fut> Authorizer for F
+where
+    F: Fn(AuthorizerEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<AuthorizerResponse, AuthorizerError>> + Send,
+{
+    fn authorize(
+        &self,
+        event: AuthorizerEvent,
+    ) -> impl Future<Output = Result<AuthorizerResponse, AuthorizerError>> + Send {
+        self(event)
+    }
+}
+
+impl<A: Authorizer + ?Sized> Authorizer for Arc<A>
+where
+    Arc<A>: Send + Sync,
+{
+    fn authorize(
+        &self,
+        event: AuthorizerEvent,
+    ) -> impl Future<Output = Result<AuthorizerResponse, AuthorizerError>> + Send {
+        (**self).authorize(event)
+    }
+}

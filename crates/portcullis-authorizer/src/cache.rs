@@ -1,0 +1,215 @@
+//! The authorizer-result cache: keyed by a SHA-256 digest of the identity
+//! sources, bounded in entries, with a TTL, and single-flight on misses.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use portcullis_core::context::{Caller, UsageIdentifierKey};
+use portcullis_iam::PolicyDocument;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::AuthorizerError;
+
+/// The digest of a request's identity-source values. Tokens are secrets, so
+/// the cache never holds them, only their digests.
+pub(crate) type Key = [u8; 32];
+
+/// An answer, checked and made ready for reuse.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) principal_id: Arc<str>,
+    pub(crate) policy: PolicyDocument,
+    pub(crate) caller: Caller,
+    pub(crate) usage_key: Option<UsageIdentifierKey>,
+}
+
+/// What one call of the authorizer gave.
+pub(crate) type Outcome = Result<Arc<Prepared>, AuthorizerError>;
+
+/// One cache slot. Its cell is filled once, by the first request that
+/// missed; requests that miss while it is being filled wait on it.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    cell: OnceCell<Outcome>,
+    expires_at: AtomicU64,
+}
+
+impl Slot {
+    /// The outcome, calling `init` if no one has yet. Only a successful
+    /// outcome gets an expiry: errors are not cached.
+    pub(crate) async fn get_or_init<F>(&self, expires_at: impl FnOnce() -> u64, init: F) -> Outcome
+    where
+        F: Future<Output = Outcome>,
+    {
+        self.cell
+            .get_or_init(|| async {
+                let outcome = init.await;
+                if outcome.is_ok() {
+                    self.expires_at.store(expires_at(), Ordering::Release);
+                }
+                outcome
+            })
+            .await
+            .clone()
+    }
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    /// A live, successful answer.
+    Hit(Arc<Prepared>),
+    /// Nothing live: fill (or wait on) this slot.
+    Miss(Arc<Slot>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    ttl_nanos: u64,
+    max_entries: usize,
+    map: Mutex<HashMap<Key, Arc<Slot>>>,
+}
+
+impl Cache {
+    pub(crate) fn new(ttl_seconds: u32, max_entries: usize) -> Self {
+        Self {
+            ttl_nanos: u64::from(ttl_seconds) * 1_000_000_000,
+            max_entries: max_entries.max(1),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn ttl_nanos(&self) -> u64 {
+        self.ttl_nanos
+    }
+
+    pub(crate) fn key<'v>(values: impl IntoIterator<Item = &'v str>) -> Key {
+        let mut hasher = Sha256::new();
+        for value in values {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            hasher.update((value.len() as u64).to_le_bytes());
+            hasher.update(value.as_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    pub(crate) fn lookup(&self, key: &Key, now: u64) -> Lookup {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = map.get(key) {
+            match slot.cell.get() {
+                Some(Ok(prepared)) if now < slot.expires_at.load(Ordering::Acquire) => {
+                    return Lookup::Hit(prepared.clone());
+                }
+                // Being filled: join the call in flight.
+                None => return Lookup::Miss(slot.clone()),
+                // Expired, or an error not yet forgotten: start afresh.
+                Some(_) => {}
+            }
+        }
+        if map.len() >= self.max_entries && !map.contains_key(key) {
+            Self::evict(&mut map, now, self.max_entries);
+        }
+        let slot = Arc::new(Slot::default());
+        map.insert(*key, slot.clone());
+        Lookup::Miss(slot)
+    }
+
+    /// Drops the slot after an error, unless it was replaced meanwhile.
+    pub(crate) fn forget(&self, key: &Key, slot: &Arc<Slot>) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(key);
+        }
+    }
+
+    /// Makes room: drops expired and failed entries, then, if the cache is
+    /// still full, filled entries in the map's (random) order. Slots being
+    /// filled are kept, so single-flight holds.
+    fn evict(map: &mut HashMap<Key, Arc<Slot>>, now: u64, max_entries: usize) {
+        map.retain(|_, slot| match slot.cell.get() {
+            None => true,
+            Some(Ok(_)) => now < slot.expires_at.load(Ordering::Acquire),
+            Some(Err(_)) => false,
+        });
+        if map.len() >= max_entries {
+            let excess = map.len() + 1 - max_entries;
+            let victims: Vec<Key> = map
+                .iter()
+                .filter(|(_, slot)| slot.cell.initialized())
+                .map(|(key, _)| *key)
+                .take(excess)
+                .collect();
+            for key in victims {
+                map.remove(&key);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::context::AuthMethod;
+
+    fn prepared(principal: &str) -> Outcome {
+        let policy = PolicyDocument::from_json(
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+        )
+        .expect("valid policy");
+        Ok(Arc::new(Prepared {
+            principal_id: principal.into(),
+            policy,
+            caller: Caller::new(principal, AuthMethod::CustomAuthorizer),
+            usage_key: None,
+        }))
+    }
+
+    async fn fill(cache: &Cache, key: &Key, now: u64, principal: &str) {
+        match cache.lookup(key, now) {
+            Lookup::Miss(slot) => {
+                let ttl = cache.ttl_nanos();
+                let outcome = slot
+                    .get_or_init(|| now + ttl, async { prepared(principal) })
+                    .await;
+                assert!(outcome.is_ok());
+            }
+            Lookup::Hit(_) => panic!("expected a miss for {principal}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hits_expire_and_the_cache_stays_bounded() {
+        let cache = Cache::new(300, 2);
+        let a = Cache::key(["a"]);
+        fill(&cache, &a, 0, "a").await;
+        assert!(
+            matches!(cache.lookup(&a, 299_999_999_999), Lookup::Hit(p) if &*p.principal_id == "a")
+        );
+        assert!(matches!(cache.lookup(&a, 300_000_000_000), Lookup::Miss(_)));
+
+        let cache = Cache::new(300, 2);
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            fill(&cache, &Cache::key([name]), i as u64, name).await;
+            assert!(cache.len() <= 2, "{} entries", cache.len());
+        }
+        assert!(matches!(
+            cache.lookup(&Cache::key(["d"]), 10),
+            Lookup::Hit(_)
+        ));
+    }
+
+    #[test]
+    fn keys_are_length_prefixed() {
+        assert_ne!(Cache::key(["ab", "c"]), Cache::key(["a", "bc"]));
+        assert_eq!(Cache::key(["ab", "c"]), Cache::key(["ab", "c"]));
+    }
+}

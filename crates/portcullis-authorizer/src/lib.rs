@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod authorizer;
+mod cache;
+mod event;
+mod http;
+mod identity;
+mod layer;
+
+pub use crate::authorizer::{Authorizer, AuthorizerError};
+pub use crate::event::{
+    AuthorizerEvent, AuthorizerResponse, IdentityEvent, RequestContextEvent, RequestEvent,
+    TokenEvent,
+};
+pub use crate::http::{DEFAULT_HTTP_TIMEOUT, HttpAuthorizer, MAX_HTTP_ANSWER_BYTES};
+pub use crate::identity::{ContextSource, IdentitySource, IdentitySourceError};
+pub use crate::layer::{
+    AUTHORIZER_DENIED_EXPLICIT, AuthorizerConfig, AuthorizerConfigError, AuthorizerLayer,
+    AuthorizerType, CustomAuthorizer, DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_MAX_IDENTITY_BYTES,
+    DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, ResponseFuture,
+};
