@@ -142,6 +142,11 @@ fn hex_value(b: u8) -> Option<u8> {
 #[must_use]
 pub fn decode_query_component(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
+    decode_into(input, &mut out);
+    out
+}
+
+fn decode_into(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
         match input[i] {
@@ -166,7 +171,6 @@ pub fn decode_query_component(input: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 /// Splits a raw query string into its raw `(key, value)` pairs, skipping empty
@@ -193,27 +197,37 @@ pub fn canonical_query(query: &str, exclude: &[&str], out: &mut Vec<u8>) {
     if query.is_empty() {
         return;
     }
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // Every encoded key and value goes into one buffer; pairs are ranges of it.
+    let mut encoded: Vec<u8> = Vec::with_capacity(query.len() + query.len() / 2);
+    let mut pairs: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
+    let mut scratch = Vec::new();
     for (key, value) in query_pairs(query) {
-        let key = decode_query_component(key.as_bytes());
-        if exclude.iter().any(|exclude| key == exclude.as_bytes()) {
+        scratch.clear();
+        decode_into(key.as_bytes(), &mut scratch);
+        if exclude.iter().any(|exclude| scratch == exclude.as_bytes()) {
             continue;
         }
-        let value = decode_query_component(value.as_bytes());
-        let mut encoded_key = Vec::with_capacity(key.len());
-        encode_into(&mut encoded_key, &key, false);
-        let mut encoded_value = Vec::with_capacity(value.len());
-        encode_into(&mut encoded_value, &value, false);
-        pairs.push((encoded_key, encoded_value));
+        let key_start = encoded.len();
+        encode_into(&mut encoded, &scratch, false);
+        let key_range = key_start..encoded.len();
+        scratch.clear();
+        decode_into(value.as_bytes(), &mut scratch);
+        let value_start = encoded.len();
+        encode_into(&mut encoded, &scratch, false);
+        pairs.push((key_range, value_start..encoded.len()));
     }
-    pairs.sort_unstable();
-    for (i, (key, value)) in pairs.iter().enumerate() {
+    pairs.sort_unstable_by(|(ka, va), (kb, vb)| {
+        encoded[ka.clone()]
+            .cmp(&encoded[kb.clone()])
+            .then_with(|| encoded[va.clone()].cmp(&encoded[vb.clone()]))
+    });
+    for (i, (key, value)) in pairs.into_iter().enumerate() {
         if i > 0 {
             out.push(b'&');
         }
-        out.extend_from_slice(key);
+        out.extend_from_slice(&encoded[key]);
         out.push(b'=');
-        out.extend_from_slice(value);
+        out.extend_from_slice(&encoded[value]);
     }
 }
 

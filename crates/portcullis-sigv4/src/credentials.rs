@@ -132,6 +132,12 @@ impl Credential {
         &self.access_key_id
     }
 
+    /// The access key id, shared.
+    #[must_use]
+    pub fn access_key_id_arc(&self) -> &Arc<str> {
+        &self.access_key_id
+    }
+
     /// The secret access key.
     #[must_use]
     pub fn secret_access_key(&self) -> &Secret {

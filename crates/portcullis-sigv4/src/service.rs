@@ -195,7 +195,7 @@ fn admit(
         AuthMethod::Iam,
     ));
     extensions.insert(VerifiedSignature {
-        access_key_id: Arc::from(credential.access_key_id()),
+        access_key_id: credential.access_key_id_arc().clone(),
         principal_arn: credential.principal_arn_arc().clone(),
         form,
         signed_at,

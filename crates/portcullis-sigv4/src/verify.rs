@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -26,9 +26,9 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-const X_AMZ_DATE: &str = "x-amz-date";
-const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
-const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+static X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
+static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// The longest presigned validity AWS allows: 7 days.
 pub const MAX_EXPIRES_SECONDS: u64 = 7 * 24 * 60 * 60;
@@ -206,7 +206,7 @@ fn parse_header<'a>(
         }
         *slot = Some(value.trim());
     }
-    let amz_date = headers.get(X_AMZ_DATE).map(HeaderValue::as_bytes);
+    let amz_date = headers.get(&X_AMZ_DATE).map(HeaderValue::as_bytes);
     let mut missing = Vec::new();
     if credential.is_none() {
         missing.push("Authorization header requires 'Credential' parameter.");
@@ -230,7 +230,7 @@ fn parse_header<'a>(
     let amz_date = std::str::from_utf8(amz_date).unwrap_or("");
     let timestamp = parse_date(amz_date)?;
     let (access_key_id, scope_date) = parse_credential(credential, "Authorization header")?;
-    let security_token = match headers.get(X_AMZ_SECURITY_TOKEN) {
+    let security_token = match headers.get(&X_AMZ_SECURITY_TOKEN) {
         Some(token) => {
             Some(Cow::Borrowed(token.to_str().map_err(|_| {
                 incomplete("X-Amz-Security-Token must be visible ASCII.")
@@ -253,7 +253,7 @@ fn parse_header<'a>(
 }
 
 fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
-    match headers.get(X_AMZ_CONTENT_SHA256) {
+    match headers.get(&X_AMZ_CONTENT_SHA256) {
         None => Ok(None),
         Some(value) => {
             let value = value.to_str().unwrap_or("");
