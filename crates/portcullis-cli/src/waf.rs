@@ -1,0 +1,363 @@
+//! `portcullis waf eval` and `portcullis waf check`.
+
+use std::io::{BufRead, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use http::HeaderName;
+use portcullis_core::client_ip::PeerAddr;
+use portcullis_waf::model::{RuleAction, RuleGroup, WebAcl};
+use portcullis_waf::{AclSources, LoadError, WafAction, WafLayer, WafOutcome};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::raw::RawRequest;
+use crate::{Failure, Report};
+
+/// The header the CLI sets to pass `--country` to the engine's geo match.
+pub const COUNTRY_HEADER: &str = "x-portcullis-cli-country";
+
+/// The documents of a web ACL, as read from files.
+#[derive(Clone, Debug, Default)]
+pub struct AclFiles {
+    /// The web ACL (`aws wafv2 get-web-acl` output, with or without the
+    /// `WebACL` wrapper).
+    pub web_acl: String,
+    /// IP sets: each file one document or a JSON array of documents.
+    pub ip_sets: Vec<String>,
+    /// Regex pattern sets, likewise.
+    pub regex_sets: Vec<String>,
+    /// Rule groups, likewise.
+    pub rule_groups: Vec<String>,
+}
+
+/// A load error as JSON, with its JSON path.
+fn load_failure(error: &LoadError) -> Failure {
+    Failure::new("load_error", error.message.clone()).with(json!({
+        "document": error.document,
+        "path": error.path,
+        "kind": format!("{:?}", error.kind),
+    }))
+}
+
+/// Splits a file into documents: a JSON array gives its elements.
+fn documents(text: &str, what: &str) -> Result<Vec<String>, Failure> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Failure::new("load_error", format!("{what}: {e}")).with(json!({
+            "document": what, "path": "", "kind": "Syntax"
+        }))
+    })?;
+    Ok(match value {
+        Value::Array(items) => items.iter().map(Value::to_string).collect(),
+        other => vec![other.to_string()],
+    })
+}
+
+/// Parses and compiles the ACL with its sets and groups.
+///
+/// # Errors
+///
+/// The first load error, with its document and JSON path.
+pub fn load(files: &AclFiles) -> Result<(AclSources, Vec<RuleGroup>), Failure> {
+    let mut sources = AclSources::from_json(&files.web_acl).map_err(|e| load_failure(&e))?;
+    let mut groups = Vec::new();
+    for text in &files.ip_sets {
+        for doc in documents(text, "IP set")? {
+            sources = sources
+                .with_ip_set_json(&doc)
+                .map_err(|e| load_failure(&e))?;
+        }
+    }
+    for text in &files.regex_sets {
+        for doc in documents(text, "regex pattern set")? {
+            sources = sources
+                .with_regex_pattern_set_json(&doc)
+                .map_err(|e| load_failure(&e))?;
+        }
+    }
+    for text in &files.rule_groups {
+        for doc in documents(text, "rule group")? {
+            sources = sources
+                .with_rule_group_json(&doc)
+                .map_err(|e| load_failure(&e))?;
+            let mut value: Value = serde_json::from_str(&doc).unwrap_or(Value::Null);
+            if let Some(inner) = value.get_mut("RuleGroup") {
+                value = inner.take();
+            }
+            if let Ok(group) = serde_json::from_value::<RuleGroup>(value) {
+                groups.push(group);
+            }
+        }
+    }
+    Ok((sources, groups))
+}
+
+fn block_status(action: Option<&RuleAction>) -> Option<u16> {
+    action?
+        .block
+        .as_ref()?
+        .custom_response
+        .as_ref()
+        .map(|r| r.response_code)
+}
+
+/// The status a blocked request gets: the terminating rule's custom response
+/// code, or the default action's, else 403.
+fn blocked_status(acl: &WebAcl, groups: &[RuleGroup], terminating: Option<&str>) -> u16 {
+    let found = match terminating {
+        None => acl
+            .default_action
+            .block
+            .as_ref()
+            .and_then(|b| b.custom_response.as_ref())
+            .map(|r| r.response_code),
+        Some(name) => match name.split_once('/') {
+            None => acl
+                .rules
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| block_status(r.action.as_ref())),
+            Some((_, inner)) => groups
+                .iter()
+                .flat_map(|g| g.rules.iter())
+                .find(|r| r.name == inner)
+                .and_then(|r| block_status(r.action.as_ref())),
+        },
+    };
+    found.unwrap_or(403)
+}
+
+/// One request of a `--requests` file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRequest {
+    /// The method (default GET).
+    #[serde(default = "get")]
+    pub method: String,
+    /// The request target: path and query.
+    pub uri: String,
+    /// Headers, as `[name, value]` pairs.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    #[serde(default)]
+    pub body: String,
+    /// The client IP (default: `--client-ip`).
+    #[serde(default)]
+    pub client_ip: Option<IpAddr>,
+}
+
+fn get() -> String {
+    "GET".to_owned()
+}
+
+impl JsonRequest {
+    fn to_http(&self) -> Result<http::Request<Bytes>, String> {
+        let mut builder = http::Request::builder()
+            .method(self.method.as_str())
+            .uri(self.uri.as_str());
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Bytes::from(self.body.clone()))
+            .map_err(|e| format!("invalid request: {e}"))
+    }
+}
+
+/// Evaluates requests against one loaded ACL; the rate-based rules count
+/// across every request of the run.
+#[derive(Debug)]
+pub struct Evaluator {
+    layer: WafLayer,
+    acl: WebAcl,
+    groups: Vec<RuleGroup>,
+    client_ip: Option<IpAddr>,
+    country: Option<String>,
+}
+
+impl Evaluator {
+    /// Compiles the ACL.
+    ///
+    /// # Errors
+    ///
+    /// The load error, with its JSON path.
+    pub fn new(
+        files: &AclFiles,
+        client_ip: Option<IpAddr>,
+        country: Option<String>,
+    ) -> Result<Self, Failure> {
+        let (sources, groups) = load(files)?;
+        let compiled = sources.compile().map_err(|e| load_failure(&e))?;
+        let layer = WafLayer::new(compiled).geo_header(HeaderName::from_static(COUNTRY_HEADER));
+        Ok(Self {
+            layer,
+            acl: sources.web_acl().clone(),
+            groups,
+            client_ip,
+            country,
+        })
+    }
+
+    /// Evaluates one request.
+    #[must_use]
+    pub fn eval(&self, mut request: http::Request<Bytes>, client_ip: Option<IpAddr>) -> Value {
+        if let Some(ip) = client_ip.or(self.client_ip) {
+            request
+                .extensions_mut()
+                .insert(PeerAddr(SocketAddr::new(ip, 0)));
+        }
+        if let Some(country) = &self.country
+            && let Ok(value) = http::HeaderValue::from_str(country)
+        {
+            request.headers_mut().insert(COUNTRY_HEADER, value);
+        }
+        let outcome = self.layer.evaluate(&request);
+        self.render(&outcome)
+    }
+
+    fn render(&self, outcome: &WafOutcome) -> Value {
+        let (action, status) = match outcome.action() {
+            WafAction::Block => (
+                "BLOCK",
+                blocked_status(&self.acl, &self.groups, outcome.terminating_rule()),
+            ),
+            _ => ("ALLOW", 200),
+        };
+        json!({
+            "action": action,
+            "status": status,
+            "terminating_rule": outcome.terminating_rule(),
+            "matched_rules": outcome.matched_rules().collect::<Vec<_>>(),
+            "labels": outcome.labels(),
+        })
+    }
+
+    /// Evaluates one raw HTTP request, or one JSON request object.
+    ///
+    /// # Errors
+    ///
+    /// A malformed request.
+    pub fn eval_file(&self, bytes: &[u8]) -> Result<Value, Failure> {
+        let trimmed = bytes.iter().position(|b| !b.is_ascii_whitespace());
+        if trimmed.is_some_and(|i| bytes[i] == b'{') {
+            let request: JsonRequest = serde_json::from_slice(bytes)
+                .map_err(|e| Failure::new("bad_request", e.to_string()))?;
+            let http = request
+                .to_http()
+                .map_err(|m| Failure::new("bad_request", m))?;
+            return Ok(self.eval(http, request.client_ip));
+        }
+        let raw = RawRequest::parse(bytes).map_err(|m| Failure::new("bad_request", m))?;
+        let http = raw.to_http().map_err(|m| Failure::new("bad_request", m))?;
+        Ok(self.eval(http, None))
+    }
+
+    /// Evaluates a JSON-lines file: one output line per input line (blank
+    /// lines are skipped). A malformed line gives an `{"error": ...}` line and
+    /// the run goes on. Returns how many lines were malformed.
+    ///
+    /// # Errors
+    ///
+    /// Reading or writing fails.
+    pub fn eval_lines(
+        &self,
+        input: impl BufRead,
+        mut out: impl Write,
+    ) -> Result<usize, std::io::Error> {
+        let mut bad = 0;
+        for (index, line) in input.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let result = serde_json::from_str::<JsonRequest>(&line)
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.to_http().map(|h| (h, r.client_ip)));
+            let value = match result {
+                Ok((request, ip)) => self.eval(request, ip),
+                Err(message) => {
+                    bad += 1;
+                    json!({"error": "bad_request", "message": message, "line": index + 1})
+                }
+            };
+            serde_json::to_writer(&mut out, &value)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(bad)
+    }
+}
+
+fn statement_kind(statement: &Value) -> String {
+    statement
+        .as_object()
+        .and_then(|o| o.keys().next())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn action_name(rule: &Value) -> String {
+    let key = if rule.get("Action").is_some() {
+        "Action"
+    } else {
+        "OverrideAction"
+    };
+    let name = rule
+        .get(key)
+        .and_then(Value::as_object)
+        .and_then(|o| o.keys().next())
+        .cloned()
+        .unwrap_or_default();
+    if key == "OverrideAction" {
+        format!("Override:{name}")
+    } else {
+        name
+    }
+}
+
+/// Validates the ACL and lists its rules.
+///
+/// # Errors
+///
+/// The load error, with its JSON path.
+pub fn check(files: &AclFiles) -> Result<Report, Failure> {
+    let (sources, _) = load(files)?;
+    let compiled = sources.compile().map_err(|e| load_failure(&e))?;
+    let mut value: Value = serde_json::from_str(&files.web_acl).unwrap_or(Value::Null);
+    if let Some(inner) = value.get_mut("WebACL") {
+        value = inner.take();
+    }
+    let mut rules: Vec<Value> = value
+        .get("Rules")
+        .and_then(Value::as_array)
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|rule| {
+                    json!({
+                        "name": rule.get("Name"),
+                        "priority": rule.get("Priority"),
+                        "action": action_name(rule),
+                        "statement": statement_kind(rule.get("Statement").unwrap_or(&Value::Null)),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rules.sort_by_key(|r| r["priority"].as_i64().unwrap_or(i64::MAX));
+    let default_action = value
+        .get("DefaultAction")
+        .and_then(Value::as_object)
+        .and_then(|o| o.keys().next())
+        .cloned();
+    Ok(Report::ok(json!({
+        "valid": true,
+        "name": compiled.name(),
+        "default_action": default_action,
+        "rule_count": compiled.rule_count(),
+        "inspects_body": compiled.inspects_body(),
+        "body_inspection_limit": compiled.body_inspection_limit(),
+        "rules": rules,
+    })))
+}

@@ -1,0 +1,441 @@
+//! Runs the `portcullis` binary and checks its JSON and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn run(command: &mut Command) -> (i32, Vec<Value>, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the binary runs");
+    let lines = String::from_utf8(stdout)
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    (
+        status.code().expect("an exit code"),
+        lines,
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// The AWS SigV4 suite shipped in the `aws-sigv4` crate, found with
+/// `cargo metadata`.
+fn suite_dir() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "cargo metadata failed");
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let package = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "aws-sigv4")
+        .expect("aws-sigv4 is in the workspace's dependency graph");
+    let manifest = Path::new(package["manifest_path"].as_str().expect("manifest path"));
+    manifest
+        .parent()
+        .expect("crate dir")
+        .join("aws-signing-test-suite/v4")
+}
+
+fn sigv4(file: &Path, secret: &str, at: &str) -> (i32, Vec<Value>, String) {
+    run(bin()
+        .args(["sigv4", "verify", "--request"])
+        .arg(file)
+        .args([
+            "--access-key-id",
+            "AKIDEXAMPLE",
+            "--secret-access-key",
+            secret,
+            "--at",
+            at,
+        ]))
+}
+
+#[test]
+fn sigv4_verifies_the_aws_suite_header_and_query_forms() {
+    let case = suite_dir().join("get-vanilla");
+    let (code, out, _) = sigv4(
+        &case.join("header-signed-request.txt"),
+        SECRET,
+        "20150830T123600Z",
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        out[0],
+        json!({"valid": true, "access_key_id": "AKIDEXAMPLE", "region": "us-east-1",
+               "service": "service", "signed_headers": ["host", "x-amz-date"]})
+    );
+    let (code, out, _) = sigv4(
+        &case.join("query-signed-request.txt"),
+        SECRET,
+        "2015-08-30T12:36:00Z",
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["signed_headers"], json!(["host"]));
+}
+
+#[test]
+fn sigv4_verifies_a_post_with_a_body() {
+    let case = suite_dir().join("post-x-www-form-urlencoded");
+    let (code, out, _) = sigv4(
+        &case.join("header-signed-request.txt"),
+        SECRET,
+        "20150830T123600Z",
+    );
+    assert_eq!(code, 0, "{out:?}");
+}
+
+#[test]
+fn sigv4_refusal_shows_the_canonical_request_and_string_to_sign() {
+    let case = suite_dir().join("get-vanilla");
+    let (code, out, _) = sigv4(
+        &case.join("header-signed-request.txt"),
+        "not-the-secret",
+        "20150830T123600Z",
+    );
+    assert_eq!(code, 1);
+    let out = &out[0];
+    assert_eq!(out["valid"], false);
+    assert_eq!(out["error"], "InvalidSignatureException");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The request signature we calculated")
+    );
+    let expected_canonical =
+        std::fs::read_to_string(case.join("header-canonical-request.txt")).unwrap();
+    let expected_sts = std::fs::read_to_string(case.join("header-string-to-sign.txt")).unwrap();
+    assert_eq!(out["canonical_request"], expected_canonical.trim_end());
+    assert_eq!(out["string_to_sign"], expected_sts.trim_end());
+}
+
+#[test]
+fn sigv4_refuses_an_old_signature_and_a_wrong_region() {
+    let file = suite_dir().join("get-vanilla/header-signed-request.txt");
+    let (code, out, _) = sigv4(&file, SECRET, "2015-08-30T12:46:00Z");
+    assert_eq!(code, 1);
+    assert!(
+        out[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Signature expired: 20150830T123600Z is now earlier than"),
+        "{out:?}"
+    );
+    let (code, out, _) = run(bin()
+        .args(["sigv4", "verify", "--request"])
+        .arg(&file)
+        .args([
+            "--access-key-id",
+            "AKIDEXAMPLE",
+            "--secret-access-key",
+            SECRET,
+            "--at",
+            "20150830T123600Z",
+            "--region",
+            "eu-west-1",
+        ]));
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["error"], "InvalidSignatureException");
+}
+
+#[test]
+fn sigv4_unsigned_request_is_missing_authentication_token() {
+    let (code, out, _) = sigv4(&fixture("get.http"), SECRET, "20150830T123600Z");
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["error"], "MissingAuthenticationTokenException");
+    assert_eq!(out[0]["message"], "Missing Authentication Token");
+    assert_eq!(out[0]["canonical_request"], Value::Null);
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let (code, out, _) = sigv4(Path::new("/no/such/file"), SECRET, "20150830T123600Z");
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["error"], "io");
+    let (code, out, _) = sigv4(&fixture("get.http"), SECRET, "yesterday");
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["error"], "usage");
+    let (code, out, stderr) = run(bin().args(["sigv4", "verify"]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(stderr.contains("--request"), "{stderr}");
+}
+
+#[test]
+fn keys_generate_and_hash_agree() {
+    let (code, out, _) = run(bin().args(["keys", "generate", "--length", "32"]));
+    assert_eq!(code, 0);
+    let value = out[0]["value"].as_str().unwrap().to_owned();
+    assert_eq!(value.len(), 32);
+    assert!(value.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let (code, hashed, _) = run(bin().args(["keys", "hash", &value]));
+    assert_eq!(code, 0);
+    assert_eq!(hashed[0]["value_sha256"], out[0]["value_sha256"]);
+
+    // The digest is SHA-256 of the value, as `sha256sum` prints it.
+    let (_, known, _) =
+        run(bin().args(["keys", "hash", "abcdefghijklmnopqrstuvwxyz0123456789ABCD"]));
+    assert_eq!(
+        known[0]["value_sha256"],
+        "86cd2d2a95a72152010970f791b1f8e592a70efc2e988a4830937842ff1c7b85"
+    );
+
+    assert_eq!(run(bin().args(["keys", "generate", "--length", "5"])).0, 2);
+    assert_eq!(run(bin().args(["keys", "hash", "short"])).0, 2);
+}
+
+#[test]
+fn waf_eval_one_line_per_request() {
+    let (code, out, _) = run(bin()
+        .args(["waf", "eval", "--web-acl"])
+        .arg(fixture("web-acl.json"))
+        .arg("--ip-sets")
+        .arg(fixture("ip-sets.json"))
+        .arg("--requests")
+        .arg(fixture("requests.jsonl")));
+    // One malformed line: its own error line, and exit 2 at the end.
+    assert_eq!(code, 2);
+    assert_eq!(out.len(), 6, "{out:?}");
+    assert_eq!(out[0]["action"], "ALLOW");
+    assert_eq!(out[0]["status"], 200);
+    assert_eq!(out[1]["action"], "BLOCK");
+    assert_eq!(out[1]["terminating_rule"], "blocked-ips");
+    assert_eq!(out[1]["status"], 403);
+    assert_eq!(out[2]["terminating_rule"], "sqli-query");
+    assert_eq!(out[2]["status"], 406);
+    assert_eq!(out[3]["terminating_rule"], "xss-body");
+    assert_eq!(out[3]["matched_rules"], json!(["tag-admin", "xss-body"]));
+    assert_eq!(
+        out[3]["labels"],
+        json!(["awswaf:000000000000:webacl:loyalty-acl:admin"])
+    );
+    assert_eq!(out[4]["action"], "ALLOW");
+    assert_eq!(out[4]["matched_rules"], json!(["tag-admin"]));
+    assert_eq!(out[5]["error"], "bad_request");
+    assert_eq!(out[5]["line"], 7);
+}
+
+#[test]
+fn waf_eval_reads_a_corpus_from_stdin_in_one_process() {
+    let mut corpus = String::new();
+    for i in 0..2000 {
+        let ip = if i % 2 == 0 {
+            "192.0.2.7"
+        } else {
+            "198.51.100.7"
+        };
+        corpus.push_str(&format!(
+            r#"{{"method":"GET","uri":"/loyalty/C-{i}/get","headers":[],"body":"","client_ip":"{ip}"}}"#
+        ));
+        corpus.push('\n');
+    }
+    let mut child = bin()
+        .args(["waf", "eval", "--web-acl"])
+        .arg(fixture("web-acl.json"))
+        .arg("--ip-sets")
+        .arg(fixture("ip-sets.json"))
+        .args(["--requests", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(corpus.as_bytes()).unwrap();
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2000);
+    for (i, line) in lines.iter().enumerate() {
+        let expected = if i % 2 == 0 { "BLOCK" } else { "ALLOW" };
+        assert_eq!(line["action"], expected, "line {i}");
+    }
+}
+
+#[test]
+fn waf_eval_one_raw_request_with_client_ip() {
+    let eval = |ip: &str| {
+        run(bin()
+            .args(["waf", "eval", "--web-acl"])
+            .arg(fixture("web-acl.json"))
+            .arg("--ip-sets")
+            .arg(fixture("ip-sets.json"))
+            .arg("--request")
+            .arg(fixture("get.http"))
+            .args(["--client-ip", ip]))
+    };
+    let (code, out, _) = eval("192.0.2.1");
+    assert_eq!(code, 0);
+    assert_eq!(out[0]["action"], "BLOCK");
+    let (code, out, _) = eval("203.0.113.1");
+    assert_eq!(code, 0);
+    assert_eq!(out[0]["action"], "ALLOW");
+}
+
+#[test]
+fn waf_check_lists_rules_and_load_errors_carry_the_json_path() {
+    let (code, out, _) = run(bin()
+        .args(["waf", "check", "--web-acl"])
+        .arg(fixture("web-acl.json"))
+        .arg("--ip-sets")
+        .arg(fixture("ip-sets.json")));
+    assert_eq!(code, 0);
+    assert_eq!(out[0]["name"], "loyalty-acl");
+    assert_eq!(out[0]["rule_count"], 4);
+    assert_eq!(out[0]["rules"][1]["statement"], "SqliMatchStatement");
+    assert_eq!(out[0]["rules"][2]["action"], "Count");
+
+    // Without the IP set the reference does not resolve.
+    let (code, out, _) = run(bin()
+        .args(["waf", "check", "--web-acl"])
+        .arg(fixture("web-acl.json")));
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["error"], "load_error");
+    assert_eq!(
+        out[0]["path"],
+        "Rules[0].Statement.IPSetReferenceStatement.ARN"
+    );
+
+    // A field of the wrong type: its path.
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad-acl.json");
+    std::fs::write(
+        &bad,
+        r#"{"Name":"a","DefaultAction":{"Allow":{}},"Rules":[{"Name":"r","Priority":"one",
+           "Statement":{},"Action":{"Block":{}}}]}"#,
+    )
+    .unwrap();
+    let (code, out, _) = run(bin().args(["waf", "check", "--web-acl"]).arg(&bad));
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["path"], "Rules[0].Priority");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example";
+const NOW: u64 = 1_800_000_000;
+
+fn token(claims: Value) -> String {
+    let pem = std::fs::read(fixture("demo-private.pem")).expect("the demo key");
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("airline-loyalty-demo-1".to_owned());
+    let key = EncodingKey::from_rsa_pem(&pem).expect("a PEM RSA key");
+    encode(&header, &claims, &key).expect("the token encodes")
+}
+
+fn jwt(token: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    run(bin()
+        .args(["jwt", "verify", "--jwks"])
+        .arg(fixture("jwks.json"))
+        .args([
+            "--cognito-user-pool",
+            "us-east-1_Example",
+            "--client-id",
+            "demo-client",
+        ])
+        .args(["--at", &NOW.to_string()])
+        .args(extra)
+        .arg(token))
+}
+
+#[test]
+fn jwt_verifies_a_cognito_id_token() {
+    let id_token = token(json!({
+        "iss": ISSUER, "sub": "u-1", "aud": "demo-client", "token_use": "id",
+        "cognito:username": "alice", "email": "alice@example.com",
+        "iat": NOW - 10, "exp": NOW + 3600,
+    }));
+    let (code, out, _) = jwt(&id_token, &["--token-use", "id"]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["valid"], true);
+    assert_eq!(out[0]["header"]["kid"], "airline-loyalty-demo-1");
+    assert_eq!(out[0]["header"]["alg"], "RS256");
+    assert_eq!(out[0]["claims"]["email"], "alice@example.com");
+
+    // The same token, read from standard input.
+    let mut child = bin()
+        .args(["jwt", "verify", "--jwks"])
+        .arg(fixture("jwks.json"))
+        .args(["--issuer", ISSUER, "--at", &NOW.to_string(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{id_token}").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+
+    // An access token where an ID token is required.
+    let (code, out, _) = jwt(&id_token, &["--token-use", "access"]);
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["error"], "wrong_token_use");
+}
+
+#[test]
+fn jwt_refusals_exit_1() {
+    let expired = token(json!({
+        "iss": ISSUER, "sub": "u-1", "aud": "demo-client", "token_use": "id",
+        "iat": NOW - 7200, "exp": NOW - 3600,
+    }));
+    let (code, out, _) = jwt(&expired, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out[0],
+        json!({"valid": false, "error": "expired", "message": "The incoming token has expired"})
+    );
+    let (code, out, _) = jwt(&expired, &["--leeway", "7200"]);
+    assert_eq!(code, 0, "{out:?}");
+
+    let other_client = token(json!({
+        "iss": ISSUER, "sub": "u-1", "aud": "someone-else", "token_use": "id",
+        "iat": NOW, "exp": NOW + 60,
+    }));
+    let (code, out, _) = jwt(&other_client, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["error"], "wrong_audience");
+    assert_eq!(out[0]["message"], "Unauthorized");
+
+    let (code, out, _) = jwt("not.a.token", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["error"], "malformed");
+
+    let (code, _, _) = jwt(&other_client, &["--alg", "XX999"]);
+    assert_eq!(code, 2);
+    let (code, _, stderr) = run(bin().args(["jwt", "verify", "--jwks", "x", "tok"]));
+    assert_eq!(code, 2, "{stderr}");
+}
