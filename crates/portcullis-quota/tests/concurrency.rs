@@ -15,11 +15,14 @@ use portcullis_quota::{Calendar, QuotaLayer};
 use time::macros::{date, datetime};
 use tower::{ServiceBuilder, ServiceExt};
 
+/// The scenario through the layer: 64 tasks share 20,000 attempts
+/// against a limit of 10,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_tasks_twenty_thousand_attempts_each_exactly_ten_thousand_admitted() {
+async fn sixty_four_tasks_twenty_thousand_attempts_exactly_ten_thousand_admitted() {
     const TASKS: u64 = 64;
     const ATTEMPTS: u64 = 20_000;
     const LIMIT: u64 = 10_000;
+    let attempts = Arc::new(AtomicU64::new(0));
 
     let plan = Arc::new(
         UsagePlan::new("p")
@@ -42,9 +45,10 @@ async fn sixty_four_tasks_twenty_thousand_attempts_each_exactly_ten_thousand_adm
     for _ in 0..TASKS {
         let service = service.clone();
         let context = ApiKeyContext::new("hot-key").with_usage_plan(plan.clone());
+        let attempts = attempts.clone();
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut refused) = (0u64, 0u64);
-            for _ in 0..ATTEMPTS {
+            while attempts.fetch_add(1, Ordering::Relaxed) < ATTEMPTS {
                 let mut request = Request::new(());
                 request.extensions_mut().insert(context.clone());
                 match service.clone().oneshot(request).await.unwrap().status() {
@@ -63,7 +67,7 @@ async fn sixty_four_tasks_twenty_thousand_attempts_each_exactly_ten_thousand_adm
         refused += r;
     }
     assert_eq!(ok, LIMIT);
-    assert_eq!(refused, TASKS * ATTEMPTS - LIMIT);
+    assert_eq!(refused, ATTEMPTS - LIMIT);
     assert_eq!(served.load(Ordering::Relaxed), LIMIT);
 
     // The usage record agrees: refused requests did not count.
@@ -77,6 +81,46 @@ async fn sixty_four_tasks_twenty_thousand_attempts_each_exactly_ten_thousand_adm
         .await
         .unwrap();
     assert_eq!(report.items["hot-key"], vec![[LIMIT, 0]]);
+}
+
+/// The heavier reading at the store: 64 threads make 20,000 attempts each
+/// (1,280,000 in all) against a limit of 10,000.
+#[test]
+fn sixty_four_threads_twenty_thousand_attempts_each_exactly_ten_thousand_admitted() {
+    const THREADS: usize = 64;
+    const ATTEMPTS: u64 = 20_000;
+    const LIMIT: u64 = 10_000;
+
+    let store = MemoryStore::new();
+    let quota = QuotaSettings::new(LIMIT, QuotaPeriod::Month).unwrap();
+    let day = date!(2026 - 11 - 23);
+    let window = Calendar::new().window_of_date(QuotaPeriod::Month, day);
+    let admitted = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                let request = QuotaRequest {
+                    plan_id: "p",
+                    key_id: "k",
+                    quota,
+                    window,
+                    day,
+                    initial_window: None,
+                };
+                let mut mine = 0;
+                for _ in 0..ATTEMPTS {
+                    if store.try_consume_now(&request).unwrap().unwrap().admitted {
+                        mine += 1;
+                    }
+                }
+                admitted.fetch_add(mine, Ordering::Relaxed);
+            });
+        }
+    });
+    assert_eq!(admitted.load(Ordering::Relaxed), LIMIT);
+    let records = ready_now(store.usage("p", "k", day, day));
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].used, records[0].remaining), (LIMIT, 0));
 }
 
 /// Threads hammer one key while the day changes under them. With a weekly

@@ -1,8 +1,8 @@
 //! The in-memory store: exact under concurrency, lock-free on the hot path.
 //!
-//! Per usage plan, a sharded map ([`dashmap`], which the throttle crate uses
-//! too, over a `RwLock<HashMap>` that every request would contend on) holds one
-//! entry per API key. The entry's count of what remains in the period lives in
+//! A sharded map ([`dashmap`], rather than one `RwLock<HashMap>` that every
+//! request would contend on) holds one entry per usage plan and API key,
+//! found by the borrowed `(plan id, key id)` pair without allocating. The entry's count of what remains in the period lives in
 //! one `AtomicU64`, packed with a 16-bit tag of the day it belongs to:
 //!
 //! ```text
@@ -17,10 +17,12 @@
 //! and swaps in the new tag, again by compare-and-swap, so that no request in
 //! flight under the old tag is lost.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{Ready, ready};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -71,14 +73,73 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    plans: DashMap<Arc<str>, DashMap<Arc<str>, KeyEntry>>,
+    keys: DashMap<PlanKey, KeyEntry>,
     retention_days: u32,
+}
+
+/// A (plan id, key id) pair, looked up without allocating through the
+/// borrowed form [`PairRef`].
+struct PlanKey {
+    plan: Arc<str>,
+    key: Arc<str>,
+}
+
+/// A (plan id, key id) pair, owned or borrowed: the map's borrowed key type.
+trait PairRef {
+    fn pair(&self) -> (&str, &str);
+}
+
+impl PairRef for PlanKey {
+    fn pair(&self) -> (&str, &str) {
+        (&self.plan, &self.key)
+    }
+}
+
+impl PairRef for (&str, &str) {
+    fn pair(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+impl Hash for dyn PairRef + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (plan, key) = self.pair();
+        plan.hash(state);
+        key.hash(state);
+    }
+}
+
+impl PartialEq for dyn PairRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for dyn PairRef + '_ {}
+
+impl Hash for PlanKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn PairRef).hash(state);
+    }
+}
+
+impl PartialEq for PlanKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for PlanKey {}
+
+impl<'a> Borrow<dyn PairRef + 'a> for PlanKey {
+    fn borrow(&self) -> &(dyn PairRef + 'a) {
+        self
+    }
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("plans", &self.inner.plans.len())
             .field("tracked_keys", &self.tracked_keys())
             .field("retention_days", &self.inner.retention_days)
             .finish()
@@ -105,7 +166,7 @@ impl MemoryStore {
     pub fn with_retention_days(days: u32) -> Self {
         Self {
             inner: Arc::new(Inner {
-                plans: DashMap::new(),
+                keys: DashMap::new(),
                 retention_days: days,
             }),
         }
@@ -120,7 +181,7 @@ impl MemoryStore {
     /// How many (plan, key) pairs the store tracks.
     #[must_use]
     pub fn tracked_keys(&self) -> usize {
-        self.inner.plans.iter().map(|plan| plan.len()).sum()
+        self.inner.keys.len()
     }
 
     /// Drops every usage record older than the retention before `today`.
@@ -128,20 +189,18 @@ impl MemoryStore {
     /// keys that have gone quiet.
     pub fn prune(&self, today: Date) {
         let oldest = oldest_kept(today, self.inner.retention_days);
-        for plan in &self.inner.plans {
-            for entry in plan.iter() {
-                let mut slow = entry.lock();
-                slow.history.retain(|record| record.day >= oldest);
-            }
+        for entry in &self.inner.keys {
+            let mut slow = entry.lock();
+            slow.history.retain(|record| record.day >= oldest);
         }
     }
 
     /// Calls `f` with the entry of the request's key, creating it first if
     /// the key is new.
+    #[inline]
     fn with_entry<R>(&self, request: &QuotaRequest<'_>, f: impl FnOnce(&KeyEntry) -> R) -> R {
-        if let Some(plan) = self.inner.plans.get(request.plan_id)
-            && let Some(entry) = plan.get(request.key_id)
-        {
+        let pair = (request.plan_id, request.key_id);
+        if let Some(entry) = self.inner.keys.get(&pair as &dyn PairRef) {
             return f(&entry);
         }
         self.with_new_entry(request, f)
@@ -149,33 +208,22 @@ impl MemoryStore {
 
     #[cold]
     fn with_new_entry<R>(&self, request: &QuotaRequest<'_>, f: impl FnOnce(&KeyEntry) -> R) -> R {
-        if !self.inner.plans.contains_key(request.plan_id) {
-            self.inner
-                .plans
-                .entry(Arc::from(request.plan_id))
-                .or_default();
-        }
-        let plan = loop {
-            // Plans are never removed, so this finds the plan on the first
-            // try; the loop only keeps the code free of a panic path.
-            if let Some(plan) = self.inner.plans.get(request.plan_id) {
-                break plan;
-            }
-            self.inner
-                .plans
-                .entry(Arc::from(request.plan_id))
-                .or_default();
+        let id = PlanKey {
+            plan: Arc::from(request.plan_id),
+            key: Arc::from(request.key_id),
         };
-        let entry = plan
-            .entry(Arc::from(request.key_id))
+        let entry = self
+            .inner
+            .keys
+            .entry(id)
             .or_insert_with(|| KeyEntry::new(request))
             .downgrade();
         f(&entry)
     }
 
     fn find<R>(&self, plan_id: &str, key_id: &str, f: impl FnOnce(&KeyEntry) -> R) -> Option<R> {
-        let plan = self.inner.plans.get(plan_id)?;
-        let entry = plan.get(key_id)?;
+        let pair = (plan_id, key_id);
+        let entry = self.inner.keys.get(&pair as &dyn PairRef)?;
         Some(f(&entry))
     }
 
@@ -229,10 +277,11 @@ impl QuotaStore for MemoryStore {
     fn keys(&self, plan_id: &str) -> impl Future<Output = Result<Vec<String>, Infallible>> + Send {
         let mut keys: Vec<String> = self
             .inner
-            .plans
-            .get(plan_id)
-            .map(|plan| plan.iter().map(|e| e.key().to_string()).collect())
-            .unwrap_or_default();
+            .keys
+            .iter()
+            .filter(|e| &*e.key().plan == plan_id)
+            .map(|e| e.key().key.to_string())
+            .collect();
         keys.sort_unstable();
         ready(Ok(keys))
     }
