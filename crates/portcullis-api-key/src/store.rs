@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use crate::key::{ApiKeyRecord, BuildDigestHasher, KeyDigest};
+use crate::key::{ApiKeyRecord, BuildDigestHasher, DigestKey, KeyDigest};
 
 /// What a lookup answers: the record, `None` for an unknown key, or the
 /// store's failure.
@@ -81,13 +81,13 @@ pub trait ApiKeyStore: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Snapshot {
-    by_digest: HashMap<KeyDigest, Arc<ApiKeyRecord>, BuildDigestHasher>,
+    by_digest: HashMap<DigestKey, Arc<ApiKeyRecord>, BuildDigestHasher>,
     by_id: HashMap<Arc<str>, Arc<ApiKeyRecord>>,
 }
 
 impl Snapshot {
     fn insert(&mut self, record: ApiKeyRecord) -> Result<(), StoreError> {
-        if let Some(holder) = self.by_digest.get(&record.digest)
+        if let Some(holder) = self.by_digest.get(&DigestKey::from(&record.digest))
             && holder.id != record.id
         {
             return Err(StoreError::DuplicateValue {
@@ -97,9 +97,10 @@ impl Snapshot {
         }
         let record = Arc::new(record);
         if let Some(old) = self.by_id.insert(record.id.clone(), record.clone()) {
-            self.by_digest.remove(&old.digest);
+            self.by_digest.remove(&DigestKey::from(&old.digest));
         }
-        self.by_digest.insert(record.digest, record);
+        self.by_digest
+            .insert(DigestKey::from(&record.digest), record);
         Ok(())
     }
 
@@ -164,7 +165,11 @@ impl InMemoryApiKeyStore {
     /// The record whose value has this digest: the hot path. It takes no lock.
     #[must_use]
     pub fn find(&self, digest: &KeyDigest) -> Option<Arc<ApiKeyRecord>> {
-        self.snapshot.load().by_digest.get(digest).cloned()
+        self.snapshot
+            .load()
+            .by_digest
+            .get(&DigestKey::from(digest))
+            .cloned()
     }
 
     /// The record with this id.
@@ -224,7 +229,7 @@ impl InMemoryApiKeyStore {
         self.write(|s| {
             let old = s.by_id.remove(id);
             if let Some(old) = &old {
-                s.by_digest.remove(&old.digest);
+                s.by_digest.remove(&DigestKey::from(&old.digest));
             }
             Ok(old)
         })
