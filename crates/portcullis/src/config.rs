@@ -1,0 +1,303 @@
+//! The TOML configuration of a whole gateway. Every field is documented in
+//! `docs/config.md` at the root of the repository.
+//!
+//! Paths in the file (policies, JWKS, web ACL, IP sets...) are relative to
+//! the file's own folder. Errors name the bad field by its path
+//! (`iam.users[0].policies[1]`), found with `serde_path_to_error` for syntax
+//! and type errors, and by the loader for the rest.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use portcullis_api_key::ApiKeyConfig;
+use portcullis_core::plan::{ThrottleSettings, UsagePlan};
+use portcullis_jwt::{Algorithm, TokenUse};
+use portcullis_quota::QuotaConfig;
+use serde::Deserialize;
+
+/// A configuration that failed to load: the path of the bad field and what
+/// is wrong with it. Secrets are never quoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when the configuration came from one.
+    pub file: Option<PathBuf>,
+    /// The path of the bad field, such as `api_keys[0].usage_plans[0]`
+    /// (empty for the file as a whole).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: None,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn in_file(mut self, file: Option<&Path>) -> Self {
+        if self.file.is_none() {
+            self.file = file.map(Path::to_path_buf);
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The API stage the gateway serves.
+    pub gateway: GatewaySettings,
+    /// Usage plans (API Gateway's shape: `id`, `throttle`, `quota`, ...).
+    #[serde(default)]
+    pub usage_plans: Vec<UsagePlan>,
+    /// API keys.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// IAM (SigV4) callers.
+    #[serde(default)]
+    pub iam: Option<IamSettings>,
+    /// A JWT issuer (a Cognito user pool or any OIDC issuer).
+    #[serde(default)]
+    pub jwt: Option<JwtSettings>,
+    /// The AWS WAF web ACL.
+    #[serde(default)]
+    pub waf: Option<WafSettings>,
+    /// Where throttle and quota state lives.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// The quota layer's settings.
+    #[serde(default)]
+    pub quota: QuotaConfig,
+    /// Client-IP resolution.
+    #[serde(default)]
+    pub client_ip: ClientIpSettings,
+}
+
+/// `[gateway]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GatewaySettings {
+    /// The region of the execute-api ARNs and of SigV4 scopes.
+    pub region: String,
+    /// The account id of the execute-api ARNs and of WAF labels.
+    pub account_id: String,
+    /// The API id.
+    pub api_id: String,
+    /// The stage.
+    pub stage: String,
+    /// A stage-wide throttle shared by every caller (`/*/*`).
+    #[serde(default)]
+    pub throttle: Option<ThrottleSettings>,
+    /// Whether the composed stack requires an API key (default true).
+    #[serde(default = "yes")]
+    pub api_key_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[iam]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IamSettings {
+    /// The callers.
+    #[serde(default)]
+    pub users: Vec<IamUser>,
+    /// The API's resource policy (a JSON file).
+    #[serde(default)]
+    pub resource_policy: Option<PathBuf>,
+    /// The clock skew allowed either way, in seconds (default 300).
+    #[serde(default)]
+    pub clock_skew_seconds: Option<u64>,
+    /// Verify signatures only, evaluating no policy (default false).
+    #[serde(default)]
+    pub authentication_only: bool,
+}
+
+/// `[[iam.users]]`: one caller.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IamUser {
+    /// The principal's ARN.
+    pub arn: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token, for temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Identity policies: JSON files, relative to the configuration file.
+    #[serde(default)]
+    pub policies: Vec<PathBuf>,
+}
+
+impl fmt::Debug for IamUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IamUser")
+            .field("arn", &self.arn)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("policies", &self.policies)
+            .finish()
+    }
+}
+
+/// `[jwt]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JwtSettings {
+    /// A Cognito user pool id (`us-east-1_AbCdEf123`): Cognito's issuer,
+    /// RS256, `token_use` and app-client checks.
+    #[serde(default)]
+    pub cognito_user_pool: Option<String>,
+    /// Any OIDC issuer (exact `iss`). Give this or `cognito_user_pool`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The JWKS: a file (relative to the configuration file) or an
+    /// http(s) URL. Default: the pool's JWKS URL, or OIDC discovery.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Accepted Cognito app clients.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// Accepted audiences (`aud`).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// `id` or `access` (default: either).
+    #[serde(default)]
+    pub token_use: Option<TokenUse>,
+    /// Allowed algorithms (default: the issuer's).
+    #[serde(default)]
+    pub algorithms: Vec<Algorithm>,
+    /// Leeway on `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default)]
+    pub leeway_seconds: Option<u64>,
+    /// Accept `http://` key URLs off loopback (default false).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// `[waf]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WafSettings {
+    /// The web ACL (`aws wafv2 get-web-acl` JSON), relative to the
+    /// configuration file.
+    pub web_acl: PathBuf,
+    /// IP sets (`aws wafv2 get-ip-set` JSON; a file may hold an array).
+    #[serde(default)]
+    pub ip_sets: Vec<PathBuf>,
+    /// Regex pattern sets.
+    #[serde(default)]
+    pub regex_sets: Vec<PathBuf>,
+    /// Rule groups.
+    #[serde(default)]
+    pub rule_groups: Vec<PathBuf>,
+    /// The body inspection limit in bytes (default: the ACL's, else 16 KB).
+    #[serde(default)]
+    pub body_inspection_limit: Option<usize>,
+    /// Read the country from this header (set by a CDN in front).
+    #[serde(default)]
+    pub geo_header: Option<String>,
+}
+
+/// Which store keeps throttle and quota state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// In this process (default).
+    #[default]
+    Memory,
+    /// Redis or Redis Cluster (`portcullis-redis`).
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreSettings {
+    /// `memory` (default) or `redis`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// `redis://...`, for `kind = "redis"`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis Cluster nodes, for `kind = "redis"`.
+    #[serde(default)]
+    pub cluster_urls: Vec<String>,
+}
+
+/// `[client_ip]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientIpSettings {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Config {
+    /// Parses a TOML configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] with the path of the bad field.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::new("", e.to_string().trim_end().to_owned()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let message = e.into_inner().message().to_owned();
+            ConfigError::new(path, message)
+        })
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file and the bad field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("cannot read: {e}")).in_file(Some(path)))?;
+        Self::from_toml(&text).map_err(|e| e.in_file(Some(path)))
+    }
+}

@@ -1,0 +1,452 @@
+//! [`Gateway`]: every layer built from one [`Config`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_api_key::{ApiKeyLayer, ApiKeys, ApiKeysConfig};
+use portcullis_core::client_ip::ClientIpResolver;
+use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::plan::{MethodSelector, UsagePlan};
+use portcullis_iam::{ExecuteApiArn, PolicyDocument};
+use portcullis_jwt::{Issuer, JwtLayer, KeySource};
+use portcullis_quota::QuotaLayer;
+use portcullis_quota::admin::{PlanKey, StaticKeys, UsageAdmin};
+use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_throttle::ThrottleLayer;
+use portcullis_waf::{AclSources, WafLayer};
+
+use crate::config::{Config, ConfigError, IamSettings, JwtSettings, StoreKind, WafSettings};
+use crate::stack::{Auth, GatewayLayer};
+
+/// Every layer of a gateway, built once from a [`Config`]. Clones of the
+/// layers it hands out share their state (keys, buckets, counters).
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    config: Config,
+    keys: ApiKeys,
+    api_key: ApiKeyLayer,
+    throttle: ThrottleLayer,
+    quota: QuotaLayer,
+    sigv4: Option<SigV4Layer>,
+    jwt: Option<JwtLayer>,
+    waf: Option<WafLayer>,
+    plans: Vec<Arc<UsagePlan>>,
+}
+
+/// Builds a [`Gateway`].
+#[derive(Debug)]
+#[must_use]
+pub struct GatewayBuilder {
+    config: Config,
+    base_dir: PathBuf,
+    file: Option<PathBuf>,
+    clock: SharedClock,
+}
+
+fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
+    let full = base.join(path);
+    std::fs::read_to_string(&full)
+        .map_err(|e| ConfigError::new(field, format!("cannot read {}: {e}", full.display())))
+}
+
+impl GatewayBuilder {
+    /// Takes time from `clock` (a manual clock in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Resolves relative paths against `dir` (default: the configuration
+    /// file's folder, or the current directory).
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = dir.into();
+        self
+    }
+
+    /// Builds every configured layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the bad field: an unreadable or invalid policy,
+    /// JWKS or web ACL, a key in an unknown plan, a Redis store (not
+    /// available yet).
+    pub fn build(self) -> Result<Gateway, ConfigError> {
+        let file = self.file.clone();
+        self.build_inner().map_err(|e| e.in_file(file.as_deref()))
+    }
+
+    fn build_inner(self) -> Result<Gateway, ConfigError> {
+        let Self {
+            config,
+            base_dir,
+            clock,
+            ..
+        } = self;
+        if config.store.kind == StoreKind::Redis {
+            return Err(ConfigError::new(
+                "store.kind",
+                "`redis` needs the portcullis-redis backend, which this build of the facade does not include yet; use `memory`",
+            ));
+        }
+        let g = &config.gateway;
+        let api = ExecuteApiArn::new(&g.region, &g.account_id, &g.api_id, &g.stage)
+            .map_err(|e| ConfigError::new(format!("gateway.{}", e.field), e.message.to_owned()))?;
+        let resolver =
+            ClientIpResolver::new().trust_proxies(config.client_ip.trusted_proxies.iter().copied());
+
+        let mut keys_config = ApiKeysConfig::default();
+        keys_config.usage_plans.clone_from(&config.usage_plans);
+        keys_config.api_keys.clone_from(&config.api_keys);
+        let keys = ApiKeys::from_config_with_clock(keys_config, clock.clone())
+            .map_err(|e| ConfigError::new(e.path, e.problem))?;
+        let api_key = keys.layer(g.api_id.clone(), g.stage.clone());
+
+        let mut throttle =
+            ThrottleLayer::new(g.api_id.as_str(), g.stage.as_str()).clock(clock.clone());
+        if let Some(limit) = g.throttle {
+            let all: MethodSelector = "/*/*"
+                .parse()
+                .map_err(|_| ConfigError::new("gateway.throttle", "internal: bad selector"))?;
+            throttle = throttle.stage_limit(all, limit);
+        }
+        let quota = QuotaLayer::from_config(&config.quota).shared_clock(clock.clone());
+
+        let sigv4 = match &config.iam {
+            Some(iam) => Some(build_sigv4(iam, api, &base_dir, &clock, &resolver)?),
+            None => None,
+        };
+        let jwt = match &config.jwt {
+            Some(jwt) => Some(build_jwt(jwt, &base_dir, &clock)?),
+            None => None,
+        };
+        let waf = match &config.waf {
+            Some(waf) => Some(build_waf(waf, &g.account_id, &base_dir, &clock, resolver)?),
+            None => None,
+        };
+        let plans = config.usage_plans.iter().cloned().map(Arc::new).collect();
+        Ok(Gateway {
+            config,
+            keys,
+            api_key,
+            throttle,
+            quota,
+            sigv4,
+            jwt,
+            waf,
+            plans,
+        })
+    }
+}
+
+fn build_sigv4(
+    iam: &IamSettings,
+    api: ExecuteApiArn,
+    base: &Path,
+    clock: &SharedClock,
+    resolver: &ClientIpResolver,
+) -> Result<SigV4Layer, ConfigError> {
+    let mut provider = StaticCredentialProvider::new();
+    for (i, user) in iam.users.iter().enumerate() {
+        let mut credential = Credential::new(
+            user.access_key_id.as_str(),
+            user.secret_access_key.as_str(),
+            user.arn.as_str(),
+        );
+        if let Some(token) = &user.session_token {
+            credential = credential.with_session_token(token.as_str(), None);
+        }
+        for (j, path) in user.policies.iter().enumerate() {
+            let field = format!("iam.users[{i}].policies[{j}]");
+            let text = read(base, path, &field)?;
+            let policy = PolicyDocument::from_json(&text)
+                .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
+            credential = credential.with_policy(policy);
+        }
+        provider.insert(credential);
+    }
+    let mut layer = SigV4Layer::new(api, provider)
+        .clock(clock.clone())
+        .client_ip_resolver(resolver.clone());
+    if let Some(skew) = iam.clock_skew_seconds {
+        if skew > 3600 {
+            return Err(ConfigError::new(
+                "iam.clock_skew_seconds",
+                "must be at most 3600",
+            ));
+        }
+        layer = layer.clock_skew(Duration::from_secs(skew));
+    }
+    if let Some(path) = &iam.resource_policy {
+        let text = read(base, path, "iam.resource_policy")?;
+        let policy = PolicyDocument::from_json(&text)
+            .map_err(|e| ConfigError::new("iam.resource_policy", e.to_string()))?;
+        layer = layer.resource_policy(policy);
+    }
+    if iam.authentication_only {
+        layer = layer.authentication_only();
+    }
+    Ok(layer)
+}
+
+fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtLayer, ConfigError> {
+    let mut issuer = match (&jwt.cognito_user_pool, &jwt.issuer) {
+        (Some(pool), None) => {
+            let (region, _) = pool.split_once('_').ok_or_else(|| {
+                ConfigError::new(
+                    "jwt.cognito_user_pool",
+                    "a user pool id looks like `us-east-1_AbCdEf123`",
+                )
+            })?;
+            Issuer::user_pool(region, pool)
+        }
+        (None, Some(iss)) => Issuer::new(iss.as_str()),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "jwt.issuer",
+                "give `cognito_user_pool` or `issuer`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "jwt",
+                "missing: give `cognito_user_pool` or `issuer`",
+            ));
+        }
+    };
+    if let Some(jwks) = &jwt.jwks {
+        let source = if jwks.starts_with("https://") || jwks.starts_with("http://") {
+            KeySource::JwksUrl(jwks.clone())
+        } else {
+            let text = read(base, Path::new(jwks), "jwt.jwks")?;
+            KeySource::Jwks(text)
+        };
+        issuer = issuer.keys(source);
+    }
+    if !jwt.client_ids.is_empty() {
+        issuer = issuer.client_ids(jwt.client_ids.iter().cloned());
+    }
+    if !jwt.audiences.is_empty() {
+        issuer = issuer.audiences(jwt.audiences.iter().cloned());
+    }
+    if !jwt.algorithms.is_empty() {
+        issuer = issuer.algorithms(jwt.algorithms.iter().copied());
+    }
+    if let Some(leeway) = jwt.leeway_seconds {
+        issuer = issuer.leeway(Duration::from_secs(leeway));
+    }
+    issuer = issuer.allow_insecure_http(jwt.allow_insecure_http);
+    let mut layer = JwtLayer::builder()
+        .issuer(issuer)
+        .clock(clock.clone())
+        .build()
+        .map_err(|e| ConfigError::new(format!("jwt.{}", e.field()), e.to_string()))?;
+    if let Some(token_use) = jwt.token_use {
+        layer = layer.token_use(token_use);
+    }
+    Ok(layer)
+}
+
+fn build_waf(
+    waf: &WafSettings,
+    account_id: &str,
+    base: &Path,
+    clock: &SharedClock,
+    resolver: ClientIpResolver,
+) -> Result<WafLayer, ConfigError> {
+    let load = |field: &str, e: portcullis_waf::LoadError| {
+        let at = if e.path.is_empty() {
+            String::new()
+        } else {
+            format!(" at {}", e.path)
+        };
+        ConfigError::new(field, format!("{}{at}: {}", e.document, e.message))
+    };
+    let text = read(base, &waf.web_acl, "waf.web_acl")?;
+    let mut sources = AclSources::from_json(&text).map_err(|e| load("waf.web_acl", e))?;
+    let documents = |field: &str, text: &str| -> Result<Vec<String>, ConfigError> {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Array(items)) => {
+                Ok(items.iter().map(ToString::to_string).collect())
+            }
+            Ok(_) => Ok(vec![text.to_owned()]),
+            Err(e) => Err(ConfigError::new(field, e.to_string())),
+        }
+    };
+    for (i, path) in waf.ip_sets.iter().enumerate() {
+        let field = format!("waf.ip_sets[{i}]");
+        for doc in documents(&field, &read(base, path, &field)?)? {
+            sources = sources
+                .with_ip_set_json(&doc)
+                .map_err(|e| load(&field, e))?;
+        }
+    }
+    for (i, path) in waf.regex_sets.iter().enumerate() {
+        let field = format!("waf.regex_sets[{i}]");
+        for doc in documents(&field, &read(base, path, &field)?)? {
+            sources = sources
+                .with_regex_pattern_set_json(&doc)
+                .map_err(|e| load(&field, e))?;
+        }
+    }
+    for (i, path) in waf.rule_groups.iter().enumerate() {
+        let field = format!("waf.rule_groups[{i}]");
+        for doc in documents(&field, &read(base, path, &field)?)? {
+            sources = sources
+                .with_rule_group_json(&doc)
+                .map_err(|e| load(&field, e))?;
+        }
+    }
+    sources = sources.with_account_id(account_id);
+    if let Some(limit) = waf.body_inspection_limit {
+        sources = sources.with_body_inspection_limit(limit);
+    }
+    let acl = sources.compile().map_err(|e| load("waf.web_acl", e))?;
+    let mut layer = WafLayer::new(acl)
+        .clock(clock.clone())
+        .client_ip_resolver(resolver);
+    if let Some(header) = &waf.geo_header {
+        let name = http::HeaderName::try_from(header.as_str())
+            .map_err(|_| ConfigError::new("waf.geo_header", "not a header name"))?;
+        layer = layer.geo_header(name);
+    }
+    Ok(layer)
+}
+
+impl Gateway {
+    /// A builder for `config`, with the system clock and paths relative to
+    /// the current directory.
+    pub fn builder(config: Config) -> GatewayBuilder {
+        GatewayBuilder {
+            config,
+            base_dir: PathBuf::from("."),
+            file: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A builder for the configuration file at `path`, with paths relative
+    /// to its folder.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file and the bad field.
+    pub fn builder_from_file(path: impl AsRef<Path>) -> Result<GatewayBuilder, ConfigError> {
+        let path = path.as_ref();
+        let config = Config::from_file(path)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(GatewayBuilder {
+            config,
+            base_dir: base,
+            file: Some(path.to_path_buf()),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Reads the file at `path` and builds every layer, on the system clock.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file and the bad field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Self::builder_from_file(path)?.build()
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The whole stack in API Gateway's order: WAF, then IAM (if `[iam]` is
+    /// configured) or JWT (if `[jwt]` is), then API key (unless
+    /// `gateway.api_key_required = false`), then throttle, then quota.
+    pub fn layer(&self) -> GatewayLayer {
+        let auth = match (&self.sigv4, &self.jwt) {
+            (Some(sigv4), _) => Some(Auth::Iam(sigv4.clone())),
+            (None, Some(jwt)) => Some(Auth::Jwt(jwt.clone())),
+            (None, None) => None,
+        };
+        let layer = GatewayLayer::new()
+            .waf(self.waf.clone())
+            .auth(auth)
+            .api_key(Some(self.api_key.clone()))
+            .throttle(Some(self.throttle.clone()))
+            .quota(Some(self.quota.clone()));
+        if self.config.gateway.api_key_required {
+            layer
+        } else {
+            layer.without_api_key()
+        }
+    }
+
+    /// The WAF layer, if `[waf]` is configured.
+    #[must_use]
+    pub fn waf_layer(&self) -> Option<WafLayer> {
+        self.waf.clone()
+    }
+
+    /// The SigV4 (IAM) layer, if `[iam]` is configured.
+    #[must_use]
+    pub fn sigv4_layer(&self) -> Option<SigV4Layer> {
+        self.sigv4.clone()
+    }
+
+    /// The JWT layer, if `[jwt]` is configured.
+    #[must_use]
+    pub fn jwt_layer(&self) -> Option<JwtLayer> {
+        self.jwt.clone()
+    }
+
+    /// The API-key layer.
+    pub fn api_key_layer(&self) -> ApiKeyLayer {
+        self.api_key.clone()
+    }
+
+    /// The throttle layer.
+    pub fn throttle_layer(&self) -> ThrottleLayer {
+        self.throttle.clone()
+    }
+
+    /// The quota layer.
+    pub fn quota_layer(&self) -> QuotaLayer {
+        self.quota.clone()
+    }
+
+    /// The API keys and usage plans, changeable at run time.
+    #[must_use]
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.keys
+    }
+
+    /// The usage admin service (GetUsage, UpdateUsage, ...) over the quota
+    /// layer's counters, for the configured plans and keys. It has no
+    /// authentication of its own: mount it behind the SigV4 or JWT layer.
+    #[must_use]
+    pub fn usage_admin(&self) -> UsageAdmin {
+        let directory: StaticKeys = self
+            .config
+            .api_keys
+            .iter()
+            .flat_map(|key| {
+                key.usage_plans.iter().map(move |plan| {
+                    let mut plan_key = PlanKey::new(key.id.clone());
+                    if let Some(name) = &key.name {
+                        plan_key = plan_key.with_name(name.clone());
+                    }
+                    (plan_key, plan.clone())
+                })
+            })
+            .fold(StaticKeys::new(), |keys, (key, plan)| {
+                keys.plan_key(key, plan)
+            });
+        UsageAdmin::new(
+            self.quota.usage_api(),
+            self.plans.iter().cloned(),
+            directory,
+        )
+    }
+}
