@@ -1,0 +1,422 @@
+//! The Portcullis demo: the seed's airline loyalty API.
+//!
+//! `cargo run -p airline-loyalty` serves on 127.0.0.1:3000 with the
+//! configuration in `config/` (embedded in the binary, so it runs from any
+//! folder) and the in-memory store:
+//!
+//! - `GET /loyalty/{customerId}/get`: IAM (SigV4) + API key + usage plan
+//!   (rate 1, burst 2, 10 a day): the customer's points and tier progress.
+//! - `GET /profile`: a Cognito-style ID token (mint one with
+//!   `airline-loyalty mint-token`): the token's claims.
+//! - `/admin/...`: the usage admin service (GetUsage, UpdateUsage), for the
+//!   IAM user whose policy allows `/admin/*`.
+//! - The WAF web ACL in front of everything: an IP-set block, a rate-based
+//!   rule, SQL injection and XSS rules on the query and the body.
+//! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
+//!
+//! `--config FILE` uses another configuration; `--listen ADDR` another
+//! address (`127.0.0.1:0` picks a free port; the first line printed is
+//! `listening on http://ADDR`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Extension, Path as UrlPath};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::{Parser, Subcommand};
+use portcullis::config::Config;
+use portcullis::jwt::JwtClaims;
+use portcullis::{Gateway, GatewayResponse, GatewayResponseType};
+use serde_json::{Value, json};
+
+/// The embedded default configuration: (path relative to the config folder,
+/// contents).
+const DEFAULT_CONFIG: &[(&str, &str)] = &[
+    ("gateway.toml", include_str!("../config/gateway.toml")),
+    (
+        "policies/invoke-loyalty.json",
+        include_str!("../config/policies/invoke-loyalty.json"),
+    ),
+    (
+        "policies/admin.json",
+        include_str!("../config/policies/admin.json"),
+    ),
+    ("jwks.json", include_str!("../config/jwks.json")),
+    (
+        "waf/web-acl.json",
+        include_str!("../config/waf/web-acl.json"),
+    ),
+    (
+        "waf/ip-sets.json",
+        include_str!("../config/waf/ip-sets.json"),
+    ),
+];
+
+/// The demo token-signing key, whose public half is `config/jwks.json`.
+/// A demo secret, published on purpose: never trust it anywhere else.
+const DEMO_SIGNING_KEY: &str = include_str!("../config/demo-signing-key.pem");
+const DEMO_KID: &str = "airline-loyalty-demo-1";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airline-loyalty",
+    about = "The Portcullis airline-loyalty demo"
+)]
+struct Args {
+    /// A gateway configuration file (default: the embedded demo configuration).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints a demo Cognito ID token for `GET /profile`, signed with the demo key.
+    MintToken {
+        /// `cognito:username`.
+        #[arg(long, default_value = "alice")]
+        username: String,
+        /// `email` (default `<username>@example.com`).
+        #[arg(long)]
+        email: Option<String>,
+        /// Lifetime in seconds (Cognito allows at most a day).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// `cognito:groups` (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+}
+
+/// One member of the loyalty programme.
+struct Member {
+    id: &'static str,
+    name: &'static str,
+    points: u64,
+    tier: &'static str,
+}
+
+const MEMBERS: &[Member] = &[
+    Member {
+        id: "C-1001",
+        name: "Ada Lovelace",
+        points: 12_400,
+        tier: "SILVER",
+    },
+    Member {
+        id: "C-1002",
+        name: "Grace Hopper",
+        points: 58_250,
+        tier: "GOLD",
+    },
+    Member {
+        id: "C-1003",
+        name: "Alan Turing",
+        points: 2_150,
+        tier: "BLUE",
+    },
+    Member {
+        id: "C-1004",
+        name: "Katherine Johnson",
+        points: 104_900,
+        tier: "PLATINUM",
+    },
+];
+
+/// Tier thresholds, lowest first.
+const TIERS: &[(&str, u64)] = &[
+    ("BLUE", 0),
+    ("SILVER", 10_000),
+    ("GOLD", 50_000),
+    ("PLATINUM", 100_000),
+];
+
+fn loyalty_answer(member: &Member) -> Value {
+    let index = TIERS
+        .iter()
+        .position(|(t, _)| *t == member.tier)
+        .unwrap_or(0);
+    let floor = TIERS[index].1;
+    match TIERS.get(index + 1) {
+        Some((next, threshold)) => {
+            let span = threshold - floor;
+            let progress = (member.points.saturating_sub(floor) * 100 / span).min(100);
+            json!({
+                "customerId": member.id, "name": member.name, "points": member.points,
+                "tier": member.tier, "nextTier": next,
+                "pointsToNextTier": threshold.saturating_sub(member.points),
+                "tierProgressPercent": progress,
+            })
+        }
+        None => json!({
+            "customerId": member.id, "name": member.name, "points": member.points,
+            "tier": member.tier, "nextTier": null, "pointsToNextTier": 0, "tierProgressPercent": 100,
+        }),
+    }
+}
+
+async fn loyalty(UrlPath(customer_id): UrlPath<String>) -> Response {
+    match MEMBERS.iter().find(|m| m.id == customer_id) {
+        Some(member) => Json(loyalty_answer(member)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": format!("No loyalty member {customer_id}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn profile(Extension(claims): Extension<JwtClaims>) -> Json<Value> {
+    Json(json!(claims.as_map()))
+}
+
+/// API Gateway answers an unknown route with 403 Missing Authentication Token.
+async fn unknown_route(request: Request<Body>) -> Response {
+    GatewayResponse::new(GatewayResponseType::MissingAuthenticationToken)
+        .render(&request)
+        .map(Body::from)
+}
+
+/// Builds the app from a gateway.
+fn app(gateway: &Gateway) -> Result<Router, String> {
+    let sigv4 = gateway
+        .sigv4_layer()
+        .ok_or("the configuration needs an [iam] section")?;
+    let jwt = gateway
+        .jwt_layer()
+        .ok_or("the configuration needs a [jwt] section")?;
+    // IAM, API key, throttle and quota on the loyalty route.
+    let loyalty_routes = Router::new()
+        .route("/loyalty/{customerId}/get", get(loyalty))
+        .route_layer(gateway.layer().without_waf());
+    // A Cognito ID token, no key, on the profile route.
+    let profile_routes = Router::new()
+        .route("/profile", get(profile))
+        .route_layer(jwt);
+    // The usage admin service, behind IAM (the layer sees the full /admin/... path).
+    let admin_routes = Router::new()
+        .nest_service("/admin", gateway.usage_admin())
+        .layer(sigv4);
+    let mut app = loyalty_routes
+        .merge(profile_routes)
+        .merge(admin_routes)
+        .fallback(unknown_route);
+    // The WAF in front of everything, unknown routes included.
+    if let Some(waf) = gateway.waf_layer() {
+        app = app.layer(waf);
+    }
+    Ok(app)
+}
+
+/// Writes the embedded configuration to a fresh folder and returns the path
+/// of its `gateway.toml`.
+fn materialize_default_config() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("airline-loyalty-config-{}", std::process::id()));
+    for (name, text) in DEFAULT_CONFIG {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(dir.join("gateway.toml"))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An ID token for the demo user pool.
+fn mint_token(
+    config: &Config,
+    username: &str,
+    email: &str,
+    ttl: u64,
+    groups: &[String],
+) -> Result<String, String> {
+    let jwt = config
+        .jwt
+        .as_ref()
+        .ok_or("the configuration has no [jwt] section")?;
+    let issuer = match (&jwt.cognito_user_pool, &jwt.issuer) {
+        (Some(pool), _) => {
+            let region = pool.split_once('_').map_or("us-east-1", |(r, _)| r);
+            format!("https://cognito-idp.{region}.amazonaws.com/{pool}")
+        }
+        (None, Some(issuer)) => issuer.clone(),
+        (None, None) => return Err("[jwt] names no issuer".to_owned()),
+    };
+    let client = jwt.client_ids.first().cloned().unwrap_or_default();
+    let now = now();
+    let mut claims = json!({
+        "sub": format!("{username}-0000-4000-8000-demo"),
+        "iss": issuer,
+        "aud": client,
+        "token_use": "id",
+        "auth_time": now,
+        "iat": now,
+        "exp": now + ttl,
+        "cognito:username": username,
+        "email": email,
+        "email_verified": true,
+    });
+    if !groups.is_empty() {
+        claims["cognito:groups"] = json!(groups);
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(DEMO_KID.to_owned());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(DEMO_SIGNING_KEY.as_bytes())
+        .map_err(|e| format!("the demo signing key: {e}"))?;
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("signing the token: {e}"))
+}
+
+fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&str>) {
+    let base = format!("http://{addr}");
+    println!("configuration: {}", config_path.display());
+    let key = config.api_keys.iter().find_map(|k| {
+        k.value
+            .as_ref()
+            .map(|v| (k.id.clone(), v.expose().to_owned()))
+    });
+    let users: BTreeMap<String, (String, String)> = config
+        .iam
+        .as_ref()
+        .map(|iam| {
+            iam.users
+                .iter()
+                .map(|u| {
+                    (
+                        u.arn.clone(),
+                        (u.access_key_id.clone(), u.secret_access_key.clone()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (key_id, key_value) =
+        key.unwrap_or_else(|| ("(none)".to_owned(), "(given as value_sha256)".to_owned()));
+    println!("demo API key ({key_id}): {key_value}");
+    for (arn, (id, secret)) in &users {
+        println!("IAM user {arn}\n  access key id:     {id}\n  secret access key: {secret}");
+    }
+    let client = users
+        .iter()
+        .find(|(arn, _)| arn.ends_with("loyalty-client"))
+        .or_else(|| users.iter().next());
+    let admin = users.iter().find(|(arn, _)| arn.ends_with("loyalty-admin"));
+    let region = &config.gateway.region;
+    println!("\nTry (awscurl: pip install awscurl):");
+    println!(
+        "  curl -i {base}/loyalty/C-1001/get                                   # 403 Missing Authentication Token"
+    );
+    if let Some((_, (id, secret))) = client {
+        let sign = format!(
+            "awscurl --service execute-api --region {region} --access_key {id} --secret_key {secret}"
+        );
+        println!("  {sign} {base}/loyalty/C-1001/get   # 403 Forbidden (no key)");
+        println!(
+            "  {sign} -H 'x-api-key: {key_value}' {base}/loyalty/C-1001/get   # 200, then 429s"
+        );
+    }
+    if let Some((_, (id, secret))) = admin {
+        let today = time::OffsetDateTime::now_utc().date();
+        let sign = format!(
+            "awscurl --service execute-api --region {region} --access_key {id} --secret_key {secret}"
+        );
+        println!(
+            "  {sign} '{base}/admin/usageplans/loyalty-basic/usage?keyId={key_id}&startDate={today}&endDate={today}'"
+        );
+        println!(
+            "  {sign} -X PATCH -d '{{\"patchOperations\":[{{\"op\":\"replace\",\"path\":\"/remaining\",\"value\":\"5\"}}]}}' {base}/admin/usageplans/loyalty-basic/keys/{key_id}/usage"
+        );
+    }
+    if let Some(token) = token {
+        println!("  curl -H 'Authorization: Bearer {token}' {base}/profile");
+    }
+    println!(
+        "  curl -i '{base}/loyalty/C-1001/get?id=1%27%20OR%20%271%27=%271'          # 403, the WAF's SQLi rule"
+    );
+    println!(
+        "  curl -i -H 'X-Forwarded-For: 192.0.2.10' {base}/profile                 # 403, the WAF's IP set"
+    );
+}
+
+async fn shutdown() {
+    // If the signal handler cannot be installed, run until killed.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let config_path = match &args.config {
+        Some(path) => path.clone(),
+        None => materialize_default_config()?,
+    };
+    let gateway = Gateway::from_file(&config_path).map_err(|e| e.to_string())?;
+    let app = app(&gateway)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{addr}");
+    let token = if args.config.is_none() {
+        mint_token(gateway.config(), "alice", "alice@example.com", 3600, &[]).ok()
+    } else {
+        None
+    };
+    banner(gateway.config(), addr, &config_path, token.as_deref());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let result = match &args.command {
+        Some(Command::MintToken {
+            username,
+            email,
+            ttl,
+            groups,
+        }) => {
+            let config = match &args.config {
+                Some(path) => Config::from_file(path).map_err(|e| e.to_string()),
+                None => Config::from_toml(DEFAULT_CONFIG[0].1).map_err(|e| e.to_string()),
+            };
+            config
+                .and_then(|c| {
+                    let email = email
+                        .clone()
+                        .unwrap_or_else(|| format!("{username}@example.com"));
+                    mint_token(&c, username, &email, (*ttl).min(86_400), groups)
+                })
+                .map(|token| println!("{token}"))
+        }
+        None => serve(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("airline-loyalty: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
