@@ -25,6 +25,29 @@ const WEAK_SQLI_FINGERPRINTS: [&str; 6] = ["sos", "s&s", "1&1", "1c", "nc", "Enk
 /// Whether `input` looks like SQL injection at the given sensitivity.
 #[must_use]
 pub fn is_sqli(input: &[u8], high: bool) -> bool {
+    sqli_one(input, high) || form_values(input).any(|value| sqli_one(value, high))
+}
+
+/// The values of `name=value&name=value` input (a form body or a query
+/// string inspected whole), which libinjection reads best on their own.
+fn form_values(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let looks_like_form = input.iter().position(|&b| b == b'=').is_some_and(|eq| {
+        input[..eq]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+    });
+    input
+        .split(|&b| b == b'&')
+        .filter(move |_| looks_like_form)
+        .filter_map(|pair| {
+            pair.iter()
+                .position(|&b| b == b'=')
+                .map(|eq| &pair[eq + 1..])
+        })
+        .filter(|value| !value.is_empty())
+}
+
+fn sqli_one(input: &[u8], high: bool) -> bool {
     if input.is_empty() {
         return false;
     }
@@ -41,6 +64,10 @@ pub fn is_sqli(input: &[u8], high: bool) -> bool {
 /// Whether `input` looks like cross-site scripting.
 #[must_use]
 pub fn is_xss(input: &[u8]) -> bool {
+    xss_one(input) || form_values(input).any(xss_one)
+}
+
+fn xss_one(input: &[u8]) -> bool {
     if !input.iter().any(|&b| b == b'<' || b == b'=') {
         return false;
     }
