@@ -6,14 +6,16 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use portcullis_core::context::{AuthMethod, Caller};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+/// Claims as parsed: the map the core `Caller` keeps, moved, never copied.
+pub(crate) type ClaimMap = BTreeMap<String, Value>;
 
 use crate::claims::JwtClaims;
 use crate::issuer::Issuer;
@@ -37,7 +39,7 @@ pub(crate) struct Jws<'a> {
 #[derive(Debug)]
 pub(crate) struct Parsed<'a> {
     pub(crate) jws: Jws<'a>,
-    pub(crate) claims: Map<String, Value>,
+    pub(crate) claims: ClaimMap,
 }
 
 #[derive(Deserialize)]
@@ -101,8 +103,7 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, RejectReason> {
     let payload = URL_SAFE_NO_PAD
         .decode(jws.payload)
         .map_err(|_| RejectReason::Malformed)?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&payload).map_err(|_| RejectReason::Malformed)?;
+    let claims: ClaimMap = serde_json::from_slice(&payload).map_err(|_| RejectReason::Malformed)?;
     Ok(Parsed { jws, claims })
 }
 
@@ -145,7 +146,7 @@ impl ClaimRules {
     }
 
     /// Checks the claims at `now` (Unix seconds), returning `exp`.
-    pub(crate) fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, RejectReason> {
+    pub(crate) fn check(&self, claims: &ClaimMap, now: u64) -> Result<u64, RejectReason> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(RejectReason::UnknownIssuer);
         }
@@ -200,7 +201,7 @@ impl ClaimRules {
     }
 
     /// Builds the caller and the shared claims of a verified token.
-    pub(crate) fn caller(&self, claims: Map<String, Value>) -> (Caller, JwtClaims) {
+    pub(crate) fn caller(&self, claims: ClaimMap) -> (Caller, JwtClaims) {
         let principal = ["sub", "username", "cognito:username", "client_id"]
             .iter()
             .find_map(|name| claims.get(*name).and_then(Value::as_str))
@@ -219,13 +220,12 @@ impl ClaimRules {
                 _ => Vec::new(),
             },
         };
-        let map: BTreeMap<String, Value> =
-            claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let caller = Caller::new(principal, AuthMethod::Jwt)
             .with_groups(groups)
             .with_scopes(scopes)
-            .with_claims(map);
-        (caller, JwtClaims::new(Arc::new(claims)))
+            .with_claims(claims);
+        let claims = JwtClaims::new(caller.clone());
+        (caller, claims)
     }
 }
 
@@ -235,7 +235,7 @@ fn claim_path(path: &str) -> Vec<String> {
     path.split('.').map(str::to_owned).collect()
 }
 
-fn strings_at(claims: &Map<String, Value>, path: &[String]) -> Vec<String> {
+fn strings_at(claims: &ClaimMap, path: &[String]) -> Vec<String> {
     let Some((first, rest)) = path.split_first() else {
         return Vec::new();
     };
@@ -255,7 +255,7 @@ fn strings_at(claims: &Map<String, Value>, path: &[String]) -> Vec<String> {
 }
 
 /// A NumericDate claim: absent is `None`, a non-number is malformed.
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, RejectReason> {
+fn numeric(claims: &ClaimMap, name: &str) -> Result<Option<u64>, RejectReason> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
@@ -353,7 +353,7 @@ mod tests {
                 .leeway(std::time::Duration::from_secs(5))
                 .max_lifetime(std::time::Duration::from_secs(3600)),
         );
-        let claims = |v: Value| v.as_object().cloned().expect("object");
+        let claims = |v: Value| serde_json::from_value::<ClaimMap>(v).expect("object");
         let ok = claims(
             serde_json::json!({"iss":"https://issuer","exp":1000,"iat":900,"aud":["x","api"]}),
         );
@@ -379,7 +379,7 @@ mod tests {
     fn groups_follow_a_dotted_path() {
         let rules = ClaimRules::new(&Issuer::new("i").groups_claim("realm_access.roles"));
         let claims = serde_json::json!({"sub":"u","realm_access":{"roles":["a","b"]},"scp":["s1"]});
-        let (caller, _) = rules.caller(claims.as_object().cloned().expect("object"));
+        let (caller, _) = rules.caller(serde_json::from_value(claims).expect("object"));
         assert_eq!(caller.groups(), ["a", "b"]);
         assert_eq!(caller.scopes(), ["s1"]);
         assert_eq!(caller.principal(), "u");

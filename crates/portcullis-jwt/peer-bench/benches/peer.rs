@@ -1,0 +1,261 @@
+//! portcullis-jwt's `JwtLayer` (uncached and cache hit), `jsonwebtoken`'s own
+//! `decode`, and `jwt-authorizer`'s layer, on the same RS256 token and key, in
+//! one criterion run; one task and 64 concurrent tasks.
+//!
+//! `cd crates/portcullis-jwt/peer-bench && cargo bench --bench peer`
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
+use http::{HeaderValue, Request, Response};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use portcullis_jwt::{Issuer, JwtLayer, TokenCacheConfig};
+use serde_json::{Map, Value, json};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench";
+
+struct Fixture {
+    token: String,
+    jwks: String,
+    decoding: DecodingKey,
+}
+
+fn fixture() -> Fixture {
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/keys/rsa1.pem"
+    ))
+    .expect("key");
+    let encoding = EncodingKey::from_rsa_pem(&pem).expect("RSA PEM");
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("jwk"))
+            .expect("json");
+    jwk["kid"] = json!("bench");
+    let jwk_typed: Jwk = serde_json::from_value(jwk.clone()).expect("jwk");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    // A Cognito-shaped access token (about 900 bytes).
+    let claims = json!({
+        "sub": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "cognito:groups": ["members", "gold"],
+        "iss": ISS, "version": 2, "client_id": "1example23456789", "origin_jti": "f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f",
+        "event_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "token_use": "access",
+        "scope": "loyalty/read loyalty/write openid", "auth_time": now, "exp": now + 3600, "iat": now,
+        "jti": "00112233-4455-6677-8899-aabbccddeeff", "username": "jane.doe",
+    });
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("bench".into());
+    Fixture {
+        token: encode(&header, &claims, &encoding).expect("sign"),
+        jwks: json!({"keys": [jwk]}).to_string(),
+        decoding: DecodingKey::from_jwk(&jwk_typed).expect("decoding key"),
+    }
+}
+
+fn layer(f: &Fixture, cache: TokenCacheConfig) -> JwtLayer {
+    JwtLayer::builder()
+        .issuer(
+            Issuer::user_pool_at(ISS)
+                .jwks(f.jwks.clone())
+                .client_ids(["1example23456789"]),
+        )
+        .cache(cache)
+        .build()
+        .expect("config")
+}
+
+type Svc = tower::util::BoxCloneSyncService<
+    Request<()>,
+    Response<portcullis_core::ResponseBody<String>>,
+    Infallible,
+>;
+
+fn service(layer: JwtLayer) -> Svc {
+    tower::util::BoxCloneSyncService::new(ServiceBuilder::new().layer(layer).service_fn(
+        |_req: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) },
+    ))
+}
+
+type PeerSvc =
+    tower::util::BoxCloneSyncService<Request<()>, axum07::response::Response, Infallible>;
+
+fn peer_service(rt: &tokio::runtime::Runtime, f: &Fixture) -> PeerSvc {
+    use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
+    let authorizer = rt
+        .block_on(
+            JwtAuthorizer::<Map<String, Value>>::from_jwks_text(&f.jwks)
+                .validation(Validation::new().iss(&[ISS]))
+                .build(),
+        )
+        .expect("jwt-authorizer builds");
+    tower::util::BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(authorizer.into_layer())
+            .service_fn(|_req: Request<()>| async {
+                Ok::<_, Infallible>(axum07::response::Response::new(axum07::body::Body::empty()))
+            }),
+    )
+}
+
+fn request(value: &HeaderValue) -> Request<()> {
+    let mut request = Request::new(());
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, value.clone());
+    request
+}
+
+/// One request through the service; the decision is synchronous, so the
+/// future is ready at once and no executor is needed.
+fn call(svc: &mut Svc, value: &HeaderValue) {
+    let response = svc
+        .call(request(value))
+        .now_or_never()
+        .expect("ready")
+        .expect("infallible");
+    assert_eq!(response.status(), 200);
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    let value = HeaderValue::from_str(&format!("Bearer {}", f.token)).expect("header");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[ISS]);
+
+    let mut group = c.benchmark_group("rs256");
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            decode::<Map<String, Value>>(black_box(&f.token), &f.decoding, &validation)
+                .expect("valid")
+        })
+    });
+    let mut uncached = service(layer(&f, TokenCacheConfig::disabled()));
+    group.bench_function("layer_uncached", |b| {
+        b.iter_batched(
+            || request(&value),
+            |r| uncached.call(r).now_or_never(),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut cached = service(layer(&f, TokenCacheConfig::default()));
+    call(&mut cached, &value);
+    group.bench_function("layer_cache_hit", |b| {
+        b.iter_batched(
+            || request(&value),
+            |r| cached.call(r).now_or_never(),
+            BatchSize::SmallInput,
+        )
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut peer = peer_service(&rt, &f);
+    let response = peer
+        .call(request(&value))
+        .now_or_never()
+        .expect("ready")
+        .expect("infallible");
+    assert_eq!(response.status(), 200, "jwt-authorizer accepts the token");
+    group.bench_function("jwt_authorizer", |b| {
+        b.iter_batched(
+            || request(&value),
+            |r| peer.call(r).now_or_never(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    // 64 concurrent tasks on a multi-thread runtime; the figure is time per
+    // request over all tasks.
+    let mut group = c.benchmark_group("rs256_64_tasks");
+    for (name, svc) in [
+        (
+            "layer_uncached",
+            service(layer(&f, TokenCacheConfig::disabled())),
+        ),
+        (
+            "layer_cache_hit",
+            service(layer(&f, TokenCacheConfig::default())),
+        ),
+    ] {
+        let value = value.clone();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let per_task = iters.div_ceil(64).max(1);
+                let start = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..64)
+                        .map(|_| {
+                            let svc = svc.clone();
+                            let value = value.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    let response = svc
+                                        .clone()
+                                        .oneshot(request(&value))
+                                        .await
+                                        .expect("infallible");
+                                    assert_eq!(response.status(), 200);
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                });
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * 64) as f64)
+            })
+        });
+    }
+    for (name, svc) in [("jwt_authorizer", peer_service(&rt, &f))] {
+        let value = value.clone();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let per_task = iters.div_ceil(64).max(1);
+                let start = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..64)
+                        .map(|_| {
+                            let svc = svc.clone();
+                            let value = value.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    let response = svc
+                                        .clone()
+                                        .oneshot(request(&value))
+                                        .await
+                                        .expect("infallible");
+                                    assert_eq!(response.status(), 200);
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                });
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * 64) as f64)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = jwt;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(jwt);
