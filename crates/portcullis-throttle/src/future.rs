@@ -1,0 +1,170 @@
+//! The layer's response future. Not boxed: the in-memory store decides in
+//! `call`, so the future is the inner service's future (or the refusal); only
+//! a store that answers [`Acquire::Pending`](crate::Acquire::Pending) makes it
+//! wait for the store first.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use pin_project_lite::pin_project;
+use portcullis_core::ResponseBody;
+use tower_service::Service;
+
+use crate::service::{Decider, Verdict};
+use crate::store::{Outcome, StoreError};
+
+pin_project! {
+    /// The response future of [`Throttle`](crate::Throttle).
+    pub struct ResponseFuture<S, ReqBody, ResBody, SF>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, ResBody, SF>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, ResBody, SF>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        Inner {
+            #[pin]
+            future: S::Future,
+            headers: Option<HeaderMap>,
+        },
+        Reject {
+            response: Option<Response<ResponseBody<ResBody>>>,
+        },
+        Waiting {
+            #[pin]
+            store: SF,
+            // Boxed: only a networked store waits, and the request and
+            // service it holds would make every future large.
+            pending: Option<Box<Pending<S, ReqBody>>>,
+        },
+    }
+}
+
+/// What a request waiting for the store holds.
+pub(crate) struct Pending<S, ReqBody> {
+    service: S,
+    request: Request<ReqBody>,
+    decider: Decider,
+}
+
+impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    pub(crate) fn inner(future: S::Future, headers: Option<HeaderMap>) -> Self {
+        Self {
+            state: State::Inner { future, headers },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+        Self {
+            state: State::Reject {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn waiting(
+        store: SF,
+        service: S,
+        request: Request<ReqBody>,
+        decider: Decider,
+    ) -> Self {
+        Self {
+            state: State::Waiting {
+                store,
+                pending: Some(Box::new(Pending {
+                    service,
+                    request,
+                    decider,
+                })),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> std::fmt::Debug for ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Inner { .. } => "inner",
+            State::Reject { .. } => "reject",
+            State::Waiting { .. } => "waiting",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> Future for ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    SF: Future<Output = Result<Outcome, StoreError>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Inner { future, headers } => {
+                    let response = match future.poll(cx) {
+                        Poll::Ready(Ok(response)) => response,
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    let mut response = response.map(ResponseBody::inner);
+                    if let Some(extra) = headers.take() {
+                        response.headers_mut().extend(extra);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Reject { response } => {
+                    return match response.take() {
+                        Some(response) => Poll::Ready(Ok(response)),
+                        // Polled after completion: a caller bug. Answer
+                        // pending rather than panic.
+                        None => Poll::Pending,
+                    };
+                }
+                StateProj::Waiting { store, pending } => {
+                    let result = match store.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    let Some(pending) = pending.take() else {
+                        return Poll::Pending;
+                    };
+                    let Pending {
+                        mut service,
+                        request,
+                        decider,
+                    } = *pending;
+                    match decider.conclude::<ReqBody, ResBody>(result, &request) {
+                        Verdict::Admit(headers) => State::Inner {
+                            future: service.call(request),
+                            headers,
+                        },
+                        Verdict::Reject(response) => State::Reject {
+                            response: Some(response),
+                        },
+                    }
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! [`Throttle`]: the service the layer makes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use portcullis_core::clock::SharedClock;
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::gcra::Gcra;
+use crate::headers::{self, RateLimitHeaders};
+use crate::key::RequestHead;
+use crate::layer::{Config, ThrottleHandle, ThrottleLayer};
+use crate::memory::InMemoryStore;
+use crate::store::{
+    Acquire, BucketCheck, BucketKey, CallerKey, Level, Outcome, StageId, StoreError, ThrottleStore,
+};
+
+/// The service [`ThrottleLayer`] makes: decides in `call`, and either calls
+/// the inner service or answers 429 (`THROTTLED`) at once.
+pub struct Throttle<S, St = InMemoryStore> {
+    inner: S,
+    config: Arc<Config>,
+    store: Arc<St>,
+    clock: SharedClock,
+    handle: ThrottleHandle,
+}
+
+impl<S: Clone, St> Clone for Throttle<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for Throttle<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Throttle<S> {
+    /// A [`ThrottleLayer`] for the stage `stage` of the API `api_id`: the
+    /// same as [`ThrottleLayer::new`].
+    pub fn layer(api_id: impl Into<Arc<str>>, stage: impl Into<Arc<str>>) -> ThrottleLayer {
+        ThrottleLayer::new(api_id, stage)
+    }
+}
+
+impl<S, St> Throttle<S, St> {
+    pub(crate) fn from_layer(inner: S, layer: &ThrottleLayer<St>) -> Self {
+        Self {
+            inner,
+            config: Arc::clone(&layer.config),
+            store: Arc::clone(&layer.store),
+            clock: Arc::clone(&layer.clock),
+            handle: layer.handle.clone(),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The levels a request's checks belong to, with their parameters, kept to
+/// write headers once the store has decided.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checked {
+    levels: [(Level, Gcra); 3],
+    len: usize,
+}
+
+impl Checked {
+    fn reported(&self, outcome: &Outcome) -> (Level, Gcra) {
+        let index = if outcome.bucket < self.len {
+            outcome.bucket
+        } else {
+            0
+        };
+        self.levels[index]
+    }
+}
+
+fn push<'a>(checked: &mut Checked, check: BucketCheck<'a>, checks: &mut [BucketCheck<'a>; 3]) {
+    checked.levels[checked.len] = (check.key.level, check.gcra);
+    checks[checked.len] = check;
+    checked.len += 1;
+}
+
+const EMPTY_CHECK: BucketCheck<'static> = BucketCheck {
+    key: BucketKey {
+        level: Level::Account,
+        stage: None,
+        method: None,
+        caller: None,
+    },
+    gcra: Gcra::PLACEHOLDER,
+};
+
+/// What the layer does with a request once the store has answered.
+pub(crate) enum Verdict<B> {
+    /// Call the inner service, and add these headers to its response.
+    Admit(Option<HeaderMap>),
+    /// Answer with this refusal.
+    Reject(Response<ResponseBody<B>>),
+}
+
+/// The part of the layer a pending decision needs to conclude.
+#[derive(Clone, Debug)]
+pub(crate) struct Decider {
+    pub(crate) config: Arc<Config>,
+    pub(crate) checked: Checked,
+}
+
+impl Decider {
+    pub(crate) fn conclude<ReqBody, ResBody>(
+        &self,
+        result: Result<Outcome, StoreError>,
+        request: &Request<ReqBody>,
+    ) -> Verdict<ResBody> {
+        conclude(&self.config, &self.checked, result, request)
+    }
+}
+
+fn conclude<ReqBody, ResBody>(
+    config: &Config,
+    checked: &Checked,
+    result: Result<Outcome, StoreError>,
+    request: &Request<ReqBody>,
+) -> Verdict<ResBody> {
+    match result {
+        Ok(outcome) if outcome.admitted => {
+            tracing::trace!(
+                layer = "throttle",
+                outcome = "admitted",
+                reason = "tokens_available",
+                remaining = outcome.remaining
+            );
+            metrics::counter!("portcullis_throttle_requests_total", "outcome" => "admitted")
+                .increment(1);
+            if config.headers_on_success && config.headers != RateLimitHeaders::None {
+                let (level, gcra) = checked.reported(&outcome);
+                let mut map = HeaderMap::new();
+                headers::write(config.headers, level, &gcra, &outcome, &mut map);
+                Verdict::Admit(Some(map))
+            } else {
+                Verdict::Admit(None)
+            }
+        }
+        Ok(outcome) => {
+            let (level, gcra) = checked.reported(&outcome);
+            tracing::debug!(
+                layer = "throttle",
+                outcome = "refused",
+                reason = "bucket_empty",
+                level = level.as_str(),
+                retry_after_ms = outcome.retry_after_nanos / 1_000_000
+            );
+            metrics::counter!(
+                "portcullis_throttle_requests_total",
+                "outcome" => "refused",
+                "level" => level.as_str()
+            )
+            .increment(1);
+            let mut map = HeaderMap::new();
+            headers::write(config.headers, level, &gcra, &outcome, &mut map);
+            Verdict::Reject(
+                GatewayResponse::new(GatewayResponseType::Throttled)
+                    .with_headers(map)
+                    .into_response(request),
+            )
+        }
+        Err(error) => {
+            tracing::warn!(
+                layer = "throttle",
+                outcome = if config.fail_open { "admitted" } else { "refused" },
+                reason = "store_error",
+                %error
+            );
+            metrics::counter!("portcullis_throttle_requests_total", "outcome" => "store_error")
+                .increment(1);
+            if config.fail_open {
+                Verdict::Admit(None)
+            } else {
+                Verdict::Reject(
+                    GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+                        .into_response(request),
+                )
+            }
+        }
+    }
+}
+
+/// The resource path per-method limits are matched against: the route
+/// template when axum matched one, else the request path.
+fn resource_path<B>(request: &Request<B>) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+        return matched.as_str();
+    }
+    request.uri().path()
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: ThrottleStore,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody, St::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let (answer, checked) = {
+            let head = RequestHead {
+                method: request.method(),
+                uri: request.uri(),
+                headers: request.headers(),
+                extensions: request.extensions(),
+            };
+            let method = request.method().as_str();
+            let path = resource_path(&request);
+            let stage = StageId {
+                api_id: &config.api_id,
+                stage: &config.stage,
+            };
+            let mut checks = [EMPTY_CHECK; 3];
+            let mut checked = Checked {
+                levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
+                len: 0,
+            };
+            // Level 1: the caller's key.
+            let resolved = config.key_by.resolve(&head);
+            if let Some(key) = &resolved {
+                let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
+                let (selector, plan_limit) = match plan {
+                    Some(plan) => {
+                        match plan.method_throttle(&config.api_id, &config.stage, method, path) {
+                            Some((selector, limit)) => (Some(selector), Some(*limit)),
+                            None => (None, plan.throttle().copied()),
+                        }
+                    }
+                    None => (None, None),
+                };
+                let overridden = key
+                    .api_key
+                    .and_then(|ctx| self.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
+                if let Some(limit) = overridden.or(plan_limit).or(config.key_limit) {
+                    push(
+                        &mut checked,
+                        BucketCheck {
+                            key: BucketKey {
+                                level: Level::Key,
+                                stage: selector.map(|_| stage),
+                                method: selector,
+                                caller: Some(CallerKey {
+                                    source: key.source,
+                                    value: key.bytes.as_slice(),
+                                }),
+                            },
+                            gcra: Gcra::new(&limit),
+                        },
+                        &mut checks,
+                    );
+                }
+            }
+            // Level 2: the stage's per-method limit.
+            if let Some((selector, limit)) = config
+                .stage_limits
+                .iter()
+                .find(|(selector, _)| selector.matches(method, path))
+            {
+                push(
+                    &mut checked,
+                    BucketCheck {
+                        key: BucketKey {
+                            level: Level::Stage,
+                            stage: Some(stage),
+                            method: Some(selector),
+                            caller: None,
+                        },
+                        gcra: Gcra::new(limit),
+                    },
+                    &mut checks,
+                );
+            }
+            // Level 3: the account.
+            if let Some(limit) = &config.account_limit {
+                push(
+                    &mut checked,
+                    BucketCheck {
+                        key: BucketKey {
+                            level: Level::Account,
+                            stage: None,
+                            method: None,
+                            caller: None,
+                        },
+                        gcra: Gcra::new(limit),
+                    },
+                    &mut checks,
+                );
+            }
+            if checked.len == 0 {
+                (None, checked)
+            } else {
+                let now = self.clock.now_unix_nanos();
+                (
+                    Some(self.store.acquire(&checks[..checked.len], now)),
+                    checked,
+                )
+            }
+        };
+        match answer {
+            None => {
+                tracing::trace!(
+                    layer = "throttle",
+                    outcome = "admitted",
+                    reason = "no_limit"
+                );
+                ResponseFuture::inner(self.inner.call(request), None)
+            }
+            Some(Acquire::Ready(result)) => {
+                match conclude::<ReqBody, ResBody>(config, &checked, result, &request) {
+                    Verdict::Admit(headers) => {
+                        ResponseFuture::inner(self.inner.call(request), headers)
+                    }
+                    Verdict::Reject(response) => ResponseFuture::reject(response),
+                }
+            }
+            Some(Acquire::Pending(future)) => {
+                // The ready service goes with the request; this one keeps a
+                // clone to be made ready again.
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let decider = Decider {
+                    config: Arc::clone(&self.config),
+                    checked,
+                };
+                ResponseFuture::waiting(future, service, request, decider)
+            }
+        }
+    }
+}
