@@ -16,7 +16,7 @@ use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
 use crate::layer::OnStoreError;
-use crate::service::{RateInfo, count};
+use crate::service::{Counters, RateInfo};
 use crate::store::Decision;
 
 /// What the future needs to finish a decision the store makes later.
@@ -26,6 +26,7 @@ pub(crate) struct PendingMeta {
     info: RateInfo,
     on_error: OnStoreError,
     headers_on_success: bool,
+    counters: Arc<Counters>,
 }
 
 impl PendingMeta {
@@ -35,6 +36,7 @@ impl PendingMeta {
         info: RateInfo,
         on_error: OnStoreError,
         headers_on_success: bool,
+        counters: Arc<Counters>,
     ) -> Self {
         Self {
             key_id,
@@ -42,6 +44,7 @@ impl PendingMeta {
             info,
             on_error,
             headers_on_success,
+            counters,
         }
     }
 
@@ -166,7 +169,7 @@ where
                                 key = &*meta.key_id,
                                 remaining = decision.remaining,
                             );
-                            count("admitted");
+                            meta.counters.admitted.increment(1);
                             let info = RateInfo {
                                 remaining: decision.remaining,
                                 ..meta.info
@@ -186,7 +189,7 @@ where
                                 limit = meta.info.limit,
                                 reset_seconds = meta.info.reset_seconds,
                             );
-                            count("rejected");
+                            meta.counters.rejected.increment(1);
                             State::Reject {
                                 response: Some(meta.info.refusal().into_response(&request)),
                             }
@@ -200,7 +203,7 @@ where
                                 key = &*meta.key_id,
                                 error = %error,
                             );
-                            count("store_error");
+                            meta.counters.store_error.increment(1);
                             match meta.on_error {
                                 OnStoreError::Allow => State::Inner {
                                     future: inner.call(request),

@@ -11,7 +11,7 @@ use time::{OffsetDateTime, Weekday};
 use tower_layer::Layer;
 
 use crate::calendar::{Calendar, Window};
-use crate::service::Quota;
+use crate::service::{Counters, Quota};
 use crate::store::{DEFAULT_RETENTION_DAYS, MemoryStore, QuotaStore};
 use crate::usage::UsageApi;
 
@@ -36,6 +36,7 @@ pub(crate) struct Shared<St> {
     pub(crate) plan_starts: BTreeMap<String, OffsetDateTime>,
     pub(crate) on_store_error: OnStoreError,
     pub(crate) headers_on_success: bool,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<St> Clone for Shared<St> {
@@ -47,6 +48,7 @@ impl<St> Clone for Shared<St> {
             plan_starts: self.plan_starts.clone(),
             on_store_error: self.on_store_error,
             headers_on_success: self.headers_on_success,
+            counters: Arc::clone(&self.counters),
         }
     }
 }
@@ -154,6 +156,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
                 plan_starts: BTreeMap::new(),
                 on_store_error: OnStoreError::Allow,
                 headers_on_success: false,
+                counters: Arc::new(Counters::new()),
             }),
         }
     }

@@ -113,8 +113,34 @@ impl RateInfo {
     }
 }
 
-pub(crate) fn count(outcome: &'static str) {
-    metrics::counter!("portcullis_quota_decisions_total", "outcome" => outcome).increment(1);
+/// The layer's `metrics` counters, `portcullis_quota_decisions_total` by
+/// `outcome`, registered once when the layer is built (so install the
+/// metrics recorder before building the layer).
+pub(crate) struct Counters {
+    pub(crate) pass: metrics::Counter,
+    pub(crate) admitted: metrics::Counter,
+    pub(crate) rejected: metrics::Counter,
+    pub(crate) store_error: metrics::Counter,
+    pub(crate) usage_updated: metrics::Counter,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        const NAME: &str = "portcullis_quota_decisions_total";
+        Self {
+            pass: metrics::counter!(NAME, "outcome" => "pass"),
+            admitted: metrics::counter!(NAME, "outcome" => "admitted"),
+            rejected: metrics::counter!(NAME, "outcome" => "rejected"),
+            store_error: metrics::counter!(NAME, "outcome" => "store_error"),
+            usage_updated: metrics::counter!(NAME, "outcome" => "usage_updated"),
+        }
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Counters")
+    }
 }
 
 /// What `call` decided before touching the inner service.
@@ -168,7 +194,7 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
             outcome = "pass",
             reason = "no API key context"
         );
-        count("pass");
+        shared.counters.pass.increment(1);
         return Step::Pass;
     };
     let Some((plan, quota)) = key
@@ -181,7 +207,7 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
             reason = "no quota",
             key = key.key_id()
         );
-        count("pass");
+        shared.counters.pass.increment(1);
         return Step::Pass;
     };
     let now = shared.clock.now_unix_nanos();
@@ -202,8 +228,8 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
         period: quota.period(),
     };
     match shared.store.try_consume_now(&query) {
-        Some(Ok(decision)) => step_of(shared, &query, decision, info(decision.remaining)),
-        Some(Err(error)) => store_failed(shared.on_store_error, &query, &error),
+        Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining)),
+        Some(Err(error)) => store_failed(shared, &query, &error),
         None => Step::Await(
             shared.store.consume(&query),
             PendingMeta::new(
@@ -212,6 +238,7 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
                 info(0),
                 shared.on_store_error,
                 shared.headers_on_success,
+                Arc::clone(&shared.counters),
             ),
         ),
     }
@@ -221,7 +248,7 @@ fn step_of<St, F>(
     shared: &Shared<St>,
     query: &QuotaRequest<'_>,
     decision: Decision,
-    info: RateInfo,
+    info: impl FnOnce() -> RateInfo,
 ) -> Step<F> {
     if decision.admitted {
         tracing::debug!(
@@ -231,9 +258,10 @@ fn step_of<St, F>(
             key = query.key_id,
             remaining = decision.remaining,
         );
-        count("admitted");
-        Step::Admit(shared.headers_on_success.then_some(info))
+        shared.counters.admitted.increment(1);
+        Step::Admit(shared.headers_on_success.then(info))
     } else {
+        let info = info();
         tracing::info!(
             layer = "quota",
             outcome = "rejected",
@@ -243,16 +271,17 @@ fn step_of<St, F>(
             limit = query.quota.limit(),
             reset_seconds = info.reset_seconds,
         );
-        count("rejected");
+        shared.counters.rejected.increment(1);
         Step::Reject(info)
     }
 }
 
-fn store_failed<F>(
-    on_error: OnStoreError,
+fn store_failed<St, F>(
+    shared: &Shared<St>,
     query: &QuotaRequest<'_>,
     error: &dyn std::error::Error,
 ) -> Step<F> {
+    let on_error = shared.on_store_error;
     tracing::error!(
         layer = "quota",
         outcome = if on_error == OnStoreError::Allow { "admitted" } else { "refused" },
@@ -261,7 +290,7 @@ fn store_failed<F>(
         key = query.key_id,
         error = %error,
     );
-    count("store_error");
+    shared.counters.store_error.increment(1);
     match on_error {
         OnStoreError::Allow => Step::Admit(None),
         OnStoreError::Refuse => Step::Fail,

@@ -43,6 +43,7 @@ use time::{Date, Duration};
 
 use crate::calendar::Calendar;
 use crate::layer::{OnStoreError, Shared};
+use crate::service::Counters;
 use crate::store::{DayUsage, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate};
 
 /// The longest date range one GetUsage call may span, in days (a bound on
@@ -129,6 +130,7 @@ impl<St: QuotaStore> UsageApi<St> {
             plan_starts: BTreeMap::new(),
             on_store_error: OnStoreError::Allow,
             headers_on_success: false,
+            counters: Arc::new(Counters::new()),
         }))
     }
 
@@ -261,7 +263,7 @@ impl<St: QuotaStore> UsageApi<St> {
             update = ?update,
             remaining = today.remaining,
         );
-        crate::service::count("usage_updated");
+        self.shared.counters.usage_updated.increment(1);
         Ok(Usage {
             usage_plan_id: plan.id().to_owned(),
             start_date: today.day,

@@ -1,0 +1,90 @@
+//! A fixed workload for counting the instructions the layer adds per request,
+//! a figure that does not move with the machine's load (criterion's times
+//! do, on a shared 2-core machine):
+//!
+//! ```text
+//! cargo build --release -p portcullis-quota --example hot_path
+//! valgrind --tool=callgrind target/release/examples/hot_path bare
+//! valgrind --tool=callgrind target/release/examples/hot_path layer day
+//! valgrind --tool=callgrind target/release/examples/hot_path layer month
+//! ```
+//!
+//! (layer − bare) / 200,000 is the layer's cost per admitted request.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use http::{Request, Response};
+use portcullis_core::clock::ManualClock;
+use portcullis_core::context::ApiKeyContext;
+use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
+use portcullis_quota::QuotaLayer;
+use tower::{Layer, Service};
+
+const REQUESTS: u32 = 200_000;
+
+/// The inner service: answers at once.
+#[derive(Clone)]
+struct Bare;
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        ready(Ok(Response::new(String::new())))
+    }
+}
+
+fn call_now<S, B>(service: &mut S, request: Request<()>) -> u16
+where
+    S: Service<Request<()>, Response = Response<B>>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut future = std::pin::pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(response)) => response.status().as_u16(),
+        _ => 0,
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let layered = args.next().as_deref() == Some("layer");
+    let period = match args.next().as_deref() {
+        Some("week") => QuotaPeriod::Week,
+        Some("month") => QuotaPeriod::Month,
+        _ => QuotaPeriod::Day,
+    };
+    let quota = QuotaSettings::new(u64::MAX >> 20, period).expect("valid quota");
+    let plan = Arc::new(UsagePlan::new("bench").expect("valid id").with_quota(quota));
+    let context = ApiKeyContext::new("key-1").with_usage_plan(plan);
+    let mut bare = Bare;
+    let mut service = QuotaLayer::new()
+        .clock(ManualClock::at_unix(1_795_000_000))
+        .layer(Bare);
+    let mut statuses = 0u64;
+    for _ in 0..REQUESTS {
+        let mut request = Request::new(());
+        request.extensions_mut().insert(context.clone());
+        statuses += u64::from(if layered {
+            call_now(&mut service, request)
+        } else {
+            call_now(&mut bare, request)
+        });
+    }
+    assert_eq!(
+        statuses,
+        200 * u64::from(REQUESTS),
+        "every request admitted"
+    );
+    black_box(statuses);
+}
