@@ -1,0 +1,368 @@
+//! The seed's walkthrough, end to end: the `airline-loyalty` binary on an
+//! ephemeral port, driven over real HTTP with requests signed by the
+//! `aws-sigv4` crate.
+//!
+//! The binary runs on the real clock (its layers take the system clock), so
+//! requests that need a throttle token (rate 1/s, burst 2) are spaced a
+//! little over a second apart: the test takes about ten seconds.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+const API_KEY: &str = "LoyaltyDemoKey0123456789abcdef";
+const CLIENT: (&str, &str) = (
+    "AKIALOYALTYCLIENT001",
+    "loyaltyClientSecretKeyDemo0000000000001",
+);
+const ADMIN: (&str, &str) = (
+    "AKIALOYALTYADMIN0001",
+    "loyaltyAdminSecretKeyDemo00000000000001",
+);
+/// A little over the throttle's one token per second.
+const TOKEN_INTERVAL: Duration = Duration::from_millis(1050);
+
+/// The server process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .expect("a first line")
+        .expect("readable stdout");
+    let base = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    // Keep draining the banner so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Server { child, base }
+}
+
+struct Answer {
+    status: StatusCode,
+    error_type: String,
+    json: Value,
+}
+
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Http {
+    fn request(&self, method: Method, path: &str, body: &str) -> Request<Full<Bytes>> {
+        let uri = format!("{}{path}", self.base);
+        let host = self.base.trim_start_matches("http://").to_owned();
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", host)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("a valid request")
+    }
+
+    /// Signs `request` as an AWS SDK would (service execute-api, us-east-1).
+    fn sign(
+        &self,
+        mut request: Request<Full<Bytes>>,
+        body: &str,
+        (id, secret): (&str, &str),
+    ) -> Request<Full<Bytes>> {
+        let identity = Credentials::new(id, secret, None, None, "walkthrough").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("execute-api")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("signing parameters")
+            .into();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().expect("ASCII header").to_owned()))
+            .collect();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            request.uri().to_string(),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        request
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .map(|v| v.to_str().expect("ASCII").to_owned())
+            .unwrap_or_default();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Answer {
+            status,
+            error_type,
+            json,
+        }
+    }
+
+    async fn loyalty(&self, key: Option<&str>) -> Answer {
+        let mut request = self.request(Method::GET, "/loyalty/C-1001/get", "");
+        if let Some(key) = key {
+            request
+                .headers_mut()
+                .insert("x-api-key", key.parse().expect("header value"));
+        }
+        self.send(self.sign(request, "", CLIENT)).await
+    }
+}
+
+fn mint_token() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
+        .args([
+            "mint-token",
+            "--username",
+            "alice",
+            "--group",
+            "frequent-flyers",
+        ])
+        .output()
+        .expect("mint-token runs");
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_seed_walkthrough() {
+    let server = start();
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: server.base.clone(),
+    };
+
+    // 1. Unsigned: 403 Missing Authentication Token.
+    let answer = http
+        .send(http.request(Method::GET, "/loyalty/C-1001/get", ""))
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
+    assert_eq!(answer.json["message"], "Missing Authentication Token");
+
+    // 2. Signed, no key: 403 Forbidden.
+    let answer = http.loyalty(None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "ForbiddenException");
+    assert_eq!(answer.json["message"], "Forbidden");
+
+    // 3. Signed + key: 200 with points.
+    let answer = http.loyalty(Some(API_KEY)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["points"], 12_400);
+    assert_eq!(answer.json["tier"], "SILVER");
+    assert_eq!(answer.json["nextTier"], "GOLD");
+    let mut used = 1;
+
+    // 4. Quick repeats: 429 Too Many Requests within the burst of 2 (+1 if a
+    //    second went by).
+    let mut throttled = None;
+    for _ in 0..4 {
+        let answer = http.loyalty(Some(API_KEY)).await;
+        if answer.status == StatusCode::OK {
+            used += 1;
+        } else {
+            throttled = Some(answer);
+            break;
+        }
+    }
+    let answer = throttled.expect("a quick repeat is throttled");
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.error_type, "TooManyRequestsException");
+    assert_eq!(answer.json["message"], "Too Many Requests");
+    assert!(used <= 3, "burst 2 let {used} through");
+
+    // 5. Up to 10 a day, then 429 Limit Exceeded.
+    while used < 10 {
+        tokio::time::sleep(TOKEN_INTERVAL).await;
+        let answer = http.loyalty(Some(API_KEY)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "request {}: {}",
+            used + 1,
+            answer.json
+        );
+        used += 1;
+    }
+    tokio::time::sleep(TOKEN_INTERVAL).await;
+    let answer = http.loyalty(Some(API_KEY)).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.error_type, "LimitExceededException");
+    assert_eq!(answer.json["message"], "Limit Exceeded");
+
+    // 6. The usage report: admins only.
+    let today = time::OffsetDateTime::now_utc().date();
+    let path = format!(
+        "/admin/usageplans/loyalty-basic/usage?keyId=demo-key&startDate={today}&endDate={today}"
+    );
+    let answer = http
+        .send(http.sign(http.request(Method::GET, &path, ""), "", CLIENT))
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "AccessDeniedException");
+    assert!(
+        answer.json["message"]
+            .as_str()
+            .expect("a message")
+            .starts_with("User: arn:aws:iam::123456789012:user/loyalty-client is not authorized"),
+        "{}",
+        answer.json
+    );
+    let answer = http
+        .send(http.sign(http.request(Method::GET, &path, ""), "", ADMIN))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["usagePlanId"], "loyalty-basic");
+    assert_eq!(
+        answer.json["items"]["demo-key"],
+        serde_json::json!([[10, 0]])
+    );
+
+    // 7. A temporary extension lets the key through again.
+    let patch = r#"{"patchOperations":[{"op":"replace","path":"/remaining","value":"5"}]}"#;
+    let mut request = http.request(
+        Method::PATCH,
+        "/admin/usageplans/loyalty-basic/keys/demo-key/usage",
+        patch,
+    );
+    request
+        .headers_mut()
+        .insert("content-type", "application/json".parse().expect("header"));
+    let answer = http.send(http.sign(request, patch, ADMIN)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    tokio::time::sleep(TOKEN_INTERVAL).await;
+    let answer = http.loyalty(Some(API_KEY)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["customerId"], "C-1001");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn profile_waf_and_unknown_routes() {
+    let server = start();
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: server.base.clone(),
+    };
+
+    // The profile route takes a Cognito ID token.
+    let token = mint_token();
+    let mut request = http.request(Method::GET, "/profile", "");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let answer = http.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["cognito:username"], "alice");
+    assert_eq!(answer.json["email"], "alice@example.com");
+    assert_eq!(
+        answer.json["cognito:groups"],
+        serde_json::json!(["frequent-flyers"])
+    );
+    assert_eq!(answer.json["token_use"], "id");
+
+    let answer = http.send(http.request(Method::GET, "/profile", "")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.json["message"], "Unauthorized");
+
+    // A tampered token.
+    let mut request = http.request(Method::GET, "/profile", "");
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {tampered}").parse().expect("header"),
+    );
+    assert_eq!(http.send(request).await.status, StatusCode::UNAUTHORIZED);
+
+    // The WAF: SQL injection in the query, before any authentication.
+    let answer = http
+        .send(http.request(
+            Method::GET,
+            "/loyalty/C-1001/get?id=1%27%20OR%20%271%27%3D%271",
+            "",
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "WAFFilteredException");
+
+    // XSS in the body.
+    let answer = http
+        .send(http.request(
+            Method::POST,
+            "/loyalty/C-1001/get",
+            "q=<script>alert(1)</script>",
+        ))
+        .await;
+    assert_eq!(answer.error_type, "WAFFilteredException");
+
+    // The IP set: 127.0.0.1 is a trusted proxy in the demo configuration.
+    let mut request = http.request(Method::GET, "/profile", "");
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", "192.0.2.10".parse().expect("header"));
+    let answer = http.send(request).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "WAFFilteredException");
+
+    // An unknown route: API Gateway's 403 Missing Authentication Token.
+    let answer = http.send(http.request(Method::GET, "/nowhere", "")).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
+}
