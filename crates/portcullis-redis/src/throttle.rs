@@ -1,0 +1,277 @@
+//! The throttle store on Redis: every bucket of a request decided by one
+//! server-side script.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use portcullis_throttle::ThrottleStore;
+use portcullis_throttle::store::{Acquire, BucketCheck, Level, Outcome, StoreError};
+use redis::Script;
+
+use crate::connection::{RedisConfig, RedisConnection};
+use crate::{TimeSource, record_call};
+
+/// The most buckets one request may touch (the layer sends at most three).
+const MAX_BUCKETS: usize = 8;
+
+/// Throttle buckets in Redis or Redis Cluster, shared by every replica.
+///
+/// # One round trip
+///
+/// A request's buckets are decided together by one Lua script
+/// (`throttle_acquire.lua`), loaded once and then called by its SHA with
+/// `EVALSHA`; when a server answers `NOSCRIPT` (after a restart or a
+/// failover) the script is sent again with `EVAL`, by the `redis` crate's
+/// `Script`.
+///
+/// # Keys and Cluster slots
+///
+/// A key-level bucket is stored under `{prefix}:t:{<caller>}:<bucket>`, whose
+/// hash tag is the caller (`apikey:<hex of the key id>`), so all of one
+/// caller's buckets live in one slot and one script touches them together.
+/// The shared levels (a stage's per-method limits, the account) are stored
+/// under the hash tag `{<prefix>:shared}`, in one slot of their own.
+///
+/// On a single server every bucket of a request is decided in one script,
+/// one round trip. On Cluster, a request that touches both a key bucket and a
+/// shared bucket needs two: its key buckets first, then the shared ones; if
+/// the shared ones refuse, a third call gives the key buckets their tokens
+/// back. Between those calls another request can see the key bucket one
+/// token short, so on Cluster the all-or-nothing rule holds for the final
+/// state but not for every instant. The shared slot is also one node's work
+/// for every request that has a shared level: configure stage and account
+/// limits on Cluster only where that node can take the load.
+///
+/// # Time
+///
+/// By default ([`TimeSource::Redis`]) the script reads Redis's own `TIME`,
+/// so replicas whose clocks disagree still share one clock. With
+/// [`TimeSource::Caller`] it uses the time the layer passes (its `Clock`),
+/// which tests use to drive the store with a manual clock.
+///
+/// # Memory
+///
+/// Each bucket expires (`PX`) at the moment it would be full again, which
+/// loses nothing: a full bucket carries no information.
+#[derive(Clone)]
+pub struct RedisThrottleStore {
+    connection: RedisConnection,
+    prefix: String,
+    time: TimeSource,
+}
+
+impl fmt::Debug for RedisThrottleStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisThrottleStore")
+            .field("connection", &self.connection)
+            .field("prefix", &self.prefix)
+            .field("time", &self.time)
+            .finish()
+    }
+}
+
+fn acquire_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("lua/throttle_acquire.lua")))
+}
+
+fn refund_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("lua/throttle_refund.lua")))
+}
+
+/// One bucket, owned, ready to send.
+#[derive(Clone, Debug)]
+struct Bucket {
+    key: String,
+    index: usize,
+    t: u64,
+    tau: u64,
+    cap: u64,
+}
+
+impl RedisThrottleStore {
+    /// Connects with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConfig::connect`], and a key prefix must not contain `{` or `}`
+    /// (they would break the hash tags).
+    pub async fn connect(config: &RedisConfig) -> Result<Self, redis::RedisError> {
+        crate::check_prefix(config.prefix())?;
+        Ok(Self::new(config.connect().await?, config.prefix()))
+    }
+
+    /// A store on an established connection, writing keys under `prefix`.
+    pub fn new(connection: RedisConnection, prefix: impl Into<String>) -> Self {
+        Self {
+            connection,
+            prefix: prefix.into(),
+            time: TimeSource::Redis,
+        }
+    }
+
+    /// Where the script takes the time from (default [`TimeSource::Redis`]).
+    #[must_use]
+    pub fn time_source(mut self, time: TimeSource) -> Self {
+        self.time = time;
+        self
+    }
+
+    fn redis_key(&self, check: &BucketCheck<'_>) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 64);
+        key.push_str(&self.prefix);
+        key.push_str(":t:{");
+        match (check.key.level, check.key.caller) {
+            (Level::Key, Some(caller)) => {
+                key.push_str(caller.source.as_str());
+                key.push(':');
+                for byte in caller.value {
+                    key.push_str(&format!("{byte:02x}"));
+                }
+            }
+            _ => {
+                key.push_str(&self.prefix);
+                key.push_str(":shared");
+            }
+        }
+        key.push_str("}:");
+        check.key.write_canonical(&mut key);
+        key
+    }
+
+    fn buckets(&self, checks: &[BucketCheck<'_>]) -> Vec<Bucket> {
+        checks
+            .iter()
+            .enumerate()
+            .map(|(index, check)| {
+                let t = check.gcra.emission_interval_nanos();
+                let cap = check.gcra.capacity_nanos();
+                Bucket {
+                    key: self.redis_key(check),
+                    index,
+                    t,
+                    tau: cap.saturating_sub(t),
+                    cap,
+                }
+            })
+            .collect()
+    }
+}
+
+fn invocation<'a>(
+    script: &'a Script,
+    buckets: &[Bucket],
+    time: TimeSource,
+    now_unix_nanos: u64,
+) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for bucket in buckets {
+        invocation.key(&bucket.key);
+    }
+    match time {
+        TimeSource::Redis => invocation.arg("r").arg(0).arg(0),
+        TimeSource::Caller => invocation
+            .arg("c")
+            .arg(now_unix_nanos / 1_000_000_000)
+            .arg(now_unix_nanos % 1_000_000_000),
+    };
+    for bucket in buckets {
+        invocation.arg(bucket.t).arg(bucket.tau).arg(bucket.cap);
+    }
+    invocation
+}
+
+async fn run_acquire(
+    mut connection: RedisConnection,
+    buckets: &[Bucket],
+    time: TimeSource,
+    now: u64,
+) -> Result<Outcome, StoreError> {
+    let (admitted, bucket, left, retry, full): (i64, i64, i64, i64, i64) =
+        invocation(acquire_script(), buckets, time, now)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+    let local = usize::try_from(bucket)
+        .ok()
+        .and_then(|i| buckets.get(i))
+        .ok_or_else(|| StoreError::msg("the throttle script named no bucket"))?;
+    Ok(Outcome {
+        admitted: admitted == 1,
+        bucket: local.index,
+        remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
+        retry_after_nanos: u64::try_from(retry.max(0)).unwrap_or(0),
+        full_after_nanos: u64::try_from(full.max(0)).unwrap_or(0),
+    })
+}
+
+impl RedisThrottleStore {
+    async fn decide(
+        connection: RedisConnection,
+        buckets: Vec<Bucket>,
+        time: TimeSource,
+        now: u64,
+        cluster: bool,
+    ) -> Result<Outcome, StoreError> {
+        if !cluster {
+            return run_acquire(connection, &buckets, time, now).await;
+        }
+        // On Cluster, one script per hash slot: the caller's buckets, then the
+        // shared ones.
+        let (own, shared): (Vec<Bucket>, Vec<Bucket>) = buckets
+            .into_iter()
+            .partition(|b| !b.key.contains(":shared}:"));
+        if own.is_empty() || shared.is_empty() {
+            let all = if own.is_empty() { shared } else { own };
+            return run_acquire(connection, &all, time, now).await;
+        }
+        let first = run_acquire(connection.clone(), &own, time, now).await?;
+        if !first.admitted {
+            return Ok(first);
+        }
+        let second = run_acquire(connection.clone(), &shared, time, now).await?;
+        if second.admitted {
+            // Report the bucket with the fewest tokens left, the first such.
+            return Ok(if second.remaining < first.remaining {
+                second
+            } else {
+                first
+            });
+        }
+        let mut connection = connection;
+        let _: i64 = invocation(refund_script(), &own, time, now)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(second)
+    }
+}
+
+/// The future of a Redis throttle decision.
+pub type AcquireFuture = Pin<Box<dyn Future<Output = Result<Outcome, StoreError>> + Send>>;
+
+impl ThrottleStore for RedisThrottleStore {
+    type Future = AcquireFuture;
+
+    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+        if checks.len() > MAX_BUCKETS {
+            return Acquire::Ready(Err(StoreError::msg(format!(
+                "{} buckets in one request; at most {MAX_BUCKETS}",
+                checks.len()
+            ))));
+        }
+        let buckets = self.buckets(checks);
+        let connection = self.connection.clone();
+        let time = self.time;
+        let cluster = connection.is_cluster();
+        Acquire::Pending(Box::pin(async move {
+            let started = Instant::now();
+            let result = Self::decide(connection, buckets, time, now_unix_nanos, cluster).await;
+            record_call("throttle", started, result.as_ref().err());
+            result
+        }))
+    }
+}
