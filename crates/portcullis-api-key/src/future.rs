@@ -118,7 +118,11 @@ where
                     else {
                         return Poll::Pending;
                     };
-                    match shared.decide(&digest, found) {
+                    let decision = match found {
+                        Ok(record) => shared.decide(&digest, Ok(record.as_deref())),
+                        Err(error) => shared.decide(&digest, Err(error)),
+                    };
+                    match decision {
                         Ok(context) => {
                             record_accept(&context);
                             request.extensions_mut().insert(context);

@@ -13,8 +13,9 @@ use tower_service::Service;
 
 use crate::config::ApiKeyLayerConfig;
 use crate::future::ResponseFuture;
+use crate::key::ApiKeyRecord;
 use crate::key::{KeyDigest, validate_key_value};
-use crate::store::{ApiKeyStore, InMemoryApiKeyStore, LookupResult};
+use crate::store::{ApiKeyStore, InMemoryApiKeyStore, StoreError};
 
 /// The header API Gateway reads keys from: `x-api-key`.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -129,7 +130,7 @@ impl<St> Shared<St> {
     pub(crate) fn decide(
         &self,
         digest: &KeyDigest,
-        found: LookupResult,
+        found: Result<Option<&ApiKeyRecord>, StoreError>,
     ) -> Result<ApiKeyContext, Refusal> {
         let record = match found {
             Ok(Some(record)) => record,
@@ -274,8 +275,10 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
     ) -> Option<Result<ApiKeyContext, Refusal>> {
         let outcome = match self.shared.presented(request) {
             Ok(digest) => {
-                let found = self.shared.store.lookup_now(&digest)?;
-                self.shared.decide(&digest, found)
+                let shared = &*self.shared;
+                shared
+                    .store
+                    .lookup_now(&digest, |found| shared.decide(&digest, found))?
             }
             Err(refusal) => Err(refusal),
         };
@@ -358,18 +361,19 @@ where
                 return ResponseFuture::reject(refusal.response().into_response(&request));
             }
         };
-        match shared.store.lookup_now(&digest) {
-            Some(found) => match shared.decide(&digest, found) {
-                Ok(context) => {
-                    record_accept(&context);
-                    request.extensions_mut().insert(context);
-                    ResponseFuture::call(self.inner.call(request))
-                }
-                Err(refusal) => {
-                    record_refusal(refusal);
-                    ResponseFuture::reject(refusal.response().into_response(&request))
-                }
-            },
+        match shared
+            .store
+            .lookup_now(&digest, |found| shared.decide(&digest, found))
+        {
+            Some(Ok(context)) => {
+                record_accept(&context);
+                request.extensions_mut().insert(context);
+                ResponseFuture::call(self.inner.call(request))
+            }
+            Some(Err(refusal)) => {
+                record_refusal(refusal);
+                ResponseFuture::reject(refusal.response().into_response(&request))
+            }
             None => {
                 // The store must be awaited: keep the ready service for this
                 // request and leave a fresh clone in its place (tower's "be

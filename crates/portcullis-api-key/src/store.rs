@@ -46,11 +46,17 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// The record whose value has this digest.
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup;
 
-    /// The record whose value has this digest, when the store can tell at once
-    /// without blocking; `None` when it must go through
-    /// [`lookup`](Self::lookup). The default is `None`.
-    fn lookup_now(&self, digest: &KeyDigest) -> Option<LookupResult> {
-        let _ = digest;
+    /// Decides on the record whose value has this digest, when the store can
+    /// tell at once without blocking: `decide` sees the record borrowed (no
+    /// reference count is touched on the hot path) and its answer is
+    /// returned. `None` when the store must go through
+    /// [`lookup`](Self::lookup); the default is `None`.
+    fn lookup_now<R>(
+        &self,
+        digest: &KeyDigest,
+        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, StoreError>) -> R,
+    ) -> Option<R> {
+        let _ = (digest, decide);
         None
     }
 
@@ -259,8 +265,14 @@ impl ApiKeyStore for InMemoryApiKeyStore {
         ready(Ok(self.find(digest)))
     }
 
-    fn lookup_now(&self, digest: &KeyDigest) -> Option<LookupResult> {
-        Some(Ok(self.find(digest)))
+    fn lookup_now<R>(
+        &self,
+        digest: &KeyDigest,
+        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, StoreError>) -> R,
+    ) -> Option<R> {
+        let snapshot = self.snapshot.load();
+        let found = snapshot.by_digest.get(&DigestKey::from(digest));
+        Some(decide(Ok(found.map(|record| &**record))))
     }
 
     fn get(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
