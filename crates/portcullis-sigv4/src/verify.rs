@@ -289,16 +289,22 @@ fn parse_credential<'a>(
             "{source} 'Credential' must be '<access key id>/<date>/<region>/<service>/aws4_request'."
         )));
     };
-    let parts: Vec<&str> = scope.split('/').collect();
-    if parts.len() != 4 {
+    let mut parts = scope.split('/');
+    let (Some(_date), Some(_region), Some(_service), Some(terminator), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(incomplete(format!(
             "{source} 'Credential' must be '<access key id>/<date>/<region>/<service>/aws4_request'."
         )));
-    }
-    if parts[3] != "aws4_request" {
+    };
+    if terminator != "aws4_request" {
         return Err(incomplete(format!(
             "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
-            truncated(parts[3])
+            truncated(terminator)
         )));
     }
     Ok((access_key_id, scope))
