@@ -3,7 +3,7 @@
 //!
 //! | command | what it does | exit codes |
 //! |---|---|---|
-//! | `portcullis sigv4 verify --request FILE --access-key-id ID --secret-access-key KEY [--session-token T] [--region R] [--service S] [--at TIME] [--max-skew SECONDS]` | verifies the SigV4 signature of a raw HTTP/1.1 request | 0 valid, 1 refused, 2 usage or I/O |
+//! | `portcullis sigv4 verify --request FILE --access-key-id ID --secret-access-key KEY [--session-token T] [--region R] [--service S] [--at TIME] [--max-skew SECONDS] [--no-normalize-path] [--uri-encoding double\|single]` | verifies the SigV4 signature of a raw HTTP/1.1 request | 0 valid, 1 refused, 2 usage or I/O |
 //! | `portcullis jwt verify --jwks FILE_OR_URL (--issuer ISS \| --cognito-user-pool REGION_POOLID) [--audience A]... [--client-id C]... [--token-use id\|access] [--alg ALG]... [--at UNIX_SECONDS] [--leeway SECONDS] TOKEN_OR_-` | verifies a JWT as the JWT layer does | 0 valid, 1 refused, 2 usage or I/O |
 //! | `portcullis waf eval --web-acl FILE [--ip-sets FILE] [--regex-sets FILE] [--rule-groups FILE] (--request FILE \| --requests FILE.jsonl) [--client-ip IP] [--country CC]` | evaluates requests against an AWS WAFv2 web ACL | 0 evaluated, 2 load error (with its JSON path), I/O error or malformed input line |
 //! | `portcullis waf check --web-acl FILE [...]` | validates a web ACL and lists its rules | 0 valid, 2 load error |
@@ -185,6 +185,22 @@ pub struct Sigv4VerifyArgs {
     /// The clock skew allowed either way.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub max_skew: u64,
+    /// Do not normalise `.`, `..` and `//` in the path (S3-style signers).
+    #[arg(long)]
+    pub no_normalize_path: bool,
+    /// How the canonical URI encodes the path: `double` (execute-api and
+    /// every service but S3) or `single` (S3-style signers).
+    #[arg(long, value_enum, default_value_t = UriEncodingArg::Double)]
+    pub uri_encoding: UriEncodingArg,
+}
+
+/// `double` or `single`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UriEncodingArg {
+    /// Encode the (already encoded) path again, as execute-api does.
+    Double,
+    /// Use the path as sent.
+    Single,
 }
 
 /// `jwt` commands.
@@ -358,6 +374,8 @@ fn dispatch(
                 service: args.service,
                 at,
                 max_skew: args.max_skew,
+                normalize_path: !args.no_normalize_path,
+                single_encoding: args.uri_encoding == UriEncodingArg::Single,
             };
             runtime.block_on(sigv4::verify(verify)).map(Some)
         }

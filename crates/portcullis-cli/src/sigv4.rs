@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use portcullis_core::clock::ManualClock;
 use portcullis_iam::ExecuteApiArn;
+use portcullis_sigv4::canonical::UriEncoding;
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -35,6 +36,10 @@ pub struct VerifyArgs {
     pub at: i64,
     /// The clock skew allowed either way, seconds.
     pub max_skew: u64,
+    /// Whether the canonical URI normalises the path (execute-api: yes).
+    pub normalize_path: bool,
+    /// Single URI encoding (S3-style) instead of double (execute-api).
+    pub single_encoding: bool,
 }
 
 /// Parses `--at`: `2015-08-30T12:36:00Z` (RFC 3339) or `20150830T123600Z`.
@@ -139,6 +144,12 @@ pub async fn verify(args: VerifyArgs) -> Result<Report, Failure> {
         .service(service.as_str())
         .clock(Arc::new(ManualClock::at_unix(at)))
         .clock_skew(Duration::from_secs(args.max_skew))
+        .normalize_path(args.normalize_path)
+        .uri_encoding(if args.single_encoding {
+            UriEncoding::Single
+        } else {
+            UriEncoding::Double
+        })
         .authentication_only();
 
     let payload_hash = request
