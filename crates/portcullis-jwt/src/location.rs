@@ -65,7 +65,12 @@ impl TokenLocation {
                 if value.len() > max_bytes.saturating_add(16) {
                     return Err(RejectReason::TokenTooLarge);
                 }
-                let value = value.to_str().map_err(|_| RejectReason::Malformed)?.trim();
+                // UTF-8 validation is vectorised; `HeaderValue::to_str` checks
+                // byte by byte. A token's own characters are checked when it is
+                // parsed.
+                let value = std::str::from_utf8(value.as_bytes())
+                    .map_err(|_| RejectReason::Malformed)?
+                    .trim();
                 match scheme {
                     None => Some(Cow::Borrowed(value)),
                     Some(scheme) => match value.split_once(' ') {

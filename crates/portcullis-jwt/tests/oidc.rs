@@ -165,11 +165,37 @@ async fn real_issuer_discovery_rotation_and_outage() {
     let fourth = access_token(&issuer).await;
     clock.advance(Duration::from_secs(11));
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for i in 0..16 {
         let layer = layer.clone();
         let token = fourth.clone();
         tasks.push(tokio::spawn(async move {
-            layer.verify(&token).await.map(|_| ())
+            if i % 2 == 0 {
+                return layer.verify(&token).await.map(|_| ());
+            }
+            // Through the service: the request waits for the shared fetch.
+            let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+                |request: Request<String>| async move {
+                    assert!(
+                        request
+                            .extensions()
+                            .get::<portcullis_core::context::Caller>()
+                            .is_some()
+                    );
+                    Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+                },
+            );
+            let request = Request::builder()
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .expect("request");
+            let response = tower::ServiceExt::oneshot(service, request)
+                .await
+                .expect("infallible");
+            if response.status() == StatusCode::OK {
+                Ok(())
+            } else {
+                Err(RejectReason::UnknownKeyId)
+            }
         }));
     }
     for task in tasks {

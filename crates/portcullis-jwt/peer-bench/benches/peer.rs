@@ -122,11 +122,121 @@ fn call(svc: &mut Svc, value: &HeaderValue) {
     assert_eq!(response.status(), 200);
 }
 
+/// The ratios the issue sets targets for, measured interleaved (A, B, A, B,
+/// ...) so that a loaded machine slows both sides alike: the median over 15
+/// rounds of 200 pairs each.
+fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation) {
+    let mut uncached = service(layer(f, TokenCacheConfig::disabled()));
+    let mut cached = service(layer(f, TokenCacheConfig::default()));
+    call(&mut cached, value);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut peer = peer_service(&rt, f);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut hits = Vec::new();
+    for _ in 0..21 {
+        let mut t = [Duration::ZERO; 4];
+        for i in 0..300 {
+            // Rotate the order so that no side always runs first.
+            for k in 0..4 {
+                let which = (i + k) % 4;
+                let r = request(value);
+                let start = Instant::now();
+                match which {
+                    0 => {
+                        black_box(
+                            decode::<Map<String, Value>>(
+                                black_box(&f.token),
+                                &f.decoding,
+                                validation,
+                            )
+                            .expect("valid"),
+                        );
+                    }
+                    1 => {
+                        black_box(uncached.call(r).now_or_never());
+                    }
+                    2 => {
+                        black_box(peer.call(r).now_or_never());
+                    }
+                    _ => {
+                        black_box(cached.call(r).now_or_never());
+                    }
+                }
+                t[which] += start.elapsed();
+            }
+        }
+        ours.push(t[1].as_secs_f64() / t[0].as_secs_f64());
+        theirs.push(t[2].as_secs_f64() / t[0].as_secs_f64());
+        hits.push(t[3].as_secs_f64() / 300.0 * 1e6);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!(
+        "interleaved RS256, median of 21 rounds of 300: layer_uncached / jsonwebtoken_decode = {:.3}; \
+         jwt_authorizer / jsonwebtoken_decode = {:.3}; layer_cache_hit = {:.3} us",
+        median(&mut ours),
+        median(&mut theirs),
+        median(&mut hits)
+    );
+}
+
+/// Where the layer's time goes, interleaved: `PARTS=1 cargo bench --bench peer`.
+fn parts(f: &Fixture, value: &HeaderValue, validation: &Validation) {
+    let plain = layer(f, TokenCacheConfig::disabled());
+    let mut uncached = service(plain.clone());
+    let (message, signature) = f.token.rsplit_once('.').expect("jwt");
+    let mut t = [Duration::ZERO; 4];
+    for _ in 0..3000 {
+        let start = Instant::now();
+        black_box(
+            decode::<Map<String, Value>>(black_box(&f.token), &f.decoding, validation)
+                .expect("valid"),
+        );
+        t[0] += start.elapsed();
+        let start = Instant::now();
+        black_box(
+            jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                &f.decoding,
+                Algorithm::RS256,
+            )
+            .expect("ok"),
+        );
+        t[1] += start.elapsed();
+        let start = Instant::now();
+        black_box(plain.verify(&f.token).now_or_never());
+        t[2] += start.elapsed();
+        let r = request(value);
+        let start = Instant::now();
+        black_box(uncached.call(r).now_or_never());
+        t[3] += start.elapsed();
+    }
+    let base = t[0].as_secs_f64();
+    println!(
+        "parts / decode: crypto::verify {:.3}, JwtLayer::verify {:.3}, service {:.3}",
+        t[1].as_secs_f64() / base,
+        t[2].as_secs_f64() / base,
+        t[3].as_secs_f64() / base
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let f = fixture();
     let value = HeaderValue::from_str(&format!("Bearer {}", f.token)).expect("header");
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[ISS]);
+
+    if std::env::var_os("PARTS").is_some() {
+        parts(&f, &value, &validation);
+        return;
+    }
+    interleaved_ratios(&f, &value, &validation);
 
     let mut group = c.benchmark_group("rs256");
     group.bench_function("jsonwebtoken_decode", |b| {
