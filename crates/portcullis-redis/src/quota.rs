@@ -250,17 +250,16 @@ impl QuotaStore for RedisQuotaStore {
         let mut connection = self.connection.clone();
         async move {
             let started = Instant::now();
-            let result: Result<UsageReply, redis::RedisError> =
-                redis::pipe()
-                    .atomic()
-                    .hgetall(&usage)
-                    .cmd("HMGET")
-                    .arg(&state)
-                    .arg("day")
-                    .arg("base")
-                    .arg("rem")
-                    .query_async(&mut connection)
-                    .await;
+            let result: Result<UsageReply, redis::RedisError> = redis::pipe()
+                .atomic()
+                .hgetall(&usage)
+                .cmd("HMGET")
+                .arg(&state)
+                .arg("day")
+                .arg("base")
+                .arg("rem")
+                .query_async(&mut connection)
+                .await;
             record_call("quota", started, result.as_ref().err());
             let (records, live) = result?;
             let mut days: Vec<DayUsage> = records
