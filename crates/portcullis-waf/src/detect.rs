@@ -1,6 +1,7 @@
 //! SQL injection and cross-site scripting detection.
 //!
-//! Both use [`libinjectionrs`], a pure-Rust port of libinjection: the
+//! Both use [`libinjectionrs`], a pure-Rust port of libinjection (its SQLi
+//! half vendored with a faster keyword lookup, see `src/libinjection/`): the
 //! tokenizer-and-fingerprint detector that ModSecurity and the OWASP Core Rule
 //! Set use (`@detectSQLi`, `@detectXSS`) and the closest public analogue of
 //! what AWS WAF's SQLi and XSS statements do. It was chosen over the
@@ -47,18 +48,38 @@ fn form_values(input: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|value| !value.is_empty())
 }
 
+/// Whether `input` is one word of `[A-Za-z0-9_]`: libinjection reads it as a
+/// single token, and no single-token fingerprint is SQL injection (a test
+/// checks this on every keyword and on 200,000 random words).
+fn single_word(input: &[u8]) -> bool {
+    input
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 fn sqli_one(input: &[u8], high: bool) -> bool {
-    if input.is_empty() {
+    if input.is_empty() || single_word(input) {
         return false;
     }
-    let result = libinjectionrs::detect_sqli(input);
-    if !result.is_injection() {
+    let mut state =
+        crate::libinjection::SqliState::new(input, crate::libinjection::SqliFlags::FLAG_NONE);
+    if !state.detect() {
         return false;
     }
-    high || result
-        .fingerprint
-        .as_ref()
-        .is_none_or(|fp| !WEAK_SQLI_FINGERPRINTS.contains(&fp.as_str()))
+    high || !WEAK_SQLI_FINGERPRINTS.contains(&state.get_fingerprint().as_str())
+}
+
+/// libinjection's verdict on `input` alone: the fingerprint when it reports
+/// SQL injection. [`is_sqli`] adds sensitivity and form handling on top.
+#[must_use]
+pub fn libinjection_sqli(input: &[u8]) -> Option<String> {
+    let mut state =
+        crate::libinjection::SqliState::new(input, crate::libinjection::SqliFlags::FLAG_NONE);
+    if state.detect() {
+        Some(state.get_fingerprint().as_str().to_owned())
+    } else {
+        None
+    }
 }
 
 /// Whether `input` looks like cross-site scripting.
@@ -77,6 +98,34 @@ fn xss_one(input: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_words_are_never_sqli_for_libinjection() {
+        let raw = |w: &[u8]| {
+            let mut state =
+                crate::libinjection::SqliState::new(w, crate::libinjection::SqliFlags::FLAG_NONE);
+            state.detect()
+        };
+        for keyword in crate::libinjection::sqli_data::SQL_KEYWORDS {
+            let word = keyword.word.as_bytes();
+            if single_word(word) {
+                assert!(!raw(word), "{}", keyword.word);
+                assert!(!raw(&word.to_ascii_lowercase()), "{}", keyword.word);
+            }
+        }
+        let alphabet = b"abcdefxyzABCEFXZ0123456789_";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = 1 + (state % 12) as usize;
+            let word: Vec<u8> = (0..len)
+                .map(|i| alphabet[((state >> (i * 5)) % alphabet.len() as u64) as usize])
+                .collect();
+            assert!(!raw(&word), "{}", String::from_utf8_lossy(&word));
+        }
+    }
 
     #[test]
     fn classic_attacks_and_ordinary_text() {

@@ -13,6 +13,8 @@ pub mod detect;
 mod engine;
 mod error;
 pub mod ipset;
+#[rustfmt::skip]
+mod libinjection;
 pub mod model;
 mod rate;
 mod service;
