@@ -52,9 +52,13 @@ impl<S> SigV4<S> {
         tower_layer::Layer::layer(layer, inner)
     }
 
-    /// The layer's constructor, for `ServiceBuilder::layer_fn` style use.
-    pub fn layer(layer: SigV4Layer) -> SigV4Layer {
-        layer
+    /// A [`SigV4Layer`] for the API stage `api` with credentials from
+    /// `provider`: the same as [`SigV4Layer::new`].
+    pub fn layer(
+        api: portcullis_iam::ExecuteApiArn,
+        provider: impl crate::credentials::CredentialProvider,
+    ) -> SigV4Layer {
+        SigV4Layer::new(api, provider)
     }
 
     /// The inner service.

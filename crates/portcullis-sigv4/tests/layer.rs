@@ -681,3 +681,16 @@ fn secrets_are_redacted() {
     assert!(!debug.contains("session-token-value"));
     assert!(debug.contains(ACCESS_KEY));
 }
+
+#[tokio::test]
+async fn the_service_wraps_and_unwraps_its_inner_service() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Inner(u8);
+    let mut service = portcullis_sigv4::SigV4::new(Inner(7), &layer());
+    assert_eq!(service.get_ref(), &Inner(7));
+    service.get_mut().0 = 8;
+    assert_eq!(service.into_inner(), Inner(8));
+    let from_shortcut = portcullis_sigv4::SigV4::<Inner>::layer(api(), provider());
+    let wrapped = tower::Layer::layer(&from_shortcut, Inner(1));
+    assert_eq!(wrapped.get_ref(), &Inner(1));
+}
