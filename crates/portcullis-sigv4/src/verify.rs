@@ -128,7 +128,11 @@ pub(crate) fn parse<'a>(
     view: RequestView<'a>,
     settings: &Settings,
 ) -> Result<ParsedSignature<'a>, SigV4Error> {
-    let authorization = view.headers.get(http::header::AUTHORIZATION);
+    let mut authorizations = view.headers.get_all(http::header::AUTHORIZATION).iter();
+    let authorization = authorizations.next();
+    if authorizations.next().is_some() {
+        return Err(incomplete("Only one Authorization header is allowed."));
+    }
     let query = view.uri.query().filter(|q| q.contains("X-Amz-"));
     let presigned = query.is_some_and(|q| {
         canonical::query_pairs(q).any(|(k, _)| k == "X-Amz-Algorithm" || k == "X-Amz-Signature")

@@ -473,6 +473,16 @@ async fn malformed_authorization_headers_get_incomplete_signature() {
         "{message}"
     );
 
+    // Two Authorization headers.
+    let mut request = signed("GET", "https://example.com/pets", b"", &Signing::at(t0()));
+    request.headers_mut().append(
+        "authorization",
+        HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=x"),
+    );
+    let (_, error_type, message, _) = call(layer(), request).await;
+    assert_eq!(error_type, "IncompleteSignatureException");
+    assert_eq!(message, "Only one Authorization header is allowed.");
+
     // A malformed date.
     let mut request = signed("GET", "https://example.com/pets", b"", &Signing::at(t0()));
     request.headers_mut().insert(
