@@ -185,6 +185,42 @@ fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation)
     );
 }
 
+/// Runs one operation `N` times (default 20,000) and nothing else, for
+/// `perf stat -e cycles,instructions`: CPU cycles do not count the time the
+/// process waits for a core, so the figure holds on a loaded machine.
+/// `op` is `setup` (building the request only), `decode`, `uncached`, `hit` or
+/// `peer`.
+fn cycles(f: &Fixture, value: &HeaderValue, validation: &Validation, op: &str) {
+    let n: u64 = std::env::var("N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let mut uncached = service(layer(f, TokenCacheConfig::disabled()));
+    let mut cached = service(layer(f, TokenCacheConfig::default()));
+    call(&mut cached, value);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut peer = peer_service(&rt, f);
+    for _ in 0..n {
+        let r = request(value);
+        match op {
+            "setup" => drop(black_box(r)),
+            "decode" => {
+                black_box(
+                    decode::<Map<String, Value>>(black_box(&f.token), &f.decoding, validation)
+                        .expect("valid"),
+                );
+                drop(black_box(r));
+            }
+            "uncached" => drop(black_box(uncached.call(r).now_or_never())),
+            "hit" => drop(black_box(cached.call(r).now_or_never())),
+            "peer" => drop(black_box(peer.call(r).now_or_never())),
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
+
 /// Where the layer's time goes, interleaved: `PARTS=1 cargo bench --bench peer`.
 fn parts(f: &Fixture, value: &HeaderValue, validation: &Validation) {
     let plain = layer(f, TokenCacheConfig::disabled());
@@ -232,6 +268,10 @@ fn benches(c: &mut Criterion) {
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[ISS]);
 
+    if let Ok(op) = std::env::var("CYCLES") {
+        cycles(&f, &value, &validation, &op);
+        return;
+    }
     if std::env::var_os("PARTS").is_some() {
         parts(&f, &value, &validation);
         return;
