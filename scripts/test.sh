@@ -17,4 +17,4 @@ for service in scripts/services.d/*.sh; do
     source "$service"
 done
 
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace "$@"
