@@ -11,131 +11,26 @@
 // `criterion_group!` defines an undocumented public function.
 #![allow(missing_docs)]
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod common;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
-use bytes::Bytes;
+use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+use common::{Fixture, SECRET, T0, layer};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::Full;
-use portcullis_core::clock::ManualClock;
-use portcullis_iam::{ExecuteApiArn, PolicyDocument};
-use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
+use portcullis_sigv4::SigV4Body;
 use scratchstack_aws_principal::User;
 use scratchstack_aws_signature::{
     GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, KSigningKey,
     NO_ADDITIONAL_SIGNED_HEADERS, SignatureOptions, sigv4_validate_request,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
-
-const ACCESS_KEY: &str = "AKIDEXAMPLE";
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-const T0: u64 = 1_440_938_160;
-
-/// A request signed by `aws-sigv4` at T0, kept as parts to rebuild cheaply.
-#[derive(Clone)]
-struct Fixture {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Fixture {
-    fn signed(method: &str, uri: &str, body: &'static [u8], sha_header: bool) -> Self {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "example.amazonaws.com")
-            .body(())
-            .expect("request");
-        let identity = Credentials::new(ACCESS_KEY, SECRET, None, None, "bench").into();
-        let mut settings = SigningSettings::default();
-        if sha_header {
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        }
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
-            .settings(settings)
-            .build()
-            .expect("params")
-            .into();
-        let uri_text = request.uri().to_string();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().expect("ascii").to_owned()))
-            .collect();
-        let signable = SignableRequest::new(
-            method,
-            uri_text,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-        let (parts, ()) = request.into_parts();
-        Self {
-            method: parts.method,
-            uri: parts.uri,
-            headers: parts.headers,
-            body: Bytes::from_static(body),
-        }
-    }
-
-    fn request<B>(&self, body: B) -> Request<B> {
-        let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
-    }
-}
-
-fn policy_with(statements: usize) -> PolicyDocument {
-    let mut list: Vec<String> = (0..statements.saturating_sub(1))
-        .map(|i| {
-            format!(
-                r#"{{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:us-east-1:123456789012:api/prod/GET/other{i}/*"}}"#
-            )
-        })
-        .collect();
-    list.push(r#"{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:us-east-1:123456789012:api/prod/GET/pets*"}"#.to_owned());
-    PolicyDocument::from_json(&format!(
-        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
-        list.join(",")
-    ))
-    .expect("policy")
-}
-
-fn layer(authorize: bool) -> SigV4Layer {
-    let provider = StaticCredentialProvider::new().with(
-        Credential::new(ACCESS_KEY, SECRET, "arn:aws:iam::123456789012:user/alice")
-            .with_policy(policy_with(20)),
-    );
-    let api = ExecuteApiArn::new("us-east-1", "123456789012", "api", "prod").expect("arn");
-    let layer = SigV4Layer::new(api, provider).clock(Arc::new(ManualClock::at_unix(T0)));
-    if authorize {
-        layer
-    } else {
-        layer.authentication_only()
-    }
-}
 
 fn scratchstack_now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(T0 as i64, 0).expect("timestamp")
