@@ -2,6 +2,7 @@
 //! sources, bounded in entries, with a TTL, and single-flight on misses.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -64,19 +65,52 @@ pub(crate) enum Lookup {
     Miss(Arc<Slot>),
 }
 
+/// Keys are SHA-256 digests, already uniformly spread: their first eight
+/// bytes are the hash, with no second hashing pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length (a `usize`) and then its bytes;
+        // keep the first eight bytes of the digest.
+        if bytes.len() >= 8 {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[..8]);
+            self.0 = u64::from_ne_bytes(word);
+        }
+    }
+}
+
+type Map = HashMap<Key, Arc<Slot>, BuildHasherDefault<DigestHasher>>;
+
 #[derive(Debug)]
 pub(crate) struct Cache {
+    /// A random salt hashed before the identity values, so no one outside
+    /// can predict a key's digest, or grind identities whose digests share
+    /// the map's bucket bits.
+    salt: [u8; 16],
     ttl_nanos: u64,
     max_entries: usize,
-    map: Mutex<HashMap<Key, Arc<Slot>>>,
+    map: Mutex<Map>,
 }
 
 impl Cache {
     pub(crate) fn new(ttl_seconds: u32, max_entries: usize) -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        // `RandomState` is seeded from the operating system's randomness.
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(&RandomState::new().hash_one(0u8).to_ne_bytes());
+        salt[8..].copy_from_slice(&RandomState::new().hash_one(1u8).to_ne_bytes());
         Self {
+            salt,
             ttl_nanos: u64::from(ttl_seconds) * 1_000_000_000,
             max_entries: max_entries.max(1),
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Map::default()),
         }
     }
 
@@ -84,8 +118,9 @@ impl Cache {
         self.ttl_nanos
     }
 
-    pub(crate) fn key<'v>(values: impl IntoIterator<Item = &'v str>) -> Key {
+    pub(crate) fn key<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> Key {
         let mut hasher = Sha256::new();
+        hasher.update(self.salt);
         for value in values {
             // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
             hasher.update((value.len() as u64).to_le_bytes());
@@ -126,7 +161,7 @@ impl Cache {
     /// Makes room: drops expired and failed entries, then, if the cache is
     /// still full, filled entries in the map's (random) order. Slots being
     /// filled are kept, so single-flight holds.
-    fn evict(map: &mut HashMap<Key, Arc<Slot>>, now: u64, max_entries: usize) {
+    fn evict(map: &mut Map, now: u64, max_entries: usize) {
         map.retain(|_, slot| match slot.cell.get() {
             None => true,
             Some(Ok(_)) => now < slot.expires_at.load(Ordering::Acquire),
@@ -189,7 +224,7 @@ mod tests {
     #[tokio::test]
     async fn hits_expire_and_the_cache_stays_bounded() {
         let cache = Cache::new(300, 2);
-        let a = Cache::key(["a"]);
+        let a = cache.key(["a"]);
         fill(&cache, &a, 0, "a").await;
         assert!(
             matches!(cache.lookup(&a, 299_999_999_999), Lookup::Hit(p) if &*p.principal_id == "a")
@@ -198,18 +233,21 @@ mod tests {
 
         let cache = Cache::new(300, 2);
         for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            fill(&cache, &Cache::key([name]), i as u64, name).await;
+            fill(&cache, &cache.key([name]), i as u64, name).await;
             assert!(cache.len() <= 2, "{} entries", cache.len());
         }
         assert!(matches!(
-            cache.lookup(&Cache::key(["d"]), 10),
+            cache.lookup(&cache.key(["d"]), 10),
             Lookup::Hit(_)
         ));
     }
 
     #[test]
     fn keys_are_length_prefixed() {
-        assert_ne!(Cache::key(["ab", "c"]), Cache::key(["a", "bc"]));
-        assert_eq!(Cache::key(["ab", "c"]), Cache::key(["ab", "c"]));
+        let cache = Cache::new(1, 1);
+        assert_ne!(cache.key(["ab", "c"]), cache.key(["a", "bc"]));
+        assert_eq!(cache.key(["ab", "c"]), cache.key(["ab", "c"]));
+        // Salted: another cache gives another digest.
+        assert_ne!(Cache::new(1, 1).key(["ab"]), cache.key(["ab"]));
     }
 }

@@ -1,5 +1,6 @@
 //! `AuthorizerLayer`, its configuration, and the `CustomAuthorizer` service.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -121,7 +122,8 @@ pub struct AuthorizerConfigError {
 #[derive(Clone, Debug)]
 enum Identity {
     Token {
-        header: HeaderName,
+        /// Always `IdentitySource::Header`.
+        source: IdentitySource,
         validation: Option<Regex>,
     },
     Request {
@@ -215,7 +217,7 @@ impl<A: Authorizer> AuthorizerLayer<A> {
         Self::with_identity(
             authorizer,
             Identity::Token {
-                header: http::header::AUTHORIZATION,
+                source: IdentitySource::Header(http::header::AUTHORIZATION),
                 validation: None,
             },
         )
@@ -338,8 +340,8 @@ impl<A> AuthorizerLayer<A> {
     /// TOKEN: the header holding the token (default `Authorization`). It has
     /// no effect on a REQUEST authorizer.
     pub fn token_header(mut self, header: HeaderName) -> Self {
-        if let Identity::Token { header: h, .. } = &mut self.config_mut().identity {
-            *h = header;
+        if let Identity::Token { source, .. } = &mut self.config_mut().identity {
+            *source = IdentitySource::Header(header);
         }
         self
     }
@@ -493,9 +495,21 @@ fn record(outcome: &'static str, reason: &'static str) {
     .increment(1);
 }
 
-/// The identity of a request: the values of its sources, or why it has none.
-struct IdentityValues<'r> {
-    values: Vec<std::borrow::Cow<'r, str>>,
+/// The identity of a request: the values of its sources. A TOKEN identity
+/// needs no allocation.
+enum IdentityValues<'r> {
+    Token(Cow<'r, str>),
+    Request(Vec<Cow<'r, str>>),
+}
+
+impl IdentityValues<'_> {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let (one, many) = match self {
+            IdentityValues::Token(token) => (Some(token.as_ref()), &[][..]),
+            IdentityValues::Request(values) => (None, values.as_slice()),
+        };
+        one.into_iter().chain(many.iter().map(AsRef::as_ref))
+    }
 }
 
 impl Config {
@@ -506,22 +520,16 @@ impl Config {
     ) -> Result<IdentityValues<'r>, &'static str> {
         let stage = self.arns.stage();
         let values = match &self.identity {
-            Identity::Token { header, validation } => {
-                let token = identity::read(
-                    &IdentitySource::Header(header.clone()),
-                    parts,
-                    &self.stage_variables,
-                    stage,
-                    source_ip,
-                )
-                .ok_or("missing_identity")?;
+            Identity::Token { source, validation } => {
+                let token = identity::read(source, parts, &self.stage_variables, stage, source_ip)
+                    .ok_or("missing_identity")?;
                 if token.len() > self.max_identity_bytes {
                     return Err("identity_too_large");
                 }
                 if validation.as_ref().is_some_and(|re| !re.is_match(&token)) {
                     return Err("token_failed_validation");
                 }
-                vec![token]
+                IdentityValues::Token(token)
             }
             Identity::Request { sources } => {
                 let mut values = Vec::with_capacity(sources.len());
@@ -536,10 +544,10 @@ impl Config {
                     }
                     values.push(value);
                 }
-                values
+                IdentityValues::Request(values)
             }
         };
-        Ok(IdentityValues { values })
+        Ok(values)
     }
 
     fn event(
@@ -551,11 +559,7 @@ impl Config {
     ) -> AuthorizerEvent {
         match &self.identity {
             Identity::Token { .. } => AuthorizerEvent::Token(TokenEvent {
-                authorization_token: identity
-                    .values
-                    .first()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                authorization_token: identity.iter().next().unwrap_or_default().to_owned(),
                 method_arn,
             }),
             Identity::Request { .. } => {
@@ -788,10 +792,7 @@ where
         };
 
         let key = match config.read_identity(&parts, source_ip_text.as_deref()) {
-            Ok(identity) => self
-                .cache
-                .as_ref()
-                .map(|_| Cache::key(identity.values.iter().map(|v| v.as_ref()))),
+            Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
                 return ResponseFuture::decided(Decided::reject(

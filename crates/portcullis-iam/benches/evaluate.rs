@@ -7,6 +7,10 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_iam::{Decision, ExecuteApiArn, PolicyDocument, RequestContext, evaluate};
 use time::OffsetDateTime;
@@ -76,7 +80,7 @@ fn twenty_statements() -> PolicyDocument {
     PolicyDocument::from_json(&json).expect("the bench policy is valid")
 }
 
-fn bench(c: &mut Criterion) {
+fn run<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     let policies = vec![Arc::new(twenty_statements())];
     let arns = ExecuteApiArn::new("us-east-1", "123456789012", "abc123", "prod")
         .expect("valid ARN config");
@@ -90,7 +94,7 @@ fn bench(c: &mut Criterion) {
         .with_user_agent("aws-sdk-rust/1.3 os/linux");
     assert_eq!(evaluate(&policies, None, &ctx), Decision::Allow);
 
-    let mut group = c.benchmark_group("iam");
+    let mut group = c.benchmark_group(format!("iam_{clock}"));
     group.bench_function("evaluate_20_statements", |b| {
         b.iter(|| evaluate(black_box(&policies), None, black_box(&ctx)))
     });
@@ -109,5 +113,18 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    run(c, "wall");
+}
+
+fn cpu(c: &mut Criterion<cpu_time::ThreadCpuTime>) {
+    run(c, "cpu");
+}
+
+criterion_group!(wall_time, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(cpu_time::ThreadCpuTime);
+    targets = cpu
+}
+criterion_main!(wall_time, cpu_time);

@@ -133,11 +133,29 @@ impl Pattern {
 }
 
 fn eq(a: &[u8], b: &[u8], case_insensitive: bool) -> bool {
-    if case_insensitive {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a == b
+    eq_from_end(a, b) || (case_insensitive && a.eq_ignore_ascii_case(b))
+}
+
+/// Byte equality, compared from the end eight bytes at a time. Policy ARNs
+/// share long prefixes (`arn:aws:execute-api:us-east-1:123456789012:`) and
+/// differ in their tails (API, stage, method, path), so a mismatch shows up
+/// in the first word compared.
+fn eq_from_end(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
     }
+    let word = |s: &[u8], end: usize| -> u64 {
+        let bytes: [u8; 8] = s[end - 8..end].try_into().unwrap_or([0; 8]);
+        u64::from_ne_bytes(bytes)
+    };
+    let mut end = a.len();
+    while end >= 8 {
+        if word(a, end) != word(b, end) {
+            return false;
+        }
+        end -= 8;
+    }
+    a[..end].iter().zip(&b[..end]).all(|(x, y)| x == y)
 }
 
 fn byte_eq(a: u8, b: u8, case_insensitive: bool) -> bool {
@@ -157,23 +175,54 @@ fn char_len(first: u8) -> usize {
 /// Star-only matching: the prefix and suffix are anchored, and each middle
 /// literal is taken at its leftmost occurrence, which is optimal for `*`.
 fn segments(input: &str, prefix: &str, middles: &[Box<str>], suffix: &str) -> bool {
-    let Some(rest) = input.strip_prefix(prefix) else {
-        return false;
-    };
-    if rest.len() < suffix.len() {
+    if input.len() < prefix.len() + suffix.len()
+        || !eq_from_end(prefix.as_bytes(), &input.as_bytes()[..prefix.len()])
+        || !eq_from_end(
+            suffix.as_bytes(),
+            &input.as_bytes()[input.len() - suffix.len()..],
+        )
+    {
         return false;
     }
     // The suffix takes the end; the middles must fit in what is before it.
-    let Some(mut rest) = rest.strip_suffix(suffix) else {
+    // Both ends matched whole UTF-8 strings, so these are char boundaries.
+    let Some(mut rest) = input.get(prefix.len()..input.len() - suffix.len()) else {
         return false;
     };
     for middle in middles {
-        match rest.find(&**middle) {
+        match find(rest.as_bytes(), middle.as_bytes()) {
+            // `at + middle.len()` ends a match of a whole UTF-8 string, so it
+            // is a character boundary.
             Some(at) => rest = &rest[at + middle.len()..],
             None => return false,
         }
     }
     true
+}
+
+/// The first position of `needle` in `haystack`. ARN segments are short, so
+/// a first-byte scan beats setting up a Two-Way searcher.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    if haystack.len() < needle.len() {
+        return None;
+    }
+    let last_start = haystack.len() - needle.len();
+    let mut at = 0;
+    while at <= last_start {
+        at += haystack[at..=last_start].iter().position(|&b| b == first)?;
+        // A byte loop: the rest of a segment is a few bytes, too short to be
+        // worth a call to `memcmp`.
+        if haystack[at + 1..at + needle.len()]
+            .iter()
+            .zip(rest)
+            .all(|(a, b)| a == b)
+        {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
 }
 
 /// Greedy wildcard matching with one backtrack point: linear in practice,
