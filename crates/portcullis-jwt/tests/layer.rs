@@ -593,3 +593,20 @@ fn invalid_configuration_names_the_field() {
         .unwrap_err();
     assert_eq!(parse.field(), "issuers[0].leeway");
 }
+
+#[tokio::test]
+async fn a_static_jwks_file_is_read_at_build() {
+    let path = std::env::temp_dir().join(format!("portcullis-jwt-{}.json", std::process::id()));
+    std::fs::write(&path, jwks(&[&rsa1()])).expect("write");
+    let layer = layer(Issuer::new(ISS).keys(portcullis_jwt::KeySource::JwksFile(path.clone())));
+    assert!(
+        layer
+            .verify(&sign(&rsa1(), &claims(json!({}))))
+            .await
+            .is_ok()
+    );
+    std::fs::remove_file(&path).expect("remove");
+    let missing = JwtLayer::new(Issuer::new(ISS).keys(portcullis_jwt::KeySource::JwksFile(path)))
+        .unwrap_err();
+    assert_eq!(missing.field(), "issuers[0].keys.jwks_file");
+}

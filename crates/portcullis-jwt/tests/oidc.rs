@@ -37,6 +37,9 @@ impl Clock for ShiftedClock {
     }
 }
 
+/// The tests share one issuer and rotate its keys: one at a time.
+static ISSUER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn issuer_url() -> Option<String> {
     match std::env::var("OIDC_ISSUER_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -110,6 +113,7 @@ fn kid_of(token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_issuer_discovery_rotation_and_outage() {
     let Some(issuer) = issuer_url() else { return };
+    let _one_at_a_time = ISSUER.lock().await;
     admin(&issuer, "up").await;
     let clock = Arc::new(ShiftedClock::default());
     let layer = JwtLayer::builder()
@@ -264,4 +268,41 @@ async fn an_issuer_that_never_answered_gives_keys_unavailable() {
         layer.verify(token).await.unwrap_err(),
         RejectReason::KeysUnavailable
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_refresh_picks_up_a_rotated_key() {
+    let Some(issuer) = issuer_url() else { return };
+    let _one_at_a_time = ISSUER.lock().await;
+    admin(&issuer, "up").await;
+    let clock = Arc::new(ShiftedClock::default());
+    let layer = JwtLayer::builder()
+        .issuer(
+            Issuer::new(&issuer)
+                .audiences(["urn:portcullis:api"])
+                .refresh_interval(Duration::from_secs(1)),
+        )
+        .clock(clock)
+        .cache(TokenCacheConfig::disabled())
+        .build()
+        .expect("config");
+    layer
+        .verify(&access_token(&issuer).await)
+        .await
+        .expect("first key");
+    admin(&issuer, "rotate").await;
+    let rotated = access_token(&issuer).await;
+    // The clock does not move, so no unknown-kid refetch is allowed: only the
+    // background refresh (every second) can bring the new key. Wait for it,
+    // boundedly.
+    let mut outcome = layer.verify(&rotated).await;
+    for _ in 0..40 {
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        outcome = layer.verify(&rotated).await;
+    }
+    assert_eq!(outcome.map(|_| ()), Ok(()));
+    assert!(layer.key_fetches() >= 2, "{}", layer.key_fetches());
 }
