@@ -306,7 +306,6 @@ impl StoreError {
 /// A store may forget a bucket that is full (TAT at or before now): that
 /// loses nothing. A store that bounds its memory may forget other buckets
 /// too, and must document which.
-
 pub trait ThrottleStore: Send + Sync + 'static {
     /// The future of a decision that could not be made synchronously.
     type Future: Future<Output = Result<Outcome, StoreError>> + Send + 'static;
