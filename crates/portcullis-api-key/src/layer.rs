@@ -317,12 +317,19 @@ impl<S: Clone, St> Clone for ApiKey<S, St> {
     }
 }
 
-impl<S, St> ApiKey<S, St> {
-    /// The layer, for `ServiceBuilder`-free composition.
-    pub fn layer(layer: &ApiKeyLayer<St>) -> ApiKeyLayer<St> {
-        layer.clone()
+impl<S, St: ApiKeyStore> ApiKey<S, St> {
+    /// The layer over `store` for the stage `stage` of the API `api_id`: the
+    /// same as [`ApiKeyLayer::with_store`].
+    pub fn layer(
+        store: Arc<St>,
+        api_id: impl Into<String>,
+        stage: impl Into<String>,
+    ) -> ApiKeyLayer<St> {
+        ApiKeyLayer::with_store(store, api_id, stage)
     }
+}
 
+impl<S, St> ApiKey<S, St> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner

@@ -1,6 +1,7 @@
 #![doc = include_str!("docs.md")]
 
 mod config;
+pub mod conformance;
 mod future;
 mod key;
 mod keys;

@@ -530,3 +530,26 @@ async fn a_failing_store_fails_closed_with_a_500() {
         "InternalServerErrorException"
     );
 }
+
+#[tokio::test]
+async fn the_stores_pass_the_conformance_suite() {
+    portcullis_api_key::conformance::run(&InMemoryApiKeyStore::new())
+        .await
+        .unwrap();
+    portcullis_api_key::conformance::run(&SlowStore {
+        inner: InMemoryApiKeyStore::new(),
+        fail: false,
+    })
+    .await
+    .unwrap();
+    // A store that fails its lookups does not pass.
+    let failing = SlowStore {
+        inner: InMemoryApiKeyStore::new(),
+        fail: true,
+    };
+    assert!(
+        portcullis_api_key::conformance::run(&failing)
+            .await
+            .is_err()
+    );
+}
