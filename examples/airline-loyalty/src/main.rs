@@ -218,16 +218,30 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
     Ok(app)
 }
 
-/// Writes the embedded configuration to a fresh folder and returns the path
-/// of its `gateway.toml`.
+/// Writes the embedded configuration to a folder named after its contents
+/// (so runs share it and leave nothing new behind) and returns the path of
+/// its `gateway.toml`. Files are written to a temporary name and renamed, so
+/// concurrent runs never read a half-written file.
 fn materialize_default_config() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("airline-loyalty-config-{}", std::process::id()));
+    // FNV-1a over every file: a stable name for these contents.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, text) in DEFAULT_CONFIG {
+        for byte in name.bytes().chain(text.bytes()) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("airline-loyalty-config-{hash:016x}"));
     for (name, text) in DEFAULT_CONFIG {
         let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|existing| existing == *text) {
+            continue;
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::write(&partial, text).map_err(|e| format!("{}: {e}", partial.display()))?;
+        std::fs::rename(&partial, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(dir.join("gateway.toml"))
 }
