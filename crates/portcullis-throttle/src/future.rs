@@ -35,10 +35,11 @@ pin_project! {
         Inner {
             #[pin]
             future: S::Future,
-            headers: Option<HeaderMap>,
+            // Boxed, like the refusal below: rare, and large inline.
+            headers: Option<Box<HeaderMap>>,
         },
         Reject {
-            response: Option<Response<ResponseBody<ResBody>>>,
+            response: Option<Box<Response<ResponseBody<ResBody>>>>,
         },
         Waiting {
             #[pin]
@@ -61,7 +62,7 @@ impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    pub(crate) fn inner(future: S::Future, headers: Option<HeaderMap>) -> Self {
+    pub(crate) fn inner(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
         Self {
             state: State::Inner { future, headers },
         }
@@ -70,7 +71,7 @@ where
     pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             state: State::Reject {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -128,13 +129,13 @@ where
                     };
                     let mut response = response.map(ResponseBody::inner);
                     if let Some(extra) = headers.take() {
-                        response.headers_mut().extend(extra);
+                        response.headers_mut().extend(*extra);
                     }
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Reject { response } => {
                     return match response.take() {
-                        Some(response) => Poll::Ready(Ok(response)),
+                        Some(response) => Poll::Ready(Ok(*response)),
                         // Polled after completion: a caller bug. Answer
                         // pending rather than panic.
                         None => Poll::Pending,
@@ -159,7 +160,7 @@ where
                             headers,
                         },
                         Verdict::Reject(response) => State::Reject {
-                            response: Some(response),
+                            response: Some(Box::new(response)),
                         },
                     }
                 }

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
 use tower_layer::Layer;
 
+use crate::clock::MonotonicClock;
+use crate::gcra::Gcra;
 use crate::headers::RateLimitHeaders;
 use crate::key::KeyBy;
 use crate::memory::InMemoryStore;
 use crate::service::Throttle;
-use crate::store::ThrottleStore;
+use crate::store::{Level, ThrottleStore};
 
 /// The layer's settings. Immutable once the layer is built; run-time changes
 /// go through [`ThrottleHandle`].
@@ -23,13 +25,52 @@ pub(crate) struct Config {
     pub(crate) api_id: Arc<str>,
     pub(crate) stage: Arc<str>,
     pub(crate) key_by: KeyBy,
-    pub(crate) key_limit: Option<ThrottleSettings>,
+    /// Fixed limits keep their bucket parameters computed once.
+    pub(crate) key_limit: Option<Gcra>,
     /// Most specific first.
-    pub(crate) stage_limits: Vec<(MethodSelector, ThrottleSettings)>,
-    pub(crate) account_limit: Option<ThrottleSettings>,
+    pub(crate) stage_limits: Vec<(MethodSelector, Gcra)>,
+    pub(crate) account_limit: Option<Gcra>,
     pub(crate) headers: RateLimitHeaders,
     pub(crate) headers_on_success: bool,
     pub(crate) fail_open: bool,
+    pub(crate) counters: Counters,
+}
+
+/// The layer's counters, registered once when the layer is built (so the hot
+/// path does not look them up in the recorder on every request). Install the
+/// `metrics` recorder before building the layer.
+#[derive(Clone)]
+pub(crate) struct Counters {
+    pub(crate) admitted: metrics::Counter,
+    pub(crate) refused: [metrics::Counter; 3],
+    pub(crate) store_error: metrics::Counter,
+}
+
+impl Counters {
+    fn register() -> Self {
+        const NAME: &str = "portcullis_throttle_requests_total";
+        Self {
+            admitted: metrics::counter!(NAME, "outcome" => "admitted"),
+            refused: [Level::Key, Level::Stage, Level::Account].map(
+                |level| metrics::counter!(NAME, "outcome" => "refused", "level" => level.as_str()),
+            ),
+            store_error: metrics::counter!(NAME, "outcome" => "store_error"),
+        }
+    }
+
+    pub(crate) fn refused(&self, level: Level) -> &metrics::Counter {
+        match level {
+            Level::Key => &self.refused[0],
+            Level::Stage => &self.refused[1],
+            Level::Account => &self.refused[2],
+        }
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Counters")
+    }
 }
 
 /// API Gateway's throttling as a Tower layer: token buckets per API key
@@ -61,7 +102,7 @@ impl<St> fmt::Debug for ThrottleLayer<St> {
 impl ThrottleLayer<InMemoryStore> {
     /// A throttle for the stage `stage` of the API `api_id`, keyed by API key
     /// under each key's usage plan, with the in-memory store and the system
-    /// clock. No stage or account limit applies until set.
+    /// [`MonotonicClock`]. No stage or account limit applies until set.
     pub fn new(api_id: impl Into<Arc<str>>, stage: impl Into<Arc<str>>) -> Self {
         Self {
             config: Arc::new(Config {
@@ -74,9 +115,10 @@ impl ThrottleLayer<InMemoryStore> {
                 headers: RateLimitHeaders::default(),
                 headers_on_success: false,
                 fail_open: true,
+                counters: Counters::register(),
             }),
             store: Arc::new(InMemoryStore::new()),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(MonotonicClock::new()),
             handle: ThrottleHandle::default(),
         }
     }
@@ -98,7 +140,8 @@ impl<St> ThrottleLayer<St> {
         }
     }
 
-    /// Reads time from `clock` (a `ManualClock` in tests).
+    /// Reads time from `clock` (default [`MonotonicClock`]; a `ManualClock`
+    /// in tests).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -115,7 +158,7 @@ impl<St> ThrottleLayer<St> {
     /// no throttle. Without it such keys have no [`Level::Key`](crate::Level::Key)
     /// bucket.
     pub fn key_limit(mut self, limit: ThrottleSettings) -> Self {
-        self.config_mut().key_limit = Some(limit);
+        self.config_mut().key_limit = Some(Gcra::new(&limit));
         self
     }
 
@@ -126,7 +169,7 @@ impl<St> ThrottleLayer<St> {
     pub fn stage_limit(mut self, selector: MethodSelector, limit: ThrottleSettings) -> Self {
         let limits = &mut self.config_mut().stage_limits;
         limits.retain(|(s, _)| *s != selector);
-        limits.push((selector, limit));
+        limits.push((selector, Gcra::new(&limit)));
         // Most specific first; ties keep a stable order by the selector text.
         limits
             .sort_by(|(a, _), (b, _)| b.specificity().cmp(&a.specificity()).then_with(|| a.cmp(b)));
@@ -139,7 +182,7 @@ impl<St> ThrottleLayer<St> {
     /// ([`aws_account_default`]); Portcullis applies none
     /// unless asked.
     pub fn account_limit(mut self, limit: ThrottleSettings) -> Self {
-        self.config_mut().account_limit = Some(limit);
+        self.config_mut().account_limit = Some(Gcra::new(&limit));
         self
     }
 

@@ -131,6 +131,7 @@
 //! keeps behind its unstable raw API. Run-time overrides sit in an
 //! `arc-swap`, read without a lock on every request.
 
+mod clock;
 mod future;
 pub mod gcra;
 mod headers;
@@ -140,6 +141,7 @@ mod memory;
 mod service;
 pub mod store;
 
+pub use clock::MonotonicClock;
 pub use future::ResponseFuture;
 pub use gcra::{Gcra, GcraDecision};
 pub use headers::RateLimitHeaders;

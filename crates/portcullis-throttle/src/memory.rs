@@ -270,6 +270,33 @@ impl InMemoryStore {
                 checks.len()
             )));
         }
+        if let [check] = checks {
+            // One bucket: nothing to give back.
+            let digest = self.inner.digest.hash_one(check.key);
+            return Ok(match self.take(digest, &check.gcra, now_unix_nanos) {
+                GcraDecision::Admit {
+                    remaining,
+                    full_after_nanos,
+                    ..
+                } => Outcome {
+                    admitted: true,
+                    bucket: 0,
+                    remaining,
+                    retry_after_nanos: 0,
+                    full_after_nanos,
+                },
+                GcraDecision::Refuse {
+                    retry_after_nanos,
+                    full_after_nanos,
+                } => Outcome {
+                    admitted: false,
+                    bucket: 0,
+                    remaining: 0,
+                    retry_after_nanos,
+                    full_after_nanos,
+                },
+            });
+        }
         let mut taken = [0u64; MAX_CHECKS];
         let mut best = Outcome::unlimited();
         for (i, check) in checks.iter().enumerate() {

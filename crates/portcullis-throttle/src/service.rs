@@ -123,7 +123,7 @@ const EMPTY_CHECK: BucketCheck<'static> = BucketCheck {
 /// What the layer does with a request once the store has answered.
 pub(crate) enum Verdict<B> {
     /// Call the inner service, and add these headers to its response.
-    Admit(Option<HeaderMap>),
+    Admit(Option<Box<HeaderMap>>),
     /// Answer with this refusal.
     Reject(Response<ResponseBody<B>>),
 }
@@ -159,13 +159,12 @@ fn conclude<ReqBody, ResBody>(
                 reason = "tokens_available",
                 remaining = outcome.remaining
             );
-            metrics::counter!("portcullis_throttle_requests_total", "outcome" => "admitted")
-                .increment(1);
+            config.counters.admitted.increment(1);
             if config.headers_on_success && config.headers != RateLimitHeaders::None {
                 let (level, gcra) = checked.reported(&outcome);
                 let mut map = HeaderMap::new();
                 headers::write(config.headers, level, &gcra, &outcome, &mut map);
-                Verdict::Admit(Some(map))
+                Verdict::Admit(Some(Box::new(map)))
             } else {
                 Verdict::Admit(None)
             }
@@ -179,12 +178,7 @@ fn conclude<ReqBody, ResBody>(
                 level = level.as_str(),
                 retry_after_ms = outcome.retry_after_nanos / 1_000_000
             );
-            metrics::counter!(
-                "portcullis_throttle_requests_total",
-                "outcome" => "refused",
-                "level" => level.as_str()
-            )
-            .increment(1);
+            config.counters.refused(level).increment(1);
             let mut map = HeaderMap::new();
             headers::write(config.headers, level, &gcra, &outcome, &mut map);
             Verdict::Reject(
@@ -200,8 +194,7 @@ fn conclude<ReqBody, ResBody>(
                 reason = "store_error",
                 %error
             );
-            metrics::counter!("portcullis_throttle_requests_total", "outcome" => "store_error")
-                .increment(1);
+            config.counters.store_error.increment(1);
             if config.fail_open {
                 Verdict::Admit(None)
             } else {
@@ -273,7 +266,11 @@ where
                 let overridden = key
                     .api_key
                     .and_then(|ctx| self.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
-                if let Some(limit) = overridden.or(plan_limit).or(config.key_limit) {
+                let gcra = match overridden.or(plan_limit) {
+                    Some(limit) => Some(Gcra::new(&limit)),
+                    None => config.key_limit,
+                };
+                if let Some(gcra) = gcra {
                     push(
                         &mut checked,
                         BucketCheck {
@@ -286,14 +283,14 @@ where
                                     value: key.bytes.as_slice(),
                                 }),
                             },
-                            gcra: Gcra::new(&limit),
+                            gcra,
                         },
                         &mut checks,
                     );
                 }
             }
             // Level 2: the stage's per-method limit.
-            if let Some((selector, limit)) = config
+            if let Some((selector, gcra)) = config
                 .stage_limits
                 .iter()
                 .find(|(selector, _)| selector.matches(method, path))
@@ -307,13 +304,13 @@ where
                             method: Some(selector),
                             caller: None,
                         },
-                        gcra: Gcra::new(limit),
+                        gcra: *gcra,
                     },
                     &mut checks,
                 );
             }
             // Level 3: the account.
-            if let Some(limit) = &config.account_limit {
+            if let Some(gcra) = config.account_limit {
                 push(
                     &mut checked,
                     BucketCheck {
@@ -323,7 +320,7 @@ where
                             method: None,
                             caller: None,
                         },
-                        gcra: Gcra::new(limit),
+                        gcra,
                     },
                     &mut checks,
                 );
