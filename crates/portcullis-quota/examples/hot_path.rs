@@ -7,9 +7,11 @@
 //! valgrind --tool=callgrind target/release/examples/hot_path bare
 //! valgrind --tool=callgrind target/release/examples/hot_path layer day
 //! valgrind --tool=callgrind target/release/examples/hot_path layer month
+//! valgrind --tool=callgrind target/release/examples/hot_path rejected
 //! ```
 //!
-//! (layer − bare) / 200,000 is the layer's cost per admitted request.
+//! (layer − bare) / 200,000 is the layer's cost per admitted request;
+//! (rejected − bare) / 200,000 the cost of a refusal (the 429 rendered).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -58,13 +60,19 @@ where
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let layered = args.next().as_deref() == Some("layer");
+    let mode = args.next().unwrap_or_default();
+    let layered = mode == "layer" || mode == "rejected";
+    let limit = if mode == "rejected" {
+        1
+    } else {
+        u64::MAX >> 20
+    };
     let period = match args.next().as_deref() {
         Some("week") => QuotaPeriod::Week,
         Some("month") => QuotaPeriod::Month,
         _ => QuotaPeriod::Day,
     };
-    let quota = QuotaSettings::new(u64::MAX >> 20, period).expect("valid quota");
+    let quota = QuotaSettings::new(limit, period).expect("valid quota");
     let plan = Arc::new(UsagePlan::new("bench").expect("valid id").with_quota(quota));
     let context = ApiKeyContext::new("key-1").with_usage_plan(plan);
     let mut bare = Bare;

@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::context::ApiKeyContext;
-use portcullis_core::plan::QuotaPeriod;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
 use tower_service::Service;
 
@@ -46,15 +45,17 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for Quota<S, St> {
     }
 }
 
+impl<S> Quota<S, MemoryStore> {
+    /// A [`QuotaLayer`] with the in-memory store: the same as
+    /// [`QuotaLayer::new`].
+    pub fn layer() -> QuotaLayer<MemoryStore> {
+        QuotaLayer::new()
+    }
+}
+
 impl<S, St> Quota<S, St> {
     pub(crate) fn from_shared(inner: S, shared: Arc<Shared<St>>) -> Self {
         Self { inner, shared }
-    }
-
-    /// The layer of this service with the given settings: a shortcut for
-    /// `QuotaLayer` in `ServiceBuilder`-free code.
-    pub fn layer(layer: QuotaLayer<St>) -> QuotaLayer<St> {
-        layer
     }
 
     /// The inner service.
@@ -79,37 +80,23 @@ pub(crate) struct RateInfo {
     pub(crate) limit: u64,
     pub(crate) remaining: u64,
     pub(crate) reset_seconds: u64,
-    pub(crate) period: QuotaPeriod,
 }
 
 impl RateInfo {
-    /// Adds `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
-    /// Kong's `X-RateLimit-Limit-<Period>` / `X-RateLimit-Remaining-<Period>`.
+    /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
     pub(crate) fn write(&self, headers: &mut HeaderMap) {
-        let (limit_name, remaining_name) = match self.period {
-            QuotaPeriod::Day => ("x-ratelimit-limit-day", "x-ratelimit-remaining-day"),
-            QuotaPeriod::Week => ("x-ratelimit-limit-week", "x-ratelimit-remaining-week"),
-            QuotaPeriod::Month => ("x-ratelimit-limit-month", "x-ratelimit-remaining-month"),
-        };
         headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
         headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
         headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds));
-        headers.insert(
-            HeaderName::from_static(limit_name),
-            HeaderValue::from(self.limit),
-        );
-        headers.insert(
-            HeaderName::from_static(remaining_name),
-            HeaderValue::from(self.remaining),
-        );
     }
 
     /// The QUOTA_EXCEEDED refusal with these headers and `Retry-After`.
     pub(crate) fn refusal(&self) -> GatewayResponse {
-        let mut headers = HeaderMap::with_capacity(6);
-        self.write(&mut headers);
-        headers.insert(RETRY_AFTER, HeaderValue::from(self.reset_seconds));
-        GatewayResponse::new(GatewayResponseType::QuotaExceeded).with_headers(headers)
+        GatewayResponse::new(GatewayResponseType::QuotaExceeded)
+            .with_header(RATELIMIT_LIMIT, HeaderValue::from(self.limit))
+            .with_header(RATELIMIT_REMAINING, HeaderValue::from(self.remaining))
+            .with_header(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds))
+            .with_header(RETRY_AFTER, HeaderValue::from(self.reset_seconds))
     }
 }
 
@@ -225,7 +212,6 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
         limit: quota.limit(),
         remaining,
         reset_seconds: window.seconds_until_reset(now),
-        period: quota.period(),
     };
     match shared.store.try_consume_now(&query) {
         Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining)),
