@@ -255,7 +255,9 @@ impl<St: ApiKeyStore> ApiKeys<St> {
         }
     }
 
-    /// Takes the creation and update dates from `clock`.
+    /// Takes the creation and update dates from `clock`. Call it before
+    /// cloning the handle: clones made earlier keep the old clock and do not
+    /// share later plan changes.
     #[must_use]
     pub fn with_clock(self, clock: SharedClock) -> Self {
         let plans = self.read_plans().clone();
