@@ -23,6 +23,13 @@ use crate::store::{
 /// the inner service or answers 429 (`THROTTLED`) at once.
 pub struct Throttle<S, St = InMemoryStore> {
     inner: S,
+    /// Everything but the inner service behind one `Arc`, so that cloning
+    /// the service (axum and tonic clone it per request) touches one
+    /// reference count.
+    shared: Arc<Shared<St>>,
+}
+
+struct Shared<St> {
     config: Arc<Config>,
     store: Arc<St>,
     clock: SharedClock,
@@ -33,10 +40,7 @@ impl<S: Clone, St> Clone for Throttle<S, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
-            clock: Arc::clone(&self.clock),
-            handle: self.handle.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -45,7 +49,7 @@ impl<S: fmt::Debug, St> fmt::Debug for Throttle<S, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Throttle")
             .field("inner", &self.inner)
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -62,10 +66,12 @@ impl<S, St> Throttle<S, St> {
     pub(crate) fn from_layer(inner: S, layer: &ThrottleLayer<St>) -> Self {
         Self {
             inner,
-            config: Arc::clone(&layer.config),
-            store: Arc::clone(&layer.store),
-            clock: Arc::clone(&layer.clock),
-            handle: layer.handle.clone(),
+            shared: Arc::new(Shared {
+                config: Arc::clone(&layer.config),
+                store: Arc::clone(&layer.store),
+                clock: Arc::clone(&layer.clock),
+                handle: layer.handle.clone(),
+            }),
         }
     }
 
@@ -231,7 +237,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
+        let shared = &*self.shared;
+        let config = &*shared.config;
         let (answer, checked) = {
             let head = RequestHead {
                 method: request.method(),
@@ -265,7 +272,7 @@ where
                 };
                 let overridden = key
                     .api_key
-                    .and_then(|ctx| self.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
+                    .and_then(|ctx| shared.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
                 let gcra = match overridden.or(plan_limit) {
                     Some(limit) => Some(Gcra::new(&limit)),
                     None => config.key_limit,
@@ -328,9 +335,9 @@ where
             if checked.len == 0 {
                 (None, checked)
             } else {
-                let now = self.clock.now_unix_nanos();
+                let now = shared.clock.now_unix_nanos();
                 (
-                    Some(self.store.acquire(&checks[..checked.len], now)),
+                    Some(shared.store.acquire(&checks[..checked.len], now)),
                     checked,
                 )
             }
@@ -358,7 +365,7 @@ where
                 let clone = self.inner.clone();
                 let service = std::mem::replace(&mut self.inner, clone);
                 let decider = Decider {
-                    config: Arc::clone(&self.config),
+                    config: Arc::clone(&shared.config),
                     checked,
                 };
                 ResponseFuture::waiting(future, service, request, decider)
