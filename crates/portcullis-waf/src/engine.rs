@@ -571,12 +571,12 @@ impl CompiledAcl {
         let key: Vec<u8> = match &rate.key {
             RateKey::Constant => Vec::new(),
             RateKey::Ip => match ctx.client_ip() {
-                Some(ip) => ip.to_string().into_bytes(),
+                Some(ip) => ip_key(ip),
                 None => return false,
             },
             RateKey::Forwarded(f) => {
                 match forwarded_ips(ctx.req.headers, f).and_then(|ips| ips.first().copied()) {
-                    Some(ip) => ip.to_string().into_bytes(),
+                    Some(ip) => ip_key(ip),
                     None => return f.fallback_match,
                 }
             }
@@ -629,6 +629,14 @@ impl CompiledAcl {
         ctx.inputs[input]
             .as_ref()
             .is_some_and(|values| values.iter().any(|v| pred(v)))
+    }
+}
+
+/// An address as a rate key: its bytes, with no formatting.
+fn ip_key(ip: IpAddr) -> Vec<u8> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Every CIDR becomes the range `[first, last]` of its addresses, IPv4 as
 //! `u32`, IPv6 as `u128`. Overlapping and adjacent ranges are merged at load,
-//! so a lookup is one binary search over a flat array: about 14 comparisons
-//! for 10,000 CIDRs, with no pointer chasing. IPv4-mapped IPv6 addresses
+//! so a lookup is a binary search over a flat array, with no pointer chasing.
+//! IPv4 adds a 16 KB index by the top 12 bits of the address, so a lookup in
+//! 10,000 CIDRs searches about three ranges instead of 10,000. IPv4-mapped IPv6 addresses
 //! (`::ffff:192.0.2.1`) are looked up as IPv4, as AWS does.
 //!
 //! ```
@@ -21,11 +22,17 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 /// A set of IPv4 and IPv6 ranges.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpRanges {
     v4: Vec<(u32, u32)>,
+    /// `v4_index[b]`: how many IPv4 ranges start before bucket `b`, where a
+    /// bucket is the addresses that share their top `V4_INDEX_BITS` bits.
+    v4_index: Vec<u32>,
     v6: Vec<(u128, u128)>,
 }
+
+const V4_INDEX_BITS: u32 = 12;
+const V4_BUCKET_SHIFT: u32 = 32 - V4_INDEX_BITS;
 
 /// A CIDR that did not parse: its position in the list and the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,10 +89,32 @@ impl IpRanges {
                 }
             }
         }
+        let v4 = merge(v4);
+        let v4_index = (0..=(1u64 << V4_INDEX_BITS))
+            .map(|bucket| {
+                let start = bucket << V4_BUCKET_SHIFT;
+                // At most 2^32 ranges fit in the address space.
+                u32::try_from(v4.partition_point(|&(first, _)| u64::from(first) < start))
+                    .unwrap_or(u32::MAX)
+            })
+            .collect();
         Self {
-            v4: merge(v4),
+            v4,
+            v4_index,
             v6: merge(v6),
         }
+    }
+
+    #[inline]
+    fn contains_v4(&self, ip: u32) -> bool {
+        let bucket = (ip >> V4_BUCKET_SHIFT) as usize;
+        let (Some(&lo), Some(&hi)) = (self.v4_index.get(bucket), self.v4_index.get(bucket + 1))
+        else {
+            return lookup(&self.v4, ip);
+        };
+        // The last range that starts before the bucket may reach into it.
+        let lo = (lo as usize).saturating_sub(1);
+        lookup(self.v4.get(lo..hi as usize).unwrap_or_default(), ip)
     }
 
     /// Whether `ip` is in the set.
@@ -93,9 +122,15 @@ impl IpRanges {
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip.to_canonical() {
-            IpAddr::V4(ip) => lookup(&self.v4, u32::from(ip)),
+            IpAddr::V4(ip) => self.contains_v4(u32::from(ip)),
             IpAddr::V6(ip) => lookup(&self.v6, u128::from(ip)),
         }
+    }
+
+    /// An empty set.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::from_nets([])
     }
 
     /// How many disjoint ranges the set holds.
@@ -207,6 +242,7 @@ mod tests {
             })
             .collect();
         let set = IpRanges::from_nets(nets.clone());
+        assert!(!IpRanges::empty().contains(IpAddr::V4(std::net::Ipv4Addr::new(1, 2, 3, 4))));
         for _ in 0..20_000 {
             let probe = IpAddr::V4(std::net::Ipv4Addr::from(next() as u32));
             let expected = nets.iter().any(|n| n.contains(&probe));

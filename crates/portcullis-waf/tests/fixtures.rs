@@ -145,3 +145,33 @@ fn transformation_fixtures() {
     }
     assert!(run("transformations.json") >= 62);
 }
+
+#[test]
+fn the_fuzz_acl_compiles_and_evaluates() {
+    // The evaluate fuzz target's ACL: every statement type, field and
+    // transformation in one document.
+    let json = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/fuzz_acl.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let compiled = AclSources::from_json(&json)
+        .unwrap()
+        .with_ip_set_json(r#"{"IPSet":{"ARN":"arn:set","Addresses":["10.0.0.0/8","2001:db8::/32"]}}"#)
+        .unwrap()
+        .with_regex_pattern_set_json(r#"{"RegexPatternSet":{"ARN":"arn:re","RegularExpressionList":[{"RegexString":"(?i)select.+from"},{"RegexString":"<script"}]}}"#)
+        .unwrap()
+        .compile()
+        .unwrap();
+    assert!(compiled.rule_count() > 100);
+    let layer = WafLayer::new(compiled);
+    let blocked = http::Request::post("/block?id=1")
+        .header("cookie", "s=1")
+        .body(r#"{"a":{"b":"evil"},"c":[1,"<script>"]}"#.to_owned())
+        .unwrap();
+    let outcome = layer.evaluate(&blocked);
+    assert_eq!(outcome.action(), WafAction::Block);
+    assert!(outcome.matched_rules().count() > 3, "{outcome:?}");
+    let allowed = http::Request::get("/fine").body(String::new()).unwrap();
+    assert_eq!(layer.evaluate(&allowed).action(), WafAction::Allow);
+}
