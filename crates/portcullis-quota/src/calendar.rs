@@ -207,9 +207,30 @@ impl Calendar {
     ///
     /// This is the layer's hot path. A `DAY` period needs no calendar at all
     /// beyond the day itself.
+    /// The answer is memoised per thread for the last (day, period, first
+    /// day of the week) asked: every request of a day after the first costs
+    /// a comparison, not a calendar computation.
     #[must_use]
     pub fn window_at_unix(&self, period: QuotaPeriod, unix_seconds: i64) -> (Window, Date) {
+        type Memo = Option<(i64, QuotaPeriod, Weekday, Window, Date)>;
+        thread_local! {
+            static LAST: std::cell::Cell<Memo> = const { std::cell::Cell::new(None) };
+        }
         let day = unix_seconds.div_euclid(SECONDS_PER_DAY);
+        if let Ok(Some((d, p, w, window, date))) = LAST.try_with(std::cell::Cell::get)
+            && d == day
+            && p == period
+            && w == self.week_start
+        {
+            return (window, date);
+        }
+        let (window, date) = self.compute_window_at_day(period, day);
+        // A thread being torn down has no memo; it computes instead.
+        let _ = LAST.try_with(|last| last.set(Some((day, period, self.week_start, window, date))));
+        (window, date)
+    }
+
+    fn compute_window_at_day(&self, period: QuotaPeriod, day: i64) -> (Window, Date) {
         let date = Date::from_julian_day(unix_epoch_julian_day_plus(day)).unwrap_or(if day < 0 {
             Date::MIN
         } else {
