@@ -90,13 +90,14 @@
 //! (`portcullis-redis`) can implement it. The in-memory
 //! [`MemoryStore`] answers synchronously, so the layer's
 //! future is the inner future stored in place: nothing is boxed on the hot
-//! path.
+//! path. [`conformance::check_store`] is the suite every store must pass.
 //!
 //! [`ApiKeyContext`]: portcullis_core::context::ApiKeyContext
 //! [`QuotaSettings`]: portcullis_core::plan::QuotaSettings
 
 pub mod admin;
 pub mod calendar;
+pub mod conformance;
 mod future;
 mod layer;
 mod service;

@@ -1,0 +1,8 @@
+//! The store conformance suite against the in-memory store.
+
+use portcullis_quota::store::MemoryStore;
+
+#[tokio::test]
+async fn the_memory_store_conforms() {
+    portcullis_quota::conformance::check_store(|| async { MemoryStore::new() }).await;
+}
