@@ -198,3 +198,21 @@ async fn usage_records_survive_for_get_usage() {
         assert_eq!(store.keys("p").await.expect("reads"), vec!["k".to_owned()]);
     }
 }
+
+#[tokio::test]
+async fn passes_the_quota_crates_conformance_suite() {
+    for (name, config) in support::backends("quota-suite") {
+        let made = AtomicUsize::new(0);
+        portcullis_quota::conformance::check_store(|| {
+            // A fresh, empty store each time: its own key prefix.
+            let n = made.fetch_add(1, Ordering::Relaxed);
+            let config = config
+                .clone()
+                .timeout(Duration::from_secs(2))
+                .key_prefix(format!("{}:{n}", config.prefix()));
+            async move { RedisQuotaStore::connect(&config).await.expect("connects") }
+        })
+        .await;
+        eprintln!("{name}: the conformance suite passed");
+    }
+}
