@@ -13,19 +13,16 @@ pub fn is_blacklisted(fingerprint: &str) -> bool {
         return false;
     }
     
-    // Build the v1 fingerprint with '0' prefix and uppercase
-    let mut fp2 = String::with_capacity(8);
-    fp2.push('0');
-    
-    for ch in fingerprint.chars() {
-        if ch >= 'a' && ch <= 'z' {
-            // Convert to uppercase
-            fp2.push((ch as u8 - 0x20) as char);
-        } else {
-            fp2.push(ch);
-        }
+    // portcullis: built on the stack (upstream allocated a `String`);
+    // `lookup_word` upper-cases ASCII itself.
+    let mut fp2 = [0u8; 16];
+    if fingerprint.len() + 1 > fp2.len() {
+        return false;
     }
-    
+    fp2[0] = b'0';
+    fp2[1..=fingerprint.len()].copy_from_slice(fingerprint.as_bytes());
+    let fp2 = core::str::from_utf8(&fp2[..=fingerprint.len()]).unwrap_or("");
+
     // Check if this fingerprint exists in the keywords table with type 'F'
-    sqli_data::lookup_word(&fp2) == crate::libinjection::TokenType::Fingerprint
+    sqli_data::lookup_word(fp2) == crate::libinjection::TokenType::Fingerprint
 }

@@ -557,10 +557,20 @@ impl<'a> SqliState<'a> {
                         // Create merged string: a.val + ' ' + b.val
                         let a_val = self.token_vec[left].value_as_str();
                         let b_val = self.token_vec[left + 1].value_as_str();
-                        let merged_original = format!("{} {}", a_val, b_val);
-                        let merged_upper = merged_original.to_ascii_uppercase();
+                        // portcullis: merged on the stack (upstream used `format!`
+                        // and `to_ascii_uppercase`; `lookup_word` upper-cases itself).
+                        let mut merged = [0u8; 80];
+                        let merged_len = a_val.len() + 1 + b_val.len();
+                        let merged_original = if merged_len <= merged.len() {
+                            merged[..a_val.len()].copy_from_slice(a_val.as_bytes());
+                            merged[a_val.len()] = b' ';
+                            merged[a_val.len() + 1..merged_len].copy_from_slice(b_val.as_bytes());
+                            core::str::from_utf8(&merged[..merged_len]).unwrap_or("")
+                        } else {
+                            ""
+                        };
                         
-                        let lookup_result = sqli_data::lookup_word(&merged_upper);
+                        let lookup_result = sqli_data::lookup_word(merged_original);
                         
                         if lookup_result != TokenType::Bareword {
                             // Update the first token with merged value and new type
