@@ -65,6 +65,15 @@ pub enum TimeSource {
     Caller,
 }
 
+/// Appends `bytes` as lower-case hex, without allocating per byte.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+}
+
 fn check_prefix(prefix: &str) -> Result<(), redis::RedisError> {
     if prefix.contains(['{', '}']) {
         return Err(redis::RedisError::from((

@@ -76,7 +76,9 @@ fn script() -> &'static Script {
 const DAY_SECONDS: i64 = 86_400;
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    crate::push_hex(&mut out, bytes);
+    out
 }
 
 fn kind_of(period: QuotaPeriod) -> u8 {

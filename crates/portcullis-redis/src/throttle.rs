@@ -128,9 +128,7 @@ impl RedisThrottleStore {
             (Level::Key, Some(caller)) => {
                 key.push_str(caller.source.as_str());
                 key.push(':');
-                for byte in caller.value {
-                    key.push_str(&format!("{byte:02x}"));
-                }
+                crate::push_hex(&mut key, caller.value);
             }
             _ => {
                 key.push_str(&self.prefix);

@@ -227,7 +227,7 @@ async fn a_fleet_admits_exactly_the_burst() {
         );
         let admitted = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
-        for instance in 0..4 {
+        for _instance in 0..4 {
             // Four gateway instances, each with its own connection.
             let store =
                 RedisThrottleStore::connect(&config.clone().timeout(Duration::from_secs(2)))
@@ -238,7 +238,7 @@ async fn a_fleet_admits_exactly_the_burst() {
                 .service_fn(|_: Request<()>| async {
                     Ok::<_, Infallible>(Response::new(String::new()))
                 });
-            for caller in 0..16 {
+            for _caller in 0..16 {
                 let service = service.clone();
                 let plan = plan.clone();
                 let admitted = admitted.clone();
@@ -253,7 +253,6 @@ async fn a_fleet_admits_exactly_the_burst() {
                             admitted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    let _ = (instance, caller);
                 }));
             }
         }

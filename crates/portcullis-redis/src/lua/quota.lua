@@ -1,9 +1,9 @@
--- One key's quota in one usage plan: count a request, change what remains,
--- or read, atomically. Mirrors portcullis-quota's in-memory store.
+-- One key's quota in one usage plan: count a request, or change what
+-- remains, atomically. Mirrors portcullis-quota's in-memory store.
 --
 -- KEYS[1]: the state hash. KEYS[2]: the usage records (field: Julian day,
 -- value: "used:remaining").
--- ARGV: op ('consume' | 'extend' | 'set' | 'reset' | 'read'), window start,
+-- ARGV: op ('consume' | 'extend' | 'set' | 'reset'), window start,
 -- window end, Julian day, limit, period kind (0 day, 1 week, 2 month), offset,
 -- initial window start ('' for none), retention in days, expire-at (unix
 -- seconds), update value.
@@ -40,7 +40,6 @@ local st = redis.call('HMGET', KEYS[1], 'fp', 'ws', 'day', 'base', 'rem', 'alw',
 local is_new = 0
 local fp, cws, cday, base, rem, alw, csig
 if not st[1] then
-  if op == 'read' then return {0, 0, 0, day, 0} end
   is_new = 1
   fp, cws, cday, csig = ws, ws, day, sig
   alw = allowance(fp)
@@ -59,7 +58,7 @@ end
 -- Whether more than the counters changed: then every field, and the expiry
 -- (which follows the period's end), are written.
 local moved = is_new == 1
-if is_new == 0 and op ~= 'read' then
+if is_new == 0 then
   local new_period = (csig % 4) ~= kind or ws > cws
   if new_period or day > cday then
     -- File the day being counted; time only moves forward.
@@ -107,7 +106,7 @@ if moved then
 elseif op == 'consume' then
   -- The common case: one counter taken; a refusal writes nothing.
   if admitted == 1 then redis.call('HSET', KEYS[1], 'rem', fmt(rem)) end
-elseif op ~= 'read' then
+else
   redis.call('HSET', KEYS[1], 'base', fmt(base), 'rem', fmt(rem))
 end
 return {admitted, rem, is_new, cday, clamp(base - rem)}
