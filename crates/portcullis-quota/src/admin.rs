@@ -7,7 +7,7 @@
 //! | `GET /usageplans/{planId}` | GetUsagePlan | `UsagePlan` |
 //! | `GET /usageplans/{planId}/keys` | GetUsagePlanKeys | `{"items":[{"id","type":"API_KEY","name"}...]}` |
 //! | `GET /usageplans/{planId}/keys/{keyId}` | GetUsagePlanKey | `{"id","type":"API_KEY","name"}` |
-//! | `GET /usageplans/{planId}/usage?startDate=&endDate=[&keyId=]` | GetUsage | `Usage` |
+//! | `GET /usageplans/{planId}/usage?startDate=&endDate=[&keyId=][&position=][&limit=]` | GetUsage | `Usage`, one page of keys (25 by default, at most 500), with `position` when more remain |
 //! | `PATCH /usageplans/{planId}/keys/{keyId}/usage` | UpdateUsage | `Usage` of the key today |
 //!
 //! UpdateUsage takes API Gateway's patch operations on `/remaining`:
@@ -87,7 +87,7 @@ use time::Date;
 use tower_service::Service;
 
 use crate::store::{MemoryStore, QuotaStore, UsageUpdate};
-use crate::usage::{UsageApi, UsageError};
+use crate::usage::{MAX_USAGE_PAGE_LIMIT, UsageApi, UsageError, UsagePage};
 
 /// The default limit of a request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -596,9 +596,21 @@ impl<St: QuotaStore, D: KeyDirectory> AdminInner<St, D> {
                         .map(|k| k.id)
                         .collect(),
                 };
+                let mut page = UsagePage::new();
+                if let Some(position) = query.get("position") {
+                    page = page.position(position.as_str());
+                }
+                if let Some(limit) = query.get("limit") {
+                    let limit = limit.parse().map_err(|_| {
+                        AdminError::bad_request(format!(
+                            "Invalid limit `{limit}`: expected 1 to {MAX_USAGE_PAGE_LIMIT}"
+                        ))
+                    })?;
+                    page = page.limit(limit);
+                }
                 let usage = self
                     .usage
-                    .get_usage_of_keys(plan, &keys, start, end)
+                    .get_usage_page_of_keys(plan, &keys, start, end, &page)
                     .await?;
                 ok(&usage)
             }

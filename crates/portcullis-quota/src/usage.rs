@@ -50,6 +50,116 @@ use crate::store::{DayUsage, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate}
 /// the size of the answer).
 pub const MAX_USAGE_DAYS: i64 = 366;
 
+/// The keys one GetUsage page reports when the caller gives no `limit`
+/// (API Gateway's default).
+pub const DEFAULT_USAGE_PAGE_LIMIT: usize = 25;
+
+/// The most keys one GetUsage page may report (API Gateway's maximum
+/// `limit`).
+pub const MAX_USAGE_PAGE_LIMIT: usize = 500;
+
+/// Which page of keys a GetUsage call reports, as API Gateway's `position`
+/// and `limit` query parameters say.
+///
+/// Keys are reported in ascending order of their ids. `position` is the
+/// opaque token a previous page returned in [`Usage::position`] (`None`: the
+/// first page); `limit` is the most keys per page, 1 to
+/// [`MAX_USAGE_PAGE_LIMIT`] (`None`: [`DEFAULT_USAGE_PAGE_LIMIT`]).
+///
+/// ```
+/// use portcullis_quota::usage::UsagePage;
+///
+/// let first = UsagePage::new().limit(2);
+/// # let _ = first;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsagePage {
+    position: Option<String>,
+    limit: Option<usize>,
+}
+
+impl UsagePage {
+    /// The first page, of [`DEFAULT_USAGE_PAGE_LIMIT`] keys.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The page that starts at `position`, a token from a previous page's
+    /// [`Usage::position`].
+    #[must_use]
+    pub fn position(mut self, position: impl Into<String>) -> Self {
+        self.position = Some(position.into());
+        self
+    }
+
+    /// At most `limit` keys on the page (1 to [`MAX_USAGE_PAGE_LIMIT`]; the
+    /// call fails with [`UsageError::InvalidLimit`] otherwise).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Picks this page out of `keys`; returns the page's keys and the
+    /// position of the next page, if any keys remain.
+    fn select<'k, K: AsRef<str>>(
+        &self,
+        keys: &'k [K],
+    ) -> Result<(Vec<&'k str>, Option<String>), UsageError> {
+        let limit = self.limit.unwrap_or(DEFAULT_USAGE_PAGE_LIMIT);
+        if limit == 0 || limit > MAX_USAGE_PAGE_LIMIT {
+            return Err(UsageError::InvalidLimit(limit));
+        }
+        let from = match &self.position {
+            Some(position) => Some(decode_position(position)?),
+            None => None,
+        };
+        let mut sorted: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let start = from.map_or(0, |from| sorted.partition_point(|key| *key < from.as_str()));
+        let rest = sorted.get(start..).unwrap_or_default();
+        let (page, next) = if rest.len() > limit {
+            (&rest[..limit], Some(encode_position(rest[limit])))
+        } else {
+            (rest, None)
+        };
+        Ok((page.to_vec(), next))
+    }
+}
+
+/// A position token: the hex digits of the next page's first key id (opaque
+/// to callers, and safe in a query string without escaping).
+fn encode_position(key: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(key.len() * 2);
+    for byte in key.bytes() {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// The longest position token decoded (a key id of up to 1,024 bytes); a
+/// longer one is refused before any decoding.
+const MAX_POSITION_LEN: usize = 2 * 1024;
+
+fn decode_position(position: &str) -> Result<String, UsageError> {
+    let invalid = || UsageError::InvalidPosition;
+    if position.len() > MAX_POSITION_LEN || !position.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = position
+        .as_bytes()
+        .chunks_exact(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            u8::from_str_radix(digits, 16).map_err(|_| invalid())
+        })
+        .collect::<Result<Vec<u8>, UsageError>>()?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
 time::serde::format_description!(ymd, Date, "[year]-[month]-[day]");
 
 /// API Gateway's `Usage`: `[used, remaining]` per key per day.
@@ -67,6 +177,11 @@ pub struct Usage {
     /// Per key id, one `[used, remaining]` pair per day from `start_date` to
     /// `end_date`.
     pub items: BTreeMap<String, Vec<[u64; 2]>>,
+    /// The token of the next page of keys (pass it in
+    /// [`UsagePage::position`]), or `None` on the last page. Absent from the
+    /// JSON when `None`, as in API Gateway's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 /// Why the usage API could not answer.
@@ -90,6 +205,12 @@ pub enum UsageError {
         /// The days spanned.
         days: i64,
     },
+    /// The page `limit` is 0 or above [`MAX_USAGE_PAGE_LIMIT`].
+    #[error("limit must be between 1 and {MAX_USAGE_PAGE_LIMIT}, got {0}")]
+    InvalidLimit(usize),
+    /// The page `position` is not a token a previous page returned.
+    #[error("invalid position")]
+    InvalidPosition,
     /// The store failed.
     #[error("quota store error: {0}")]
     Store(#[source] Box<dyn Error + Send + Sync>),
@@ -177,7 +298,86 @@ impl<St: QuotaStore> UsageApi<St> {
         self.get_usage_of_keys(plan, &keys, start, end).await
     }
 
-    /// GetUsage for the listed keys (keys never counted report `[0, limit]`).
+    /// GetUsage, one page of keys at a time, as API Gateway pages it: the
+    /// keys (one key when `key_id` is given, else every key the store has
+    /// counted in the plan) in ascending order of their ids, at most
+    /// `page`'s limit of them, and in [`Usage::position`] the token of the
+    /// next page when more remain.
+    ///
+    /// ```
+    /// # use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
+    /// # use portcullis_quota::QuotaLayer;
+    /// # use portcullis_quota::usage::UsagePage;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let usage = QuotaLayer::new().usage_api();
+    /// # let plan = UsagePlan::new("basic").unwrap()
+    /// #     .with_quota(QuotaSettings::new(10, QuotaPeriod::Day).unwrap());
+    /// # let today = usage.today();
+    /// let keys = ["k3", "k1", "k2"];
+    /// let first = usage
+    ///     .get_usage_page_of_keys(&plan, &keys, today, today, &UsagePage::new().limit(2))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(first.items.keys().collect::<Vec<_>>(), ["k1", "k2"]);
+    /// let next = UsagePage::new().limit(2).position(first.position.unwrap());
+    /// let second = usage
+    ///     .get_usage_page_of_keys(&plan, &keys, today, today, &next)
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(second.items.keys().collect::<Vec<_>>(), ["k3"]);
+    /// assert_eq!(second.position, None);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get_usage`](Self::get_usage), and
+    /// [`UsageError::InvalidLimit`] or [`UsageError::InvalidPosition`] for a
+    /// bad page.
+    pub async fn get_usage_page(
+        &self,
+        plan: &UsagePlan,
+        key_id: Option<&str>,
+        start: Date,
+        end: Date,
+        page: &UsagePage,
+    ) -> Result<Usage, UsageError> {
+        let keys = match key_id {
+            Some(key) => vec![key.to_owned()],
+            None => self
+                .shared
+                .store
+                .keys(plan.id())
+                .await
+                .map_err(|e| UsageError::Store(Box::new(e)))?,
+        };
+        self.get_usage_page_of_keys(plan, &keys, start, end, page)
+            .await
+    }
+
+    /// [`get_usage_page`](Self::get_usage_page) over the listed keys (keys
+    /// never counted report `[0, limit]`; duplicates count once).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_usage_page`](Self::get_usage_page).
+    pub async fn get_usage_page_of_keys<K: AsRef<str>>(
+        &self,
+        plan: &UsagePlan,
+        keys: &[K],
+        start: Date,
+        end: Date,
+        page: &UsagePage,
+    ) -> Result<Usage, UsageError> {
+        let (keys, position) = page.select(keys)?;
+        let mut usage = self.get_usage_of_keys(plan, &keys, start, end).await?;
+        usage.position = position;
+        Ok(usage)
+    }
+
+    /// GetUsage for the listed keys (keys never counted report `[0, limit]`),
+    /// all on one page.
     ///
     /// # Errors
     ///
@@ -220,6 +420,7 @@ impl<St: QuotaStore> UsageApi<St> {
             start_date: start,
             end_date: end,
             items,
+            position: None,
         })
     }
 
@@ -269,6 +470,7 @@ impl<St: QuotaStore> UsageApi<St> {
             start_date: today.day,
             end_date: today.day,
             items: BTreeMap::from([(key_id.to_owned(), vec![[today.used, today.remaining]])]),
+            position: None,
         })
     }
 }

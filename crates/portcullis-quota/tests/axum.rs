@@ -264,6 +264,37 @@ async fn the_admin_endpoints_end_to_end() {
 }
 
 #[tokio::test]
+async fn the_admin_usage_endpoint_pages_with_position_and_limit() {
+    let clock = ManualClock::at(datetime!(2026-11-23 10:00 UTC));
+    let app = app(&clock, false);
+    let base = "/admin/usageplans/basic/usage?startDate=2026-11-23&endDate=2026-11-23";
+    let (status, _, first) = call(&app, "GET", &format!("{base}&limit=1"), None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["items"], json!({"k1": [[0, 3]]}));
+    let position = first["position"].as_str().expect("a next page").to_owned();
+    let (status, _, second) = call(
+        &app,
+        "GET",
+        &format!("{base}&limit=1&position={position}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["items"], json!({"k2": [[0, 3]]}));
+    assert!(second.get("position").is_none(), "{second}");
+    // Without paging parameters: the first 25 keys, here both, no position.
+    let (_, _, all) = call(&app, "GET", base, None, "").await;
+    assert_eq!(all["items"], json!({"k1": [[0, 3]], "k2": [[0, 3]]}));
+    assert!(all.get("position").is_none(), "{all}");
+    for bad in ["limit=0", "limit=501", "limit=x", "position=nothex"] {
+        let (status, headers, _) = call(&app, "GET", &format!("{base}&{bad}"), None, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(headers["x-amzn-errortype"], "BadRequestException", "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn the_admin_service_refuses_bad_requests() {
     let clock = ManualClock::at(datetime!(2026-11-23 10:00 UTC));
     let app = app(&clock, false);

@@ -10,6 +10,7 @@ use http::StatusCode;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
 use portcullis_quota::store::MemoryStore;
+use portcullis_quota::usage::{DEFAULT_USAGE_PAGE_LIMIT, MAX_USAGE_PAGE_LIMIT, UsagePage};
 use portcullis_quota::{QuotaLayer, UsageError, UsageUpdate};
 use time::macros::{date, datetime};
 
@@ -176,6 +177,136 @@ async fn get_usage_refuses_bad_ranges_and_plans_without_quota() {
         .await
         .unwrap_err();
     assert_eq!(error.to_string(), "usage plan `none` has no quota");
+}
+
+#[tokio::test]
+async fn get_usage_pages_through_the_keys_in_order() {
+    let plan = plan("p", 10, QuotaPeriod::Day, 0);
+    let clock = ManualClock::at(datetime!(2026-11-23 09:00 UTC));
+    let layer = QuotaLayer::new().clock(clock.clone());
+    let usage = layer.usage_api();
+    let service = service(layer);
+    // Five keys counted, in an order unlike their ids' order; key "k3" has
+    // used 3 requests.
+    for (key, n) in [("k4", 1), ("k1", 1), ("k3", 3), ("k0", 1), ("k2", 1)] {
+        send_n(&service, key, &plan, n).await;
+    }
+    let today = date!(2026 - 11 - 23);
+    let mut page = UsagePage::new().limit(2);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let report = usage
+            .get_usage_page(&plan, None, today, today, &page)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(report.items.len() <= 2, "{report:?}");
+        seen.extend(report.items.clone());
+        match report.position {
+            Some(position) => page = UsagePage::new().limit(2).position(position),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let ids: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(ids, ["k0", "k1", "k2", "k3", "k4"]);
+    assert_eq!(seen[3].1, vec![[3, 7]]);
+
+    // Without a limit, a page is 25 keys; the unpaged call reports them all.
+    let many: Vec<String> = (0..60).map(|i| format!("key-{i:02}")).collect();
+    let first = usage
+        .get_usage_page_of_keys(&plan, &many, today, today, &UsagePage::new())
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), DEFAULT_USAGE_PAGE_LIMIT);
+    assert_eq!(
+        first.items.keys().last().map(String::as_str),
+        Some("key-24")
+    );
+    let next = UsagePage::new().position(first.position.clone().unwrap());
+    let second = usage
+        .get_usage_page_of_keys(&plan, &many, today, today, &next)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.items.keys().next().map(String::as_str),
+        Some("key-25")
+    );
+    let all = usage
+        .get_usage_of_keys(&plan, &many, today, today)
+        .await
+        .unwrap();
+    assert_eq!((all.items.len(), &all.position), (60, &None));
+    // The JSON carries the position only while more keys remain.
+    let json = serde_json::to_value(&first).unwrap();
+    assert_eq!(json["position"], serde_json::json!(first.position.unwrap()));
+    assert!(
+        serde_json::to_value(&all)
+            .unwrap()
+            .get("position")
+            .is_none()
+    );
+
+    // One key by id: one page, no position.
+    let one = usage
+        .get_usage_page(&plan, Some("k3"), today, today, &UsagePage::new().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    assert_eq!(one.position, None);
+}
+
+#[tokio::test]
+async fn get_usage_refuses_bad_pages() {
+    let usage = QuotaLayer::new().usage_api();
+    let plan = plan("p", 1, QuotaPeriod::Day, 0);
+    let today = date!(2026 - 11 - 23);
+    let keys = ["a", "b"];
+    for limit in [0, MAX_USAGE_PAGE_LIMIT + 1] {
+        let error = usage
+            .get_usage_page_of_keys(&plan, &keys, today, today, &UsagePage::new().limit(limit))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, UsageError::InvalidLimit(l) if l == limit),
+            "{error}"
+        );
+    }
+    let max = usage
+        .get_usage_page_of_keys(
+            &plan,
+            &keys,
+            today,
+            today,
+            &UsagePage::new().limit(MAX_USAGE_PAGE_LIMIT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(max.items.len(), 2);
+    for position in ["zz", "abc", "ff", &"61".repeat(1025)] {
+        let error = usage
+            .get_usage_page_of_keys(
+                &plan,
+                &keys,
+                today,
+                today,
+                &UsagePage::new().position(position),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, UsageError::InvalidPosition),
+            "{position}: {error}"
+        );
+    }
+    // A position past every key: an empty last page.
+    let past = usage
+        .get_usage_page_of_keys(&plan, &keys, today, today, &UsagePage::new().position("7a"))
+        .await
+        .unwrap();
+    assert!(past.items.is_empty());
+    assert_eq!(past.position, None);
 }
 
 #[tokio::test]

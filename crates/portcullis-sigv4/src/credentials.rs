@@ -283,11 +283,37 @@ impl fmt::Debug for CredentialLookup {
 pub trait CredentialProvider: Send + Sync + fmt::Debug + 'static {
     /// The credential for `access_key_id`, or `None` when the key is unknown.
     fn lookup(&self, access_key_id: &str) -> CredentialLookup;
+
+    /// The credential for `access_key_id`, given the request's session token
+    /// (`X-Amz-Security-Token`, when the request carries one).
+    ///
+    /// The layer calls this method. Providers of stateless temporary
+    /// credentials (such as an identity pool, whose session token is a sealed
+    /// blob holding the identity, role and expiry) read the credential out of
+    /// the token. The default ignores the token and calls
+    /// [`lookup`](Self::lookup). The layer still compares the credential's
+    /// session token with the request's, in constant time.
+    fn lookup_with_token(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> CredentialLookup {
+        let _ = session_token;
+        self.lookup(access_key_id)
+    }
 }
 
 impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
     fn lookup(&self, access_key_id: &str) -> CredentialLookup {
         (**self).lookup(access_key_id)
+    }
+
+    fn lookup_with_token(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> CredentialLookup {
+        (**self).lookup_with_token(access_key_id, session_token)
     }
 }
 

@@ -232,7 +232,9 @@ where
         let started = verify::parse(view(&request), &shared.settings).and_then(|parsed| {
             verify::check_time(&parsed, now, &shared.settings)?;
             let payload = verify::payload(&parsed, body_empty, &shared.settings)?;
-            let lookup = shared.provider.lookup(&parsed.access_key_id);
+            let lookup = shared
+                .provider
+                .lookup_with_token(&parsed.access_key_id, parsed.security_token.as_deref());
             Ok((parsed, payload, lookup))
         });
         let (parsed, payload, lookup) = match started {

@@ -1,0 +1,256 @@
+//! Verifying a request signed with the pool's temporary credentials against
+//! one signed with static credentials, through the same `SigV4Layer` with
+//! the same one-statement policy, in one run.
+//!
+//! Run: `cargo bench -p portcullis-identity-pool --bench verify`.
+//!
+//! First, per-thread CPU time over 200,000 requests of each kind (repeatable
+//! under load), printed as µs/request and as ratios; then criterion's
+//! wall-clock figures. Requests are built outside the timed section, and each
+//! future is polled once with a no-op waker (the providers answer at once).
+
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    SessionTokenMode, SignableBody, SignableRequest, SigningSettings, sign,
+};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, Request, Response, Uri};
+use http_body_util::Full;
+use portcullis_core::clock::{ManualClock, SharedClock};
+use portcullis_iam::{ExecuteApiArn, PolicyDocument};
+use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
+use portcullis_sigv4::{
+    Credential, CredentialProvider, SigV4Body, SigV4Layer, StaticCredentialProvider,
+};
+use serde_json::json;
+use tower::{Service, ServiceBuilder};
+
+const NOW: u64 = 1_800_000_000;
+const REQUESTS: usize = 200_000;
+const URI: &str = "https://api.example.com/loyalty/C123/get?full=true";
+
+fn policy() -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+        "Resource": "arn:aws:execute-api:us-east-1:123456789012:api/prod/GET/loyalty/*"}]})
+}
+
+fn pool(clock: &ManualClock, cache_entries: usize) -> IdentityPool {
+    let config = IdentityPoolConfig::from_json(
+        &json!({
+            "region": "us-east-1", "account_id": "123456789012",
+            "keys": [{"id": "k1", "secret": "bench-key-bench-key-bench-key-bench-key"}],
+            "allow_unauthenticated": true,
+            "roles": {"User": {"policies": [policy()]}},
+            "authenticated_role": "User", "unauthenticated_role": "User",
+            "cache_entries": cache_entries,
+        })
+        .to_string(),
+    )
+    .expect("config");
+    IdentityPool::builder(config)
+        .clock(Arc::new(clock.clone()) as SharedClock)
+        .build()
+        .expect("pool")
+}
+
+/// A signed request, rebuilt for each call.
+struct Fixture {
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Fixture {
+    fn signed(access_key: &str, secret: &str, token: Option<&str>) -> Self {
+        let mut request = Request::get(URI).body(()).expect("request");
+        let credentials =
+            Credentials::new(access_key, secret, token.map(str::to_owned), None, "bench");
+        let identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        settings.session_token_mode = SessionTokenMode::Include;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("execute-api")
+            .time(UNIX_EPOCH + Duration::from_secs(NOW))
+            .settings(settings)
+            .build()
+            .expect("params")
+            .into();
+        let signable =
+            SignableRequest::new("GET", URI, std::iter::empty(), SignableBody::Bytes(b""))
+                .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        Self {
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        }
+    }
+
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::get(self.uri.clone())
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the benched future did not finish in one poll"),
+    }
+}
+
+type Svc =
+    Box<dyn FnMut(Request<Full<Bytes>>) -> Response<portcullis_core::ResponseBody<Full<Bytes>>>>;
+
+fn service(provider: impl CredentialProvider, clock: &ManualClock) -> Svc {
+    let api = ExecuteApiArn::new("us-east-1", "123456789012", "api", "prod").expect("arn");
+    let layer = SigV4Layer::new(api, provider).clock(Arc::new(clock.clone()) as SharedClock);
+    let mut service = ServiceBuilder::new().layer(layer).service_fn(
+        |_request: Request<SigV4Body<Full<Bytes>>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        },
+    );
+    Box::new(move |request| {
+        poll_once(std::future::poll_fn(|cx| service.poll_ready(cx))).expect("ready");
+        poll_once(service.call(request)).expect("infallible")
+    })
+}
+
+/// User + system CPU seconds of this thread, from `/proc/thread-self/stat`.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn cpu_per_request(service: &mut Svc, fixture: &Fixture) -> Option<f64> {
+    let requests: Vec<_> = (0..REQUESTS).map(|_| fixture.request()).collect();
+    let start = thread_cpu_seconds()?;
+    for request in requests {
+        let response = service(request);
+        assert_eq!(response.status(), 200);
+    }
+    Some((thread_cpu_seconds()? - start) * 1e6 / REQUESTS as f64)
+}
+
+struct Setup {
+    static_fixture: Fixture,
+    temp_fixture: Fixture,
+    static_service: Svc,
+    temp_service: Svc,
+    cold_service: Svc,
+}
+
+fn setup(rt: &tokio::runtime::Runtime) -> Setup {
+    let clock = ManualClock::at_unix(NOW);
+    let warm = pool(&clock, 10_000);
+    let cold = pool(&clock, 0);
+    let issued = rt
+        .block_on(warm.get_credentials(&Default::default()))
+        .expect("guest credentials");
+    let temp_fixture = Fixture::signed(
+        issued.access_key_id(),
+        issued.secret_key().expose(),
+        Some(issued.session_token().expose()),
+    );
+    let static_secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let static_fixture = Fixture::signed("AKIDSTATICEXAMPLE", static_secret, None);
+    let policy: PolicyDocument = serde_json::from_value(policy()).expect("policy");
+    let static_provider = StaticCredentialProvider::new().with(
+        Credential::new(
+            "AKIDSTATICEXAMPLE",
+            static_secret,
+            "arn:aws:iam::123456789012:user/alice",
+        )
+        .with_policy(policy),
+    );
+    let mut setup = Setup {
+        static_service: service(static_provider, &clock),
+        temp_service: service(warm.provider(), &clock),
+        cold_service: service(cold.provider(), &clock),
+        static_fixture,
+        temp_fixture,
+    };
+    // Every variant checks its answer before it is timed.
+    for (service, fixture) in [
+        (&mut setup.static_service, &setup.static_fixture),
+        (&mut setup.temp_service, &setup.temp_fixture),
+        (&mut setup.cold_service, &setup.temp_fixture),
+    ] {
+        assert_eq!(service(fixture.request()).status(), 200);
+    }
+    setup
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut s = setup(&rt);
+
+    if let (Some(st), Some(warm), Some(cold)) = (
+        cpu_per_request(&mut s.static_service, &s.static_fixture),
+        cpu_per_request(&mut s.temp_service, &s.temp_fixture),
+        cpu_per_request(&mut s.cold_service, &s.temp_fixture),
+    ) {
+        println!("cpu_time: {REQUESTS} signed GETs each, per-thread CPU time");
+        println!("cpu_time: static credentials             {st:.3} us/request");
+        println!(
+            "cpu_time: temporary credentials (cached)  {warm:.3} us/request  ratio {:.2}",
+            warm / st
+        );
+        println!(
+            "cpu_time: temporary credentials (cold)    {cold:.3} us/request  ratio {:.2}",
+            cold / st
+        );
+    }
+
+    let mut group = c.benchmark_group("verify_signed_get");
+    group.bench_function("static_credentials", |b| {
+        b.iter_batched(
+            || s.static_fixture.request(),
+            |request| black_box((s.static_service)(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("temporary_credentials_cached", |b| {
+        b.iter_batched(
+            || s.temp_fixture.request(),
+            |request| black_box((s.temp_service)(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("temporary_credentials_cold_no_cache", |b| {
+        b.iter_batched(
+            || s.temp_fixture.request(),
+            |request| black_box((s.cold_service)(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches_group, benches);
+criterion_main!(benches_group);

@@ -1,0 +1,130 @@
+//! The credentials service: `POST` a login, get temporary credentials.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tower_service::Service;
+
+use crate::error::ExchangeError;
+use crate::pool::{CredentialsRequest, IdentityPool};
+
+/// The future of [`CredentialsService`]: boxed, since it awaits the token's
+/// verification (which may fetch the issuer's keys).
+pub type CredentialsFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+/// A tower `Service` that exchanges a login for temporary credentials, as
+/// Cognito Identity's GetId + GetCredentialsForIdentity in one call.
+///
+/// `POST` a JSON body (see [`CredentialsRequest`]):
+/// `{"Logins": {"cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC": "<id
+/// token>"}}`, or `{}` for a guest. The answer is 200 with
+/// `{"IdentityId": .., "Credentials": {"AccessKeyId", "SecretKey",
+/// "SessionToken", "Expiration"}}`, or a gateway response (see
+/// [`ExchangeError`]). Mount it on any route, such as `POST /credentials`.
+#[derive(Clone, Debug)]
+pub struct CredentialsService {
+    pool: IdentityPool,
+}
+
+impl CredentialsService {
+    /// The service for `pool`.
+    #[must_use]
+    pub fn new(pool: IdentityPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl IdentityPool {
+    /// The credentials service of this pool.
+    #[must_use]
+    pub fn credentials_service(&self) -> CredentialsService {
+        CredentialsService::new(self.clone())
+    }
+}
+
+fn refuse(parts: &http::request::Parts, error: &ExchangeError) -> Response<Full<Bytes>> {
+    tracing::info!(
+        layer = "identity_pool",
+        outcome = "deny",
+        reason = error.reason(),
+        "credentials refused"
+    );
+    metrics::counter!("portcullis_identity_pool_exchanges_total", "outcome" => "deny", "reason" => error.reason())
+        .increment(1);
+    error
+        .to_gateway_response()
+        .render_parts(parts)
+        .map(Full::new)
+}
+
+impl<B> Service<Request<B>> for CredentialsService
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = CredentialsFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            if parts.method != Method::POST {
+                return Ok(refuse(&parts, &ExchangeError::MethodNotAllowed));
+            }
+            let limit = pool.shared.max_body_bytes;
+            if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+                return Ok(refuse(&parts, &ExchangeError::TooLarge));
+            }
+            let bytes = match Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    return Ok(refuse(&parts, &ExchangeError::TooLarge));
+                }
+                Err(_) => return Ok(refuse(&parts, &ExchangeError::Malformed)),
+            };
+            let parsed = match CredentialsRequest::parse(&bytes, limit) {
+                Ok(parsed) => parsed,
+                Err(error) => return Ok(refuse(&parts, &error)),
+            };
+            match pool.get_credentials(&parsed).await {
+                Ok(credentials) => {
+                    tracing::info!(
+                        layer = "identity_pool",
+                        outcome = "allow",
+                        reason = "credentials_issued",
+                        identity_id = credentials.identity_id(),
+                        role = credentials.role(),
+                        "credentials issued"
+                    );
+                    metrics::counter!("portcullis_identity_pool_exchanges_total", "outcome" => "allow", "reason" => "credentials_issued")
+                        .increment(1);
+                    let mut response = Response::new(Full::new(Bytes::from(credentials.to_json())));
+                    *response.status_mut() = StatusCode::OK;
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    Ok(response)
+                }
+                Err(error) => Ok(refuse(&parts, &error)),
+            }
+        })
+    }
+}
