@@ -345,8 +345,10 @@ pub enum WafAction {
     Block,
 }
 
-/// What the web ACL decided about a request. The layer puts it in the request
-/// extensions (for allowed requests) and logs it.
+/// What the web ACL decided about a request. The layer logs it and puts it in
+/// the extensions of the request it passes on (allowed requests) or of the
+/// refusal it answers with (blocked requests), so that later layers, a facade
+/// or a tool can report the terminating rule, the status and the labels.
 #[derive(Clone, Debug)]
 pub struct WafOutcome {
     action: WafAction,
@@ -382,6 +384,27 @@ impl WafOutcome {
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
+
+    /// Whether the ACL refused the request.
+    #[must_use]
+    pub fn is_blocked(&self) -> bool {
+        self.action == WafAction::Block
+    }
+
+    /// The status the refusal answers with: the Block action's
+    /// `CustomResponse.ResponseCode`, or 403 (API Gateway's WAF_FILTERED).
+    /// `None` for an allowed request.
+    #[must_use]
+    pub fn block_status(&self) -> Option<StatusCode> {
+        match self.action {
+            WafAction::Block => Some(
+                self.block
+                    .as_ref()
+                    .map_or(StatusCode::FORBIDDEN, |block| block.status),
+            ),
+            WafAction::Allow => None,
+        }
+    }
 }
 
 struct Extracted<'a> {
@@ -393,8 +416,11 @@ struct Ctx<'a, 'e> {
     req: RequestView<'a>,
     env: &'e Env,
     fields: Vec<Option<Extracted<'a>>>,
-    inputs: Vec<Option<Vec<Cow<'a, [u8]>>>>,
+    /// Per input, the transformed value of each field value, `None` where
+    /// the chain left it unchanged.
+    inputs: Vec<Option<Vec<Option<Vec<u8>>>>>,
     json: Option<Option<Value>>,
+    json_items: Option<Option<Vec<crate::json::Item<'a>>>>,
     labels: Vec<String>,
     client_ip: Option<Option<IpAddr>>,
 }
@@ -423,6 +449,7 @@ impl CompiledAcl {
             fields: (0..self.fields.len()).map(|_| None).collect(),
             inputs: (0..self.inputs.len()).map(|_| None).collect(),
             json: None,
+            json_items: None,
             labels: Vec::new(),
             client_ip: None,
         };
@@ -615,20 +642,21 @@ impl CompiledAcl {
         if chain.is_empty() {
             return field.values.iter().any(|v| pred(v));
         }
-        if ctx.inputs[input].is_none() {
-            let transformed = field
+        let transformed = ctx.inputs[input].get_or_insert_with(|| {
+            field
                 .values
                 .iter()
-                .map(|v| match v {
-                    Cow::Borrowed(b) => apply_chain(chain, b),
-                    Cow::Owned(o) => Cow::Owned(apply_chain(chain, o).into_owned()),
+                .map(|v| match apply_chain(chain, v) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(changed) => Some(changed),
                 })
-                .collect();
-            ctx.inputs[input] = Some(transformed);
-        }
-        ctx.inputs[input]
-            .as_ref()
-            .is_some_and(|values| values.iter().any(|v| pred(v)))
+                .collect()
+        });
+        field
+            .values
+            .iter()
+            .zip(transformed.iter())
+            .any(|(value, changed)| pred(changed.as_deref().unwrap_or(value)))
     }
 }
 
@@ -841,11 +869,19 @@ fn push_scoped<'a>(
 }
 
 /// Multi-valued fields often repeat values (JSON arrays of similar objects);
-/// testing each distinct value once gives the same answer for less.
+/// testing each distinct value once gives the same answer for less. The first
+/// of equal values stays, in place; equality is on the bytes (the hash only
+/// finds candidates, so a collision never hides a value).
 fn distinct(mut extracted: Extracted<'_>) -> Extracted<'_> {
-    if extracted.values.len() > 1 {
-        extracted.values.sort_unstable();
-        extracted.values.dedup();
+    let n = extracted.values.len();
+    if n > 1 {
+        let keep: Vec<bool> = {
+            let mut seen: std::collections::HashSet<&[u8], foldhash::fast::RandomState> =
+                std::collections::HashSet::with_capacity_and_hasher(n, Default::default());
+            extracted.values.iter().map(|v| seen.insert(&**v)).collect()
+        };
+        let mut flags = keep.into_iter();
+        extracted.values.retain(|_| flags.next().unwrap_or(true));
     }
     extracted
 }
@@ -970,24 +1006,38 @@ fn extract_all<'a>(field: &Field, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
                 // Nothing to inspect: an empty body is not invalid JSON.
                 return plain(Vec::new());
             }
-            let parsed = ctx
-                .json
-                .get_or_insert_with(|| serde_json::from_slice::<Value>(req.body).ok());
-            match parsed {
-                Some(doc) => {
-                    let mut values = Vec::new();
-                    match paths {
-                        None => walk_json(doc, *scope, &mut values),
-                        Some(paths) => {
-                            for p in paths.iter() {
-                                if let Some(v) = doc.pointer(p) {
-                                    walk_json(v, *scope, &mut values);
-                                }
+            let parsed = match paths {
+                None => ctx
+                    .json_items
+                    .get_or_insert_with(|| crate::json::items(req.body))
+                    .as_ref()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter(|item| match scope {
+                                MatchScope::All => true,
+                                MatchScope::Key => item.is_key,
+                                MatchScope::Value => !item.is_key,
+                            })
+                            .map(|item| item.text.clone())
+                            .collect()
+                    }),
+                Some(paths) => ctx
+                    .json
+                    .get_or_insert_with(|| serde_json::from_slice::<Value>(req.body).ok())
+                    .as_ref()
+                    .map(|doc| {
+                        let mut values = Vec::new();
+                        for p in paths.iter() {
+                            if let Some(v) = doc.pointer(p) {
+                                walk_json(v, *scope, &mut values);
                             }
                         }
-                    }
-                    plain(values)
-                }
+                        values
+                    }),
+            };
+            match parsed {
+                Some(values) => plain(values),
                 None => match invalid {
                     Some(InvalidFallbackBehavior::Match) => Extracted {
                         values: Vec::new(),

@@ -12,7 +12,9 @@ mod compile;
 pub mod detect;
 mod engine;
 mod error;
+mod geo;
 pub mod ipset;
+mod json;
 #[rustfmt::skip]
 mod libinjection;
 pub mod model;
@@ -24,4 +26,5 @@ pub use body::WafBody;
 pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KEYS};
 pub use engine::{CompiledAcl, CountryLookup, WafAction, WafOutcome};
 pub use error::{LoadError, LoadErrorKind};
+pub use geo::MaxMindCountries;
 pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};

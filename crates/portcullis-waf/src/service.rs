@@ -292,8 +292,10 @@ where
                     refusal = refusal.with_body(content_type.clone(), body.clone());
                 }
             }
+            let mut response = refusal.into_response(&request);
+            response.extensions_mut().insert(outcome);
             State::Reject {
-                response: Some(refusal.into_response(&request)),
+                response: Some(response),
             }
         }
         WafAction::Allow => {

@@ -187,6 +187,10 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
         .unwrap();
     assert_eq!(plain.status(), StatusCode::FORBIDDEN);
     assert_eq!(plain.headers()["x-amzn-errortype"], "WAFFilteredException");
+    let outcome = plain.extensions().get::<WafOutcome>().unwrap();
+    assert!(outcome.is_blocked());
+    assert_eq!(outcome.block_status(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(outcome.terminating_rule(), Some("plain"));
     assert_eq!(
         plain.into_body().collect().await.unwrap().to_bytes(),
         r#"{"message":"Forbidden"}"#
@@ -199,6 +203,10 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
         .unwrap();
     assert_eq!(custom.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(custom.headers()["x-amzn-waf-reason"], "rate");
+    let outcome = custom.extensions().get::<WafOutcome>().unwrap();
+    assert_eq!(outcome.block_status(), Some(StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(outcome.terminating_rule(), Some("custom"));
+    assert_eq!(outcome.matched_rules().collect::<Vec<_>>(), ["custom"]);
     assert_eq!(custom.headers()["content-type"], "application/json");
     assert_eq!(
         custom.into_body().collect().await.unwrap().to_bytes(),
@@ -235,12 +243,50 @@ async fn default_block_with_custom_response() {
         .unwrap();
     assert_eq!(denied.status(), StatusCode::NOT_FOUND);
     assert_eq!(denied.headers()["content-type"], "text/plain");
+    let outcome = denied.extensions().get::<WafOutcome>().unwrap();
+    assert_eq!(outcome.block_status(), Some(StatusCode::NOT_FOUND));
+    assert_eq!(outcome.terminating_rule(), None, "the default action");
     let ok = service
         .oneshot(Request::get("/ok").body(streamed(vec![])).unwrap())
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.headers()["x-rule"], "ok");
+    assert!(ok.extensions().get::<WafOutcome>().is_none());
+}
+
+#[tokio::test]
+async fn geo_match_from_a_maxmind_database() {
+    let geo = json!({"GeoMatchStatement": {"CountryCodes": ["DE", "JP"]}});
+    let doc = acl(vec![rule("geo", 1, geo, "Block")]);
+    let countries = portcullis_waf::MaxMindCountries::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/geo/country.mmdb"
+    ))
+    .unwrap();
+    let layer = WafLayer::new(compile(&doc)).country_lookup(countries);
+    let from = |ip: &str| {
+        let mut request = Request::get("/").body(Bytes::new()).unwrap();
+        request
+            .extensions_mut()
+            .insert(portcullis_core::client_ip::PeerAddr(
+                std::net::SocketAddr::new(ip.parse().unwrap(), 1234),
+            ));
+        request
+    };
+    let us = layer.evaluate(&from("192.0.2.7"));
+    assert_eq!(us.action(), WafAction::Allow);
+    assert_eq!(us.labels(), ["awswaf:clientip:geo:country:US".to_owned()]);
+    let de = layer.evaluate(&from("2001:db8:2::1"));
+    assert_eq!(de.action(), WafAction::Block);
+    assert_eq!(de.labels(), ["awswaf:clientip:geo:country:DE".to_owned()]);
+    assert_eq!(
+        layer.evaluate(&from("203.0.113.1")).action(),
+        WafAction::Block
+    );
+    let unknown = layer.evaluate(&from("10.1.2.3"));
+    assert_eq!(unknown.action(), WafAction::Allow);
+    assert!(unknown.labels().is_empty());
 }
 
 fn rate_acl(key: Value, limit: u64, window: u64) -> Value {

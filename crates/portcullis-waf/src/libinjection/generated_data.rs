@@ -9655,7 +9655,13 @@ fn keyword_table() -> &'static KeywordTable {
 /// Upstream's `lookup_word` with the same answers: the word upper-cased
 /// (ASCII only) and looked up in a hash map instead of a binary search.
 pub fn lookup_word(word: &str) -> TokenType {
-    let bytes = word.as_bytes();
+    lookup_word_bytes(word.as_bytes())
+}
+
+/// portcullis: `lookup_word` on bytes, for callers that held a `&[u8]` and
+/// checked it was UTF-8 only to call `lookup_word`. Every keyword is ASCII,
+/// so a word that is not UTF-8 finds none here either: same answers.
+pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
     if bytes.len() > MAX_KEYWORD_LEN {
         return TokenType::Bareword;
     }

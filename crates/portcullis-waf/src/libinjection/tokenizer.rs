@@ -277,6 +277,16 @@ impl<'a> SqliTokenizer<'a> {
         self
     }
     
+    fn lookup_word_bytes(&self, word: &[u8]) -> TokenType {
+        match self.lookup_fn {
+            Some(lookup_fn) => match std::str::from_utf8(word) {
+                Ok(word) => lookup_fn(word),
+                Err(_) => TokenType::Bareword,
+            },
+            None => sqli_data::lookup_word_bytes(word),
+        }
+    }
+
     fn lookup_word(&self, word: &str) -> TokenType {
         if let Some(lookup_fn) = self.lookup_fn {
             lookup_fn(word)
@@ -914,10 +924,11 @@ impl<'a> SqliTokenizer<'a> {
         let slen = self.input.len();
         
         // Find word boundary - matches C version's strlencspn character set
-        let word_chars = b" []{}<>:\\?=@!#~+-*/&|^%(),';	\n\x0B\x0C\r\"\xA0\x00";
+        // portcullis: a 256-entry table built at compile time (upstream
+        // searched the delimiter string once per byte of the word).
         let mut end_pos = pos;
         
-        while end_pos < slen && !word_chars.contains(&self.input[end_pos]) {
+        while end_pos < slen && !WORD_DELIMITERS[usize::from(self.input[end_pos])] {
             end_pos += 1;
         }
         
@@ -933,8 +944,9 @@ impl<'a> SqliTokenizer<'a> {
                 // form a valid keyword. Since libinjection keywords are ASCII-only,
                 // if the slice contains any non-UTF8 bytes (like 0xFF), it can't be 
                 // a keyword anyway, so we can safely skip the lookup.
-                if let Ok(partial_word) = std::str::from_utf8(&word_slice[..i]) {
-                    let token_type = self.lookup_word(partial_word);
+                // portcullis: looked up as bytes (same answers, no UTF-8 check).
+                if self.lookup_fn.is_none() || std::str::from_utf8(&word_slice[..i]).is_ok() {
+                    let token_type = self.lookup_word_bytes(&word_slice[..i]);
                     if token_type != TokenType::None && token_type != TokenType::Bareword {
                         self.current.clear();
                         let type_byte = token_type_to_byte(token_type);
@@ -948,8 +960,9 @@ impl<'a> SqliTokenizer<'a> {
         
         // Do full word lookup - only for valid UTF-8 sequences since keywords are ASCII-only
         if word_len < LIBINJECTION_SQLI_TOKEN_SIZE {
-            if let Ok(word_str) = std::str::from_utf8(word_slice) {
-                let token_type = self.lookup_word(word_str);
+            // portcullis: looked up as bytes (same answers, no UTF-8 check).
+            if self.lookup_fn.is_none() || std::str::from_utf8(word_slice).is_ok() {
+                let token_type = self.lookup_word_bytes(word_slice);
                 if token_type != TokenType::None {
                     self.current.token_type = token_type;
                 }
@@ -1322,3 +1335,16 @@ impl<'a> SqliTokenizer<'a> {
         slen
     }
 }
+
+/// portcullis: the bytes that end a word, as C's `strlencspn` set in
+/// `parse_word`: `" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\v\f\r\"\xA0\0"`.
+const WORD_DELIMITERS: [bool; 256] = {
+    let set = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0B\x0C\r\"\xA0\x00";
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
