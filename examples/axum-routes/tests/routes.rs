@@ -213,18 +213,19 @@ async fn the_usage_admin_service_is_for_admins_only() {
     assert_eq!(body["items"]["partner-1"], json!([[2, 13]]));
 
     // A member cannot grant themselves quota.
-    let mut sneaky = Request::builder()
+    let sneaky = Request::builder()
         .method(Method::PATCH)
         .uri("/admin/usageplans/partners/keys/partner-1/usage")
         .header("authorization", &member)
+        .header("content-type", "application/json")
         .body(Body::from(
             r#"{"patchOperations":[{"op":"add","path":"/remaining","value":"1000"}]}"#,
         ))
         .expect("request");
-    sneaky
-        .headers_mut()
-        .insert("content-type", "application/json".parse().expect("valid"));
     assert_eq!(app.send(sneaky).await.0, StatusCode::FORBIDDEN);
+    // ... and nothing changed.
+    let report = app.get(usage, Some(("authorization", &admin))).await.2;
+    assert_eq!(report["items"]["partner-1"], json!([[2, 13]]));
 }
 
 #[tokio::test]
