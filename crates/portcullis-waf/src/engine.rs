@@ -1012,15 +1012,18 @@ fn extract_all<'a>(field: &Field, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
                     .get_or_insert_with(|| crate::json::items(req.body))
                     .as_ref()
                     .map(|items| {
-                        items
-                            .iter()
-                            .filter(|item| match scope {
-                                MatchScope::All => true,
-                                MatchScope::Key => item.is_key,
-                                MatchScope::Value => !item.is_key,
-                            })
-                            .map(|item| item.text.clone())
-                            .collect()
+                        let mut values = Vec::with_capacity(items.len());
+                        values.extend(
+                            items
+                                .iter()
+                                .filter(|item| match scope {
+                                    MatchScope::All => true,
+                                    MatchScope::Key => item.is_key,
+                                    MatchScope::Value => !item.is_key,
+                                })
+                                .map(|item| item.text.clone()),
+                        );
+                        values
                     }),
                 Some(paths) => ctx
                     .json
