@@ -107,6 +107,6 @@ pub mod usage;
 pub use calendar::{Calendar, Window};
 pub use future::ResponseFuture;
 pub use layer::{ConfigWeekday, OnStoreError, QuotaConfig, QuotaLayer};
-pub use service::{Quota, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use service::{Quota, QuotaPlan, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 pub use store::{MemoryStore, QuotaStore, UsageUpdate};
 pub use usage::{Usage, UsageApi, UsageError};

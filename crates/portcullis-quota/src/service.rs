@@ -282,3 +282,152 @@ fn store_failed<St, F>(
         OnStoreError::Refuse => Step::Fail,
     }
 }
+
+/// A request's quota check, resolved by a [`QuotaLayer`] for a store that
+/// decides it together with other work (such as `portcullis-redis`'s
+/// combined usage-plan layer, which decides the throttle and the quota in one
+/// round trip), and how to conclude once that store has answered.
+///
+/// Made by [`QuotaLayer::plan`].
+#[derive(Debug)]
+pub struct QuotaPlan {
+    plan_id: Arc<str>,
+    key_id: Arc<str>,
+    quota: portcullis_core::plan::QuotaSettings,
+    window: crate::Window,
+    day: time::Date,
+    initial_window: Option<crate::Window>,
+    info: RateInfo,
+    on_error: OnStoreError,
+    headers_on_success: bool,
+    counters: Arc<Counters>,
+}
+
+impl QuotaPlan {
+    /// The question for the store, as the layer would ask it.
+    #[must_use]
+    pub fn request(&self) -> QuotaRequest<'_> {
+        QuotaRequest {
+            plan_id: &self.plan_id,
+            key_id: &self.key_id,
+            quota: self.quota,
+            window: self.window,
+            day: self.day,
+            initial_window: self.initial_window,
+        }
+    }
+
+    /// What the layer would do with the store's `result`: `Ok` with the
+    /// rate-limit headers to add to the inner service's response (when the
+    /// layer writes them on success), or `Err` with the refusal (429
+    /// `QUOTA_EXCEEDED` with `Retry-After`, or 500 when the store failed and
+    /// the layer refuses on store errors). Counts and traces the decision as
+    /// the layer does.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as a response ready to send.
+    pub fn conclude<ReqBody, ResBody>(
+        &self,
+        result: Result<Decision, &(dyn std::error::Error + 'static)>,
+        request: &Request<ReqBody>,
+    ) -> Result<Option<HeaderMap>, Box<Response<portcullis_core::ResponseBody<ResBody>>>> {
+        let info = |remaining| RateInfo {
+            remaining,
+            ..self.info
+        };
+        match result {
+            Ok(decision) if decision.admitted => {
+                tracing::debug!(
+                    layer = "quota",
+                    outcome = "admitted",
+                    plan = &*self.plan_id,
+                    key = &*self.key_id,
+                    remaining = decision.remaining,
+                );
+                self.counters.admitted.increment(1);
+                Ok(self.headers_on_success.then(|| {
+                    let mut map = HeaderMap::new();
+                    info(decision.remaining).write(&mut map);
+                    map
+                }))
+            }
+            Ok(decision) => {
+                tracing::info!(
+                    layer = "quota",
+                    outcome = "rejected",
+                    reason = "quota exceeded",
+                    plan = &*self.plan_id,
+                    key = &*self.key_id,
+                    limit = self.info.limit,
+                    reset_seconds = self.info.reset_seconds,
+                );
+                self.counters.rejected.increment(1);
+                Err(Box::new(
+                    info(decision.remaining).refusal().into_response(request),
+                ))
+            }
+            Err(error) => {
+                tracing::error!(
+                    layer = "quota",
+                    outcome = if self.on_error == OnStoreError::Allow { "admitted" } else { "refused" },
+                    reason = "store error",
+                    plan = &*self.plan_id,
+                    key = &*self.key_id,
+                    error = %error,
+                );
+                self.counters.store_error.increment(1);
+                match self.on_error {
+                    OnStoreError::Allow => Ok(None),
+                    OnStoreError::Refuse => Err(Box::new(
+                        GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+                            .into_response(request),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl<St> QuotaLayer<St> {
+    /// Resolves `request`'s quota check exactly as the layer's service does
+    /// (the key and plan from the [`ApiKeyContext`], the period from the
+    /// layer's clock and calendar). `None` when the layer would pass the
+    /// request untouched (no API key context, or a plan without a quota),
+    /// which it counts as the layer does.
+    ///
+    /// This is for a store that decides the quota together with other work
+    /// in one call; a plain store needs none of it (use the layer).
+    pub fn plan<ReqBody>(&self, request: &Request<ReqBody>) -> Option<QuotaPlan> {
+        let shared = &*self.shared;
+        let key = request.extensions().get::<ApiKeyContext>();
+        let found = key.and_then(|key| {
+            key.usage_plan()
+                .and_then(|plan| plan.quota().map(|quota| (key, plan, *quota)))
+        });
+        let Some((key, plan, quota)) = found else {
+            tracing::trace!(layer = "quota", outcome = "pass", reason = "no quota");
+            shared.counters.pass.increment(1);
+            return None;
+        };
+        let now = shared.clock.now_unix_nanos();
+        let seconds = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
+        let (window, day) = shared.calendar.window_at_unix(quota.period(), seconds);
+        Some(QuotaPlan {
+            plan_id: Arc::from(plan.id()),
+            key_id: key.key_id_arc().clone(),
+            quota,
+            window,
+            day,
+            initial_window: shared.initial_window(plan.id(), quota.period()),
+            info: RateInfo {
+                limit: quota.limit(),
+                remaining: 0,
+                reset_seconds: window.seconds_until_reset(now),
+            },
+            on_error: shared.on_store_error,
+            headers_on_success: shared.headers_on_success,
+            counters: Arc::clone(&shared.counters),
+        })
+    }
+}

@@ -45,12 +45,14 @@
 mod connection;
 mod quota;
 mod throttle;
+mod usage_plan;
 
 use std::time::Instant;
 
 pub use connection::{DEFAULT_TIMEOUT, RedisConfig, RedisConnection};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
+pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
 
 /// Where a store's scripts take the time from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -34,7 +34,10 @@ use crate::record_call;
 /// # Keys
 ///
 /// Per plan and key, a state hash and a usage-record hash share the hash tag
-/// `{q:<hex plan id>:<hex key id>}`, so one script touches one Cluster slot.
+/// `{apikey:<hex key id>}`, the tag of the key's throttle buckets in
+/// [`RedisThrottleStore`](crate::RedisThrottleStore), so one script touches
+/// one Cluster slot, and [`RedisUsagePlanLayer`](crate::RedisUsagePlanLayer)
+/// decides a key's throttle and quota in one script on Cluster too.
 /// The set of a plan's keys (for GetUsage over all keys) lives under its own
 /// tag and is written once per key, the first time the key is counted: one
 /// extra round trip per key, not per request.
@@ -70,7 +73,7 @@ pub struct RedisQuotaError(#[from] redis::RedisError);
 
 fn script() -> &'static Script {
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(include_str!("lua/quota.lua")))
+    SCRIPT.get_or_init(|| Script::new(quota_source()))
 }
 
 const DAY_SECONDS: i64 = 86_400;
@@ -124,11 +127,14 @@ impl RedisQuotaStore {
     }
 
     fn keys_of(&self, plan_id: &str, key_id: &str) -> (String, String) {
+        // The hash tag is the API key's, as the throttle store's key-level
+        // buckets use, so a key's buckets and quota share one Cluster slot
+        // and the combined usage-plan script touches one slot.
         let tag = format!(
-            "{}:q:{{q:{}:{}}}",
+            "{}:q:{{apikey:{}}}:{}",
             self.prefix,
-            hex(plan_id.as_bytes()),
-            hex(key_id.as_bytes())
+            hex(key_id.as_bytes()),
+            hex(plan_id.as_bytes())
         );
         (format!("{tag}:state"), format!("{tag}:usage"))
     }
@@ -137,51 +143,62 @@ impl RedisQuotaStore {
         format!("{}:qk:{{qk:{}}}", self.prefix, hex(plan_id.as_bytes()))
     }
 
+    /// The keys and arguments of one `quota.lua` call.
+    pub(crate) fn prepare(
+        &self,
+        op: &'static str,
+        request: &QuotaRequest<'_>,
+        value: u64,
+    ) -> QuotaCall {
+        let (state, usage) = self.keys_of(request.plan_id, request.key_id);
+        let expire_at = request
+            .window
+            .end()
+            .saturating_add(i64::from(self.retention_days).saturating_add(1) * DAY_SECONDS);
+        let args = [
+            op.to_owned(),
+            request.window.start().to_string(),
+            request.window.end().to_string(),
+            request.day.to_julian_day().to_string(),
+            request.quota.limit().to_string(),
+            kind_of(request.quota.period()).to_string(),
+            request.quota.offset().to_string(),
+            request
+                .initial_window
+                .map(|w| w.start().to_string())
+                .unwrap_or_default(),
+            self.retention_days.to_string(),
+            expire_at.to_string(),
+            value.to_string(),
+        ];
+        QuotaCall {
+            keys: [state, usage],
+            args,
+            index: self.index_of(request.plan_id),
+            key_id: request.key_id.to_owned(),
+        }
+    }
+
     fn call(
         &self,
         op: &'static str,
         request: &QuotaRequest<'_>,
         value: u64,
     ) -> impl Future<Output = Result<Reply, RedisQuotaError>> + Send + 'static {
-        let (state, usage) = self.keys_of(request.plan_id, request.key_id);
-        let index = self.index_of(request.plan_id);
-        let key_id = request.key_id.to_owned();
-        let expire_at = request
-            .window
-            .end()
-            .saturating_add(i64::from(self.retention_days).saturating_add(1) * DAY_SECONDS);
-        let mut invocation = script().prepare_invoke();
-        invocation
-            .key(state)
-            .key(usage)
-            .arg(op)
-            .arg(request.window.start())
-            .arg(request.window.end())
-            .arg(request.day.to_julian_day())
-            .arg(request.quota.limit())
-            .arg(kind_of(request.quota.period()))
-            .arg(request.quota.offset())
-            .arg(
-                request
-                    .initial_window
-                    .map(|w| w.start().to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(self.retention_days)
-            .arg(expire_at)
-            .arg(value);
+        let call = self.prepare(op, request, value);
         let mut connection = self.connection.clone();
         async move {
             let started = Instant::now();
+            let mut invocation = script().prepare_invoke();
+            invocation.key(&call.keys[0]).key(&call.keys[1]);
+            for arg in &call.args {
+                invocation.arg(arg);
+            }
             let result: Result<Reply, redis::RedisError> =
                 invocation.invoke_async(&mut connection).await;
             let result = match result {
                 Ok(reply) if reply.2 == 1 => {
-                    // First sight of this key in this plan: list it for GetUsage.
-                    connection
-                        .sadd::<_, _, i64>(index, key_id)
-                        .await
-                        .map(|_| reply)
+                    call.index_new_key(&mut connection).await.map(|()| reply)
                 }
                 other => other,
             };
@@ -189,6 +206,34 @@ impl RedisQuotaStore {
             result.map_err(RedisQuotaError::from)
         }
     }
+}
+
+/// One `quota.lua` call, owned: its two keys (state, usage records), its
+/// arguments, and what to write the first time a key is seen.
+#[derive(Clone, Debug)]
+pub(crate) struct QuotaCall {
+    pub(crate) keys: [String; 2],
+    pub(crate) args: [String; 11],
+    index: String,
+    key_id: String,
+}
+
+impl QuotaCall {
+    /// Lists a key seen for the first time in its plan's key set, for
+    /// GetUsage over all keys: one extra call per key, not per request.
+    pub(crate) async fn index_new_key(
+        &self,
+        connection: &mut RedisConnection,
+    ) -> Result<(), redis::RedisError> {
+        connection
+            .sadd::<_, _, i64>(&self.index, &self.key_id)
+            .await
+            .map(|_| ())
+    }
+}
+
+pub(crate) fn quota_source() -> &'static str {
+    include_str!("lua/quota.lua")
 }
 
 fn day_of(julian: i64) -> Date {

@@ -72,9 +72,13 @@ impl fmt::Debug for RedisThrottleStore {
     }
 }
 
+pub(crate) fn acquire_source() -> &'static str {
+    include_str!("lua/throttle_acquire.lua")
+}
+
 fn acquire_script() -> &'static Script {
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(include_str!("lua/throttle_acquire.lua")))
+    SCRIPT.get_or_init(|| Script::new(acquire_source()))
 }
 
 fn refund_script() -> &'static Script {
@@ -84,12 +88,20 @@ fn refund_script() -> &'static Script {
 
 /// One bucket, owned, ready to send.
 #[derive(Clone, Debug)]
-struct Bucket {
-    key: String,
-    index: usize,
-    t: u64,
-    tau: u64,
-    cap: u64,
+pub(crate) struct Bucket {
+    pub(crate) key: String,
+    pub(crate) index: usize,
+    pub(crate) t: u64,
+    pub(crate) tau: u64,
+    pub(crate) cap: u64,
+}
+
+impl Bucket {
+    /// Whether this is a shared level's bucket (stage, account), in the
+    /// shared slot.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.key.contains(":shared}:")
+    }
 }
 
 impl RedisThrottleStore {
@@ -140,7 +152,7 @@ impl RedisThrottleStore {
         key
     }
 
-    fn buckets(&self, checks: &[BucketCheck<'_>]) -> Vec<Bucket> {
+    pub(crate) fn buckets(&self, checks: &[BucketCheck<'_>]) -> Vec<Bucket> {
         checks
             .iter()
             .enumerate()
@@ -159,7 +171,7 @@ impl RedisThrottleStore {
     }
 }
 
-fn invocation<'a>(
+pub(crate) fn invocation<'a>(
     script: &'a Script,
     buckets: &[Bucket],
     time: TimeSource,
@@ -182,7 +194,7 @@ fn invocation<'a>(
     invocation
 }
 
-async fn run_acquire(
+pub(crate) async fn run_acquire(
     mut connection: RedisConnection,
     buckets: &[Bucket],
     time: TimeSource,
@@ -207,7 +219,7 @@ async fn run_acquire(
 }
 
 impl RedisThrottleStore {
-    async fn decide(
+    pub(crate) async fn decide(
         connection: RedisConnection,
         buckets: Vec<Bucket>,
         time: TimeSource,
@@ -219,9 +231,8 @@ impl RedisThrottleStore {
         }
         // On Cluster, one script per hash slot: the caller's buckets, then the
         // shared ones.
-        let (own, shared): (Vec<Bucket>, Vec<Bucket>) = buckets
-            .into_iter()
-            .partition(|b| !b.key.contains(":shared}:"));
+        let (own, shared): (Vec<Bucket>, Vec<Bucket>) =
+            buckets.into_iter().partition(|b| !b.is_shared());
         if own.is_empty() || shared.is_empty() {
             let all = if own.is_empty() { shared } else { own };
             return run_acquire(connection, &all, time, now).await;
@@ -239,13 +250,31 @@ impl RedisThrottleStore {
                 first
             });
         }
-        let mut connection = connection;
-        let _: i64 = invocation(refund_script(), &own, time, now)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+        refund(connection, &own, time, now).await?;
         Ok(second)
     }
+
+    pub(crate) fn connection(&self) -> &RedisConnection {
+        &self.connection
+    }
+
+    pub(crate) fn time(&self) -> TimeSource {
+        self.time
+    }
+}
+
+/// Gives back the tokens an admitted request took from `buckets`.
+pub(crate) async fn refund(
+    mut connection: RedisConnection,
+    buckets: &[Bucket],
+    time: TimeSource,
+    now: u64,
+) -> Result<(), StoreError> {
+    let _: i64 = invocation(refund_script(), buckets, time, now)
+        .invoke_async(&mut connection)
+        .await
+        .map_err(StoreError::new)?;
+    Ok(())
 }
 
 /// The future of a Redis throttle decision.

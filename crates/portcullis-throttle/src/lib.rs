@@ -148,7 +148,7 @@ pub use headers::RateLimitHeaders;
 pub use key::{KeyBy, RequestHead};
 pub use layer::{ThrottleHandle, ThrottleLayer, aws_account_default};
 pub use memory::{InMemoryStore, MAX_CHECKS};
-pub use service::Throttle;
+pub use service::{Throttle, ThrottlePlan};
 pub use store::{
     Acquire, BucketCheck, BucketKey, CallerKey, KeySource, Level, Outcome, StageId, StoreError,
     ThrottleStore,

@@ -373,3 +373,161 @@ where
         }
     }
 }
+
+/// A request's throttle checks, resolved by a [`ThrottleLayer`] for a store
+/// that decides them together with other work (such as `portcullis-redis`'s
+/// combined usage-plan layer, which decides the throttle and the quota in one
+/// round trip), and how to conclude once that store has answered.
+///
+/// Made by [`ThrottleLayer::plan`].
+#[derive(Clone, Debug)]
+pub struct ThrottlePlan {
+    decider: Decider,
+}
+
+impl ThrottlePlan {
+    /// What the layer would do with `result`: `Ok` with the rate-limit
+    /// headers to add to the inner service's response (when the layer writes
+    /// them on success), or `Err` with the refusal (429 `THROTTLED`, or 500
+    /// when the store failed and the layer fails closed). Counts and traces
+    /// the decision as the layer does.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as a response ready to send.
+    pub fn conclude<ReqBody, ResBody>(
+        &self,
+        result: Result<Outcome, StoreError>,
+        request: &Request<ReqBody>,
+    ) -> Result<Option<HeaderMap>, Box<Response<ResponseBody<ResBody>>>> {
+        match self.decider.conclude(result, request) {
+            Verdict::Admit(headers) => Ok(headers.map(|map| *map)),
+            Verdict::Reject(response) => Err(Box::new(response)),
+        }
+    }
+}
+
+impl<St> ThrottleLayer<St> {
+    /// Resolves `request`'s buckets exactly as the layer's service does, and
+    /// hands them with the layer's clock reading to `decide`, which must copy
+    /// what it needs (a networked store starts its call there). `None` when
+    /// no bucket applies: the layer would admit the request untouched.
+    ///
+    /// This is for a store that decides the throttle together with other
+    /// work in one call; a plain store needs none of it (use the layer).
+    pub fn plan<ReqBody, R>(
+        &self,
+        request: &Request<ReqBody>,
+        decide: impl FnOnce(&[BucketCheck<'_>], u64) -> R,
+    ) -> Option<(R, ThrottlePlan)> {
+        let config = &*self.config;
+        let head = RequestHead {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        };
+        let method = request.method().as_str();
+        let path = resource_path(request);
+        let stage = StageId {
+            api_id: &config.api_id,
+            stage: &config.stage,
+        };
+        let mut checks = [EMPTY_CHECK; 3];
+        let mut checked = Checked {
+            levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
+            len: 0,
+        };
+        let resolved = config.key_by.resolve(&head);
+        if let Some(key) = &resolved {
+            let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
+            let (selector, plan_limit) = match plan {
+                Some(plan) => {
+                    match plan.method_throttle(&config.api_id, &config.stage, method, path) {
+                        Some((selector, limit)) => (Some(selector), Some(*limit)),
+                        None => (None, plan.throttle().copied()),
+                    }
+                }
+                None => (None, None),
+            };
+            let overridden = key
+                .api_key
+                .and_then(|ctx| self.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
+            let gcra = match overridden.or(plan_limit) {
+                Some(limit) => Some(Gcra::new(&limit)),
+                None => config.key_limit,
+            };
+            if let Some(gcra) = gcra {
+                push(
+                    &mut checked,
+                    BucketCheck {
+                        key: BucketKey {
+                            level: Level::Key,
+                            stage: selector.map(|_| stage),
+                            method: selector,
+                            caller: Some(CallerKey {
+                                source: key.source,
+                                value: key.bytes.as_slice(),
+                            }),
+                        },
+                        gcra,
+                    },
+                    &mut checks,
+                );
+            }
+        }
+        if let Some((selector, gcra)) = config
+            .stage_limits
+            .iter()
+            .find(|(selector, _)| selector.matches(method, path))
+        {
+            push(
+                &mut checked,
+                BucketCheck {
+                    key: BucketKey {
+                        level: Level::Stage,
+                        stage: Some(stage),
+                        method: Some(selector),
+                        caller: None,
+                    },
+                    gcra: *gcra,
+                },
+                &mut checks,
+            );
+        }
+        if let Some(gcra) = config.account_limit {
+            push(
+                &mut checked,
+                BucketCheck {
+                    key: BucketKey {
+                        level: Level::Account,
+                        stage: None,
+                        method: None,
+                        caller: None,
+                    },
+                    gcra,
+                },
+                &mut checks,
+            );
+        }
+        if checked.len == 0 {
+            tracing::trace!(
+                layer = "throttle",
+                outcome = "admitted",
+                reason = "no_limit"
+            );
+            return None;
+        }
+        let now = self.clock.now_unix_nanos();
+        let answer = decide(&checks[..checked.len], now);
+        Some((
+            answer,
+            ThrottlePlan {
+                decider: Decider {
+                    config: Arc::clone(&self.config),
+                    checked,
+                },
+            },
+        ))
+    }
+}
