@@ -1,9 +1,10 @@
 //! The request body the inner service receives.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -11,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
 
+use crate::chunked::{ChunkedBodyError, Decoder};
 use crate::error::SigV4Error;
 
 pin_project! {
@@ -34,6 +36,44 @@ pin_project! {
     enum Kind<B> {
         Passthrough { #[pin] body: B },
         Replay { chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>, remaining: u64 },
+        Chunked {
+            #[pin] body: B,
+            decoder: Box<Decoder>,
+            ready: VecDeque<Bytes>,
+            trailers: Option<HeaderMap>,
+            released: u64,
+            ended: bool,
+            error: Option<ChunkedBodyError>,
+        },
+    }
+}
+
+/// The error of a [`SigV4Body`]: the original body's, or why a streaming
+/// (`aws-chunked`) body was cut off.
+#[derive(Debug)]
+pub enum SigV4BodyError<E> {
+    /// The original body failed.
+    Body(E),
+    /// A chunk of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body did not verify,
+    /// or its framing is wrong: the body ends here.
+    Chunked(ChunkedBodyError),
+}
+
+impl<E: fmt::Display> fmt::Display for SigV4BodyError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Body(error) => error.fmt(f),
+            Self::Chunked(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for SigV4BodyError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Body(_) => None,
+            Self::Chunked(error) => Some(error),
+        }
     }
 }
 
@@ -54,10 +94,36 @@ impl<B> SigV4Body<B> {
         }
     }
 
+    pub(crate) fn chunked(body: B, decoder: Decoder) -> Self {
+        Self {
+            kind: Kind::Chunked {
+                body,
+                decoder: Box::new(decoder),
+                ready: VecDeque::new(),
+                trailers: None,
+                released: 0,
+                ended: false,
+                error: None,
+            },
+        }
+    }
+
     /// Whether the layer read (and hashed) the body before passing it on.
     pub fn was_buffered(&self) -> bool {
         matches!(self.kind, Kind::Replay { .. })
     }
+
+    /// Whether the body is a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` one, decoded
+    /// and verified chunk by chunk as it is read.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.kind, Kind::Chunked { .. })
+    }
+}
+
+fn chunk_refused(error: &ChunkedBodyError) {
+    tracing::info!(layer = "sigv4", outcome = "deny", reason = "chunk_refused", %error, "streaming body cut off");
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "deny", "reason" => "chunk_refused")
+        .increment(1);
 }
 
 impl<B> Body for SigV4Body<B>
@@ -65,14 +131,67 @@ where
     B: Body<Data = Bytes>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = SigV4BodyError<B::Error>;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Passthrough { body } => body.poll_frame(cx),
+            KindProj::Passthrough { body } => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(SigV4BodyError::Body))),
+            KindProj::Chunked {
+                mut body,
+                decoder,
+                ready,
+                trailers,
+                released,
+                ended,
+                error,
+            } => loop {
+                // Verified data first: a bad chunk after it ends the body
+                // after it.
+                if let Some(data) = ready.pop_front() {
+                    *released += data.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                if let Some(error) = error.take() {
+                    return Poll::Ready(Some(Err(SigV4BodyError::Chunked(error))));
+                }
+                if *ended {
+                    return Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))));
+                }
+                let outcome = match ready!(body.as_mut().poll_frame(cx)) {
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => decoder.feed(data, ready),
+                        Err(frame) => {
+                            if let Ok(more) = frame.into_trailers() {
+                                match trailers {
+                                    Some(existing) => existing.extend(more),
+                                    None => *trailers = Some(more),
+                                }
+                            }
+                            Ok(())
+                        }
+                    },
+                    Some(Err(error)) => {
+                        *ended = true;
+                        trailers.take();
+                        return Poll::Ready(Some(Err(SigV4BodyError::Body(error))));
+                    }
+                    None => {
+                        *ended = true;
+                        decoder.finish()
+                    }
+                };
+                if let Err(refused) = outcome {
+                    chunk_refused(&refused);
+                    *ended = true;
+                    trailers.take();
+                    *error = Some(refused);
+                }
+            },
             KindProj::Replay {
                 chunks,
                 trailers,
@@ -93,6 +212,13 @@ where
             Kind::Replay {
                 chunks, trailers, ..
             } => chunks.is_empty() && trailers.is_none(),
+            Kind::Chunked {
+                ready,
+                trailers,
+                ended,
+                error,
+                ..
+            } => *ended && ready.is_empty() && trailers.is_none() && error.is_none(),
         }
     }
 
@@ -100,6 +226,9 @@ where
         match &self.kind {
             Kind::Passthrough { body } => body.size_hint(),
             Kind::Replay { remaining, .. } => SizeHint::with_exact(*remaining),
+            Kind::Chunked {
+                decoder, released, ..
+            } => SizeHint::with_exact(decoder.expected().saturating_sub(*released)),
         }
     }
 }

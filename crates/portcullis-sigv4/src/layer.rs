@@ -167,14 +167,14 @@ impl SigV4Layer {
     /// The signing service name the credential scope must name (default
     /// `execute-api`).
     pub fn service(self, service: impl Into<String>) -> Self {
-        let service = service.into().into_boxed_str();
+        let service = std::sync::Arc::<str>::from(service.into());
         self.update(|s| s.settings.service = service)
     }
 
     /// The signing region the credential scope must name (default: the API's
     /// region).
     pub fn region(self, region: impl Into<String>) -> Self {
-        let region = region.into().into_boxed_str();
+        let region = std::sync::Arc::<str>::from(region.into());
         self.update(|s| s.settings.region = region)
     }
 
@@ -266,7 +266,7 @@ impl SigV4Layer {
     ) -> Result<SigningTexts, SigV4Error> {
         let view = RequestView {
             method: request.method(),
-            uri: request.uri(),
+            uri: crate::service::signed_uri(request.uri(), request.extensions()),
             headers: request.headers(),
         };
         let parsed = verify::parse(view, &self.shared.settings)?;

@@ -6,7 +6,8 @@
 //! - [`CredentialProvider`], [`Credential`], [`StaticCredentialProvider`]:
 //!   where the layer finds the secret, principal and policies of an access
 //!   key id.
-//! - [`SigV4Body`]: the request body the inner service receives.
+//! - [`SigV4Body`]: the request body the inner service receives, and its
+//!   [`SigV4BodyError`] ([`ChunkedBodyError`] when a streaming chunk fails).
 //! - [`SigV4Error`]: why a request was refused, and API Gateway's response.
 //! - [`canonical`]: SigV4 canonicalisation (also used by the fuzz targets).
 //! - [`VerifiedSignature`] and the core
@@ -15,6 +16,8 @@
 
 mod body;
 pub mod canonical;
+#[doc(hidden)]
+pub mod chunked;
 mod credentials;
 mod error;
 mod future;
@@ -22,7 +25,8 @@ mod layer;
 mod service;
 mod verify;
 
-pub use body::SigV4Body;
+pub use body::{SigV4Body, SigV4BodyError};
+pub use chunked::ChunkedBodyError;
 pub use credentials::{
     Credential, CredentialConfig, CredentialLookup, CredentialProvider, CredentialsConfig,
     CredentialsConfigError, LookupResult, ProviderError, Secret, StaticCredentialProvider,
@@ -33,7 +37,8 @@ pub use layer::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_SIGNING_KEY_CACHE, SigV4Config,
     SigV4ConfigError, SigV4Layer,
 };
-pub use service::{SigV4, VerifiedSignature};
+pub use service::{CredentialScope, SigV4, VerifiedSignature};
 pub use verify::{
-    ALGORITHM, EMPTY_SHA256, MAX_EXPIRES_SECONDS, SignatureForm, SigningTexts, UNSIGNED_PAYLOAD,
+    ALGORITHM, EMPTY_SHA256, MAX_EXPIRES_SECONDS, STREAMING_PAYLOAD, SignatureForm, SigningTexts,
+    UNSIGNED_PAYLOAD,
 };

@@ -13,15 +13,45 @@ use tower_service::Service;
 
 use crate::body::{self, SigV4Body};
 use crate::canonical;
+use crate::chunked::Decoder;
 use crate::credentials::{Credential, CredentialLookup, LookupResult};
 use crate::error::SigV4Error;
 use crate::future::ResponseFuture;
 use crate::layer::{Shared, SigV4Layer};
 use crate::verify::{self, Payload, RequestView, SignatureForm};
 
+/// The credential scope of a verified signature: the day, region and service
+/// it was signed for (`YYYYMMDD/region/service/aws4_request`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CredentialScope {
+    /// The day of the scope (UTC), which is the day of the signing date.
+    pub date: time::Date,
+    /// The signing region.
+    pub region: Arc<str>,
+    /// The signing service (`execute-api` by default).
+    pub service: Arc<str>,
+}
+
+impl std::fmt::Display for CredentialScope {
+    /// `YYYYMMDD/region/service/aws4_request`, as in the `Credential`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04}{:02}{:02}/{}/{}/aws4_request",
+            self.date.year(),
+            u8::from(self.date.month()),
+            self.date.day(),
+            self.region,
+            self.service
+        )
+    }
+}
+
 /// What the layer leaves in the request extensions, next to the core
 /// [`Caller`], about the signature it verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifiedSignature {
     /// The access key id that signed the request.
     pub access_key_id: Arc<str>,
@@ -33,6 +63,21 @@ pub struct VerifiedSignature {
     pub signed_at: i64,
     /// Whether the caller used temporary credentials (a session token).
     pub temporary: bool,
+    /// The signed headers, as signed: lower-case names separated by `;`
+    /// (see [`signed_header_names`](Self::signed_header_names)).
+    pub signed_headers: Arc<str>,
+    /// The credential scope: day, region and service.
+    pub scope: CredentialScope,
+    /// Whether the body is `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, verified
+    /// chunk by chunk as the inner service reads it.
+    pub streaming: bool,
+}
+
+impl VerifiedSignature {
+    /// The names of the signed headers, in order.
+    pub fn signed_header_names(&self) -> impl Iterator<Item = &str> {
+        self.signed_headers.split(';')
+    }
 }
 
 /// The SigV4 service: see [`SigV4Layer`].
@@ -77,10 +122,22 @@ impl<S> SigV4<S> {
     }
 }
 
+/// The URI the client signed: axum's `OriginalUri` when the `axum` feature is
+/// on and the request went through a `Router::nest` (which strips the
+/// prefix), else the request's own.
+pub(crate) fn signed_uri<'a>(uri: &'a http::Uri, extensions: &'a Extensions) -> &'a http::Uri {
+    #[cfg(feature = "axum")]
+    if let Some(original) = extensions.get::<axum::extract::OriginalUri>() {
+        return &original.0;
+    }
+    let _ = extensions;
+    uri
+}
+
 fn view<B>(request: &Request<B>) -> RequestView<'_> {
     RequestView {
         method: request.method(),
-        uri: request.uri(),
+        uri: signed_uri(request.uri(), request.extensions()),
         headers: request.headers(),
     }
 }
@@ -88,7 +145,7 @@ fn view<B>(request: &Request<B>) -> RequestView<'_> {
 fn view_parts(parts: &http::request::Parts) -> RequestView<'_> {
     RequestView {
         method: &parts.method,
-        uri: &parts.uri,
+        uri: signed_uri(&parts.uri, &parts.extensions),
         headers: &parts.headers,
     }
 }
@@ -144,26 +201,44 @@ impl Shared {
     }
 
     /// Everything after the credential is known, when the payload hash is
-    /// known too: the synchronous fast path.
+    /// known too (or the body streams signed chunks): the synchronous fast
+    /// path. Returns what goes in the extensions, and the chunk decoder of a
+    /// streaming body.
     fn finish_known(
         &self,
         view: RequestView<'_>,
         extensions: &Extensions,
         parsed: &verify::ParsedSignature<'_>,
         credential: &Credential,
-        payload_hash: &str,
+        payload: Payload<'_>,
         now: i64,
-    ) -> Result<(), SigV4Error> {
+    ) -> Result<(VerifiedSignature, Option<Decoder>), SigV4Error> {
         verify::check_credential(parsed, credential, now)?;
-        verify::verify_signature(
-            view,
-            parsed,
-            credential,
-            payload_hash,
-            &self.settings,
-            &self.keys,
-        )?;
-        self.authorize(view, extensions, credential)
+        let hash = match payload {
+            Payload::Known(hash) => hash,
+            Payload::Streaming { decoded_length } => {
+                if decoded_length > self.max_body_bytes {
+                    return Err(SigV4Error::RequestTooLarge);
+                }
+                verify::STREAMING_PAYLOAD
+            }
+            // Not the fast path's: the caller sends these to the slow path.
+            Payload::Claimed(_) | Payload::Compute => return Err(SigV4Error::BodyRead),
+        };
+        let seed =
+            verify::verify_signature(view, parsed, credential, hash, &self.settings, &self.keys)?;
+        self.authorize(view, extensions, credential)?;
+        let decoder = match payload {
+            Payload::Streaming { decoded_length } => Some(Decoder::new(
+                verify::chunk_verifier(parsed, credential, &seed, &self.settings, &self.keys),
+                decoded_length,
+            )),
+            _ => None,
+        };
+        Ok((
+            verify::verified(parsed, credential, &self.settings),
+            decoder,
+        ))
     }
 }
 
@@ -188,23 +263,49 @@ fn record_success(credential: &Credential, form: SignatureForm) {
 }
 
 fn admit(
-    extensions: &mut Extensions,
+    parts: &mut http::request::Parts,
     credential: &Credential,
-    form: SignatureForm,
-    signed_at: i64,
+    verified: VerifiedSignature,
+    decoded_length: Option<u64>,
 ) {
-    record_success(credential, form);
-    extensions.insert(Caller::new(
+    record_success(credential, verified.form);
+    if let Some(length) = decoded_length {
+        // The inner service reads the decoded body: its length, and no
+        // `aws-chunked` coding.
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, length.into());
+        strip_aws_chunked(&mut parts.headers);
+    }
+    parts.extensions.insert(Caller::new(
         credential.principal_arn_arc().clone(),
         AuthMethod::Iam,
     ));
-    extensions.insert(VerifiedSignature {
-        access_key_id: credential.access_key_id_arc().clone(),
-        principal_arn: credential.principal_arn_arc().clone(),
-        form,
-        signed_at,
-        temporary: credential.session_token().is_some(),
-    });
+    parts.extensions.insert(verified);
+}
+
+/// Removes `aws-chunked` from `Content-Encoding` (and the header when it was
+/// the only coding).
+fn strip_aws_chunked(headers: &mut http::HeaderMap) {
+    let Some(value) = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let rest: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    match http::HeaderValue::from_str(&rest.join(", ")) {
+        Ok(value) if !rest.is_empty() => {
+            headers.insert(http::header::CONTENT_ENCODING, value);
+        }
+        _ => {
+            headers.remove(http::header::CONTENT_ENCODING);
+        }
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SigV4<S>
@@ -223,7 +324,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let now = i64::try_from(shared.clock.now_unix_seconds()).unwrap_or(i64::MAX);
         let body_empty = body::is_known_empty(request.body());
@@ -245,11 +346,10 @@ where
             }
         };
 
-        // Fast path: the credential is known now and the body need not be read.
+        // Fast path: the credential is known now and the body need not be read
+        // before the inner service is called.
         let lookup = match (lookup, payload) {
-            (CredentialLookup::Ready(result), Payload::Known(hash)) => {
-                let form = parsed.form;
-                let signed_at = parsed.timestamp;
+            (CredentialLookup::Ready(result), Payload::Known(_) | Payload::Streaming { .. }) => {
                 let outcome = found(result).and_then(|credential| {
                     shared
                         .finish_known(
@@ -257,16 +357,22 @@ where
                             request.extensions(),
                             &parsed,
                             &credential,
-                            hash,
+                            payload,
                             now,
                         )
-                        .map(|()| credential)
+                        .map(|verified| (credential, verified))
                 });
                 drop(parsed);
                 return match outcome {
-                    Ok(credential) => {
-                        admit(request.extensions_mut(), &credential, form, signed_at);
-                        ResponseFuture::inner(self.inner.call(request.map(SigV4Body::passthrough)))
+                    Ok((credential, (verified, decoder))) => {
+                        let (mut parts, body) = request.into_parts();
+                        let decoded_length = decoder.as_ref().map(Decoder::expected);
+                        admit(&mut parts, &credential, verified, decoded_length);
+                        let body = match decoder {
+                            Some(decoder) => SigV4Body::chunked(body, decoder),
+                            None => SigV4Body::passthrough(body),
+                        };
+                        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                     }
                     Err(error) => {
                         record_refusal(&error);
@@ -287,8 +393,8 @@ where
             let (mut parts, body) = request.into_parts();
             let decision = slow_path(&shared, &parts, body, result, now).await;
             match decision {
-                Ok((credential, body, form, signed_at)) => {
-                    admit(&mut parts.extensions, &credential, form, signed_at);
+                Ok((credential, body, verified, decoded_length)) => {
+                    admit(&mut parts, &credential, verified, decoded_length);
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(response.map(ResponseBody::inner))
                 }
@@ -304,7 +410,12 @@ where
     }
 }
 
-type Admitted<B> = (Arc<Credential>, SigV4Body<B>, SignatureForm, i64);
+type Admitted<B> = (
+    Arc<Credential>,
+    SigV4Body<B>,
+    VerifiedSignature,
+    Option<u64>,
+);
 
 async fn slow_path<B>(
     shared: &Shared,
@@ -324,10 +435,18 @@ where
     verify::check_credential(&parsed, &credential, now)?;
     let body_empty = body::is_known_empty(&body);
     let settings = &shared.settings;
-    let body = match verify::payload(&parsed, body_empty, settings)? {
-        Payload::Known(hash) => {
-            verify::verify_signature(view, &parsed, &credential, hash, settings, &shared.keys)?;
-            SigV4Body::passthrough(body)
+    let payload = verify::payload(&parsed, body_empty, settings)?;
+    let body = match payload {
+        Payload::Known(_) | Payload::Streaming { .. } => {
+            let extensions = &parts.extensions;
+            let (verified, decoder) =
+                shared.finish_known(view, extensions, &parsed, &credential, payload, now)?;
+            let decoded_length = decoder.as_ref().map(Decoder::expected);
+            let body = match decoder {
+                Some(decoder) => SigV4Body::chunked(body, decoder),
+                None => SigV4Body::passthrough(body),
+            };
+            return Ok((credential, body, verified, decoded_length));
         }
         Payload::Claimed(claimed) => {
             // The signature covers the claimed hash: check it before reading
@@ -349,5 +468,6 @@ where
         }
     };
     shared.authorize(view, &parts.extensions, &credential)?;
-    Ok((credential, body, parsed.form, parsed.timestamp))
+    let verified = verify::verified(&parsed, &credential, settings);
+    Ok((credential, body, verified, None))
 }

@@ -22,6 +22,12 @@ type HmacSha256 = Hmac<Sha256>;
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The `x-amz-content-sha256` value of a request whose body is not signed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The `x-amz-content-sha256` value of an `aws-chunked` body whose chunks are
+/// each signed, chained from the request's signature (S3's "transferring
+/// payload in multiple chunks").
+pub const STREAMING_PAYLOAD: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+/// The algorithm line of a chunk's string to sign.
+pub(crate) const CHUNK_ALGORITHM: &str = "AWS4-HMAC-SHA256-PAYLOAD";
 /// SHA-256 of the empty string, in hex: the payload hash of a request with no
 /// body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -29,6 +35,8 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 static X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+pub(crate) static X_AMZ_DECODED_CONTENT_LENGTH: HeaderName =
+    HeaderName::from_static("x-amz-decoded-content-length");
 
 /// The longest presigned validity AWS allows: 7 days.
 pub const MAX_EXPIRES_SECONDS: u64 = 7 * 24 * 60 * 60;
@@ -36,8 +44,8 @@ pub const MAX_EXPIRES_SECONDS: u64 = 7 * 24 * 60 * 60;
 /// Verification settings, fixed when the layer is built.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub(crate) region: Box<str>,
-    pub(crate) service: Box<str>,
+    pub(crate) region: std::sync::Arc<str>,
+    pub(crate) service: std::sync::Arc<str>,
     pub(crate) clock_skew_seconds: u64,
     pub(crate) normalize_path: bool,
     pub(crate) uri_encoding: UriEncoding,
@@ -104,6 +112,8 @@ pub(crate) struct ParsedSignature<'a> {
     expires: Option<u64>,
     pub(crate) security_token: Option<Cow<'a, str>>,
     pub(crate) content_sha256: Option<&'a str>,
+    /// `x-amz-decoded-content-length`, when present and numeric.
+    pub(crate) decoded_length: Option<u64>,
 }
 
 fn hashed_header(value: &[u8]) -> String {
@@ -210,7 +220,11 @@ fn parse_header<'a>(
         }
         *slot = Some(value.trim());
     }
-    let amz_date = headers.get(&X_AMZ_DATE).map(HeaderValue::as_bytes);
+    // `X-Amz-Date` wins; without it, AWS takes the `Date` header.
+    let date_header = match headers.get(&X_AMZ_DATE) {
+        Some(value) => Some((value, true)),
+        None => headers.get(http::header::DATE).map(|value| (value, false)),
+    };
     let mut missing = Vec::new();
     if credential.is_none() {
         missing.push("Authorization header requires 'Credential' parameter.");
@@ -221,18 +235,23 @@ fn parse_header<'a>(
     if signed_headers.is_none() {
         missing.push("Authorization header requires 'SignedHeaders' parameter.");
     }
-    if amz_date.is_none() {
+    if date_header.is_none() {
         missing.push(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
         );
     }
-    let (Some(credential), Some(signed_headers), Some(signature), Some(amz_date)) =
-        (credential, signed_headers, signature, amz_date)
+    let (Some(credential), Some(signed_headers), Some(signature), Some((date, is_amz_date))) =
+        (credential, signed_headers, signature, date_header)
     else {
         return Err(incomplete(missing.join(" ")));
     };
-    let amz_date = std::str::from_utf8(amz_date).unwrap_or("");
-    let timestamp = parse_date(amz_date)?;
+    let date = std::str::from_utf8(date.as_bytes()).unwrap_or("");
+    let (amz_date, timestamp) = if is_amz_date {
+        (Cow::Borrowed(date), parse_date(date)?)
+    } else {
+        let timestamp = parse_date_header(date)?;
+        (Cow::Owned(canonical::format_amz_date(timestamp)), timestamp)
+    };
     let (access_key_id, scope_date) = parse_credential(credential, "Authorization header")?;
     let security_token = match headers.get(&X_AMZ_SECURITY_TOKEN) {
         Some(token) => {
@@ -248,11 +267,12 @@ fn parse_header<'a>(
         scope_date: Cow::Borrowed(scope_date),
         signed_headers: Cow::Borrowed(signed_headers),
         signature: Cow::Borrowed(signature),
-        amz_date: Cow::Borrowed(amz_date),
+        amz_date,
         timestamp,
         expires: None,
         security_token,
         content_sha256: content_sha256(headers)?,
+        decoded_length: decoded_length(headers),
     })
 }
 
@@ -262,8 +282,13 @@ fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
         Some(value) => {
             let value = value.to_str().unwrap_or("");
             let is_hash = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
-            if is_hash || value == UNSIGNED_PAYLOAD {
+            if is_hash || value == UNSIGNED_PAYLOAD || value == STREAMING_PAYLOAD {
                 Ok(Some(value))
+            } else if value.starts_with("STREAMING-") {
+                Err(incomplete(format!(
+                    "x-amz-content-sha256 '{}' is not supported: only {STREAMING_PAYLOAD} streams.",
+                    truncated(value)
+                )))
             } else {
                 Err(incomplete(
                     "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or the hex SHA-256 of the body.",
@@ -273,6 +298,14 @@ fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
     }
 }
 
+fn decoded_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(&X_AMZ_DECODED_CONTENT_LENGTH)?.as_bytes();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 fn parse_date(amz_date: &str) -> Result<i64, SigV4Error> {
     canonical::parse_amz_date(amz_date).ok_or_else(|| {
         incomplete(format!(
@@ -280,6 +313,69 @@ fn parse_date(amz_date: &str) -> Result<i64, SigV4Error> {
             truncated(amz_date)
         ))
     })
+}
+
+/// The `Date` header: an HTTP date (`Mon, 09 Sep 2011 23:36:00 GMT`) or
+/// SigV4's ISO 8601 basic format. As AWS, the day name is not checked against
+/// the date (AWS's own 2011 test suite signs a Friday as `Mon`).
+fn parse_date_header(date: &str) -> Result<i64, SigV4Error> {
+    canonical::parse_amz_date(date)
+        .or_else(|| parse_http_date(date))
+        .ok_or_else(|| {
+            incomplete(format!(
+                "Date header must be an HTTP date (e.g. 'Mon, 09 Sep 2011 23:36:00 GMT') or in ISO-8601 'basic format'. Got '{}'.",
+                truncated(date)
+            ))
+        })
+}
+
+/// `[Day, ]DD Mon YYYY HH:MM:SS GMT` (RFC 9110's IMF-fixdate).
+fn parse_http_date(date: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let rest = match date.split_once(", ") {
+        Some((day_name, rest))
+            if day_name.len() == 3 && day_name.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            rest
+        }
+        Some(_) => return None,
+        None => date,
+    };
+    let mut parts = rest.split(' ');
+    let (Some(day), Some(month), Some(year), Some(clock), Some("GMT"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let number = |text: &str, digits: usize| -> Option<u16> {
+        (text.len() == digits && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    };
+    let month = MONTHS.iter().position(|m| *m == month)?;
+    let month = time::Month::try_from(u8::try_from(month + 1).ok()?).ok()?;
+    let day = u8::try_from(number(day, 2)?).ok()?;
+    let year = i32::from(number(year, 4)?);
+    let mut hms = clock.split(':');
+    let (Some(h), Some(m), Some(sec), None) = (hms.next(), hms.next(), hms.next(), hms.next())
+    else {
+        return None;
+    };
+    let time = time::Time::from_hms(
+        u8::try_from(number(h, 2)?).ok()?,
+        u8::try_from(number(m, 2)?).ok()?,
+        u8::try_from(number(sec, 2)?).ok()?,
+    )
+    .ok()?;
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(date.with_time(time).assume_utc().unix_timestamp())
 }
 
 /// Splits `AKID/YYYYMMDD/region/service/aws4_request` into the access key id
@@ -430,6 +526,7 @@ fn parse_query<'a>(
         expires: Some(expires),
         security_token: token,
         content_sha256: content_sha256(headers)?,
+        decoded_length: decoded_length(headers),
     })
 }
 
@@ -573,6 +670,12 @@ pub(crate) enum Payload<'a> {
     /// No `x-amz-content-sha256`: the body must be read and hashed before the
     /// signature can be verified.
     Compute,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: the signature covers that text;
+    /// each chunk of the `aws-chunked` body is verified as it streams.
+    Streaming {
+        /// `x-amz-decoded-content-length`.
+        decoded_length: u64,
+    },
 }
 
 /// Decides where the payload hash comes from.
@@ -588,6 +691,26 @@ pub(crate) fn payload<'a>(
         Some(UNSIGNED_PAYLOAD) => Err(incomplete(
             "UNSIGNED-PAYLOAD is not accepted: sign the body's SHA-256.",
         )),
+        Some(STREAMING_PAYLOAD) => {
+            if parsed.form == SignatureForm::Query {
+                return Err(incomplete(
+                    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD needs the Authorization header, not a presigned URL.",
+                ));
+            }
+            if body_is_empty {
+                return Err(incomplete(
+                    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD needs an aws-chunked body; the body is empty.",
+                ));
+            }
+            let decoded_length = parsed
+                .decoded_length
+                .ok_or_else(|| {
+                    incomplete(
+                        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD needs a numeric x-amz-decoded-content-length header.",
+                    )
+                })?;
+            Ok(Payload::Streaming { decoded_length })
+        }
         Some(claimed) if body_is_empty => {
             if claimed.eq_ignore_ascii_case(EMPTY_SHA256) {
                 Ok(Payload::Known(claimed))
@@ -680,7 +803,8 @@ fn string_to_sign(parsed: &ParsedSignature<'_>, canonical_request: &[u8]) -> Vec
     out
 }
 
-/// Verifies the signature of `view` with `credential`.
+/// Verifies the signature of `view` with `credential`; returns it (the seed
+/// of a streaming body's chunk signatures).
 pub(crate) fn verify_signature(
     view: RequestView<'_>,
     parsed: &ParsedSignature<'_>,
@@ -688,7 +812,7 @@ pub(crate) fn verify_signature(
     payload_hash: &str,
     settings: &Settings,
     keys: &SigningKeys,
-) -> Result<(), SigV4Error> {
+) -> Result<[u8; 32], SigV4Error> {
     let mut given = [0u8; 32];
     let well_formed = parsed.signature.len() == 64
         && hex::decode_to_slice(parsed.signature.as_bytes(), &mut given).is_ok();
@@ -704,7 +828,7 @@ pub(crate) fn verify_signature(
     let canonical = canonical_request(view, parsed, payload_hash, settings, false);
     let (ok, sts) = matches(&canonical);
     if ok {
-        return Ok(());
+        return Ok(given);
     }
     // Some signers add the session token of a presigned URL after signing
     // (`aws-sigv4`'s `SessionTokenMode::Exclude`, for services such as IoT).
@@ -712,7 +836,7 @@ pub(crate) fn verify_signature(
     if parsed.form == SignatureForm::Query && parsed.security_token.is_some() {
         let canonical = canonical_request(view, parsed, payload_hash, settings, true);
         if matches(&canonical).0 {
-            return Ok(());
+            return Ok(given);
         }
     }
     let debug = settings.debug.then(|| {
@@ -723,6 +847,51 @@ pub(crate) fn verify_signature(
         )
     });
     Err(SigV4Error::SignatureDoesNotMatch { debug })
+}
+
+/// The verifier of a streaming body's chunk signatures, seeded with the
+/// request's verified signature.
+pub(crate) fn chunk_verifier(
+    parsed: &ParsedSignature<'_>,
+    credential: &Credential,
+    seed: &[u8; 32],
+    settings: &Settings,
+    keys: &SigningKeys,
+) -> crate::chunked::ChunkVerifier {
+    let day = parsed.scope_date.get(..8).unwrap_or("");
+    let key = keys.key(credential, day, &settings.region, &settings.service);
+    let mut prefix = Vec::with_capacity(96);
+    prefix.extend_from_slice(CHUNK_ALGORITHM.as_bytes());
+    prefix.push(b'\n');
+    prefix.extend_from_slice(parsed.amz_date.as_bytes());
+    prefix.push(b'\n');
+    prefix.extend_from_slice(parsed.scope_date.as_bytes());
+    prefix.push(b'\n');
+    crate::chunked::ChunkVerifier::new(key, prefix, seed)
+}
+
+/// What the layer leaves in the extensions about a verified signature.
+pub(crate) fn verified(
+    parsed: &ParsedSignature<'_>,
+    credential: &Credential,
+    settings: &Settings,
+) -> crate::service::VerifiedSignature {
+    let date = time::OffsetDateTime::from_unix_timestamp(parsed.timestamp)
+        .map_or(time::Date::MIN, time::OffsetDateTime::date);
+    crate::service::VerifiedSignature {
+        access_key_id: credential.access_key_id_arc().clone(),
+        principal_arn: credential.principal_arn_arc().clone(),
+        form: parsed.form,
+        signed_at: parsed.timestamp,
+        temporary: credential.session_token().is_some(),
+        signed_headers: std::sync::Arc::from(&*parsed.signed_headers),
+        scope: crate::service::CredentialScope {
+            date,
+            region: settings.region.clone(),
+            service: settings.service.clone(),
+        },
+        streaming: parsed.content_sha256 == Some(STREAMING_PAYLOAD),
+    }
 }
 
 /// The canonical request and string to sign for `view`, for tools and tests.
@@ -822,6 +991,26 @@ fn derive(secret: &str, day: &str, region: &str, service: &str) -> HmacSha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_parse_without_checking_the_day_name() {
+        let t = 1_315_611_360; // 2011-09-09T23:36:00Z, a Friday.
+        assert_eq!(parse_http_date("Mon, 09 Sep 2011 23:36:00 GMT"), Some(t));
+        assert_eq!(parse_http_date("Fri, 09 Sep 2011 23:36:00 GMT"), Some(t));
+        assert_eq!(parse_http_date("09 Sep 2011 23:36:00 GMT"), Some(t));
+        for bad in [
+            "Mon, 9 Sep 2011 23:36:00 GMT",
+            "Mon, 09 Sept 2011 23:36:00 GMT",
+            "Mon, 31 Feb 2011 23:36:00 GMT",
+            "Mon, 09 Sep 2011 24:36:00 GMT",
+            "Mon, 09 Sep 2011 23:36:00 UTC",
+            "Mon, 09 Sep 2011 23:36:00 GMT extra",
+            "Monday, 09-Sep-11 23:36:00 GMT",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn signing_keys_are_cached_and_bounded() {
