@@ -220,12 +220,15 @@ impl InMemoryStore {
 
     fn shard(&self, digest: u64) -> &Shard {
         // Bits 40..46 pick the shard: hashbrown indexes with the low bits and
-        // tags with the top seven, so these leave both evenly spread.
-        let index = (digest >> 40) as usize % self.inner.shards.len();
+        // tags with the top seven, so these leave both evenly spread. A mask,
+        // not `%` by the slice's length: that was a division per bucket.
+        const _: () = assert!(SHARDS.is_power_of_two());
+        let index = (digest >> 40) as usize & (SHARDS - 1);
         &self.inner.shards[index]
     }
 
     /// Decides one bucket, inserting it when new.
+    #[inline]
     fn take(&self, digest: u64, gcra: &Gcra, now: u64) -> GcraDecision {
         let shard = self.shard(digest);
         {
@@ -234,6 +237,14 @@ impl InMemoryStore {
                 return take_from(cell, gcra, now);
             }
         }
+        self.insert_and_take(shard, digest, gcra, now)
+    }
+
+    /// [`take`](Self::take) for a bucket the shard does not hold yet: out of
+    /// line, so that the common path stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn insert_and_take(&self, shard: &Shard, digest: u64, gcra: &Gcra, now: u64) -> GcraDecision {
         let mut table = write(&shard.lock);
         if !table.map.contains_key(&digest) && table.map.len() >= table.sweep_at {
             table.sweep(now, self.inner.max_per_shard);
@@ -259,17 +270,12 @@ impl InMemoryStore {
     /// # Errors
     ///
     /// More than [`MAX_CHECKS`] buckets.
+    #[inline]
     pub fn acquire_now(
         &self,
         checks: &[BucketCheck<'_>],
         now_unix_nanos: u64,
     ) -> Result<Outcome, StoreError> {
-        if checks.len() > MAX_CHECKS {
-            return Err(StoreError::msg(format!(
-                "a request may touch at most {MAX_CHECKS} buckets, got {}",
-                checks.len()
-            )));
-        }
         if let [check] = checks {
             // One bucket: nothing to give back.
             let digest = self.inner.digest.hash_one(check.key);
@@ -296,6 +302,23 @@ impl InMemoryStore {
                     full_after_nanos,
                 },
             });
+        }
+        self.acquire_many(checks, now_unix_nanos)
+    }
+
+    /// [`acquire_now`](Self::acquire_now) for any number of buckets but one:
+    /// out of line, so that the one-bucket path stays small enough to inline.
+    #[inline(never)]
+    fn acquire_many(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Result<Outcome, StoreError> {
+        if checks.len() > MAX_CHECKS {
+            return Err(StoreError::msg(format!(
+                "a request may touch at most {MAX_CHECKS} buckets, got {}",
+                checks.len()
+            )));
         }
         let mut taken = [0u64; MAX_CHECKS];
         let mut best = Outcome::unlimited();
@@ -397,6 +420,7 @@ fn write(lock: &RwLock<Table>) -> RwLockWriteGuard<'_, Table> {
 impl ThrottleStore for InMemoryStore {
     type Future = std::future::Ready<Result<Outcome, StoreError>>;
 
+    #[inline]
     fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
         Acquire::Ready(self.acquire_now(checks, now_unix_nanos))
     }

@@ -126,6 +126,17 @@ const EMPTY_CHECK: BucketCheck<'static> = BucketCheck {
     gcra: Gcra::PLACEHOLDER,
 };
 
+/// No checks yet, as one constant: built in place from read-only data (an
+/// array repeated from one element on the stack made the processor wait on a
+/// store it could not forward, on every request).
+const NO_CHECKS: [BucketCheck<'static>; 3] = [EMPTY_CHECK; 3];
+
+/// No levels yet, as one constant (see [`NO_CHECKS`]).
+const NOTHING_CHECKED: Checked = Checked {
+    levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
+    len: 0,
+};
+
 /// What the layer does with a request once the store has answered.
 pub(crate) enum Verdict<B> {
     /// Call the inner service, and add these headers to its response.
@@ -252,11 +263,8 @@ where
                 api_id: &config.api_id,
                 stage: &config.stage,
             };
-            let mut checks = [EMPTY_CHECK; 3];
-            let mut checked = Checked {
-                levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
-                len: 0,
-            };
+            let mut checks = NO_CHECKS;
+            let mut checked = NOTHING_CHECKED;
             // Level 1: the caller's key.
             let resolved = config.key_by.resolve(&head);
             if let Some(key) = &resolved {

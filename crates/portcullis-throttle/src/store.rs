@@ -320,6 +320,7 @@ pub trait ThrottleStore: Send + Sync + 'static {
 impl<T: ThrottleStore> ThrottleStore for std::sync::Arc<T> {
     type Future = T::Future;
 
+    #[inline]
     fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
         (**self).acquire(checks, now_unix_nanos)
     }
