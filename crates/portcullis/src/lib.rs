@@ -55,10 +55,12 @@
 //! # The composed layer is boxed
 //!
 //! [`Gateway::layer`] returns a [`GatewayLayer`] whose service boxes the
-//! request and response bodies ([`GatewayBody`]) and each layer's service
-//! (`tower::util::BoxCloneSyncService`): with five optional layers, an
-//! unboxed type would differ with every configuration. That costs one
-//! allocation and one virtual call per layer per request. For the hot path,
+//! request and response bodies ([`GatewayBody`]) and erases each layer's
+//! service ([`BoxedStack`]): with five optional layers, an unboxed type
+//! would differ with every configuration. That costs a boxed future, a
+//! virtual call and a boxed response body per layer per request; clones of
+//! the stack (each layer clones its inner service per call) cost a reference
+//! count per layer, and request bodies are boxed once. For the hot path,
 //! take the layers one by one ([`Gateway::waf_layer`],
 //! [`Gateway::sigv4_layer`], [`Gateway::api_key_layer`], ...) and stack them
 //! with `tower::ServiceBuilder` or axum's `route_layer`; they share state
@@ -126,4 +128,6 @@ mod stack;
 #[cfg(feature = "config")]
 pub use gateway::{Gateway, GatewayBuilder};
 #[cfg(feature = "config")]
-pub use stack::{Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, box_body};
+pub use stack::{
+    Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,
+};

@@ -1,7 +1,11 @@
 //! The composed stack: WAF, then IAM or JWT, then API key, then throttle,
 //! then quota, as one boxed layer.
 
+use std::any::Any;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,7 +20,6 @@ use portcullis_sigv4::SigV4Layer;
 use portcullis_throttle::ThrottleLayer;
 use portcullis_waf::WafLayer;
 use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -26,8 +29,81 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type inside and out of the composed stack: any body, boxed.
 pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// The composed stack as a service.
-pub type BoxedStack<E> = BoxCloneSyncService<Request<GatewayBody>, Response<GatewayBody>, E>;
+/// The future of a [`BoxedStack`] call.
+pub type StackFuture<E> = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, E>> + Send>>;
+
+type CallFn<E> = dyn Fn(Request<GatewayBody>) -> StackFuture<E> + Send + Sync;
+
+/// A type-erased service of the composed stack: one layer's service (and,
+/// through it, every layer inside it).
+///
+/// Cloning it costs one reference count, where `tower`'s
+/// `BoxCloneSyncService` allocates and clones the whole stack inside it.
+/// That matters because every Portcullis layer, like most tower
+/// middleware, clones its inner service on each call (tower's "be careful
+/// when cloning inner services"), and axum clones the routed service for
+/// each request.
+///
+/// It is always ready: each call clones the erased service, waits until
+/// that clone is ready, then calls it (tower's `oneshot`), in the returned
+/// future. Its response body is boxed into a [`GatewayBody`].
+pub struct BoxedStack<E> {
+    call: Arc<CallFn<E>>,
+}
+
+impl<E> Clone for BoxedStack<E> {
+    fn clone(&self) -> Self {
+        Self {
+            call: Arc::clone(&self.call),
+        }
+    }
+}
+
+impl<E> fmt::Debug for BoxedStack<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxedStack").finish_non_exhaustive()
+    }
+}
+
+impl<E: Send + 'static> BoxedStack<E> {
+    /// Erases `service`.
+    pub fn new<S, B>(service: S) -> Self
+    where
+        S: Service<Request<GatewayBody>, Response = Response<B>, Error = E>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            call: Arc::new(move |request| {
+                Box::pin(
+                    service
+                        .clone()
+                        .map_response(|response: Response<B>| response.map(box_body))
+                        .oneshot(request),
+                )
+            }),
+        }
+    }
+}
+
+impl<E> Service<Request<GatewayBody>> for BoxedStack<E> {
+    type Response = Response<GatewayBody>;
+    type Error = E;
+    type Future = StackFuture<E>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<GatewayBody>) -> Self::Future {
+        (self.call)(request)
+    }
+}
 
 /// Boxes any request body into a [`GatewayBody`], then calls the inner
 /// service: the service the composed layer builds.
@@ -57,13 +133,24 @@ impl<S> fmt::Debug for Boxed<S> {
     }
 }
 
-/// Boxes a body.
+/// Boxes a body. A body that is already a [`GatewayBody`] is returned as it
+/// is, not boxed a second time.
 pub fn box_body<B>(body: B) -> GatewayBody
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    body.map_err(Into::into).boxed_unsync()
+    let mut slot = Some(body);
+    if let Some(boxed) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<GatewayBody>>()
+        .and_then(Option::take)
+    {
+        return boxed;
+    }
+    // `slot` is still full here: the downcast above took nothing.
+    slot.map_or_else(GatewayBody::default, |body| {
+        body.map_err(Into::into).boxed_unsync()
+    })
 }
 
 impl<S, B> Service<Request<B>> for Boxed<S>
@@ -98,11 +185,14 @@ pub enum Auth {
 /// The composed layer: WAF, then IAM or JWT, then API key, then throttle,
 /// then quota (API Gateway's order), each present only if configured.
 ///
-/// The composed service is boxed (one allocation per layer per request, and
-/// a virtual call): composing five optional layers with unboxed types would
-/// give a different type for every configuration. Where that cost matters,
-/// take the layers one by one from [`Gateway`](crate::Gateway) and stack them
-/// with `tower::ServiceBuilder`.
+/// Each layer's service is type-erased behind a [`BoxedStack`] (composing
+/// five optional layers with unboxed types would give a different type for
+/// every configuration). Per request and per layer that costs a boxed
+/// future, a virtual call and a boxed response body; cloning the stack, which
+/// every layer and axum do per request, costs one reference count per layer,
+/// and request bodies are boxed once. Where even that matters, take the
+/// layers one by one from [`Gateway`](crate::Gateway) and stack them with
+/// `tower::ServiceBuilder`.
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct GatewayLayer {
@@ -111,6 +201,9 @@ pub struct GatewayLayer {
     pub(crate) api_key: Option<ApiKeyLayer>,
     pub(crate) throttle: Option<ThrottleLayer>,
     pub(crate) quota: Option<QuotaLayer>,
+    /// Throttle and quota together on Redis, in their place.
+    #[cfg(feature = "redis")]
+    pub(crate) usage_plan: Option<portcullis_redis::RedisUsagePlanLayer>,
 }
 
 impl GatewayLayer {
@@ -161,6 +254,15 @@ impl GatewayLayer {
         self.quota = quota;
         self
     }
+
+    /// Sets (or removes) the throttle and quota decided together on Redis
+    /// (`portcullis-redis`), in one round trip per request. Set it in place
+    /// of [`throttle`](Self::throttle) and [`quota`](Self::quota).
+    #[cfg(feature = "redis")]
+    pub fn usage_plan(mut self, usage_plan: Option<portcullis_redis::RedisUsagePlanLayer>) -> Self {
+        self.usage_plan = usage_plan;
+        self
+    }
 }
 
 /// Wraps `inner` in `layer`, boxing bodies on both sides.
@@ -175,13 +277,9 @@ where
     <L::Service as Service<Request<GatewayBody>>>::Future: Send + 'static,
     RB: Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
-    E: 'static,
+    E: Send + 'static,
 {
-    BoxCloneSyncService::new(
-        layer
-            .layer(Boxed(inner))
-            .map_response(|response: Response<RB>| response.map(box_body)),
-    )
+    BoxedStack::new(layer.layer(Boxed(inner)))
 }
 
 impl<S, ResBody> Layer<S> for GatewayLayer
@@ -195,11 +293,13 @@ where
     type Service = Boxed<BoxedStack<S::Error>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let mut stack: BoxedStack<S::Error> = BoxCloneSyncService::new(
-            inner.map_response(|response: Response<ResBody>| response.map(box_body)),
-        );
+        let mut stack: BoxedStack<S::Error> = BoxedStack::new(inner);
         if let Some(quota) = &self.quota {
             stack = wrap(quota, stack);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(usage_plan) = &self.usage_plan {
+            stack = wrap(usage_plan, stack);
         }
         if let Some(throttle) = &self.throttle {
             stack = wrap(throttle, stack);

@@ -1,0 +1,70 @@
+//! The full-stack load benchmark of Portcullis (issue 13): an axum
+//! hello-world served bare and behind the whole stack built by the facade,
+//! the signed headers a load tool replays, the memory and scaling figures of
+//! the throttle and quota layers, and the table of every crate's criterion
+//! figures.
+//!
+//! `scripts/bench.sh` drives it; `BENCHMARKS.md` (at the workspace root)
+//! holds the tables and how to reproduce them. Every layer does its
+//! production work: the WAF evaluates ten rules, the JWT layer checks the
+//! token (a verified-token cache hit, as in production), the SigV4 layer
+//! verifies the signature and evaluates the IAM policy on every request, and
+//! the throttle and quota take a token and count the request.
+
+mod criterion_table;
+mod headers;
+mod mem;
+mod scale;
+mod serve;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The Portcullis load-test harness.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis-loadtest", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the hello-world app, bare or behind a stack variant.
+    Serve(serve::Args),
+    /// Prints the request headers (one `Name: value` a line) that a load
+    /// tool sends for a variant: the API key, and the JWT or a fresh SigV4
+    /// signature.
+    Headers(headers::Args),
+    /// Resident memory after 1,000,000 distinct keys through the throttle
+    /// and quota layers, and after the throttle's idle interval.
+    Mem(mem::Args),
+    /// Throttle + quota decisions per second at 1, 2 and 64 tasks.
+    Scale(scale::Args),
+    /// Reads criterion's `estimates.json` files under a folder and prints
+    /// the per-layer table (ours, the peer, the ratio) as markdown.
+    CriterionTable(criterion_table::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Headers(args) => headers::run(&args),
+        Command::Mem(args) => mem::run(&args),
+        Command::Scale(args) => scale::run(&args),
+        Command::CriterionTable(args) => criterion_table::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portcullis-loadtest: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The harness's error: a message for the operator.
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
