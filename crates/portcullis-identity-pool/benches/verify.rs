@@ -204,11 +204,29 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     setup
 }
 
+/// `IDPOOL_ONLY=static|cached|cold` runs 20,000 requests of one kind and
+/// nothing else: for `valgrind --tool=callgrind`, whose instruction counts
+/// do not move with the machine's load.
+fn only(s: &mut Setup, kind: &str) {
+    let (service, fixture) = match kind {
+        "static" => (&mut s.static_service, &s.static_fixture),
+        "cached" => (&mut s.temp_service, &s.temp_fixture),
+        _ => (&mut s.cold_service, &s.temp_fixture),
+    };
+    for _ in 0..20_000 {
+        assert_eq!(service(fixture.request()).status(), 200);
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     let mut s = setup(&rt);
+    if let Ok(kind) = std::env::var("IDPOOL_ONLY") {
+        only(&mut s, &kind);
+        std::process::exit(0);
+    }
 
     if let (Some(st), Some(warm), Some(cold)) = (
         cpu_per_request(&mut s.static_service, &s.static_fixture),

@@ -702,9 +702,14 @@ impl IdentityPool {
         let shared = &self.shared;
         if shared.cache_entries > 0
             && let Some(hit) = shared.cache.get(access_key_id)
-            && hit
-                .session_token()
-                .is_some_and(|token| token.ct_eq_str(session_token))
+            && hit.session_token().is_some_and(|token| {
+                // CRYPTO_memcmp: constant time, a word at a time.
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    token.expose().as_bytes(),
+                    session_token.as_bytes(),
+                )
+                .is_ok()
+            })
         {
             return Some(hit.clone());
         }
