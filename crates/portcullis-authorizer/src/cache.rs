@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use http::Method;
 use portcullis_core::context::{Caller, UsageIdentifierKey};
-use portcullis_iam::PolicyDocument;
+use portcullis_iam::{Decision, PolicyDocument};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
@@ -24,6 +25,90 @@ pub(crate) struct Prepared {
     pub(crate) policy: PolicyDocument,
     pub(crate) caller: Caller,
     pub(crate) usage_key: Option<UsageIdentifierKey>,
+    /// Decisions already reached for this answer's policy, when the policy
+    /// has no `Condition` (its decision then depends on the method ARN
+    /// alone); `None` otherwise.
+    pub(crate) memo: Option<DecisionMemo>,
+}
+
+/// The most (method, path) decisions remembered per cached answer.
+const MEMO_ENTRIES: usize = 8;
+/// Longer paths are evaluated every time rather than remembered.
+const MEMO_MAX_PATH: usize = 256;
+
+#[derive(Debug)]
+struct MemoEntry {
+    /// Which layer configuration (and so which method-ARN prefix) reached
+    /// the decision: the cache may be shared by clones configured apart.
+    config: u64,
+    method: Method,
+    path: Box<str>,
+    decision: Decision,
+}
+
+/// A small memo of policy decisions, keyed by the layer configuration, the
+/// request method and the path: for a policy without conditions these
+/// determine the method ARN, and so the decision. It spares a cache hit the
+/// method ARN's allocation and the policy's pattern matching.
+#[derive(Debug, Default)]
+pub(crate) struct DecisionMemo {
+    entries: RwLock<(usize, Vec<MemoEntry>)>,
+}
+
+impl DecisionMemo {
+    /// A memo for `policy`, or `None` when a statement has a `Condition`
+    /// (which may read the source IP, the time or the user agent).
+    pub(crate) fn for_policy(policy: &PolicyDocument) -> Option<Self> {
+        let statements = match policy.as_json().get("Statement") {
+            Some(serde_json::Value::Array(list)) => list.iter().collect::<Vec<_>>(),
+            Some(one) => vec![one],
+            None => return None,
+        };
+        let conditional = statements.iter().any(|statement| {
+            statement.as_object().is_none_or(|object| {
+                object
+                    .keys()
+                    .any(|key| key.eq_ignore_ascii_case("Condition"))
+            })
+        });
+        (!conditional).then(Self::default)
+    }
+
+    pub(crate) fn get(&self, config: u64, method: &Method, path: &str) -> Option<Decision> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .1
+            .iter()
+            .find(|e| e.config == config && e.method == method && &*e.path == path)
+            .map(|e| e.decision)
+    }
+
+    pub(crate) fn put(&self, config: u64, method: &Method, path: &str, decision: Decision) {
+        if path.len() > MEMO_MAX_PATH {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let (next, list) = &mut *entries;
+        if list
+            .iter()
+            .any(|e| e.config == config && e.method == method && &*e.path == path)
+        {
+            return;
+        }
+        let entry = MemoEntry {
+            config,
+            method: method.clone(),
+            path: path.into(),
+            decision,
+        };
+        if list.len() < MEMO_ENTRIES {
+            list.push(entry);
+        } else {
+            // Replace round-robin.
+            list[*next % MEMO_ENTRIES] = entry;
+            *next = next.wrapping_add(1);
+        }
+    }
 }
 
 /// What one call of the authorizer gave.
@@ -205,6 +290,7 @@ mod tests {
             policy,
             caller: Caller::new(principal, AuthMethod::CustomAuthorizer),
             usage_key: None,
+            memo: None,
         }))
     }
 

@@ -25,7 +25,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authorizer::{Authorizer, AuthorizerError};
-use crate::cache::{Cache, Lookup, Outcome, Prepared};
+use crate::cache::{Cache, DecisionMemo, Lookup, Outcome, Prepared};
 use crate::event::{
     AuthorizerEvent, AuthorizerResponse, IdentityEvent, RequestContextEvent, RequestEvent,
     TokenEvent,
@@ -140,6 +140,14 @@ struct Config {
     resolver: ClientIpResolver,
     clock: SharedClock,
     max_identity_bytes: usize,
+    /// Unique to this configuration: names it in the policy-decision memo.
+    id: u64,
+}
+
+/// A fresh configuration id.
+fn next_config_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl fmt::Debug for Config {
@@ -312,6 +320,7 @@ impl<A: Authorizer> AuthorizerLayer<A> {
             resolver: ClientIpResolver::new(),
             clock: Arc::new(SystemClock),
             max_identity_bytes: DEFAULT_MAX_IDENTITY_BYTES,
+            id: next_config_id(),
         };
         Self {
             authorizer: Arc::new(authorizer),
@@ -328,7 +337,11 @@ impl<A: Authorizer> AuthorizerLayer<A> {
 
 impl<A> AuthorizerLayer<A> {
     fn config_mut(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        let config = Arc::make_mut(&mut self.config);
+        // A changed configuration may build other method ARNs: decisions
+        // memoised under the old one must not apply to it.
+        config.id = next_config_id();
+        config
     }
 
     fn rebuild_cache(mut self) -> Self {
@@ -626,11 +639,13 @@ fn prepare(answer: Result<AuthorizerResponse, AuthorizerError>) -> Outcome {
     let principal_id: Arc<str> = answer.principal_id.into();
     let caller =
         Caller::new(principal_id.clone(), AuthMethod::CustomAuthorizer).with_claims(answer.context);
+    let memo = DecisionMemo::for_policy(&answer.policy_document);
     Ok(Arc::new(Prepared {
         principal_id,
         policy: answer.policy_document,
         caller,
         usage_key: answer.usage_identifier_key.map(UsageIdentifierKey::new),
+        memo,
     }))
 }
 
@@ -639,9 +654,8 @@ fn prepare(answer: Result<AuthorizerResponse, AuthorizerError>) -> Outcome {
 fn apply(
     outcome: &Outcome,
     parts: &mut Parts,
-    method_arn: &str,
+    config: &Config,
     source_ip: Option<std::net::IpAddr>,
-    clock: &dyn Clock,
 ) -> Result<(), Refusal> {
     let prepared = match outcome {
         Ok(prepared) => prepared,
@@ -655,10 +669,17 @@ fn apply(
             return Err(Refusal::Failure);
         }
     };
-    let decision = {
-        let mut ctx = RequestContext::new(&*prepared.principal_id, method_arn)
+    let memo = prepared.memo.as_ref();
+    let memoised = memo.and_then(|memo| memo.get(config.id, &parts.method, parts.uri.path()));
+    let decision = if let Some(decision) = memoised {
+        decision
+    } else {
+        let method_arn = config
+            .arns
+            .resource(parts.method.as_str(), parts.uri.path());
+        let mut ctx = RequestContext::new(&*prepared.principal_id, &method_arn)
             .with_source_ip(source_ip)
-            .with_current_time(clock.now())
+            .with_current_time(config.clock.now())
             .with_secure_transport(parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS));
         if let Some(agent) = parts
             .headers
@@ -667,11 +688,27 @@ fn apply(
         {
             ctx = ctx.with_user_agent(agent);
         }
-        prepared.policy.evaluate(&ctx)
+        let decision = prepared.policy.evaluate(&ctx);
+        if let Some(memo) = memo {
+            memo.put(config.id, &parts.method, parts.uri.path(), decision);
+        }
+        decision
     };
     match decision {
         Decision::Allow => {
-            record("allow", "policy_allow");
+            // Literal labels: the metrics key is built without allocating.
+            tracing::debug!(
+                layer = "authorizer",
+                outcome = "allow",
+                reason = "policy_allow",
+                "custom authorizer decision"
+            );
+            metrics::counter!(
+                "portcullis_authorizer_decisions_total",
+                "outcome" => "allow",
+                "reason" => "policy_allow"
+            )
+            .increment(1);
             parts.extensions.insert(prepared.caller.clone());
             if let Some(key) = &prepared.usage_key {
                 parts.extensions.insert(key.clone());
@@ -800,16 +837,11 @@ where
                 ));
             }
         };
-        let method_arn = config
-            .arns
-            .resource(parts.method.as_str(), parts.uri.path());
-
         let slot = match (&self.cache, key) {
             (Some(cache), Some(key)) => match cache.lookup(&key, config.clock.now_unix_nanos()) {
                 Lookup::Hit(prepared) => {
                     let outcome: Outcome = Ok(prepared);
-                    return match apply(&outcome, &mut parts, &method_arn, source_ip, &*config.clock)
-                    {
+                    return match apply(&outcome, &mut parts, config, source_ip) {
                         Ok(()) => ResponseFuture::decided(Decided::future(
                             self.inner.call(Request::from_parts(parts, body)),
                         )),
@@ -824,14 +856,13 @@ where
         };
 
         // Read again (it was valid a moment ago) to build the event: the miss
-        // path pays for this, the hit path above does not.
+        // path pays for this and for the method ARN, the hit path above does
+        // not.
+        let method_arn = config
+            .arns
+            .resource(parts.method.as_str(), parts.uri.path());
         let event = match config.read_identity(&parts, source_ip_text.as_deref()) {
-            Ok(identity) => config.event(
-                &parts,
-                method_arn.clone(),
-                &identity,
-                source_ip_text.as_deref(),
-            ),
+            Ok(identity) => config.event(&parts, method_arn, &identity, source_ip_text.as_deref()),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
                 return ResponseFuture::decided(Decided::reject(
@@ -859,7 +890,7 @@ where
                 }
                 None => call.await,
             };
-            match apply(&outcome, &mut parts, &method_arn, source_ip, &*config.clock) {
+            match apply(&outcome, &mut parts, &config, source_ip) {
                 Ok(()) => inner
                     .call(Request::from_parts(parts, body))
                     .await

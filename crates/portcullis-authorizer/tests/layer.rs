@@ -519,6 +519,58 @@ async fn concurrent_misses_call_the_authorizer_once() {
 }
 
 #[tokio::test]
+async fn remembered_decisions_follow_the_method_arn() {
+    // A cached answer's decisions are remembered per method and path, for a
+    // policy without conditions. A clone of the layer with another stage
+    // shares the cache but builds other method ARNs: the decision reached
+    // for one must not leak to the other.
+    let prod = ExecuteApiArn::new("us-east-1", "123456789012", "abc123", "prod").expect("valid");
+    let dev = ExecuteApiArn::new("us-east-1", "123456789012", "abc123", "dev").expect("valid");
+    let counting = Counting::default();
+    let calls = counting.calls.clone();
+    let authorizer = move |_event: AuthorizerEvent| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async {
+            Ok(AuthorizerResponse::new(
+                "u",
+                policy(
+                    "Allow",
+                    "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/*",
+                ),
+            ))
+        }
+    };
+    let layer = AuthorizerLayer::token(authorizer).method_arn(prod);
+    let on_prod = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(handler);
+    let on_dev = ServiceBuilder::new()
+        .layer(layer.method_arn(dev))
+        .service_fn(handler);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&on_prod, get("/pets", Some("t"))).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&on_dev, get("/pets", Some("t"))).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let delete = Request::delete("/pets")
+            .header("authorization", "t")
+            .body(String::new())
+            .expect("valid");
+        assert_eq!(send(&on_prod, delete).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            send(&on_prod, get("/pets/1", Some("t"))).await.0,
+            StatusCode::OK
+        );
+    }
+    // The layers share one cache: one call for the one token.
+    assert_eq!(counting.calls(), 1);
+}
+
+#[tokio::test]
 async fn source_ip_reaches_policy_conditions() {
     use portcullis_core::client_ip::PeerAddr;
     let authorizer = |_event: AuthorizerEvent| async {

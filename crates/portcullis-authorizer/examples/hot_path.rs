@@ -1,0 +1,110 @@
+//! A fixed workload for counting the instructions a cache hit costs, a
+//! figure that does not move with the machine's load (criterion's times do,
+//! on a shared 2-core machine):
+//!
+//! ```text
+//! cargo build --release -p portcullis-authorizer --example hot_path
+//! valgrind --tool=callgrind target/release/examples/hot_path bare
+//! valgrind --tool=callgrind target/release/examples/hot_path hit
+//! ```
+//!
+//! (hit − bare) / 200,000 is the layer's cost per cached request: the same
+//! TOKEN request and two-statement policy as `benches/cache_hit.rs`.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::task::{Context, Poll, Waker};
+
+use http::{Request, Response};
+use portcullis_authorizer::{
+    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
+};
+use portcullis_core::clock::ManualClock;
+use portcullis_iam::PolicyDocument;
+use tower::{Layer, Service};
+
+const REQUESTS: u32 = 200_000;
+
+/// The inner service: answers at once.
+#[derive(Clone)]
+struct Bare;
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        ready(Ok(Response::new(String::new())))
+    }
+}
+
+fn request() -> Request<()> {
+    Request::get("/pets/7")
+        .header(
+            "authorization",
+            "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl",
+        )
+        .header("user-agent", "bench/1.0")
+        .body(())
+        .expect("valid request")
+}
+
+fn call_now<S, B>(service: &mut S, request: Request<()>) -> Option<u16>
+where
+    S: Service<Request<()>, Response = Response<B>>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut future = std::pin::pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(response)) => Some(response.status().as_u16()),
+        _ => None,
+    }
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".to_owned());
+    let policy = PolicyDocument::from_json(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/GET/*"},
+            {"Effect":"Deny","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/DELETE/*"}]}"#,
+    )
+    .expect("valid policy");
+    let authorizer = move |_event: AuthorizerEvent| {
+        let policy = policy.clone();
+        async move {
+            Ok::<_, AuthorizerError>(
+                AuthorizerResponse::new("user-42", policy).with_context("tier", "gold"),
+            )
+        }
+    };
+    let mut layered = AuthorizerLayer::token(authorizer)
+        .clock(ManualClock::at_unix(1_800_000_000))
+        .layer(Bare);
+    // The first call runs the authorizer (ready at once: the closure never
+    // waits); every later call is a cache hit.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let first = runtime
+        .block_on(layered.call(request()))
+        .expect("infallible");
+    assert_eq!(first.status(), 200);
+    let mut bare = Bare;
+    let mut ok = 0u32;
+    for _ in 0..REQUESTS {
+        let request = black_box(request());
+        let status = match mode.as_str() {
+            "bare" => call_now(&mut bare, request),
+            _ => call_now(&mut layered, request),
+        };
+        ok += u32::from(status == Some(200));
+    }
+    assert_eq!(ok, REQUESTS, "every request is admitted");
+    println!("{mode}: {ok} requests");
+}
