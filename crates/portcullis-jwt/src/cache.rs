@@ -137,8 +137,8 @@ pub(crate) struct TokenCache {
 
 pub(crate) type TokenDigest = [u8; 32];
 
-pub(crate) fn digest(token: &str) -> TokenDigest {
-    Sha256::digest(token.as_bytes()).into()
+pub(crate) fn digest(token: &[u8]) -> TokenDigest {
+    Sha256::digest(token).into()
 }
 
 impl TokenCache {

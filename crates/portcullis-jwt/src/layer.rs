@@ -239,11 +239,11 @@ impl JwtLayer {
         if token.len() > self.shared.max_token_bytes {
             return Err(RejectReason::TokenTooLarge);
         }
-        let verified = match self.shared.verify_token(token, true) {
+        let verified = match self.shared.verify_token(token.as_bytes(), true) {
             Step::Done(result) => result?,
             Step::Wait(fetch) => {
                 fetch.await;
-                match self.shared.verify_token(token, false) {
+                match self.shared.verify_token(token.as_bytes(), false) {
                     Step::Done(result) => result?,
                     Step::Wait(_) => return Err(RejectReason::KeysUnavailable),
                 }
@@ -429,7 +429,9 @@ impl Shared {
     /// Verifies a token (already within the size limit): from the cache, or
     /// by parsing, key lookup, signature and claims. `Wait` asks the caller to
     /// await a key fetch, then call again with `allow_fetch` false.
-    pub(crate) fn verify_token(&self, token: &str, allow_fetch: bool) -> Step {
+    /// The token is bytes: a cache hit needs no UTF-8 check (the digest
+    /// matched that of a token verified before); a miss checks it first.
+    pub(crate) fn verify_token(&self, token: &[u8], allow_fetch: bool) -> Step {
         let now_nanos = self.clock.now_unix_nanos();
         let key = self.cache.as_ref().map(|cache| {
             let key = digest(token);
@@ -441,6 +443,7 @@ impl Shared {
             return Step::Done(Ok(hit));
         }
         let result = (|| {
+            let token = std::str::from_utf8(token).map_err(|_| RejectReason::Malformed)?;
             let parsed = parse(token)?;
             let iss = parsed
                 .claims

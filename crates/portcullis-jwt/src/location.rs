@@ -55,8 +55,8 @@ impl TokenLocation {
         headers: &'a HeaderMap,
         uri: &'a Uri,
         max_bytes: usize,
-    ) -> Result<Option<Cow<'a, str>>, RejectReason> {
-        let token: Option<Cow<'a, str>> = match self {
+    ) -> Result<Option<Cow<'a, [u8]>>, RejectReason> {
+        let token: Option<Cow<'a, [u8]>> = match self {
             TokenLocation::Header { name, scheme } => {
                 let Some(value) = headers.get(name.as_str()) else {
                     return Ok(None);
@@ -65,20 +65,18 @@ impl TokenLocation {
                 if value.len() > max_bytes.saturating_add(16) {
                     return Err(RejectReason::TokenTooLarge);
                 }
-                // UTF-8 validation is vectorised; `HeaderValue::to_str` checks
-                // byte by byte. A token's own characters are checked when it is
-                // parsed.
-                let value = std::str::from_utf8(value.as_bytes())
-                    .map_err(|_| RejectReason::Malformed)?
-                    .trim();
+                // Bytes, not text: a cache hit compares the token's digest
+                // with that of a token already verified (and so already
+                // valid UTF-8); a miss checks UTF-8 before parsing.
+                let value = value.as_bytes().trim_ascii();
                 match scheme {
                     None => Some(Cow::Borrowed(value)),
-                    Some(scheme) => match value.split_once(' ') {
-                        Some((given, rest)) if given.eq_ignore_ascii_case(scheme) => {
-                            Some(Cow::Borrowed(rest.trim_start()))
+                    Some(scheme) => match value.iter().position(|b| *b == b' ') {
+                        Some(space) if value[..space].eq_ignore_ascii_case(scheme.as_bytes()) => {
+                            Some(Cow::Borrowed(value[space + 1..].trim_ascii_start()))
                         }
                         Some(_) => None,
-                        None if value.eq_ignore_ascii_case(scheme) => None,
+                        None if value.eq_ignore_ascii_case(scheme.as_bytes()) => None,
                         None => Some(Cow::Borrowed(value)),
                     },
                 }
@@ -96,7 +94,7 @@ impl TokenLocation {
                         if let Some((k, v)) = pair.trim().split_once('=')
                             && k == name
                         {
-                            found = Some(Cow::Borrowed(v.trim_matches('"')));
+                            found = Some(Cow::Borrowed(v.trim_matches('"').as_bytes()));
                         }
                     }
                 }
@@ -115,9 +113,13 @@ impl TokenLocation {
                             return Err(RejectReason::TokenTooLarge);
                         }
                         found = Some(
-                            percent_decode_str(v)
+                            match percent_decode_str(v)
                                 .decode_utf8()
-                                .map_err(|_| RejectReason::Malformed)?,
+                                .map_err(|_| RejectReason::Malformed)?
+                            {
+                                Cow::Borrowed(v) => Cow::Borrowed(v.as_bytes()),
+                                Cow::Owned(v) => Cow::Owned(v.into_bytes()),
+                            },
                         );
                     }
                 }
@@ -157,14 +159,17 @@ mod tests {
         let h = headers(&[("authorization", "Bearer abc.def.ghi")]);
         assert_eq!(
             loc.extract(&h, &uri, 100).unwrap().as_deref(),
-            Some("abc.def.ghi")
+            Some(&b"abc.def.ghi"[..])
         );
         let h = headers(&[("authorization", "bearer   abc")]);
-        assert_eq!(loc.extract(&h, &uri, 100).unwrap().as_deref(), Some("abc"));
+        assert_eq!(
+            loc.extract(&h, &uri, 100).unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
         let h = headers(&[("authorization", "abc.def.ghi")]);
         assert_eq!(
             loc.extract(&h, &uri, 100).unwrap().as_deref(),
-            Some("abc.def.ghi")
+            Some(&b"abc.def.ghi"[..])
         );
         let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
         assert_eq!(loc.extract(&h, &uri, 100).unwrap(), None);
@@ -181,10 +186,13 @@ mod tests {
         let q = TokenLocation::Query("access_token".into());
         assert_eq!(
             q.extract(&HeaderMap::new(), &uri, 100).unwrap().as_deref(),
-            Some("a.b.c")
+            Some(&b"a.b.c"[..])
         );
         let c = TokenLocation::Cookie("id".into());
         let h = headers(&[("cookie", "x=1; id=t.o.k"), ("cookie", "y=2")]);
-        assert_eq!(c.extract(&h, &uri, 100).unwrap().as_deref(), Some("t.o.k"));
+        assert_eq!(
+            c.extract(&h, &uri, 100).unwrap().as_deref(),
+            Some(&b"t.o.k"[..])
+        );
     }
 }
