@@ -541,3 +541,20 @@ async fn issued_credentials_debug_is_redacted() {
         "{debug}"
     );
 }
+
+#[test]
+fn the_readme_toml_configuration_builds() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```toml\n").expect("a TOML block") + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("its end");
+    // The README shows the facade's `[identity_pool]` table: read it as a file.
+    let text = readme[start..end]
+        .replace("[identity_pool]\n", "")
+        .replace("identity_pool.", "");
+    let config: IdentityPoolConfig = toml::from_str(&text).expect("the README's TOML parses");
+    assert_eq!(config.role_mappings.len(), 1);
+    assert_eq!(config.roles["LoyaltyUser"].policies.len(), 1);
+    assert_eq!(config.token_use, Some(portcullis_jwt::TokenUse::Id));
+    let pool = IdentityPool::from_config(config).expect("builds");
+    assert_eq!(pool.region(), "us-east-1");
+}
