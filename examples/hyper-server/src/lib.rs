@@ -10,9 +10,7 @@
 //! look for the client's IP.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -27,7 +25,7 @@ use portcullis::core::clock::SharedClock;
 use portcullis::core::context::ApiKeyContext;
 use portcullis::{Boxed, BoxedStack, Gateway, GatewayBody, box_body};
 use tokio::net::TcpListener;
-use tower::{Service, ServiceBuilder};
+use tower::{ServiceBuilder, ServiceExt};
 
 /// The gateway configuration shipped with the example.
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.toml");
@@ -90,9 +88,6 @@ async fn loyalty(request: Request<GatewayBody>) -> Result<Response<Full<Bytes>>,
 /// The loyalty handler behind the whole stack.
 type Protected = Boxed<BoxedStack<Infallible>>;
 
-/// The future of [`BoxedStack`].
-type StackFuture = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
-
 /// `/health` as is, everything else through the stack.
 async fn route(
     protected: Protected,
@@ -102,13 +97,7 @@ async fn route(
         let ok = json(StatusCode::OK, &serde_json::json!({"status": "ok"}));
         return Ok(ok.map(box_body));
     }
-    // `ready` then `call`, with the future's type written out: through
-    // `oneshot`, rustc cannot prove the spawned connection future `Send`
-    // ("implementation of `Service` is not general enough", rust#102211).
-    let mut stack = protected.into_inner();
-    std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
-    let answer: StackFuture = stack.call(request.map(box_body));
-    answer.await
+    protected.oneshot(request).await
 }
 
 /// Serves on `listener` until accepting a connection fails: `/health` as is,
