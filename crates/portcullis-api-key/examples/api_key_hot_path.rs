@@ -1,0 +1,147 @@
+//! A fixed workload for counting the instructions and the CPU time the layer
+//! adds per accepted request, with 100,000 keys loaded: figures that do not
+//! move with the machine's load as criterion's wall-clock medians do.
+//!
+//! ```text
+//! cargo build --release -p portcullis-api-key --example api_key_hot_path
+//! valgrind --tool=callgrind target/release/examples/api_key_hot_path bare
+//! valgrind --tool=callgrind target/release/examples/api_key_hot_path layer
+//! target/release/examples/api_key_hot_path bare 5000000   # CPU time per request
+//! target/release/examples/api_key_hot_path layer 5000000
+//! ```
+//!
+//! Both modes load the same 100,000 keys and build the same requests (with
+//! `x-api-key`, as a client sends them, and no extension yet); `bare` calls
+//! the identity service, `layer` the layer in front of it. Each prints the
+//! thread's CPU time per request over the timed loop. The layer's cost is
+//! (layer − bare) / 200,000 instructions (the default count), or the difference of the printed
+//! CPU times.
+
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::{Future, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use http::{Request, Response};
+use portcullis_api_key::{ApiKeyRecord, ApiKeyValue, ApiKeys, InMemoryApiKeyStore, NewApiKey};
+use portcullis_core::plan::{ApiStage, ThrottleSettings, UsagePlan};
+use tower::{Layer, Service, service_fn};
+
+const KEYS: usize = 100_000;
+/// The default number of requests (a second argument overrides it: use a
+/// few million for the CPU time, whose clock ticks every 10 ms).
+const REQUESTS: u32 = 200_000;
+
+fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("the identity service answers at once"),
+    }
+}
+
+fn setup() -> (ApiKeys, ApiKeyValue) {
+    let now = time::OffsetDateTime::now_utc();
+    let records = (0..KEYS).map(|i| {
+        let value = ApiKeyValue::generate().expect("the OS CSPRNG is available");
+        ApiKeyRecord::new(format!("key-{i}"), value.digest(), now)
+    });
+    let store = InMemoryApiKeyStore::from_records(records).expect("generated values are distinct");
+    let keys = ApiKeys::with_store(store);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime builds");
+    let value = rt.block_on(async {
+        let plan = UsagePlan::new("basic")
+            .expect("a non-empty id")
+            .with_throttle(ThrottleSettings::new(100.0, 200).expect("valid settings"))
+            .with_api_stage(ApiStage {
+                api_id: "a1b2c3d4e5".into(),
+                stage: "prod".into(),
+                throttle: Default::default(),
+            });
+        keys.put_usage_plan(plan).await.expect("a valid plan");
+        keys.create(
+            NewApiKey::new()
+                .id("bench")
+                .name("bench key")
+                .customer_id("acme")
+                .usage_plan("basic"),
+        )
+        .await
+        .expect("a new key")
+        .value
+    });
+    (keys, value)
+}
+
+/// The calling thread's CPU time, in nanoseconds (from `/proc`, which
+/// reports it in clock ticks: only good over a long loop).
+fn thread_cpu_nanos() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command (which may hold spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based), here 11 and 12.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Some(ticks * 10_000_000)
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "layer".into());
+    let requests: u32 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(REQUESTS);
+    let (keys, value) = setup();
+    let identity = service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
+    let request = || {
+        Request::builder()
+            .uri("/loyalty/42")
+            .header("accept", "application/json")
+            .header("user-agent", "bench/1.0")
+            .header("x-api-key", value.expose())
+            .body(())
+            .expect("a valid request")
+    };
+    let mut accepted = 0u32;
+    let (cpu, wall) = match mode.as_str() {
+        "bare" => {
+            let mut service = identity;
+            let (cpu, wall) = (thread_cpu_nanos(), Instant::now());
+            for _ in 0..requests {
+                let response = poll_once(service.call(request())).expect("infallible");
+                accepted += u32::from(black_box(response).status().is_success());
+            }
+            (cpu, wall)
+        }
+        "layer" => {
+            let mut service = keys.layer("a1b2c3d4e5", "prod").layer(identity);
+            let (cpu, wall) = (thread_cpu_nanos(), Instant::now());
+            for _ in 0..requests {
+                let response = poll_once(service.call(request())).expect("infallible");
+                accepted += u32::from(black_box(response).status().is_success());
+            }
+            (cpu, wall)
+        }
+        other => {
+            eprintln!("unknown mode `{other}`: bare or layer");
+            std::process::exit(2);
+        }
+    };
+    let elapsed = wall.elapsed();
+    assert_eq!(accepted, requests, "every request is accepted");
+    let cpu = cpu
+        .zip(thread_cpu_nanos())
+        .map(|(start, end)| (end - start) as f64 / f64::from(requests));
+    println!(
+        "{mode}: {requests} requests, wall {:.1} ns/request, thread CPU {} ns/request",
+        elapsed.as_nanos() as f64 / f64::from(requests),
+        cpu.map_or("n/a".into(), |c| format!("{c:.1}"))
+    );
+}
