@@ -247,7 +247,7 @@ pub enum StoreKind {
 }
 
 /// `[store]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreSettings {
@@ -260,6 +260,70 @@ pub struct StoreSettings {
     /// Redis Cluster nodes, for `kind = "redis"`.
     #[serde(default)]
     pub cluster_urls: Vec<String>,
+    /// The deadline of each Redis call, in milliseconds (default 20).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// The prefix of every Redis key (default `portcullis`), so that several
+    /// gateways can share one Redis.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+}
+
+impl StoreSettings {
+    /// Redis on `url` (`redis://...`): what `kind = "redis"` with `url`
+    /// reads as.
+    #[must_use]
+    pub fn redis(url: impl Into<String>) -> Self {
+        Self {
+            kind: StoreKind::Redis,
+            url: Some(url.into()),
+            ..Self::default()
+        }
+    }
+
+    /// A Redis Cluster, given some of its nodes.
+    #[must_use]
+    pub fn redis_cluster<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            kind: StoreKind::Redis,
+            cluster_urls: urls.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A Redis URL with its password (and user) hidden.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for StoreSettings {
+    /// Passwords in the URLs are redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("kind", &self.kind)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout_ms", &self.timeout_ms)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 /// `[client_ip]`.

@@ -32,6 +32,9 @@ pub struct Gateway {
     jwt: Option<JwtLayer>,
     waf: Option<WafLayer>,
     plans: Vec<Arc<UsagePlan>>,
+    /// The usage plan on Redis, for `[store] kind = "redis"`.
+    #[cfg(feature = "redis")]
+    redis: Option<portcullis_redis::RedisUsagePlanLayer>,
 }
 
 /// Builds a [`Gateway`].
@@ -42,6 +45,8 @@ pub struct GatewayBuilder {
     base_dir: PathBuf,
     file: Option<PathBuf>,
     clock: SharedClock,
+    /// Whether `clock` was set (then the Redis scripts take time from it).
+    custom_clock: bool,
 }
 
 fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
@@ -54,6 +59,14 @@ impl GatewayBuilder {
     /// Takes time from `clock` (a manual clock in tests).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self.custom_clock = true;
+        self
+    }
+
+    /// Replaces the configuration's `[store]` (for example from a command
+    /// line flag).
+    pub fn store(mut self, store: crate::config::StoreSettings) -> Self {
+        self.config.store = store;
         self
     }
 
@@ -69,11 +82,57 @@ impl GatewayBuilder {
     /// # Errors
     ///
     /// [`ConfigError`] naming the bad field: an unreadable or invalid policy,
-    /// JWKS or web ACL, a key in an unknown plan, a Redis store (not
-    /// available yet).
+    /// JWKS or web ACL, a key in an unknown plan, or `[store] kind =
+    /// "redis"`, which connects to Redis and so needs
+    /// [`build_async`](Self::build_async).
     pub fn build(self) -> Result<Gateway, ConfigError> {
         let file = self.file.clone();
+        if self.config.store.kind == StoreKind::Redis {
+            return Err(ConfigError::new("store.kind", REDIS_NEEDS_ASYNC).in_file(file.as_deref()));
+        }
         self.build_inner().map_err(|e| e.in_file(file.as_deref()))
+    }
+
+    /// Builds every configured layer, and connects to Redis for `[store]
+    /// kind = "redis"` (with the `redis` feature): the throttle and the
+    /// quota then run as one [`RedisUsagePlanLayer`], which decides a key's
+    /// throttle and quota in one round trip. With the in-memory store it is
+    /// [`build`](Self::build).
+    ///
+    /// The Redis scripts read Redis's own clock, one clock for every
+    /// replica, unless a clock was given with [`clock`](Self::clock) (a
+    /// manual clock in tests): then they take time from it.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and when Redis does not answer within the
+    /// connect timeout (1 s), or `[store]` gives neither or both of `url`
+    /// and `cluster_urls`.
+    ///
+    /// [`RedisUsagePlanLayer`]: https://docs.rs/portcullis-redis
+    pub async fn build_async(self) -> Result<Gateway, ConfigError> {
+        let file = self.file.clone();
+        let redis = self.config.store.kind == StoreKind::Redis;
+        #[cfg(feature = "redis")]
+        let (clock, custom_clock) = (Arc::clone(&self.clock), self.custom_clock);
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut gateway = self.build_inner().map_err(|e| e.in_file(file.as_deref()))?;
+        if redis {
+            #[cfg(feature = "redis")]
+            {
+                let layer = connect_redis(&gateway, clock, custom_clock)
+                    .await
+                    .map_err(|e| e.in_file(file.as_deref()))?;
+                gateway.redis = Some(layer);
+            }
+            #[cfg(not(feature = "redis"))]
+            return Err(ConfigError::new(
+                "store.kind",
+                "`redis` needs the facade's `redis` feature (portcullis-redis); use `memory`, or enable the feature",
+            )
+            .in_file(file.as_deref()));
+        }
+        Ok(gateway)
     }
 
     fn build_inner(self) -> Result<Gateway, ConfigError> {
@@ -83,12 +142,6 @@ impl GatewayBuilder {
             clock,
             ..
         } = self;
-        if config.store.kind == StoreKind::Redis {
-            return Err(ConfigError::new(
-                "store.kind",
-                "`redis` needs the portcullis-redis backend, which this build of the facade does not include yet; use `memory`",
-            ));
-        }
         let g = &config.gateway;
         let api = ExecuteApiArn::new(&g.region, &g.account_id, &g.api_id, &g.stage)
             .map_err(|e| ConfigError::new(format!("gateway.{}", e.field), e.message.to_owned()))?;
@@ -135,8 +188,84 @@ impl GatewayBuilder {
             jwt,
             waf,
             plans,
+            #[cfg(feature = "redis")]
+            redis: None,
         })
     }
+}
+
+const REDIS_NEEDS_ASYNC: &str = "`redis` connects to Redis: build the gateway with `GatewayBuilder::build_async` (or `Gateway::connect`), with the facade's `redis` feature";
+
+/// Connects the Redis stores and builds the usage-plan layer from the
+/// gateway's throttle and quota settings.
+#[cfg(feature = "redis")]
+async fn connect_redis(
+    gateway: &Gateway,
+    clock: SharedClock,
+    custom_clock: bool,
+) -> Result<portcullis_redis::RedisUsagePlanLayer, ConfigError> {
+    use portcullis_redis::{
+        RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer, TimeSource,
+    };
+    let store = &gateway.config.store;
+    let mut redis = match (&store.url, store.cluster_urls.is_empty()) {
+        (Some(url), true) => RedisConfig::single(url.clone()),
+        (None, false) => RedisConfig::cluster(store.cluster_urls.iter().cloned()),
+        (Some(_), false) => {
+            return Err(ConfigError::new(
+                "store.cluster_urls",
+                "give `url` or `cluster_urls`, not both",
+            ));
+        }
+        (None, true) => {
+            return Err(ConfigError::new(
+                "store.url",
+                "missing: `kind = \"redis\"` needs `url` (one server) or `cluster_urls` (a cluster)",
+            ));
+        }
+    };
+    if let Some(ms) = store.timeout_ms {
+        if ms == 0 {
+            return Err(ConfigError::new("store.timeout_ms", "must be at least 1"));
+        }
+        redis = redis.timeout(Duration::from_millis(ms));
+    }
+    if let Some(prefix) = &store.key_prefix {
+        redis = redis.key_prefix(prefix.clone());
+    }
+    let where_ = store
+        .url
+        .as_deref()
+        .map_or_else(|| "the cluster".to_owned(), crate::config::redact_url);
+    let failed = |e: &dyn std::fmt::Display| {
+        ConfigError::new("store", format!("cannot connect to Redis at {where_}: {e}"))
+    };
+    let time = if custom_clock {
+        TimeSource::Caller
+    } else {
+        TimeSource::Redis
+    };
+    let throttle_store = RedisThrottleStore::connect(&redis)
+        .await
+        .map_err(|e| failed(&e))?
+        .time_source(time);
+    let quota_store = RedisQuotaStore::connect(&redis)
+        .await
+        .map_err(|e| failed(&e))?
+        .retention_days(gateway.config.quota.retention_days);
+    let settings = &gateway.config.quota;
+    let mut quota = QuotaLayer::with_store(quota_store)
+        .shared_clock(clock)
+        .week_start(settings.week_start.0)
+        .on_store_error(settings.on_store_error)
+        .rate_limit_headers_on_success(settings.rate_limit_headers_on_success);
+    for (plan, start) in &settings.plan_starts {
+        quota = quota.plan_start(plan.clone(), *start);
+    }
+    Ok(RedisUsagePlanLayer::new(
+        gateway.throttle.clone().store(throttle_store),
+        quota,
+    ))
 }
 
 fn build_sigv4(
@@ -322,6 +451,7 @@ impl Gateway {
             base_dir: PathBuf::from("."),
             file: None,
             clock: Arc::new(SystemClock),
+            custom_clock: false,
         }
     }
 
@@ -343,7 +473,20 @@ impl Gateway {
             base_dir: base,
             file: Some(path.to_path_buf()),
             clock: Arc::new(SystemClock),
+            custom_clock: false,
         })
+    }
+
+    /// Reads the file at `path` and builds every layer, on the system clock,
+    /// connecting to Redis for `[store] kind = "redis"`:
+    /// [`GatewayBuilder::build_async`] for the file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the file and the bad field, or Redis not
+    /// answering.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Self::builder_from_file(path)?.build_async().await
     }
 
     /// Reads the file at `path` and builds every layer, on the system clock.
@@ -376,6 +519,14 @@ impl Gateway {
             .api_key(Some(self.api_key.clone()))
             .throttle(Some(self.throttle.clone()))
             .quota(Some(self.quota.clone()));
+        #[cfg(feature = "redis")]
+        let layer = match &self.redis {
+            Some(usage_plan) => layer
+                .throttle(None)
+                .quota(None)
+                .usage_plan(Some(usage_plan.clone())),
+            None => layer,
+        };
         if self.config.gateway.api_key_required {
             layer
         } else {
@@ -406,12 +557,26 @@ impl Gateway {
         self.api_key.clone()
     }
 
-    /// The throttle layer.
+    /// The throttle and quota decided together on Redis, in one round trip
+    /// per request: present when the gateway was built with `[store] kind =
+    /// "redis"` (see [`GatewayBuilder::build_async`]). [`layer`](Self::layer)
+    /// then uses it in place of the throttle and quota layers.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn usage_plan_layer(&self) -> Option<portcullis_redis::RedisUsagePlanLayer> {
+        self.redis.clone()
+    }
+
+    /// The throttle layer, on the in-memory store (with `[store] kind =
+    /// "redis"`, the Redis one is in
+    /// [`usage_plan_layer`](Self::usage_plan_layer)).
     pub fn throttle_layer(&self) -> ThrottleLayer {
         self.throttle.clone()
     }
 
-    /// The quota layer.
+    /// The quota layer, on the in-memory store (with `[store] kind =
+    /// "redis"`, the Redis one is in
+    /// [`usage_plan_layer`](Self::usage_plan_layer)).
     pub fn quota_layer(&self) -> QuotaLayer {
         self.quota.clone()
     }
@@ -423,10 +588,11 @@ impl Gateway {
     }
 
     /// The usage admin service (GetUsage, UpdateUsage, ...) over the quota
-    /// layer's counters, for the configured plans and keys. It has no
-    /// authentication of its own: mount it behind the SigV4 or JWT layer.
+    /// layer's counters (in memory or on Redis), for the configured plans
+    /// and keys. It has no authentication of its own: mount it behind the
+    /// SigV4 or JWT layer.
     #[must_use]
-    pub fn usage_admin(&self) -> UsageAdmin {
+    pub fn usage_admin(&self) -> GatewayUsageAdmin {
         let directory: StaticKeys = self
             .config
             .api_keys
@@ -443,10 +609,56 @@ impl Gateway {
             .fold(StaticKeys::new(), |keys, (key, plan)| {
                 keys.plan_key(key, plan)
             });
-        UsageAdmin::new(
+        #[cfg(feature = "redis")]
+        if let Some(usage_plan) = &self.redis {
+            return GatewayUsageAdmin(AdminKind::Redis(UsageAdmin::new(
+                usage_plan.quota().usage_api(),
+                self.plans.iter().cloned(),
+                directory,
+            )));
+        }
+        GatewayUsageAdmin(AdminKind::Memory(UsageAdmin::new(
             self.quota.usage_api(),
             self.plans.iter().cloned(),
             directory,
-        )
+        )))
+    }
+}
+
+/// The usage admin service of a [`Gateway`] (GetUsage, UpdateUsage, ...),
+/// over the in-memory quota store or the Redis one.
+#[derive(Clone, Debug)]
+pub struct GatewayUsageAdmin(AdminKind);
+
+#[derive(Clone, Debug)]
+enum AdminKind {
+    Memory(UsageAdmin),
+    #[cfg(feature = "redis")]
+    Redis(UsageAdmin<portcullis_redis::RedisQuotaStore>),
+}
+
+impl<B> tower_service::Service<http::Request<B>> for GatewayUsageAdmin
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::stack::BoxError>,
+{
+    type Response = <UsageAdmin as tower_service::Service<http::Request<B>>>::Response;
+    type Error = std::convert::Infallible;
+    type Future = portcullis_quota::admin::AdminFuture;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match &mut self.0 {
+            AdminKind::Memory(admin) => admin.call(request),
+            #[cfg(feature = "redis")]
+            AdminKind::Redis(admin) => admin.call(request),
+        }
     }
 }

@@ -126,7 +126,7 @@ mod gateway;
 mod stack;
 
 #[cfg(feature = "config")]
-pub use gateway::{Gateway, GatewayBuilder};
+pub use gateway::{Gateway, GatewayBuilder, GatewayUsageAdmin};
 #[cfg(feature = "config")]
 pub use stack::{
     Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,

@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
-use portcullis::config::Config;
+use portcullis::config::{Config, StoreSettings};
 use portcullis::jwt::JwtClaims;
 use portcullis::{Gateway, GatewayResponse, GatewayResponseType};
 use serde_json::{Value, json};
@@ -75,6 +75,15 @@ struct Args {
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Where throttle and quota state lives, overriding the file's `[store]`:
+    /// `memory`, `redis://HOST:PORT` (one Redis), or several
+    /// comma-separated `redis://` URLs (the nodes of a Redis Cluster).
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
+    /// The prefix of every Redis key (default `portcullis`), so that several
+    /// demos can share one Redis.
+    #[arg(long, value_name = "PREFIX")]
+    store_key_prefix: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -367,6 +376,29 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
     );
 }
 
+/// `--store`: `memory`, one `redis://` URL, or a comma-separated list of a
+/// cluster's nodes.
+fn store_settings(store: &str, prefix: Option<String>) -> Result<StoreSettings, String> {
+    if store == "memory" {
+        return Ok(StoreSettings::default());
+    }
+    let urls: Vec<&str> = store.split(',').map(str::trim).collect();
+    if urls
+        .iter()
+        .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+    {
+        return Err(format!(
+            "--store: expected `memory` or redis:// URLs, got `{store}`"
+        ));
+    }
+    let mut settings = match urls.as_slice() {
+        [one] => StoreSettings::redis(*one),
+        many => StoreSettings::redis_cluster(many.iter().copied()),
+    };
+    settings.key_prefix = prefix;
+    Ok(settings)
+}
+
 async fn shutdown() {
     // If the signal handler cannot be installed, run until killed.
     if tokio::signal::ctrl_c().await.is_err() {
@@ -379,7 +411,12 @@ async fn serve(args: Args) -> Result<(), String> {
         Some(path) => path.clone(),
         None => materialize_default_config()?,
     };
-    let gateway = Gateway::from_file(&config_path).map_err(|e| e.to_string())?;
+    let mut builder = Gateway::builder_from_file(&config_path).map_err(|e| e.to_string())?;
+    if let Some(store) = &args.store {
+        builder = builder.store(store_settings(store, args.store_key_prefix.clone())?);
+    }
+    // Connects to Redis when the store is Redis.
+    let gateway = builder.build_async().await.map_err(|e| e.to_string())?;
     let app = app(&gateway)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -47,8 +47,14 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
+    start_with(&[])
+}
+
+/// The binary with `extra` arguments (such as `--store redis://...`).
+fn start_with(extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -182,7 +188,41 @@ fn mint_token() -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_seed_walkthrough() {
-    let server = start();
+    walk(start()).await;
+}
+
+/// The same walkthrough with the throttle and quota on Redis (`REDIS_URL`,
+/// which CI sets), under a key prefix of its own so that every run starts
+/// with a fresh quota.
+#[tokio::test(flavor = "current_thread")]
+async fn the_seed_walkthrough_on_redis() {
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("REDIS_URL is not set: under CI the Redis walkthrough must run")
+        }
+        _ => {
+            eprintln!(
+                "skipped: REDIS_URL is not set; run `bash scripts/test.sh` (which starts Redis) to run the walkthrough on Redis"
+            );
+            return;
+        }
+    };
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let prefix = format!("walkthrough-{}-{nanos}", std::process::id());
+    walk(start_with(&[
+        "--store",
+        &url,
+        "--store-key-prefix",
+        &prefix,
+    ]))
+    .await;
+}
+
+async fn walk(server: Server) {
     let http = Http {
         client: Client::builder(TokioExecutor::new()).build_http(),
         base: server.base.clone(),
