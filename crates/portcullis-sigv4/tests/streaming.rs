@@ -359,6 +359,73 @@ async fn each_chunk_is_released_when_verified_not_at_the_end() {
     assert_eq!(&body[..], b"66560");
 }
 
+/// A provider that answers asynchronously: the layer takes its slow path.
+#[derive(Debug)]
+struct AsyncProvider(Arc<Credential>);
+
+impl portcullis_sigv4::CredentialProvider for AsyncProvider {
+    fn lookup(&self, access_key_id: &str) -> portcullis_sigv4::CredentialLookup {
+        let credential = self.0.clone();
+        let known = access_key_id == credential.access_key_id();
+        portcullis_sigv4::CredentialLookup::pending(async move {
+            tokio::task::yield_now().await;
+            Ok(known.then_some(credential))
+        })
+    }
+}
+
+#[tokio::test]
+async fn streaming_through_an_async_provider_verifies_too() {
+    let api = ExecuteApiArn::new("us-east-1", "123456789012", "bucket", "s3").expect("arn");
+    let provider = AsyncProvider(Arc::new(Credential::new(
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "arn:aws:iam::123456789012:user/uploader",
+    )));
+    let layer = SigV4Layer::new(api, provider)
+        .service("s3")
+        .normalize_path(false)
+        .uri_encoding(UriEncoding::Single)
+        .authentication_only()
+        .clock(Arc::new(ManualClock::at(
+            datetime!(2013-05-24 00:00:00 UTC),
+        )));
+    for (tamper, expected_error) in [
+        (false, None),
+        (true, Some(ChunkedBodyError::SignatureMismatch { index: 0 })),
+    ] {
+        let mut body = chunks();
+        if tamper {
+            body[0][1000] = b'b';
+        }
+        let service = ServiceBuilder::new().layer(layer.clone()).service_fn(
+            |request: Request<SigV4Body<Full<Bytes>>>| async move {
+                let seen = read_all(request).await;
+                let mut response = Response::new(Full::new(Bytes::new()));
+                response.extensions_mut().insert(Arc::new(seen));
+                Ok::<_, Infallible>(response)
+            },
+        );
+        let response = service
+            .oneshot(request(
+                Full::new(Bytes::from(body.concat())),
+                SEED,
+                "66560",
+            ))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = response
+            .extensions()
+            .get::<Arc<Seen>>()
+            .expect("inner service ran")
+            .clone();
+        assert_eq!(seen.error, expected_error);
+        assert_eq!(seen.data.len(), if tamper { 0 } else { 66560 });
+        assert!(seen.verified.as_ref().is_some_and(|v| v.streaming));
+    }
+}
+
 /// Live: the seed signature computed now by the `aws-sigv4` crate (the
 /// payload hash given as `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`), the chunks
 /// signed here as S3 specifies (the same computation the documented example
