@@ -122,8 +122,13 @@ if [ "$LOAD" = 1 ]; then
   done
   cat "$OUT/sanity.txt" >&2
 
+  # Script calls (EVALSHA, EVAL, FCALL): how both stores talk to Redis.
+  # commandstats also counts the commands a script runs inside Redis, which
+  # are not round trips, so those are left out here; the MONITOR check
+  # below counts every top-level command exactly.
   redis_calls() {
-    redis-cli -u "$REDIS_URL" info commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_/ {s += $2} END {print s + 0}'
+    redis-cli -u "$REDIS_URL" info commandstats | tr -d '\r' |
+      awk -F'[:=,]' '/^cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro):/ {s += $3} END {print s + 0}'
   }
 
   # Interleaved: round 1 bare jwt sigv4 redis, round 2 bare jwt sigv4 redis, ...
@@ -136,7 +141,7 @@ if [ "$LOAD" = 1 ]; then
       "${WRK_PREFIX[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${HDR[@]}" \
         "http://127.0.0.1:${PORT[$v]}$REQUEST_PATH" >"$OUT/wrk-$v-$r.txt" 2>&1
       cpu=$(( $(server_cpu_ns "$v") - cpu0 ))
-      calls=0; [ "$v" = redis ] && calls=$(( $(redis_calls) - before - 1 ))
+      calls=0; [ "$v" = redis ] && calls=$(( $(redis_calls) - before ))
       awk -v r="$r" -v v="$v" -v calls="$calls" -v cpu="$cpu" '
         function us(x) { if (x ~ /us$/) return x + 0; if (x ~ /ms$/) return x * 1000; if (x ~ /s$/) return x * 1000000; return x }
         /Requests\/sec:/ { rps = $2 }
@@ -149,6 +154,21 @@ if [ "$LOAD" = 1 ]; then
       log "round $r $v: $(tail -1 "$OUT/load.csv")"
     done
   done
+  if [[ " ${VARIANTS[*]} " == *" redis "* ]]; then
+    # Exact round trips: every top-level command the Redis variant sends for
+    # 200 sequential requests, from MONITOR (script-internal commands are
+    # marked "lua" there; other clients' keys lack our prefix).
+    headers redis -H
+    redis-cli -u "$REDIS_URL" monitor >"$OUT/redis-monitor.txt" 2>&1 &
+    monitor=$!
+    sleep 0.5
+    for _ in $(seq 200); do curl -s -o /dev/null "${HDR[@]}" "http://127.0.0.1:${PORT[redis]}$REQUEST_PATH"; done
+    sleep 0.5
+    kill "$monitor" 2>/dev/null || true
+    wait "$monitor" 2>/dev/null || true
+    top=$(grep -v 'lua\]' "$OUT/redis-monitor.txt" | grep -c 'pcl-loadtest' || true)
+    echo "$top" >"$OUT/redis-monitor-count.txt"
+  fi
   echo "load average after the load test: $(load_average)" >"$OUT/load-loadavg.txt"
   cleanup; PIDS=()
 
@@ -197,7 +217,12 @@ for r in sorted(bare):
 if "redis" in data:
     d = data["redis"]
     calls = sum(x["calls"] for x in d.values()); n = sum(x["n"] for x in d.values())
-    print(f"\nRedis commands per request (INFO commandstats delta / wrk's request count, over {len(d)} runs): **{calls / n:.3f}** ({calls:,} commands, {n:,} requests). Each command is one request/response exchange with Redis: no pipelining across the two layers.")
+    print(f"\nRedis script calls per request during the wrk runs (EVALSHA/EVAL/FCALL from INFO commandstats, delta over wrk's request count, {len(d)} runs): **{calls / n:.3f}** ({calls:,} calls, {n:,} requests).")
+    import os
+    mon = os.path.join(os.path.dirname(path), "redis-monitor-count.txt")
+    if os.path.exists(mon):
+        top = int(open(mon).read().strip() or 0)
+        print(f"\nRedis round trips per request, exact (MONITOR: every top-level command carrying the variant's key prefix, over 200 sequential requests): **{top / 200:.2f}** ({top} commands).")
 PY
 fi
 

@@ -78,7 +78,8 @@ async fn redis_stack(app: Router, redis_url: &str) -> Result<(Router, String), E
         )),
         Err(refused) => {
             let gateway = Gateway::from_file(setup::write_config(Variant::Jwt, redis_url)?)?;
-            let config = portcullis_redis::RedisConfig::single(redis_url);
+            let config =
+                portcullis_redis::RedisConfig::single(redis_url).key_prefix(setup::REDIS_PREFIX);
             let throttle = portcullis::throttle::ThrottleLayer::new(API_ID, STAGE)
                 .store(portcullis_redis::RedisThrottleStore::connect(&config).await?);
             let quota = portcullis::quota::QuotaLayer::with_store(

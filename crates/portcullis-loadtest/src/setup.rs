@@ -25,6 +25,9 @@ pub(crate) const STAGE: &str = "prod";
 /// The request every variant serves: a GET with a query, which the WAF's
 /// SQLi and XSS rules inspect.
 pub(crate) const PATH: &str = "/loyalty/C-1001/get?customer=C-1001&fields=points";
+/// The prefix of the Redis variant's keys, which tells its commands apart
+/// from other clients' in `MONITOR`.
+pub(crate) const REDIS_PREFIX: &str = "pcl-loadtest";
 /// The Cognito user pool.
 const POOL: &str = "us-east-1_LoadTest";
 /// The app client id tokens are issued to.
@@ -153,7 +156,7 @@ token_use = "id"
         ),
     };
     let store = if variant == Variant::Redis {
-        format!("kind = \"redis\"\nurl = \"{redis_url}\"")
+        format!("kind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{REDIS_PREFIX}\"")
     } else {
         "kind = \"memory\"".to_owned()
     };
