@@ -12,8 +12,9 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 /// filter uses.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
 
-/// Where the shared state lives and how to reach it.
-#[derive(Clone, Debug)]
+/// Where the shared state lives and how to reach it. Its `Debug` output
+/// redacts passwords in the URLs.
+#[derive(Clone)]
 #[must_use]
 pub struct RedisConfig {
     target: Target,
@@ -22,7 +23,33 @@ pub struct RedisConfig {
     prefix: String,
 }
 
-#[derive(Clone, Debug)]
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls: Vec<String> = match &self.target {
+            Target::Single(url) => vec![redact(url)],
+            Target::Cluster(urls) => urls.iter().map(|u| redact(u)).collect(),
+        };
+        f.debug_struct("RedisConfig")
+            .field("cluster", &self.is_cluster())
+            .field("urls", &urls)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A URL with its credentials (between `://` and `@`) hidden.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Clone)]
 enum Target {
     Single(String),
     Cluster(Vec<String>),
@@ -215,5 +242,25 @@ impl ConnectionLike for RedisConnection {
             Inner::Single(c) => c.get_db(),
             Inner::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_passwords() {
+        let config = RedisConfig::single("redis://user:s3cret@127.0.0.1:6379/0");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("redis://<redacted>@127.0.0.1:6379/0"),
+            "{shown}"
+        );
+        let cluster = RedisConfig::cluster(["redis://:pw@10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+        let shown = format!("{cluster:?}");
+        assert!(!shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("redis://10.0.0.2:7000"), "{shown}");
     }
 }
