@@ -7,6 +7,10 @@
 //   POST /__admin/down    every other request has its connection dropped
 //   POST /__admin/up      back to normal
 //   GET  /__admin/health  200 while the process runs
+//   POST /__admin/id-token?sub=S  an ID token for the client, minted by the
+//                         provider's own IdToken model and signing keys (a
+//                         real user sign-in needs a browser interaction);
+//                         answers {"id_token": "..."}
 //
 // Environment: OIDC_PORT (default 47801).
 import http from 'node:http';
@@ -66,6 +70,17 @@ function build() {
   handler = provider.callback();
 }
 
+// An ID token as the provider issues it at the end of a sign-in: its
+// IdToken model, the client's signing algorithm (RS256), the current keys.
+async function mintIdToken(sub) {
+  const client = await provider.Client.find(CLIENT_ID);
+  const token = new provider.IdToken({ sub }, { client });
+  token.scope = 'openid';
+  token.set('cognito:groups', ['members']);
+  token.set('auth_time', Math.floor(Date.now() / 1000));
+  return token.issue({ use: 'idtoken' });
+}
+
 keys.unshift(newKey());
 build();
 
@@ -79,6 +94,16 @@ const server = http.createServer((req, res) => {
       build();
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ kid: keys[0].kid }));
+    } else if (action.startsWith('id-token') && req.method === 'POST') {
+      const sub = new URL(req.url, issuer).searchParams.get('sub') || 'test-user';
+      mintIdToken(sub).then((idToken) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ id_token: idToken }));
+      }, (err) => {
+        console.error('id-token', err);
+        res.statusCode = 500;
+        res.end(String(err));
+      });
     } else if (action === 'down' && req.method === 'POST') {
       down = true;
       res.end('down');

@@ -306,3 +306,72 @@ async fn the_background_refresh_picks_up_a_rotated_key() {
     assert_eq!(outcome.map(|_| ()), Ok(()));
     assert!(layer.key_fetches() >= 2, "{}", layer.key_fetches());
 }
+
+/// An ID token minted by the real issuer (its own IdToken model and signing
+/// keys, through the test-only `/__admin/id-token` route, since a real
+/// sign-in needs a browser), verified through `JwtLayer` as a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_minted_id_token_through_the_layer() {
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let Some(issuer) = issuer_url() else { return };
+    let _one_at_a_time = ISSUER.lock().await;
+    admin(&issuer, "up").await;
+    let body = admin(&issuer, "id-token?sub=jane.doe").await;
+    let json: serde_json::Value = serde_json::from_str(&body).expect("id-token answer");
+    let id_token = json["id_token"].as_str().expect("an ID token").to_owned();
+
+    // ID tokens name the client as their audience.
+    let layer = JwtLayer::new(Issuer::new(&issuer).audiences(["portcullis"])).expect("config");
+    let service = ServiceBuilder::new()
+        .layer(layer.clone().require_groups(Match::Any, ["members"]))
+        .service_fn(|request: Request<String>| async move {
+            let caller = request
+                .extensions()
+                .get::<portcullis_core::context::Caller>()
+                .expect("the layer sets the caller");
+            Ok::<_, std::convert::Infallible>(http::Response::new(caller.principal().to_owned()))
+        });
+    let call = |token: String| {
+        let service = service.clone();
+        async move {
+            let response = service
+                .oneshot(
+                    Request::get("/me")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(String::new())
+                        .expect("request"),
+                )
+                .await
+                .expect("infallible");
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    assert_eq!(
+        call(id_token.clone()).await,
+        (StatusCode::OK, "jane.doe".to_owned())
+    );
+    // The same token with a payload byte changed: refused.
+    let mut parts: Vec<String> = id_token.split('.').map(str::to_owned).collect();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&parts[1])
+        .expect("b64");
+    let tampered = String::from_utf8(payload)
+        .expect("json")
+        .replace("jane.doe", "john.doe");
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tampered);
+    assert_eq!(call(parts.join(".")).await.0, StatusCode::UNAUTHORIZED);
+    // A layer expecting another audience refuses the genuine token.
+    let other = JwtLayer::new(Issuer::new(&issuer).audiences(["someone-else"])).expect("config");
+    assert_eq!(
+        other.verify(&id_token).await.unwrap_err(),
+        RejectReason::WrongAudience
+    );
+}
