@@ -145,24 +145,29 @@ fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation)
         .build()
         .expect("runtime");
     let mut peer = peer_service(&rt, f);
+    // The same boxed service_fn without the layer: what a request costs the
+    // bench itself (building it aside), for the hit's figure over bare.
+    let mut bare = tower::util::BoxCloneSyncService::new(ServiceBuilder::new().service_fn(
+        |_req: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) },
+    ));
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(21);
     const PER_ROUND: u32 = 300;
     const BLOCK: u32 = 20;
-    // [wall, cpu] x [decode, uncached, peer, hit] per round.
-    let mut wall: Vec<[f64; 4]> = Vec::new();
-    let mut cpu: Vec<[f64; 4]> = Vec::new();
+    // [wall, cpu] x [decode, uncached, peer, hit, bare] per round.
+    let mut wall: Vec<[f64; 5]> = Vec::new();
+    let mut cpu: Vec<[f64; 5]> = Vec::new();
     for _ in 0..rounds {
-        let mut w = [Duration::ZERO; 4];
-        let mut c = [Duration::ZERO; 4];
+        let mut w = [Duration::ZERO; 5];
+        let mut c = [Duration::ZERO; 5];
         // Blocks of BLOCK calls per side, the sides' order rotating from
         // block to block: the clocks are read per block (reading the thread
         // CPU clock is a system call), the requests are built before.
         for b in 0..(PER_ROUND / BLOCK) as usize {
-            for k in 0..4 {
-                let which = (b + k) % 4;
+            for k in 0..5 {
+                let which = (b + k) % 5;
                 let mut requests: Vec<Request<()>> = (0..BLOCK).map(|_| request(value)).collect();
                 let cpu_start = thread_cpu();
                 let start = Instant::now();
@@ -181,7 +186,11 @@ fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation)
                             .call(r)
                             .now_or_never()
                             .is_some_and(|res| res.is_ok_and(|res| res.status() == 200)),
-                        _ => status_ok(cached.call(r).now_or_never()),
+                        3 => status_ok(cached.call(r).now_or_never()),
+                        _ => bare
+                            .call(r)
+                            .now_or_never()
+                            .is_some_and(|res| res.is_ok_and(|res| res.status() == 200)),
                     };
                 }
                 w[which] += start.elapsed();
@@ -198,8 +207,8 @@ fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation)
         v[v.len() / 2]
     };
     let ratio =
-        |rows: &[[f64; 4]], side: usize| median(rows.iter().map(|r| r[side] / r[0]).collect());
-    let per_call = |rows: &[[f64; 4]], side: usize| {
+        |rows: &[[f64; 5]], side: usize| median(rows.iter().map(|r| r[side] / r[0]).collect());
+    let per_call = |rows: &[[f64; 5]], side: usize| {
         median(
             rows.iter()
                 .map(|r| r[side] / f64::from(PER_ROUND) * 1e6)
@@ -210,13 +219,20 @@ fn interleaved_ratios(f: &Fixture, value: &HeaderValue, validation: &Validation)
         println!(
             "interleaved RS256, {name} time, median of {rounds} rounds of {PER_ROUND} in blocks of {BLOCK}: \
              layer_uncached / jsonwebtoken_decode = {:.3}; jwt_authorizer / jsonwebtoken_decode = {:.3}; \
-             decode = {:.2} us; layer_uncached = {:.2} us; jwt_authorizer = {:.2} us; layer_cache_hit = {:.3} us",
+             decode = {:.2} us; layer_uncached = {:.2} us; jwt_authorizer = {:.2} us; layer_cache_hit = {:.3} us; \
+             bare service = {:.3} us; layer_cache_hit over bare = {:.3} us",
             ratio(rows, 1),
             ratio(rows, 2),
             per_call(rows, 0),
             per_call(rows, 1),
             per_call(rows, 2),
             per_call(rows, 3),
+            per_call(rows, 4),
+            median(
+                rows.iter()
+                    .map(|r| (r[3] - r[4]) / f64::from(PER_ROUND) * 1e6)
+                    .collect()
+            ),
         );
     }
 }
