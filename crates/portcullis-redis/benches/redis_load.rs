@@ -1,99 +1,105 @@
 //! Decisions per second through one local Redis from 64 concurrent tasks,
-//! with p50 and p99 latency, beside the in-memory store and a naive
-//! client-side read-modify-write (GET then SET: two round trips, and not
-//! atomic), in one run.
+//! with p50 and p99 latency, in one run:
+//!
+//! - the throttle and quota layers on the in-memory stores (the baseline);
+//! - `RedisUsagePlanLayer`: throttle and quota in one script, one round trip;
+//! - the throttle and quota layers each on its Redis store: two scripts, two
+//!   round trips;
+//! - a naive client-side read-modify-write (GET then SET: two round trips,
+//!   and not atomic).
+//!
+//! Every decision is one request through the layers (one key bucket and one
+//! quota counter per request, 64 keys).
 //!
 //! `REDIS_URL=redis://127.0.0.1:6379 cargo bench -p portcullis-redis --bench redis_load`
 //! (optionally `-- SECONDS`, default 3 per variant).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings};
-use portcullis_quota::Calendar;
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
-use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore};
-use portcullis_throttle::store::{Acquire, BucketCheck, BucketKey, CallerKey, KeySource, Level};
-use portcullis_throttle::{Gcra, InMemoryStore, ThrottleStore};
+use http::{Request, Response, StatusCode};
+use portcullis_core::context::ApiKeyContext;
+use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
+use portcullis_quota::QuotaLayer;
+use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer};
+use portcullis_throttle::ThrottleLayer;
 use redis::AsyncCommands;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
 
 const TASKS: usize = 64;
 
+type Svc = BoxCloneSyncService<Request<()>, StatusCode, Infallible>;
+
 #[derive(Clone, Copy, Debug)]
 enum Variant {
-    MemoryThrottleQuota,
-    RedisThrottleQuota,
+    MemoryLayers,
+    RedisOneScript,
+    RedisTwoLayers,
     NaiveGetSet,
 }
 
-struct Stores {
-    redis_throttle: RedisThrottleStore,
-    redis_quota: RedisQuotaStore,
-    memory_throttle: InMemoryStore,
-    memory_quota: MemoryStore,
-    naive: redis::aio::MultiplexedConnection,
-}
-
-async fn one(stores: &Stores, variant: Variant, task: usize, gcra: Gcra, quota: QuotaSettings) {
-    let key = format!("bench-key-{task}");
-    let check = [BucketCheck {
-        key: BucketKey {
-            level: Level::Key,
-            stage: None,
-            method: None,
-            caller: Some(CallerKey {
-                source: KeySource::ApiKey,
-                value: key.as_bytes(),
-            }),
-        },
-        gcra,
-    }];
-    let now = time::OffsetDateTime::now_utc();
-    let nanos = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
-    let request = QuotaRequest {
-        plan_id: "bench",
-        key_id: &key,
-        quota,
-        window: Calendar::new().window(QuotaPeriod::Month, now),
-        day: now.date(),
-        initial_window: None,
-    };
-    match variant {
-        Variant::MemoryThrottleQuota => {
-            if let Acquire::Ready(r) = stores.memory_throttle.acquire(&check, nanos) {
-                r.expect("memory decides");
-            }
-            let _ = stores.memory_quota.try_consume_now(&request);
-        }
-        Variant::RedisThrottleQuota => {
-            match stores.redis_throttle.acquire(&check, nanos) {
-                Acquire::Ready(r) => r.map(|_| ()).expect("decides"),
-                Acquire::Pending(f) => f.await.map(|_| ()).expect("decides"),
-            }
-            stores.redis_quota.consume(&request).await.expect("decides");
-        }
-        Variant::NaiveGetSet => {
-            let mut c = stores.naive.clone();
-            let k = format!("naive:{key}");
-            let v: Option<u64> = c.get(&k).await.expect("get");
-            let _: () = c.set(&k, v.unwrap_or(0) + 1).await.expect("set");
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::MemoryLayers => "in-memory throttle + quota layers",
+            Variant::RedisOneScript => "Redis, `RedisUsagePlanLayer` (1 script, 1 round trip)",
+            Variant::RedisTwoLayers => "Redis, throttle + quota layers (2 scripts, 2 round trips)",
+            Variant::NaiveGetSet => "naive GET then SET (2 round trips, not atomic)",
         }
     }
 }
 
-async fn run(stores: Arc<Stores>, variant: Variant, seconds: u64) -> (f64, Duration, Duration) {
-    let gcra = Gcra::new(&ThrottleSettings::new(1e9, 1_000_000).expect("valid"));
-    let quota = QuotaSettings::new(1 << 40, QuotaPeriod::Month).expect("valid");
+fn boxed<S, B>(service: S) -> Svc
+where
+    S: tower::Service<Request<()>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(service.map_response(|r| r.status()))
+}
+
+async fn ok(_: Request<()>) -> Result<Response<String>, Infallible> {
+    Ok(Response::new(String::new()))
+}
+
+async fn run(
+    service: Option<Svc>,
+    naive: &redis::aio::MultiplexedConnection,
+    plan: &Arc<UsagePlan>,
+    seconds: u64,
+) -> (f64, Duration, Duration) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for task in 0..TASKS {
-        let stores = stores.clone();
+        let service = service.clone();
+        let mut naive = naive.clone();
+        let context = ApiKeyContext::new(format!("bench-key-{task}")).with_usage_plan(plan.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let naive_key = format!("naive:bench-key-{task}:{}", std::process::id());
             while Instant::now() < deadline {
                 let t = Instant::now();
-                one(&stores, variant, task, gcra, quota).await;
+                match &service {
+                    Some(service) => {
+                        let mut request = Request::new(());
+                        request.extensions_mut().insert(context.clone());
+                        let status = service.clone().oneshot(request).await.expect("infallible");
+                        assert_eq!(status, StatusCode::OK, "every decision admits");
+                    }
+                    None => {
+                        let v: Option<u64> = naive.get(&naive_key).await.expect("get");
+                        let _: () = naive
+                            .set(&naive_key, v.unwrap_or(0) + 1)
+                            .await
+                            .expect("set");
+                    }
+                }
                 latencies.push(t.elapsed());
             }
             latencies
@@ -122,27 +128,61 @@ async fn main() {
     let config = RedisConfig::single(url.clone())
         .timeout(Duration::from_secs(2))
         .key_prefix(format!("bench:{}", std::process::id()));
-    let stores = Arc::new(Stores {
-        redis_throttle: RedisThrottleStore::connect(&config)
-            .await
-            .expect("connects"),
-        redis_quota: RedisQuotaStore::connect(&config).await.expect("connects"),
-        memory_throttle: InMemoryStore::new(),
-        memory_quota: MemoryStore::new(),
-        naive: redis::Client::open(url)
-            .expect("valid url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connects"),
-    });
-    println!("| variant ({TASKS} tasks, {seconds} s) | decisions/s | p50 | p99 |");
+    let plan = Arc::new(
+        UsagePlan::new("bench")
+            .expect("valid")
+            .with_throttle(ThrottleSettings::new(1e9, 1_000_000).expect("valid"))
+            .with_quota(QuotaSettings::new(1 << 40, QuotaPeriod::Month).expect("valid")),
+    );
+    let naive = redis::Client::open(url)
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let memory = boxed(
+        ServiceBuilder::new()
+            .layer(ThrottleLayer::new("a1", "prod"))
+            .layer(QuotaLayer::new())
+            .service_fn(ok),
+    );
+    let one_script = boxed(
+        ServiceBuilder::new()
+            .layer(RedisUsagePlanLayer::new(
+                ThrottleLayer::new("a1", "prod").store(
+                    RedisThrottleStore::connect(&config)
+                        .await
+                        .expect("connects"),
+                ),
+                QuotaLayer::with_store(RedisQuotaStore::connect(&config).await.expect("connects")),
+            ))
+            .service_fn(ok),
+    );
+    let two_layers = boxed(
+        ServiceBuilder::new()
+            .layer(
+                ThrottleLayer::new("a1", "prod").store(
+                    RedisThrottleStore::connect(&config)
+                        .await
+                        .expect("connects"),
+                ),
+            )
+            .layer(QuotaLayer::with_store(
+                RedisQuotaStore::connect(&config).await.expect("connects"),
+            ))
+            .service_fn(ok),
+    );
+    println!("| variant ({TASKS} tasks, {seconds} s each) | decisions/s | p50 | p99 |");
     println!("|---|---|---|---|");
-    for variant in [
-        Variant::MemoryThrottleQuota,
-        Variant::RedisThrottleQuota,
-        Variant::NaiveGetSet,
+    for (variant, service) in [
+        (Variant::MemoryLayers, Some(memory)),
+        (Variant::RedisOneScript, Some(one_script)),
+        (Variant::RedisTwoLayers, Some(two_layers)),
+        (Variant::NaiveGetSet, None),
     ] {
-        let (rate, p50, p99) = run(stores.clone(), variant, seconds).await;
-        println!("| {variant:?} | {rate:.0} | {p50:?} | {p99:?} |");
+        let (rate, p50, p99) = run(service, &naive, &plan, seconds).await;
+        println!(
+            "| {} | {rate:.0} | {p50:.2?} | {p99:.2?} |",
+            variant.label()
+        );
     }
 }
