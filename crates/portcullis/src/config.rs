@@ -81,6 +81,10 @@ pub struct Config {
     /// A JWT issuer (a Cognito user pool or any OIDC issuer).
     #[serde(default)]
     pub jwt: Option<JwtSettings>,
+    /// A Cognito-style identity pool: ID tokens (or guests) exchanged for
+    /// temporary credentials that the `[iam]` layer accepts.
+    #[serde(default)]
+    pub identity_pool: Option<portcullis_identity_pool::IdentityPoolConfig>,
     /// The AWS WAF web ACL.
     #[serde(default)]
     pub waf: Option<WafSettings>,

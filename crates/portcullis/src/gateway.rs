@@ -9,6 +9,7 @@ use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{SharedClock, SystemClock};
 use portcullis_core::plan::{MethodSelector, UsagePlan};
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
+use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig, IdentityPoolConfigError};
 use portcullis_jwt::{Issuer, JwtLayer, KeySource};
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::admin::{PlanKey, StaticKeys, UsageAdmin};
@@ -32,6 +33,7 @@ pub struct Gateway {
     jwt: Option<JwtLayer>,
     waf: Option<WafLayer>,
     plans: Vec<Arc<UsagePlan>>,
+    identity_pool: Option<IdentityPool>,
     /// The usage plan on Redis, for `[store] kind = "redis"`.
     #[cfg(feature = "redis")]
     redis: Option<portcullis_redis::RedisUsagePlanLayer>,
@@ -165,12 +167,30 @@ impl GatewayBuilder {
         }
         let quota = QuotaLayer::from_config(&config.quota).shared_clock(clock.clone());
 
-        let sigv4 = match &config.iam {
-            Some(iam) => Some(build_sigv4(iam, api, &base_dir, &clock, &resolver)?),
-            None => None,
-        };
         let jwt = match &config.jwt {
             Some(jwt) => Some(build_jwt(jwt, &base_dir, &clock)?),
+            None => None,
+        };
+        let identity_pool = match &config.identity_pool {
+            Some(pool) if config.iam.is_none() => {
+                let _ = pool;
+                return Err(ConfigError::new(
+                    "identity_pool",
+                    "needs [iam]: the SigV4 layer is what accepts the pool's credentials",
+                ));
+            }
+            Some(pool) => Some(build_identity_pool(pool, jwt.as_ref(), &clock)?),
+            None => None,
+        };
+        let sigv4 = match &config.iam {
+            Some(iam) => Some(build_sigv4(
+                iam,
+                api,
+                &base_dir,
+                &clock,
+                &resolver,
+                identity_pool.as_ref(),
+            )?),
             None => None,
         };
         let waf = match &config.waf {
@@ -188,6 +208,7 @@ impl GatewayBuilder {
             jwt,
             waf,
             plans,
+            identity_pool,
             #[cfg(feature = "redis")]
             redis: None,
         })
@@ -274,6 +295,7 @@ fn build_sigv4(
     base: &Path,
     clock: &SharedClock,
     resolver: &ClientIpResolver,
+    pool: Option<&IdentityPool>,
 ) -> Result<SigV4Layer, ConfigError> {
     let mut provider = StaticCredentialProvider::new();
     for (i, user) in iam.users.iter().enumerate() {
@@ -294,7 +316,12 @@ fn build_sigv4(
         }
         provider.insert(credential);
     }
-    let mut layer = SigV4Layer::new(api, provider)
+    // Temporary credentials from the identity pool; long-term users behind.
+    let layer = match pool {
+        Some(pool) => SigV4Layer::new(api, pool.provider().with_fallback(provider)),
+        None => SigV4Layer::new(api, provider),
+    };
+    let mut layer = layer
         .clock(clock.clone())
         .client_ip_resolver(resolver.clone());
     if let Some(skew) = iam.clock_skew_seconds {
@@ -316,6 +343,27 @@ fn build_sigv4(
         layer = layer.authentication_only();
     }
     Ok(layer)
+}
+
+/// Builds the identity pool; with no issuer of its own it takes tokens from
+/// the `[jwt]` layer.
+fn build_identity_pool(
+    config: &IdentityPoolConfig,
+    jwt: Option<&JwtLayer>,
+    clock: &SharedClock,
+) -> Result<IdentityPool, ConfigError> {
+    let mut builder = IdentityPool::builder(config.clone()).clock(clock.clone());
+    if config.jwt.issuers.is_empty()
+        && let Some(jwt) = jwt
+    {
+        builder = builder.jwt(jwt.clone());
+    }
+    builder.build().map_err(|e| match e {
+        IdentityPoolConfigError::Invalid { path, message } => {
+            ConfigError::new(format!("identity_pool.{path}"), message)
+        }
+        other => ConfigError::new("identity_pool", other.to_string()),
+    })
 }
 
 fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtLayer, ConfigError> {
@@ -538,6 +586,16 @@ impl Gateway {
     #[must_use]
     pub fn waf_layer(&self) -> Option<WafLayer> {
         self.waf.clone()
+    }
+
+    /// The identity pool, if `[identity_pool]` is configured. Its
+    /// credentials already pass the [`sigv4_layer`](Self::sigv4_layer); mount
+    /// its [`credentials_service`](IdentityPool::credentials_service) on a
+    /// route of its own (such as `POST /credentials`), outside the API's
+    /// authorizers, as Cognito's endpoint is.
+    #[must_use]
+    pub fn identity_pool(&self) -> Option<&IdentityPool> {
+        self.identity_pool.as_ref()
     }
 
     /// The SigV4 (IAM) layer, if `[iam]` is configured.

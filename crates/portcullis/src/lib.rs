@@ -107,6 +107,8 @@ pub use portcullis_core::{
 pub use portcullis_api_key as api_key;
 #[cfg(feature = "sigv4")]
 pub use portcullis_iam as iam;
+#[cfg(feature = "identity-pool")]
+pub use portcullis_identity_pool as identity_pool;
 #[cfg(feature = "jwt")]
 pub use portcullis_jwt as jwt;
 #[cfg(feature = "quota")]

@@ -220,6 +220,11 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
         .merge(profile_routes)
         .merge(admin_routes)
         .fallback(unknown_route);
+    // Cognito-style sign-in: `POST /credentials` exchanges an ID token for
+    // temporary credentials, which the IAM layer above then accepts.
+    if let Some(pool) = gateway.identity_pool() {
+        app = app.route_service("/credentials", pool.credentials_service());
+    }
     // The WAF in front of everything, unknown routes included.
     if let Some(waf) = gateway.waf_layer() {
         app = app.layer(waf);
