@@ -22,6 +22,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`RedisUsagePlanLayer`] goes one step further: it takes both layers and
+//! decides a request's throttle buckets **and** its quota in one script, one
+//! round trip (see its docs for what that costs on Cluster).
+//!
 //! # Why the `redis` crate
 //!
 //! `redis` (redis-rs) and `fred` are both well kept. `redis` was chosen for
