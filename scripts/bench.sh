@@ -12,6 +12,8 @@
 #   --skip-load        no wrk runs (criterion, memory and scaling only)
 #   --skip-criterion   no criterion benches
 #   --no-write         leave BENCHMARKS.md alone (tables go to target/bench-run/tables.md)
+#   --report-only      measure nothing: rebuild the tables from target/bench-run/ as a
+#                      previous (possibly interrupted) run left it
 #
 # Needs: wrk (apt-get install -y wrk), curl, redis-cli and a Redis on
 # $REDIS_URL (default redis://127.0.0.1:6379) for the Redis variant; Linux
@@ -21,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-QUICK=0 PIN=0 LOAD=1 CRITERION=1 WRITE=1
+QUICK=0 PIN=0 LOAD=1 CRITERION=1 WRITE=1 REPORT_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
@@ -29,6 +31,7 @@ for arg in "$@"; do
     --skip-load) LOAD=0 ;;
     --skip-criterion) CRITERION=0 ;;
     --no-write) WRITE=0 ;;
+    --report-only) REPORT_ONLY=1 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -48,13 +51,16 @@ REQUEST_PATH="/loyalty/C-1001/get?customer=C-1001&fields=points"
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export REDIS_URL
 OUT="$ROOT/target/bench-run"
-rm -rf "$OUT"
+if [ "$REPORT_ONLY" = 0 ]; then
+  rm -rf "$OUT"
+fi
 mkdir -p "$OUT"
 STARTED=$(date -u +%s)
 
 log() { echo "bench.sh: $*" >&2; }
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
 
+if [ "$REPORT_ONLY" = 0 ]; then
 # --- The machine and the commit, recorded automatically. -------------------
 {
   echo "- command: \`bash scripts/bench.sh${*:+ $*}\` (mode: $MODE)"
@@ -266,6 +272,17 @@ if [ "$CRITERION" = 1 ]; then
   "$BIN" criterion-table --dir "$OUT/criterion" >"$OUT/criterion.md"
   echo "load average after the criterion benches: $(load_average)" >"$OUT/criterion-loadavg.txt"
 fi
+else
+  # --report-only: the tables of what a previous run left.
+  BIN="$ROOT/target/release/portcullis-loadtest"
+  CRIT_ARGS=("(see the run's mode above)")
+  if [ -d "$OUT/criterion" ]; then
+    "$BIN" criterion-table --dir "$OUT/criterion" >"$OUT/criterion.md"
+    [ -f "$OUT/criterion-loadavg.txt" ] || echo "load average when the tables were rebuilt (criterion run interrupted): $(load_average)" >"$OUT/criterion-loadavg.txt"
+  fi
+  touch "$OUT/criterion-failures.txt"
+  STARTED=$(date -u +%s)
+fi
 
 # --- The tables. -------------------------------------------------------------
 {
@@ -274,7 +291,11 @@ fi
   echo "### This run"
   echo
   cat "$OUT/machine.md"
-  echo "- load average at the end: $(load_average); wall time $(( $(date -u +%s) - STARTED )) s"
+  if [ "$REPORT_ONLY" = 1 ]; then
+    echo "- tables rebuilt with \`--report-only\` at $(date -u '+%H:%M UTC') from what the run left in target/bench-run/"
+  else
+    echo "- load average at the end: $(load_average); wall time $(( $(date -u +%s) - STARTED )) s"
+  fi
   echo
   if [ -f "$OUT/load.md" ]; then
     echo "### Full-stack load test"
@@ -287,6 +308,7 @@ fi
     echo "- $(cat "$OUT/load-loadavg.txt")"
     echo
   fi
+  if [ -f "$OUT/mem.txt" ]; then
   echo "### Memory: 1,000,000 distinct keys through throttle + quota"
   echo
   echo "| figure | value |"
@@ -295,14 +317,17 @@ fi
   echo
   echo "$(cat "$OUT/mem-loadavg.txt")"
   echo
+  fi
+  if [ -f "$OUT/scale.txt" ]; then
   echo "### Scaling: throttle + quota decisions per second"
   echo
   echo "| tasks | keys | decisions/s | refused |"
   echo "|---:|---|---:|---:|"
   tail -n +2 "$OUT/scale.txt" | sed 's/^\(.*\)$/| \1 |/'
   echo
-  echo "$(cat "$OUT/scale-loadavg.txt"); $(nproc) tokio worker threads, ${SCALE_SECONDS} s per row"
+  echo "$(cat "$OUT/scale-loadavg.txt"); $(nproc) tokio worker threads, ${SCALE_SECONDS:-?} s per row"
   echo
+  fi
   if [ -f "$OUT/criterion.md" ]; then
     echo "### Per-layer criterion figures"
     echo
