@@ -1,0 +1,146 @@
+//! `[store] kind = "redis"`: the gateway built with `build_async` on a real
+//! Redis (`REDIS_URL`), the throttle and quota decided by Redis, and the
+//! errors of a Redis store built synchronously or misconfigured.
+//!
+//! Runs when the facade is built with its `redis` feature (as in the
+//! workspace, where the airline-loyalty example enables it).
+#![cfg(feature = "redis")]
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use portcullis::Gateway;
+use portcullis::config::{Config, StoreSettings};
+use tower::ServiceExt;
+
+const API_KEY: &str = "RedisFacadeKey0123456789abcdef";
+
+fn config(store: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+[gateway]
+region = "us-east-1"
+account_id = "123456789012"
+api_id = "a1b2c3d4e5"
+stage = "prod"
+
+[[usage_plans]]
+id = "basic"
+throttle = {{ rate_limit = 1000.0, burst_limit = 1000 }}
+quota = {{ limit = 3, period = "DAY" }}
+
+[[api_keys]]
+id = "k1"
+value = "{API_KEY}"
+usage_plans = ["basic"]
+
+{store}
+"#
+    ))
+    .expect("a valid configuration")
+}
+
+#[test]
+fn build_refuses_a_redis_store_and_names_build_async() {
+    let error = Gateway::builder(config(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:1\"",
+    ))
+    .build()
+    .expect_err("a Redis store needs build_async");
+    assert_eq!(error.path, "store.kind", "{error}");
+    assert!(error.to_string().contains("build_async"), "{error}");
+}
+
+#[tokio::test]
+async fn a_redis_store_needs_exactly_one_of_url_and_cluster_urls() {
+    let error = Gateway::builder(config("[store]\nkind = \"redis\""))
+        .build_async()
+        .await
+        .expect_err("no url");
+    assert_eq!(error.path, "store.url", "{error}");
+    let both = "[store]\nkind = \"redis\"\nurl = \"redis://a:1\"\ncluster_urls = [\"redis://b:1\"]";
+    let error = Gateway::builder(config(both))
+        .build_async()
+        .await
+        .expect_err("both");
+    assert_eq!(error.path, "store.cluster_urls", "{error}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_at_build_without_its_password() {
+    let error = Gateway::builder(config(
+        "[store]\nkind = \"redis\"\nurl = \"redis://user:hunter2@127.0.0.1:1\"",
+    ))
+    .build_async()
+    .await
+    .expect_err("nothing listens on port 1");
+    assert_eq!(error.path, "store", "{error}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    let settings = StoreSettings::redis("redis://user:hunter2@127.0.0.1:1");
+    assert!(!format!("{settings:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn the_gateway_counts_in_redis() {
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => panic!("REDIS_URL is not set under CI"),
+        _ => {
+            eprintln!(
+                "skipped: REDIS_URL is not set; run `bash scripts/test.sh` to run the Redis tests"
+            );
+            return;
+        }
+    };
+    let prefix = format!(
+        "facade-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let mut store = StoreSettings::redis(url);
+    store.key_prefix = Some(prefix.clone());
+    // Two replicas of the gateway on one Redis share the quota of 3.
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let gateway = Gateway::builder(config(""))
+            .store(store.clone())
+            .build_async()
+            .await
+            .expect("connects");
+        assert!(gateway.usage_plan_layer().is_some());
+        apps.push(
+            Router::new()
+                .route("/pets", get(|| async { Ok::<_, Infallible>("ok") }))
+                .layer(gateway.layer()),
+        );
+    }
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let request = Request::get("/pets")
+            .header("x-api-key", API_KEY)
+            .body(Body::empty())
+            .expect("a request");
+        let response = apps[i % 2]
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
