@@ -62,16 +62,18 @@ impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
+    #[inline]
     pub(crate) fn inner(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
         Self {
             state: State::Inner { future, headers },
         }
     }
 
-    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+    #[inline]
+    pub(crate) fn reject(response: Box<Response<ResponseBody<ResBody>>>) -> Self {
         Self {
             state: State::Reject {
-                response: Some(Box::new(response)),
+                response: Some(response),
             },
         }
     }
@@ -160,7 +162,7 @@ where
                             headers,
                         },
                         Verdict::Reject(response) => State::Reject {
-                            response: Some(Box::new(response)),
+                            response: Some(response),
                         },
                     }
                 }

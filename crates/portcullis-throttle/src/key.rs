@@ -136,6 +136,7 @@ impl KeyBy {
     }
 
     /// Finds the request's key, trying each source in order.
+    #[inline]
     pub(crate) fn resolve<'a>(&self, head: &RequestHead<'a>) -> Option<ResolvedKey<'a>> {
         self.sources.iter().find_map(|source| resolve(source, head))
     }
@@ -150,6 +151,7 @@ pub(crate) enum KeyBytes<'a> {
 }
 
 impl KeyBytes<'_> {
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             KeyBytes::Borrowed(b) => b,

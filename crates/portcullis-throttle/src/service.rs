@@ -126,23 +126,21 @@ const EMPTY_CHECK: BucketCheck<'static> = BucketCheck {
     gcra: Gcra::PLACEHOLDER,
 };
 
-/// No checks yet, as one constant: built in place from read-only data (an
+/// No levels yet, as one constant: built in place from read-only data (an
 /// array repeated from one element on the stack made the processor wait on a
 /// store it could not forward, on every request).
-const NO_CHECKS: [BucketCheck<'static>; 3] = [EMPTY_CHECK; 3];
-
-/// No levels yet, as one constant (see [`NO_CHECKS`]).
 const NOTHING_CHECKED: Checked = Checked {
     levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
     len: 0,
 };
 
-/// What the layer does with a request once the store has answered.
+/// What the layer does with a request once the store has answered. Two
+/// words: the refusal is boxed, so that the admitted path moves no response.
 pub(crate) enum Verdict<B> {
     /// Call the inner service, and add these headers to its response.
     Admit(Option<Box<HeaderMap>>),
     /// Answer with this refusal.
-    Reject(Response<ResponseBody<B>>),
+    Reject(Box<Response<ResponseBody<B>>>),
 }
 
 /// The part of the layer a pending decision needs to conclude.
@@ -162,6 +160,10 @@ impl Decider {
     }
 }
 
+/// The verdict on a store's answer. The admitted path without headers is
+/// inlined into `call`; headers on success, refusals and store errors are out
+/// of line.
+#[inline(always)]
 fn conclude<ReqBody, ResBody>(
     config: &Config,
     checked: &Checked,
@@ -178,49 +180,75 @@ fn conclude<ReqBody, ResBody>(
             );
             config.counters.admitted.increment(1);
             if config.headers_on_success && config.headers != RateLimitHeaders::None {
-                let (level, gcra) = checked.reported(&outcome);
-                let mut map = HeaderMap::new();
-                headers::write(config.headers, level, &gcra, &outcome, &mut map);
-                Verdict::Admit(Some(Box::new(map)))
+                Verdict::Admit(Some(success_headers(config, checked, &outcome)))
             } else {
                 Verdict::Admit(None)
             }
         }
-        Ok(outcome) => {
-            let (level, gcra) = checked.reported(&outcome);
-            tracing::debug!(
-                layer = "throttle",
-                outcome = "refused",
-                reason = "bucket_empty",
-                level = level.as_str(),
-                retry_after_ms = outcome.retry_after_nanos / 1_000_000
-            );
-            config.counters.refused(level).increment(1);
-            let mut map = HeaderMap::new();
-            headers::write(config.headers, level, &gcra, &outcome, &mut map);
-            Verdict::Reject(
-                GatewayResponse::new(GatewayResponseType::Throttled)
-                    .with_headers(map)
-                    .into_response(request),
-            )
-        }
-        Err(error) => {
-            tracing::warn!(
-                layer = "throttle",
-                outcome = if config.fail_open { "admitted" } else { "refused" },
-                reason = "store_error",
-                %error
-            );
-            config.counters.store_error.increment(1);
-            if config.fail_open {
-                Verdict::Admit(None)
-            } else {
-                Verdict::Reject(
-                    GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
-                        .into_response(request),
-                )
-            }
-        }
+        Ok(outcome) => refuse(config, checked, &outcome, request),
+        Err(error) => store_failed(config, &error, request),
+    }
+}
+
+/// The rate-limit headers of an admitted request.
+#[cold]
+#[inline(never)]
+fn success_headers(config: &Config, checked: &Checked, outcome: &Outcome) -> Box<HeaderMap> {
+    let (level, gcra) = checked.reported(outcome);
+    let mut map = HeaderMap::new();
+    headers::write(config.headers, level, &gcra, outcome, &mut map);
+    Box::new(map)
+}
+
+/// The verdict on a refusal: 429 `THROTTLED` with its headers.
+#[cold]
+#[inline(never)]
+fn refuse<ReqBody, ResBody>(
+    config: &Config,
+    checked: &Checked,
+    outcome: &Outcome,
+    request: &Request<ReqBody>,
+) -> Verdict<ResBody> {
+    let (level, gcra) = checked.reported(outcome);
+    tracing::debug!(
+        layer = "throttle",
+        outcome = "refused",
+        reason = "bucket_empty",
+        level = level.as_str(),
+        retry_after_ms = outcome.retry_after_nanos / 1_000_000
+    );
+    config.counters.refused(level).increment(1);
+    let mut map = HeaderMap::new();
+    headers::write(config.headers, level, &gcra, outcome, &mut map);
+    Verdict::Reject(Box::new(
+        GatewayResponse::new(GatewayResponseType::Throttled)
+            .with_headers(map)
+            .into_response(request),
+    ))
+}
+
+/// The verdict when the store failed: admitted when the layer fails open,
+/// else 500 `API_CONFIGURATION_ERROR`.
+#[cold]
+#[inline(never)]
+fn store_failed<ReqBody, ResBody>(
+    config: &Config,
+    error: &StoreError,
+    request: &Request<ReqBody>,
+) -> Verdict<ResBody> {
+    tracing::warn!(
+        layer = "throttle",
+        outcome = if config.fail_open { "admitted" } else { "refused" },
+        reason = "store_error",
+        %error
+    );
+    config.counters.store_error.increment(1);
+    if config.fail_open {
+        Verdict::Admit(None)
+    } else {
+        Verdict::Reject(Box::new(
+            GatewayResponse::new(GatewayResponseType::ApiConfigurationError).into_response(request),
+        ))
     }
 }
 
@@ -263,10 +291,9 @@ where
                 api_id: &config.api_id,
                 stage: &config.stage,
             };
-            let mut checks = NO_CHECKS;
-            let mut checked = NOTHING_CHECKED;
             // Level 1: the caller's key.
             let resolved = config.key_by.resolve(&head);
+            let mut key_check = None;
             if let Some(key) = &resolved {
                 let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
                 let (selector, plan_limit) = match plan {
@@ -285,87 +312,85 @@ where
                     Some(limit) => Some(Gcra::new(&limit)),
                     None => config.key_limit,
                 };
-                if let Some(gcra) = gcra {
-                    push(
-                        &mut checked,
-                        BucketCheck {
-                            key: BucketKey {
-                                level: Level::Key,
-                                stage: selector.map(|_| stage),
-                                method: selector,
-                                caller: Some(CallerKey {
-                                    source: key.source,
-                                    value: key.bytes.as_slice(),
-                                }),
-                            },
-                            gcra,
-                        },
-                        &mut checks,
-                    );
-                }
+                key_check = gcra.map(|gcra| BucketCheck {
+                    key: BucketKey {
+                        level: Level::Key,
+                        stage: selector.map(|_| stage),
+                        method: selector,
+                        caller: Some(CallerKey {
+                            source: key.source,
+                            value: key.bytes.as_slice(),
+                        }),
+                    },
+                    gcra,
+                });
             }
             // Level 2: the stage's per-method limit.
-            if let Some((selector, gcra)) = config
+            let stage_check = config
                 .stage_limits
                 .iter()
                 .find(|(selector, _)| selector.matches(method, path))
-            {
-                push(
-                    &mut checked,
-                    BucketCheck {
-                        key: BucketKey {
-                            level: Level::Stage,
-                            stage: Some(stage),
-                            method: Some(selector),
-                            caller: None,
-                        },
-                        gcra: *gcra,
+                .map(|(selector, gcra)| BucketCheck {
+                    key: BucketKey {
+                        level: Level::Stage,
+                        stage: Some(stage),
+                        method: Some(selector),
+                        caller: None,
                     },
-                    &mut checks,
-                );
-            }
+                    gcra: *gcra,
+                });
             // Level 3: the account.
-            if let Some(gcra) = config.account_limit {
-                push(
-                    &mut checked,
-                    BucketCheck {
-                        key: BucketKey {
-                            level: Level::Account,
-                            stage: None,
-                            method: None,
-                            caller: None,
-                        },
-                        gcra,
-                    },
-                    &mut checks,
-                );
+            let account_check = config.account_limit.map(|gcra| BucketCheck {
+                key: BucketKey {
+                    level: Level::Account,
+                    stage: None,
+                    method: None,
+                    caller: None,
+                },
+                gcra,
+            });
+            // The checks as an array of exactly their number, built in place:
+            // a fixed array of three filled from a constant was a 288-byte
+            // `memcpy` per request.
+            let (one, two, three);
+            let checks: &[BucketCheck<'_>] = match (key_check, stage_check, account_check) {
+                (None, None, None) => &[],
+                (Some(a), None, None) | (None, Some(a), None) | (None, None, Some(a)) => {
+                    one = [a];
+                    &one
+                }
+                (Some(a), Some(b), None) | (Some(a), None, Some(b)) | (None, Some(a), Some(b)) => {
+                    two = [a, b];
+                    &two
+                }
+                (Some(a), Some(b), Some(c)) => {
+                    three = [a, b, c];
+                    &three
+                }
+            };
+            let mut checked = NOTHING_CHECKED;
+            for check in checks {
+                checked.levels[checked.len] = (check.key.level, check.gcra);
+                checked.len += 1;
             }
-            if checked.len == 0 {
+            if checks.is_empty() {
                 (None, checked)
             } else {
                 let now = shared.clock.now_unix_nanos();
-                (
-                    Some(shared.store.acquire(&checks[..checked.len], now)),
-                    checked,
-                )
+                (Some(shared.store.acquire(checks, now)), checked)
             }
         };
-        match answer {
+        let verdict = match answer {
             None => {
                 tracing::trace!(
                     layer = "throttle",
                     outcome = "admitted",
                     reason = "no_limit"
                 );
-                ResponseFuture::inner(self.inner.call(request), None)
+                Verdict::Admit(None)
             }
             Some(Acquire::Ready(result)) => {
-                match conclude::<ReqBody, ResBody>(config, &checked, result, &request) {
-                    Verdict::Admit(headers) => {
-                        ResponseFuture::inner(self.inner.call(request), headers)
-                    }
-                    Verdict::Reject(response) => ResponseFuture::reject(response),
-                }
+                conclude::<ReqBody, ResBody>(config, &checked, result, &request)
             }
             Some(Acquire::Pending(future)) => {
                 // The ready service goes with the request; this one keeps a
@@ -376,8 +401,14 @@ where
                     config: Arc::clone(&shared.config),
                     checked,
                 };
-                ResponseFuture::waiting(future, service, request, decider)
+                return ResponseFuture::waiting(future, service, request, decider);
             }
+        };
+        // One call site for the inner service, so that its future is built
+        // in place.
+        match verdict {
+            Verdict::Admit(headers) => ResponseFuture::inner(self.inner.call(request), headers),
+            Verdict::Reject(response) => ResponseFuture::reject(response),
         }
     }
 }
@@ -410,7 +441,7 @@ impl ThrottlePlan {
     ) -> Result<Option<HeaderMap>, Box<Response<ResponseBody<ResBody>>>> {
         match self.decider.conclude(result, request) {
             Verdict::Admit(headers) => Ok(headers.map(|map| *map)),
-            Verdict::Reject(response) => Err(Box::new(response)),
+            Verdict::Reject(response) => Err(response),
         }
     }
 }
