@@ -99,7 +99,12 @@ pub(crate) struct Checked {
     len: usize,
 }
 
-impl Checked {
+/// The level and parameters of the bucket an [`Outcome`] reports on.
+pub(crate) trait Reported {
+    fn reported(&self, outcome: &Outcome) -> (Level, Gcra);
+}
+
+impl Reported for Checked {
     fn reported(&self, outcome: &Outcome) -> (Level, Gcra) {
         let index = if outcome.bucket < self.len {
             outcome.bucket
@@ -107,6 +112,18 @@ impl Checked {
             0
         };
         self.levels[index]
+    }
+}
+
+/// The checks themselves, while they are still at hand: `call` copies them
+/// into a [`Checked`] only for a store that answers later.
+impl Reported for [BucketCheck<'_>] {
+    fn reported(&self, outcome: &Outcome) -> (Level, Gcra) {
+        self.get(outcome.bucket)
+            .or(self.first())
+            .map_or((Level::Account, Gcra::PLACEHOLDER), |check| {
+                (check.key.level, check.gcra)
+            })
     }
 }
 
@@ -164,9 +181,9 @@ impl Decider {
 /// inlined into `call`; headers on success, refusals and store errors are out
 /// of line.
 #[inline(always)]
-fn conclude<ReqBody, ResBody>(
+fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
     config: &Config,
-    checked: &Checked,
+    checked: &R,
     result: Result<Outcome, StoreError>,
     request: &Request<ReqBody>,
 ) -> Verdict<ResBody> {
@@ -193,7 +210,11 @@ fn conclude<ReqBody, ResBody>(
 /// The rate-limit headers of an admitted request.
 #[cold]
 #[inline(never)]
-fn success_headers(config: &Config, checked: &Checked, outcome: &Outcome) -> Box<HeaderMap> {
+fn success_headers<R: Reported + ?Sized>(
+    config: &Config,
+    checked: &R,
+    outcome: &Outcome,
+) -> Box<HeaderMap> {
     let (level, gcra) = checked.reported(outcome);
     let mut map = HeaderMap::new();
     headers::write(config.headers, level, &gcra, outcome, &mut map);
@@ -203,9 +224,9 @@ fn success_headers(config: &Config, checked: &Checked, outcome: &Outcome) -> Box
 /// The verdict on a refusal: 429 `THROTTLED` with its headers.
 #[cold]
 #[inline(never)]
-fn refuse<ReqBody, ResBody>(
+fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
     config: &Config,
-    checked: &Checked,
+    checked: &R,
     outcome: &Outcome,
     request: &Request<ReqBody>,
 ) -> Verdict<ResBody> {
@@ -278,7 +299,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let config = &*shared.config;
-        let (answer, checked) = {
+        let next = {
             let head = RequestHead {
                 method: request.method(),
                 uri: request.uri(),
@@ -368,31 +389,33 @@ where
                     &three
                 }
             };
-            let mut checked = NOTHING_CHECKED;
-            for check in checks {
-                checked.levels[checked.len] = (check.key.level, check.gcra);
-                checked.len += 1;
-            }
             if checks.is_empty() {
-                (None, checked)
-            } else {
-                let now = shared.clock.now_unix_nanos();
-                (Some(shared.store.acquire(checks, now)), checked)
-            }
-        };
-        let verdict = match answer {
-            None => {
                 tracing::trace!(
                     layer = "throttle",
                     outcome = "admitted",
                     reason = "no_limit"
                 );
-                Verdict::Admit(None)
+                Ok(Verdict::Admit(None))
+            } else {
+                let now = shared.clock.now_unix_nanos();
+                match shared.store.acquire(checks, now) {
+                    Acquire::Ready(result) => Ok(conclude::<_, ReqBody, ResBody>(
+                        config, checks, result, &request,
+                    )),
+                    Acquire::Pending(future) => {
+                        let mut checked = NOTHING_CHECKED;
+                        for check in checks {
+                            checked.levels[checked.len] = (check.key.level, check.gcra);
+                            checked.len += 1;
+                        }
+                        Err((future, checked))
+                    }
+                }
             }
-            Some(Acquire::Ready(result)) => {
-                conclude::<ReqBody, ResBody>(config, &checked, result, &request)
-            }
-            Some(Acquire::Pending(future)) => {
+        };
+        let verdict = match next {
+            Ok(verdict) => verdict,
+            Err((future, checked)) => {
                 // The ready service goes with the request; this one keeps a
                 // clone to be made ready again.
                 let clone = self.inner.clone();
