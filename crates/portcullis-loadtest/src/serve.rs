@@ -8,7 +8,7 @@ use axum::routing::get;
 use portcullis::Gateway;
 
 use crate::Error;
-use crate::setup::{self, API_ID, STAGE, Variant};
+use crate::setup::{self, Variant};
 
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
@@ -66,37 +66,13 @@ async fn serve(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The JWT variant with throttle and quota on Redis: through the facade
-/// when it builds `[store] kind = "redis"`, otherwise the facade's WAF, JWT
-/// and API-key layers with `portcullis-redis` stores under the throttle and
-/// quota layers, stacked with `ServiceBuilder`.
+/// The JWT variant with throttle and quota on Redis, through the facade:
+/// `[store] kind = "redis"` makes `Gateway::layer()` decide a key's throttle
+/// and quota in one Redis script (`portcullis_redis::RedisUsagePlanLayer`).
 async fn redis_stack(app: Router, redis_url: &str) -> Result<(Router, String), Error> {
-    match Gateway::from_file(setup::write_config(Variant::Redis, redis_url)?) {
-        Ok(gateway) => Ok((
-            app.layer(gateway.layer()),
-            "Gateway::layer() with [store] kind = \"redis\"".to_owned(),
-        )),
-        Err(refused) => {
-            let gateway = Gateway::from_file(setup::write_config(Variant::Jwt, redis_url)?)?;
-            let config =
-                portcullis_redis::RedisConfig::single(redis_url).key_prefix(setup::REDIS_PREFIX);
-            let throttle = portcullis::throttle::ThrottleLayer::new(API_ID, STAGE)
-                .store(portcullis_redis::RedisThrottleStore::connect(&config).await?);
-            let quota = portcullis::quota::QuotaLayer::with_store(
-                portcullis_redis::RedisQuotaStore::connect(&config).await?,
-            );
-            let stack = tower::ServiceBuilder::new()
-                .layer(gateway.waf_layer().ok_or("no WAF configured")?)
-                .layer(gateway.jwt_layer().ok_or("no JWT configured")?)
-                .layer(gateway.api_key_layer())
-                .layer(throttle)
-                .layer(quota);
-            Ok((
-                app.layer(stack),
-                format!(
-                    "ServiceBuilder: the facade's WAF, JWT, API key; portcullis-redis throttle and quota stores (the facade refused the store: {refused})"
-                ),
-            ))
-        }
-    }
+    let gateway = Gateway::connect(setup::write_config(Variant::Redis, redis_url)?).await?;
+    Ok((
+        app.layer(gateway.layer()),
+        "Gateway::layer() with [store] kind = \"redis\" (one script per request)".to_owned(),
+    ))
 }
