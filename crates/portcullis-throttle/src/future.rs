@@ -32,10 +32,17 @@ pin_project! {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
+        // The admitted path: the inner future alone, so that this future
+        // is no larger than the inner one (and moves as cheaply).
         Inner {
             #[pin]
             future: S::Future,
-            // Boxed, like the refusal below: rare, and large inline.
+        },
+        // Admitted with rate-limit headers to add (only when the layer writes
+        // them on success): the inner future is boxed with them rather than
+        // making every future a word larger.
+        InnerHeaders {
+            future: Pin<Box<S::Future>>,
             headers: Option<Box<HeaderMap>>,
         },
         Reject {
@@ -48,6 +55,22 @@ pin_project! {
             // service it holds would make every future large.
             pending: Option<Box<Pending<S, ReqBody>>>,
         },
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> State<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    #[inline]
+    fn admitted(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
+        match headers {
+            None => State::Inner { future },
+            Some(headers) => State::InnerHeaders {
+                future: Box::pin(future),
+                headers: Some(headers),
+            },
+        }
     }
 }
 
@@ -65,7 +88,7 @@ where
     #[inline]
     pub(crate) fn inner(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
         Self {
-            state: State::Inner { future, headers },
+            state: State::admitted(future, headers),
         }
     }
 
@@ -103,7 +126,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
-            State::Inner { .. } => "inner",
+            State::Inner { .. } | State::InnerHeaders { .. } => "inner",
             State::Reject { .. } => "reject",
             State::Waiting { .. } => "waiting",
         };
@@ -123,8 +146,17 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let next = match self.as_mut().project().state.project() {
-                StateProj::Inner { future, headers } => {
-                    let response = match future.poll(cx) {
+                StateProj::Inner { future } => {
+                    return match future.poll(cx) {
+                        Poll::Ready(Ok(response)) => {
+                            Poll::Ready(Ok(response.map(ResponseBody::inner)))
+                        }
+                        Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                StateProj::InnerHeaders { future, headers } => {
+                    let response = match future.as_mut().poll(cx) {
                         Poll::Ready(Ok(response)) => response,
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                         Poll::Pending => return Poll::Pending,
@@ -157,10 +189,7 @@ where
                         decider,
                     } = *pending;
                     match decider.conclude::<ReqBody, ResBody>(result, &request) {
-                        Verdict::Admit(headers) => State::Inner {
-                            future: service.call(request),
-                            headers,
-                        },
+                        Verdict::Admit(headers) => State::admitted(service.call(request), headers),
                         Verdict::Reject(response) => State::Reject {
                             response: Some(response),
                         },
