@@ -12,7 +12,7 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
 use crate::headers::{self, RateLimitHeaders};
-use crate::key::RequestHead;
+use crate::key::{RequestHead, ResolvedKey};
 use crate::layer::{Config, ThrottleHandle, ThrottleLayer};
 use crate::memory::InMemoryStore;
 use crate::store::{
@@ -273,6 +273,85 @@ fn store_failed<ReqBody, ResBody>(
     }
 }
 
+/// The buckets a request takes a token from, most specific first: the
+/// caller's key (under its plan's per-method override, else the plan's
+/// throttle, else the layer's key limit), the stage's per-method limit, and
+/// the account. `None` where a level does not apply. The service and
+/// [`ThrottleLayer::plan`] both decide through this one function, so a store
+/// that plans ahead sees exactly the buckets the layer would take.
+#[inline(always)]
+fn bucket_checks<'a>(
+    config: &'a Config,
+    handle: &ThrottleHandle,
+    key: Option<&'a ResolvedKey<'a>>,
+    method: &'a str,
+    path: &'a str,
+) -> (
+    Option<BucketCheck<'a>>,
+    Option<BucketCheck<'a>>,
+    Option<BucketCheck<'a>>,
+) {
+    let stage = StageId {
+        api_id: &config.api_id,
+        stage: &config.stage,
+    };
+    // Level 1: the caller's key.
+    let key_check = key.and_then(|key| {
+        let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
+        let (selector, plan_limit) = match plan {
+            Some(plan) => match plan.method_throttle(&config.api_id, &config.stage, method, path) {
+                Some((selector, limit)) => (Some(selector), Some(*limit)),
+                None => (None, plan.throttle().copied()),
+            },
+            None => (None, None),
+        };
+        let overridden = key
+            .api_key
+            .and_then(|ctx| handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
+        let gcra = match overridden.or(plan_limit) {
+            Some(limit) => Some(Gcra::new(&limit)),
+            None => config.key_limit,
+        };
+        gcra.map(|gcra| BucketCheck {
+            key: BucketKey {
+                level: Level::Key,
+                stage: selector.map(|_| stage),
+                method: selector,
+                caller: Some(CallerKey {
+                    source: key.source,
+                    value: key.bytes.as_slice(),
+                }),
+            },
+            gcra,
+        })
+    });
+    // Level 2: the stage's per-method limit.
+    let stage_check = config
+        .stage_limits
+        .iter()
+        .find(|(selector, _)| selector.matches(method, path))
+        .map(|(selector, gcra)| BucketCheck {
+            key: BucketKey {
+                level: Level::Stage,
+                stage: Some(stage),
+                method: Some(selector),
+                caller: None,
+            },
+            gcra: *gcra,
+        });
+    // Level 3: the account.
+    let account_check = config.account_limit.map(|gcra| BucketCheck {
+        key: BucketKey {
+            level: Level::Account,
+            stage: None,
+            method: None,
+            caller: None,
+        },
+        gcra,
+    });
+    (key_check, stage_check, account_check)
+}
+
 /// The resource path per-method limits are matched against: the route
 /// template when axum matched one, else the request path.
 fn resource_path<B>(request: &Request<B>) -> &str {
@@ -308,68 +387,9 @@ where
             };
             let method = request.method().as_str();
             let path = resource_path(&request);
-            let stage = StageId {
-                api_id: &config.api_id,
-                stage: &config.stage,
-            };
-            // Level 1: the caller's key.
             let resolved = config.key_by.resolve(&head);
-            let mut key_check = None;
-            if let Some(key) = &resolved {
-                let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
-                let (selector, plan_limit) = match plan {
-                    Some(plan) => {
-                        match plan.method_throttle(&config.api_id, &config.stage, method, path) {
-                            Some((selector, limit)) => (Some(selector), Some(*limit)),
-                            None => (None, plan.throttle().copied()),
-                        }
-                    }
-                    None => (None, None),
-                };
-                let overridden = key
-                    .api_key
-                    .and_then(|ctx| shared.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
-                let gcra = match overridden.or(plan_limit) {
-                    Some(limit) => Some(Gcra::new(&limit)),
-                    None => config.key_limit,
-                };
-                key_check = gcra.map(|gcra| BucketCheck {
-                    key: BucketKey {
-                        level: Level::Key,
-                        stage: selector.map(|_| stage),
-                        method: selector,
-                        caller: Some(CallerKey {
-                            source: key.source,
-                            value: key.bytes.as_slice(),
-                        }),
-                    },
-                    gcra,
-                });
-            }
-            // Level 2: the stage's per-method limit.
-            let stage_check = config
-                .stage_limits
-                .iter()
-                .find(|(selector, _)| selector.matches(method, path))
-                .map(|(selector, gcra)| BucketCheck {
-                    key: BucketKey {
-                        level: Level::Stage,
-                        stage: Some(stage),
-                        method: Some(selector),
-                        caller: None,
-                    },
-                    gcra: *gcra,
-                });
-            // Level 3: the account.
-            let account_check = config.account_limit.map(|gcra| BucketCheck {
-                key: BucketKey {
-                    level: Level::Account,
-                    stage: None,
-                    method: None,
-                    caller: None,
-                },
-                gcra,
-            });
+            let (key_check, stage_check, account_check) =
+                bucket_checks(config, &shared.handle, resolved.as_ref(), method, path);
             // The checks as an array of exactly their number, built in place:
             // a fixed array of three filled from a constant was a 288-byte
             // `memcpy` per request.
@@ -489,88 +509,24 @@ impl<St> ThrottleLayer<St> {
             headers: request.headers(),
             extensions: request.extensions(),
         };
-        let method = request.method().as_str();
-        let path = resource_path(request);
-        let stage = StageId {
-            api_id: &config.api_id,
-            stage: &config.stage,
-        };
         let mut checks = [EMPTY_CHECK; 3];
         let mut checked = Checked {
             levels: [(Level::Account, Gcra::PLACEHOLDER); 3],
             len: 0,
         };
         let resolved = config.key_by.resolve(&head);
-        if let Some(key) = &resolved {
-            let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
-            let (selector, plan_limit) = match plan {
-                Some(plan) => {
-                    match plan.method_throttle(&config.api_id, &config.stage, method, path) {
-                        Some((selector, limit)) => (Some(selector), Some(*limit)),
-                        None => (None, plan.throttle().copied()),
-                    }
-                }
-                None => (None, None),
-            };
-            let overridden = key
-                .api_key
-                .and_then(|ctx| self.handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
-            let gcra = match overridden.or(plan_limit) {
-                Some(limit) => Some(Gcra::new(&limit)),
-                None => config.key_limit,
-            };
-            if let Some(gcra) = gcra {
-                push(
-                    &mut checked,
-                    BucketCheck {
-                        key: BucketKey {
-                            level: Level::Key,
-                            stage: selector.map(|_| stage),
-                            method: selector,
-                            caller: Some(CallerKey {
-                                source: key.source,
-                                value: key.bytes.as_slice(),
-                            }),
-                        },
-                        gcra,
-                    },
-                    &mut checks,
-                );
-            }
-        }
-        if let Some((selector, gcra)) = config
-            .stage_limits
-            .iter()
-            .find(|(selector, _)| selector.matches(method, path))
+        let (key_check, stage_check, account_check) = bucket_checks(
+            config,
+            &self.handle,
+            resolved.as_ref(),
+            request.method().as_str(),
+            resource_path(request),
+        );
+        for check in [key_check, stage_check, account_check]
+            .into_iter()
+            .flatten()
         {
-            push(
-                &mut checked,
-                BucketCheck {
-                    key: BucketKey {
-                        level: Level::Stage,
-                        stage: Some(stage),
-                        method: Some(selector),
-                        caller: None,
-                    },
-                    gcra: *gcra,
-                },
-                &mut checks,
-            );
-        }
-        if let Some(gcra) = config.account_limit {
-            push(
-                &mut checked,
-                BucketCheck {
-                    key: BucketKey {
-                        level: Level::Account,
-                        stage: None,
-                        method: None,
-                        caller: None,
-                    },
-                    gcra,
-                },
-                &mut checks,
-            );
+            push(&mut checked, check, &mut checks);
         }
         if checked.len == 0 {
             tracing::trace!(
