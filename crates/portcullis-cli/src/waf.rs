@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use http::HeaderName;
 use portcullis_core::client_ip::PeerAddr;
-use portcullis_waf::model::{RuleAction, RuleGroup, WebAcl};
-use portcullis_waf::{AclSources, LoadError, WafAction, WafLayer, WafOutcome};
+use portcullis_waf::model::RuleGroup;
+use portcullis_waf::{AclSources, LoadError, WafLayer, WafOutcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -92,41 +92,6 @@ pub fn load(files: &AclFiles) -> Result<(AclSources, Vec<RuleGroup>), Failure> {
     Ok((sources, groups))
 }
 
-fn block_status(action: Option<&RuleAction>) -> Option<u16> {
-    action?
-        .block
-        .as_ref()?
-        .custom_response
-        .as_ref()
-        .map(|r| r.response_code)
-}
-
-/// The status a blocked request gets: the terminating rule's custom response
-/// code, or the default action's, else 403.
-fn blocked_status(acl: &WebAcl, groups: &[RuleGroup], terminating: Option<&str>) -> u16 {
-    let found = match terminating {
-        None => acl
-            .default_action
-            .block
-            .as_ref()
-            .and_then(|b| b.custom_response.as_ref())
-            .map(|r| r.response_code),
-        Some(name) => match name.split_once('/') {
-            None => acl
-                .rules
-                .iter()
-                .find(|r| r.name == name)
-                .and_then(|r| block_status(r.action.as_ref())),
-            Some((_, inner)) => groups
-                .iter()
-                .flat_map(|g| g.rules.iter())
-                .find(|r| r.name == inner)
-                .and_then(|r| block_status(r.action.as_ref())),
-        },
-    };
-    found.unwrap_or(403)
-}
-
 /// One request of a `--requests` file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,8 +135,6 @@ impl JsonRequest {
 #[derive(Debug)]
 pub struct Evaluator {
     layer: WafLayer,
-    acl: WebAcl,
-    groups: Vec<RuleGroup>,
     client_ip: Option<IpAddr>,
     country: Option<String>,
 }
@@ -187,13 +150,11 @@ impl Evaluator {
         client_ip: Option<IpAddr>,
         country: Option<String>,
     ) -> Result<Self, Failure> {
-        let (sources, groups) = load(files)?;
+        let (sources, _groups) = load(files)?;
         let compiled = sources.compile().map_err(|e| load_failure(&e))?;
         let layer = WafLayer::new(compiled).geo_header(HeaderName::from_static(COUNTRY_HEADER));
         Ok(Self {
             layer,
-            acl: sources.web_acl().clone(),
-            groups,
             client_ip,
             country,
         })
@@ -217,12 +178,11 @@ impl Evaluator {
     }
 
     fn render(&self, outcome: &WafOutcome) -> Value {
-        let (action, status) = match outcome.action() {
-            WafAction::Block => (
-                "BLOCK",
-                blocked_status(&self.acl, &self.groups, outcome.terminating_rule()),
-            ),
-            _ => ("ALLOW", 200),
+        // The Block action's custom response code, or 403: the layer's own
+        // answer, so the CLI can never disagree with what a server sends.
+        let (action, status) = match outcome.block_status() {
+            Some(status) => ("BLOCK", status.as_u16()),
+            None => ("ALLOW", 200),
         };
         json!({
             "action": action,
