@@ -3,11 +3,11 @@
 //! do, on a shared 2-core machine):
 //!
 //! ```text
-//! cargo build --release -p portcullis-quota --example hot_path
-//! valgrind --tool=callgrind target/release/examples/hot_path bare
-//! valgrind --tool=callgrind target/release/examples/hot_path layer day
-//! valgrind --tool=callgrind target/release/examples/hot_path layer month
-//! valgrind --tool=callgrind target/release/examples/hot_path rejected
+//! cargo build --release -p portcullis-quota --example quota_hot_path
+//! valgrind --tool=callgrind target/release/examples/quota_hot_path bare
+//! valgrind --tool=callgrind target/release/examples/quota_hot_path layer day
+//! valgrind --tool=callgrind target/release/examples/quota_hot_path layer month
+//! valgrind --tool=callgrind target/release/examples/quota_hot_path rejected
 //! ```
 //!
 //! (layer − bare) / 200,000 is the layer's cost per admitted request;

@@ -3,9 +3,9 @@
 //! on a shared 2-core machine):
 //!
 //! ```text
-//! cargo build --release -p portcullis-authorizer --example hot_path
-//! valgrind --tool=callgrind target/release/examples/hot_path bare
-//! valgrind --tool=callgrind target/release/examples/hot_path hit
+//! cargo build --release -p portcullis-authorizer --example authorizer_hot_path
+//! valgrind --tool=callgrind target/release/examples/authorizer_hot_path bare
+//! valgrind --tool=callgrind target/release/examples/authorizer_hot_path hit
 //! ```
 //!
 //! (hit − bare) / 200,000 is the layer's cost per cached request: the same
