@@ -6,157 +6,28 @@
 //! requests that need a throttle token (rate 1/s, burst 2) are spaced a
 //! little over a second apart: the test takes about ten seconds.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use http::{Method, StatusCode};
+use support::{API_KEY, Answer, Http, Server, Signer, mint_token, start, start_with};
 
-const API_KEY: &str = "LoyaltyDemoKey0123456789abcdef";
-const CLIENT: (&str, &str) = (
-    "AKIALOYALTYCLIENT001",
-    "loyaltyClientSecretKeyDemo0000000000001",
-);
-const ADMIN: (&str, &str) = (
-    "AKIALOYALTYADMIN0001",
-    "loyaltyAdminSecretKeyDemo00000000000001",
-);
+const CLIENT: Signer<'static> = Signer {
+    access_key_id: "AKIALOYALTYCLIENT001",
+    secret_access_key: "loyaltyClientSecretKeyDemo0000000000001",
+    session_token: None,
+};
+const ADMIN: Signer<'static> = Signer {
+    access_key_id: "AKIALOYALTYADMIN0001",
+    secret_access_key: "loyaltyAdminSecretKeyDemo00000000000001",
+    session_token: None,
+};
 /// A little over the throttle's one token per second.
 const TOKEN_INTERVAL: Duration = Duration::from_millis(1050);
 
-/// The server process, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    start_with(&[])
-}
-
-/// The binary with `extra` arguments (such as `--store redis://...`).
-fn start_with(extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("a first line")
-        .expect("readable stdout");
-    let base = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_owned();
-    // Keep draining the banner so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, base }
-}
-
-struct Answer {
-    status: StatusCode,
-    error_type: String,
-    json: Value,
-}
-
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
 impl Http {
-    fn request(&self, method: Method, path: &str, body: &str) -> Request<Full<Bytes>> {
-        let uri = format!("{}{path}", self.base);
-        let host = self.base.trim_start_matches("http://").to_owned();
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", host)
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .expect("a valid request")
-    }
-
-    /// Signs `request` as an AWS SDK would (service execute-api, us-east-1).
-    fn sign(
-        &self,
-        mut request: Request<Full<Bytes>>,
-        body: &str,
-        (id, secret): (&str, &str),
-    ) -> Request<Full<Bytes>> {
-        let identity = Credentials::new(id, secret, None, None, "walkthrough").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .expect("signing parameters")
-            .into();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().expect("ASCII header").to_owned()))
-            .collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            request.uri().to_string(),
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
-        request
-    }
-
-    async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let response = self
-            .client
-            .request(request)
-            .await
-            .expect("the server answers");
-        let status = response.status();
-        let error_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .map(|v| v.to_str().expect("ASCII").to_owned())
-            .unwrap_or_default();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a body")
-            .to_bytes();
-        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Answer {
-            status,
-            error_type,
-            json,
-        }
-    }
-
+    /// `GET /loyalty/C-1001/get` signed by the client user, with `key`.
     async fn loyalty(&self, key: Option<&str>) -> Answer {
         let mut request = self.request(Method::GET, "/loyalty/C-1001/get", "");
         if let Some(key) = key {
@@ -164,26 +35,8 @@ impl Http {
                 .headers_mut()
                 .insert("x-api-key", key.parse().expect("header value"));
         }
-        self.send(self.sign(request, "", CLIENT)).await
+        self.send(self.sign(request, "", &CLIENT)).await
     }
-}
-
-fn mint_token() -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
-        .args([
-            "mint-token",
-            "--username",
-            "alice",
-            "--group",
-            "frequent-flyers",
-        ])
-        .output()
-        .expect("mint-token runs");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -223,10 +76,7 @@ async fn the_seed_walkthrough_on_redis() {
 }
 
 async fn walk(server: Server) {
-    let http = Http {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: server.base.clone(),
-    };
+    let http = Http::new(&server.base);
 
     // 1. Unsigned: 403 Missing Authentication Token.
     let answer = http
@@ -293,7 +143,7 @@ async fn walk(server: Server) {
         "/admin/usageplans/loyalty-basic/usage?keyId=demo-key&startDate={today}&endDate={today}"
     );
     let answer = http
-        .send(http.sign(http.request(Method::GET, &path, ""), "", CLIENT))
+        .send(http.sign(http.request(Method::GET, &path, ""), "", &CLIENT))
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.error_type, "AccessDeniedException");
@@ -306,7 +156,7 @@ async fn walk(server: Server) {
         answer.json
     );
     let answer = http
-        .send(http.sign(http.request(Method::GET, &path, ""), "", ADMIN))
+        .send(http.sign(http.request(Method::GET, &path, ""), "", &ADMIN))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["usagePlanId"], "loyalty-basic");
@@ -325,7 +175,7 @@ async fn walk(server: Server) {
     request
         .headers_mut()
         .insert("content-type", "application/json".parse().expect("header"));
-    let answer = http.send(http.sign(request, patch, ADMIN)).await;
+    let answer = http.send(http.sign(request, patch, &ADMIN)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     tokio::time::sleep(TOKEN_INTERVAL).await;
     let answer = http.loyalty(Some(API_KEY)).await;
@@ -336,13 +186,10 @@ async fn walk(server: Server) {
 #[tokio::test(flavor = "current_thread")]
 async fn profile_waf_and_unknown_routes() {
     let server = start();
-    let http = Http {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        base: server.base.clone(),
-    };
+    let http = Http::new(&server.base);
 
     // The profile route takes a Cognito ID token.
-    let token = mint_token();
+    let token = mint_token("alice", &["frequent-flyers"]);
     let mut request = http.request(Method::GET, "/profile", "");
     request.headers_mut().insert(
         "authorization",
