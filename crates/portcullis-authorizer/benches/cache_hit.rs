@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-#[path = "support/cpu_time.rs"]
+// The same per-thread CPU-time measurement as portcullis-iam's bench.
+#[path = "../../portcullis-iam/benches/support/cpu_time.rs"]
 mod cpu_time;
 
 use criterion::measurement::Measurement;
