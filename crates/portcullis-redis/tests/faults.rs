@@ -17,7 +17,7 @@ use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsageP
 use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore};
 use portcullis_throttle::ThrottleLayer;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 struct Server {
     child: Option<Child>,
@@ -87,6 +87,65 @@ fn request(plan: &Arc<UsagePlan>) -> Request<()> {
     request
 }
 
+/// One answer from `service`, and how long it took.
+async fn timed<S, B>(service: &S, plan: &Arc<UsagePlan>) -> (StatusCode, Duration)
+where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    let started = Instant::now();
+    let response = service
+        .clone()
+        .oneshot(request(plan))
+        .await
+        .expect("infallible");
+    (response.status(), started.elapsed())
+}
+
+/// 20 requests through each of `open` and `closed` while Redis (or the
+/// key's node) is down. Fail-open must serve every one; returns the slowest
+/// answer of either and how many fail-closed answered 5xx.
+async fn while_down<O, C, B1, B2>(open: &O, closed: &C, plan: &Arc<UsagePlan>) -> (Duration, usize)
+where
+    O: Service<Request<()>, Response = Response<B1>, Error = Infallible> + Clone,
+    C: Service<Request<()>, Response = Response<B2>, Error = Infallible> + Clone,
+{
+    let mut slowest = Duration::ZERO;
+    let mut refused = 0;
+    for _ in 0..20 {
+        let (status, took) = timed(open, plan).await;
+        slowest = slowest.max(took);
+        assert_eq!(status, StatusCode::OK, "fail-open serves");
+        let (status, took) = timed(closed, plan).await;
+        slowest = slowest.max(took);
+        if status.is_server_error() {
+            refused += 1;
+        }
+    }
+    (slowest, refused)
+}
+
+/// Polls `service` every 10 ms until it admits a request, calling `each`
+/// before every attempt; fails after `limit`. Returns the time taken.
+async fn until_admitted<S, B>(
+    service: &S,
+    plan: &Arc<UsagePlan>,
+    limit: Duration,
+    mut each: impl FnMut(Duration),
+) -> Duration
+where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    let started = Instant::now();
+    loop {
+        each(started.elapsed());
+        if timed(service, plan).await.0 == StatusCode::OK {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "no recovery within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_under_load() {
     // Only where the Redis tests run: the same gate as the others.
@@ -134,51 +193,14 @@ async fn redis_stopped_and_restarted_under_load() {
     server.stop();
     // With Redis gone, every request is answered within the deadline, by
     // the configured policy.
-    let mut slowest = Duration::ZERO;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let response = open
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        slowest = slowest.max(started.elapsed());
-        assert_eq!(response.status(), StatusCode::OK, "fail-open serves");
-
-        let started = Instant::now();
-        let response = closed
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        slowest = slowest.max(started.elapsed());
-        assert!(
-            response.status().is_server_error(),
-            "fail-closed answers 5xx, got {}",
-            response.status()
-        );
-    }
+    let (slowest, refused) = while_down(&open, &closed, &plan).await;
+    assert_eq!(refused, 20, "fail-closed answers 5xx while Redis is down");
     // Two calls of 20 ms each at most, plus scheduling on a busy machine.
     assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
 
     // Restarted: the stores reconnect by themselves.
     let _server = Server::start(port);
-    let restarted = Instant::now();
-    let recovered = loop {
-        let response = closed
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        if response.status() == StatusCode::OK {
-            break restarted.elapsed();
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(5),
-            "no recovery within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let recovered = until_admitted(&closed, &plan, Duration::from_secs(5), |_| {}).await;
     assert!(
         recovered < Duration::from_secs(1),
         "recovered in {recovered:?}"
@@ -358,28 +380,7 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
     nodes[owner].stop();
 
     // Down: every request is answered within the deadline, by the policy.
-    let mut slowest = Duration::ZERO;
-    let mut refused = 0;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let response = open
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        slowest = slowest.max(started.elapsed());
-        assert_eq!(response.status(), StatusCode::OK, "fail-open serves");
-        let started = Instant::now();
-        let response = closed
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        slowest = slowest.max(started.elapsed());
-        if response.status().is_server_error() {
-            refused += 1;
-        }
-    }
+    let (slowest, refused) = while_down(&open, &closed, &plan).await;
     assert_eq!(
         refused, 20,
         "fail-closed answers 5xx while the key's node is down"
@@ -393,26 +394,13 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
     // the node saying `cluster_state:ok` to the layer's first admitted request.
     let owner_port = nodes[owner].port;
     nodes[owner].restart();
-    let restarted = Instant::now();
     let mut writable_at = None;
-    let recovered = loop {
+    let recovered = until_admitted(&closed, &plan, Duration::from_secs(10), |elapsed| {
         if writable_at.is_none() && cluster_ok(owner_port) {
-            writable_at = Some(restarted.elapsed());
+            writable_at = Some(elapsed);
         }
-        let response = closed
-            .clone()
-            .oneshot(request(&plan))
-            .await
-            .expect("infallible");
-        if response.status() == StatusCode::OK {
-            break restarted.elapsed();
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(10),
-            "no recovery within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    })
+    .await;
     // The layer may be admitted before this loop saw the node say ok.
     let writable = writable_at.unwrap_or(recovered);
     let lag = recovered.saturating_sub(writable);
