@@ -20,64 +20,20 @@
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
-use std::future::{Future, ready};
+use std::future::ready;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use http::{Request, Response};
-use portcullis_api_key::{ApiKeyRecord, ApiKeyValue, ApiKeys, InMemoryApiKeyStore, NewApiKey};
-use portcullis_core::plan::{ApiStage, ThrottleSettings, UsagePlan};
 use tower::{Layer, Service, service_fn};
 
-const KEYS: usize = 100_000;
+#[path = "../benches/support/workload.rs"]
+mod workload;
+use workload::{poll_once, setup};
+
 /// The default number of requests (a second argument overrides it: use a
 /// few million for the CPU time, whose clock ticks every 10 ms).
 const REQUESTS: u32 = 200_000;
-
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("the identity service answers at once"),
-    }
-}
-
-fn setup() -> (ApiKeys, ApiKeyValue) {
-    let now = time::OffsetDateTime::now_utc();
-    let records = (0..KEYS).map(|i| {
-        let value = ApiKeyValue::generate().expect("the OS CSPRNG is available");
-        ApiKeyRecord::new(format!("key-{i}"), value.digest(), now)
-    });
-    let store = InMemoryApiKeyStore::from_records(records).expect("generated values are distinct");
-    let keys = ApiKeys::with_store(store);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a current-thread runtime builds");
-    let value = rt.block_on(async {
-        let plan = UsagePlan::new("basic")
-            .expect("a non-empty id")
-            .with_throttle(ThrottleSettings::new(100.0, 200).expect("valid settings"))
-            .with_api_stage(ApiStage {
-                api_id: "a1b2c3d4e5".into(),
-                stage: "prod".into(),
-                throttle: Default::default(),
-            });
-        keys.put_usage_plan(plan).await.expect("a valid plan");
-        keys.create(
-            NewApiKey::new()
-                .id("bench")
-                .name("bench key")
-                .customer_id("acme")
-                .usage_plan("basic"),
-        )
-        .await
-        .expect("a new key")
-        .value
-    });
-    (keys, value)
-}
 
 /// The calling thread's CPU time, in nanoseconds (from `/proc`, which
 /// reports it in clock ticks: only good over a long loop).
