@@ -52,6 +52,19 @@ impl<B> ResponseBody<B> {
     pub fn is_rejection(&self) -> bool {
         matches!(self.kind, Kind::Rejection { .. })
     }
+
+    /// Unwraps the body: `Ok` with the inner service's body, or `Err` with
+    /// the bytes of a refusal (empty if the refusal has no body, or if they
+    /// have already been read).
+    ///
+    /// A stack that erases body types can hand the inner body on as it is,
+    /// instead of wrapping it (and boxing the wrapper) once per layer.
+    pub fn into_inner(self) -> Result<B, Bytes> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            Kind::Rejection { bytes } => Err(bytes.unwrap_or_default()),
+        }
+    }
 }
 
 impl<B: Default> Default for ResponseBody<B> {
@@ -115,5 +128,18 @@ mod tests {
 
         let empty = ResponseBody::<Full<Bytes>>::rejection(Bytes::new());
         assert!(empty.is_end_stream());
+    }
+
+    #[test]
+    fn into_inner_gives_back_the_inner_body_or_the_refusal_bytes() {
+        let inner = ResponseBody::inner(Full::new(Bytes::from_static(b"inner")));
+        let body = inner.into_inner().expect("an inner body unwraps to Ok");
+        assert_eq!(body.size_hint().exact(), Some(5));
+
+        let rejection = ResponseBody::<Full<Bytes>>::rejection(Bytes::from_static(b"{}"));
+        assert_eq!(rejection.into_inner().err(), Some(Bytes::from_static(b"{}")));
+
+        let empty = ResponseBody::<Full<Bytes>>::rejection(Bytes::new());
+        assert_eq!(empty.into_inner().err(), Some(Bytes::new()));
     }
 }
