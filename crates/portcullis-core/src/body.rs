@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(body.size_hint().exact(), Some(5));
 
         let rejection = ResponseBody::<Full<Bytes>>::rejection(Bytes::from_static(b"{}"));
-        assert_eq!(rejection.into_inner().err(), Some(Bytes::from_static(b"{}")));
+        assert_eq!(
+            rejection.into_inner().err(),
+            Some(Bytes::from_static(b"{}"))
+        );
 
         let empty = ResponseBody::<Full<Bytes>>::rejection(Bytes::new());
         assert_eq!(empty.into_inner().err(), Some(Bytes::new()));
