@@ -1,7 +1,9 @@
 //! The layer's default clock: the system clock read once, then advanced by
 //! the CPU's time-stamp counter.
 
-use portcullis_core::clock::{Clock, SystemClock};
+use std::fmt;
+
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 
 /// A [`Clock`] that reads the operating system's wall clock once, when it is
 /// created, and from then on adds the time elapsed on a monotonic counter
@@ -17,7 +19,8 @@ use portcullis_core::clock::{Clock, SystemClock};
 #[derive(Clone, Debug)]
 pub struct MonotonicClock {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    /// The counter's raw reading at `origin_unix_nanos`.
+    origin_raw: u64,
     origin_unix_nanos: u64,
 }
 
@@ -27,7 +30,7 @@ impl MonotonicClock {
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
         Self {
-            origin: clock.now(),
+            origin_raw: clock.raw(),
             origin_unix_nanos: SystemClock.now_unix_nanos(),
             clock,
         }
@@ -41,10 +44,42 @@ impl Default for MonotonicClock {
 }
 
 impl Clock for MonotonicClock {
+    /// The origin plus the counter's raw delta since, scaled once to
+    /// nanoseconds (0 if the counter reads at or before its origin, so the
+    /// clock never goes back before its start).
+    #[inline]
     fn now_unix_nanos(&self) -> u64 {
-        let elapsed = self.clock.now().duration_since(self.origin);
-        self.origin_unix_nanos
-            .saturating_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+        let elapsed = self.clock.delta_as_nanos(self.origin_raw, self.clock.raw());
+        self.origin_unix_nanos.saturating_add(elapsed)
+    }
+}
+
+/// The layer's clock: the default [`MonotonicClock`] called directly (no
+/// dynamic call, inlined into the request path), or any other [`Clock`]
+/// given to [`ThrottleLayer::clock`](crate::ThrottleLayer::clock), such as a
+/// manual clock in tests.
+#[derive(Clone)]
+pub(crate) enum TimeSource {
+    Monotonic(MonotonicClock),
+    Shared(SharedClock),
+}
+
+impl TimeSource {
+    #[inline]
+    pub(crate) fn now_unix_nanos(&self) -> u64 {
+        match self {
+            TimeSource::Monotonic(clock) => clock.now_unix_nanos(),
+            TimeSource::Shared(clock) => clock.now_unix_nanos(),
+        }
+    }
+}
+
+impl fmt::Debug for TimeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeSource::Monotonic(clock) => clock.fmt(f),
+            TimeSource::Shared(clock) => clock.fmt(f),
+        }
     }
 }
 

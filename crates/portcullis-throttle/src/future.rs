@@ -86,9 +86,18 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     #[inline]
-    pub(crate) fn inner(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
+    pub(crate) fn inner(future: S::Future) -> Self {
         Self {
-            state: State::admitted(future, headers),
+            state: State::Inner { future },
+        }
+    }
+
+    /// Admitted, with rate-limit headers to add (out of line: only with
+    /// `headers_on_success`).
+    #[inline(never)]
+    pub(crate) fn inner_headers(future: S::Future, headers: Box<HeaderMap>) -> Self {
+        Self {
+            state: State::admitted(future, Some(headers)),
         }
     }
 
@@ -143,7 +152,33 @@ where
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The admitted path first, inlined into the caller; every other
+        // state out of line.
+        if let StateProj::Inner { future } = self.as_mut().project().state.project() {
+            return match future.poll(cx) {
+                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.map(ResponseBody::inner))),
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        self.poll_other(cx)
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    SF: Future<Output = Result<Outcome, StoreError>>,
+{
+    /// [`poll`](Future::poll) for every state but the admitted one without
+    /// headers.
+    #[inline(never)]
+    fn poll_other(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<ResponseBody<ResBody>>, S::Error>> {
         loop {
             let next = match self.as_mut().project().state.project() {
                 StateProj::Inner { future } => {

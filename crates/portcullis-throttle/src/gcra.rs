@@ -15,15 +15,16 @@
 //! any TAT at or before `now`) is a full bucket, which is why a store may
 //! forget such buckets.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use portcullis_core::plan::ThrottleSettings;
 
 /// The parameters of one bucket, in integer nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Gcra {
-    /// The emission interval: nanoseconds per token.
-    t: u64,
+    /// The emission interval: nanoseconds per token (never zero, so that
+    /// dividing by it needs no check).
+    t: NonZeroU64,
     /// The tolerance: `(burst - 1) * t`.
     tau: u64,
     burst: NonZeroU32,
@@ -61,7 +62,7 @@ impl GcraDecision {
 impl Gcra {
     /// A one-token bucket, to fill arrays.
     pub(crate) const PLACEHOLDER: Gcra = Gcra {
-        t: 1,
+        t: NonZeroU64::MIN,
         tau: 0,
         burst: NonZeroU32::MIN,
     };
@@ -78,10 +79,10 @@ impl Gcra {
     /// `emission_interval_nanos` (0 is taken as 1).
     #[must_use]
     pub fn from_parts(emission_interval_nanos: u64, burst: NonZeroU32) -> Self {
-        let t = emission_interval_nanos.max(1);
+        let t = NonZeroU64::new(emission_interval_nanos).unwrap_or(NonZeroU64::MIN);
         Self {
             t,
-            tau: t.saturating_mul(u64::from(burst.get() - 1)),
+            tau: t.get().saturating_mul(u64::from(burst.get() - 1)),
             burst,
         }
     }
@@ -89,7 +90,7 @@ impl Gcra {
     /// Nanoseconds per token.
     #[must_use]
     pub fn emission_interval_nanos(&self) -> u64 {
-        self.t
+        self.t.get()
     }
 
     /// The bucket size.
@@ -101,7 +102,7 @@ impl Gcra {
     /// The time a bucket takes to refill from empty, `burst * t`.
     #[must_use]
     pub fn capacity_nanos(&self) -> u64 {
-        self.tau.saturating_add(self.t)
+        self.tau.saturating_add(self.t.get())
     }
 
     /// Decides one request at `now` against a bucket whose stored TAT is
@@ -114,6 +115,7 @@ impl Gcra {
     /// [`normalize`](Self::normalize)). Under constant settings the cap never
     /// applies.
     #[must_use]
+    #[inline]
     pub fn decide(&self, tat: u64, now: u64) -> GcraDecision {
         let debt = tat.saturating_sub(now).min(self.capacity_nanos());
         if debt > self.tau {
@@ -122,7 +124,7 @@ impl Gcra {
                 full_after_nanos: debt,
             }
         } else {
-            let debt = debt + self.t;
+            let debt = debt + self.t.get();
             GcraDecision::Admit {
                 tat: now.saturating_add(debt),
                 remaining: self.tokens_left(debt),
@@ -145,7 +147,7 @@ impl Gcra {
     /// the bucket it would be had the request never come, at any later time.
     #[must_use]
     pub fn refund(&self, tat: u64) -> u64 {
-        tat.saturating_sub(self.t)
+        tat.saturating_sub(self.t.get())
     }
 
     /// Whole tokens in a bucket `debt` nanoseconds short of full.

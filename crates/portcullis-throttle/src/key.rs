@@ -170,6 +170,7 @@ pub(crate) struct ResolvedKey<'a> {
     pub(crate) api_key: Option<&'a ApiKeyContext>,
 }
 
+#[inline]
 fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a>> {
     let plain = |source, bytes| ResolvedKey {
         source,

@@ -10,7 +10,7 @@ use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
 use tower_layer::Layer;
 
-use crate::clock::MonotonicClock;
+use crate::clock::{MonotonicClock, TimeSource};
 use crate::gcra::Gcra;
 use crate::headers::RateLimitHeaders;
 use crate::key::KeyBy;
@@ -30,6 +30,10 @@ pub(crate) struct Config {
     /// Most specific first.
     pub(crate) stage_limits: Vec<(MethodSelector, Gcra)>,
     pub(crate) account_limit: Option<Gcra>,
+    /// No stage or account limit is set: only the key level can apply (kept
+    /// in step by [`Config::update_key_only`], so the request path reads one
+    /// flag instead of looking for the shared levels).
+    pub(crate) key_only: bool,
     pub(crate) headers: RateLimitHeaders,
     pub(crate) headers_on_success: bool,
     pub(crate) fail_open: bool,
@@ -86,7 +90,7 @@ impl fmt::Debug for Counters {
 pub struct ThrottleLayer<St = InMemoryStore> {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<St>,
-    pub(crate) clock: SharedClock,
+    pub(crate) clock: TimeSource,
     pub(crate) handle: ThrottleHandle,
 }
 
@@ -112,15 +116,22 @@ impl ThrottleLayer<InMemoryStore> {
                 key_limit: None,
                 stage_limits: Vec::new(),
                 account_limit: None,
+                key_only: true,
                 headers: RateLimitHeaders::default(),
                 headers_on_success: false,
                 fail_open: true,
                 counters: Counters::register(),
             }),
             store: Arc::new(InMemoryStore::new()),
-            clock: Arc::new(MonotonicClock::new()),
+            clock: TimeSource::Monotonic(MonotonicClock::new()),
             handle: ThrottleHandle::default(),
         }
+    }
+}
+
+impl Config {
+    fn update_key_only(&mut self) {
+        self.key_only = self.stage_limits.is_empty() && self.account_limit.is_none();
     }
 }
 
@@ -143,7 +154,7 @@ impl<St> ThrottleLayer<St> {
     /// Reads time from `clock` (default [`MonotonicClock`]; a `ManualClock`
     /// in tests).
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.clock = TimeSource::Shared(clock);
         self
     }
 
@@ -173,6 +184,7 @@ impl<St> ThrottleLayer<St> {
         // Most specific first; ties keep a stable order by the selector text.
         limits
             .sort_by(|(a, _), (b, _)| b.specificity().cmp(&a.specificity()).then_with(|| a.cmp(b)));
+        self.config_mut().update_key_only();
         self
     }
 
@@ -182,7 +194,9 @@ impl<St> ThrottleLayer<St> {
     /// ([`aws_account_default`]); Portcullis applies none
     /// unless asked.
     pub fn account_limit(mut self, limit: ThrottleSettings) -> Self {
-        self.config_mut().account_limit = Some(Gcra::new(&limit));
+        let config = self.config_mut();
+        config.account_limit = Some(Gcra::new(&limit));
+        config.update_key_only();
         self
     }
 

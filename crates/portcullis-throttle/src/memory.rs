@@ -218,6 +218,13 @@ impl InMemoryStore {
         gcra.tokens_at(tat, now_unix_nanos)
     }
 
+    /// The bucket's digest, hashed from a reference (a copy of the key would
+    /// be made for nothing).
+    #[inline]
+    fn digest(&self, key: &BucketKey<'_>) -> u64 {
+        self.inner.digest.hash_one(key)
+    }
+
     fn shard(&self, digest: u64) -> &Shard {
         // Bits 40..46 pick the shard: hashbrown indexes with the low bits and
         // tags with the top seven, so these leave both evenly spread. A mask,
@@ -278,7 +285,7 @@ impl InMemoryStore {
     ) -> Result<Outcome, StoreError> {
         if let [check] = checks {
             // One bucket: nothing to give back.
-            let digest = self.inner.digest.hash_one(check.key);
+            let digest = self.digest(&check.key);
             return Ok(match self.take(digest, &check.gcra, now_unix_nanos) {
                 GcraDecision::Admit {
                     remaining,
@@ -323,7 +330,7 @@ impl InMemoryStore {
         let mut taken = [0u64; MAX_CHECKS];
         let mut best = Outcome::unlimited();
         for (i, check) in checks.iter().enumerate() {
-            let digest = self.inner.digest.hash_one(check.key);
+            let digest = self.digest(&check.key);
             match self.take(digest, &check.gcra, now_unix_nanos) {
                 GcraDecision::Admit {
                     remaining,
@@ -362,6 +369,7 @@ impl InMemoryStore {
     }
 }
 
+#[inline]
 fn take_from(cell: &AtomicU64, gcra: &Gcra, now: u64) -> GcraDecision {
     let mut current = cell.load(Ordering::Acquire);
     loop {
@@ -407,6 +415,7 @@ impl Table {
     }
 }
 
+#[inline]
 fn read(lock: &RwLock<Table>) -> RwLockReadGuard<'_, Table> {
     // A panic while holding the lock cannot leave a table half-updated in a
     // way that matters: every entry is a plain atomic. Keep going.

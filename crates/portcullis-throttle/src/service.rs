@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
-use portcullis_core::clock::SharedClock;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
+use crate::clock::TimeSource;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
 use crate::headers::{self, RateLimitHeaders};
@@ -32,7 +32,7 @@ pub struct Throttle<S, St = InMemoryStore> {
 struct Shared<St> {
     config: Arc<Config>,
     store: Arc<St>,
-    clock: SharedClock,
+    clock: TimeSource,
     handle: ThrottleHandle,
 }
 
@@ -69,7 +69,7 @@ impl<S, St> Throttle<S, St> {
             shared: Arc::new(Shared {
                 config: Arc::clone(&layer.config),
                 store: Arc::clone(&layer.store),
-                clock: Arc::clone(&layer.clock),
+                clock: layer.clock.clone(),
                 handle: layer.handle.clone(),
             }),
         }
@@ -277,59 +277,100 @@ fn store_failed<ReqBody, ResBody>(
 /// caller's key (under its plan's per-method override, else the plan's
 /// throttle, else the layer's key limit), the stage's per-method limit, and
 /// the account. `None` where a level does not apply. The service and
-/// [`ThrottleLayer::plan`] both decide through this one function, so a store
-/// that plans ahead sees exactly the buckets the layer would take.
+/// [`ThrottleLayer::plan`] both decide through this one function (the
+/// service's key-only fast path through [`key_check`], the first of the
+/// three), so a store that plans ahead sees exactly the buckets the layer
+/// would take.
 #[inline(always)]
 fn bucket_checks<'a>(
     config: &'a Config,
     handle: &ThrottleHandle,
     key: Option<&'a ResolvedKey<'a>>,
-    method: &'a str,
-    path: &'a str,
+    head: &RequestHead<'a>,
 ) -> (
     Option<BucketCheck<'a>>,
     Option<BucketCheck<'a>>,
     Option<BucketCheck<'a>>,
 ) {
+    let (stage_check, account_check) = shared_checks(config, head);
+    (
+        key_check(config, handle, key, head),
+        stage_check,
+        account_check,
+    )
+}
+
+/// Level 1: the caller's key.
+#[inline(always)]
+fn key_check<'a>(
+    config: &'a Config,
+    handle: &ThrottleHandle,
+    key: Option<&'a ResolvedKey<'a>>,
+    head: &RequestHead<'a>,
+) -> Option<BucketCheck<'a>> {
+    let key = key?;
     let stage = StageId {
         api_id: &config.api_id,
         stage: &config.stage,
     };
-    // Level 1: the caller's key.
-    let key_check = key.and_then(|key| {
-        let plan = key.api_key.and_then(|ctx| ctx.usage_plan());
-        let (selector, plan_limit) = match plan {
-            Some(plan) => match plan.method_throttle(&config.api_id, &config.stage, method, path) {
-                Some((selector, limit)) => (Some(selector), Some(*limit)),
-                None => (None, plan.throttle().copied()),
-            },
-            None => (None, None),
-        };
-        let overridden = key
-            .api_key
-            .and_then(|ctx| handle.lookup(ctx.key_id(), plan.map(|p| p.id())));
-        let gcra = match overridden.or(plan_limit) {
-            Some(limit) => Some(Gcra::new(&limit)),
-            None => config.key_limit,
-        };
-        gcra.map(|gcra| BucketCheck {
-            key: BucketKey {
-                level: Level::Key,
-                stage: selector.map(|_| stage),
-                method: selector,
-                caller: Some(CallerKey {
-                    source: key.source,
-                    value: key.bytes.as_slice(),
-                }),
-            },
-            gcra,
-        })
-    });
+    let (selector, gcra) = match key.api_key {
+        // Another source than the API key: the layer's key limit, no plan.
+        None => (None, config.key_limit?),
+        Some(ctx) => {
+            let plan = ctx.usage_plan();
+            let (selector, plan_limit) = match plan {
+                Some(plan) => {
+                    let (method, path) = route(head);
+                    match plan.method_throttle(&config.api_id, &config.stage, method, path) {
+                        Some((selector, limit)) => (Some(selector), Some(*limit)),
+                        None => (None, plan.throttle().copied()),
+                    }
+                }
+                None => (None, None),
+            };
+            let overridden = handle.lookup(ctx.key_id(), plan.map(|p| p.id()));
+            let gcra = match overridden.or(plan_limit) {
+                Some(limit) => Gcra::new(&limit),
+                None => config.key_limit?,
+            };
+            (selector, gcra)
+        }
+    };
+    Some(BucketCheck {
+        key: BucketKey {
+            level: Level::Key,
+            stage: selector.map(|_| stage),
+            method: selector,
+            caller: Some(CallerKey {
+                source: key.source,
+                value: key.bytes.as_slice(),
+            }),
+        },
+        gcra,
+    })
+}
+
+/// Levels 2 and 3: the stage's per-method limit and the account, shared by
+/// all callers.
+#[inline(always)]
+fn shared_checks<'a>(
+    config: &'a Config,
+    head: &RequestHead<'a>,
+) -> (Option<BucketCheck<'a>>, Option<BucketCheck<'a>>) {
+    let stage = StageId {
+        api_id: &config.api_id,
+        stage: &config.stage,
+    };
     // Level 2: the stage's per-method limit.
-    let stage_check = config
-        .stage_limits
-        .iter()
-        .find(|(selector, _)| selector.matches(method, path))
+    let limits = &config.stage_limits;
+    let stage_check = (!limits.is_empty())
+        .then(|| {
+            let (method, path) = route(head);
+            limits
+                .iter()
+                .find(|(selector, _)| selector.matches(method, path))
+        })
+        .flatten()
         .map(|(selector, gcra)| BucketCheck {
             key: BucketKey {
                 level: Level::Stage,
@@ -349,17 +390,18 @@ fn bucket_checks<'a>(
         },
         gcra,
     });
-    (key_check, stage_check, account_check)
+    (stage_check, account_check)
 }
 
-/// The resource path per-method limits are matched against: the route
-/// template when axum matched one, else the request path.
-fn resource_path<B>(request: &Request<B>) -> &str {
+/// The method and the resource path per-method limits are matched against:
+/// the route template when axum matched one, else the request path. Read
+/// only where a per-method limit may apply.
+fn route<'a>(head: &RequestHead<'a>) -> (&'a str, &'a str) {
     #[cfg(feature = "axum")]
-    if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
-        return matched.as_str();
+    if let Some(matched) = head.extensions.get::<axum::extract::MatchedPath>() {
+        return (head.method.as_str(), matched.as_str());
     }
-    request.uri().path()
+    (head.method.as_str(), head.uri.path())
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, St>
@@ -375,6 +417,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let config = &*shared.config;
@@ -385,28 +428,38 @@ where
                 headers: request.headers(),
                 extensions: request.extensions(),
             };
-            let method = request.method().as_str();
-            let path = resource_path(&request);
             let resolved = config.key_by.resolve(&head);
-            let (key_check, stage_check, account_check) =
-                bucket_checks(config, &shared.handle, resolved.as_ref(), method, path);
+            let key_check = key_check(config, &shared.handle, resolved.as_ref(), &head);
             // The checks as an array of exactly their number, built in place:
             // a fixed array of three filled from a constant was a 288-byte
             // `memcpy` per request.
             let (one, two, three);
-            let checks: &[BucketCheck<'_>] = match (key_check, stage_check, account_check) {
-                (None, None, None) => &[],
-                (Some(a), None, None) | (None, Some(a), None) | (None, None, Some(a)) => {
-                    one = [a];
-                    &one
+            let checks: &[BucketCheck<'_>] = if config.key_only {
+                // No stage or account limit: only the key's bucket can apply
+                // (what `shared_checks` would find is known to be nothing).
+                // A slice of the check where it is, not a copy.
+                match &key_check {
+                    Some(a) => std::slice::from_ref(a),
+                    None => &[],
                 }
-                (Some(a), Some(b), None) | (Some(a), None, Some(b)) | (None, Some(a), Some(b)) => {
-                    two = [a, b];
-                    &two
-                }
-                (Some(a), Some(b), Some(c)) => {
-                    three = [a, b, c];
-                    &three
+            } else {
+                let (stage_check, account_check) = shared_checks(config, &head);
+                match (key_check, stage_check, account_check) {
+                    (None, None, None) => &[],
+                    (Some(a), None, None) | (None, Some(a), None) | (None, None, Some(a)) => {
+                        one = [a];
+                        &one
+                    }
+                    (Some(a), Some(b), None)
+                    | (Some(a), None, Some(b))
+                    | (None, Some(a), Some(b)) => {
+                        two = [a, b];
+                        &two
+                    }
+                    (Some(a), Some(b), Some(c)) => {
+                        three = [a, b, c];
+                        &three
+                    }
                 }
             };
             if checks.is_empty() {
@@ -449,8 +502,13 @@ where
         };
         // One call site for the inner service, so that its future is built
         // in place.
+        // The admitted future without headers is built directly (through
+        // `State::admitted`'s match it was copied twice more).
         match verdict {
-            Verdict::Admit(headers) => ResponseFuture::inner(self.inner.call(request), headers),
+            Verdict::Admit(None) => ResponseFuture::inner(self.inner.call(request)),
+            Verdict::Admit(Some(headers)) => {
+                ResponseFuture::inner_headers(self.inner.call(request), headers)
+            }
             Verdict::Reject(response) => ResponseFuture::reject(response),
         }
     }
@@ -515,13 +573,8 @@ impl<St> ThrottleLayer<St> {
             len: 0,
         };
         let resolved = config.key_by.resolve(&head);
-        let (key_check, stage_check, account_check) = bucket_checks(
-            config,
-            &self.handle,
-            resolved.as_ref(),
-            request.method().as_str(),
-            resource_path(request),
-        );
+        let (key_check, stage_check, account_check) =
+            bucket_checks(config, &self.handle, resolved.as_ref(), &head);
         for check in [key_check, stage_check, account_check]
             .into_iter()
             .flatten()
@@ -547,5 +600,68 @@ impl<St> ThrottleLayer<St> {
                 },
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use portcullis_core::plan::ThrottleSettings;
+
+    use super::*;
+
+    /// The service skips [`shared_checks`] when `key_only` is set: the flag
+    /// must be set exactly when no stage or account limit exists, and then
+    /// `shared_checks` finds nothing for any request.
+    #[test]
+    fn key_only_is_set_exactly_when_no_shared_level_can_apply() {
+        let limit = ThrottleSettings::new(10.0, 5).unwrap();
+        let cases = [
+            (ThrottleLayer::new("a", "prod"), true),
+            (ThrottleLayer::new("a", "prod").key_limit(limit), true),
+            (
+                ThrottleLayer::new("a", "prod").stage_limit("/pets/GET".parse().unwrap(), limit),
+                false,
+            ),
+            (ThrottleLayer::new("a", "prod").account_limit(limit), false),
+            (
+                ThrottleLayer::new("a", "prod")
+                    .key_limit(limit)
+                    .stage_limit("/*/*".parse().unwrap(), limit)
+                    .account_limit(limit),
+                false,
+            ),
+        ];
+        for (layer, key_only) in cases {
+            let config = &*layer.config;
+            assert_eq!(config.key_only, key_only, "{config:?}");
+            assert_eq!(
+                config.key_only,
+                config.stage_limits.is_empty() && config.account_limit.is_none()
+            );
+            for (method, path) in [
+                (Method::GET, "/pets"),
+                (Method::POST, "/"),
+                (Method::PUT, "/x/y"),
+            ] {
+                let request = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(())
+                    .unwrap();
+                let head = RequestHead {
+                    method: request.method(),
+                    uri: request.uri(),
+                    headers: request.headers(),
+                    extensions: request.extensions(),
+                };
+                let (stage, account) = shared_checks(config, &head);
+                if key_only {
+                    assert!(stage.is_none() && account.is_none());
+                } else {
+                    assert!(stage.is_some() || account.is_some() || path != "/pets");
+                }
+            }
+        }
     }
 }

@@ -124,28 +124,39 @@ pub struct BucketKey<'a> {
     pub caller: Option<CallerKey<'a>>,
 }
 
+// The common form's tag holds the level in bits 4..6 and the source in bits
+// 0..3.
+const _: () = assert!((Level::Account as u8) < 8 && (KeySource::Custom as u8) < 16);
+
 impl Hash for BucketKey<'_> {
     /// Feeds the hasher few, large pieces (a hasher such as SipHash pays per
     /// call): one word for the shape, then the strings, each closed by a
     /// `0xff` byte that UTF-8 text never contains, then the caller's bytes.
+    ///
+    /// The common bucket, a caller's under its plan (no stage, no method, a
+    /// caller of at most 56 bytes), is one call instead: a one-byte tag for
+    /// the level and the source, then the caller's bytes. The tag is at
+    /// least `0x80`, where the first byte of the shape word of the general
+    /// form is the level (0 to 2, or 0 on a big-endian machine), so no byte
+    /// stream of one form is a stream of the other: distinct keys feed
+    /// distinct streams.
     fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.stage.is_none()
+            && self.method.is_none()
+            && let Some(caller) = &self.caller
+            && caller.value.len() <= 56
+        {
+            let mut buf = [0u8; 57];
+            let len = 1 + caller.value.len();
+            buf[0] = 0x80 | (self.level as u8) << 4 | caller.source as u8;
+            buf[1..len].copy_from_slice(caller.value);
+            state.write(&buf[..len]);
+            return;
+        }
         let shape = self.level as u64
             | u64::from(self.stage.is_some()) << 8
             | u64::from(self.method.is_some()) << 9
             | self.caller.map_or(0, |c| c.source as u64 + 1) << 16;
-        // The common bucket, a caller's under its plan: the shape and the
-        // caller's bytes in one call (a streaming hasher such as SipHash
-        // digests the same bytes either way; this saves a call's set-up).
-        if let (None, None, Some(caller)) = (self.stage, self.method, self.caller)
-            && caller.value.len() <= 56
-        {
-            let mut buf = [0u8; 64];
-            let len = 8 + caller.value.len();
-            buf[..8].copy_from_slice(&shape.to_ne_bytes());
-            buf[8..len].copy_from_slice(caller.value);
-            state.write(&buf[..len]);
-            return;
-        }
         state.write_u64(shape);
         if let Some(stage) = self.stage {
             state.write(stage.api_id.as_bytes());
