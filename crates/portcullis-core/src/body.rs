@@ -27,7 +27,12 @@ pin_project! {
     #[derive(Debug)]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Rejection { bytes: Option<Bytes> },
+        // Boxed so that the refusal variant is no bigger than a pointer: with
+        // a boxed inner body (axum's `Body`, `UnsyncBoxBody`) the whole
+        // `ResponseBody` is then the inner body's size, so wrapping it makes
+        // no response bigger to move on the admitted path. The box costs one
+        // allocation per refusal, which already renders a body.
+        Rejection { bytes: Option<Box<Bytes>> },
     }
 }
 
@@ -43,7 +48,7 @@ impl<B> ResponseBody<B> {
     pub fn rejection(bytes: Bytes) -> Self {
         Self {
             kind: Kind::Rejection {
-                bytes: (!bytes.is_empty()).then_some(bytes),
+                bytes: (!bytes.is_empty()).then(|| Box::new(bytes)),
             },
         }
     }
@@ -62,7 +67,7 @@ impl<B> ResponseBody<B> {
     pub fn into_inner(self) -> Result<B, Bytes> {
         match self.kind {
             Kind::Inner { body } => Ok(body),
-            Kind::Rejection { bytes } => Err(bytes.unwrap_or_default()),
+            Kind::Rejection { bytes } => Err(bytes.map(|b| *b).unwrap_or_default()),
         }
     }
 }
@@ -86,7 +91,7 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Rejection { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            KindProj::Rejection { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(*b)))),
         }
     }
 
@@ -128,6 +133,15 @@ mod tests {
 
         let empty = ResponseBody::<Full<Bytes>>::rejection(Bytes::new());
         assert!(empty.is_end_stream());
+    }
+
+    #[test]
+    fn wrapping_a_boxed_body_adds_no_size() {
+        type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+        assert_eq!(
+            std::mem::size_of::<ResponseBody<Boxed>>(),
+            std::mem::size_of::<Boxed>()
+        );
     }
 
     #[test]
