@@ -5,6 +5,9 @@
 //!   the tower service, and on a small GET.
 //! - `ipset/*`: one lookup in a 10,000-CIDR set, next to a linear `ipnet` scan.
 //! - `rules/*`: evaluation cost with 10 and 100 non-matching rules.
+//! - `loadtest_acl10/*`: the full-stack load test's ten-rule web ACL
+//!   (read from `portcullis-loadtest`'s source, so the two cannot drift) on
+//!   the load test's request.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -324,13 +327,95 @@ fn bench_rules(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_acl20, bench_ipset, bench_rules);
+/// The load test's source, from which its web ACL and request are read.
+const LOADTEST_SETUP: &str = include_str!("../../portcullis-loadtest/src/setup.rs");
+
+/// The raw string constant `name` of the load test's setup.
+fn loadtest_const(name: &str) -> &'static str {
+    let raw = format!("const {name}: &str = r#\"");
+    let start = LOADTEST_SETUP.find(&raw).unwrap() + raw.len();
+    let len = LOADTEST_SETUP[start..].find("\"#;").unwrap();
+    &LOADTEST_SETUP[start..start + len]
+}
+
+/// The load test's ten-rule web ACL and its IP set.
+fn loadtest_acl10() -> WafLayer {
+    let mut sources = AclSources::from_json(loadtest_const("WEB_ACL")).unwrap();
+    let ip_sets: Vec<Value> = serde_json::from_str(loadtest_const("IP_SETS")).unwrap();
+    for ip_set in ip_sets {
+        sources = sources.with_ip_set_json(&ip_set.to_string()).unwrap();
+    }
+    let compiled = sources.compile().unwrap();
+    assert_eq!(compiled.rule_count(), 10);
+    WafLayer::new(compiled)
+}
+
+/// The load test's request as the WAF sees it: `PATH` with the headers `wrk`
+/// sends (host, the API key, a bearer token of the same length as the
+/// benchmark's), from loopback, with no body.
+fn loadtest_request() -> Request<Bytes> {
+    let marker = "pub(crate) const PATH: &str = \"";
+    let start = LOADTEST_SETUP.find(marker).unwrap() + marker.len();
+    let path = &LOADTEST_SETUP[start..start + LOADTEST_SETUP[start..].find('"').unwrap()];
+    assert!(
+        path.contains('?'),
+        "the load test's request has a query: {path}"
+    );
+    let mut request = Request::get(path)
+        .header("host", "127.0.0.1:18081")
+        .header("x-api-key", "LoadTestKey0123456789abcdefghij")
+        .header("authorization", format!("Bearer {}", "e".repeat(820)))
+        .body(Bytes::new())
+        .unwrap();
+    request.extensions_mut().insert(PeerAddr(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        40000,
+    )));
+    request
+}
+
+fn bench_loadtest_acl10(c: &mut Criterion) {
+    let layer = loadtest_acl10();
+    let request = loadtest_request();
+    let outcome = layer.evaluate(&request);
+    assert_eq!(outcome.action(), portcullis_waf::WafAction::Allow);
+    assert_eq!(
+        outcome.matched_rules().collect::<Vec<_>>(),
+        ["label-gets"],
+        "only the counting rule matches"
+    );
+    let mut group = c.benchmark_group("loadtest_acl10");
+    group.bench_function("evaluate_get", |b| {
+        b.iter(|| black_box(layer.evaluate(black_box(&request))))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_acl20,
+    bench_ipset,
+    bench_rules,
+    bench_loadtest_acl10
+);
 
 /// `WAF_PROFILE=N` runs only `N` evaluations of the 20-rule ACL on the 1 KB
 /// JSON POST, with no criterion machinery, for
 /// `valgrind --tool=callgrind` instruction counts (run it with N and with 0
-/// and divide the difference by N). Otherwise, criterion's main.
+/// and divide the difference by N); `WAF_PROFILE_LOADTEST=N` the same with
+/// the load test's ten-rule ACL and request. Otherwise, criterion's main.
 fn main() {
+    if let Some(n) = std::env::var("WAF_PROFILE_LOADTEST")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let layer = loadtest_acl10();
+        let request = loadtest_request();
+        for _ in 0..n {
+            black_box(layer.evaluate(black_box(&request)));
+        }
+        return;
+    }
     if let Some(n) = std::env::var("WAF_PROFILE")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
@@ -354,15 +439,17 @@ fn main() {
 }
 
 /// `WAF_CPU_TIME=N`: the per-thread CPU time of one evaluation (the 1 KB JSON
-/// POST and the small GET on the 20-rule ACL), the median of 21 rounds of `N`.
-/// Unlike wall-clock time it does not count the time the thread waits for a
-/// core, so it holds on a loaded machine.
+/// POST and the small GET on the 20-rule ACL, and the load test's request on
+/// its ten-rule ACL), the median of 21 rounds of `N`. Unlike wall-clock time
+/// it does not count the time the thread waits for a core, so it holds on a
+/// loaded machine.
 fn cpu_time(n: u32) {
     let thread_ns = || {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
         t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
     };
-    let layer = acl20();
+    let acl20 = acl20();
+    let acl10 = loadtest_acl10();
     let post = post(json_body_1kb());
     let mut get = Request::get("/api/orders/42")
         .header("user-agent", "curl/8.5")
@@ -372,9 +459,11 @@ fn cpu_time(n: u32) {
         IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
         40000,
     )));
-    for (name, request) in [
-        ("evaluate_1kb_json_post", &post),
-        ("evaluate_small_get", &get),
+    let loadtest = loadtest_request();
+    for (name, layer, request) in [
+        ("acl20/evaluate_1kb_json_post", &acl20, &post),
+        ("acl20/evaluate_small_get", &acl20, &get),
+        ("loadtest_acl10/evaluate_get", &acl10, &loadtest),
     ] {
         let mut rounds: Vec<f64> = (0..21)
             .map(|_| {
@@ -387,7 +476,7 @@ fn cpu_time(n: u32) {
             .collect();
         rounds.sort_by(f64::total_cmp);
         println!(
-            "acl20/{name}: {:.2} µs CPU per evaluation (median of 21 rounds of {n}; min {:.2}, max {:.2})",
+            "{name}: {:.2} µs CPU per evaluation (median of 21 rounds of {n}; min {:.2}, max {:.2})",
             rounds[10] / 1000.0,
             rounds[0] / 1000.0,
             rounds[20] / 1000.0
