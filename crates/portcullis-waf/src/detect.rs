@@ -18,7 +18,9 @@
 //!   `false_positives.txt` (see the README for the figures).
 //! - **XSS** is libinjection's, behind an exact prefilter: its HTML5 tokenizer
 //!   can report an attack only on a tag, a comment, a doctype (all need `<`) or
-//!   an attribute value (needs `=`), so input with neither byte is skipped.
+//!   an attribute value after a blacklisted attribute name (`on...`, `href`,
+//!   `style`, ...) and `=`, so input with no `<` and no such name before an
+//!   `=` is skipped (see `xss_possible`).
 
 /// Fingerprints that LOW sensitivity does not report.
 const WEAK_SQLI_FINGERPRINTS: [&str; 6] = ["sos", "s&s", "1&1", "1c", "nc", "Enknk"];
@@ -105,15 +107,115 @@ pub fn is_xss(input: &[u8]) -> bool {
 }
 
 fn xss_one(input: &[u8]) -> bool {
-    if !input.iter().any(|&b| b == b'<' || b == b'=') {
-        return false;
+    xss_possible(input) && libinjectionrs::detect_xss(input).is_injection()
+}
+
+/// Whether libinjection's XSS detector can report `input` at all; `false`
+/// only where it provably says "safe", so skipping it changes no verdict.
+///
+/// The detector (`XssDetector::is_xss`, run in five HTML contexts) reports a
+/// doctype, a tag or a comment, which its HTML5 tokenizer only produces after
+/// a `<`, or an attribute value right after an attribute name that
+/// `is_black_attr` flags. Without `<` (and without NUL, which its name
+/// comparisons skip), that needs an attribute name token `T` followed by `=`
+/// (directly or after whitespace): `T` ends where that whitespace run (or the
+/// `=`) starts, `T[1..]` holds none of the tokenizer's name delimiters
+/// (whitespace, `/`, `=`, `>`), and `T` is black only if it starts with `on`
+/// and has at least 5 bytes (event handlers), starts with `xmlns` or `xlink`,
+/// or equals a name of libinjection's `BLACK_ATTRS`, all without case. This
+/// checks every suffix of the delimiter-free run before each `=` for those
+/// conditions, a superset of what the detector can flag. The tests below
+/// check the implication on random, fragment-built and corpus inputs.
+fn xss_possible(input: &[u8]) -> bool {
+    let white = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let delimiter = |b: u8| white(b) || matches!(b, b'/' | b'=' | b'>');
+    let mut names = false;
+    for (eq, &b) in input.iter().enumerate() {
+        match b {
+            b'<' | 0 => return true,
+            b'=' if !names => {
+                let mut end = eq;
+                while end > 0 && white(input[end - 1]) {
+                    end -= 1;
+                }
+                let mut start = end;
+                while start > 0 && !delimiter(input[start - 1]) {
+                    start -= 1;
+                }
+                names = black_suffix(&input[start..end]);
+            }
+            _ => {}
+        }
     }
-    libinjectionrs::detect_xss(input).is_injection()
+    names
+}
+
+/// Whether some suffix of `run` (a NUL-free run of attribute-name bytes) is
+/// a name libinjection's `is_black_attr` can flag, or in a superset of them:
+/// at least 5 bytes starting with `on` (event handlers; libinjection then
+/// checks its list of events), `xmlns` or `xlink`, or one of libinjection's
+/// `BLACK_ATTRS` (`libinjectionrs` 0.1.1, `src/xss/blacklists.rs`) exactly,
+/// all without ASCII case.
+fn black_suffix(run: &[u8]) -> bool {
+    let prefixed = run.windows(5).any(|w| match w[0] | 0x20 {
+        b'o' => (w[1] | 0x20) == b'n',
+        b'x' => w.eq_ignore_ascii_case(b"xmlns") || w.eq_ignore_ascii_case(b"xlink"),
+        _ => false,
+    });
+    let Some(&last) = run.last() else {
+        return false;
+    };
+    // Every name of BLACK_ATTRS ends with a letter: only those ending with
+    // `last` (without case) can equal a suffix.
+    let candidates: &[&[u8]] = match last | 0x20 {
+        b'n' => &[b"ACTION", b"FORMACTION"],
+        b'e' => &[b"ATTRIBUTENAME", b"STYLE"],
+        b'y' => &[b"BY"],
+        b'd' => &[b"BACKGROUND"],
+        b's' => &[b"DATAFORMATAS", b"VALUES"],
+        b'c' => &[b"DATASRC", b"DYNSRC", b"LOWSRC", b"SRC"],
+        b'r' => &[b"FILTER", b"FOLDER", b"HANDLER", b"POSTER"],
+        b'm' => &[b"FROM"],
+        b'f' => &[b"HREF", b"XLINK:HREF"],
+        b'o' => &[b"TO"],
+        _ => &[],
+    };
+    prefixed
+        || candidates.iter().any(|name| {
+            run.len() >= name.len() && run[run.len() - name.len()..].eq_ignore_ascii_case(name)
+        })
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// libinjection's blacklisted attribute names (`BLACK_ATTRS` of
+    /// `libinjectionrs` 0.1.1, `src/xss/blacklists.rs`), compared without case.
+    const BLACK_ATTRS: [&[u8]; 20] = [
+        b"ACTION",
+        b"ATTRIBUTENAME",
+        b"BY",
+        b"BACKGROUND",
+        b"DATAFORMATAS",
+        b"DATASRC",
+        b"DYNSRC",
+        b"FILTER",
+        b"FORMACTION",
+        b"FOLDER",
+        b"FROM",
+        b"HANDLER",
+        b"HREF",
+        b"LOWSRC",
+        b"POSTER",
+        b"SRC",
+        b"STYLE",
+        b"TO",
+        b"VALUES",
+        b"XLINK:HREF",
+    ];
 
     #[test]
     fn single_words_are_never_sqli_for_libinjection() {
@@ -176,6 +278,219 @@ mod tests {
         ] {
             assert!(!decimal(not_decimal), "{not_decimal:?}");
         }
+    }
+
+    /// Inputs built from the pieces the XSS prefilter reasons about: the
+    /// tokenizer's delimiters, quotes, `<`, NUL, 0xFF, blacklisted attribute
+    /// names and event handlers, URL schemes, and filler.
+    fn xss_fragments() -> impl Strategy<Value = Vec<u8>> {
+        const PIECES: &[&[u8]] = &[
+            b"=",
+            b" ",
+            b"\t",
+            b"\n",
+            b"\x0b",
+            b"\x0c",
+            b"\r",
+            b"/",
+            b">",
+            b"<",
+            b"'",
+            b"\"",
+            b"`",
+            b"\0",
+            b"\xff",
+            b"&",
+            b"?",
+            b"!",
+            b"-",
+            b":",
+            b"a",
+            b"x",
+            b"C-1001",
+            b"on",
+            b"ON",
+            b"oN",
+            b"onclick",
+            b"onerror",
+            b"onload",
+            b"onmouseover",
+            b"ONFOCUS",
+            b"xmlns",
+            b"XLINK",
+            b"xlink:href",
+            b"href",
+            b"HREF",
+            b"src",
+            b"style",
+            b"to",
+            b"by",
+            b"from",
+            b"values",
+            b"action",
+            b"formaction",
+            b"attributename",
+            b"background",
+            b"dataformatas",
+            b"datasrc",
+            b"dynsrc",
+            b"filter",
+            b"folder",
+            b"handler",
+            b"lowsrc",
+            b"poster",
+            b"javascript:",
+            b"vbscript:",
+            b"data:",
+            b"alert(1)",
+            b"customer",
+            b"fields",
+            b"points",
+            b"&#x6a;",
+            b"script",
+            b"svg",
+            b"!--",
+            b"?",
+        ];
+        prop::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(PIECES).prop_map(<[u8]>::to_vec),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+            ],
+            0..16,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The XSS prefilter skips only what libinjection calls safe.
+        #[test]
+        fn xss_prefilter_skips_only_safe_input(input in xss_fragments()) {
+            if !xss_possible(&input) {
+                prop_assert!(!libinjectionrs::detect_xss(&input).is_injection());
+            }
+        }
+
+        /// The same on arbitrary bytes.
+        #[test]
+        fn xss_prefilter_skips_only_safe_bytes(input in prop::collection::vec(any::<u8>(), 0..64)) {
+            if !xss_possible(&input) {
+                prop_assert!(!libinjectionrs::detect_xss(&input).is_injection());
+            }
+        }
+    }
+
+    /// Every line of the shared corpora (libinjection's samples and the CRS
+    /// regression tests), raw and percent-decoded, whole and split at `&`,
+    /// `=` and `"`: the prefilter skips only what libinjection calls safe.
+    #[test]
+    fn xss_prefilter_skips_only_safe_corpus_input() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
+        let mut files = Vec::new();
+        for sub in [
+            "libinjection",
+            "crs-regression/REQUEST-941-APPLICATION-ATTACK-XSS",
+            "crs-regression/REQUEST-942-APPLICATION-ATTACK-SQLI",
+        ] {
+            if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+                files.extend(entries.map(|e| e.unwrap().path()));
+            }
+        }
+        if files.is_empty() {
+            println!("corpus check skipped: no corpora in {}", dir.display());
+            return;
+        }
+        let decode = |line: &[u8]| -> Vec<u8> {
+            let mut out = Vec::with_capacity(line.len());
+            let mut i = 0;
+            while i < line.len() {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (
+                    line[i],
+                    line.get(i + 1).copied().and_then(hex),
+                    line.get(i + 2).copied().and_then(hex),
+                ) {
+                    (b'%', Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    (b'+', _, _) => {
+                        out.push(b' ');
+                        i += 1;
+                    }
+                    (b, _, _) => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            out
+        };
+        let (mut checked, mut skipped) = (0usize, 0usize);
+        for file in files {
+            let text = std::fs::read(&file).unwrap();
+            for line in text.split(|&b| b == b'\n') {
+                for whole in [line.to_vec(), decode(line)] {
+                    let parts = whole
+                        .split(|&b| b == b'&' || b == b'=' || b == b'"')
+                        .map(<[u8]>::to_vec);
+                    for input in std::iter::once(whole.clone()).chain(parts) {
+                        checked += 1;
+                        if !xss_possible(&input) {
+                            skipped += 1;
+                            assert!(
+                                !libinjectionrs::detect_xss(&input).is_injection(),
+                                "{}: {}",
+                                file.display(),
+                                String::from_utf8_lossy(&input)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        println!("xss prefilter: {checked} corpus inputs, {skipped} skipped");
+        assert!(
+            checked > 100_000 && skipped > 10_000,
+            "{checked} checked, {skipped} skipped"
+        );
+    }
+
+    #[test]
+    fn xss_prefilter_keeps_every_blacklisted_attribute() {
+        for name in BLACK_ATTRS {
+            let lower = name.to_ascii_lowercase();
+            for input in [
+                [name, &b"=javascript:alert(1)"[..]].concat(),
+                [&b"x '"[..], &lower, b" = 'javascript:alert(1)'"].concat(),
+            ] {
+                assert!(xss_possible(&input), "{}", String::from_utf8_lossy(&input));
+            }
+        }
+        for flagged in [
+            &b"\" onmouseover=alert(1) x=\""[..],
+            b"x'onclick=alert(1)",
+            b"a=b onerror =alert(1)",
+            b"xmlns:x=y",
+            b"style=x",
+            b"href\t=javascript:alert(1)",
+        ] {
+            assert!(
+                xss_possible(flagged),
+                "{}",
+                String::from_utf8_lossy(flagged)
+            );
+            assert!(
+                libinjectionrs::detect_xss(flagged).is_injection(),
+                "{}",
+                String::from_utf8_lossy(flagged)
+            );
+        }
+        // The load test's query: no `<` and no blacklisted name before an `=`.
+        assert!(!xss_possible(b"customer=C-1001&fields=points"));
+        assert!(!xss_possible(b"a = b"));
     }
 
     #[test]
