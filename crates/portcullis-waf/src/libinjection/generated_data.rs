@@ -9647,9 +9647,42 @@ impl std::hash::Hasher for Fnv {
 
 type KeywordTable = std::collections::HashMap<&'static [u8], u8, std::hash::BuildHasherDefault<Fnv>>;
 
-fn keyword_table() -> &'static KeywordTable {
-    static TABLE: std::sync::OnceLock<KeywordTable> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| SQL_KEYWORDS.iter().map(|k| (k.word.as_bytes(), k.token_type)).collect())
+/// portcullis: the keyword table and, in front of it, a one-hash Bloom filter
+/// of its keys (64 Kibit): most words a detection looks up (column names,
+/// values) are not keywords, and the filter turns most of those away without
+/// hashing the word. Built from the same keys, so it never turns a keyword
+/// away: the answers are the table's.
+struct Keywords {
+    table: KeywordTable,
+    filter: Vec<u64>,
+}
+
+const FILTER_BITS: usize = 1 << 16;
+
+/// The filter bit of a non-empty word: its length, first, middle and last bytes.
+fn filter_bit(word: &[u8]) -> usize {
+    let n = word.len();
+    let mix = (n as u32).wrapping_mul(0x9E37_79B9)
+        ^ u32::from(word[0]).wrapping_mul(0x85EB_CA6B)
+        ^ u32::from(word[n / 2]).wrapping_mul(0xC2B2_AE35)
+        ^ u32::from(word[n - 1]).wrapping_mul(0x27D4_EB2F);
+    let mix = mix ^ (mix >> 15);
+    let mix = mix.wrapping_mul(0x2C1B_3C6D);
+    (mix ^ (mix >> 13)) as usize & (FILTER_BITS - 1)
+}
+
+fn keywords() -> &'static Keywords {
+    static KEYWORDS: std::sync::OnceLock<Keywords> = std::sync::OnceLock::new();
+    KEYWORDS.get_or_init(|| {
+        let table: KeywordTable =
+            SQL_KEYWORDS.iter().map(|k| (k.word.as_bytes(), k.token_type)).collect();
+        let mut filter = vec![0u64; FILTER_BITS / 64];
+        for word in table.keys().filter(|w| !w.is_empty()) {
+            let bit = filter_bit(word);
+            filter[bit / 64] |= 1 << (bit % 64);
+        }
+        Keywords { table, filter }
+    })
 }
 
 /// Upstream's `lookup_word` with the same answers: the word upper-cased
@@ -9669,7 +9702,15 @@ pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
     for (dst, src) in upper.iter_mut().zip(bytes) {
         *dst = src.to_ascii_uppercase();
     }
-    match keyword_table().get(&upper[..bytes.len()]) {
+    let keywords = keywords();
+    let upper = &upper[..bytes.len()];
+    if !upper.is_empty() {
+        let bit = filter_bit(upper);
+        if keywords.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return TokenType::Bareword;
+        }
+    }
+    match keywords.table.get(upper) {
         Some(token_type) => match token_type {
             b'k' => TokenType::Keyword,
             b'f' => TokenType::Function,
@@ -9721,4 +9762,30 @@ pub enum CharType {
     RightBrace,
     Tick,
     Other,
+}
+
+#[cfg(test)]
+mod portcullis_tests {
+    use super::*;
+
+    /// The filter turns no keyword away, in any case.
+    #[test]
+    fn every_keyword_passes_the_filter() {
+        let keywords = keywords();
+        for keyword in SQL_KEYWORDS {
+            let word = keyword.word.as_bytes();
+            assert!(keywords.table.contains_key(word), "{}", keyword.word);
+            if !word.is_empty() {
+                let bit = filter_bit(word);
+                assert_ne!(keywords.filter[bit / 64] & (1 << (bit % 64)), 0, "{}", keyword.word);
+            }
+            // lookup_word_bytes upper-cases the word and then asks the
+            // filter: the key it can reach must have its bit set.
+            let upper = word.to_ascii_uppercase();
+            if !upper.is_empty() && keywords.table.contains_key(upper.as_slice()) {
+                let bit = filter_bit(&upper);
+                assert_ne!(keywords.filter[bit / 64] & (1 << (bit % 64)), 0, "{}", keyword.word);
+            }
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! Upstream looks every word up by binary search over 9,352 keywords scattered
 //! in memory, after allocating an upper-cased copy: about 500 ns a lookup,
 //! and a detection makes dozens. Here the table is a hash map built once, and
-//! the word is upper-cased on the stack (see `sqli_data::lookup_word`).
+//! the word is upper-cased on the stack (see `sqli_data::lookup_word`), and a
+//! Bloom filter of the keywords turns most non-keywords away before hashing.
 //! A state also reuses the token buffers of the thread's previous one instead
 //! of allocating two vectors (`SPARE_TOKEN_BUFFERS`, emptied before use).
 //! Everything else is upstream's code, unchanged, so verdicts and fingerprints
