@@ -745,13 +745,33 @@ pub(crate) fn canonical_request(
     unsigned_token: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
+    write_canonical_request(
+        view,
+        parsed,
+        payload_hash,
+        settings,
+        unsigned_token,
+        &mut out,
+    );
+    out
+}
+
+/// Appends the canonical request to `out`.
+fn write_canonical_request(
+    view: RequestView<'_>,
+    parsed: &ParsedSignature<'_>,
+    payload_hash: &str,
+    settings: &Settings,
+    unsigned_token: bool,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(view.method.as_str().as_bytes());
     out.push(b'\n');
     canonical::canonical_uri(
         view.uri.path(),
         settings.normalize_path,
         settings.uri_encoding,
-        &mut out,
+        out,
     );
     out.push(b'\n');
     if let Some(query) = view.uri.query() {
@@ -760,7 +780,7 @@ pub(crate) fn canonical_request(
             (SignatureForm::Query, false) => &["X-Amz-Signature"],
             (SignatureForm::Query, true) => &["X-Amz-Signature", "X-Amz-Security-Token"],
         };
-        canonical::canonical_query(query, exclude, &mut out);
+        canonical::canonical_query(query, exclude, out);
     }
     out.push(b'\n');
     for name in parsed.signed_headers.split(';') {
@@ -779,7 +799,7 @@ pub(crate) fn canonical_request(
                 out.push(b',');
             }
             first = false;
-            canonical::push_trimmed_value(value.as_bytes(), &mut out);
+            canonical::push_trimmed_value(value.as_bytes(), out);
         }
         out.push(b'\n');
     }
@@ -787,20 +807,56 @@ pub(crate) fn canonical_request(
     out.extend_from_slice(parsed.signed_headers.as_bytes());
     out.push(b'\n');
     out.extend_from_slice(payload_hash.as_bytes());
-    out
+}
+
+/// The string to sign's lines after the algorithm: the date, the scope and
+/// the hex SHA-256 of the canonical request, each fed to `sink` in order.
+fn string_to_sign_parts(
+    parsed: &ParsedSignature<'_>,
+    canonical_request: &[u8],
+    mut sink: impl FnMut(&[u8]),
+) {
+    let digest: [u8; 32] = Sha256::digest(canonical_request).into();
+    sink(ALGORITHM.as_bytes());
+    sink(b"\n");
+    sink(parsed.amz_date.as_bytes());
+    sink(b"\n");
+    sink(parsed.scope_date.as_bytes());
+    sink(b"\n");
+    sink(&canonical::hex32(&digest));
 }
 
 fn string_to_sign(parsed: &ParsedSignature<'_>, canonical_request: &[u8]) -> Vec<u8> {
-    let digest: [u8; 32] = Sha256::digest(canonical_request).into();
     let mut out = Vec::with_capacity(160);
-    out.extend_from_slice(ALGORITHM.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(parsed.amz_date.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(parsed.scope_date.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(&canonical::hex32(&digest));
+    string_to_sign_parts(parsed, canonical_request, |part| {
+        out.extend_from_slice(part);
+    });
     out
+}
+
+thread_local! {
+    /// The canonical request of the last request verified on this thread:
+    /// its allocation is reused, so verifying allocates nothing for it.
+    static CANONICAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer grown past this is not kept for the next request.
+const KEPT_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Runs `f` with an empty buffer: the thread's reused one, or a fresh one
+/// if that is in use.
+fn with_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    CANONICAL.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            let result = f(&mut buffer);
+            if buffer.capacity() > KEPT_BUFFER_BYTES {
+                *buffer = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Verifies the signature of `view` with `credential`; returns it (the seed
@@ -818,28 +874,34 @@ pub(crate) fn verify_signature(
         && hex::decode_to_slice(parsed.signature.as_bytes(), &mut given).is_ok();
     let day = parsed.scope_date.get(..8).unwrap_or("");
     let key = keys.key(credential, day, &settings.region, &settings.service);
-    let matches = |canonical: &[u8]| -> (bool, Vec<u8>) {
-        let sts = string_to_sign(parsed, canonical);
+    // The string to sign goes straight into the HMAC, never into a buffer.
+    let matches = |canonical: &[u8]| -> bool {
         let mut mac = key.clone();
-        mac.update(&sts);
+        string_to_sign_parts(parsed, canonical, |part| mac.update(part));
         let computed: [u8; 32] = mac.finalize().into_bytes().into();
-        (well_formed && bool::from(computed.ct_eq(&given)), sts)
+        well_formed && bool::from(computed.ct_eq(&given))
     };
-    let canonical = canonical_request(view, parsed, payload_hash, settings, false);
-    let (ok, sts) = matches(&canonical);
+    let ok = with_buffer(|buffer| {
+        write_canonical_request(view, parsed, payload_hash, settings, false, buffer);
+        if matches(buffer) {
+            return true;
+        }
+        // Some signers add the session token of a presigned URL after
+        // signing (`aws-sigv4`'s `SessionTokenMode::Exclude`, for services
+        // such as IoT). The token is still checked against the credential's.
+        if parsed.form == SignatureForm::Query && parsed.security_token.is_some() {
+            buffer.clear();
+            write_canonical_request(view, parsed, payload_hash, settings, true, buffer);
+            return matches(buffer);
+        }
+        false
+    });
     if ok {
         return Ok(given);
     }
-    // Some signers add the session token of a presigned URL after signing
-    // (`aws-sigv4`'s `SessionTokenMode::Exclude`, for services such as IoT).
-    // The token is still checked against the credential's.
-    if parsed.form == SignatureForm::Query && parsed.security_token.is_some() {
-        let canonical = canonical_request(view, parsed, payload_hash, settings, true);
-        if matches(&canonical).0 {
-            return Ok(given);
-        }
-    }
     let debug = settings.debug.then(|| {
+        let canonical = canonical_request(view, parsed, payload_hash, settings, false);
+        let sts = string_to_sign(parsed, &canonical);
         format!(
             "The Canonical String for this request should have been\n'{}'\n\nThe String-to-Sign should have been\n'{}'\n",
             String::from_utf8_lossy(&canonical),
@@ -912,18 +974,43 @@ pub(crate) fn texts(
 /// SHA-256 of the secret, and the day of the scope.
 type KeyId = ([u8; 32], [u8; 8]);
 
+/// The hash of a [`KeyId`]: the secret's SHA-256 is uniformly distributed
+/// and not chosen by the client, so its first bytes, mixed with the day's,
+/// are a good hash without a SipHash pass over 40 bytes per request.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyIdHasher(u64);
+
+impl std::hash::Hasher for KeyIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = (self.0 ^ u64::from_le_bytes(word))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+
+    fn write_usize(&mut self, _: usize) {}
+}
+
+type BuildKeyIdHasher = std::hash::BuildHasherDefault<KeyIdHasher>;
+
 /// Derived signing keys, cached per (secret, day): region and service are the
 /// layer's own. Bounded: when full, the cache starts afresh.
 #[derive(Debug)]
 pub(crate) struct SigningKeys {
-    keys: RwLock<HashMap<KeyId, HmacSha256>>,
+    keys: RwLock<HashMap<KeyId, HmacSha256, BuildKeyIdHasher>>,
     capacity: usize,
 }
 
 impl SigningKeys {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::default()),
             capacity,
         }
     }
