@@ -1,17 +1,24 @@
-//! The verified-token cache: SHA-256 digest of the token → what verification
-//! found, valid until the earlier of `exp` and the cache TTL.
+//! The verified-token cache: a keyed 64-bit hash of the token (SipHash-1-3,
+//! with a random key per cache) → the token and what verification found,
+//! valid until the earlier of `exp` and the cache TTL.
 //!
-//! It is sharded (`RwLock<HashMap>` per shard, the digest's own bytes as the
+//! A hit compares the whole stored token with the request's in constant time
+//! (for the token's length), so a token that merely shares the hash is never
+//! taken for a verified one; it costs a keyed hash and a compare instead of a
+//! SHA-256 of the token. Only verified tokens are stored.
+//!
+//! It is sharded (`RwLock<HashMap>` per shard, the keyed hash as the map's
 //! hash) and bounded in entries: a full shard first drops its expired entries,
-//! then an arbitrary one. The token itself is never stored.
+//! then an arbitrary one. Memory is bounded by `max_entries` × (the token's
+//! length + about 80 bytes); tokens are at most `max_token_bytes` long.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::Verified;
 
@@ -91,54 +98,77 @@ impl TokenCacheConfig {
     }
 }
 
-/// A SHA-256 digest used as its own hash.
+/// The cache key is already a keyed hash: the map uses it as it is.
 #[derive(Clone, Copy, Default)]
-struct DigestHasher(u64);
+struct KeyHasher(u64);
 
-impl Hasher for DigestHasher {
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // The key is a uniformly distributed digest: its first bytes are a
-        // good hash. `[u8; 32]` hashes as a length prefix then the bytes.
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
+        // Only `u64` keys are hashed (`write_u64`); this is never reached
+        // with anything else, but stays a correct (if weak) hash.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
 
-    fn write_usize(&mut self, _: usize) {}
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 #[derive(Clone, Copy, Default)]
-struct BuildDigestHasher;
+struct BuildKeyHasher;
 
-impl BuildHasher for BuildDigestHasher {
-    type Hasher = DigestHasher;
+impl BuildHasher for BuildKeyHasher {
+    type Hasher = KeyHasher;
 
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(0)
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
     }
 }
 
 struct Entry {
+    /// The verified token itself: a hit compares it in full, so a token
+    /// whose keyed hash collides with a cached one is never taken for it.
+    token: Box<[u8]>,
     valid_until: u64,
     value: Arc<Verified>,
 }
 
-type Shard = RwLock<HashMap<[u8; 32], Entry, BuildDigestHasher>>;
+type Shard = RwLock<HashMap<u64, Entry, BuildKeyHasher>>;
 
 pub(crate) struct TokenCache {
     shards: Box<[Shard]>,
     per_shard: usize,
     ttl_nanos: u64,
+    /// SipHash-1-3 with a random key drawn when the cache is built: an
+    /// attacker cannot aim tokens at one bucket without knowing it.
+    hasher: RandomState,
 }
 
-pub(crate) type TokenDigest = [u8; 32];
-
-pub(crate) fn digest(token: &[u8]) -> TokenDigest {
-    Sha256::digest(token).into()
+/// Whether `stored` and `given` are the same bytes, in time that depends on
+/// their length only (not on where they first differ). The length is not
+/// secret: both are tokens of the same keyed hash, and the stored one was
+/// sent by a client that held it.
+fn same_token(stored: &[u8], given: &[u8]) -> bool {
+    if stored.len() != given.len() {
+        return false;
+    }
+    let (stored_words, stored_rest) = stored.as_chunks::<8>();
+    let (given_words, given_rest) = given.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (a, b) in stored_words.iter().zip(given_words) {
+        diff |= u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b);
+    }
+    for (a, b) in stored_rest.iter().zip(given_rest) {
+        diff |= u64::from(a ^ b);
+    }
+    // Keeps the compiler from turning the fold into an early exit.
+    bool::from(std::hint::black_box(diff).ct_eq(&0))
 }
 
 impl TokenCache {
@@ -151,28 +181,40 @@ impl TokenCache {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard,
             ttl_nanos: config.ttl_seconds.saturating_mul(1_000_000_000),
+            hasher: RandomState::new(),
         })
     }
 
-    fn shard(&self, key: &TokenDigest) -> &Shard {
-        &self.shards[usize::from(key[31]) % SHARDS]
+    /// The cache key of a token: its keyed hash.
+    pub(crate) fn key(&self, token: &[u8]) -> u64 {
+        self.hasher.hash_one(token)
     }
 
-    /// The cached verification of the token, if still valid at `now_nanos`.
-    pub(crate) fn get(&self, key: &TokenDigest, now_nanos: u64) -> Option<Arc<Verified>> {
+    fn shard(&self, key: u64) -> &Shard {
+        // Bits the map itself does not use (it takes the low bits for the
+        // bucket and the top seven for its tags).
+        &self.shards[(key >> 32) as usize % SHARDS]
+    }
+
+    /// The cached verification of `token` (whose key is `key`), if still
+    /// valid at `now_nanos`.
+    pub(crate) fn get(&self, key: u64, token: &[u8], now_nanos: u64) -> Option<Arc<Verified>> {
         let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
-        let entry = shard.get(key)?;
-        (now_nanos < entry.valid_until).then(|| Arc::clone(&entry.value))
+        let entry = shard.get(&key)?;
+        (now_nanos < entry.valid_until && same_token(&entry.token, token))
+            .then(|| Arc::clone(&entry.value))
     }
 
-    /// Caches a verification until the earlier of `exp` and now + TTL.
-    pub(crate) fn insert(&self, key: TokenDigest, value: Arc<Verified>, now_nanos: u64) {
+    /// Caches the verification of `token` until the earlier of `exp` and
+    /// now + TTL. A cached token with the same key (a 64-bit collision) is
+    /// replaced.
+    pub(crate) fn insert(&self, key: u64, token: &[u8], value: Arc<Verified>, now_nanos: u64) {
         let exp_nanos = value.exp.saturating_mul(1_000_000_000);
         let valid_until = exp_nanos.min(now_nanos.saturating_add(self.ttl_nanos));
         if valid_until <= now_nanos {
             return;
         }
-        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
+        let mut shard = self.shard(key).write().unwrap_or_else(|e| e.into_inner());
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, e| e.valid_until > now_nanos);
             if shard.len() >= self.per_shard
@@ -181,7 +223,14 @@ impl TokenCache {
                 shard.remove(&victim);
             }
         }
-        shard.insert(key, Entry { valid_until, value });
+        shard.insert(
+            key,
+            Entry {
+                token: token.into(),
+                valid_until,
+                value,
+            },
+        );
     }
 
     /// How many tokens are cached.
@@ -200,5 +249,81 @@ impl std::fmt::Debug for TokenCache {
             .field("per_shard", &self.per_shard)
             .field("ttl_nanos", &self.ttl_nanos)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::context::{AuthMethod, Caller};
+
+    fn verified(exp: u64) -> Arc<Verified> {
+        let caller = Caller::new("alice", AuthMethod::Jwt);
+        Arc::new(Verified {
+            claims: crate::claims::JwtClaims::new(caller.clone()),
+            caller,
+            exp,
+        })
+    }
+
+    #[test]
+    fn same_token_is_byte_equality() {
+        let token: Vec<u8> = (0..=255u8).cycle().take(931).collect();
+        assert!(same_token(&token, &token.clone()));
+        for len in [0, 1, 7, 8, 9, 64, 930] {
+            assert!(same_token(&token[..len], &token[..len]), "{len}");
+            assert!(!same_token(&token[..len], &token[..len + 1]), "{len}");
+        }
+        // A difference at any position, in the words or the tail, is seen.
+        for position in 0..token.len() {
+            for bit in [0x01, 0x80] {
+                let mut other = token.clone();
+                other[position] ^= bit;
+                assert!(!same_token(&token, &other), "{position} {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hit_needs_the_same_token_not_just_the_same_key() {
+        let cache = TokenCache::new(&TokenCacheConfig::default()).expect("enabled");
+        let token = b"header.payload.signature".as_slice();
+        let key = cache.key(token);
+        cache.insert(key, token, verified(u64::MAX / 2_000_000_000), 0);
+        assert!(cache.get(key, token, 1).is_some());
+        // As if another token had the same keyed hash.
+        for other in [
+            b"header.payload.signaturf".as_slice(),
+            b"header.payload.signatur",
+            b"header.payload.signature.",
+            b"",
+        ] {
+            assert!(cache.get(key, other, 1).is_none());
+        }
+        assert_ne!(cache.key(b"header.payload.signaturf"), key);
+    }
+
+    #[test]
+    fn keys_differ_between_caches() {
+        let a = TokenCache::new(&TokenCacheConfig::default()).expect("enabled");
+        let b = TokenCache::new(&TokenCacheConfig::default()).expect("enabled");
+        assert_ne!(a.key(b"token"), b.key(b"token"), "a random key per cache");
+    }
+
+    #[test]
+    fn entries_stay_bounded_and_expire() {
+        let cache = TokenCache::new(&TokenCacheConfig::default().max_entries(32)).expect("on");
+        for i in 0..1_000u32 {
+            let token = format!("token-{i}");
+            let key = cache.key(token.as_bytes());
+            cache.insert(key, token.as_bytes(), verified(10), 0);
+        }
+        assert!(cache.len() <= 32);
+        let key = cache.key(b"token-999");
+        assert!(cache.get(key, b"token-999", 9_999_999_999).is_some());
+        assert!(
+            cache.get(key, b"token-999", 10_000_000_000).is_none(),
+            "expired at exp"
+        );
     }
 }

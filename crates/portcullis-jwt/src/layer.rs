@@ -9,7 +9,7 @@ use portcullis_core::context::Caller;
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
 
-use crate::cache::{TokenCache, TokenCacheConfig, digest};
+use crate::cache::{TokenCache, TokenCacheConfig};
 use crate::claims::{JwtClaims, Verified};
 use crate::error::ConfigError;
 use crate::fetch::key_url;
@@ -429,16 +429,13 @@ impl Shared {
     /// Verifies a token (already within the size limit): from the cache, or
     /// by parsing, key lookup, signature and claims. `Wait` asks the caller to
     /// await a key fetch, then call again with `allow_fetch` false.
-    /// The token is bytes: a cache hit needs no UTF-8 check (the digest
-    /// matched that of a token verified before); a miss checks it first.
+    /// The token is bytes: a cache hit needs no UTF-8 check (it is the same
+    /// bytes as a token verified before); a miss checks it first.
     pub(crate) fn verify_token(&self, token: &[u8], allow_fetch: bool) -> Step {
         let now_nanos = self.clock.now_unix_nanos();
-        let key = self.cache.as_ref().map(|cache| {
-            let key = digest(token);
-            (cache, key)
-        });
-        if let Some((cache, key)) = &key
-            && let Some(hit) = cache.get(key, now_nanos)
+        let key = self.cache.as_ref().map(|cache| (cache, cache.key(token)));
+        if let Some((cache, key)) = key
+            && let Some(hit) = cache.get(key, token, now_nanos)
         {
             return Step::Done(Ok(hit));
         }
@@ -489,7 +486,7 @@ impl Shared {
         match result {
             Ok(Ok(verified)) => {
                 if let Some((cache, key)) = key {
-                    cache.insert(key, Arc::clone(&verified), now_nanos);
+                    cache.insert(key, token, Arc::clone(&verified), now_nanos);
                 }
                 Step::Done(Ok(verified))
             }

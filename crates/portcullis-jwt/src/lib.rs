@@ -118,13 +118,23 @@
 //!
 //! # Verified-token cache
 //!
-//! On by default: the SHA-256 digest of the token (never the token) maps to
-//! the verified caller, until the earlier of `exp` and the TTL (300 s), for at
-//! most 10,000 tokens. Route requirements are checked on every request, hit or
-//! miss. [`TokenCacheConfig::disabled`] turns it off. It is a small sharded
-//! map of its own rather than `moka`: a hit has to stay within about a
-//! microsecond, half of which is already the SHA-256 of the token, and a bound
-//! with expiry is all the policy it needs.
+//! On by default: a verified token maps to the verified caller, until the
+//! earlier of `exp` and the TTL (300 s), for at most 10,000 tokens. Route
+//! requirements are checked on every request, hit or miss.
+//! [`TokenCacheConfig::disabled`] turns it off. It is a small sharded map of
+//! its own rather than `moka`: a hit has to stay well within a microsecond,
+//! and a bound with expiry is all the policy it needs.
+//!
+//! The map's key is a keyed 64-bit hash of the token (SipHash-1-3 with a
+//! random key drawn per cache), and each entry keeps the **token itself**: a
+//! hit compares the request's token with the stored one in full, in constant
+//! time for the token's length, so a token that only shares the hash never
+//! passes for a verified one. Keeping the token costs memory (at most
+//! `max_entries` × (`max_token_bytes` + about 80 bytes): about 80 MiB with
+//! the defaults and 8 KiB tokens, 9 MiB with Cognito's 900-byte ones) and
+//! means the process holds up to `max_entries` live bearer tokens for at most the TTL; the cache never logs them or shows them
+//! in `Debug`. Only tokens that verified are stored. Turn the cache off where
+//! holding tokens in memory is not acceptable.
 //!
 //! # Where it differs from API Gateway
 //!
