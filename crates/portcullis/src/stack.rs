@@ -11,9 +11,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use pin_project_lite::pin_project;
 use portcullis_api_key::ApiKeyLayer;
+use portcullis_core::ResponseBody;
 use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
 use portcullis_sigv4::SigV4Layer;
@@ -89,6 +91,22 @@ impl<E: Send + 'static> BoxedStack<E> {
             }),
         }
     }
+
+    /// Erases `service`, whose responses already have a [`GatewayBody`]: as
+    /// [`new`](Self::new), without mapping the body.
+    fn erase<S>(service: S) -> Self
+    where
+        S: Service<Request<GatewayBody>, Response = Response<GatewayBody>, Error = E>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self {
+            call: Arc::new(move |request| Box::pin(service.clone().oneshot(request))),
+        }
+    }
 }
 
 impl<E> Service<Request<GatewayBody>> for BoxedStack<E> {
@@ -111,6 +129,11 @@ impl<E> Service<Request<GatewayBody>> for BoxedStack<E> {
 pub struct Boxed<S>(S);
 
 impl<S> Boxed<S> {
+    /// Boxes the request bodies of `inner`.
+    pub fn new(inner: S) -> Self {
+        Self(inner)
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.0
@@ -265,21 +288,168 @@ impl GatewayLayer {
     }
 }
 
-/// Wraps `inner` in `layer`, boxing bodies on both sides.
-fn wrap<L, E, RB>(layer: &L, inner: BoxedStack<E>) -> BoxedStack<E>
+/// The user's service at the bottom of the composed stack: it takes any
+/// request body (boxed into a [`GatewayBody`] here, once, and not at all if
+/// it already is one) and answers a [`GatewayBody`] (the service's own body,
+/// boxed once, and not at all if it already is one).
+///
+/// Being generic over the request body, one value of it serves every
+/// combination of the layers above it, whatever body each of them passes
+/// down (the WAF's `WafBody`, SigV4's `SigV4Body`).
+#[derive(Clone)]
+struct Innermost<S>(S);
+
+impl<S, B, ResBody> Service<Request<B>> for Innermost<S>
 where
-    L: Layer<Boxed<BoxedStack<E>>>,
-    L::Service: Service<Request<GatewayBody>, Response = Response<RB>, Error = E>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as Service<Request<GatewayBody>>>::Future: Send + 'static,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-    E: Send + 'static,
+    S: Service<Request<GatewayBody>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    BoxedStack::new(layer.layer(Boxed(inner)))
+    type Response = Response<GatewayBody>;
+    type Error = S::Error;
+    type Future = InnermostFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        InnermostFuture {
+            future: self.0.call(request.map(box_body)),
+        }
+    }
+}
+
+// The futures of the composed stack nest one inside the other, one level per
+// layer, and rustc walks the whole nesting to decide whether a future is
+// `Unpin` (for every `&mut` to it, at code generation, against the
+// downstream crate's recursion limit). `!Unpin` stops that walk at the first
+// of them: the composed stack's futures are always pinned in a box anyway.
+pin_project! {
+    /// The future of [`Innermost`]: the user's future, its response body
+    /// boxed on the way out.
+    #[project(!Unpin)]
+    struct InnermostFuture<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F, ResBody, E> Future for InnermostFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<GatewayBody>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .future
+            .poll(cx)
+            .map(|result| result.map(|response| response.map(box_body)))
+    }
+}
+
+/// One optional layer of the composed stack: `On`, the layer's service
+/// around `S`, or `Off`, the service `S` itself. Both answer a
+/// [`GatewayBody`], so the stack has one type whatever is configured, and
+/// nothing is boxed per layer.
+///
+/// A layer's response body, `ResponseBody<GatewayBody>`, is unwrapped with
+/// [`ResponseBody::into_inner`]: an admitted request's body passes through
+/// as it is; only a refusal's bytes are boxed.
+#[derive(Clone)]
+enum Opt<A, S> {
+    On(A),
+    Off(S),
+}
+
+impl<A, S> Opt<A, S> {
+    /// `layer` around `inner` if there is one, else `inner` alone.
+    fn new<L: Layer<S, Service = A>>(layer: Option<&L>, inner: S) -> Self {
+        match layer {
+            Some(layer) => Self::On(layer.layer(inner)),
+            None => Self::Off(inner),
+        }
+    }
+}
+
+impl<A, S, B, E> Service<Request<B>> for Opt<A, S>
+where
+    A: Service<Request<B>, Response = Response<ResponseBody<GatewayBody>>, Error = E>,
+    S: Service<Request<B>, Response = Response<GatewayBody>, Error = E>,
+{
+    type Response = Response<GatewayBody>;
+    type Error = E;
+    type Future = OptFuture<A::Future, S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Self::On(service) => service.poll_ready(cx),
+            Self::Off(service) => service.poll_ready(cx),
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self {
+            Self::On(service) => OptFuture::On {
+                future: service.call(request),
+            },
+            Self::Off(service) => OptFuture::Off {
+                future: service.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Opt`].
+    #[project = OptProj]
+    #[project(!Unpin)]
+    enum OptFuture<FA, FS> {
+        On { #[pin] future: FA },
+        Off { #[pin] future: FS },
+    }
+}
+
+impl<FA, FS, E> Future for OptFuture<FA, FS>
+where
+    FA: Future<Output = Result<Response<ResponseBody<GatewayBody>>, E>>,
+    FS: Future<Output = Result<Response<GatewayBody>, E>>,
+{
+    type Output = Result<Response<GatewayBody>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            OptProj::On { future } => future
+                .poll(cx)
+                .map(|result| result.map(|response| response.map(unwrap_body))),
+            OptProj::Off { future } => future.poll(cx),
+        }
+    }
+}
+
+/// A layer's response body as a [`GatewayBody`], with
+/// [`ResponseBody::into_inner`]: the inner body as it is (no allocation), or
+/// a refusal's bytes, boxed.
+fn unwrap_body(body: ResponseBody<GatewayBody>) -> GatewayBody {
+    match body.into_inner() {
+        Ok(inner) => inner,
+        // Like an empty `ResponseBody::rejection`: ended, exact size 0.
+        Err(bytes) if bytes.is_empty() => GatewayBody::default(),
+        Err(bytes) => Full::new(bytes)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    }
 }
 
 impl<S, ResBody> Layer<S> for GatewayLayer
@@ -293,28 +463,22 @@ where
     type Service = Boxed<BoxedStack<S::Error>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let mut stack: BoxedStack<S::Error> = BoxedStack::new(inner);
-        if let Some(quota) = &self.quota {
-            stack = wrap(quota, stack);
-        }
+        // Inside out: quota, (the Redis usage plan), throttle, API key, the
+        // authorizer, the WAF. Each slot is an `Opt`, so the type is the
+        // same whatever is configured and nothing is boxed per layer.
+        let stack = Innermost(inner);
+        let stack = Opt::new(self.quota.as_ref(), stack);
         #[cfg(feature = "redis")]
-        if let Some(usage_plan) = &self.usage_plan {
-            stack = wrap(usage_plan, stack);
-        }
-        if let Some(throttle) = &self.throttle {
-            stack = wrap(throttle, stack);
-        }
-        if let Some(api_key) = &self.api_key {
-            stack = wrap(api_key, stack);
-        }
-        match &self.auth {
-            Some(Auth::Iam(sigv4)) => stack = wrap(sigv4, stack),
-            Some(Auth::Jwt(jwt)) => stack = wrap(jwt, stack),
-            None => {}
-        }
-        if let Some(waf) = &self.waf {
-            stack = wrap(waf, stack);
-        }
-        Boxed(stack)
+        let stack = Opt::new(self.usage_plan.as_ref(), stack);
+        let stack = Opt::new(self.throttle.as_ref(), stack);
+        let stack = Opt::new(self.api_key.as_ref(), stack);
+        // IAM or JWT or neither: two nested slots.
+        let stack = match &self.auth {
+            Some(Auth::Iam(sigv4)) => Opt::On(sigv4.layer(stack)),
+            Some(Auth::Jwt(jwt)) => Opt::Off(Opt::On(jwt.layer(stack))),
+            None => Opt::Off(Opt::Off(stack)),
+        };
+        let stack = Opt::new(self.waf.as_ref(), stack);
+        Boxed(BoxedStack::erase(stack))
     }
 }
