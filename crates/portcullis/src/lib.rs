@@ -52,19 +52,18 @@
 //! # }
 //! ```
 //!
-//! # The composed layer is boxed
+//! # The composed layer is boxed once
 //!
 //! [`Gateway::layer`] returns a [`GatewayLayer`] whose service boxes the
-//! request and response bodies ([`GatewayBody`]) and erases each layer's
-//! service ([`BoxedStack`]): with five optional layers, an unboxed type
-//! would differ with every configuration. That costs a boxed future, a
-//! virtual call and a boxed response body per layer per request; clones of
-//! the stack (each layer clones its inner service per call) cost a reference
-//! count per layer, and request bodies are boxed once. For the hot path,
-//! take the layers one by one ([`Gateway::waf_layer`],
-//! [`Gateway::sigv4_layer`], [`Gateway::api_key_layer`], ...) and stack them
-//! with `tower::ServiceBuilder` or axum's `route_layer`; they share state
-//! with the composed stack.
+//! request and response bodies ([`GatewayBody`]) and erases the whole stack
+//! once ([`BoxedStack`]). Inside, the layers are composed with static types
+//! (a slot per optional layer), and each layer's response body is unwrapped
+//! instead of boxed: per request, one boxed future and the bodies boxed at
+//! the edges, nothing per layer. For the last few allocations, take the
+//! layers one by one ([`Gateway::waf_layer`], [`Gateway::sigv4_layer`],
+//! [`Gateway::api_key_layer`], ...) and stack them with
+//! `tower::ServiceBuilder` or axum's `route_layer`; they share state with
+//! the composed stack.
 //!
 //! # Per-route stacks
 //!

@@ -1,5 +1,5 @@
 //! The composed stack: WAF, then IAM or JWT, then API key, then throttle,
-//! then quota, as one boxed layer.
+//! then quota, composed with static types and boxed once.
 
 use std::any::Any;
 use std::fmt;
@@ -208,14 +208,16 @@ pub enum Auth {
 /// The composed layer: WAF, then IAM or JWT, then API key, then throttle,
 /// then quota (API Gateway's order), each present only if configured.
 ///
-/// Each layer's service is type-erased behind a [`BoxedStack`] (composing
-/// five optional layers with unboxed types would give a different type for
-/// every configuration). Per request and per layer that costs a boxed
-/// future, a virtual call and a boxed response body; cloning the stack, which
-/// every layer and axum do per request, costs one reference count per layer,
-/// and request bodies are boxed once. Where even that matters, take the
-/// layers one by one from [`Gateway`](crate::Gateway) and stack them with
-/// `tower::ServiceBuilder`.
+/// The layers are composed with static types: each optional layer sits in a
+/// slot that is either the layer's service or the service inside it, so the
+/// type is the same whatever is configured, and each layer's response body
+/// is unwrapped (`ResponseBody::into_inner`) rather than boxed. Only the
+/// whole stack is erased, once, behind a [`BoxedStack`]: per request that is
+/// one boxed future, the request body boxed on the way in (once more below
+/// the WAF or SigV4, whose bodies wrap it), the user's response body boxed
+/// on the way out, and a refusal's bytes boxed; nothing per layer. Cloning
+/// the stack (axum clones the routed service per request) costs one
+/// reference count.
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct GatewayLayer {
