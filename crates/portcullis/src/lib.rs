@@ -92,10 +92,14 @@
 //! - `axum`: client addresses from axum's `ConnectInfo`, the `Claims<T>`
 //!   extractor, and per-method throttles matched on axum's `MatchedPath`.
 //!
-//! # Not yet
+//! # Shared state on Redis
 //!
-//! `store.kind = "redis"` is refused at load: the Redis backend
-//! (`portcullis-redis`) is not wired into the facade yet.
+//! With the `redis` feature, `[store] kind = "redis"` (`url`, or
+//! `cluster_urls` for Redis Cluster) puts the throttle and quota on Redis
+//! through `portcullis-redis`, one script call per request. Connecting is
+//! asynchronous, so such a configuration is built with
+//! `GatewayBuilder::build_async` or `Gateway::connect`; the synchronous
+//! `build` refuses it and says so.
 
 pub use portcullis_core as core;
 pub use portcullis_core::{
