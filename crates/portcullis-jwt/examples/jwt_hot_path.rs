@@ -23,16 +23,16 @@ use std::future::{Future, ready};
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Request, Response};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use portcullis_jwt::{Issuer, JwtLayer, TokenCacheConfig};
-use serde_json::json;
+use portcullis_jwt::TokenCacheConfig;
 use tower::{Layer, Service, service_fn};
 
-const ISS: &str = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench";
+#[path = "../benches/support/fixture.rs"]
+mod fixture;
+
+use fixture::{fixture, layer};
+
 const REQUESTS: u32 = 200_000;
 
 /// The calling thread's CPU time, in nanoseconds (from `/proc`, in clock
@@ -54,34 +54,6 @@ fn poll_once<F: Future>(future: F) -> F::Output {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the future did not finish in one poll"),
     }
-}
-
-fn token_and_jwks() -> (String, String) {
-    let pem =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/rsa1.pem")).expect("key");
-    let encoding = EncodingKey::from_rsa_pem(&pem).expect("RSA PEM");
-    let mut jwk =
-        serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("jwk"))
-            .expect("json");
-    jwk["kid"] = json!("bench");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    // The same Cognito-shaped access token as benches/jwt.rs.
-    let claims = json!({
-        "sub": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "cognito:groups": ["members", "gold"],
-        "iss": ISS, "version": 2, "client_id": "1example23456789", "origin_jti": "f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f",
-        "event_id": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "token_use": "access",
-        "scope": "loyalty/read loyalty/write openid", "auth_time": now, "exp": now + 3600, "iat": now,
-        "jti": "00112233-4455-6677-8899-aabbccddeeff", "username": "jane.doe",
-    });
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("bench".into());
-    (
-        encode(&header, &claims, &encoding).expect("sign"),
-        json!({"keys": [jwk]}).to_string(),
-    )
 }
 
 fn run<S>(mut service: S, value: &HeaderValue, requests: u32) -> (Option<u64>, Option<u64>)
@@ -124,23 +96,17 @@ fn main() {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(REQUESTS);
-    let (token, jwks) = token_and_jwks();
+    let fixture = fixture();
+    let token = &fixture.token;
     let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
     let inner = service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
     let (start, end) = match mode.as_str() {
         "bare" => run(inner, &value, requests),
-        "hit" => {
-            let layer = JwtLayer::builder()
-                .issuer(
-                    Issuer::user_pool_at(ISS)
-                        .jwks(jwks)
-                        .client_ids(["1example23456789"]),
-                )
-                .cache(TokenCacheConfig::default())
-                .build()
-                .expect("config");
-            run(layer.layer(inner), &value, requests)
-        }
+        "hit" => run(
+            layer(&fixture, TokenCacheConfig::default()).layer(inner),
+            &value,
+            requests,
+        ),
         other => {
             eprintln!("unknown mode `{other}`: bare or hit");
             std::process::exit(2);
