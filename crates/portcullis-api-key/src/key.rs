@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use portcullis_core::plan::UsagePlan;
@@ -285,7 +285,11 @@ impl From<&KeyDigest> for DigestKey {
 impl Hash for DigestKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // A SHA-256 digest is already uniform: its first eight bytes are as
-        // good a hash as any, and [`DigestHasher`] passes them straight through.
+        // good a hash as any, and the map's `BuildPrehashed` passes them straight
+        // through. An unkeyed hash is safe here because only the operator's keys
+        // are inserted (their digests are uniform and unknown to a caller); a
+        // caller's digest only probes, and a probe costs at most the longest run
+        // the operator's keys make.
         let mut first = [0_u8; 8];
         first.copy_from_slice(&self.0[..8]);
         state.write_u64(u64::from_le_bytes(first));
@@ -331,43 +335,6 @@ fn sha256_one_block(message: &[u8]) -> [u8; 32] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a SHA-256 digest is 64 hex digits")]
 pub struct InvalidDigest;
-
-/// The hasher of the digest-keyed map: the identity on the digest's first
-/// eight bytes.
-///
-/// An unkeyed hash is safe here because only the operator's keys are inserted
-/// (their digests are uniform and unknown to a caller); a caller's digest only
-/// probes, and a probe costs at most the longest run the operator's keys make.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached for `DigestKey`, which writes one u64; fold anything else.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// Builds [`DigestHasher`]s.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct BuildDigestHasher;
-
-impl BuildHasher for BuildDigestHasher {
-    type Hasher = DigestHasher;
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher::default()
-    }
-}
 
 /// One API key as the store keeps it: API Gateway's `ApiKey` less its value,
 /// plus the usage plans it belongs to.

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use crate::key::{ApiKeyRecord, BuildDigestHasher, DigestKey, KeyDigest};
+use crate::key::{ApiKeyRecord, DigestKey, KeyDigest};
+use portcullis_core::hash::BuildPrehashed;
 
 /// What a lookup answers: the record, `None` for an unknown key, or the
 /// store's failure.
@@ -87,7 +88,7 @@ pub trait ApiKeyStore: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Snapshot {
-    by_digest: HashMap<DigestKey, Arc<ApiKeyRecord>, BuildDigestHasher>,
+    by_digest: HashMap<DigestKey, Arc<ApiKeyRecord>, BuildPrehashed>,
     by_id: HashMap<Arc<str>, Arc<ApiKeyRecord>>,
 }
 

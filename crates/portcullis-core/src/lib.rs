@@ -70,6 +70,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod context;
 pub mod future;
+pub mod hash;
 pub mod plan;
 pub mod response;
 

@@ -13,10 +13,11 @@
 //! length + about 80 bytes); tokens are at most `max_token_bytes` long.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use portcullis_core::hash::BuildPrehashed;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -98,39 +99,6 @@ impl TokenCacheConfig {
     }
 }
 
-/// The cache key is already a keyed hash: the map uses it as it is.
-#[derive(Clone, Copy, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed (`write_u64`); this is never reached
-        // with anything else, but stays a correct (if weak) hash.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct BuildKeyHasher;
-
-impl BuildHasher for BuildKeyHasher {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
 struct Entry {
     /// The verified token itself: a hit compares it in full, so a token
     /// whose keyed hash collides with a cached one is never taken for it.
@@ -139,7 +107,8 @@ struct Entry {
     value: Arc<Verified>,
 }
 
-type Shard = RwLock<HashMap<u64, Entry, BuildKeyHasher>>;
+/// The cache key is already a keyed hash: the map uses it as it is.
+type Shard = RwLock<HashMap<u64, Entry, BuildPrehashed>>;
 
 pub(crate) struct TokenCache {
     shards: Box<[Shard]>,

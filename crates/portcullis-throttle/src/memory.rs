@@ -38,9 +38,11 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use portcullis_core::hash::BuildPrehashed;
 
 use crate::gcra::{Gcra, GcraDecision};
 use crate::store::{Acquire, BucketCheck, BucketKey, Outcome, StoreError, ThrottleStore};
@@ -72,28 +74,9 @@ struct Shard {
 }
 
 struct Table {
-    map: HashMap<u64, AtomicU64, BuildHasherDefault<Prehashed>>,
+    /// Keyed by the bucket's SipHash: hashing it again would only cost time.
+    map: HashMap<u64, AtomicU64, BuildPrehashed>,
     sweep_at: usize,
-}
-
-/// The map's keys are already SipHash digests: hashing them again would only
-/// cost time.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used for u64 keys; fold for completeness.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 impl std::fmt::Debug for InMemoryStore {
