@@ -12,16 +12,14 @@ use std::task::{Context, Poll, Waker};
 // The same per-thread CPU-time measurement as portcullis-iam's bench.
 #[path = "../../portcullis-iam/benches/support/cpu_time.rs"]
 mod cpu_time;
+#[path = "support/workload.rs"]
+mod workload;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
-use portcullis_authorizer::{
-    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
-};
-use portcullis_core::clock::ManualClock;
-use portcullis_iam::PolicyDocument;
 use tower::{Service, ServiceBuilder};
+use workload::{layer, request};
 
 /// Polls a future that is ready at once (the cache-hit path never waits).
 fn ready<F: Future>(future: F) -> F::Output {
@@ -35,37 +33,13 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn request() -> Request<()> {
-    Request::get("/pets/7")
-        .header(
-            "authorization",
-            "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl",
-        )
-        .header("user-agent", "bench/1.0")
-        .body(())
-        .expect("valid request")
-}
-
 fn run<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
-    let policy = PolicyDocument::from_json(
-        r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/GET/*"},
-            {"Effect":"Deny","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/DELETE/*"}]}"#,
-    )
-    .expect("valid policy");
-    let authorizer = move |_event: AuthorizerEvent| {
-        let policy = policy.clone();
-        async move {
-            Ok::<_, AuthorizerError>(
-                AuthorizerResponse::new("user-42", policy).with_context("tier", "gold"),
-            )
-        }
-    };
-    let mut service = ServiceBuilder::new()
-        .layer(AuthorizerLayer::token(authorizer).clock(ManualClock::at_unix(1_800_000_000)))
-        .service_fn(|_request: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(String::new()))
-        });
+    let mut service =
+        ServiceBuilder::new()
+            .layer(layer())
+            .service_fn(|_request: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(String::new()))
+            });
     // Fill the cache once; every call after is a hit.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

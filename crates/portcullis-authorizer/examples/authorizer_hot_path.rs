@@ -17,12 +17,12 @@ use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
-use portcullis_authorizer::{
-    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
-};
-use portcullis_core::clock::ManualClock;
-use portcullis_iam::PolicyDocument;
 use tower::{Layer, Service};
+
+#[path = "../benches/support/workload.rs"]
+mod workload;
+
+use workload::{layer, request};
 
 const REQUESTS: u32 = 200_000;
 
@@ -44,17 +44,6 @@ impl Service<Request<()>> for Bare {
     }
 }
 
-fn request() -> Request<()> {
-    Request::get("/pets/7")
-        .header(
-            "authorization",
-            "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl",
-        )
-        .header("user-agent", "bench/1.0")
-        .body(())
-        .expect("valid request")
-}
-
 fn call_now<S, B>(service: &mut S, request: Request<()>) -> Option<u16>
 where
     S: Service<Request<()>, Response = Response<B>>,
@@ -69,23 +58,7 @@ where
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".to_owned());
-    let policy = PolicyDocument::from_json(
-        r#"{"Version":"2012-10-17","Statement":[
-            {"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/GET/*"},
-            {"Effect":"Deny","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:*/*/DELETE/*"}]}"#,
-    )
-    .expect("valid policy");
-    let authorizer = move |_event: AuthorizerEvent| {
-        let policy = policy.clone();
-        async move {
-            Ok::<_, AuthorizerError>(
-                AuthorizerResponse::new("user-42", policy).with_context("tier", "gold"),
-            )
-        }
-    };
-    let mut layered = AuthorizerLayer::token(authorizer)
-        .clock(ManualClock::at_unix(1_800_000_000))
-        .layer(Bare);
+    let mut layered = layer().layer(Bare);
     // The first call runs the authorizer (ready at once: the closure never
     // waits); every later call is a cache hit.
     let runtime = tokio::runtime::Builder::new_current_thread()
