@@ -207,16 +207,33 @@ async fn redis_stopped_and_restarted_under_load() {
     );
 }
 
+/// `n` distinct free ports: every listener is held until all are chosen, so
+/// none is handed out twice.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound listener").port())
+        .collect()
+}
+
 /// One node of a private cluster: a cluster-enabled `redis-server` whose
 /// state lives in `dir`, so that it rejoins its cluster when restarted.
+///
+/// Its cluster bus gets a free port of its own (`--cluster-port`): Redis's
+/// default, the client port + 10,000, is past 65,535 for a third of the
+/// kernel's ephemeral ports, and then the server does not start.
 struct ClusterNode {
     port: u16,
+    bus_port: u16,
     dir: std::path::PathBuf,
     child: Option<Child>,
 }
 
 impl ClusterNode {
-    fn start(port: u16, dir: &std::path::Path) -> ClusterNode {
+    fn start(port: u16, bus_port: u16, dir: &std::path::Path) -> ClusterNode {
         let _ = std::fs::create_dir_all(dir);
         let child = Command::new("redis-server")
             .args([
@@ -226,6 +243,8 @@ impl ClusterNode {
                 "127.0.0.1",
                 "--cluster-enabled",
                 "yes",
+                "--cluster-port",
+                &bus_port.to_string(),
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
@@ -248,6 +267,7 @@ impl ClusterNode {
         }
         ClusterNode {
             port,
+            bus_port,
             dir: dir.to_path_buf(),
             child: Some(child),
         }
@@ -263,7 +283,7 @@ impl ClusterNode {
     fn restart(&mut self) {
         self.stop();
         let dir = self.dir.clone();
-        *self = ClusterNode::start(self.port, &dir);
+        *self = ClusterNode::start(self.port, self.bus_port, &dir);
     }
 }
 
@@ -297,10 +317,12 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
     }
     let root =
         std::env::temp_dir().join(format!("portcullis-cluster-faults-{}", std::process::id()));
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let all_ports = free_ports(6);
+    let (ports, bus_ports) = all_ports.split_at(3);
     let mut nodes: Vec<ClusterNode> = ports
         .iter()
-        .map(|&port| ClusterNode::start(port, &root.join(port.to_string())))
+        .zip(bus_ports)
+        .map(|(&port, &bus_port)| ClusterNode::start(port, bus_port, &root.join(port.to_string())))
         .collect();
     let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let created = Command::new("redis-cli")
