@@ -19,6 +19,9 @@
 //!   tests.
 //! - [`client_ip`]: the one client-IP resolver, which trusts forwarding
 //!   headers only from configured proxies.
+//! - [`path`]: the one [`CanonicalPath`](path::CanonicalPath) of a request,
+//!   which every decision that names a resource reads (IAM ARNs, authorizer
+//!   method ARNs, per-method settings, routes), with its rules.
 //!
 //! # Example
 //!
@@ -71,6 +74,7 @@ pub mod clock;
 pub mod context;
 pub mod future;
 pub mod hash;
+pub mod path;
 pub mod plan;
 pub mod response;
 

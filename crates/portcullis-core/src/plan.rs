@@ -545,8 +545,18 @@ impl UsagePlan {
             .or(self.throttle.as_ref())
     }
 
+    /// Whether any stage of the plan has a per-method throttle, so that a
+    /// layer reads the request's path only when one may apply.
+    #[must_use]
+    pub fn has_method_throttles(&self) -> bool {
+        self.api_stages
+            .iter()
+            .any(|stage| !stage.throttle.is_empty())
+    }
+
     /// The most specific per-method override for `method` on `resource_path`
-    /// in this stage, with its selector.
+    /// in this stage, with its selector. `resource_path` should be the
+    /// request's [`CanonicalPath`](crate::path::CanonicalPath).
     #[must_use]
     pub fn method_throttle(
         &self,
