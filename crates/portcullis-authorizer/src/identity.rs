@@ -217,6 +217,7 @@ pub(crate) fn read<'r>(
     stage_variables: &'r std::collections::BTreeMap<String, String>,
     stage: &'r str,
     source_ip: Option<&'r str>,
+    path: &'r str,
 ) -> Option<Cow<'r, str>> {
     let value: Cow<'r, str> = match source {
         IdentitySource::Header(name) => {
@@ -238,7 +239,7 @@ pub(crate) fn read<'r>(
         IdentitySource::Query(name) => query_param(parts.uri.query()?, name)?,
         IdentitySource::StageVariable(name) => Cow::Borrowed(stage_variables.get(name)?.as_str()),
         IdentitySource::Context(ContextSource::HttpMethod) => Cow::Borrowed(parts.method.as_str()),
-        IdentitySource::Context(ContextSource::Path) => Cow::Borrowed(parts.uri.path()),
+        IdentitySource::Context(ContextSource::Path) => Cow::Borrowed(path),
         IdentitySource::Context(ContextSource::Stage) => Cow::Borrowed(stage),
         IdentitySource::Context(ContextSource::SourceIp) => Cow::Borrowed(source_ip?),
         IdentitySource::Context(ContextSource::UserAgent) => {

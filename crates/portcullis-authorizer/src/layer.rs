@@ -16,6 +16,7 @@ use pin_project_lite::pin_project;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
+use portcullis_core::path::CanonicalPath;
 use portcullis_core::response::messages;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_iam::{Decision, ExecuteApiArn, RequestContext};
@@ -530,12 +531,14 @@ impl Config {
         &'r self,
         parts: &'r Parts,
         source_ip: Option<&'r str>,
+        path: &'r str,
     ) -> Result<IdentityValues<'r>, &'static str> {
         let stage = self.arns.stage();
         let values = match &self.identity {
             Identity::Token { source, validation } => {
-                let token = identity::read(source, parts, &self.stage_variables, stage, source_ip)
-                    .ok_or("missing_identity")?;
+                let token =
+                    identity::read(source, parts, &self.stage_variables, stage, source_ip, path)
+                        .ok_or("missing_identity")?;
                 if token.len() > self.max_identity_bytes {
                     return Err("identity_too_large");
                 }
@@ -548,9 +551,15 @@ impl Config {
                 let mut values = Vec::with_capacity(sources.len());
                 let mut total = 0;
                 for source in sources {
-                    let value =
-                        identity::read(source, parts, &self.stage_variables, stage, source_ip)
-                            .ok_or("missing_identity")?;
+                    let value = identity::read(
+                        source,
+                        parts,
+                        &self.stage_variables,
+                        stage,
+                        source_ip,
+                        path,
+                    )
+                    .ok_or("missing_identity")?;
                     total += value.len();
                     if total > self.max_identity_bytes {
                         return Err("identity_too_large");
@@ -566,6 +575,7 @@ impl Config {
     fn event(
         &self,
         parts: &Parts,
+        path: &str,
         method_arn: String,
         identity: &IdentityValues<'_>,
         source_ip: Option<&str>,
@@ -595,7 +605,7 @@ impl Config {
                         .push(v.to_string());
                     query.insert(k.into_owned(), v.into_owned());
                 }
-                let path = parts.uri.path().to_owned();
+                let path = path.to_owned();
                 let method = parts.method.as_str().to_owned();
                 let user_agent = parts
                     .headers
@@ -653,6 +663,7 @@ fn prepare(answer: Result<AuthorizerResponse, AuthorizerError>) -> Outcome {
 /// extensions; otherwise the refusal.
 fn apply(
     outcome: &Outcome,
+    path: &str,
     parts: &mut Parts,
     config: &Config,
     source_ip: Option<std::net::IpAddr>,
@@ -670,13 +681,11 @@ fn apply(
         }
     };
     let memo = prepared.memo.as_ref();
-    let memoised = memo.and_then(|memo| memo.get(config.id, &parts.method, parts.uri.path()));
+    let memoised = memo.and_then(|memo| memo.get(config.id, &parts.method, path));
     let decision = if let Some(decision) = memoised {
         decision
     } else {
-        let method_arn = config
-            .arns
-            .resource(parts.method.as_str(), parts.uri.path());
+        let method_arn = config.arns.resource(parts.method.as_str(), path);
         let mut ctx = RequestContext::new(&*prepared.principal_id, &method_arn)
             .with_source_ip(source_ip)
             .with_current_time(config.clock.now())
@@ -690,7 +699,7 @@ fn apply(
         }
         let decision = prepared.policy.evaluate(&ctx);
         if let Some(memo) = memo {
-            memo.put(config.id, &parts.method, parts.uri.path(), decision);
+            memo.put(config.id, &parts.method, path, decision);
         }
         decision
     };
@@ -819,6 +828,23 @@ where
 
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
+        // The method ARN, the REQUEST event's path and `$context.path` all
+        // read the one canonical path. `Uri` clones share its bytes, so this
+        // borrows from the clone without copying the path while `parts` is
+        // changed below.
+        let uri = parts.uri.clone();
+        let path = match CanonicalPath::of_uri(&uri) {
+            Ok(path) => path,
+            Err(refusal) => {
+                record("deny", "non_canonical_path");
+                return ResponseFuture::decided(Decided::reject(
+                    refusal
+                        .gateway_response()
+                        .render_parts(&parts)
+                        .map(ResponseBody::rejection),
+                ));
+            }
+        };
         let source_ip = config
             .resolver
             .resolve_parts(&parts.headers, &parts.extensions);
@@ -828,7 +854,7 @@ where
             Identity::Token { .. } => None,
         };
 
-        let key = match config.read_identity(&parts, source_ip_text.as_deref()) {
+        let key = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
@@ -841,7 +867,7 @@ where
             (Some(cache), Some(key)) => match cache.lookup(&key, config.clock.now_unix_nanos()) {
                 Lookup::Hit(prepared) => {
                     let outcome: Outcome = Ok(prepared);
-                    return match apply(&outcome, &mut parts, config, source_ip) {
+                    return match apply(&outcome, &path, &mut parts, config, source_ip) {
                         Ok(()) => ResponseFuture::decided(Decided::future(
                             self.inner.call(Request::from_parts(parts, body)),
                         )),
@@ -858,11 +884,15 @@ where
         // Read again (it was valid a moment ago) to build the event: the miss
         // path pays for this and for the method ARN, the hit path above does
         // not.
-        let method_arn = config
-            .arns
-            .resource(parts.method.as_str(), parts.uri.path());
-        let event = match config.read_identity(&parts, source_ip_text.as_deref()) {
-            Ok(identity) => config.event(&parts, method_arn, &identity, source_ip_text.as_deref()),
+        let method_arn = config.arns.resource(parts.method.as_str(), &path);
+        let event = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
+            Ok(identity) => config.event(
+                &parts,
+                &path,
+                method_arn,
+                &identity,
+                source_ip_text.as_deref(),
+            ),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
                 return ResponseFuture::decided(Decided::reject(
@@ -870,6 +900,7 @@ where
                 ));
             }
         };
+        let path = path.into_owned();
         let authorizer = self.authorizer.clone();
         let config = self.config.clone();
         let clone = self.inner.clone();
@@ -890,7 +921,7 @@ where
                 }
                 None => call.await,
             };
-            match apply(&outcome, &mut parts, &config, source_ip) {
+            match apply(&outcome, &path, &mut parts, &config, source_ip) {
                 Ok(()) => inner
                     .call(Request::from_parts(parts, body))
                     .await

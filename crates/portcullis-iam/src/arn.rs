@@ -1,6 +1,7 @@
 //! The execute-api resource ARN of a request.
 
 use http::Request;
+use portcullis_core::path::{CanonicalPath, PathRefusal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ArnConfigError;
@@ -9,9 +10,12 @@ use crate::error::ArnConfigError;
 /// `arn:{partition}:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/{path}`.
 ///
 /// The path is the request's path without its leading `/`, as API Gateway
-/// builds its method ARN, so `GET /` gives `.../prod/GET/`. The path is used as
-/// it arrives (percent-encoding untouched); a policy written against decoded
-/// paths should use wildcards. The fixed prefix is built once, when the
+/// builds its method ARN, so `GET /` gives `.../prod/GET/`.
+/// [`for_request`](Self::for_request) uses the request's
+/// [`CanonicalPath`](portcullis_core::path::CanonicalPath), decoded once, so
+/// that `/pets/%37` and `/pets/7` are one resource to a policy, as they are
+/// to the service; a path with no canonical form (an encoded `/`, a dot
+/// segment, ...) has no ARN. The fixed prefix is built once, when the
 /// configuration is loaded.
 ///
 /// ```
@@ -24,9 +28,12 @@ use crate::error::ArnConfigError;
 /// );
 /// let request = http::Request::post("https://example.com/").body(()).unwrap();
 /// assert_eq!(
-///     arns.for_request(&request),
+///     arns.for_request(&request).unwrap(),
 ///     "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/"
 /// );
+/// // Every spelling of a path is one resource.
+/// let request = http::Request::get("https://example.com/pets/%37").body(()).unwrap();
+/// assert_eq!(arns.for_request(&request).unwrap(), arns.resource("GET", "/pets/7"));
 /// # Ok::<(), portcullis_iam::ArnConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,9 +175,14 @@ impl ExecuteApiArn {
         arn
     }
 
-    /// The resource ARN of a request: its method and its URI path.
-    #[must_use]
-    pub fn for_request<B>(&self, request: &Request<B>) -> String {
-        self.resource(request.method().as_str(), request.uri().path())
+    /// The resource ARN of a request: its method and its canonical path.
+    ///
+    /// # Errors
+    ///
+    /// The [`PathRefusal`] of a path with no canonical form; answer it with
+    /// [`PathRefusal::gateway_response`].
+    pub fn for_request<B>(&self, request: &Request<B>) -> Result<String, PathRefusal> {
+        let path = CanonicalPath::of_uri(request.uri())?;
+        Ok(self.resource(request.method().as_str(), &path))
     }
 }

@@ -162,9 +162,11 @@ fn execute_api_arns() {
         .body(())
         .unwrap();
     assert_eq!(
-        arns.for_request(&request),
-        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/v1/DELETE/pets/%C3%A9"
+        arns.for_request(&request).unwrap(),
+        "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/v1/DELETE/pets/é"
     );
+    let request = http::Request::get("http://h/pets/a%2Fb").body(()).unwrap();
+    assert!(arns.for_request(&request).is_err());
     let cn = arns.clone().with_partition("aws-cn").unwrap();
     assert!(cn.prefix().starts_with("arn:aws-cn:execute-api:"));
 

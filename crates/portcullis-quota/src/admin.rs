@@ -79,6 +79,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use percent_encoding::percent_decode_str;
+use portcullis_core::path::CanonicalPath;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 use portcullis_core::response::X_AMZN_ERROR_TYPE;
 use serde::{Deserialize, Serialize};
@@ -389,7 +390,8 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    /// Parses a path such as `/usageplans/basic/keys/k1/usage`.
+    /// Parses a [`CanonicalPath`] (decoded already) such as
+    /// `/usageplans/basic/keys/k1/usage`.
     pub(crate) fn parse(path: &str) -> Option<Route> {
         let path = path.strip_prefix('/').unwrap_or(path);
         let path = path.strip_suffix('/').unwrap_or(path);
@@ -397,14 +399,7 @@ impl Route {
         if parts.next()? != "usageplans" {
             return None;
         }
-        let segments: Vec<String> = parts
-            .map(|s| {
-                percent_decode_str(s)
-                    .decode_utf8()
-                    .ok()
-                    .map(|s| s.into_owned())
-            })
-            .collect::<Option<_>>()?;
+        let segments: Vec<String> = parts.map(str::to_owned).collect();
         if segments.iter().any(String::is_empty) {
             return None;
         }
@@ -539,8 +534,18 @@ impl<St: QuotaStore, D: KeyDirectory> AdminInner<St, D> {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let route = Route::parse(request.uri().path())
-            .ok_or_else(|| AdminError::not_found("Invalid resource path"))?;
+        // Routes read the one canonical path, as every decision that names a
+        // resource does (the IAM policy in front of this service too).
+        let path = CanonicalPath::of_uri(request.uri()).map_err(|refusal| {
+            let kind = refusal.gateway_response().kind();
+            AdminError::new(
+                kind.default_status(),
+                kind.error_type(),
+                kind.default_message(),
+            )
+        })?;
+        let route =
+            Route::parse(&path).ok_or_else(|| AdminError::not_found("Invalid resource path"))?;
         let method = request.method();
         let expected = if matches!(route, Route::KeyUsage(..)) {
             Method::PATCH
@@ -775,24 +780,28 @@ mod tests {
 
     #[test]
     fn routes_parse() {
-        assert_eq!(Route::parse("/usageplans"), Some(Route::Plans));
-        assert_eq!(Route::parse("/usageplans/"), Some(Route::Plans));
+        let route = |path: &str| {
+            CanonicalPath::parse(path)
+                .ok()
+                .and_then(|p| Route::parse(&p))
+        };
+        assert_eq!(route("/usageplans/p1%2Fx"), None);
+        assert_eq!(route("/usageplans/%70%31"), Some(Route::Plan("p1".into())));
+        assert_eq!(route("/usageplans"), Some(Route::Plans));
+        assert_eq!(route("/usageplans/"), Some(Route::Plans));
+        assert_eq!(route("/usageplans/p1"), Some(Route::Plan("p1".into())));
         assert_eq!(
-            Route::parse("/usageplans/p1"),
-            Some(Route::Plan("p1".into()))
-        );
-        assert_eq!(
-            Route::parse("/usageplans/p%201/keys/k1/usage"),
+            route("/usageplans/p%201/keys/k1/usage"),
             Some(Route::KeyUsage("p 1".into(), "k1".into()))
         );
         assert_eq!(
-            Route::parse("/usageplans/p1/usage"),
+            route("/usageplans/p1/usage"),
             Some(Route::Usage("p1".into()))
         );
-        assert_eq!(Route::parse("/usageplans/p1/keys/k1/usage/x"), None);
-        assert_eq!(Route::parse("/usageplans//keys"), None);
-        assert_eq!(Route::parse("/apikeys"), None);
-        assert_eq!(Route::parse("/usageplans/%FF"), None);
+        assert_eq!(route("/usageplans/p1/keys/k1/usage/x"), None);
+        assert_eq!(route("/usageplans//keys"), None);
+        assert_eq!(route("/apikeys"), None);
+        assert_eq!(route("/usageplans/%FF"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use portcullis_core::path::PathRefusal;
 use portcullis_core::response::messages;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
 
@@ -47,6 +48,10 @@ pub enum SigV4Error {
     BodyRead,
     /// The credential provider failed: AUTHORIZER_FAILURE (500).
     CredentialProvider,
+    /// The request path has no canonical form, so it names no resource a
+    /// policy could be evaluated against: see
+    /// [`portcullis_core::path`] for the rules and the response.
+    NonCanonicalPath(PathRefusal),
     /// The principal's policies do not allow `execute-api:Invoke` on the
     /// resource: ACCESS_DENIED (403) with IAM's message.
     AccessDenied {
@@ -76,6 +81,7 @@ impl SigV4Error {
             Self::RequestTooLarge => "request_too_large",
             Self::BodyRead => "body_read_error",
             Self::CredentialProvider => "credential_provider_error",
+            Self::NonCanonicalPath(_) => "non_canonical_path",
             Self::AccessDenied {
                 explicit_deny: true,
                 ..
@@ -120,6 +126,7 @@ impl SigV4Error {
             Self::CredentialProvider => {
                 GatewayResponse::new(GatewayResponseType::AuthorizerFailure)
             }
+            Self::NonCanonicalPath(refusal) => refusal.gateway_response(),
             Self::AccessDenied {
                 principal_arn,
                 resource_arn,

@@ -8,6 +8,7 @@ use http::{Extensions, Request, Response};
 use http_body::Body;
 use portcullis_core::ResponseBody;
 use portcullis_core::context::{AuthMethod, Caller};
+use portcullis_core::path::CanonicalPath;
 use portcullis_iam::{Decision, RequestContext};
 use tower_service::Service;
 
@@ -173,7 +174,8 @@ impl Shared {
         if !self.authorize {
             return Ok(());
         }
-        let resource = self.api.resource(view.method.as_str(), view.uri.path());
+        let path = CanonicalPath::of_uri(view.uri).map_err(SigV4Error::NonCanonicalPath)?;
+        let resource = self.api.resource(view.method.as_str(), &path);
         let secure = self
             .secure_transport
             .unwrap_or_else(|| view.uri.scheme() == Some(&http::uri::Scheme::HTTPS));

@@ -1,10 +1,12 @@
 //! [`Throttle`]: the service the layer makes.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
+use portcullis_core::path::{CanonicalPath, PathRefusal};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
@@ -165,6 +167,10 @@ pub(crate) enum Verdict<B> {
 pub(crate) struct Decider {
     pub(crate) config: Arc<Config>,
     pub(crate) checked: Checked,
+    /// The request's path has no canonical form, and a per-method limit had
+    /// to be matched against it: the request is refused whatever the store
+    /// says.
+    pub(crate) path_refusal: Option<PathRefusal>,
 }
 
 impl Decider {
@@ -173,6 +179,9 @@ impl Decider {
         result: Result<Outcome, StoreError>,
         request: &Request<ReqBody>,
     ) -> Verdict<ResBody> {
+        if let Some(refusal) = self.path_refusal {
+            return path_refused(refusal, request);
+        }
         conclude(&self.config, &self.checked, result, request)
     }
 }
@@ -273,6 +282,27 @@ fn store_failed<ReqBody, ResBody>(
     }
 }
 
+/// A refusal for a request whose path has no canonical form (see
+/// [`portcullis_core::path`]), found where a per-method limit had to be
+/// matched against it.
+#[cold]
+fn path_refused<ReqBody, ResBody>(
+    refusal: PathRefusal,
+    request: &Request<ReqBody>,
+) -> Verdict<ResBody> {
+    tracing::debug!(
+        layer = "throttle",
+        outcome = "refused",
+        reason = "non_canonical_path",
+        %refusal
+    );
+    Verdict::Reject(Box::new(refusal.gateway_response().into_response(request)))
+}
+
+/// The request's [`CanonicalPath`], computed at most once per request and
+/// only where a per-method limit may apply.
+type PathSlot<'a> = OnceCell<Result<CanonicalPath<'a>, PathRefusal>>;
+
 /// The buckets a request takes a token from, most specific first: the
 /// caller's key (under its plan's per-method override, else the plan's
 /// throttle, else the layer's key limit), the stage's per-method limit, and
@@ -287,14 +317,15 @@ fn bucket_checks<'a>(
     handle: &ThrottleHandle,
     key: Option<&'a ResolvedKey<'a>>,
     head: &RequestHead<'a>,
+    path: &PathSlot<'a>,
 ) -> (
     Option<BucketCheck<'a>>,
     Option<BucketCheck<'a>>,
     Option<BucketCheck<'a>>,
 ) {
-    let (stage_check, account_check) = shared_checks(config, head);
+    let (stage_check, account_check) = shared_checks(config, head, path);
     (
-        key_check(config, handle, key, head),
+        key_check(config, handle, key, head, path),
         stage_check,
         account_check,
     )
@@ -307,6 +338,7 @@ fn key_check<'a>(
     handle: &ThrottleHandle,
     key: Option<&'a ResolvedKey<'a>>,
     head: &RequestHead<'a>,
+    path: &PathSlot<'a>,
 ) -> Option<BucketCheck<'a>> {
     let key = key?;
     let stage = StageId {
@@ -320,8 +352,10 @@ fn key_check<'a>(
             let plan = ctx.usage_plan();
             let (selector, plan_limit) = match plan {
                 Some(plan) => {
-                    let (method, path) = route(head);
-                    match plan.method_throttle(&config.api_id, &config.stage, method, path) {
+                    let method_throttle = plan.has_method_throttles().then(|| route(head, path));
+                    match method_throttle.flatten().and_then(|(method, path)| {
+                        plan.method_throttle(&config.api_id, &config.stage, method, path)
+                    }) {
                         Some((selector, limit)) => (Some(selector), Some(*limit)),
                         None => (None, plan.throttle().copied()),
                     }
@@ -356,6 +390,7 @@ fn key_check<'a>(
 fn shared_checks<'a>(
     config: &'a Config,
     head: &RequestHead<'a>,
+    path: &PathSlot<'a>,
 ) -> (Option<BucketCheck<'a>>, Option<BucketCheck<'a>>) {
     let stage = StageId {
         api_id: &config.api_id,
@@ -365,7 +400,7 @@ fn shared_checks<'a>(
     let limits = &config.stage_limits;
     let stage_check = (!limits.is_empty())
         .then(|| {
-            let (method, path) = route(head);
+            let (method, path) = route(head, path)?;
             limits
                 .iter()
                 .find(|(selector, _)| selector.matches(method, path))
@@ -394,14 +429,20 @@ fn shared_checks<'a>(
 }
 
 /// The method and the resource path per-method limits are matched against:
-/// the route template when axum matched one, else the request path. Read
-/// only where a per-method limit may apply.
-fn route<'a>(head: &RequestHead<'a>) -> (&'a str, &'a str) {
+/// the route template when axum matched one, else the request's
+/// [`CanonicalPath`], so that no spelling of a path escapes its limit.
+/// `None` when the path has no canonical form (the slot keeps the refusal,
+/// and the request is refused). Read only where a per-method limit may
+/// apply.
+fn route<'a, 's>(head: &RequestHead<'a>, path: &'s PathSlot<'a>) -> Option<(&'a str, &'s str)> {
     #[cfg(feature = "axum")]
     if let Some(matched) = head.extensions.get::<axum::extract::MatchedPath>() {
-        return (head.method.as_str(), matched.as_str());
+        return Some((head.method.as_str(), matched.as_str()));
     }
-    (head.method.as_str(), head.uri.path())
+    match path.get_or_init(|| CanonicalPath::of_uri(head.uri)) {
+        Ok(canonical) => Some((head.method.as_str(), canonical.as_str())),
+        Err(_) => None,
+    }
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, St>
@@ -429,7 +470,8 @@ where
                 extensions: request.extensions(),
             };
             let resolved = config.key_by.resolve(&head);
-            let key_check = key_check(config, &shared.handle, resolved.as_ref(), &head);
+            let path = PathSlot::new();
+            let key_check = key_check(config, &shared.handle, resolved.as_ref(), &head, &path);
             // The checks as an array of exactly their number, built in place:
             // a fixed array of three filled from a constant was a 288-byte
             // `memcpy` per request.
@@ -443,7 +485,7 @@ where
                     None => &[],
                 }
             } else {
-                let (stage_check, account_check) = shared_checks(config, &head);
+                let (stage_check, account_check) = shared_checks(config, &head, &path);
                 match (key_check, stage_check, account_check) {
                     (None, None, None) => &[],
                     (Some(a), None, None) | (None, Some(a), None) | (None, None, Some(a)) => {
@@ -462,7 +504,9 @@ where
                     }
                 }
             };
-            if checks.is_empty() {
+            if let Some(Err(refusal)) = path.get() {
+                Ok(path_refused(*refusal, &request))
+            } else if checks.is_empty() {
                 tracing::trace!(
                     layer = "throttle",
                     outcome = "admitted",
@@ -496,6 +540,7 @@ where
                 let decider = Decider {
                     config: Arc::clone(&shared.config),
                     checked,
+                    path_refusal: None,
                 };
                 return ResponseFuture::waiting(future, service, request, decider);
             }
@@ -573,15 +618,17 @@ impl<St> ThrottleLayer<St> {
             len: 0,
         };
         let resolved = config.key_by.resolve(&head);
+        let path = PathSlot::new();
         let (key_check, stage_check, account_check) =
-            bucket_checks(config, &self.handle, resolved.as_ref(), &head);
+            bucket_checks(config, &self.handle, resolved.as_ref(), &head, &path);
+        let path_refusal = path.get().and_then(|path| path.as_ref().err().copied());
         for check in [key_check, stage_check, account_check]
             .into_iter()
             .flatten()
         {
             push(&mut checked, check, &mut checks);
         }
-        if checked.len == 0 {
+        if checked.len == 0 && path_refusal.is_none() {
             tracing::trace!(
                 layer = "throttle",
                 outcome = "admitted",
@@ -597,6 +644,7 @@ impl<St> ThrottleLayer<St> {
                 decider: Decider {
                     config: Arc::clone(&self.config),
                     checked,
+                    path_refusal,
                 },
             },
         ))
@@ -655,7 +703,7 @@ mod tests {
                     headers: request.headers(),
                     extensions: request.extensions(),
                 };
-                let (stage, account) = shared_checks(config, &head);
+                let (stage, account) = shared_checks(config, &head, &PathSlot::new());
                 if key_only {
                     assert!(stage.is_none() && account.is_none());
                 } else {
