@@ -73,7 +73,6 @@ async fn a_deny_holds_for_every_spelling_of_the_path() {
         "/loyalty/%43-1004/get",
         "/loyalty/C-100%34/get",
         "/loyalty/%43%2d%31%30%30%34/get",
-        "/loyalty/C-1004/%67et",
     ] {
         let (status, json) = get(&http, spelling).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{spelling}: {json}");
@@ -83,8 +82,14 @@ async fn a_deny_holds_for_every_spelling_of_the_path() {
             "{spelling}: {message}"
         );
     }
-    // Paths that cannot name one resource are refused before IAM.
-    for spelling in ["/loyalty/C-1004%2Fget", "/loyalty/x/%2E%2E/C-1004/get"] {
+    // axum matches routes on the path as sent, so an encoded literal segment
+    // reaches no route (the demo answers as API Gateway does for an unknown
+    // route); paths that cannot name one resource are refused before IAM.
+    for spelling in [
+        "/loyalty/C-1004/%67et",
+        "/loyalty/C-1004%2Fget",
+        "/loyalty/x/%2E%2E/C-1004/get",
+    ] {
         let (status, json) = get(&http, spelling).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{spelling}: {json}");
     }
