@@ -122,7 +122,10 @@ impl RedisConfig {
     /// # Errors
     ///
     /// The URLs must parse, and the server (or a cluster node) must answer
-    /// within the connect timeout.
+    /// within the connect timeout. Connecting also loads the stores' Lua
+    /// scripts (`SCRIPT LOAD`, on every master of a cluster), so the user
+    /// needs that command; a server that later forgets them (restarted,
+    /// flushed, failed over) gets the whole script in one `EVAL`.
     pub async fn connect(&self) -> Result<RedisConnection, RedisError> {
         let inner = match &self.target {
             Target::Single(url) => {
@@ -135,18 +138,29 @@ impl RedisConfig {
                 Inner::Single(ConnectionManager::new_with_config(client, config).await?)
             }
             Target::Cluster(urls) => {
+                // The cluster client retries a request whose response timed
+                // out, and a script that already ran would run twice (a
+                // request counted twice). The call's own deadline (in
+                // `RedisConnection`) comes first and drops the request, so the
+                // client's never fires before it.
                 let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
                     .connection_timeout(self.connect_timeout)
-                    .response_timeout(self.timeout)
+                    .response_timeout(self.timeout.saturating_mul(2).max(self.connect_timeout))
                     .retries(1)
                     .build()?;
                 Inner::Cluster(client.get_async_connection().await?)
             }
         };
-        Ok(RedisConnection {
+        // The scripts are loaded before the first request, with the connect
+        // deadline: a first request must not be the one that loads them
+        // (see `script.rs`).
+        let mut connection = RedisConnection {
             inner,
-            timeout: self.timeout,
-        })
+            timeout: self.connect_timeout,
+        };
+        crate::script::preload(&mut connection).await?;
+        connection.timeout = self.timeout;
+        Ok(connection)
     }
 }
 

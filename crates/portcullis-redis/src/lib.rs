@@ -29,12 +29,25 @@
 //! # Why the `redis` crate
 //!
 //! `redis` (redis-rs) and `fred` are both well kept. `redis` was chosen for
-//! its `Script` type, which calls a script by SHA and resends it on
-//! `NOSCRIPT` by itself, for `ConnectionManager`, which reconnects a
+//! `ConnectionManager`, which reconnects a
 //! multiplexed connection in the background, and for a cluster client on the
 //! same `ConnectionLike` trait, so one code path serves both deployments.
 //! It is also what most of the ecosystem (and `tower`-based services) already
 //! link.
+//!
+//! # Scripts, the first time
+//!
+//! [`RedisConfig::connect`] loads every script (`SCRIPT LOAD`, on every
+//! master of a cluster) before the stores serve a request; each call is then
+//! one `EVALSHA`, and a server that has forgotten a script (restarted,
+//! flushed, failed over) gets the whole source in one `EVAL`, which loads
+//! and runs it in one command. A request is therefore decided in one atomic
+//! command however cold the server is: when its deadline passes and the
+//! failure policy admits it, Redis still counts it. (`redis::Script`'s own
+//! fallback, `SCRIPT LOAD` then `EVALSHA` again, took three round trips with
+//! a deadline each; a first request that timed out between them was
+//! admitted without being counted, and a fleet's first burst on a fresh
+//! key could admit more than the quota.)
 //!
 //! # Failures
 //!
@@ -48,6 +61,7 @@
 
 mod connection;
 mod quota;
+mod script;
 mod throttle;
 mod usage_plan;
 

@@ -10,19 +10,21 @@ use portcullis_core::plan::QuotaPeriod;
 use portcullis_quota::store::{
     DEFAULT_RETENTION_DAYS, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate,
 };
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 use time::Date;
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::record_call;
+use crate::script::Lua;
 
 /// Quota counters and usage records in Redis or Redis Cluster, shared by
 /// every replica.
 ///
 /// # Exactness
 ///
-/// Each request is counted by one Lua script (`quota.lua`, called by SHA
-/// with the `NOSCRIPT` fallback) that reads what remains of the key's
+/// Each request is counted by one Lua script (`quota.lua`, loaded when the
+/// connection is made, called by SHA, and sent whole in one `EVAL` to a
+/// server that answers `NOSCRIPT`) that reads what remains of the key's
 /// period, admits the request only if something remains, and decrements in
 /// the same atomic step. Redis runs scripts one at a time, so never more than
 /// the limit is admitted in a period, whatever the number of replicas, and a
@@ -71,9 +73,9 @@ impl fmt::Debug for RedisQuotaStore {
 #[error("redis quota store: {0}")]
 pub struct RedisQuotaError(#[from] redis::RedisError);
 
-fn script() -> &'static Script {
-    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(quota_source()))
+pub(crate) fn script() -> &'static Lua {
+    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
+    crate::script::once(&SCRIPT, || quota_source().to_owned())
 }
 
 const DAY_SECONDS: i64 = 86_400;
@@ -189,13 +191,12 @@ impl RedisQuotaStore {
         let mut connection = self.connection.clone();
         async move {
             let started = Instant::now();
-            let mut invocation = script().prepare_invoke();
+            let mut invocation = script().call();
             invocation.key(&call.keys[0]).key(&call.keys[1]);
             for arg in &call.args {
                 invocation.arg(arg);
             }
-            let result: Result<Reply, redis::RedisError> =
-                invocation.invoke_async(&mut connection).await;
+            let result: Result<Reply, redis::RedisError> = invocation.invoke(&mut connection).await;
             let result = match result {
                 Ok(reply) if reply.2 == 1 => {
                     call.index_new_key(&mut connection).await.map(|()| reply)

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use portcullis_throttle::ThrottleStore;
 use portcullis_throttle::store::{Acquire, BucketCheck, Level, Outcome, StoreError};
-use redis::Script;
 
 use crate::connection::{RedisConfig, RedisConnection};
+use crate::script::{Lua, LuaCall};
 use crate::{TimeSource, record_call};
 
 /// The most buckets one request may touch (the layer sends at most three).
@@ -21,10 +21,10 @@ const MAX_BUCKETS: usize = 8;
 /// # One round trip
 ///
 /// A request's buckets are decided together by one Lua script
-/// (`throttle_acquire.lua`), loaded once and then called by its SHA with
-/// `EVALSHA`; when a server answers `NOSCRIPT` (after a restart or a
-/// failover) the script is sent again with `EVAL`, by the `redis` crate's
-/// `Script`.
+/// (`throttle_acquire.lua`), loaded when the connection is made and then
+/// called by its SHA with `EVALSHA`; when a server answers `NOSCRIPT` (after
+/// a restart or a failover) the whole script is sent in one `EVAL`, so the
+/// decision is still one command.
 ///
 /// # Keys and Cluster slots
 ///
@@ -76,14 +76,16 @@ pub(crate) fn acquire_source() -> &'static str {
     include_str!("lua/throttle_acquire.lua")
 }
 
-fn acquire_script() -> &'static Script {
-    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(acquire_source()))
+pub(crate) fn acquire_script() -> &'static Lua {
+    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
+    crate::script::once(&SCRIPT, || acquire_source().to_owned())
 }
 
-fn refund_script() -> &'static Script {
-    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(include_str!("lua/throttle_refund.lua")))
+pub(crate) fn refund_script() -> &'static Lua {
+    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
+    crate::script::once(&SCRIPT, || {
+        include_str!("lua/throttle_refund.lua").to_owned()
+    })
 }
 
 /// One bucket, owned, ready to send.
@@ -172,12 +174,12 @@ impl RedisThrottleStore {
 }
 
 pub(crate) fn invocation<'a>(
-    script: &'a Script,
+    script: &'a Lua,
     buckets: &[Bucket],
     time: TimeSource,
     now_unix_nanos: u64,
-) -> redis::ScriptInvocation<'a> {
-    let mut invocation = script.prepare_invoke();
+) -> LuaCall<'a> {
+    let mut invocation = script.call();
     for bucket in buckets {
         invocation.key(&bucket.key);
     }
@@ -202,7 +204,7 @@ pub(crate) async fn run_acquire(
 ) -> Result<Outcome, StoreError> {
     let (admitted, bucket, left, retry, full): (i64, i64, i64, i64, i64) =
         invocation(acquire_script(), buckets, time, now)
-            .invoke_async(&mut connection)
+            .invoke(&mut connection)
             .await
             .map_err(StoreError::new)?;
     let local = usize::try_from(bucket)
@@ -271,7 +273,7 @@ pub(crate) async fn refund(
     now: u64,
 ) -> Result<(), StoreError> {
     let _: i64 = invocation(refund_script(), buckets, time, now)
-        .invoke_async(&mut connection)
+        .invoke(&mut connection)
         .await
         .map_err(StoreError::new)?;
     Ok(())

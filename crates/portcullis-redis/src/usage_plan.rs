@@ -13,12 +13,12 @@ use portcullis_quota::QuotaLayer;
 use portcullis_quota::store::Decision;
 use portcullis_throttle::ThrottleLayer;
 use portcullis_throttle::store::{Outcome, StoreError};
-use redis::Script;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::connection::RedisConnection;
 use crate::quota::{QuotaCall, RedisQuotaStore, quota_source};
+use crate::script::Lua;
 use crate::throttle::{Bucket, RedisThrottleStore, acquire_source, refund};
 use crate::{TimeSource, record_call};
 
@@ -268,15 +268,15 @@ where
     }
 }
 
-fn combined_script() -> &'static Script {
-    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| {
-        Script::new(&format!(
+pub(crate) fn combined_script() -> &'static Lua {
+    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
+    crate::script::once(&SCRIPT, || {
+        format!(
             "local function throttle(KEYS, ARGV)\n{}\nend\nlocal function quota(KEYS, ARGV)\n{}\nend\n{}",
             acquire_source(),
             quota_source(),
             include_str!("lua/usage_plan.lua")
-        ))
+        )
     })
 }
 
@@ -308,7 +308,7 @@ async fn run_combined(
     now: u64,
     quota: Option<&QuotaCall>,
 ) -> Result<Combined, StoreError> {
-    let mut invocation = combined_script().prepare_invoke();
+    let mut invocation = combined_script().call();
     for bucket in own {
         invocation.key(&bucket.key);
     }
@@ -337,7 +337,7 @@ async fn run_combined(
     }
     let (admitted, bucket, left, retry, full, decided, q_admitted, q_remaining, q_new): Reply =
         invocation
-            .invoke_async(&mut connection)
+            .invoke(&mut connection)
             .await
             .map_err(StoreError::new)?;
     let throttle = if own.is_empty() {

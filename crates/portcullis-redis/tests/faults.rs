@@ -6,8 +6,7 @@
 mod support;
 
 use std::convert::Infallible;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,57 +17,6 @@ use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore};
 use portcullis_throttle::ThrottleLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
-
-struct Server {
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let server = Server { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn plan() -> Arc<UsagePlan> {
     Arc::new(
@@ -152,9 +100,8 @@ async fn redis_stopped_and_restarted_under_load() {
     if support::single("faults").is_none() {
         return;
     }
-    let port = free_port();
-    let mut server = Server::start(port);
-    let config = RedisConfig::single(format!("redis://127.0.0.1:{port}"))
+    let mut server = support::PrivateServer::start();
+    let config = RedisConfig::single(server.url())
         .timeout(Duration::from_millis(20))
         .connect_timeout(Duration::from_millis(200));
     let throttle = RedisThrottleStore::connect(&config)
@@ -199,113 +146,12 @@ async fn redis_stopped_and_restarted_under_load() {
     assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
 
     // Restarted: the stores reconnect by themselves.
-    let _server = Server::start(port);
+    server.restart();
     let recovered = until_admitted(&closed, &plan, Duration::from_secs(5), |_| {}).await;
     assert!(
         recovered < Duration::from_secs(1),
         "recovered in {recovered:?}"
     );
-}
-
-/// `n` distinct free ports: every listener is held until all are chosen, so
-/// none is handed out twice.
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("a bound listener").port())
-        .collect()
-}
-
-/// One node of a private cluster: a cluster-enabled `redis-server` whose
-/// state lives in `dir`, so that it rejoins its cluster when restarted.
-///
-/// Its cluster bus gets a free port of its own (`--cluster-port`): Redis's
-/// default, the client port + 10,000, is past 65,535 for a third of the
-/// kernel's ephemeral ports, and then the server does not start.
-struct ClusterNode {
-    port: u16,
-    bus_port: u16,
-    dir: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl ClusterNode {
-    fn start(port: u16, bus_port: u16, dir: &std::path::Path) -> ClusterNode {
-        let _ = std::fs::create_dir_all(dir);
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-port",
-                &bus_port.to_string(),
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "1000",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ClusterNode {
-            port,
-            bus_port,
-            dir: dir.to_path_buf(),
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let dir = self.dir.clone();
-        *self = ClusterNode::start(self.port, self.bus_port, &dir);
-    }
-}
-
-impl Drop for ClusterNode {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn cluster_ok(port: u16) -> bool {
-    Command::new("redis-cli")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "cluster",
-            "info",
-        ])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
-        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,31 +161,12 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
     if support::cluster("cluster-faults").is_none() {
         return;
     }
-    let root =
-        std::env::temp_dir().join(format!("portcullis-cluster-faults-{}", std::process::id()));
-    let all_ports = free_ports(6);
-    let (ports, bus_ports) = all_ports.split_at(3);
-    let mut nodes: Vec<ClusterNode> = ports
-        .iter()
-        .zip(bus_ports)
-        .map(|(&port, &bus_port)| ClusterNode::start(port, bus_port, &root.join(port.to_string())))
-        .collect();
-    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let created = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("redis-cli runs");
-    assert!(created.success(), "the cluster forms");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ports.iter().all(|&p| cluster_ok(p)) {
-        assert!(Instant::now() < deadline, "the cluster did not become ok");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
+    // Started on new ports until its nodes start and it forms: the ports
+    // are chosen free, then released before the servers bind them, and
+    // another test may take one in between.
+    let mut cluster = support::PrivateCluster::start("cluster-faults");
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    let addresses = cluster.addresses();
     let config = RedisConfig::cluster(addresses.iter().map(|a| format!("redis://{a}")))
         .timeout(Duration::from_millis(20))
         .connect_timeout(Duration::from_millis(200));
@@ -399,7 +226,7 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
         .iter()
         .position(|&port| owns(&slots, port, slot))
         .expect("a node owns the slot");
-    nodes[owner].stop();
+    cluster.nodes[owner].stop();
 
     // Down: every request is answered within the deadline, by the policy.
     let (slowest, refused) = while_down(&open, &closed, &plan).await;
@@ -414,11 +241,11 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
     // for CLUSTER_WRITABLE_DELAY (2,000 ms, cluster.c) before it serves its
     // slots again, whatever the client does; what is ours is the time from
     // the node saying `cluster_state:ok` to the layer's first admitted request.
-    let owner_port = nodes[owner].port;
-    nodes[owner].restart();
+    let owner_port = cluster.nodes[owner].port;
+    cluster.nodes[owner].restart();
     let mut writable_at = None;
     let recovered = until_admitted(&closed, &plan, Duration::from_secs(10), |elapsed| {
-        if writable_at.is_none() && cluster_ok(owner_port) {
+        if writable_at.is_none() && support::cluster_ok(owner_port) {
             writable_at = Some(elapsed);
         }
     })
@@ -438,8 +265,7 @@ async fn a_cluster_node_stopped_and_restarted_under_load() {
         recovered < Duration::from_secs(5),
         "recovered in {recovered:?}"
     );
-    drop(nodes);
-    let _ = std::fs::remove_dir_all(&root);
+    drop(cluster);
 }
 
 /// Whether `CLUSTER SLOTS` output (redis-cli's flat rendering: start, end,

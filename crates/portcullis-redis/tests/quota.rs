@@ -216,3 +216,102 @@ async fn passes_the_quota_crates_conformance_suite() {
         eprintln!("{name}: the conformance suite passed");
     }
 }
+
+/// The suite warm as well as cold: every store of the run above connects
+/// afresh and writes under a fresh prefix (the first call is the very first
+/// one that store makes); here every store shares one connection that has
+/// already served other keys, as a long-running replica's does.
+#[tokio::test]
+async fn passes_the_conformance_suite_on_a_warm_connection() {
+    for (name, config) in support::backends("quota-suite-warm") {
+        let config = config.timeout(Duration::from_secs(2));
+        let connection = config.connect().await.expect("connects");
+        let warm = RedisQuotaStore::new(connection.clone(), format!("{}:warm-up", config.prefix()));
+        let daily = QuotaSettings::new(5, QuotaPeriod::Day).expect("valid");
+        let monday = date!(2026 - 11 - 23);
+        let request = first_call_request("warm-up", daily, monday);
+        assert!(
+            consume(&warm, &request).await.0,
+            "{name}: the warm-up counts"
+        );
+        let made = AtomicUsize::new(0);
+        portcullis_quota::conformance::check_store(|| {
+            let n = made.fetch_add(1, Ordering::Relaxed);
+            let store =
+                RedisQuotaStore::new(connection.clone(), format!("{}:{n}", config.prefix()));
+            async move { store }
+        })
+        .await;
+        eprintln!("{name}: the conformance suite passed on a warm connection");
+    }
+}
+
+fn first_call_request(key: &str, quota: QuotaSettings, day: Date) -> QuotaRequest<'_> {
+    QuotaRequest {
+        plan_id: "first-calls",
+        key_id: key,
+        quota,
+        window: Calendar::new().window_of_date(quota.period(), day),
+        day,
+        initial_window: None,
+    }
+}
+
+/// `CALLS` consumes of one key at once, each its own task: exactly `limit`
+/// admitted, each with its own remaining count (limit-1 down to 0), and the
+/// usage record says `limit` used.
+async fn together<St>(store: &St, key: &str, limit: u64, day: Date, label: &str)
+where
+    St: QuotaStore,
+    St::Error: std::fmt::Debug,
+{
+    const CALLS: u64 = 64;
+    let quota = QuotaSettings::new(limit, QuotaPeriod::Day).expect("valid");
+    let request = first_call_request(key, quota, day);
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|_| tokio::spawn(store.consume(&request)))
+        .collect();
+    let mut remaining = Vec::new();
+    for task in tasks {
+        let decision = task.await.expect("no task panics").expect("decides");
+        if decision.admitted {
+            remaining.push(decision.remaining);
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(
+        remaining,
+        (0..limit).collect::<Vec<_>>(),
+        "{label}: {CALLS} calls at once on {day}"
+    );
+    let usage = store
+        .usage("first-calls", key, day, day)
+        .await
+        .expect("reads");
+    let used: Vec<(u64, u64)> = usage.iter().map(|r| (r.used, r.remaining)).collect();
+    assert_eq!(used, vec![(limit, 0)], "{label}: the usage record on {day}");
+}
+
+/// A key's very first calls arrive together, on a store that has just
+/// connected (cold: its first calls ever, a fresh prefix), then on the same
+/// store for a new key (warm), then for the first key's next period: each
+/// time exactly the limit is admitted. The in-memory store runs the same
+/// check, so the check itself is the contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_calls_together_count_exactly_cold_and_warm() {
+    let monday = date!(2026 - 11 - 23);
+    let tuesday = date!(2026 - 11 - 24);
+    let memory = MemoryStore::new();
+    together(&memory, "first", 40, monday, "memory, cold key").await;
+    together(&memory, "first", 40, tuesday, "memory, new period").await;
+    for (name, config) in support::backends("quota-first-calls") {
+        let config = config.timeout(Duration::from_secs(2));
+        let store = RedisQuotaStore::connect(&config).await.expect("connects");
+        together(&store, "first", 40, monday, &format!("{name}, cold store")).await;
+        together(&store, "second", 40, monday, &format!("{name}, warm store")).await;
+        together(&store, "first", 40, tuesday, &format!("{name}, new period")).await;
+        let mut keys = store.keys("first-calls").await.expect("reads");
+        keys.sort_unstable();
+        assert_eq!(keys, ["first", "second"], "{name}: both keys listed once");
+    }
+}

@@ -56,60 +56,266 @@ fn unique_prefix(test: &str) -> String {
     format!("pt:{test}:{}:{nanos}", std::process::id())
 }
 
+/// How many times a private server or cluster is started on fresh ports
+/// before a test gives up.
+const ATTEMPTS: usize = 5;
+
+/// `n` distinct free loopback ports: every listener is held until all are
+/// chosen, so none is handed out twice. They are released before a server
+/// binds them, so another process may take one first: the servers below
+/// then start again on new ports.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound listener").port())
+        .collect()
+}
+
+/// Starts `redis-server` with `args` on `port` and waits (5 s at most) until
+/// it accepts connections; `Err` says why not (it exited, say because another
+/// process took the port, or it never answered), after killing it.
+pub fn spawn_redis(port: u16, args: &[&std::ffi::OsStr]) -> Result<std::process::Child, String> {
+    let mut child = std::process::Command::new("redis-server")
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/test.sh installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server on port {port} exited: {status}"));
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(child);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "redis-server on port {port} did not answer within 5 s"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs `start` with fresh ports until it succeeds, at most [`ATTEMPTS`]
+/// times, then panics with every failure.
+fn with_retries<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut failures = Vec::new();
+    for _ in 0..ATTEMPTS {
+        match start() {
+            Ok(started) => return started,
+            Err(why) => {
+                eprintln!("{what}: {why}; retrying on new ports");
+                failures.push(why);
+            }
+        }
+    }
+    panic!("{what} failed {ATTEMPTS} times: {}", failures.join("; "))
+}
+
 /// A private `redis-server` on a free loopback port, stopped on drop: for
-/// tests that stop the server or read its global statistics, so that no
-/// other test disturbs them (or is disturbed).
+/// tests that stop the server, pause it or read its global statistics, so
+/// that no other test disturbs them (or is disturbed).
 pub struct PrivateServer {
     pub port: u16,
     child: Option<std::process::Child>,
 }
 
 impl PrivateServer {
+    /// Starts one, on new ports until one works (see [`free_ports`]).
     pub fn start() -> PrivateServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let server = PrivateServer {
-            port,
-            child: Some(child),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        server
+        with_retries("a private redis-server", || {
+            let port = free_ports(1)[0];
+            let child = spawn_redis(port, &[])?;
+            Ok(PrivateServer {
+                port,
+                child: Some(child),
+            })
+        })
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
-}
 
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
+    /// Stops the server (killed, as a crash would).
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts it again on the same port, which clients are configured with.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = spawn_redis(self.port, &[])
+            .unwrap_or_else(|why| panic!("the private redis-server restarts: {why}"));
+        self.child = Some(child);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One node of a [`PrivateCluster`]: a cluster-enabled `redis-server` whose
+/// state lives in `dir`, so that it rejoins its cluster when restarted.
+///
+/// Its cluster bus gets a free port of its own (`--cluster-port`): Redis's
+/// default, the client port + 10,000, is past 65,535 for a third of the
+/// kernel's ephemeral ports, and then the server does not start.
+pub struct ClusterNode {
+    pub port: u16,
+    bus_port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl ClusterNode {
+    fn start(port: u16, bus_port: u16, dir: &std::path::Path) -> Result<ClusterNode, String> {
+        let _ = std::fs::create_dir_all(dir);
+        let bus = bus_port.to_string();
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "--cluster-enabled".as_ref(),
+            "yes".as_ref(),
+            "--cluster-port".as_ref(),
+            bus.as_ref(),
+            "--cluster-config-file".as_ref(),
+            "nodes.conf".as_ref(),
+            "--cluster-node-timeout".as_ref(),
+            "1000".as_ref(),
+            "--dir".as_ref(),
+            dir.as_os_str(),
+        ];
+        let child = spawn_redis(port, &args)?;
+        Ok(ClusterNode {
+            port,
+            bus_port,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node again on its ports, from its own `nodes.conf`.
+    pub fn restart(&mut self) {
+        self.stop();
+        let dir = self.dir.clone();
+        *self = ClusterNode::start(self.port, self.bus_port, &dir)
+            .unwrap_or_else(|why| panic!("the cluster node restarts: {why}"));
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn cluster_ok(port: u16) -> bool {
+    std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "cluster",
+            "info",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        .unwrap_or(false)
+}
+
+/// A private 3-master Redis Cluster on free ports, its nodes stopped and its
+/// directory removed on drop: for tests that stop or pause nodes.
+pub struct PrivateCluster {
+    pub nodes: Vec<ClusterNode>,
+    root: std::path::PathBuf,
+}
+
+impl PrivateCluster {
+    /// Starts one, on new ports until the nodes start and the cluster forms.
+    pub fn start(name: &str) -> PrivateCluster {
+        let mut attempt = 0;
+        with_retries("a private redis cluster", || {
+            attempt += 1;
+            let root = std::env::temp_dir().join(format!(
+                "portcullis-{name}-{}-{attempt}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&root);
+            // Dropped (stopped, directory removed) on every early return.
+            let mut cluster = PrivateCluster {
+                nodes: Vec::new(),
+                root: root.clone(),
+            };
+            let ports = free_ports(6);
+            for (port, bus) in ports[..3].iter().zip(&ports[3..]) {
+                let node = ClusterNode::start(*port, *bus, &root.join(port.to_string()))?;
+                cluster.nodes.push(node);
+            }
+            let created = std::process::Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("create")
+                .args(cluster.addresses())
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("redis-cli runs");
+            if !created.success() {
+                return Err(format!("the cluster did not form ({created})"));
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !cluster.nodes.iter().all(|n| cluster_ok(n.port)) {
+                if std::time::Instant::now() >= deadline {
+                    return Err("the cluster did not become ok within 10 s".to_owned());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Ok(cluster)
+        })
+    }
+
+    /// `127.0.0.1:<port>` of each node.
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// `redis://127.0.0.1:<port>` of each node.
+    pub fn urls(&self) -> Vec<String> {
+        self.addresses()
+            .iter()
+            .map(|a| format!("redis://{a}"))
+            .collect()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
