@@ -11,7 +11,9 @@
 //! - `/admin/...`: the usage admin service (GetUsage, UpdateUsage), for the
 //!   IAM user whose policy allows `/admin/*`.
 //! - The WAF web ACL in front of everything: an IP-set block, a rate-based
-//!   rule, SQL injection and XSS rules on the query and the body.
+//!   rule, bodies over the 16 KiB inspection limit refused, SQL injection
+//!   (HIGH sensitivity) and XSS rules on the query, the raw body and the
+//!   parsed JSON body.
 //! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
 //!
 //! `--config FILE` uses another configuration; `--listen ADDR` another
