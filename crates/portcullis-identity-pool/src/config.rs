@@ -188,21 +188,58 @@ pub struct RoleMappingRule {
 
 /// How a rule compares a claim with its value.
 ///
-/// A claim that is an array (such as `cognito:groups`) matches `Equals`,
-/// `Contains` and `StartsWith` when one of its elements does, with `Contains`
-/// meaning "has an element equal to the value"; `NotEqual` matches when no
-/// element equals the value. A string claim is compared as a string, with
-/// `Contains` a substring test. Numbers and booleans are compared in their
-/// JSON text. A missing claim matches nothing, not even `NotEqual`.
+/// A claim is read as a set of values: a JSON array (such as Cognito's
+/// `cognito:groups`) is the set of its string, number and boolean elements; a
+/// string, number or boolean is a set of one. Numbers and booleans are
+/// compared in their JSON text (`3`, `true`). Comparisons are exact and
+/// case-sensitive.
+///
+/// | match type | matches when | `["Staff","loyalty-admins"]` | `"xloyalty-adminsx"` |
+/// |---|---|---|---|
+/// | `Equals` | a value equals `value` | `loyalty-admins`: yes | `loyalty-admins`: no |
+/// | `Contains` | a value equals `value` (membership) | `loyalty-admins`: yes | `loyalty-admins`: no |
+/// | `StartsWith` | a value starts with `value` | `loyalty-`: yes | `loyalty-`: no |
+/// | `NotEqual` | no value equals `value` | `Pilots`: yes | `loyalty-admins`: yes |
+///
+/// A missing claim, and one with no value (`null`, an object, `[]`), matches
+/// nothing, not even `NotEqual`.
+///
+/// # Sources, and where this is stricter than a literal reading
+///
+/// Cognito's API reference says only that `MatchType` is "the match condition
+/// that specifies how closely the claim value in the IdP token must match
+/// `Value`", with the values `Equals | Contains | StartsWith | NotEqual`
+/// (<https://docs.aws.amazon.com/cognitoidentity/latest/APIReference/API_MappingRule.html>);
+/// the CDK's `RoleMappingMatchType` says `CONTAINS` means "the claim from the
+/// token must contain the given value"
+/// (<https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_cognito_identitypool.RoleMappingMatchType.html>).
+/// The developer guide's "Using rule-based mapping to assign roles to users"
+/// (<https://docs.aws.amazon.com/cognito/latest/developerguide/role-based-access-control.html>)
+/// adds that rules are tried in order, the first match wins, and "if the
+/// match type is `NotEqual` and the claim doesn't exist, the rule is not
+/// evaluated"; it lists `cognito:groups` among the claims rules may use,
+/// which the ID token carries as "an array of the names of user pool groups
+/// that have your user as a member"
+/// (<https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-the-id-token.html>).
+/// None of these says what `Contains` does to a string claim.
+///
+/// Portcullis reads `Contains` as membership, for arrays and strings alike,
+/// and never as a substring test: a rule that grants a role must not match
+/// `xloyalty-adminsx`, `not-loyalty-admins` or `loyalty-admins-revoked` when
+/// it names `loyalty-admins`. The same guide warns that a claim the end user
+/// can shape lets them pick the role; a substring test widens that to any
+/// value that merely includes the name. A string that lists several values
+/// (`"a,b"`) is one value: it is not split. For a prefix, use `StartsWith`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchType {
-    /// The claim equals the value.
+    /// The claim (or one of its values) equals the value.
     Equals,
-    /// The claim contains the value.
+    /// The claim has the value among its values (membership; never a
+    /// substring test).
     Contains,
-    /// The claim starts with the value.
+    /// The claim (or one of its values) starts with the value.
     StartsWith,
-    /// The claim does not equal the value.
+    /// No value of the claim equals the value (and the claim is present).
     NotEqual,
 }
 

@@ -461,6 +461,8 @@ fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// Whether a claim's `value` matches a rule: see [`MatchType`] for the
+/// semantics and their sources.
 fn claim_matches(value: &Value, match_type: MatchType, expected: &str) -> bool {
     fn text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
         match value {
@@ -469,23 +471,22 @@ fn claim_matches(value: &Value, match_type: MatchType, expected: &str) -> bool {
             _ => None,
         }
     }
-    match (value, match_type) {
-        (Value::Array(items), MatchType::NotEqual) => {
-            !items.iter().filter_map(text).any(|item| item == expected)
-        }
-        (Value::Array(items), MatchType::Contains | MatchType::Equals) => {
-            items.iter().filter_map(text).any(|item| item == expected)
-        }
-        (Value::Array(items), MatchType::StartsWith) => items
-            .iter()
-            .filter_map(text)
-            .any(|item| item.starts_with(expected)),
-        (value, match_type) => text(value).is_some_and(|item| match match_type {
-            MatchType::Equals => item == expected,
-            MatchType::Contains => item.contains(expected),
-            MatchType::StartsWith => item.starts_with(expected),
-            MatchType::NotEqual => item != expected,
-        }),
+    // A claim is a set of values: an array's scalar elements, or one scalar.
+    // Anything else (an object, null, an array of no scalars) has no value
+    // and matches nothing, as a missing claim.
+    let values: Vec<_> = match value {
+        Value::Array(items) => items.iter().filter_map(text).collect(),
+        scalar => text(scalar).into_iter().collect(),
+    };
+    if values.is_empty() {
+        return false;
+    }
+    match match_type {
+        // `Contains` is membership, never a substring test: a group named
+        // `xloyalty-adminsx` does not contain `loyalty-admins`.
+        MatchType::Equals | MatchType::Contains => values.iter().any(|v| v == expected),
+        MatchType::StartsWith => values.iter().any(|v| v.starts_with(expected)),
+        MatchType::NotEqual => values.iter().all(|v| v != expected),
     }
 }
 
@@ -785,12 +786,19 @@ mod tests {
         assert!(claim_matches(&groups, MatchType::NotEqual, "Pilots"));
         assert!(!claim_matches(&groups, MatchType::NotEqual, "Staff"));
         let email = json!("ann@example.com");
-        assert!(claim_matches(&email, MatchType::Contains, "@example."));
+        assert!(!claim_matches(&email, MatchType::Contains, "@example."));
+        assert!(claim_matches(
+            &email,
+            MatchType::Contains,
+            "ann@example.com"
+        ));
         assert!(claim_matches(&email, MatchType::Equals, "ann@example.com"));
         assert!(!claim_matches(&email, MatchType::StartsWith, "bob"));
         assert!(claim_matches(&json!(true), MatchType::Equals, "true"));
         assert!(claim_matches(&json!(3), MatchType::NotEqual, "4"));
         assert!(!claim_matches(&json!({"a": 1}), MatchType::NotEqual, "x"));
+        assert!(!claim_matches(&json!([]), MatchType::NotEqual, "x"));
+        assert!(!claim_matches(&Value::Null, MatchType::NotEqual, "x"));
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //! - `/admin/...`: the usage admin service (GetUsage, UpdateUsage), for the
 //!   IAM user whose policy allows `/admin/*`.
 //! - The WAF web ACL in front of everything: an IP-set block, a rate-based
-//!   rule, SQL injection and XSS rules on the query and the body.
+//!   rule, bodies over the 16 KiB inspection limit refused, SQL injection
+//!   (HIGH sensitivity) and XSS rules on the query, the raw body and the
+//!   parsed JSON body.
 //! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
 //!
 //! `--config FILE` uses another configuration; `--listen ADDR` another
 //! address (`127.0.0.1:0` picks a free port; the first line printed is
-//! `listening on http://ADDR`).
+//! `listening on http://ADDR`). Logs go to stderr, filtered by `RUST_LOG`
+//! (default `info`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -310,13 +313,31 @@ fn mint_token(
     jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("signing the token: {e}"))
 }
 
+/// Prints the demo's credentials and commands to try. The credentials
+/// (published demo values) are printed only to a terminal: when stdout is a
+/// pipe or a file, such as a service's log, the commands name them as shell
+/// variables instead, so that no secret lands in a log.
 fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&str>) {
+    use std::io::IsTerminal;
+    let reveal = std::io::stdout().is_terminal();
+    let shown = |secret: &str, variable: &str| {
+        if reveal {
+            secret.to_owned()
+        } else {
+            format!("${variable}")
+        }
+    };
     let base = format!("http://{addr}");
     println!("configuration: {}", config_path.display());
+    if !reveal {
+        println!(
+            "demo credentials: not printed, as stdout is not a terminal (they are in the configuration)"
+        );
+    }
     let key = config.api_keys.iter().find_map(|k| {
         k.value
             .as_ref()
-            .map(|v| (k.id.clone(), v.expose().to_owned()))
+            .map(|v| (k.id.clone(), shown(v.expose(), "API_KEY")))
     });
     let users: BTreeMap<String, (String, String)> = config
         .iam
@@ -325,9 +346,17 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
             iam.users
                 .iter()
                 .map(|u| {
+                    let variable = if u.arn.ends_with("loyalty-admin") {
+                        "ADMIN_SECRET_KEY"
+                    } else {
+                        "CLIENT_SECRET_KEY"
+                    };
                     (
                         u.arn.clone(),
-                        (u.access_key_id.clone(), u.secret_access_key.clone()),
+                        (
+                            u.access_key_id.clone(),
+                            shown(&u.secret_access_key, variable),
+                        ),
                     )
                 })
                 .collect()
@@ -371,6 +400,7 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
         );
     }
     if let Some(token) = token {
+        let token = shown(token, "TOKEN");
         println!("  curl -H 'Authorization: Bearer {token}' {base}/profile");
     }
     println!(
@@ -443,9 +473,23 @@ async fn serve(args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// Logs to stderr, as `tracing-subscriber`'s `fmt` writes them, filtered by
+/// `RUST_LOG` (default `info`; invalid directives are skipped). Stdout keeps
+/// the banner, whose first line is `listening on http://ADDR`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    init_logging();
     let result = match &args.command {
         Some(Command::MintToken {
             username,

@@ -115,4 +115,15 @@ async fn sign_in_exchange_and_call_loyalty_with_temporary_credentials() {
     // The demo pool takes no guests.
     let (status, _) = http.exchange(json!({})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // No ID token, secret key, session token or signature in the demo's
+    // output (its logs at debug and trace), which names the identities.
+    let admin_identity = admin["IdentityId"].as_str().expect("IdentityId").to_owned();
+    server.assert_output_has_no_secret(
+        &http,
+        &[
+            &format!("identity_id=\"{identity}\""),
+            &format!("assumed-role/LoyaltyAdmin/{admin_identity}"),
+        ],
+    );
 }

@@ -181,6 +181,17 @@ async fn walk(server: Server) {
     let answer = http.loyalty(Some(API_KEY)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["customerId"], "C-1001");
+
+    // No key, secret key or signature in the demo's output (its logs at
+    // debug and trace), which names the key and the callers.
+    server.assert_output_has_no_secret(
+        &http,
+        &[
+            "key_id=demo-key",
+            "arn:aws:iam::123456789012:user/loyalty-client",
+            "arn:aws:iam::123456789012:user/loyalty-admin",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -252,4 +263,7 @@ async fn profile_waf_and_unknown_routes() {
     let answer = http.send(http.request(Method::GET, "/nowhere", "")).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
+
+    // Neither the token nor the tampered one in the demo's output.
+    server.assert_output_has_no_secret(&http, &["rule=sqli-query-and-body"]);
 }

@@ -62,6 +62,27 @@ pub fn id_token(sub: &str, groups: &[&str], now: u64) -> String {
     encode(&header, &claims, &signing_key()).expect("token")
 }
 
+/// A Cognito ID token for `sub` with `extra` claims added (or replacing the
+/// defaults; a `null` removes one), issued at `now`.
+pub fn id_token_with(sub: &str, extra: &Value, now: u64) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("user-pool-key".into());
+    let mut claims = json!({
+        "iss": ISS, "sub": sub, "aud": CLIENT_ID, "token_use": "id",
+        "cognito:username": sub, "iat": now, "exp": now + 3600, "auth_time": now,
+    });
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        for (name, value) in extra {
+            if value.is_null() {
+                claims.remove(name);
+            } else {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    encode(&header, &claims, &signing_key()).expect("token")
+}
+
 fn allow(path: &str) -> Value {
     json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "execute-api:Invoke",

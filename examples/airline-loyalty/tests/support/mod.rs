@@ -1,9 +1,12 @@
 //! What the end-to-end tests share: the `airline-loyalty` binary on an
 //! ephemeral port, demo tokens from its `mint-token` command, and an HTTP
 //! client that signs requests with the `aws-sigv4` crate, as an AWS SDK would.
+// Each test binary uses a part of the support.
+#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -22,11 +25,18 @@ use serde_json::Value;
 /// The demo's API key.
 pub(crate) const API_KEY: &str = "LoyaltyDemoKey0123456789abcdef";
 
-/// The server process, killed when dropped.
+/// What the demo logs in the tests: everything at debug, the Portcullis
+/// crates and the demo at trace, so that a secret logged at any level shows.
+pub(crate) const TEST_RUST_LOG: &str = "debug,portcullis=trace,airline_loyalty=trace";
+
+/// The server process, killed when dropped. Its stdout (after the first
+/// line) and stderr are kept, for [`Server::assert_output_has_no_secret`].
 pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub(crate) base: String,
+    output: Arc<Mutex<Vec<u8>>>,
+    drains: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Server {
@@ -41,28 +51,131 @@ pub(crate) fn start() -> Server {
     start_with(&[])
 }
 
-/// The binary with `extra` arguments (such as `--store redis://...`).
+/// Copies `from` into `output` until it ends.
+fn drain(
+    mut from: impl Read + Send + 'static,
+    output: &Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    let output = Arc::clone(output);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            output
+                .lock()
+                .expect("output lock")
+                .extend_from_slice(&buffer[..n]);
+        }
+    })
+}
+
+/// The binary with `extra` arguments (such as `--store redis://...`), logging
+/// at [`TEST_RUST_LOG`].
 pub(crate) fn start_with(extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
         .args(["--listen", "127.0.0.1:0"])
         .args(extra)
+        .env("RUST_LOG", TEST_RUST_LOG)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .expect("a first line")
-        .expect("readable stdout");
+    let output = Arc::new(Mutex::new(Vec::new()));
+    // Stderr first, so the server never blocks on a full pipe.
+    let stderr = child.stderr.take().expect("stderr");
+    let mut drains = vec![drain(stderr, &output)];
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("readable stdout");
     let base = first
+        .trim_end()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_owned();
-    // Keep draining the banner so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, base }
+    output
+        .lock()
+        .expect("output lock")
+        .extend_from_slice(first.as_bytes());
+    // Keep the banner and whatever else the server prints.
+    drains.push(drain(stdout, &output));
+    Server {
+        child,
+        base,
+        output,
+        drains,
+    }
+}
+
+impl Server {
+    /// Waits (up to five seconds) until the server's output holds `text`
+    /// after its first `after` bytes; returns the output's length then.
+    pub(crate) fn wait_for_output(&self, text: &str, after: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            {
+                let output = self.output.lock().expect("output lock");
+                let tail = String::from_utf8_lossy(&output[after.min(output.len())..]);
+                if tail.contains(text) {
+                    return output.len();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the server's output never showed `{text}`; after byte {after} it is:\n{tail}"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// How many bytes the server has printed so far.
+    pub(crate) fn output_len(&self) -> usize {
+        self.output.lock().expect("output lock").len()
+    }
+
+    /// Stops the server and returns all it printed, stdout and stderr.
+    pub(crate) fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for drain in self.drains.drain(..) {
+            drain.join().expect("the output drain ends");
+        }
+        let output = self.output.lock().expect("output lock");
+        String::from_utf8_lossy(&output).into_owned()
+    }
+
+    /// Stops the server and checks what it printed (stdout and stderr, its
+    /// logs at [`TEST_RUST_LOG`]): it must hold none of the secrets `http`
+    /// sent or received, and must hold each of `identifiers` (names that
+    /// are not secret, such as an API key's id or an access key id), which
+    /// shows that the logs were captured and do name the callers.
+    pub(crate) fn assert_output_has_no_secret(self, http: &Http, identifiers: &[&str]) {
+        let secrets = http.secrets();
+        assert!(!secrets.is_empty(), "the test sent no secret to look for");
+        let output = self.stop();
+        assert!(
+            output.lines().count() > 1,
+            "the server printed nothing but its first line:\n{output}"
+        );
+        for identifier in identifiers {
+            assert!(
+                output.contains(identifier),
+                "the server's output does not name `{identifier}`: is it logging?\n{output}"
+            );
+        }
+        for (kind, secret) in &secrets {
+            for (number, line) in output.lines().enumerate() {
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "line {} of the server's output holds a secret ({kind}: {}...):\n{}",
+                    number + 1,
+                    &secret[..6],
+                    line.replace(secret.as_str(), "<SECRET>")
+                );
+            }
+        }
+    }
 }
 
 /// A demo Cognito ID token for `username` in `groups`, from the binary's
@@ -99,10 +212,14 @@ pub(crate) struct Signer<'a> {
     pub(crate) session_token: Option<&'a str>,
 }
 
-/// An HTTP/1 client for one server.
+/// An HTTP/1 client for one server. It remembers every secret it sends or
+/// receives (API keys, bearer tokens, ID tokens sent to `/credentials`,
+/// secret access keys, session tokens, signatures), for
+/// [`Server::assert_output_has_no_secret`].
 pub(crate) struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
+    secrets: Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Http {
@@ -111,11 +228,76 @@ impl Http {
         Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base: base.to_owned(),
+            secrets: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers `secret` (of `kind`) unless it is too short to be one.
+    fn remember(&self, kind: &'static str, secret: &str) {
+        if secret.len() >= 8 {
+            let mut secrets = self.secrets.lock().expect("secrets lock");
+            if !secrets.iter().any(|(_, known)| known == secret) {
+                secrets.push((kind, secret.to_owned()));
+            }
+        }
+    }
+
+    /// The secrets sent or received so far, with their kinds.
+    pub(crate) fn secrets(&self) -> Vec<(&'static str, String)> {
+        self.secrets.lock().expect("secrets lock").clone()
+    }
+
+    /// Remembers the secrets in an outgoing request's headers.
+    fn remember_request(&self, request: &Request<Full<Bytes>>) {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(authorization) = header("authorization") {
+            if let Some(token) = authorization.strip_prefix("Bearer ") {
+                self.remember("bearer token", token);
+            } else if let Some((_, signature)) = authorization.split_once("Signature=") {
+                self.remember("SigV4 signature", signature);
+            } else {
+                self.remember("authorization header", &authorization);
+            }
+        }
+        if let Some(key) = header("x-api-key") {
+            self.remember("API key", &key);
+        }
+        if let Some(token) = header("x-amz-security-token") {
+            self.remember("session token", &token);
+        }
+    }
+
+    /// Remembers the ID tokens of a `/credentials` body.
+    fn remember_body(&self, body: &str) {
+        if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(body)
+            && let Some(Value::Object(logins)) = fields.get("Logins")
+        {
+            for token in logins.values().filter_map(Value::as_str) {
+                self.remember("ID token", token);
+            }
+        }
+    }
+
+    /// Remembers the temporary credentials of a `/credentials` answer.
+    fn remember_answer(&self, json: &Value) {
+        let credentials = &json["Credentials"];
+        if let Some(secret) = credentials["SecretKey"].as_str() {
+            self.remember("secret access key", secret);
+        }
+        if let Some(token) = credentials["SessionToken"].as_str() {
+            self.remember("session token", token);
         }
     }
 
     /// `method path` with `body` and a `host` header.
     pub(crate) fn request(&self, method: Method, path: &str, body: &str) -> Request<Full<Bytes>> {
+        self.remember_body(body);
         Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -132,6 +314,10 @@ impl Http {
         body: &str,
         signer: &Signer<'_>,
     ) -> Request<Full<Bytes>> {
+        self.remember("secret access key", signer.secret_access_key);
+        if let Some(token) = signer.session_token {
+            self.remember("session token", token);
+        }
         let identity = Credentials::new(
             signer.access_key_id,
             signer.secret_access_key,
@@ -170,6 +356,7 @@ impl Http {
 
     /// Sends `request` and reads the whole answer.
     pub(crate) async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        self.remember_request(&request);
         let response = self
             .client
             .request(request)
@@ -187,10 +374,12 @@ impl Http {
             .await
             .expect("a body")
             .to_bytes();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        self.remember_answer(&json);
         Answer {
             status,
             error_type,
-            json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            json,
         }
     }
 }
