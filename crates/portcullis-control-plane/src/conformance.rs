@@ -155,7 +155,10 @@ async fn api_keys<S: ControlPlaneStore>(store: &S) {
         value: Some(value.clone()),
         ..key("cf-a", "alpha")
     };
-    ok(store.create_api_key(with_value).await, "create with a value");
+    ok(
+        store.create_api_key(with_value).await,
+        "create with a value",
+    );
     let duplicate = NewApiKey {
         value: Some(value),
         ..key("cf-b", "beta")
@@ -366,7 +369,10 @@ async fn usage_plans_and_keys<S: ControlPlaneStore>(store: &S) {
         ),
         "a duplicate plan id is a conflict",
     );
-    ok(store.create_api_key(key("cf-k1", "one")).await, "create key");
+    ok(
+        store.create_api_key(key("cf-k1", "one")).await,
+        "create key",
+    );
 
     let added = ok(
         store
@@ -437,7 +443,10 @@ async fn usage_plans_and_keys<S: ControlPlaneStore>(store: &S) {
     };
     ok(store.update_usage_plan(renamed).await, "update beta");
     expect(
-        ok(store.get_usage_plan("cf-beta").await, "get").plan.description() == Some("renamed"),
+        ok(store.get_usage_plan("cf-beta").await, "get")
+            .plan
+            .description()
+            == Some("renamed"),
         "a valid plan update is stored",
     );
 
@@ -603,7 +612,10 @@ async fn reservation_is_exact_cold_and_warm<S: ControlPlaneStore + Clone>(store:
     );
     let d = counter("cf-plan", "cf-key2", 100);
     let first = ok(store.reserve(d.clone(), 40).await, "warm up");
-    expect(first.granted == 40 && first.remaining == 60, "a grant answers what is left");
+    expect(
+        first.granted == 40 && first.remaining == 60,
+        "a grant answers what is left",
+    );
     let warm = reserve_concurrently(&store, &d, 64).await;
     expect(
         warm == 60,
@@ -702,9 +714,7 @@ async fn update_usage_with_an_outstanding_block<S: ControlPlaneStore + Clone>(st
         "after setting remaining to 3 with a block outstanding, exactly 3 more are admitted",
     );
     let usage = ok(
-        engine
-            .usage("cf-plan", "cf-update", DAY, DAY)
-            .await,
+        engine.usage("cf-plan", "cf-update", DAY, DAY).await,
         "GetUsage",
     );
     expect(
@@ -740,7 +750,10 @@ async fn stale_reports_keep_what_remains<S: ControlPlaneStore>(store: &S) {
         next.granted == 20,
         "a stale block's give-back does not add to what an update set",
     );
-    let usage = ok(store.get_usage("cf-plan", "cf-stale", DAY, DAY).await, "usage");
+    let usage = ok(
+        store.get_usage("cf-plan", "cf-stale", DAY, DAY).await,
+        "usage",
+    );
     expect(
         usage.first().is_some_and(|u| u.used == 4),
         "a stale block's spent requests are counted",

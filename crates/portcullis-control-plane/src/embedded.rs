@@ -10,8 +10,8 @@ use portcullis_api_key::{ApiKeyValue, KeyDigest};
 use portcullis_core::clock::{SharedClock, SystemClock};
 use portcullis_core::plan::UsagePlan;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
@@ -149,13 +149,13 @@ impl RedbJournal {
                     Change::PutCounter(pair, counter) => counters
                         .insert(pair_key(pair)?.as_str(), encode(counter)?.as_slice())
                         .map(drop),
-                    Change::DelCounter(pair) => {
-                        counters.remove(pair_key(pair)?.as_str()).map(drop)
-                    }
+                    Change::DelCounter(pair) => counters.remove(pair_key(pair)?.as_str()).map(drop),
                     Change::PutDay(pair, day, rec) => days
                         .insert(day_key(pair, *day)?.as_str(), encode(rec)?.as_slice())
                         .map(drop),
-                    Change::DelDay(pair, day) => days.remove(day_key(pair, *day)?.as_str()).map(drop),
+                    Change::DelDay(pair, day) => {
+                        days.remove(day_key(pair, *day)?.as_str()).map(drop)
+                    }
                 };
                 done.map_err(StoreError::backend)?;
             }
@@ -190,7 +190,9 @@ impl RedbJournal {
                 tags: stored.tags,
             })))
         })?;
-        each(ASSOCS, &mut |k, _| Ok(Change::PutAssoc(decode(k.as_bytes())?)))?;
+        each(ASSOCS, &mut |k, _| {
+            Ok(Change::PutAssoc(decode(k.as_bytes())?))
+        })?;
         each(COUNTERS, &mut |k, v| {
             let counter: Counter = decode(v)?;
             Ok(Change::PutCounter(decode(k.as_bytes())?, counter))

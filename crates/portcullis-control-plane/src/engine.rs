@@ -417,7 +417,9 @@ async fn settle<S: QuotaReservation>(
         // Put the block back as it was: nothing else can have touched it
         // (the fast path cannot take from an empty block).
         let tag = tag_of(lease.counter.day);
-        entry.word.store(pack(tag, false, remaining), Ordering::Release);
+        entry
+            .word
+            .store(pack(tag, false, remaining), Ordering::Release);
         slow.lease = Some(lease);
         return Err(error);
     }

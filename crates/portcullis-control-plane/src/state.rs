@@ -827,7 +827,11 @@ impl State {
         Ok(((), changes))
     }
 
-    pub(crate) fn update_usage(&self, counter: &CounterRef, update: UsageUpdate) -> Op<UsageRecord> {
+    pub(crate) fn update_usage(
+        &self,
+        counter: &CounterRef,
+        update: UsageUpdate,
+    ) -> Op<UsageRecord> {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
         let (mut c, mut changes) = self.advance(counter);
         match update {

@@ -61,8 +61,7 @@ pub trait ControlPlaneStore: QuotaReservation {
     /// Inserts or replaces a whole key record, by id: for seeding and for
     /// adapters that write records built elsewhere. Another key with the same
     /// digest is a [`StoreError::Conflict`].
-    fn put_api_key(&self, key: ApiKey)
-    -> impl Future<Output = Result<ApiKey, StoreError>> + Send;
+    fn put_api_key(&self, key: ApiKey) -> impl Future<Output = Result<ApiKey, StoreError>> + Send;
 
     /// GetApiKey.
     fn get_api_key(&self, id: &str) -> impl Future<Output = Result<ApiKey, StoreError>> + Send;
@@ -322,9 +321,7 @@ impl LocalStore {
                 let now = inner.clock.now();
                 inner.write(|state| f(state, now))
             };
-            if blocks
-                && let Ok(handle) = tokio::runtime::Handle::try_current()
-            {
+            if blocks && let Ok(handle) = tokio::runtime::Handle::try_current() {
                 return handle
                     .spawn_blocking(run)
                     .await
@@ -385,10 +382,7 @@ impl ControlPlaneStore for LocalStore {
         self.write(move |s, now| s.create_api_keys(keys, now))
     }
 
-    fn put_api_key(
-        &self,
-        key: ApiKey,
-    ) -> impl Future<Output = Result<ApiKey, StoreError>> + Send {
+    fn put_api_key(&self, key: ApiKey) -> impl Future<Output = Result<ApiKey, StoreError>> + Send {
         self.write(move |s, _| s.put_api_key(key))
     }
 

@@ -84,7 +84,12 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
     assert_eq!(key.name.as_deref(), Some("customer one"));
     assert_eq!(key.value.as_ref(), Some(&value), "the value is kept");
     assert_eq!(
-        store.find_api_key(&value.digest()).await.unwrap().unwrap().id,
+        store
+            .find_api_key(&value.digest())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         key_id
     );
     let plan = store.get_usage_plan("gold").await.unwrap();
@@ -96,7 +101,11 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         .unwrap();
     assert_eq!(keys.items.len(), 1);
     let usage = store.get_usage("gold", "k", day, day).await.unwrap();
-    assert_eq!((usage[0].used, usage[0].remaining), (3, 7), "GetUsage survives a restart");
+    assert_eq!(
+        (usage[0].used, usage[0].remaining),
+        (3, 7),
+        "GetUsage survives a restart"
+    );
     assert_eq!(
         store.counter_state("gold", "k"),
         Some((10, 3, 3)),
