@@ -32,6 +32,9 @@ const ASSOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("usage_pla
 const COUNTERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("quota_counters");
 const DAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("usage_records");
 
+/// Turns one stored entry into the change that loads it.
+type Loader<'a> = dyn FnMut(&str, &[u8]) -> Result<Change, StoreError> + 'a;
+
 #[derive(Serialize, Deserialize)]
 struct StoredKey {
     id: String,
@@ -167,7 +170,7 @@ impl RedbJournal {
         let tx = self.db.begin_read().map_err(StoreError::backend)?;
         let mut changes = Vec::new();
         let mut each = |table: TableDefinition<'_, &str, &[u8]>,
-                        f: &mut dyn FnMut(&str, &[u8]) -> Result<Change, StoreError>|
+                        f: &mut Loader<'_>|
          -> Result<(), StoreError> {
             let table = match tx.open_table(table) {
                 Ok(table) => table,

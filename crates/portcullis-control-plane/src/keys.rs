@@ -274,19 +274,14 @@ impl<S: ControlPlaneStore> ApiKeyStore for KeyCache<S> {
     /// plan associations to the record's plans (which must exist in the
     /// store). The key is written before its associations, in separate
     /// operations.
-    fn put(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), KeyStoreError>> + Send {
-        async move {
-            let result = self.put_one(record).await;
-            self.refresh().await.map_err(to_backend)?;
-            result
-        }
+    async fn put(&self, record: ApiKeyRecord) -> Result<(), KeyStoreError> {
+        let result = self.put_one(record).await;
+        self.refresh().await.map_err(to_backend)?;
+        result
     }
 
-    fn put_many(
-        &self,
-        records: Vec<ApiKeyRecord>,
-    ) -> impl Future<Output = Result<(), KeyStoreError>> + Send {
-        async move {
+    async fn put_many(&self, records: Vec<ApiKeyRecord>) -> Result<(), KeyStoreError> {
+        {
             // Check every record first, so a refused batch writes nothing.
             let mut digests: HashMap<KeyDigest, &str> = HashMap::new();
             for record in &records {

@@ -365,14 +365,13 @@ impl ControlPlaneStore for LocalStore {
         &self,
         key: NewApiKey,
     ) -> impl Future<Output = Result<ApiKey, StoreError>> + Send {
-        let fut = self.write(move |s, now| {
+        self.write(move |s, now| {
             let (mut keys, changes) = s.create_api_keys(vec![key], now)?;
             let key = keys
                 .pop()
                 .ok_or_else(|| StoreError::Backend("no key was built".into()))?;
             Ok((key, changes))
-        });
-        async move { fut.await }
+        })
     }
 
     fn import_api_keys(

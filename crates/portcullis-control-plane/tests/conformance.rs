@@ -1,6 +1,8 @@
 //! The conformance suite against the in-memory and the embedded store, and
 //! the embedded store's restart behaviour.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

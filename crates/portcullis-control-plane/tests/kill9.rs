@@ -6,6 +6,8 @@
 //! (`ADMITTED` or `REFUSED`), so the parent knows exactly what was admitted
 //! before the kill, up to the attempts in flight (`TRY` without an answer).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
