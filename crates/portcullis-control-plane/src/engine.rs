@@ -342,6 +342,22 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         Ok(())
     }
 
+    /// Gives back the block of one key in one plan, and forgets that the
+    /// key's quota was spent: call it after changing the key's usage on the
+    /// store directly (UpdateUsage made through this engine does it itself),
+    /// so the change takes effect on this replica at once.
+    ///
+    /// # Errors
+    ///
+    /// The store's failure to take the report.
+    pub async fn release(&self, plan_id: &str, key_id: &str) -> Result<(), StoreError> {
+        let Some(entry) = self.find(plan_id, key_id) else {
+            return Ok(());
+        };
+        let mut slow = entry.slow.lock().await;
+        settle(&self.inner.store, &entry, &mut slow).await
+    }
+
     /// Spawns a task that [`flush`](Self::flush)es every `period` (a second
     /// is a good choice): it bounds how stale GetUsage is. The task ends
     /// when the last clone of the engine is dropped.

@@ -133,3 +133,40 @@ async fn a_second_process_cannot_open_the_same_database() {
     let _first = EmbeddedStore::open(&path).unwrap();
     assert!(EmbeddedStore::open(&path).is_err(), "redb locks the file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_made_on_the_store_reaches_an_exhausted_key_after_release() {
+    use portcullis_control_plane::CounterRef;
+    use portcullis_quota::store::UsageUpdate;
+
+    let store = MemoryStore::memory();
+    let engine = QuotaEngine::new(store.clone());
+    let day = date!(2026 - 11 - 23);
+    let request = QuotaRequest {
+        plan_id: "p",
+        key_id: "k",
+        quota: QuotaSettings::new(2, QuotaPeriod::Day).unwrap(),
+        window: Calendar::new().window_of_date(QuotaPeriod::Day, day),
+        day,
+        initial_window: None,
+    };
+    let admit = || async {
+        match engine.try_consume_now(&request) {
+            Some(decision) => decision.unwrap().admitted,
+            None => engine.consume(&request).await.unwrap().admitted,
+        }
+    };
+    assert!(admit().await && admit().await);
+    assert!(!admit().await, "spent");
+    store
+        .update_usage(CounterRef::from_request(&request), UsageUpdate::Extend(1))
+        .await
+        .unwrap();
+    assert!(
+        !admit().await,
+        "this replica still holds its 'spent' marker"
+    );
+    engine.release("p", "k").await.unwrap();
+    assert!(admit().await, "after release the extension is seen");
+    assert!(!admit().await, "and only the one request it added");
+}
