@@ -1,0 +1,568 @@
+//! [`QuotaEngine`]: the quota layer's store on top of a control-plane store,
+//! counting in memory against durably reserved blocks.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use portcullis_core::plan::QuotaSettings;
+use portcullis_quota::store::{DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate};
+use time::Date;
+
+use crate::error::StoreError;
+use crate::reservation::{CounterRef, QuotaReservation, Report, period_kind};
+use crate::store::ControlPlaneStore;
+
+/// How the engine sizes blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The largest block reserved at once: the most a crash can cost one
+    /// key in under-admission (and over-counting in its usage records).
+    pub max_block: u64,
+    /// The first block of a counter.
+    pub initial_block: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_block: 1000,
+            initial_block: 16,
+        }
+    }
+}
+
+/// The boxed future of [`QuotaEngine`]'s slow path.
+pub type ConsumeFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send>>;
+
+const TAG_SHIFT: u32 = 48;
+const EXHAUSTED: u64 = 1 << 47;
+const REMAINING: u64 = EXHAUSTED - 1;
+
+fn tag_of(day: Date) -> u64 {
+    u64::from(day.to_julian_day().cast_unsigned() & 0xFFFF)
+}
+
+fn pack(tag: u64, exhausted: bool, remaining: u64) -> u64 {
+    (tag << TAG_SHIFT) | if exhausted { EXHAUSTED } else { 0 } | remaining.min(REMAINING)
+}
+
+fn sig_of(quota: &QuotaSettings) -> u64 {
+    (quota.limit().min(REMAINING) << 2) | u64::from(period_kind(quota.period()))
+}
+
+/// One counter's block in this process.
+struct Entry {
+    /// `tag(day) << 48 | exhausted << 47 | what remains of the block`.
+    word: AtomicU64,
+    /// `sig_of` the quota the block was reserved under.
+    sig: AtomicU64,
+    /// What remained to reserve in the period after the last grant.
+    pool: AtomicU64,
+    slow: tokio::sync::Mutex<Slow>,
+}
+
+struct Slow {
+    lease: Option<Lease>,
+    next_want: u64,
+}
+
+struct Lease {
+    counter: CounterRef,
+    generation: u64,
+    granted: u64,
+    /// Spent requests already reported.
+    reported: u64,
+    at: Instant,
+}
+
+impl Entry {
+    fn new(initial_block: u64) -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            sig: AtomicU64::new(u64::MAX),
+            pool: AtomicU64::new(0),
+            slow: tokio::sync::Mutex::new(Slow {
+                lease: None,
+                next_want: initial_block,
+            }),
+        }
+    }
+
+    /// The lock-free path: `None` when the block is spent or belongs to
+    /// another day or quota.
+    #[inline]
+    fn consume_fast(&self, request: &QuotaRequest<'_>) -> Option<Decision> {
+        if self.sig.load(Ordering::Acquire) != sig_of(&request.quota) {
+            return None;
+        }
+        let tag = tag_of(request.day);
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if word >> TAG_SHIFT != tag {
+                return None;
+            }
+            let remaining = word & REMAINING;
+            if remaining == 0 {
+                return (word & EXHAUSTED != 0).then_some(Decision {
+                    admitted: false,
+                    remaining: 0,
+                });
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(Decision {
+                        admitted: true,
+                        remaining: (remaining - 1)
+                            .saturating_add(self.pool.load(Ordering::Relaxed)),
+                    });
+                }
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Takes what remains of the block (the fast path then finds nothing).
+    fn take_remaining(&self) -> u64 {
+        let word = self.word.load(Ordering::Acquire);
+        let old = self
+            .word
+            .swap(pack(word >> TAG_SHIFT, false, 0), Ordering::AcqRel);
+        old & REMAINING
+    }
+}
+
+/// A (plan id, key id) pair, owned or borrowed: the map's borrowed key type,
+/// so the hot path finds an entry without allocating.
+trait PairRef {
+    fn pair(&self) -> (&str, &str);
+}
+
+struct PlanKey(Arc<str>, Arc<str>);
+
+impl PairRef for PlanKey {
+    fn pair(&self) -> (&str, &str) {
+        (&self.0, &self.1)
+    }
+}
+
+impl PairRef for (&str, &str) {
+    fn pair(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+impl Hash for dyn PairRef + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (plan, key) = self.pair();
+        plan.hash(state);
+        key.hash(state);
+    }
+}
+
+impl PartialEq for dyn PairRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for dyn PairRef + '_ {}
+
+impl Hash for PlanKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn PairRef).hash(state);
+    }
+}
+
+impl PartialEq for PlanKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for PlanKey {}
+
+impl<'a> Borrow<dyn PairRef + 'a> for PlanKey {
+    fn borrow(&self) -> &(dyn PairRef + 'a) {
+        self
+    }
+}
+
+struct EngineInner<S> {
+    store: S,
+    config: EngineConfig,
+    entries: DashMap<PlanKey, Arc<Entry>, foldhash::fast::RandomState>,
+}
+
+/// The quota layer's store ([`QuotaStore`]) on a control-plane store: the
+/// hot path counts in memory, against blocks reserved durably through
+/// [`QuotaReservation`].
+///
+/// - A request whose key holds a block takes one from it with a
+///   compare-and-swap, as `portcullis-quota`'s in-memory store does: no lock,
+///   no I/O, no allocation.
+/// - When the block is spent, one request reserves the next (the others wait
+///   for it): one durable write per block, not per request. The first block
+///   of a counter is [`EngineConfig::initial_block`]; a block spent within a
+///   second doubles the next, one that lasted longer halves it, up to
+///   [`EngineConfig::max_block`], and never more than a quarter of what the
+///   period has left (at least 1), so blocks shrink to 1 as the quota nears
+///   0 and the last requests are never stranded.
+/// - [`flush`](Self::flush) (every second with
+///   [`spawn_flusher`](Self::spawn_flusher)) reports what was spent, for the
+///   usage records; [`shutdown`](Self::shutdown) reports and gives back every
+///   block. UpdateUsage through this engine first gives back its block, so
+///   on one process the update is exact.
+///
+/// **Crash bound** (`kill -9`, power loss): never over-admitted; at most the
+/// unspent part of one block per key (≤ `max_block`) is lost as
+/// under-admission, and the same part is over-counted in that day's usage
+/// record: no admitted request is missing from it.
+pub struct QuotaEngine<S> {
+    inner: Arc<EngineInner<S>>,
+}
+
+impl<S> Clone for QuotaEngine<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for QuotaEngine<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuotaEngine")
+            .field("config", &self.inner.config)
+            .field("counters", &self.inner.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
+    /// An engine on `store` with the default block sizes.
+    #[must_use]
+    pub fn new(store: S) -> Self {
+        Self::with_config(store, EngineConfig::default())
+    }
+
+    /// An engine on `store`.
+    #[must_use]
+    pub fn with_config(store: S, config: EngineConfig) -> Self {
+        let config = EngineConfig {
+            max_block: config.max_block.max(1),
+            initial_block: config.initial_block.clamp(1, config.max_block.max(1)),
+        };
+        Self {
+            inner: Arc::new(EngineInner {
+                store,
+                config,
+                entries: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            }),
+        }
+    }
+
+    /// The store under the engine.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    fn find(&self, plan_id: &str, key_id: &str) -> Option<Arc<Entry>> {
+        let pair = (plan_id, key_id);
+        self.inner
+            .entries
+            .get(&pair as &dyn PairRef)
+            .map(|e| e.value().clone())
+    }
+
+    fn entry(&self, plan_id: &str, key_id: &str) -> Arc<Entry> {
+        if let Some(entry) = self.find(plan_id, key_id) {
+            return entry;
+        }
+        self.inner
+            .entries
+            .entry(PlanKey(Arc::from(plan_id), Arc::from(key_id)))
+            .or_insert_with(|| Arc::new(Entry::new(self.inner.config.initial_block)))
+            .value()
+            .clone()
+    }
+
+    /// Reports what each block has spent since the last report, keeping the
+    /// blocks. Blocks whose slow path is busy are skipped this time.
+    ///
+    /// # Errors
+    ///
+    /// The first store failure; the unreported counts stay to report later.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let entries: Vec<Arc<Entry>> = self
+            .inner
+            .entries
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for entry in entries {
+            let Ok(mut slow) = entry.slow.try_lock() else {
+                continue;
+            };
+            report_spent(&self.inner.store, &entry, &mut slow).await?;
+        }
+        Ok(())
+    }
+
+    /// Reports every block's count and gives back what is unspent; call it
+    /// before the process exits. Counting goes on afterwards (new blocks are
+    /// reserved as needed).
+    ///
+    /// # Errors
+    ///
+    /// The first store failure.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        let entries: Vec<Arc<Entry>> = self
+            .inner
+            .entries
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for entry in entries {
+            let mut slow = entry.slow.lock().await;
+            settle(&self.inner.store, &entry, &mut slow).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives back the block of one key in one plan, and forgets that the
+    /// key's quota was spent: call it after changing the key's usage on the
+    /// store directly (UpdateUsage made through this engine does it itself),
+    /// so the change takes effect on this replica at once.
+    ///
+    /// # Errors
+    ///
+    /// The store's failure to take the report.
+    pub async fn release(&self, plan_id: &str, key_id: &str) -> Result<(), StoreError> {
+        let Some(entry) = self.find(plan_id, key_id) else {
+            return Ok(());
+        };
+        let mut slow = entry.slow.lock().await;
+        settle(&self.inner.store, &entry, &mut slow).await
+    }
+
+    /// Spawns a task that [`flush`](Self::flush)es every `period` (a second
+    /// is a good choice): it bounds how stale GetUsage is. The task ends
+    /// when the last clone of the engine is dropped.
+    pub fn spawn_flusher(&self, period: Duration) -> tokio::task::JoinHandle<()>
+    where
+        S: 'static,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let engine = QuotaEngine { inner };
+                if let Err(error) = engine.flush().await {
+                    tracing::warn!(%error, "quota engine: flushing usage failed");
+                }
+            }
+        })
+    }
+}
+
+/// Reports a block's spent requests since the last report.
+async fn report_spent<S: QuotaReservation>(
+    store: &S,
+    entry: &Entry,
+    slow: &mut Slow,
+) -> Result<(), StoreError> {
+    let Some(lease) = slow.lease.as_mut() else {
+        return Ok(());
+    };
+    let remaining = entry.word.load(Ordering::Acquire) & REMAINING;
+    let spent = lease.granted.saturating_sub(remaining);
+    let delta = spent.saturating_sub(lease.reported);
+    if delta == 0 {
+        return Ok(());
+    }
+    store
+        .report(
+            lease.counter.clone(),
+            Report {
+                generation: lease.generation,
+                spent: delta,
+                returned: 0,
+            },
+        )
+        .await?;
+    lease.reported = spent;
+    Ok(())
+}
+
+/// Gives the block up: reports what it spent and returns the rest.
+async fn settle<S: QuotaReservation>(
+    store: &S,
+    entry: &Entry,
+    slow: &mut Slow,
+) -> Result<(), StoreError> {
+    let Some(lease) = slow.lease.take() else {
+        // An exhausted marker, if any, goes too: the next request asks the
+        // store again.
+        entry.take_remaining();
+        return Ok(());
+    };
+    let remaining = entry.take_remaining();
+    let spent = lease.granted.saturating_sub(remaining);
+    let report = Report {
+        generation: lease.generation,
+        spent: spent.saturating_sub(lease.reported),
+        returned: remaining,
+    };
+    if let Err(error) = store.report(lease.counter.clone(), report).await {
+        // Put the block back as it was: nothing else can have touched it
+        // (the fast path cannot take from an empty block).
+        let tag = tag_of(lease.counter.day);
+        entry
+            .word
+            .store(pack(tag, false, remaining), Ordering::Release);
+        slow.lease = Some(lease);
+        return Err(error);
+    }
+    let quick = remaining == 0 && lease.at.elapsed() < Duration::from_secs(1);
+    slow.next_want = if quick {
+        slow.next_want.saturating_mul(2)
+    } else {
+        (slow.next_want / 2).max(1)
+    };
+    Ok(())
+}
+
+async fn consume_slow<S: ControlPlaneStore>(
+    store: &S,
+    config: EngineConfig,
+    entry: &Entry,
+    counter: CounterRef,
+) -> Result<Decision, StoreError> {
+    let mut slow = entry.slow.lock().await;
+    if let Some(decision) = entry.consume_fast(&counter.as_request()) {
+        return Ok(decision);
+    }
+    settle(store, entry, &mut slow).await?;
+    let left = if entry.sig.load(Ordering::Acquire) == sig_of(&counter.quota) {
+        entry.pool.load(Ordering::Acquire)
+    } else {
+        counter.quota.limit()
+    };
+    let want = slow
+        .next_want
+        .clamp(1, config.max_block)
+        .min((left / 4).max(1));
+    let grant = store.reserve(counter.clone(), want).await?;
+    let tag = tag_of(counter.day);
+    entry.pool.store(grant.remaining, Ordering::Release);
+    entry.sig.store(sig_of(&counter.quota), Ordering::Release);
+    if grant.granted == 0 {
+        entry.word.store(pack(tag, true, 0), Ordering::Release);
+        return Ok(Decision {
+            admitted: false,
+            remaining: 0,
+        });
+    }
+    entry
+        .word
+        .store(pack(tag, false, grant.granted - 1), Ordering::Release);
+    slow.lease = Some(Lease {
+        counter,
+        generation: grant.generation,
+        granted: grant.granted,
+        reported: 0,
+        at: Instant::now(),
+    });
+    Ok(Decision {
+        admitted: true,
+        remaining: (grant.granted - 1).saturating_add(grant.remaining),
+    })
+}
+
+impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
+    type Error = StoreError;
+    type ConsumeFuture = ConsumeFuture;
+
+    #[inline]
+    fn try_consume_now(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+        let pair = (request.plan_id, request.key_id);
+        let entry = self.inner.entries.get(&pair as &dyn PairRef)?;
+        entry.consume_fast(request).map(Ok)
+    }
+
+    fn consume(&self, request: &QuotaRequest<'_>) -> ConsumeFuture {
+        let entry = self.entry(request.plan_id, request.key_id);
+        let counter = CounterRef::from_request(request);
+        let inner = self.inner.clone();
+        Box::pin(async move { consume_slow(&inner.store, inner.config, &entry, counter).await })
+    }
+
+    fn update(
+        &self,
+        request: &QuotaRequest<'_>,
+        update: UsageUpdate,
+    ) -> impl Future<Output = Result<DayUsage, StoreError>> + Send {
+        let entry = self.entry(request.plan_id, request.key_id);
+        let counter = CounterRef::from_request(request);
+        let inner = self.inner.clone();
+        async move {
+            let mut slow = entry.slow.lock().await;
+            settle(&inner.store, &entry, &mut slow).await?;
+            let record = inner.store.update_usage(counter, update).await?;
+            Ok(DayUsage {
+                day: record.day,
+                used: record.used,
+                remaining: record.remaining,
+            })
+        }
+    }
+
+    fn usage(
+        &self,
+        plan_id: &str,
+        key_id: &str,
+        from: Date,
+        to: Date,
+    ) -> impl Future<Output = Result<Vec<DayUsage>, StoreError>> + Send {
+        let entry = self.find(plan_id, key_id);
+        let (plan_id, key_id) = (plan_id.to_owned(), key_id.to_owned());
+        let inner = self.inner.clone();
+        async move {
+            if let Some(entry) = entry {
+                let mut slow = entry.slow.lock().await;
+                report_spent(&inner.store, &entry, &mut slow).await?;
+            }
+            let records = inner.store.get_usage(&plan_id, &key_id, from, to).await?;
+            Ok(records
+                .into_iter()
+                .map(|r| DayUsage {
+                    day: r.day,
+                    used: r.used,
+                    remaining: r.remaining,
+                })
+                .collect())
+        }
+    }
+
+    fn keys(&self, plan_id: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let plan_id = plan_id.to_owned();
+        let inner = self.inner.clone();
+        async move { inner.store.usage_keys(&plan_id).await }
+    }
+}

@@ -1,0 +1,23 @@
+#![doc = include_str!("docs.md")]
+
+pub mod conformance;
+mod embedded;
+mod engine;
+mod error;
+mod keys;
+pub mod model;
+pub mod reservation;
+mod state;
+mod store;
+
+pub use embedded::{DATABASE_FILE, EmbeddedStore};
+pub use engine::{ConsumeFuture, EngineConfig, QuotaEngine};
+pub use error::StoreError;
+pub use keys::KeyCache;
+pub use model::{
+    ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
+    UsagePlanRecord, UsageRecord,
+};
+pub use reservation::{CounterRef, Grant, QuotaReservation, Report};
+pub use state::{NewUsagePlan, StoreOptions};
+pub use store::{ControlPlaneStore, LocalStore, MemoryStore, Snapshot};

@@ -1,0 +1,152 @@
+//! Quota block reservation: the small abstraction that makes quota counting
+//! crash-safe without a durable write per request.
+//!
+//! A counter is one key's quota in one usage plan, in the current period.
+//! Its durable state is:
+//!
+//! - `budget`: what the period allows (the limit, less `offset` in the
+//!   initial period, moved by UpdateUsage and by limit changes);
+//! - `reserved`: the high-water mark of what has been handed out in blocks;
+//! - `used`: what was admitted, as last reported (`used ≤ reserved`).
+//!
+//! A replica calls [`QuotaReservation::reserve`] for a block *before* it
+//! admits any request counted against it; the store grants at most
+//! `budget - reserved` and raises `reserved` durably before answering. The
+//! replica spends the block in memory and reports what it spent (periodically,
+//! on shutdown, and when it gives the rest of a block back) with
+//! [`QuotaReservation::report`]. Because `reserved` never falls below what was
+//! admitted, a replica that restarts after `kill -9` resumes from `reserved`:
+//! the quota is never over-admitted, and a crash costs at most the unspent
+//! part of each block in hand. When a store opens after a crash it counts
+//! every reserved request as used (`used := reserved`), so nothing admitted
+//! is missing from the usage records; they may over-count by that same
+//! unspent part.
+//!
+//! # Generations: UpdateUsage and plan changes
+//!
+//! Each counter has a generation, raised when the period rolls over and by
+//! UpdateUsage's "set remaining" and "reset". A report for a block of an
+//! older generation still counts what was spent, and its returned part is
+//! taken out of the budget too, so what remains after an update is exactly
+//! what the operator set, whatever blocks were outstanding. A raised or
+//! lowered limit in the same period moves the budget by the difference and
+//! leaves outstanding blocks valid.
+//!
+//! A Redis store implements the same two calls with one script each
+//! (issue 21's leases): `reserve` is `HINCRBY reserved` bounded by `budget`,
+//! `report` is `HINCRBY used` and the give-back.
+
+use std::future::Future;
+
+use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
+use portcullis_quota::Window;
+use portcullis_quota::store::QuotaRequest;
+use time::Date;
+
+use crate::error::StoreError;
+
+/// Which counter a reservation is for, and the period it is made in: the
+/// owned form of the quota layer's [`QuotaRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterRef {
+    /// The usage plan's id.
+    pub plan_id: String,
+    /// The API key's id.
+    pub key_id: String,
+    /// The plan's quota.
+    pub quota: QuotaSettings,
+    /// The current period.
+    pub window: Window,
+    /// The current UTC day.
+    pub day: Date,
+    /// The plan's configured initial period, if any (see
+    /// [`QuotaRequest::initial_window`]).
+    pub initial_window: Option<Window>,
+}
+
+impl CounterRef {
+    /// The owned form of a quota layer request.
+    #[must_use]
+    pub fn from_request(request: &QuotaRequest<'_>) -> Self {
+        Self {
+            plan_id: request.plan_id.to_owned(),
+            key_id: request.key_id.to_owned(),
+            quota: request.quota,
+            window: request.window,
+            day: request.day,
+            initial_window: request.initial_window,
+        }
+    }
+
+    /// The borrowed form, for the quota crate's arithmetic.
+    #[must_use]
+    pub fn as_request(&self) -> QuotaRequest<'_> {
+        QuotaRequest {
+            plan_id: &self.plan_id,
+            key_id: &self.key_id,
+            quota: self.quota,
+            window: self.window,
+            day: self.day,
+            initial_window: self.initial_window,
+        }
+    }
+
+    pub(crate) fn period_kind(&self) -> u8 {
+        period_kind(self.quota.period())
+    }
+}
+
+pub(crate) fn period_kind(period: QuotaPeriod) -> u8 {
+    match period {
+        QuotaPeriod::Day => 0,
+        QuotaPeriod::Week => 1,
+        QuotaPeriod::Month => 2,
+    }
+}
+
+/// What [`QuotaReservation::reserve`] granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Requests granted: at most what was asked, 0 when the period's quota
+    /// is spent.
+    pub granted: u64,
+    /// The counter's generation the block belongs to.
+    pub generation: u64,
+    /// What is left to reserve in the period after this grant.
+    pub remaining: u64,
+}
+
+/// What a replica reports about a block it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The generation of the block ([`Grant::generation`]).
+    pub generation: u64,
+    /// Requests admitted from the block since the last report.
+    pub spent: u64,
+    /// Unspent requests handed back (the block is then given up); 0 to keep
+    /// the block.
+    pub returned: u64,
+}
+
+/// Durable reservation of quota blocks (see the [module docs](self)).
+///
+/// Both calls are atomic per counter and durable when they return.
+pub trait QuotaReservation: Send + Sync + 'static {
+    /// Reserves up to `want` requests of the counter's current period,
+    /// moving the counter to the request's period and day first (filing the
+    /// previous day's usage record). `want` of 0 is a bad request.
+    fn reserve(
+        &self,
+        counter: CounterRef,
+        want: u64,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send;
+
+    /// Counts requests admitted from a block, and gives back its unspent
+    /// part. A report for a period the counter has left adds its `spent` to
+    /// that day's usage record and returns nothing.
+    fn report(
+        &self,
+        counter: CounterRef,
+        report: Report,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
