@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
 
+use crate::budget::Reservation;
 use crate::chunked::{ChunkedBodyError, Decoder};
 use crate::error::SigV4Error;
 
@@ -35,7 +36,14 @@ pin_project! {
     #[derive(Debug)]
     enum Kind<B> {
         Passthrough { #[pin] body: B },
-        Replay { chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>, remaining: u64 },
+        Replay {
+            chunks: VecDeque<Bytes>,
+            trailers: Option<HeaderMap>,
+            remaining: u64,
+            // The layer's budget for these chunks, given back once the inner
+            // service has taken the last one (or the body is dropped).
+            reservation: Option<Reservation>,
+        },
         Chunked {
             #[pin] body: B,
             decoder: Box<Decoder>,
@@ -90,6 +98,7 @@ impl<B> SigV4Body<B> {
                 remaining: buffered.len,
                 chunks: buffered.chunks,
                 trailers: buffered.trailers,
+                reservation: Some(buffered.reservation),
             },
         }
     }
@@ -196,11 +205,17 @@ where
                 chunks,
                 trailers,
                 remaining,
+                reservation,
             } => {
                 if let Some(chunk) = chunks.pop_front() {
                     *remaining = remaining.saturating_sub(chunk.len() as u64);
+                    if chunks.is_empty() {
+                        // Every buffered byte is the inner service's now.
+                        reservation.take();
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
+                reservation.take();
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
         }
@@ -233,13 +248,14 @@ where
     }
 }
 
-/// A body read to its end while hashing.
-#[derive(Debug, Default)]
+/// A body read to its end while hashing, with the budget its bytes hold.
+#[derive(Debug)]
 pub(crate) struct Buffered {
     chunks: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
     len: u64,
     pub(crate) sha256: [u8; 32],
+    reservation: Reservation,
 }
 
 /// Whether a body is known to be empty without reading it.
@@ -249,16 +265,34 @@ pub(crate) fn is_known_empty<B: Body>(body: &B) -> bool {
 
 /// Reads `body` to its end, hashing each chunk as it arrives, refusing it once
 /// it passes `limit` bytes.
-pub(crate) async fn read_and_hash<B>(body: B, limit: u64) -> Result<Buffered, SigV4Error>
+///
+/// Every byte kept is first reserved in `reservation`: the body's announced
+/// size (its size hint's lower bound: all of a `Content-Length`) before a
+/// byte is read, then each chunk beyond it as it arrives. A reservation that
+/// does not fit refuses the request ([`SigV4Error::BodyBufferFull`]) and drops
+/// what was read.
+pub(crate) async fn read_and_hash<B>(
+    body: B,
+    limit: u64,
+    mut reservation: Reservation,
+) -> Result<Buffered, SigV4Error>
 where
     B: Body<Data = Bytes>,
 {
-    if body.size_hint().lower() > limit {
+    let announced = body.size_hint().lower();
+    if announced > limit {
         return Err(SigV4Error::RequestTooLarge);
     }
+    reservation.grow_to(announced)?;
     let mut body = std::pin::pin!(body);
     let mut hasher = Sha256::new();
-    let mut buffered = Buffered::default();
+    let mut buffered = Buffered {
+        chunks: VecDeque::new(),
+        trailers: None,
+        len: 0,
+        sha256: [0; 32],
+        reservation,
+    };
     while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         let frame = frame.map_err(|_| SigV4Error::BodyRead)?;
         match frame.into_data() {
@@ -267,6 +301,7 @@ where
                 if buffered.len > limit {
                     return Err(SigV4Error::RequestTooLarge);
                 }
+                buffered.reservation.grow_to(buffered.len)?;
                 hasher.update(&data);
                 if !data.is_empty() {
                     buffered.chunks.push_back(data);

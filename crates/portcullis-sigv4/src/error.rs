@@ -44,6 +44,11 @@ pub enum SigV4Error {
     SignatureNotYetCurrent(String),
     /// The body is larger than the layer's limit: REQUEST_TOO_LARGE (413).
     RequestTooLarge,
+    /// The body must be read before the signature can be verified, and the
+    /// bytes the layer buffers across all its in-flight requests are at their
+    /// limit: THROTTLED (429, `TooManyRequestsException`), which clients
+    /// retry with backoff, as they do API Gateway's own throttling.
+    BodyBufferFull,
     /// The body could not be read: BAD_REQUEST_BODY (400).
     BodyRead,
     /// The credential provider failed: AUTHORIZER_FAILURE (500).
@@ -79,6 +84,7 @@ impl SigV4Error {
             Self::SignatureExpired(_) => "signature_expired",
             Self::SignatureNotYetCurrent(_) => "signature_not_yet_current",
             Self::RequestTooLarge => "request_too_large",
+            Self::BodyBufferFull => "body_buffer_full",
             Self::BodyRead => "body_read_error",
             Self::CredentialProvider => "credential_provider_error",
             Self::NonCanonicalPath(_) => "non_canonical_path",
@@ -122,6 +128,7 @@ impl SigV4Error {
                     .with_message(format!("{}\n\n{debug}", kind.default_message()))
             }
             Self::RequestTooLarge => GatewayResponse::new(GatewayResponseType::RequestTooLarge),
+            Self::BodyBufferFull => GatewayResponse::new(GatewayResponseType::Throttled),
             Self::BodyRead => GatewayResponse::new(GatewayResponseType::BadRequestBody),
             Self::CredentialProvider => {
                 GatewayResponse::new(GatewayResponseType::AuthorizerFailure)

@@ -9,6 +9,7 @@ use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
 
+use crate::budget::BodyBudget;
 use crate::canonical::UriEncoding;
 use crate::credentials::CredentialProvider;
 use crate::error::SigV4Error;
@@ -18,6 +19,11 @@ use crate::verify::{self, RequestView, Settings, SigningKeys, SigningTexts};
 /// The default limit on the bytes of a body the layer reads to hash it: 10 MB,
 /// API Gateway's payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// The default limit on the body bytes one layer buffers across all its
+/// in-flight requests while it hashes them: 64 MiB, room for six bodies of
+/// [`DEFAULT_MAX_BODY_BYTES`] at once. A request whose body does not fit
+/// gets THROTTLED (429) at once; see [`SigV4Layer::max_buffered_body_bytes`].
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// The default clock skew allowed either way: 5 minutes, as API Gateway.
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The default number of derived signing keys kept.
@@ -32,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) keys: SigningKeys,
     pub(crate) key_cache_size: usize,
     pub(crate) max_body_bytes: u64,
+    pub(crate) budget: BodyBudget,
     pub(crate) api: ExecuteApiArn,
     pub(crate) authorize: bool,
     pub(crate) resource_policy: Option<Arc<PolicyDocument>>,
@@ -48,6 +55,7 @@ impl Shared {
             keys: SigningKeys::new(self.key_cache_size),
             key_cache_size: self.key_cache_size,
             max_body_bytes: self.max_body_bytes,
+            budget: self.budget.clone(),
             api: self.api.clone(),
             authorize: self.authorize,
             resource_policy: self.resource_policy.clone(),
@@ -75,7 +83,8 @@ impl SigV4Layer {
     /// A layer for the API stage `api` (its region is the signing region),
     /// with credentials from `provider`, the system clock and API Gateway's
     /// defaults: service `execute-api`, ±5 minutes of clock skew, path
-    /// normalisation and double encoding, bodies hashed up to 10 MB.
+    /// normalisation and double encoding, bodies hashed up to 10 MiB each and
+    /// 64 MiB across all in-flight requests, `UNSIGNED-PAYLOAD` refused.
     pub fn new(api: ExecuteApiArn, provider: impl CredentialProvider) -> Self {
         Self::with_shared_provider(api, Arc::new(provider))
     }
@@ -94,6 +103,7 @@ impl SigV4Layer {
                 keys: SigningKeys::new(DEFAULT_SIGNING_KEY_CACHE),
                 key_cache_size: DEFAULT_SIGNING_KEY_CACHE,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                budget: BodyBudget::new(DEFAULT_MAX_BUFFERED_BODY_BYTES),
                 api,
                 authorize: true,
                 resource_policy: None,
@@ -118,6 +128,12 @@ impl SigV4Layer {
                 "must be at least 1",
             ));
         }
+        if config.max_buffered_body_bytes < config.max_body_bytes {
+            return Err(SigV4ConfigError::new(
+                "max_buffered_body_bytes",
+                "must be at least max_body_bytes (a body the limit allows could never be read)",
+            ));
+        }
         if config.clock_skew_seconds > 3600 {
             return Err(SigV4ConfigError::new(
                 "clock_skew_seconds",
@@ -134,6 +150,7 @@ impl SigV4Layer {
             .service(config.service)
             .clock_skew(Duration::from_secs(config.clock_skew_seconds))
             .max_body_bytes(config.max_body_bytes)
+            .max_buffered_body_bytes(config.max_buffered_body_bytes)
             .normalize_path(config.normalize_path)
             .uri_encoding(config.uri_encoding)
             .debug_signatures(config.debug_signatures)
@@ -183,10 +200,44 @@ impl SigV4Layer {
         self.update(|s| s.settings.clock_skew_seconds = skew.as_secs())
     }
 
-    /// The most body bytes read and hashed (default 10 MB); a larger body gets
+    /// The most body bytes read and hashed (default 10 MiB); a larger body gets
     /// REQUEST_TOO_LARGE.
     pub fn max_body_bytes(self, limit: u64) -> Self {
         self.update(|s| s.max_body_bytes = limit)
+    }
+
+    /// The most body bytes buffered at once across every in-flight request
+    /// of this layer and all its clones (default
+    /// [`DEFAULT_MAX_BUFFERED_BODY_BYTES`], 64 MiB).
+    ///
+    /// A body must be read before a request can be admitted when its hash is
+    /// not known from the headers: with no `x-amz-content-sha256` (what the
+    /// AWS SDKs, botocore and awscurl send for execute-api), the signature
+    /// can only be checked once the body is hashed; with a signed hex digest,
+    /// the body must still be checked against it before the inner service
+    /// sees a byte. Everything the headers allow is checked first (a known
+    /// access key, the date and its skew, the credential scope, the shape of
+    /// the signature and the signed headers), but a caller who knows an
+    /// access key id and nothing else could still make the layer buffer a
+    /// body per request. This budget bounds them all together.
+    ///
+    /// A request reserves its bytes before it buffers them: all of a
+    /// `Content-Length` at once, a chunked body as its chunks arrive. A
+    /// reservation that does not fit is answered at once with THROTTLED
+    /// (429 `TooManyRequestsException`, "Too Many Requests"): nothing waits,
+    /// memory never grows past the budget, and the AWS SDKs retry a 429
+    /// with backoff, as they do API Gateway's own throttling (a 503 would be
+    /// retried too, but says the server failed; this is load shedding, not
+    /// a fault, and a 413 would wrongly tell the client its body is too
+    /// large). Override the response through core's THROTTLED gateway
+    /// response like any other. The bytes are given back when the request is
+    /// refused, when the inner service has taken every buffered chunk, or
+    /// when the request is dropped.
+    ///
+    /// Keep it at least [`max_body_bytes`](Self::max_body_bytes), or bodies
+    /// between the two are always refused.
+    pub fn max_buffered_body_bytes(self, limit: u64) -> Self {
+        self.update(|s| s.budget = BodyBudget::new(limit))
     }
 
     /// Whether the canonical URI normalises `.`/`..` segments and `//`
@@ -209,7 +260,15 @@ impl SigV4Layer {
     }
 
     /// Whether `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted (default
-    /// true).
+    /// false: refused as IncompleteSignature).
+    ///
+    /// API Gateway's documentation names no unsigned payload for execute-api
+    /// (only S3 documents `UNSIGNED-PAYLOAD`, and the AWS SDKs send it only
+    /// for operations modelled with Smithy's `@unsignedPayload` trait, which
+    /// no execute-api call is); the AWS SDKs, botocore and awscurl all sign
+    /// the payload's hash. Turn it on for clients that stream bodies they
+    /// cannot hash first (gRPC through tonic, for example): the inner
+    /// service then reads a body the signature does not cover.
     pub fn allow_unsigned_payload(self, allow: bool) -> Self {
         self.update(|s| s.settings.allow_unsigned_payload = allow)
     }
@@ -312,9 +371,14 @@ pub struct SigV4Config {
     /// 3600).
     #[serde(default = "default_skew")]
     pub clock_skew_seconds: u64,
-    /// The most body bytes hashed (default 10 MB).
+    /// The most body bytes hashed (default 10 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// The most body bytes buffered at once across all in-flight requests
+    /// (default 64 MiB, at least `max_body_bytes`); see
+    /// [`SigV4Layer::max_buffered_body_bytes`].
+    #[serde(default = "default_max_buffered_body")]
+    pub max_buffered_body_bytes: u64,
     /// Whether the path is normalised (default true).
     #[serde(default = "yes")]
     pub normalize_path: bool,
@@ -324,8 +388,8 @@ pub struct SigV4Config {
     /// AWS's canonical-request text in signature mismatches (default false).
     #[serde(default)]
     pub debug_signatures: bool,
-    /// Whether `UNSIGNED-PAYLOAD` is accepted (default true).
-    #[serde(default = "yes")]
+    /// Whether `UNSIGNED-PAYLOAD` is accepted (default false).
+    #[serde(default)]
     pub allow_unsigned_payload: bool,
     /// How many signing keys are cached (default 4096).
     #[serde(default = "default_key_cache")]
@@ -346,6 +410,9 @@ fn default_skew() -> u64 {
 }
 fn default_max_body() -> u64 {
     DEFAULT_MAX_BODY_BYTES
+}
+fn default_max_buffered_body() -> u64 {
+    DEFAULT_MAX_BUFFERED_BODY_BYTES
 }
 fn default_key_cache() -> usize {
     DEFAULT_SIGNING_KEY_CACHE

@@ -15,6 +15,7 @@
 //!   the request extensions.
 
 mod body;
+mod budget;
 pub mod canonical;
 #[doc(hidden)]
 pub mod chunked;
@@ -34,8 +35,8 @@ pub use credentials::{
 pub use error::SigV4Error;
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_SIGNING_KEY_CACHE, SigV4Config,
-    SigV4ConfigError, SigV4Layer,
+    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BODY_BYTES,
+    DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4ConfigError, SigV4Layer,
 };
 pub use service::{CredentialScope, SigV4, VerifiedSignature};
 pub use verify::{

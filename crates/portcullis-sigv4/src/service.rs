@@ -334,6 +334,7 @@ where
         // Parse, check the dates, and ask for the credential: all synchronous.
         let started = verify::parse(view(&request), &shared.settings).and_then(|parsed| {
             verify::check_time(&parsed, now, &shared.settings)?;
+            verify::check_signature_shape(&parsed)?;
             let payload = verify::payload(&parsed, body_empty, &shared.settings)?;
             let lookup = shared
                 .provider
@@ -454,7 +455,9 @@ where
             // The signature covers the claimed hash: check it before reading
             // a byte of the body.
             verify::verify_signature(view, &parsed, &credential, claimed, settings, &shared.keys)?;
-            let buffered = body::read_and_hash(body, shared.max_body_bytes).await?;
+            let buffered =
+                body::read_and_hash(body, shared.max_body_bytes, shared.budget.reservation())
+                    .await?;
             let actual = canonical::hex32(&buffered.sha256);
             if !claimed.as_bytes().eq_ignore_ascii_case(&actual) {
                 return Err(SigV4Error::PayloadHashMismatch);
@@ -462,7 +465,9 @@ where
             SigV4Body::replay(buffered)
         }
         Payload::Compute => {
-            let buffered = body::read_and_hash(body, shared.max_body_bytes).await?;
+            let buffered =
+                body::read_and_hash(body, shared.max_body_bytes, shared.budget.reservation())
+                    .await?;
             let actual = canonical::hex32(&buffered.sha256);
             let actual = std::str::from_utf8(&actual).unwrap_or(verify::EMPTY_SHA256);
             verify::verify_signature(view, &parsed, &credential, actual, settings, &shared.keys)?;

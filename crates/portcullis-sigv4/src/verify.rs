@@ -64,7 +64,7 @@ impl Default for Settings {
             normalize_path: true,
             uri_encoding: UriEncoding::Double,
             debug: false,
-            allow_unsigned_payload: true,
+            allow_unsigned_payload: false,
             max_authorization_bytes: 8 * 1024,
             max_signed_headers: 64,
         }
@@ -153,11 +153,44 @@ pub(crate) fn parse<'a>(
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
             ));
         }
-        (Some(value), false) => parse_header(value, view.headers, settings)?,
-        (None, true) => parse_query(query.unwrap_or_default(), view.headers)?,
+        (Some(value), false) => {
+            // A token in the query is not the one checked: refuse it rather
+            // than let the service read another token than the layer did.
+            if query.is_some_and(|q| {
+                canonical::query_pairs(q).any(|(k, _)| k == "X-Amz-Security-Token")
+            }) {
+                return Err(incomplete(
+                    "X-Amz-Security-Token belongs in the header with an Authorization header, not in the query string.",
+                ));
+            }
+            parse_header(value, view.headers, settings)?
+        }
+        (None, true) => {
+            if view.headers.contains_key(&X_AMZ_SECURITY_TOKEN) {
+                return Err(incomplete(
+                    "X-Amz-Security-Token belongs in the query string of a presigned URL, not in a header.",
+                ));
+            }
+            parse_query(query.unwrap_or_default(), view.headers)?
+        }
         (None, false) => return Err(SigV4Error::MissingAuthenticationToken),
     };
+    check_host(view)?;
     check_signed_headers(&parsed.signed_headers, settings)?;
+    // With the Authorization header, an `X-Amz-Date` header is the signing
+    // date: it must be signed too, or a service could read one that no
+    // signature covers.
+    if parsed.form == SignatureForm::Header
+        && view.headers.contains_key(&X_AMZ_DATE)
+        && !parsed
+            .signed_headers
+            .split(';')
+            .any(|name| name == "x-amz-date")
+    {
+        return Err(incomplete(
+            "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization when the request has it.",
+        ));
+    }
     check_scope(&parsed, settings)?;
     Ok(parsed)
 }
@@ -530,6 +563,34 @@ fn parse_query<'a>(
     })
 }
 
+/// One host per request: the canonical request signs the `Host` header (or,
+/// without one, the URI's authority, as HTTP/2's `:authority`), while
+/// RFC 9112 tells a server to take the authority of an absolute-form target
+/// over `Host`. When both are present they must agree, or a service that
+/// reads the URI would see another host than the one signed.
+fn check_host(view: RequestView<'_>) -> Result<(), SigV4Error> {
+    let mut hosts = view.headers.get_all(http::header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return Ok(());
+    };
+    if hosts.next().is_some() {
+        return Err(incomplete("Only one Host header is allowed."));
+    }
+    match view.uri.authority() {
+        Some(authority)
+            if !authority
+                .as_str()
+                .as_bytes()
+                .eq_ignore_ascii_case(host.as_bytes()) =>
+        {
+            Err(incomplete(
+                "The Host header and the authority of the request target differ.",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_signed_headers(signed_headers: &str, settings: &Settings) -> Result<(), SigV4Error> {
     let mut count = 0usize;
     let mut has_host = false;
@@ -635,6 +696,23 @@ pub(crate) fn check_time(
         )));
     }
     Ok(())
+}
+
+/// Checks the signature's shape, 64 lower-case hex digits as every SigV4
+/// signer writes it, before anything costs more than this: a signature that
+/// could never match is refused before the credential is looked up or a byte
+/// of the body is read.
+pub(crate) fn check_signature_shape(parsed: &ParsedSignature<'_>) -> Result<(), SigV4Error> {
+    let signature = parsed.signature.as_bytes();
+    if signature.len() == 64
+        && signature
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        Ok(())
+    } else {
+        Err(SigV4Error::SignatureDoesNotMatch { debug: None })
+    }
 }
 
 /// Checks the session token and expiry of temporary credentials.

@@ -165,14 +165,17 @@ async fn requests_signed_by_aws_sigv4_pass_over_http() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.ends_with(std::str::from_utf8(&big).expect("ascii")));
 
-    // UNSIGNED-PAYLOAD: the body is passed through without hashing.
+    // UNSIGNED-PAYLOAD: refused unless the layer opts in (tests/tonic.rs
+    // does, and sees the body passed through without hashing).
     let signing = Signing {
         unsigned_payload: true,
         ..Signing::now()
     };
-    let (status, _, body) = send(addr, "POST", "/stream", b"not hashed", Some(&signing)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.ends_with("body not hashed"));
+    let (status, error_type, body) =
+        send(addr, "POST", "/stream", b"not hashed", Some(&signing)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(error_type, "IncompleteSignatureException");
+    assert!(body.contains("UNSIGNED-PAYLOAD is not accepted"), "{body}");
 
     // Repeated and unsorted query keys, encoded values.
     let query = "/search?z=last&a=2&a=1&b=x%20y&c=%2Fslash&empty=&plus=a+b";

@@ -39,7 +39,9 @@ async fn serve() -> SocketAddr {
             "arn:aws:iam::123456789012:user/bob",
         ));
     let api = ExecuteApiArn::new(REGION, "123456789012", "grpc", "prod").expect("arn");
-    let layer = SigV4Layer::new(api, provider);
+    // gRPC bodies stream: the client signs UNSIGNED-PAYLOAD, which the
+    // layer accepts only when asked to.
+    let layer = SigV4Layer::new(api, provider).allow_unsigned_payload(true);
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(layer)

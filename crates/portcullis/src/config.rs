@@ -141,6 +141,15 @@ pub struct IamSettings {
     /// Verify signatures only, evaluating no policy (default false).
     #[serde(default)]
     pub authentication_only: bool,
+    /// The most body bytes the SigV4 layer buffers at once, across all
+    /// in-flight requests, while it hashes bodies (default 64 MiB, at least
+    /// 10 MiB, the per-request limit); past it, THROTTLED (429).
+    #[serde(default)]
+    pub max_buffered_body_bytes: Option<u64>,
+    /// Whether `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted (default
+    /// false: the AWS SDKs sign the payload for execute-api).
+    #[serde(default)]
+    pub allow_unsigned_payload: bool,
 }
 
 /// `[[iam.users]]`: one caller.

@@ -342,7 +342,16 @@ fn build_sigv4(
     if iam.authentication_only {
         layer = layer.authentication_only();
     }
-    Ok(layer)
+    if let Some(bytes) = iam.max_buffered_body_bytes {
+        if bytes < portcullis_sigv4::DEFAULT_MAX_BODY_BYTES {
+            return Err(ConfigError::new(
+                "iam.max_buffered_body_bytes",
+                "must be at least 10485760 (the per-request body limit)",
+            ));
+        }
+        layer = layer.max_buffered_body_bytes(bytes);
+    }
+    Ok(layer.allow_unsigned_payload(iam.allow_unsigned_payload))
 }
 
 /// Builds the identity pool; with no issuer of its own it takes tokens from
