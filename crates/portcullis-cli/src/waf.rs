@@ -184,11 +184,33 @@ impl Evaluator {
             Some(status) => ("BLOCK", status.as_u16()),
             None => ("ALLOW", 200),
         };
+        // As AWS WAF's logs report rule groups (`ruleGroupList`): the group
+        // (`AWS#<name>` for a managed one), the rule that ended evaluation
+        // and the rules that only counted, each by its own name.
+        let rule_group_list: Vec<Value> = outcome
+            .rule_groups()
+            .iter()
+            .map(|group| {
+                json!({
+                    "rule_group_id": group.group_id(),
+                    "web_acl_rule": group.web_acl_rule(),
+                    "terminating_rule": group.terminating_rule().map(|rule| json!({
+                        "rule_id": rule,
+                        "action": action,
+                    })),
+                    "non_terminating_matching_rules": group
+                        .non_terminating_rules()
+                        .map(|rule| json!({"rule_id": rule, "action": "COUNT"}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         json!({
             "action": action,
             "status": status,
             "terminating_rule": outcome.terminating_rule(),
             "matched_rules": outcome.matched_rules().collect::<Vec<_>>(),
+            "rule_group_list": rule_group_list,
             "labels": outcome.labels(),
         })
     }
@@ -276,6 +298,87 @@ fn action_name(rule: &Value) -> String {
     }
 }
 
+/// A managed group's rules as this ACL runs them: each rule's AWS name, its
+/// action after `ExcludedRules`, `RuleActionOverrides` and `OverrideAction`,
+/// and its label.
+fn managed_rules(rule: &Value, managed: &Value) -> Value {
+    let name = managed
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let count_all = rule
+        .get("OverrideAction")
+        .is_some_and(|o| o.get("Count").is_some());
+    let names = |key: &str| -> Vec<&str> {
+        managed
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.get("Name")?.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let excluded = names("ExcludedRules");
+    let overridden: Vec<(&str, String)> = managed
+        .get("RuleActionOverrides")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|o| {
+                    let action = o.get("ActionToUse")?.as_object()?.keys().next()?.clone();
+                    Some((o.get("Name")?.as_str()?, action))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(group) = portcullis_waf::managed::rule_group(name) else {
+        return json!({"vendor": managed.get("VendorName"), "name": name, "rules": []});
+    };
+    let namespace = group.label_namespace.clone().unwrap_or_default();
+    let rules: Vec<Value> = group
+        .rules
+        .iter()
+        .map(|r| {
+            let own = r
+                .action
+                .as_ref()
+                .map(|a| {
+                    if a.block.is_some() {
+                        "Block"
+                    } else if a.allow.is_some() {
+                        "Allow"
+                    } else {
+                        "Count"
+                    }
+                })
+                .unwrap_or("Block")
+                .to_owned();
+            let mut effective = overridden
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == r.name)
+                .map_or(own, |(_, a)| a.clone());
+            if excluded.contains(&r.name.as_str()) || count_all {
+                effective = "Count".to_owned();
+            }
+            json!({
+                "name": r.name,
+                "action": effective,
+                "labels": r.rule_labels.iter().map(|l| format!("{namespace}{}", l.name)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "vendor": managed.get("VendorName"),
+        "name": name,
+        "version": managed.get("Version"),
+        "scope_down": managed.get("ScopeDownStatement").is_some(),
+        "rules": rules,
+    })
+}
+
 /// Validates the ACL and lists its rules.
 ///
 /// # Errors
@@ -295,12 +398,19 @@ pub fn check(files: &AclFiles) -> Result<Report, Failure> {
             rules
                 .iter()
                 .map(|rule| {
-                    json!({
+                    let mut listed = json!({
                         "name": rule.get("Name"),
                         "priority": rule.get("Priority"),
                         "action": action_name(rule),
                         "statement": statement_kind(rule.get("Statement").unwrap_or(&Value::Null)),
-                    })
+                    });
+                    if let Some(managed) = rule
+                        .get("Statement")
+                        .and_then(|s| s.get("ManagedRuleGroupStatement"))
+                    {
+                        listed["managed_rule_group"] = managed_rules(rule, managed);
+                    }
+                    listed
                 })
                 .collect()
         })

@@ -504,3 +504,82 @@ fn sigv4_verifies_every_suite_case() {
     );
     println!("{verified} signed requests of the AWS suite verified");
 }
+
+#[test]
+fn waf_check_lists_the_managed_groups_rules_with_names_labels_and_actions() {
+    let (code, out, _) = run(bin()
+        .args(["waf", "check", "--web-acl"])
+        .arg(fixture("managed-acl.json")));
+    assert_eq!(code, 0, "{out:?}");
+    let crs = &out[0]["rules"][0]["managed_rule_group"];
+    assert_eq!(crs["name"], "AWSManagedRulesCommonRuleSet");
+    assert_eq!(crs["version"], "Version_1.12");
+    let rules = crs["rules"].as_array().unwrap();
+    let find = |name: &str| rules.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(
+        find("NoUserAgent_HEADER"),
+        json!({"name": "NoUserAgent_HEADER", "action": "Count",
+               "labels": ["awswaf:managed:aws:core-rule-set:NoUserAgent_Header"]})
+    );
+    assert_eq!(find("SizeRestrictions_BODY")["action"], "Count");
+    assert_eq!(find("SizeRestrictions_QUERYSTRING")["action"], "Block");
+    assert_eq!(
+        find("SizeRestrictions_QUERYSTRING")["labels"],
+        json!(["awswaf:managed:aws:core-rule-set:SizeRestrictions_QueryString"])
+    );
+    let sqli = &out[0]["rules"][1]["managed_rule_group"]["rules"];
+    assert_eq!(sqli[0]["name"], "SQLi_QUERYARGUMENTS");
+    assert_eq!(
+        sqli[0]["labels"],
+        json!(["awswaf:managed:aws:sql-database:SQLi_QueryArguments"])
+    );
+}
+
+#[test]
+fn waf_eval_names_the_managed_rule_as_aws_logs_do() {
+    let dir = std::env::temp_dir().join(format!("portcullis-cli-managed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let requests = dir.join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        concat!(
+            r#"{"uri":"/items?id=1%27%20OR%20%271%27%3D%271","headers":[["user-agent","curl/8.5.0"]]}"#,
+            "\n",
+            r#"{"uri":"/items?id=1001"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = run(bin()
+        .args(["waf", "eval", "--web-acl"])
+        .arg(fixture("managed-acl.json"))
+        .arg("--requests")
+        .arg(&requests));
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["action"], "BLOCK");
+    assert_eq!(
+        out[0]["terminating_rule"],
+        "AWS-AWSManagedRulesSQLiRuleSet/SQLi_QUERYARGUMENTS"
+    );
+    assert_eq!(
+        out[0]["rule_group_list"],
+        json!([{"rule_group_id": "AWS#AWSManagedRulesSQLiRuleSet",
+                "web_acl_rule": "AWS-AWSManagedRulesSQLiRuleSet",
+                "terminating_rule": {"rule_id": "SQLi_QUERYARGUMENTS", "action": "BLOCK"},
+                "non_terminating_matching_rules": []}])
+    );
+    // No user agent: the overridden rule counts, labels, and lets it through.
+    assert_eq!(out[1]["action"], "ALLOW");
+    assert_eq!(
+        out[1]["matched_rules"],
+        json!(["AWS-AWSManagedRulesCommonRuleSet/NoUserAgent_HEADER"])
+    );
+    assert_eq!(
+        out[1]["rule_group_list"][0]["non_terminating_matching_rules"],
+        json!([{"rule_id": "NoUserAgent_HEADER", "action": "COUNT"}])
+    );
+    assert_eq!(
+        out[1]["labels"],
+        json!(["awswaf:managed:aws:core-rule-set:NoUserAgent_Header"])
+    );
+}

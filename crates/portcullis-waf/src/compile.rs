@@ -50,6 +50,8 @@ pub struct AclSources {
     account_id: Option<String>,
     body_limit: Option<usize>,
     max_rate_keys: usize,
+    unavailable_never_match: bool,
+    managed_ip_lists: HashMap<String, String>,
 }
 
 fn parse_document<T: DeserializeOwned>(
@@ -89,6 +91,8 @@ impl AclSources {
             account_id: None,
             body_limit: None,
             max_rate_keys: DEFAULT_MAX_RATE_KEYS,
+            unavailable_never_match: false,
+            managed_ip_lists: HashMap::new(),
         }
     }
 
@@ -150,6 +154,88 @@ impl AclSources {
         self
     }
 
+    /// Loads the AWS managed rule groups that need AWS's private data (see
+    /// [`managed::PRIVATE_DATA_GROUPS`](crate::managed::PRIVATE_DATA_GROUPS))
+    /// as groups that never match, with a warning in the log, instead of
+    /// refusing the web ACL. An IP-list group given a list with
+    /// [`with_managed_ip_list`](Self::with_managed_ip_list) uses that list.
+    ///
+    /// ```
+    /// use portcullis_waf::AclSources;
+    ///
+    /// let acl = r#"{"Name": "acl", "DefaultAction": {"Allow": {}}, "Rules": [
+    ///   {"Name": "bots", "Priority": 0, "OverrideAction": {"None": {}},
+    ///    "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": "AWSManagedRulesBotControlRuleSet"}}}]}"#;
+    /// let refused = AclSources::from_json(acl)?.compile().unwrap_err();
+    /// assert!(refused.to_string().contains("Rules[0].Statement.ManagedRuleGroupStatement"));
+    /// let loaded = AclSources::from_json(acl)?
+    ///     .with_unavailable_managed_groups_never_matching()
+    ///     .compile()?;
+    /// assert_eq!(loaded.rule_count(), 1);
+    /// # Ok::<(), portcullis_waf::LoadError>(())
+    /// ```
+    #[must_use]
+    pub fn with_unavailable_managed_groups_never_matching(mut self) -> Self {
+        self.unavailable_never_match = true;
+        self
+    }
+
+    /// Gives an AWS IP-list managed group (`AWSManagedRulesAmazonIpReputationList`
+    /// or `AWSManagedRulesAnonymousIpList`) a list of one's own: CIDRs such as
+    /// `192.0.2.0/24`. The group then has one rule,
+    /// `AWSManagedIPReputationList` or `AnonymousIPList`, that matches the
+    /// client addresses in the list, with AWS's label for that rule.
+    ///
+    /// ```
+    /// use portcullis_waf::AclSources;
+    ///
+    /// let acl = r#"{"Name": "acl", "DefaultAction": {"Allow": {}}, "Rules": [
+    ///   {"Name": "reputation", "Priority": 0, "OverrideAction": {"None": {}},
+    ///    "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": "AWSManagedRulesAmazonIpReputationList"}}}]}"#;
+    /// let compiled = AclSources::from_json(acl)?
+    ///     .with_managed_ip_list("AWSManagedRulesAmazonIpReputationList", ["203.0.113.0/24"])?
+    ///     .compile()?;
+    /// assert_eq!(compiled.rule_count(), 1);
+    /// # Ok::<(), portcullis_waf::LoadError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A group that is not one of the two IP-list groups.
+    pub fn with_managed_ip_list<I, S>(
+        mut self,
+        group: &str,
+        addresses: I,
+    ) -> Result<Self, LoadError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if !crate::managed::IP_LIST_GROUPS
+            .iter()
+            .any(|(g, _, _)| *g == group)
+        {
+            return Err(LoadError::new(
+                "managed IP list",
+                "",
+                LoadErrorKind::Invalid,
+                format!(
+                    "`{group}` is not an IP-list managed group: expected AWSManagedRulesAmazonIpReputationList or AWSManagedRulesAnonymousIpList"
+                ),
+            ));
+        }
+        let arn = format!("arn:aws:wafv2:::managed/ipset/{group}");
+        let set = model::IpSet {
+            name: group.to_owned(),
+            arn: arn.clone(),
+            ip_address_version: None,
+            addresses: addresses.into_iter().map(Into::into).collect(),
+        };
+        self.ip_sets.insert(arn.clone(), set);
+        self.managed_ip_lists.insert(group.to_owned(), arn);
+        Ok(self)
+    }
+
     /// The parsed web ACL.
     #[must_use]
     pub fn web_acl(&self) -> &model::WebAcl {
@@ -171,7 +257,9 @@ impl AclSources {
 struct Compiler<'s> {
     sources: &'s AclSources,
     document: String,
-    bodies: &'s BTreeMap<String, model::CustomResponseBody>,
+    /// The custom response bodies of the document being compiled (copied:
+    /// a managed group's document lives only while it is compiled).
+    bodies: BTreeMap<String, model::CustomResponseBody>,
     fields: Vec<Field>,
     field_ids: HashMap<Field, usize>,
     inputs: Vec<(usize, Box<[TransformKind]>)>,
@@ -191,6 +279,47 @@ fn join(path: &str, segment: &str) -> String {
     }
 }
 
+/// A rule group as one web ACL rule uses it.
+struct GroupUse<'g> {
+    group: &'g model::RuleGroup,
+    id: Arc<str>,
+    document: String,
+    excluded: &'g [model::LabelName],
+    overrides: &'g [model::RuleActionOverride],
+    scope_down: Option<Stmt>,
+}
+
+/// An IP-list managed group made of a list the user supplied.
+fn ip_list_group(group: &str, rule: &str, namespace: &str, arn: &str) -> model::RuleGroup {
+    let statement = Statement {
+        ip_set_reference_statement: Some(model::IpSetReferenceStatement {
+            arn: arn.to_owned(),
+            ip_set_forwarded_ip_config: None,
+        }),
+        ..Statement::default()
+    };
+    let action = model::RuleAction {
+        block: Some(model::ActionBody::default()),
+        ..model::RuleAction::default()
+    };
+    model::RuleGroup {
+        name: group.to_owned(),
+        arn: format!("arn:aws:wafv2:::managed/rulegroup/{group}"),
+        rules: vec![model::Rule {
+            name: rule.to_owned(),
+            priority: 0,
+            statement,
+            action: Some(action),
+            override_action: None,
+            rule_labels: vec![model::LabelName {
+                name: rule.to_owned(),
+            }],
+        }],
+        custom_response_bodies: BTreeMap::new(),
+        label_namespace: Some(namespace.to_owned()),
+    }
+}
+
 fn account_of(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
@@ -200,7 +329,7 @@ impl<'s> Compiler<'s> {
         Self {
             sources,
             document: "web ACL".to_owned(),
-            bodies: &sources.web_acl.custom_response_bodies,
+            bodies: sources.web_acl.custom_response_bodies.clone(),
             fields: Vec::new(),
             field_ids: HashMap::new(),
             inputs: Vec::new(),
@@ -347,10 +476,17 @@ impl<'s> Compiler<'s> {
             .collect::<Res<Vec<_>>>()?;
         let name: Arc<str> = format!("{name_prefix}{}", rule.name).into();
         let statement_path = join(path, "Statement");
-        let body = if let Some(reference) = &rule.statement.rule_group_reference_statement {
+        let reference_kind = if rule.statement.rule_group_reference_statement.is_some() {
+            Some("RuleGroupReferenceStatement")
+        } else if rule.statement.managed_rule_group_statement.is_some() {
+            Some("ManagedRuleGroupStatement")
+        } else {
+            None
+        };
+        let body = if let Some(kind) = reference_kind {
             if !name_prefix.is_empty() {
                 return Err(self.err(
-                    &join(&statement_path, "RuleGroupReferenceStatement"),
+                    &join(&statement_path, kind),
                     LoadErrorKind::Invalid,
                     "a rule group cannot reference another rule group",
                 ));
@@ -367,12 +503,17 @@ impl<'s> Compiler<'s> {
                     ));
                 }
             };
-            self.group(
-                reference,
-                &join(&statement_path, "RuleGroupReferenceStatement"),
-                &rule.name,
-                count_all,
-            )?
+            let path = join(&statement_path, kind);
+            match (
+                &rule.statement.rule_group_reference_statement,
+                &rule.statement.managed_rule_group_statement,
+            ) {
+                (Some(reference), _) => self.group(reference, &path, &rule.name, count_all)?,
+                (None, Some(managed)) => {
+                    self.managed_group(managed, &path, &rule.name, count_all)?
+                }
+                (None, None) => unreachable!("reference_kind is set only when one of them is"),
+            }
         } else {
             let Some(action) = &rule.action else {
                 return Err(self.err(
@@ -409,20 +550,161 @@ impl<'s> Compiler<'s> {
                 ),
             ));
         };
+        self.group_body(
+            GroupUse {
+                group,
+                id: Arc::from(group.arn.as_str()),
+                document: format!("rule group {}", reference.arn),
+                excluded: &reference.excluded_rules,
+                overrides: &reference.rule_action_overrides,
+                scope_down: None,
+            },
+            path,
+            acl_rule,
+            count_all,
+        )
+    }
+
+    fn managed_group(
+        &mut self,
+        statement: &model::ManagedRuleGroupStatement,
+        path: &str,
+        acl_rule: &str,
+        count_all: bool,
+    ) -> Res<RuleBody> {
+        if statement.vendor_name != "AWS" {
+            return Err(self.err(
+                &join(path, "VendorName"),
+                LoadErrorKind::Unsupported,
+                format!(
+                    "managed rule groups of vendor `{}` are not supported: their rules are the vendor's; only AWS's groups have equivalents here",
+                    statement.vendor_name
+                ),
+            ));
+        }
+        let name = statement.name.as_str();
+        let group = if let Some(group) = crate::managed::rule_group(name) {
+            group
+        } else if crate::managed::PRIVATE_DATA_GROUPS.contains(&name) {
+            let ip_list = crate::managed::IP_LIST_GROUPS
+                .iter()
+                .find(|(g, _, _)| *g == name)
+                .and_then(|(_, rule, namespace)| {
+                    self.sources
+                        .managed_ip_lists
+                        .get(name)
+                        .map(|arn| (*rule, *namespace, arn))
+                });
+            if let Some((rule, namespace, arn)) = ip_list {
+                ip_list_group(name, rule, namespace, arn)
+            } else if self.sources.unavailable_never_match {
+                tracing::warn!(
+                    target: "portcullis_waf",
+                    group = name,
+                    rule = acl_rule,
+                    "AWS managed rule group `{name}` needs AWS's private data; it is loaded as a group that never matches"
+                );
+                model::RuleGroup {
+                    name: name.to_owned(),
+                    arn: format!("arn:aws:wafv2:::managed/rulegroup/{name}"),
+                    rules: Vec::new(),
+                    custom_response_bodies: BTreeMap::new(),
+                    label_namespace: None,
+                }
+            } else {
+                let hint = if crate::managed::IP_LIST_GROUPS
+                    .iter()
+                    .any(|(g, _, _)| *g == name)
+                {
+                    "; supply a list with AclSources::with_managed_ip_list, or load it as never matching with AclSources::with_unavailable_managed_groups_never_matching"
+                } else {
+                    "; load it as never matching with AclSources::with_unavailable_managed_groups_never_matching"
+                };
+                return Err(self.err(
+                    &join(path, "Name"),
+                    LoadErrorKind::Unsupported,
+                    format!("AWS managed rule group `{name}` needs data only AWS has{hint}"),
+                ));
+            }
+        } else {
+            return Err(self.err(
+                &join(path, "Name"),
+                LoadErrorKind::Unsupported,
+                format!(
+                    "unknown AWS managed rule group `{name}`; the groups provided are {}",
+                    crate::managed::available().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        let scope_down = match &statement.scope_down_statement {
+            Some(s) => Some(self.statement(s, &join(path, "ScopeDownStatement"), true)?),
+            None => None,
+        };
+        let known: HashSet<&str> = group.rules.iter().map(|r| r.name.as_str()).collect();
+        for named in statement
+            .excluded_rules
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(
+                statement
+                    .rule_action_overrides
+                    .iter()
+                    .map(|o| o.name.as_str()),
+            )
+        {
+            if !known.contains(named) {
+                tracing::warn!(
+                    target: "portcullis_waf",
+                    group = name,
+                    rule = named,
+                    "an override names rule `{named}`, which this crate's `{name}` does not have; it changes nothing"
+                );
+            }
+        }
+        self.group_body(
+            GroupUse {
+                group: &group,
+                id: Arc::from(format!("AWS#{name}")),
+                document: format!("managed rule group AWS {name}"),
+                excluded: &statement.excluded_rules,
+                overrides: &statement.rule_action_overrides,
+                scope_down,
+            },
+            path,
+            acl_rule,
+            count_all,
+        )
+    }
+
+    fn group_body(
+        &mut self,
+        used: GroupUse<'_>,
+        path: &str,
+        acl_rule: &str,
+        count_all: bool,
+    ) -> Res<RuleBody> {
+        let GroupUse {
+            group,
+            id,
+            document,
+            excluded,
+            overrides: action_overrides,
+            scope_down,
+        } = used;
         let mut overrides: HashMap<String, Action> = HashMap::new();
-        for excluded in &reference.excluded_rules {
+        for excluded in excluded {
             overrides.insert(excluded.name.clone(), Action::Count(Arc::from([])));
         }
-        for (i, o) in reference.rule_action_overrides.iter().enumerate() {
+        for (i, o) in action_overrides.iter().enumerate() {
             let action = self.action(
                 &o.action_to_use,
                 &join(path, &format!("RuleActionOverrides[{i}].ActionToUse")),
             )?;
             overrides.insert(o.name.clone(), action);
         }
-        let saved_document =
-            std::mem::replace(&mut self.document, format!("rule group {}", reference.arn));
-        let saved_bodies = std::mem::replace(&mut self.bodies, &group.custom_response_bodies);
+        let saved_document = std::mem::replace(&mut self.document, document);
+        let saved_bodies =
+            std::mem::replace(&mut self.bodies, group.custom_response_bodies.clone());
         let saved_prefix = std::mem::replace(&mut self.rate_prefix, format!("{acl_rule}/"));
         let namespace = group.label_namespace.clone().unwrap_or_else(|| {
             let account = account_of(&group.arn)
@@ -455,8 +737,9 @@ impl<'s> Compiler<'s> {
             }
         }
         Ok(RuleBody::Group(Arc::new(Group {
-            name: group.name.clone(),
+            id,
             rules,
+            scope_down,
         })))
     }
 
@@ -627,9 +910,8 @@ impl<'s> Compiler<'s> {
         if s.managed_rule_group_statement.is_some() {
             return Err(self.err(
                 &join(path, "ManagedRuleGroupStatement"),
-                LoadErrorKind::Unsupported,
-                "ManagedRuleGroupStatement is not supported: AWS does not publish the rules of its managed groups; \
-                 write the rules you need as a rule group and use RuleGroupReferenceStatement",
+                LoadErrorKind::Invalid,
+                "ManagedRuleGroupStatement can only be a rule's top-level statement",
             ));
         }
         if s.rule_group_reference_statement.is_some() {

@@ -166,9 +166,13 @@ pub(crate) enum RuleBody {
 }
 
 pub(crate) struct Group {
-    #[allow(dead_code)]
-    pub(crate) name: String,
+    /// How AWS WAF's logs name the group (`ruleGroupId`): `AWS#<name>` for a
+    /// managed group, the ARN for a rule group of one's own.
+    pub(crate) id: Arc<str>,
     pub(crate) rules: Vec<Rule>,
+    /// A managed group's `ScopeDownStatement`: the group evaluates only the
+    /// requests it matches.
+    pub(crate) scope_down: Option<Stmt>,
 }
 
 pub(crate) enum Stmt {
@@ -354,6 +358,7 @@ pub struct WafOutcome {
     action: WafAction,
     terminating_rule: Option<Arc<str>>,
     matched_rules: Vec<Arc<str>>,
+    rule_groups: Vec<RuleGroupMatch>,
     labels: Vec<String>,
     pub(crate) block: Option<Arc<BlockResponse>>,
     pub(crate) insert_headers: Vec<(HeaderName, HeaderValue)>,
@@ -385,6 +390,13 @@ impl WafOutcome {
         &self.labels
     }
 
+    /// The rule groups (managed or one's own) in which some rule matched, in
+    /// evaluation order: AWS WAF's log field `ruleGroupList`.
+    #[must_use]
+    pub fn rule_groups(&self) -> &[RuleGroupMatch] {
+        &self.rule_groups
+    }
+
     /// Whether the ACL refused the request.
     #[must_use]
     pub fn is_blocked(&self) -> bool {
@@ -404,6 +416,54 @@ impl WafOutcome {
             ),
             WafAction::Allow => None,
         }
+    }
+}
+
+/// The rules that matched inside one rule group, as AWS WAF's logs report
+/// them in `ruleGroupList[]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleGroupMatch {
+    group_id: Arc<str>,
+    web_acl_rule: Arc<str>,
+    terminating_rule: Option<Arc<str>>,
+    non_terminating_rules: Vec<Arc<str>>,
+}
+
+impl RuleGroupMatch {
+    /// `ruleGroupId`: `AWS#<group name>` for an AWS managed rule group (such
+    /// as `AWS#AWSManagedRulesCommonRuleSet`), the group's ARN otherwise.
+    #[must_use]
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The web ACL rule that holds the group (`terminatingRuleId` when the
+    /// group ended evaluation).
+    #[must_use]
+    pub fn web_acl_rule(&self) -> &str {
+        &self.web_acl_rule
+    }
+
+    /// `terminatingRule.ruleId`: the group's rule, by its own name (such as
+    /// `NoUserAgent_HEADER`), whose Allow or Block ended evaluation.
+    #[must_use]
+    pub fn terminating_rule(&self) -> Option<&str> {
+        self.terminating_rule.as_deref()
+    }
+
+    /// `nonTerminatingMatchingRules[].ruleId`: the group's rules that matched
+    /// and counted (Count actions, `ExcludedRules`, `OverrideAction` Count).
+    pub fn non_terminating_rules(&self) -> impl Iterator<Item = &str> {
+        self.non_terminating_rules.iter().map(|r| &**r)
+    }
+}
+
+/// A group rule's own name: its full name is `<web ACL rule>/<group rule>`
+/// (WAF names cannot hold `/`).
+fn short_name(name: &Arc<str>) -> Arc<str> {
+    match name.split_once('/') {
+        Some((_, short)) => Arc::from(short),
+        None => name.clone(),
     }
 }
 
@@ -454,6 +514,7 @@ impl CompiledAcl {
             client_ip: None,
         };
         let mut matched: Vec<Arc<str>> = Vec::new();
+        let mut rule_groups: Vec<RuleGroupMatch> = Vec::new();
         let mut insert_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for rule in &self.rules {
             let terminal = match &rule.body {
@@ -469,8 +530,14 @@ impl CompiledAcl {
                     }
                 }
                 RuleBody::Group(group) => {
+                    if let Some(scope) = &group.scope_down
+                        && !self.eval(scope, &mut ctx)
+                    {
+                        continue;
+                    }
                     let mut terminal = None;
                     let mut any = false;
+                    let first = matched.len();
                     for inner in &group.rules {
                         let RuleBody::Plain { stmt, action } = &inner.body else {
                             continue;
@@ -491,6 +558,19 @@ impl CompiledAcl {
                         for label in &rule.labels {
                             ctx.add_label(label);
                         }
+                        let mut non_terminating: Vec<Arc<str>> =
+                            matched[first..].iter().map(short_name).collect();
+                        let terminating_rule = if terminal.is_some() {
+                            non_terminating.pop()
+                        } else {
+                            None
+                        };
+                        rule_groups.push(RuleGroupMatch {
+                            group_id: group.id.clone(),
+                            web_acl_rule: rule.name.clone(),
+                            terminating_rule,
+                            non_terminating_rules: non_terminating,
+                        });
                     }
                     terminal
                 }
@@ -500,6 +580,7 @@ impl CompiledAcl {
                     action,
                     terminating_rule: Some(name),
                     matched_rules: matched,
+                    rule_groups,
                     labels: ctx.labels,
                     block,
                     insert_headers,
@@ -517,6 +598,7 @@ impl CompiledAcl {
             action,
             terminating_rule: None,
             matched_rules: matched,
+            rule_groups,
             labels: ctx.labels,
             block,
             insert_headers,

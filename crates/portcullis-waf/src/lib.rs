@@ -6,6 +6,7 @@
 //! - [`transform`]: the text transformations.
 //! - [`ipset`]: IP sets as sorted ranges.
 //! - [`detect`]: SQL injection and XSS detection.
+//! - [`managed`]: the AWS managed rule groups, as this crate's own rules.
 
 mod body;
 mod compile;
@@ -15,6 +16,7 @@ mod error;
 mod geo;
 pub mod ipset;
 mod json;
+pub mod managed;
 #[rustfmt::skip]
 mod libinjection;
 pub mod model;
@@ -24,7 +26,7 @@ pub mod transform;
 
 pub use body::WafBody;
 pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KEYS};
-pub use engine::{CompiledAcl, CountryLookup, WafAction, WafOutcome};
+pub use engine::{CompiledAcl, CountryLookup, RuleGroupMatch, WafAction, WafOutcome};
 pub use error::{LoadError, LoadErrorKind};
 pub use geo::MaxMindCountries;
 pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};

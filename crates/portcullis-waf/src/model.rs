@@ -299,8 +299,8 @@ pub struct Statement {
     pub not_statement: Option<Box<NotStatement>>,
     /// A rule group.
     pub rule_group_reference_statement: Option<RuleGroupReferenceStatement>,
-    /// An AWS managed rule group: refused at load.
-    pub managed_rule_group_statement: Option<Value>,
+    /// An AWS managed rule group (see [`crate::managed`]).
+    pub managed_rule_group_statement: Option<Box<ManagedRuleGroupStatement>>,
     /// Every other key: unsupported statement types.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -656,6 +656,34 @@ pub struct RuleGroupReferenceStatement {
     /// Per-rule action overrides.
     #[serde(default)]
     pub rule_action_overrides: Vec<RuleActionOverride>,
+}
+
+/// `ManagedRuleGroupStatement`: an AWS managed rule group, by vendor and name.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
+pub struct ManagedRuleGroupStatement {
+    /// `AWS` (other vendors' groups are refused at load).
+    pub vendor_name: String,
+    /// The group, such as `AWSManagedRulesCommonRuleSet`.
+    pub name: String,
+    /// The version AWS would run, such as `Version_1.12`; every version loads
+    /// this crate's one set of rules (see [`crate::managed`]).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Rules whose action becomes Count.
+    #[serde(default)]
+    pub excluded_rules: Vec<LabelName>,
+    /// Per-rule action overrides.
+    #[serde(default)]
+    pub rule_action_overrides: Vec<RuleActionOverride>,
+    /// Only requests this statement matches are evaluated by the group.
+    #[serde(default)]
+    pub scope_down_statement: Option<Statement>,
+    /// Group-specific settings (Bot Control, ATP, ACFP); read only to be
+    /// ignored, since those groups do not load.
+    #[serde(default)]
+    pub managed_rule_group_configs: Option<Value>,
 }
 
 /// One rule's action override in a rule-group reference.

