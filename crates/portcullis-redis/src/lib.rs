@@ -60,6 +60,7 @@
 //! The connection reconnects by itself once Redis answers again.
 
 mod connection;
+mod control_plane;
 mod quota;
 mod script;
 mod throttle;
@@ -68,6 +69,7 @@ mod usage_plan;
 use std::time::Instant;
 
 pub use connection::{DEFAULT_TIMEOUT, RedisConfig, RedisConnection};
+pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
 pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
