@@ -89,19 +89,15 @@ impl LuaCall<'_> {
     }
 }
 
-/// Every script of the crate: the throttle's acquire and refund, the quota's,
-/// the usage plan's combined one, and the control plane's.
-pub(crate) fn all() -> [&'static Lua; 9] {
+/// The scripts a request may need at once: the throttle's acquire and
+/// refund, the quota's, and the usage plan's combined one. (The control
+/// plane's are not preloaded: their first call is one `EVAL`.)
+pub(crate) fn all() -> [&'static Lua; 4] {
     [
         crate::throttle::acquire_script(),
         crate::throttle::refund_script(),
         crate::quota::script(),
         crate::usage_plan::combined_script(),
-        crate::control_plane::counter_script(),
-        crate::control_plane::apply_script(),
-        crate::control_plane::read_script(),
-        crate::control_plane::usage_script(),
-        crate::control_plane::usage_keys_script(),
     ]
 }
 

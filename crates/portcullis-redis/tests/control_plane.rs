@@ -19,7 +19,7 @@ use portcullis_control_plane::{
 };
 use portcullis_core::clock::SystemClock;
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, UsagePlan};
-use portcullis_quota::QuotaLayer;
+use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -33,7 +33,10 @@ fn fresh(config: &RedisConfig) -> RedisConfig {
 }
 
 async fn connect(config: &RedisConfig) -> RedisControlPlane {
-    RedisControlPlane::connect(config, StoreOptions::default())
+    // A generous deadline: these tests check exactness and propagation, and
+    // the shared test machine is sometimes loaded far past its 2 cores.
+    let config = config.clone().timeout(Duration::from_secs(10));
+    RedisControlPlane::connect(&config, StoreOptions::default())
         .await
         .expect("connects")
 }
@@ -278,7 +281,9 @@ impl Replica {
     async fn call(&self, value: &str) -> StatusCode {
         let service = ServiceBuilder::new()
             .layer(self.keys.clone())
-            .layer(QuotaLayer::with_store(self.engine.clone()))
+            // A store failure answers 500 (and fails the test) instead of
+            // admitting an uncounted request.
+            .layer(QuotaLayer::with_store(self.engine.clone()).on_store_error(OnStoreError::Refuse))
             .service_fn(|_: Request<()>| async {
                 Ok::<_, Infallible>(Response::new(String::new()))
             });
