@@ -9,6 +9,7 @@ pub mod model;
 pub mod reservation;
 mod state;
 mod store;
+pub mod validate;
 
 pub use embedded::{DATABASE_FILE, EmbeddedStore};
 pub use engine::{ConsumeFuture, EngineConfig, QuotaEngine};

@@ -172,7 +172,7 @@ fn page<'a, T: 'a, U>(
 
 /// Whether two plans apply to a common stage (a plan with no stages applies
 /// to every stage).
-fn stages_overlap(a: &UsagePlan, b: &UsagePlan) -> Option<String> {
+pub(crate) fn stages_overlap(a: &UsagePlan, b: &UsagePlan) -> Option<String> {
     if a.api_stages().is_empty() || b.api_stages().is_empty() {
         return Some("every stage".to_owned());
     }
@@ -266,7 +266,11 @@ impl State {
         check_tags(&input.tags)
     }
 
-    fn build_key(&self, input: NewApiKey, now: OffsetDateTime) -> Result<ApiKey, StoreError> {
+    pub(crate) fn build_key(
+        &self,
+        input: NewApiKey,
+        now: OffsetDateTime,
+    ) -> Result<ApiKey, StoreError> {
         self.check_new_key(&input)?;
         let id = match input.id {
             Some(id) => id,
@@ -471,7 +475,10 @@ impl State {
 
     // ---------------------------------------------------------- usage plans
 
-    fn check_plan(plan: &UsagePlan, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    pub(crate) fn check_plan(
+        plan: &UsagePlan,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
         check_id("id", plan.id())?;
         match plan.name() {
             Some(name) => check_text("name", name, MAX_NAME_LEN)?,
@@ -925,7 +932,7 @@ impl State {
 }
 
 /// `plan` with its id replaced.
-fn rebuild_with_id(plan: &UsagePlan, id: &str) -> Result<UsagePlan, StoreError> {
+pub(crate) fn rebuild_with_id(plan: &UsagePlan, id: &str) -> Result<UsagePlan, StoreError> {
     let mut rebuilt = UsagePlan::new(id).map_err(|e| StoreError::bad(e.to_string()))?;
     if let Some(name) = plan.name() {
         rebuilt = rebuilt.with_name(name);

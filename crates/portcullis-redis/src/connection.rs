@@ -111,6 +111,14 @@ impl RedisConfig {
         &self.prefix
     }
 
+    /// The URLs of the server or of the cluster nodes given.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        match &self.target {
+            Target::Single(url) => vec![url.clone()],
+            Target::Cluster(urls) => urls.clone(),
+        }
+    }
+
     /// The deadline of one call.
     #[must_use]
     pub fn call_timeout(&self) -> Duration {

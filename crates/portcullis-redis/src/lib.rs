@@ -1,5 +1,6 @@
-//! Shared throttle and quota state for Portcullis on Redis 7 and Redis
-//! Cluster.
+//! Shared state for Portcullis on Redis 7 and Redis Cluster: throttle and
+//! quota counters, and the control plane (API keys, usage plans, usage
+//! records, quota reservation).
 //!
 //! API Gateway enforces a usage plan across its whole fleet. Portcullis
 //! replicas behind a load balancer do the same when their
@@ -19,6 +20,42 @@
 //! let store = RedisThrottleStore::connect(&config).await?;
 //! let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod").store(store);
 //! # let _ = throttle;
+//! # Ok(()) }
+//! ```
+//!
+//! # The control plane, shared
+//!
+//! [`RedisControlPlane`] keeps the whole control plane in Redis: API keys,
+//! usage plans, plan–key associations, usage records and quota counters
+//! (`portcullis-control-plane`'s `ControlPlaneStore` and `QuotaReservation`).
+//! Every replica's hot path still reads memory: a `KeyCache` snapshot that
+//! follows the fleet's changes through pub/sub (within 1 s; milliseconds in
+//! practice, see the type's docs), and a `QuotaEngine` that reserves quota in
+//! blocks, one script call per block, so the fleet never admits more than
+//! the quota.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use portcullis_api_key::ApiKeys;
+//! use portcullis_control_plane::{
+//!     ApiKeyUpdate, ControlPlaneStore, KeyCache, NewApiKey, QuotaEngine, StoreOptions,
+//! };
+//! use portcullis_quota::QuotaLayer;
+//! use portcullis_redis::{RedisConfig, RedisControlPlane};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RedisConfig::single("redis://127.0.0.1:6379").key_prefix("shop");
+//! let store = RedisControlPlane::connect(&config, StoreOptions::default()).await?;
+//! let keys = ApiKeys::with_store(KeyCache::load(store.clone()).await?);
+//! let _sync = keys.store().spawn_sync(); // reloads on every replica's changes
+//! let engine = QuotaEngine::new(store.clone());
+//! let _layers = (keys.layer("a1b2c3d4e5", "prod"), QuotaLayer::with_store(engine.clone()));
+//!
+//! // A key made here is accepted by every replica on this Redis.
+//! let key = store.create_api_key(NewApiKey { enabled: true, ..NewApiKey::default() }).await?;
+//! store.update_api_key(&key.id, ApiKeyUpdate::new().enabled(false)).await?;
+//! assert!(!store.get_api_key(&key.id).await?.enabled);
+//! engine.shutdown().await?; // reports what was admitted, gives the rest of the blocks back
 //! # Ok(()) }
 //! ```
 //!
@@ -60,6 +97,7 @@
 //! The connection reconnects by itself once Redis answers again.
 
 mod connection;
+mod control_plane;
 mod quota;
 mod script;
 mod throttle;
@@ -68,6 +106,7 @@ mod usage_plan;
 use std::time::Instant;
 
 pub use connection::{DEFAULT_TIMEOUT, RedisConfig, RedisConnection};
+pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
 pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};

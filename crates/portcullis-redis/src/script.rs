@@ -89,8 +89,9 @@ impl LuaCall<'_> {
     }
 }
 
-/// Every script of the crate: the throttle's acquire and refund, the quota's,
-/// and the usage plan's combined one.
+/// The scripts a request may need at once: the throttle's acquire and
+/// refund, the quota's, and the usage plan's combined one. (The control
+/// plane's are not preloaded: their first call is one `EVAL`.)
 pub(crate) fn all() -> [&'static Lua; 4] {
     [
         crate::throttle::acquire_script(),
