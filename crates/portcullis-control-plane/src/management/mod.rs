@@ -194,17 +194,55 @@ enum Authorization {
 /// [module docs](self).
 ///
 /// Build it from the quota layer's usage API, so GetUsage and UpdateUsage
-/// share the layer's engine, clock and calendar:
+/// share the layer's engine, clock and calendar. In an application the
+/// SigV4 layer in front leaves the `Caller`; here the example puts one in:
 ///
-/// ```ignore
-/// let engine = QuotaEngine::new(store.clone());
-/// let quota = QuotaLayer::with_store(engine);
+/// ```
+/// use http::{Request, StatusCode};
+/// use http_body_util::{BodyExt, Full};
+/// use portcullis_control_plane::{LocalStore, ManagementApi, PolicyMap, QuotaEngine};
+/// use portcullis_core::context::{AuthMethod, Caller};
+/// use portcullis_iam::PolicyDocument;
+/// use portcullis_quota::QuotaLayer;
+/// use tower::ServiceExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let admin = "arn:aws:iam::123456789012:user/admin";
+/// let policy = PolicyDocument::from_json(r#"{"Version": "2012-10-17", "Statement": [
+///     {"Effect": "Allow", "Action": "apigateway:*", "Resource": "arn:aws:apigateway:us-east-1::/usageplans*"}]}"#).unwrap();
+/// let quota = QuotaLayer::with_store(QuotaEngine::new(LocalStore::memory()));
 /// let api = ManagementApi::new(quota.usage_api())
 ///     .region("us-east-1")
-///     .policies(PolicyMap::new().with_policy(admin_arn, admin_policy));
-/// let app = Router::new()
-///     .nest_service("/admin", api)
-///     .layer(SigV4Layer::new(arn, users).service("apigateway").authentication_only());
+///     .policies(PolicyMap::new().with_policy(admin, policy));
+///
+/// let call = |method: &str, path: &str, body: &str, who: &str| {
+///     let mut request = Request::builder().method(method).uri(path)
+///         .body(Full::new(bytes::Bytes::from(body.to_owned()))).unwrap();
+///     request.extensions_mut().insert(Caller::new(who.to_owned(), AuthMethod::Iam));
+///     api.clone().oneshot(request)
+/// };
+/// let created = call("POST", "/usageplans",
+///     r#"{"name": "Basic", "quota": {"limit": 10, "period": "DAY"}}"#, admin).await.unwrap();
+/// assert_eq!(created.status(), StatusCode::CREATED);
+/// let plan: serde_json::Value =
+///     serde_json::from_slice(&created.into_body().collect().await.unwrap().to_bytes()).unwrap();
+/// assert_eq!(plan["quota"]["limit"], 10);
+///
+/// // A bad patch is refused and changes nothing.
+/// let path = format!("/usageplans/{}", plan["id"].as_str().unwrap());
+/// let bad = call("PATCH", &path,
+///     r#"{"patchOperations": [{"op": "replace", "path": "/quota/period", "value": "YEAR"}]}"#,
+///     admin).await.unwrap();
+/// assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+/// assert_eq!(bad.headers()["x-amzn-errortype"], "BadRequestException");
+///
+/// // API keys are outside the admin's policy; another user has none at all.
+/// let keys = call("GET", "/apikeys", "", admin).await.unwrap();
+/// assert_eq!(keys.headers()["x-amzn-errortype"], "AccessDeniedException");
+/// let other = call("GET", &path, "", "arn:aws:iam::123456789012:user/other").await.unwrap();
+/// assert_eq!(other.status(), StatusCode::FORBIDDEN);
+/// # }
 /// ```
 pub struct ManagementApi<S> {
     inner: Arc<Inner<S>>,
