@@ -5,6 +5,7 @@ mod embedded;
 mod engine;
 mod error;
 mod keys;
+pub mod management;
 pub mod model;
 pub mod reservation;
 mod state;
@@ -15,6 +16,7 @@ pub use embedded::{DATABASE_FILE, EmbeddedStore};
 pub use engine::{ConsumeFuture, EngineConfig, QuotaEngine};
 pub use error::StoreError;
 pub use keys::KeyCache;
+pub use management::{ManagementApi, PolicyMap, PrincipalPolicies};
 pub use model::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
     UsagePlanRecord, UsageRecord,

@@ -34,6 +34,8 @@ pub struct Gateway {
     waf: Option<WafLayer>,
     plans: Vec<Arc<UsagePlan>>,
     identity_pool: Option<IdentityPool>,
+    /// Each IAM user's ARN and identity policies, as `[iam]` configures them.
+    iam_policies: Vec<(String, Arc<PolicyDocument>)>,
     /// The usage plan on Redis, for `[store] kind = "redis"`.
     #[cfg(feature = "redis")]
     redis: Option<portcullis_redis::RedisUsagePlanLayer>,
@@ -182,6 +184,10 @@ impl GatewayBuilder {
             Some(pool) => Some(build_identity_pool(pool, jwt.as_ref(), &clock)?),
             None => None,
         };
+        let iam_policies = match &config.iam {
+            Some(iam) => iam_policies(iam, &base_dir)?,
+            None => Vec::new(),
+        };
         let sigv4 = match &config.iam {
             Some(iam) => Some(build_sigv4(
                 iam,
@@ -209,6 +215,7 @@ impl GatewayBuilder {
             waf,
             plans,
             identity_pool,
+            iam_policies,
             #[cfg(feature = "redis")]
             redis: None,
         })
@@ -287,6 +294,24 @@ async fn connect_redis(
         gateway.throttle.clone().store(throttle_store),
         quota,
     ))
+}
+
+/// Each IAM user's ARN and identity policies.
+fn iam_policies(
+    iam: &IamSettings,
+    base: &Path,
+) -> Result<Vec<(String, Arc<PolicyDocument>)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, user) in iam.users.iter().enumerate() {
+        for (j, path) in user.policies.iter().enumerate() {
+            let field = format!("iam.users[{i}].policies[{j}]");
+            let text = read(base, path, &field)?;
+            let policy = PolicyDocument::from_json(&text)
+                .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
+            out.push((user.arn.clone(), Arc::new(policy)));
+        }
+    }
+    Ok(out)
 }
 
 fn build_sigv4(
@@ -589,6 +614,23 @@ impl Gateway {
         } else {
             layer.without_api_key()
         }
+    }
+
+    /// The IAM users' identity policies, by principal ARN, for the
+    /// management API's authorization
+    /// ([`ManagementApi::policies`](portcullis_control_plane::ManagementApi::policies)):
+    /// the same users as the data plane, whose policies allow
+    /// `apigateway:*` actions on `arn:aws:apigateway:{region}::/apikeys/...`
+    /// and `/usageplans/...` as needed. Temporary credentials (the identity
+    /// pool's roles) are not in it.
+    #[cfg(feature = "control-plane")]
+    #[must_use]
+    pub fn management_policies(&self) -> portcullis_control_plane::PolicyMap {
+        let mut map = portcullis_control_plane::PolicyMap::new();
+        for (arn, policy) in &self.iam_policies {
+            map.insert(arn.clone(), Arc::clone(policy));
+        }
+        map
     }
 
     /// The WAF layer, if `[waf]` is configured.

@@ -108,6 +108,8 @@ pub use portcullis_core::{
 
 #[cfg(feature = "api-key")]
 pub use portcullis_api_key as api_key;
+#[cfg(feature = "control-plane")]
+pub use portcullis_control_plane as control_plane;
 #[cfg(feature = "sigv4")]
 pub use portcullis_iam as iam;
 #[cfg(feature = "identity-pool")]
