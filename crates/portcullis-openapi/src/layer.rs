@@ -381,6 +381,7 @@ where
     BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
         let next = next.clone();
         async move {
+            crate::access_log::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
             let overrides = request.extensions().get::<GatewayResponses>();
             let grpc = portcullis_core::response::is_grpc_request(request.headers());
@@ -433,6 +434,7 @@ where
     BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
         let inner = inner.clone();
         async move {
+            crate::access_log::record_context(&request);
             let Some(settings) = request.extensions().get::<Arc<MethodSettings>>().cloned() else {
                 return inner.oneshot(request).await;
             };

@@ -476,3 +476,90 @@ fn method_selectors_and_throttles() {
     );
     let _ = Arc::new(definition);
 }
+
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_renders_every_request_and_every_response_has_a_request_id() {
+    use portcullis_openapi::access_log::AccessLogLayer;
+    let lines = Lines::default();
+    let template = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","ua":"$context.identity.userAgent","method":"$context.httpMethod","resource":"$context.resourcePath","path":"$context.path","status":"$context.status","len":"$context.responseLength","key":"$context.identity.apiKeyId","principal":"$context.authorizer.principalId","error":"$context.error.message","type":"$context.error.responseType","waf":"$context.waf.status","latency":"$context.responseLatency","ext":"$context.extendedRequestId","sub":"$context.authorizer.claims.sub"}"#;
+    let layer = OpenApiLayer::builder(load("authorizers.json"))
+        .authorizer("test-authorizer", stand_in(bearer))
+        .authorizer("request_authorizer_single_header", stand_in(careless))
+        .cognito(stand_in(bearer))
+        .sigv4(stand_in(signed))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    let app = app(layer).layer(AccessLogLayer::new(template).unwrap().writer(lines.clone()));
+    let ok = Request::get("/loyalty/C-1004")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=...")
+        .header("x-api-key", "a-valid-key-0123456789")
+        .header("user-agent", "curl/8 \"quoted\"")
+        .body(Body::empty())
+        .unwrap();
+    let (_, headers, _) = send(&app, ok).await;
+    let id = headers["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let refused = Request::get("/loyalty/C-1004")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=...")
+        .body(Body::empty())
+        .unwrap();
+    let (_, refused_headers, _) = send(&app, refused).await;
+    assert!(refused_headers.contains_key("x-amzn-requestid"));
+    let (_, unknown_headers, _) =
+        send(&app, Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    assert!(unknown_headers.contains_key("x-amzn-requestid"));
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let logged: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 3);
+    assert_eq!(logged[0]["requestId"], id.as_str());
+    assert_eq!(logged[0]["ua"], "curl/8 \"quoted\"");
+    assert_eq!(logged[0]["resource"], "/loyalty/{customerId}");
+    assert_eq!(logged[0]["path"], "/loyalty/C-1004");
+    assert_eq!(logged[0]["status"], "200");
+    assert_eq!(logged[0]["key"], "key-1");
+    assert_eq!(
+        logged[0]["principal"],
+        "arn:aws:iam::123456789012:user/alice"
+    );
+    assert_eq!(logged[0]["error"], "-");
+    assert_eq!(logged[1]["status"], "403");
+    assert_eq!(logged[1]["type"], "INVALID_API_KEY");
+    assert_eq!(logged[1]["error"], "Forbidden");
+    assert_eq!(
+        logged[1]["principal"],
+        "arn:aws:iam::123456789012:user/alice"
+    );
+    assert_eq!(logged[1]["key"], "-");
+    assert_eq!(logged[2]["type"], "MISSING_AUTHENTICATION_TOKEN");
+    assert_eq!(logged[2]["resource"], "-");
+    assert_ne!(logged[0]["requestId"], logged[1]["requestId"]);
+}
+
+#[test]
+fn access_log_templates_are_checked() {
+    use portcullis_openapi::access_log::AccessLogLayer;
+    assert!(AccessLogLayer::new("$context.requestId $context.nope").is_err());
+    assert!(AccessLogLayer::new("$context.status").is_err());
+    // API Gateway's CLF example.
+    let _clf = AccessLogLayer::new(
+        r#"$context.identity.sourceIp - - [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.requestId"#,
+    )
+    .unwrap();
+}
