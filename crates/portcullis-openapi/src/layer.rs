@@ -30,6 +30,9 @@ pub type Route<B, RB, E> = BoxCloneSyncService<Request<B>, Response<RB>, E>;
 
 type Wrap<B, RB, E> = Arc<dyn Fn(Route<B, RB, E>) -> Route<B, RB, E> + Send + Sync>;
 
+/// One chain's authorizer layer and API-key layer.
+type ChainLayers<B, RB, E> = (Option<Wrap<B, RB, E>>, Option<Wrap<B, RB, E>>);
+
 /// The default body limit: 10 MiB, API Gateway's payload limit.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
@@ -236,7 +239,7 @@ where
 
 struct Shared<B, RB, E> {
     definition: Arc<ApiDefinition>,
-    chains: Vec<(Option<Wrap<B, RB, E>>, Option<Wrap<B, RB, E>>)>,
+    chains: Vec<ChainLayers<B, RB, E>>,
     body_limit: usize,
 }
 
@@ -588,10 +591,10 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let definition = Arc::clone(&self.definition);
         let chains = Arc::clone(&self.chains);
-        if let Some(responses) = definition.gateway_responses() {
-            if request.extensions().get::<GatewayResponses>().is_none() {
-                request.extensions_mut().insert(responses.clone());
-            }
+        if let Some(responses) = definition.gateway_responses()
+            && request.extensions().get::<GatewayResponses>().is_none()
+        {
+            request.extensions_mut().insert(responses.clone());
         }
         let origin = request.headers().get(header::ORIGIN).cloned();
         let cors_origin = match (
@@ -614,10 +617,10 @@ where
                         HeaderValue::from_static("true"),
                     );
                 }
-                if !cors.expose_headers.is_empty() {
-                    if let Ok(v) = HeaderValue::from_str(&cors.expose_headers.join(",")) {
-                        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
-                    }
+                if !cors.expose_headers.is_empty()
+                    && let Ok(v) = HeaderValue::from_str(&cors.expose_headers.join(","))
+                {
+                    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
                 }
                 if allowed != "*" {
                     headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -649,11 +652,9 @@ where
         }
     };
     let preflight = is_preflight(&request);
-    if preflight {
-        if let Some(cors) = definition.cors() {
-            // An HTTP API answers preflights itself, before any authorizer.
-            return Ok(preflight_response(cors, &request));
-        }
+    if preflight && let Some(cors) = definition.cors() {
+        // An HTTP API answers preflights itself, before any authorizer.
+        return Ok(preflight_response(cors, &request));
     }
     let Some(settings) = definition.route(request.method(), &path).cloned() else {
         return Ok(refuse(
@@ -663,17 +664,15 @@ where
         ));
     };
     let resource = ResourcePath(Arc::from(settings.resource_path.as_str()));
-    if preflight {
-        if let Some(mock) = &settings.mock {
-            // A REST export's OPTIONS mock: answered without credentials.
-            let mut response = Response::new(RB::from(Bytes::new()));
-            *response.status_mut() = mock.status;
-            for (name, value) in &mock.headers {
-                response.headers_mut().insert(name.clone(), value.clone());
-            }
-            response.extensions_mut().insert(resource);
-            return Ok(response);
+    if preflight && let Some(mock) = &settings.mock {
+        // A REST export's OPTIONS mock: answered without credentials.
+        let mut response = Response::new(RB::from(Bytes::new()));
+        *response.status_mut() = mock.status;
+        for (name, value) in &mock.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
         }
+        response.extensions_mut().insert(resource);
+        return Ok(response);
     }
     let chain = chains.get(settings.chain).cloned();
     request.extensions_mut().insert(settings);

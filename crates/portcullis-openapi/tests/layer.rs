@@ -1,5 +1,6 @@
 //! The layer, driven by definitions from the API Gateway developer guide, in
 //! axum apps.
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::convert::Infallible;
 use std::sync::Arc;
