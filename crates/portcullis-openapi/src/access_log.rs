@@ -1,0 +1,412 @@
+//! Access logs in API Gateway's format, and `x-amzn-RequestId` on every
+//! response.
+//!
+//! [`AccessLogLayer`] renders a template of `$context` variables (the
+//! stage's `accessLogSettings.format`: JSON, CLF or anything else) once per
+//! request, refusals included, to `tracing` (target `portcullis::access_log`)
+//! or to a writer. Place it outermost, outside the WAF.
+//!
+//! What the layers inside it learned (the caller, the API key, WAF labels)
+//! lives in request extensions that an outer layer never sees again, so the
+//! log layer puts an [`AccessLogSlot`] into the request, and
+//! [`record_context`] copies what is known into it. The
+//! [`OpenApiLayer`](crate::OpenApiLayer) calls it after each protection
+//! layer and before the application.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response};
+use http_body::Body;
+use portcullis_core::GatewayResponseType;
+use portcullis_core::client_ip::{ClientIp, PeerAddr};
+use portcullis_core::context::{ApiKeyContext, Caller, WafLabels};
+use portcullis_core::response::X_AMZN_ERROR_TYPE;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::layer::{RefusalInfo, ResourcePath};
+
+/// The request-id header API Gateway sets on every response.
+pub const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
+/// The variables a template may use.
+pub const VARIABLES: &[&str] = &[
+    "$context.requestId",
+    "$context.extendedRequestId",
+    "$context.identity.sourceIp",
+    "$context.identity.userAgent",
+    "$context.identity.apiKeyId",
+    "$context.httpMethod",
+    "$context.resourcePath",
+    "$context.path",
+    "$context.protocol",
+    "$context.status",
+    "$context.responseLength",
+    "$context.responseLatency",
+    "$context.requestTime",
+    "$context.requestTimeEpoch",
+    "$context.authorizer.principalId",
+    "$context.authorizer.claims.sub",
+    "$context.error.message",
+    "$context.error.responseType",
+    "$context.waf.status",
+];
+
+/// The request's id, in the request extensions for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+/// What the inner layers learned, shared with the log layer.
+#[derive(Clone, Debug, Default)]
+pub struct AccessLogSlot(Arc<Mutex<Recorded>>);
+
+#[derive(Debug, Default)]
+struct Recorded {
+    caller: Option<Caller>,
+    api_key: Option<ApiKeyContext>,
+    waf_seen: bool,
+}
+
+/// Copies the caller, API key and WAF labels found in the request's
+/// extensions into its [`AccessLogSlot`], if it has one.
+pub fn record_context<B>(request: &Request<B>) {
+    let extensions = request.extensions();
+    let Some(slot) = extensions.get::<AccessLogSlot>() else {
+        return;
+    };
+    if let Ok(mut recorded) = slot.0.lock() {
+        if let Some(caller) = extensions.get::<Caller>() {
+            recorded.caller = Some(caller.clone());
+        }
+        if let Some(key) = extensions.get::<ApiKeyContext>() {
+            recorded.api_key = Some(key.clone());
+        }
+        recorded.waf_seen |= extensions.get::<WafLabels>().is_some();
+    }
+}
+
+/// Why a template is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A `$context` variable this layer does not know.
+    #[error("unknown variable `{0}`")]
+    UnknownVariable(String),
+    /// The template lacks `$context.requestId`, which API Gateway requires.
+    #[error("the template must contain $context.requestId")]
+    NoRequestId,
+}
+
+#[derive(Clone, Debug)]
+enum Piece {
+    Text(String),
+    Var(usize),
+}
+
+type Sink = Arc<Mutex<dyn Write + Send>>;
+
+/// Writes one access-log line per request: see the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct AccessLogLayer {
+    pieces: Arc<[Piece]>,
+    sink: Option<Sink>,
+}
+
+impl fmt::Debug for AccessLogLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessLogLayer")
+            .field("writer", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessLogLayer {
+    /// A layer that renders `template` to `tracing`.
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError`] for an unknown variable or a missing
+    /// `$context.requestId`.
+    pub fn new(template: &str) -> Result<Self, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut rest = template;
+        let mut has_id = false;
+        while let Some(at) = rest.find("$context.") {
+            if at > 0 {
+                pieces.push(Piece::Text(rest[..at].to_owned()));
+            }
+            let tail = &rest[at..];
+            let end = tail
+                .char_indices()
+                .skip(1)
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
+                .map_or(tail.len(), |(i, _)| i);
+            let name = tail[..end].trim_end_matches('.');
+            let index = VARIABLES
+                .iter()
+                .position(|v| *v == name)
+                .ok_or_else(|| TemplateError::UnknownVariable(name.to_owned()))?;
+            has_id |= index == 0;
+            pieces.push(Piece::Var(index));
+            rest = &tail[name.len()..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        if !has_id {
+            return Err(TemplateError::NoRequestId);
+        }
+        Ok(Self {
+            pieces: pieces.into(),
+            sink: None,
+        })
+    }
+
+    /// Writes each line, with a newline, to `writer` instead of `tracing`.
+    pub fn writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.sink = Some(Arc::new(Mutex::new(writer)));
+        self
+    }
+}
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLog {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`AccessLogLayer`].
+#[derive(Clone, Debug)]
+pub struct AccessLog<S> {
+    inner: S,
+    layer: AccessLogLayer,
+}
+
+struct Line {
+    request_id: Arc<str>,
+    extended_id: String,
+    source_ip: String,
+    user_agent: String,
+    method: String,
+    path: String,
+    protocol: String,
+    time: time::OffsetDateTime,
+    start: Instant,
+    slot: AccessLogSlot,
+}
+
+fn random_id() -> (String, String) {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    let extended: String = bytes[..12]
+        .iter()
+        .map(|b| {
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [usize::from(*b) % 62],
+            )
+        })
+        .collect();
+    (uuid, format!("{extended}="))
+}
+
+impl<S, B, RB> Service<Request<B>> for AccessLog<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Body,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RB>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let (id, extended_id) = random_id();
+        let request_id: Arc<str> = Arc::from(id);
+        let header = |name: http::header::HeaderName| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let source_ip = request
+            .extensions()
+            .get::<ClientIp>()
+            .map(|ip| ip.0.to_string())
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<PeerAddr>()
+                    .map(|p| p.0.ip().to_string())
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        let slot = AccessLogSlot::default();
+        let line = Line {
+            request_id: Arc::clone(&request_id),
+            extended_id,
+            source_ip,
+            user_agent: header(http::header::USER_AGENT),
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            protocol: format!("{:?}", request.version()),
+            time: time::OffsetDateTime::now_utc(),
+            start: Instant::now(),
+            slot: slot.clone(),
+        };
+        request.extensions_mut().insert(slot);
+        request
+            .extensions_mut()
+            .insert(RequestId(Arc::clone(&request_id)));
+        let layer = self.layer.clone();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
+            }
+            let rendered = render(&layer.pieces, &line, &response);
+            match &layer.sink {
+                Some(sink) => {
+                    if let Ok(mut writer) = sink.lock() {
+                        // A failing log writer must not fail the request.
+                        let _ = writeln!(writer, "{rendered}");
+                    }
+                }
+                None => tracing::info!(target: "portcullis::access_log", "{rendered}"),
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> String {
+    let recorded = line.slot.0.lock().ok();
+    let caller = recorded.as_ref().and_then(|r| r.caller.clone());
+    let api_key = recorded.as_ref().and_then(|r| r.api_key.clone());
+    let waf_seen = recorded.as_ref().is_some_and(|r| r.waf_seen);
+    drop(recorded);
+    let error_type = response
+        .headers()
+        .get(X_AMZN_ERROR_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // This crate's refusals say what they were; others are known by their
+    // `x-amzn-ErrorType` and status.
+    let refusal = response
+        .extensions()
+        .get::<RefusalInfo>()
+        .map(|r| (r.kind, r.message.clone()))
+        .or_else(|| {
+            let error_type = error_type?;
+            GatewayResponseType::ALL
+                .iter()
+                .find(|k| k.error_type() == error_type && k.default_status() == response.status())
+                .or_else(|| {
+                    GatewayResponseType::ALL
+                        .iter()
+                        .find(|k| k.error_type() == error_type)
+                })
+                .map(|k| (*k, k.default_message().to_owned()))
+        });
+    let length = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| response.body().size_hint().exact().map(|n| n.to_string()))
+        .unwrap_or_else(|| "-".to_owned());
+    let mut out = String::new();
+    for piece in pieces {
+        let value: String = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Piece::Var(i) => match VARIABLES[*i] {
+                "$context.requestId" => line.request_id.to_string(),
+                "$context.extendedRequestId" => line.extended_id.clone(),
+                "$context.identity.sourceIp" => line.source_ip.clone(),
+                "$context.identity.userAgent" => line.user_agent.clone(),
+                "$context.identity.apiKeyId" => api_key
+                    .as_ref()
+                    .map_or("-".to_owned(), |k| k.key_id().to_owned()),
+                "$context.httpMethod" => line.method.clone(),
+                "$context.resourcePath" => response
+                    .extensions()
+                    .get::<ResourcePath>()
+                    .map_or("-".to_owned(), |r| r.0.to_string()),
+                "$context.path" => line.path.clone(),
+                "$context.protocol" => line.protocol.clone(),
+                "$context.status" => response.status().as_u16().to_string(),
+                "$context.responseLength" => length.clone(),
+                "$context.responseLatency" => line.start.elapsed().as_millis().to_string(),
+                "$context.requestTime" => {
+                    let format = time::macros::format_description!(
+                        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+                    );
+                    line.time.format(&format).unwrap_or_else(|_| "-".to_owned())
+                }
+                "$context.requestTimeEpoch" => {
+                    (line.time.unix_timestamp_nanos() / 1_000_000).to_string()
+                }
+                "$context.authorizer.principalId" => caller
+                    .as_ref()
+                    .map_or("-".to_owned(), |c| c.principal().to_owned()),
+                "$context.authorizer.claims.sub" => caller
+                    .as_ref()
+                    .and_then(|c| c.claim("sub"))
+                    .and_then(|v| v.as_str())
+                    .map_or("-".to_owned(), str::to_owned),
+                "$context.error.message" => {
+                    refusal.as_ref().map_or("-".to_owned(), |r| r.1.clone())
+                }
+                "$context.error.responseType" => refusal
+                    .as_ref()
+                    .map_or("-".to_owned(), |r| r.0.as_str().to_owned()),
+                "$context.waf.status" => {
+                    if refusal
+                        .as_ref()
+                        .is_some_and(|r| r.0 == GatewayResponseType::WafFiltered)
+                    {
+                        response.status().as_u16().to_string()
+                    } else if waf_seen {
+                        "200".to_owned()
+                    } else {
+                        "-".to_owned()
+                    }
+                }
+                _ => "-".to_owned(),
+            },
+        };
+        // Values go into JSON templates inside quotes: escape them as JSON
+        // string content so that a header cannot forge a field.
+        let escaped = serde_json::to_string(&value).unwrap_or_default();
+        out.push_str(&escaped[1..escaped.len().saturating_sub(1)]);
+    }
+    out
+}

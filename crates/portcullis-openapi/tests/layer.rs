@@ -1,0 +1,566 @@
+//! The layer, driven by definitions from the API Gateway developer guide, in
+//! axum apps.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::any;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use portcullis_core::context::{ApiKeyContext, AuthMethod, Caller};
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use portcullis_openapi::{ApiDefinition, DefinitionError, OpenApiLayer, Route};
+use tower::ServiceExt;
+use tower::layer::layer_fn;
+use tower::service_fn;
+use tower::util::BoxCloneSyncService;
+
+type Check = fn(&mut Request<Body>) -> Result<(), GatewayResponseType>;
+
+/// A stand-in for a Portcullis protection layer (this crate may not depend
+/// on the real ones): it runs `check`, which leaves what a real layer would
+/// in the extensions, or refuses with a core gateway response.
+fn stand_in(
+    check: Check,
+) -> impl tower_layer::Layer<
+    Route<Body, Body, Infallible>,
+    Service = BoxCloneSyncService<Request<Body>, Response<ResponseBody<Body>>, Infallible>,
+> + Clone {
+    layer_fn(move |inner: Route<Body, Body, Infallible>| {
+        BoxCloneSyncService::new(service_fn(move |mut request: Request<Body>| {
+            let inner = inner.clone();
+            async move {
+                match check(&mut request) {
+                    Ok(()) => Ok(inner.oneshot(request).await?.map(ResponseBody::inner)),
+                    Err(kind) => Ok(GatewayResponse::new(kind).into_response(&request)),
+                }
+            }
+        }))
+    })
+}
+
+fn api_key(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
+    if request
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|k| k == "a-valid-key-0123456789")
+    {
+        request.extensions_mut().insert(ApiKeyContext::new("key-1"));
+        Ok(())
+    } else {
+        Err(GatewayResponseType::InvalidApiKey)
+    }
+}
+
+fn bearer(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
+    // `Bearer <sub> <scope>...`
+    let value = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or(GatewayResponseType::Unauthorized)?;
+    let mut parts = value.split(' ');
+    let sub = parts.next().unwrap_or_default().to_owned();
+    let caller = Caller::new(sub, AuthMethod::Jwt).with_scopes(parts.map(str::to_owned));
+    request.extensions_mut().insert(caller);
+    Ok(())
+}
+
+fn signed(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
+    if request
+        .headers()
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256"))
+    {
+        request.extensions_mut().insert(Caller::new(
+            "arn:aws:iam::123456789012:user/alice",
+            AuthMethod::Iam,
+        ));
+        Ok(())
+    } else {
+        Err(GatewayResponseType::MissingAuthenticationToken)
+    }
+}
+
+/// A stand-in that admits without authenticating: the layer must fail closed.
+fn careless(_: &mut Request<Body>) -> Result<(), GatewayResponseType> {
+    Ok(())
+}
+
+fn load(name: &str) -> ApiDefinition {
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    ApiDefinition::from_slice(&bytes).unwrap()
+}
+
+fn app(layer: OpenApiLayer<Body, Body, Infallible>) -> Router {
+    Router::new()
+        .route("/{*rest}", any(|| async { "from the app" }))
+        .route("/", any(|| async { "root" }))
+        .layer(layer)
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn validation_app() -> Router {
+    let layer = OpenApiLayer::builder(load("validation-sample.json"))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    app(layer)
+}
+
+#[tokio::test]
+async fn request_validation_follows_the_guides_sample() {
+    let app = validation_app();
+    let key = "a-valid-key-0123456789";
+    // GET inherits the API's `params-only` validator: q1 is required.
+    let (status, headers, body) = send(
+        &app,
+        Request::get("/validation")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(headers["x-amzn-errortype"], "BadRequestException");
+    assert_eq!(
+        body,
+        r#"{"message":"Missing required request parameters: [q1]"}"#
+    );
+    let (status, _, body) = send(
+        &app,
+        Request::get("/validation?q1=cat")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "from the app"));
+    // A blank value is missing too.
+    let (status, _, _) = send(
+        &app,
+        Request::get("/validation?q1=")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // POST uses `all`: header h1 and the RequestBodyModel.
+    let post = |h1: Option<&str>, body: &str| {
+        let mut builder = Request::post("/validation")
+            .header("x-api-key", key)
+            .header("content-type", "application/json");
+        if let Some(h1) = h1 {
+            builder = builder.header("h1", h1);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    };
+    let good = r#"{"name":"Rex","type":"dog","price":100}"#;
+    let (status, _, body) = send(&app, post(None, good)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"message":"Missing required request parameters: [h1]"}"#
+        )
+    );
+    let (status, _, body) = send(&app, post(Some("v"), good)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "from the app"));
+    for bad in [
+        r#"{"name":"Rex","type":"bird","price":100}"#,
+        r#"{"name":"Rex","type":"dog","price":10}"#,
+        r#"{"type":"dog","price":100}"#,
+        "not json",
+    ] {
+        let (status, headers, body) = send(&app, post(Some("v"), bad)).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body, r#"{"message":"Invalid request body"}"#);
+        assert_eq!(headers["x-amzn-errortype"], "BadRequestException");
+    }
+    // The key comes before validation, as in API Gateway.
+    let (status, _, body) = send(
+        &app,
+        Request::get("/validation").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#)
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_missing_authentication_token() {
+    let app = validation_app();
+    for request in [
+        Request::get("/elsewhere").body(Body::empty()).unwrap(),
+        Request::delete("/validation").body(Body::empty()).unwrap(),
+        Request::get("/validation/../validation")
+            .body(Body::empty())
+            .unwrap(),
+    ] {
+        let (status, headers, body) = send(&app, request).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            headers["x-amzn-errortype"],
+            "MissingAuthenticationTokenException"
+        );
+        assert_eq!(body, r#"{"message":"Missing Authentication Token"}"#);
+    }
+}
+
+#[tokio::test]
+async fn body_limit_applies_before_parsing() {
+    let layer = OpenApiLayer::builder(load("validation-sample.json"))
+        .api_key(stand_in(api_key))
+        .body_limit(64)
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let big = format!(
+        r#"{{"name":"{}","type":"dog","price":100}}"#,
+        "x".repeat(100)
+    );
+    let (status, _, _) = send(
+        &app,
+        Request::post("/validation")
+            .header("x-api-key", "a-valid-key-0123456789")
+            .header("h1", "v")
+            .body(Body::from(big))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 413);
+}
+
+fn authorizers_app(cognito: Check) -> Router {
+    let layer = OpenApiLayer::builder(load("authorizers.json"))
+        .authorizer("test-authorizer", stand_in(bearer))
+        .authorizer("request_authorizer_single_header", stand_in(careless))
+        .cognito(stand_in(cognito))
+        .sigv4(stand_in(signed))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    app(layer)
+}
+
+#[tokio::test]
+async fn each_method_goes_through_the_layers_its_security_names() {
+    let app = authorizers_app(bearer);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut builder = Request::get(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    // Token authorizer.
+    assert_eq!(send(&app, get("/http", &[])).await.0, 401);
+    assert_eq!(
+        send(&app, get("/http", &[("authorization", "Bearer u1")]))
+            .await
+            .0,
+        200
+    );
+    // Cognito with the method's scope: any one matching scope passes.
+    assert_eq!(
+        send(
+            &app,
+            get("/profile", &[("authorization", "Bearer u1 other/scope")])
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        send(
+            &app,
+            get(
+                "/profile",
+                &[("authorization", "Bearer u1 x/y loyalty/read")]
+            )
+        )
+        .await
+        .0,
+        200
+    );
+    // SigV4 plus an API key, on a templated path.
+    let sig = ("authorization", "AWS4-HMAC-SHA256 Credential=...");
+    assert_eq!(send(&app, get("/loyalty/C-1004", &[])).await.0, 403);
+    let (status, headers, _) = send(&app, get("/loyalty/C-1004", &[sig])).await;
+    assert_eq!(
+        (status, &headers["x-amzn-errortype"]),
+        (
+            StatusCode::FORBIDDEN,
+            &"ForbiddenException".parse().unwrap()
+        )
+    );
+    assert_eq!(
+        send(
+            &app,
+            get(
+                "/loyalty/C%2D1004",
+                &[sig, ("x-api-key", "a-valid-key-0123456789")]
+            )
+        )
+        .await
+        .0,
+        200
+    );
+    // A layer that admits without leaving a caller fails closed.
+    assert_eq!(
+        send(&app, get("/request", &[("auth", "anything")])).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_missing_layer_fails_at_build() {
+    let error = OpenApiLayer::builder::<Body, Body, Infallible>(load("authorizers.json"))
+        .sigv4(stand_in(signed))
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, DefinitionError::Invalid { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn rest_cors_preflight_needs_no_key_and_refusals_carry_cors() {
+    let layer = OpenApiLayer::builder(load("cors-rest.yaml"))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let preflight = Request::options("/users")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, preflight).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-allow-methods"], "*");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "Content-Type,X-Amz-Date,Authorization,X-Api-Key"
+    );
+    // The GET itself needs the key; its refusal carries the DEFAULT_4XX header.
+    let (status, headers, _) = send(
+        &app,
+        Request::get("/users")
+            .header("origin", "https://app.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn http_api_cors_and_greedy_any_method_over_a_real_socket() {
+    let layer = OpenApiLayer::builder(load("http-api.json"))
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Body>();
+    let preflight = Request::options(format!("http://{addr}/any/deep/path"))
+        .header("origin", "https://www.example.com")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    let response = client.request(preflight).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let h = response.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://www.example.com");
+    assert_eq!(h["access-control-allow-methods"], "GET,OPTIONS,POST");
+    assert_eq!(h["access-control-max-age"], "3600");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    // Another origin gets no CORS headers.
+    let other = Request::options(format!("http://{addr}/x"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    let response = client.request(other).await.unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    // A plain request through `{proxy+}` with any method, CORS headers added.
+    let delete = Request::delete(format!("http://{addr}/a/b"))
+        .header("origin", "https://www.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let response = client.request(delete).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-expose-headers"],
+        "x-apigateway-header,x-amz-date,content-type"
+    );
+    // `{proxy+}` needs at least one segment: the root is not defined.
+    let root = Request::get(format!("http://{addr}/"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(client.request(root).await.unwrap().status(), 403);
+}
+
+#[test]
+fn unsupported_extensions_fail_with_their_path() {
+    let error = ApiDefinition::from_slice(
+        br#"{"openapi":"3.0.1","paths":{"/a":{"get":{"x-amazon-apigateway-policy":{}}}}}"#,
+    )
+    .unwrap_err();
+    match error {
+        DefinitionError::UnsupportedExtension { path, name } => {
+            assert_eq!(path, "/paths/~1a/get/x-amazon-apigateway-policy");
+            assert_eq!(name, "x-amazon-apigateway-policy");
+        }
+        other => panic!("{other}"),
+    }
+    // Ignored on purpose: loads.
+    ApiDefinition::from_slice(
+        br#"{"openapi":"3.0.1","x-amazon-apigateway-binary-media-types":["*/*"],"paths":{}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn method_selectors_and_throttles() {
+    let definition = load("authorizers.json");
+    let selectors: Vec<String> = definition
+        .methods()
+        .map(|m| m.selector().to_string())
+        .collect();
+    assert!(
+        selectors.contains(&"/loyalty/{customerId}/GET".to_owned()),
+        "{selectors:?}"
+    );
+    let throttle = portcullis_core::plan::ThrottleSettings::new(5.0, 10).unwrap();
+    let ok = definition
+        .method_throttles([
+            ("/http/GET".parse().unwrap(), throttle),
+            ("/*/*".parse().unwrap(), throttle),
+        ])
+        .unwrap();
+    assert_eq!(ok[0].0.to_string(), "/http/GET");
+    assert!(
+        definition
+            .method_throttles([("/htp/GET".parse().unwrap(), throttle)])
+            .is_err()
+    );
+    let _ = Arc::new(definition);
+}
+
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_renders_every_request_and_every_response_has_a_request_id() {
+    use portcullis_openapi::access_log::AccessLogLayer;
+    let lines = Lines::default();
+    let template = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","ua":"$context.identity.userAgent","method":"$context.httpMethod","resource":"$context.resourcePath","path":"$context.path","status":"$context.status","len":"$context.responseLength","key":"$context.identity.apiKeyId","principal":"$context.authorizer.principalId","error":"$context.error.message","type":"$context.error.responseType","waf":"$context.waf.status","latency":"$context.responseLatency","ext":"$context.extendedRequestId","sub":"$context.authorizer.claims.sub"}"#;
+    let layer = OpenApiLayer::builder(load("authorizers.json"))
+        .authorizer("test-authorizer", stand_in(bearer))
+        .authorizer("request_authorizer_single_header", stand_in(careless))
+        .cognito(stand_in(bearer))
+        .sigv4(stand_in(signed))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    let app = app(layer).layer(AccessLogLayer::new(template).unwrap().writer(lines.clone()));
+    let ok = Request::get("/loyalty/C-1004")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=...")
+        .header("x-api-key", "a-valid-key-0123456789")
+        .header("user-agent", "curl/8 \"quoted\"")
+        .body(Body::empty())
+        .unwrap();
+    let (_, headers, _) = send(&app, ok).await;
+    let id = headers["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let refused = Request::get("/loyalty/C-1004")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=...")
+        .body(Body::empty())
+        .unwrap();
+    let (_, refused_headers, _) = send(&app, refused).await;
+    assert!(refused_headers.contains_key("x-amzn-requestid"));
+    let (_, unknown_headers, _) =
+        send(&app, Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    assert!(unknown_headers.contains_key("x-amzn-requestid"));
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let logged: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 3);
+    assert_eq!(logged[0]["requestId"], id.as_str());
+    assert_eq!(logged[0]["ua"], "curl/8 \"quoted\"");
+    assert_eq!(logged[0]["resource"], "/loyalty/{customerId}");
+    assert_eq!(logged[0]["path"], "/loyalty/C-1004");
+    assert_eq!(logged[0]["status"], "200");
+    assert_eq!(logged[0]["key"], "key-1");
+    assert_eq!(
+        logged[0]["principal"],
+        "arn:aws:iam::123456789012:user/alice"
+    );
+    assert_eq!(logged[0]["error"], "-");
+    assert_eq!(logged[1]["status"], "403");
+    assert_eq!(logged[1]["type"], "INVALID_API_KEY");
+    assert_eq!(logged[1]["error"], "Forbidden");
+    assert_eq!(
+        logged[1]["principal"],
+        "arn:aws:iam::123456789012:user/alice"
+    );
+    assert_eq!(logged[1]["key"], "-");
+    assert_eq!(logged[2]["type"], "MISSING_AUTHENTICATION_TOKEN");
+    assert_eq!(logged[2]["resource"], "-");
+    assert_ne!(logged[0]["requestId"], logged[1]["requestId"]);
+}
+
+#[test]
+fn access_log_templates_are_checked() {
+    use portcullis_openapi::access_log::AccessLogLayer;
+    assert!(AccessLogLayer::new("$context.requestId $context.nope").is_err());
+    assert!(AccessLogLayer::new("$context.status").is_err());
+    // API Gateway's CLF example.
+    let _clf = AccessLogLayer::new(
+        r#"$context.identity.sourceIp - - [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.requestId"#,
+    )
+    .unwrap();
+}
