@@ -108,7 +108,11 @@ impl Extension for PerRequest {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        if info.is_for_introspection {
+        // Introspection is not checked; nor is each item of a list, which
+        // dynamic schemas also pass through this hook (its segment is an
+        // index): the field holding the list was checked.
+        if info.is_for_introspection || matches!(info.path_node.segment, QueryPathSegment::Index(_))
+        {
             return next.run(ctx, info).await;
         }
         let allowed = ctx
