@@ -29,6 +29,7 @@
 //! assert!(policy.allows("Query", "flights", &key));
 //! assert!(policy.allows("Flight", "id", &key));
 //! assert!(!policy.allows("Query", "bookings", &key));
+//! assert!(schema.sdl().contains(r#"@aws_cognito_user_pools(cognito_groups: ["Admin"])"#));
 //! ```
 #![allow(non_camel_case_types, missing_docs, unreachable_pub)]
 
@@ -53,11 +54,15 @@ pub fn aws_lambda() {}
 /// `@aws_cognito_user_pools(cognito_groups: [...])`: Cognito user-pool
 /// callers may read the type or field; with groups, only callers in one of
 /// them.
-#[TypeDirective(location = "Object", location = "FieldDefinition")]
+#[TypeDirective(
+    location = "Object",
+    location = "FieldDefinition",
+    rename_args = "snake_case"
+)]
 pub fn aws_cognito_user_pools(cognito_groups: Option<Vec<String>>) {}
 
 /// `@aws_auth(cognito_groups: [...])`: the legacy form of
 /// `@aws_cognito_user_pools(cognito_groups: [...])`, for top-level fields
 /// of an API whose default mode is AMAZON_COGNITO_USER_POOLS.
-#[TypeDirective(location = "FieldDefinition")]
+#[TypeDirective(location = "FieldDefinition", rename_args = "snake_case")]
 pub fn aws_auth(cognito_groups: Vec<String>) {}
