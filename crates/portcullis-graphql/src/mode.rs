@@ -204,16 +204,16 @@ pub fn select_mode(headers: &HeaderMap, accepted: AuthModes) -> Result<AuthMode,
     }
     let pools = accepted.contains(AuthMode::AmazonCognitoUserPools);
     let oidc = accepted.contains(AuthMode::OpenidConnect);
-    if pools || oidc {
-        if let Some(issuer) = jwt_issuer(value) {
-            let cognito = issuer.starts_with("https://cognito-idp.");
-            match (pools, oidc) {
-                (true, true) if cognito => return Ok(AuthMode::AmazonCognitoUserPools),
-                (true, true) => return Ok(AuthMode::OpenidConnect),
-                (true, false) => return Ok(AuthMode::AmazonCognitoUserPools),
-                (false, _) => return Ok(AuthMode::OpenidConnect),
-            }
-        }
+    if (pools || oidc)
+        && let Some(issuer) = jwt_issuer(value)
+    {
+        let cognito = issuer.starts_with("https://cognito-idp.");
+        return Ok(match (pools, oidc) {
+            (true, true) if cognito => AuthMode::AmazonCognitoUserPools,
+            (true, true) => AuthMode::OpenidConnect,
+            (true, false) => AuthMode::AmazonCognitoUserPools,
+            (false, _) => AuthMode::OpenidConnect,
+        });
     }
     if accepted.contains(AuthMode::AwsLambda) {
         return Ok(AuthMode::AwsLambda);

@@ -381,13 +381,13 @@ fn rules_of<'a>(
             _ => continue,
         };
         rules = rules.allow(mode);
-        if mode == AuthMode::AmazonCognitoUserPools {
-            if let Some(value) = directive.get_argument("cognito_groups") {
-                let groups = string_list(&value.node).ok_or_else(|| PolicyError::BadGroups {
-                    at: format!("{at} @{name}"),
-                })?;
-                rules = rules.allow_groups(groups);
-            }
+        if mode == AuthMode::AmazonCognitoUserPools
+            && let Some(value) = directive.get_argument("cognito_groups")
+        {
+            let groups = string_list(&value.node).ok_or_else(|| PolicyError::BadGroups {
+                at: format!("{at} @{name}"),
+            })?;
+            rules = rules.allow_groups(groups);
         }
     }
     Ok(rules)

@@ -106,12 +106,14 @@ async fn app(clock: ManualClock) -> (Svc, String) {
 
     let pool = JwtLayer::new(
         Issuer::new(POOL_ISSUER)
+            .jwks(r#"{"keys":[]}"#)
             .hmac_secret(HmacSecret::new("pool-secret-0123456789abcdef0123456789"))
             .audiences(["web"]),
     )
     .expect("pool layer");
     let oidc = JwtLayer::new(
         Issuer::new(OIDC_ISSUER)
+            .jwks(r#"{"keys":[]}"#)
             .hmac_secret(HmacSecret::new("oidc-secret-0123456789abcdef0123456789"))
             .audiences(["web"]),
     )
