@@ -14,6 +14,8 @@
 //!   expires as AppSync keys do (`--api-key-days`, default 7).
 //! - AWS_IAM: SigV4 for the service `appsync`, the demo access key printed
 //!   at start-up.
+//! - OPENID_CONNECT, with `--oidc-issuer URL` (keys by OpenID Connect
+//!   discovery; `--oidc-audience` to check `aud`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +72,14 @@ struct Args {
     /// is rounded down to the hour).
     #[arg(long, value_name = "DAYS", default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=365))]
     api_key_days: u16,
+    /// Accepts OPENID_CONNECT tokens from this issuer too (its keys found by
+    /// OpenID Connect discovery).
+    #[arg(long, value_name = "URL")]
+    oidc_issuer: Option<String>,
+    /// An audience OIDC tokens must name in `aud` (repeatable; none: `aud`
+    /// is not checked).
+    #[arg(long = "oidc-audience", value_name = "AUD")]
+    oidc_audiences: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -196,26 +206,30 @@ where
     })
 }
 
+/// A flight search: `searchFlights`, and `partnerFlights` for OIDC partners.
+fn search_flights(name: &'static str) -> Field {
+    Field::new(name, TypeRef::named_list("Flight"), |ctx| {
+        FieldFuture::new(async move {
+            let from = ctx.args.try_get("from")?.string()?.to_owned();
+            let to = ctx.args.try_get("to")?.string()?.to_owned();
+            let found: Vec<serde_json::Value> = flights()
+                .into_iter()
+                .filter(|f| f["departureAirportCode"] == from && f["arrivalAirportCode"] == to)
+                .collect();
+            Ok(Some(FieldValue::value(to_value(json!(found)))))
+        })
+    })
+    .argument(InputValue::new("from", TypeRef::named_nn(TypeRef::STRING)))
+    .argument(InputValue::new("to", TypeRef::named_nn(TypeRef::STRING)))
+}
+
 /// The dynamic schema that serves `schema.graphql`.
 fn schema(policy: AuthPolicy) -> Result<Schema, SchemaError> {
     use TypeRef as T;
     let s = || T::named(T::STRING);
     let query = Object::new("Query")
-        .field(
-            Field::new("searchFlights", T::named_list("Flight"), |ctx| {
-                FieldFuture::new(async move {
-                    let from = ctx.args.try_get("from")?.string()?.to_owned();
-                    let to = ctx.args.try_get("to")?.string()?.to_owned();
-                    let found: Vec<serde_json::Value> = flights()
-                        .into_iter()
-                        .filter(|f| f["departureAirportCode"] == from && f["arrivalAirportCode"] == to)
-                        .collect();
-                    Ok(Some(FieldValue::value(to_value(json!(found)))))
-                })
-            })
-            .argument(InputValue::new("from", T::named_nn(T::STRING)))
-            .argument(InputValue::new("to", T::named_nn(T::STRING))),
-        )
+        .field(search_flights("searchFlights"))
+        .field(search_flights("partnerFlights"))
         .field(
             root("getLoyalty", T::named("Loyalty"), Some("customerId"), |id, _| loyalty(id))
                 .argument(InputValue::new("customerId", T::named_nn(T::ID))),
@@ -331,10 +345,16 @@ async fn app(args: &Args) -> Result<(Router, String), String> {
         .service("appsync")
         .authentication_only();
 
-    let auth = AppSyncAuthLayer::new(AuthMode::AmazonCognitoUserPools, user_pool)
+    let mut auth = AppSyncAuthLayer::new(AuthMode::AmazonCognitoUserPools, user_pool)
         .additional_mode(AuthMode::ApiKey, keys.layer("airlinegraphql", "graphql"))
         .additional_mode(AuthMode::AwsIam, iam)
         .api_key_expires(created.record.id(), expires);
+    // OPENID_CONNECT, when an issuer is given.
+    if let Some(issuer) = &args.oidc_issuer {
+        let oidc = JwtLayer::new(Issuer::new(issuer).audiences(args.oidc_audiences.clone()))
+            .map_err(|e| format!("--oidc-issuer: {e}"))?;
+        auth = auth.additional_mode(AuthMode::OpenidConnect, oidc);
+    }
     let router = Router::new()
         .route("/graphql", post(graphql))
         .with_state(schema)

@@ -4,7 +4,9 @@
 //!
 //! Needs `GRAPHQL_CLIENT_PYTHON` (set by `scripts/services.d/31-graphql-client.sh`):
 //! without it the test prints one line and passes, except under CI, where it
-//! fails.
+//! fails. With `OIDC_ISSUER_URL` (scripts/services.d/20-oidc.sh) the server
+//! also accepts the real OIDC issuer's tokens, and the client checks
+//! OPENID_CONNECT with one; under CI the issuer is required.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -47,8 +49,20 @@ fn a_real_graphql_client_sees_appsync_behaviour() {
         return;
     };
 
+    // The real OpenID Connect issuer (scripts/services.d/20-oidc.sh), if
+    // running: the server then accepts its tokens as OPENID_CONNECT.
+    let oidc = std::env::var("OIDC_ISSUER_URL").ok();
+    assert!(
+        oidc.is_some() || std::env::var_os("CI").is_none(),
+        "OIDC_ISSUER_URL is not set under CI: scripts/services.d/20-oidc.sh must start the issuer"
+    );
+    let mut server_args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+    if let Some(issuer) = &oidc {
+        server_args.extend(["--oidc-issuer".into(), issuer.clone()]);
+        server_args.extend(["--oidc-audience".into(), "portcullis".into()]);
+    }
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(&server_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -81,7 +95,13 @@ fn a_real_graphql_client_sees_appsync_behaviour() {
         }
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client/appsync_modes.py");
-    let out = Command::new(python)
+    let mut client = Command::new(python);
+    if let Some(issuer) = &oidc {
+        client.env("OIDC_ISSUER_URL", issuer);
+    } else {
+        client.env_remove("OIDC_ISSUER_URL");
+    }
+    let out = client
         .arg(script)
         .env("GRAPHQL_URL", format!("{base}/graphql"))
         .env("API_KEY", api_key.expect("an `api key:` line"))
@@ -107,8 +127,9 @@ fn a_real_graphql_client_sees_appsync_behaviour() {
         "the client's checks failed:\n{report}"
     );
     let passed = report.lines().filter(|l| l.starts_with("ok - ")).count();
+    let expected = if oidc.is_some() { 41 } else { 33 };
     assert!(
-        passed >= 30,
+        passed >= expected,
         "expected every check to run, {passed} passed:\n{report}"
     );
 }

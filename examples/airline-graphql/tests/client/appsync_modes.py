@@ -4,7 +4,9 @@ requests for the service `appsync`, and requests for raw HTTP checks.
 
 Reads GRAPHQL_URL, API_KEY, IAM_ACCESS_KEY_ID, IAM_SECRET_ACCESS_KEY,
 IAM_REGION, TOKEN (a demo-pool ID token, no groups) and ADMIN_TOKEN (one in
-the Admin group) from the environment. Prints one line per check and exits
+the Admin group) from the environment, and OIDC_ISSUER_URL (the real OpenID
+Connect issuer of scripts/services.d/20-oidc.sh, which the server then
+accepts) if set. Prints one line per check and exits
 1 if any check failed.
 """
 
@@ -181,6 +183,36 @@ check("iam, signed for another service: UnauthorizedException", data is None and
 unknown = Credentials("AKIAUNKNOWNUNKNOWN01", "whatever-secret-key-0000000000000000000")
 data, errors = run(client(auth=BotocoreSigV4(unknown)), MIXED)
 check("iam, unknown access key: UnauthorizedException", data is None and [e.get("errorType") for e in errors] == ["UnauthorizedException"], errors)
+
+# --- OPENID_CONNECT: an ID token minted by the real issuer (oidc-provider) -----------
+OIDC = os.environ.get("OIDC_ISSUER_URL")
+if OIDC:
+    minted = requests.post(f"{OIDC}/__admin/id-token?sub=jane.partner")
+    oidc_token = minted.json()["id_token"]
+    oidc_client = client({"Authorization": oidc_token})
+    data, errors = run(oidc_client, """query {
+      partnerFlights(from: "LGW", to: "MAD") { id ticketPrice seatAllocation }
+      flights: searchFlights(from: "LGW", to: "MAD") { id }
+      listBookings { id }
+      me { username }
+    }""")
+    check("oidc: partnerFlights (@aws_oidc) answered, Flight @aws_oidc fields readable",
+          [f["ticketPrice"] for f in (data or {}).get("partnerFlights") or []] == [129, 189], (data, errors))
+    check("oidc: seatAllocation (field names user pools only) denied",
+          all(denied(errors, "seatAllocation", "Flight", ["partnerFlights", i, "seatAllocation"]) for i in (0, 1)), errors)
+    check("oidc: searchFlights (api key, user pools) denied", data["flights"] is None and denied(errors, "searchFlights", "Query", ["flights"]), errors)
+    check("oidc: the token's cognito:groups do not open listBookings to another mode",
+          data["listBookings"] is None and denied(errors, "listBookings", "Query", ["listBookings"]), errors)
+    check("oidc: me (default mode only) denied", data["me"] is None and denied(errors, "me", "Query", ["me"]), errors)
+    check("oidc: exactly five errors", len(errors) == 5, errors)
+    # The user pool's demo token is not the partner's, and vice versa.
+    data, errors = run(user_client, """query { partnerFlights(from: "LGW", to: "MAD") { id } }""")
+    check("user pools: partnerFlights (@aws_oidc) denied", data["partnerFlights"] is None and denied(errors, "partnerFlights", "Query", ["partnerFlights"]), errors)
+    forged = oidc_token.rsplit(".", 1)[0] + "." + TOKEN.rsplit(".", 1)[1]
+    raw = requests.post(URL, json={"query": "{ partnerFlights(from: \"LGW\", to: \"MAD\") { id } }"}, headers={"Authorization": forged})
+    check("oidc, forged signature: HTTP 401", raw.status_code == 401 and raw.json()["errors"][0]["errorType"] == "UnauthorizedException", (raw.status_code, raw.text))
+else:
+    print("skip - OPENID_CONNECT checks: OIDC_ISSUER_URL is not set")
 
 # --- Introspection is answered for any authorized mode ------------------------------------
 data, errors = run(iam_client, "{ __schema { queryType { name } } }")
