@@ -287,3 +287,78 @@ async fn api_keys_expire_as_appsyncs_do() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "at expiry");
     assert_eq!(answer["errors"][0]["errorType"], "UnauthorizedException");
 }
+
+/// A mode layer that answers at once with `status`, as a throttle would.
+fn answering(
+    status: StatusCode,
+) -> impl Layer<portcullis_graphql::ModeTerminal, Service = Svc2> + Clone {
+    tower::layer::layer_fn(move |_inner: portcullis_graphql::ModeTerminal| {
+        Svc2::new(tower::service_fn(move |_: Request<BoxBody>| async move {
+            let mut response = Response::new(Full::new(Bytes::from_static(
+                b"{\"message\":\"Too Many Requests\"}",
+            )));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        }))
+    })
+}
+
+type Svc2 = tower::util::BoxCloneSyncService<Request<BoxBody>, Response<Full<Bytes>>, Infallible>;
+
+async fn endpoint_status(layer: AppSyncAuthLayer) -> (StatusCode, Bytes) {
+    let service = layer.layer(tower::service_fn(|_: Request<BoxBody>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            b"{\"data\":{}}",
+        ))))
+    }));
+    let request = Request::post("/graphql")
+        .header("x-api-key", "whatever-key-000000000000")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("a request");
+    let response = service.oneshot(request).await.expect("infallible");
+    let status = response.status();
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn refusals_other_than_credentials_pass_unchanged() {
+    let pool = tower::layer::util::Identity::new();
+    let layer = AppSyncAuthLayer::new(AuthMode::AmazonCognitoUserPools, pool)
+        .additional_mode(AuthMode::ApiKey, answering(StatusCode::TOO_MANY_REQUESTS));
+    let (status, body) = endpoint_status(layer).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(&body[..], b"{\"message\":\"Too Many Requests\"}");
+
+    let layer = AppSyncAuthLayer::new(
+        AuthMode::AmazonCognitoUserPools,
+        tower::layer::util::Identity::new(),
+    )
+    .additional_mode(AuthMode::ApiKey, answering(StatusCode::FORBIDDEN));
+    let (status, body) = endpoint_status(layer).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a 403 of the mode's layer is AppSync's 401"
+    );
+    assert_eq!(&body[..], &portcullis_graphql::unauthorized_body()[..]);
+}
+
+#[tokio::test]
+async fn a_mode_layer_that_names_no_caller_fails_closed() {
+    // Identity passes every request on without an ApiKeyContext or Caller.
+    let layer = AppSyncAuthLayer::new(
+        AuthMode::AmazonCognitoUserPools,
+        tower::layer::util::Identity::new(),
+    )
+    .additional_mode(AuthMode::ApiKey, tower::layer::util::Identity::new());
+    let (status, _) = endpoint_status(layer).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
