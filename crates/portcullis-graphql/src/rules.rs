@@ -225,6 +225,15 @@ pub enum PolicyError {
         /// The type or `Type.field`, and the directive.
         at: String,
     },
+    /// `@aws_auth` on a type, or on a field of a type that is not a root
+    /// operation type: AppSync accepts it on top-level fields only.
+    #[error(
+        "{at}: @aws_auth works only on the fields of the query, mutation and subscription types"
+    )]
+    AwsAuthNotTopLevel {
+        /// The type or `Type.field` carrying it.
+        at: String,
+    },
     /// `@aws_auth`, which AppSync accepts only when Cognito user pools are
     /// the default mode.
     #[error(
@@ -283,6 +292,21 @@ impl AuthPolicy {
     /// other than AMAZON_COGNITO_USER_POOLS.
     pub fn from_sdl(default_mode: AuthMode, sdl: &str) -> Result<Self, PolicyError> {
         let document = async_graphql::parser::parse_schema(sdl)?;
+        let mut roots: Vec<String> = Vec::new();
+        for definition in &document.definitions {
+            if let TypeSystemDefinition::Schema(schema) = definition {
+                let schema = &schema.node;
+                for root in [&schema.query, &schema.mutation, &schema.subscription]
+                    .into_iter()
+                    .flatten()
+                {
+                    roots.push(root.node.to_string());
+                }
+            }
+        }
+        if roots.is_empty() {
+            roots = vec!["Query".into(), "Mutation".into(), "Subscription".into()];
+        }
         let mut policy = Self::new(default_mode);
         for definition in &document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else {
@@ -295,6 +319,12 @@ impl AuthPolicy {
                 TypeKind::Interface(interface) => &interface.fields,
                 _ => continue,
             };
+            if ty.directives.iter().any(|d| d.node.name.node == "aws_auth") {
+                return Err(PolicyError::AwsAuthNotTopLevel {
+                    at: type_name.to_owned(),
+                });
+            }
+            let top_level = roots.iter().any(|r| r == type_name);
             let rules = rules_of(
                 ty.directives.iter().map(|d| &d.node),
                 type_name,
@@ -309,6 +339,14 @@ impl AuthPolicy {
             for field in fields {
                 let field = &field.node;
                 let at = format!("{type_name}.{}", field.name.node);
+                if !top_level
+                    && field
+                        .directives
+                        .iter()
+                        .any(|d| d.node.name.node == "aws_auth")
+                {
+                    return Err(PolicyError::AwsAuthNotTopLevel { at });
+                }
                 let rules = rules_of(field.directives.iter().map(|d| &d.node), &at, default_mode)?;
                 if !rules.is_empty() {
                     policy
@@ -531,6 +569,23 @@ mod tests {
             AuthPolicy::from_sdl(AuthMode::ApiKey, "type Query {"),
             Err(PolicyError::Parse(_))
         ));
+        let nested = AuthPolicy::from_sdl(
+            AuthMode::AmazonCognitoUserPools,
+            r#"type Query { a: A } type A { b: String @aws_auth(cognito_groups: ["X"]) }"#,
+        );
+        assert!(matches!(nested, Err(PolicyError::AwsAuthNotTopLevel { at }) if at == "A.b"));
+        // A renamed root is a root.
+        let renamed = AuthPolicy::from_sdl(
+            AuthMode::AmazonCognitoUserPools,
+            r#"schema { query: Root } type Root { b: String @aws_auth(cognito_groups: ["X"]) }"#,
+        )
+        .expect("a root field");
+        assert!(
+            renamed
+                .effective_rules("Root", "b")
+                .0
+                .names(AuthMode::AmazonCognitoUserPools)
+        );
     }
 
     #[test]
