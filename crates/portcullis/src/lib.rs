@@ -108,7 +108,7 @@ pub use portcullis_core::{
 
 #[cfg(feature = "api-key")]
 pub use portcullis_api_key as api_key;
-#[cfg(feature = "control-plane")]
+#[cfg(feature = "config")]
 pub use portcullis_control_plane as control_plane;
 #[cfg(feature = "sigv4")]
 pub use portcullis_iam as iam;
@@ -131,10 +131,14 @@ pub mod config;
 mod gateway;
 #[cfg(feature = "config")]
 mod stack;
+#[cfg(feature = "config")]
+mod store;
 
 #[cfg(feature = "config")]
-pub use gateway::{Gateway, GatewayBuilder, GatewayUsageAdmin};
+pub use gateway::{Gateway, GatewayBuilder, GatewayKeyStore, GatewayQuotaStore, GatewayUsageAdmin};
 #[cfg(feature = "config")]
 pub use stack::{
     Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,
 };
+#[cfg(feature = "config")]
+pub use store::{GatewayStore, GatewayThrottleStore, ThrottleFuture};

@@ -415,7 +415,7 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
 /// cluster's nodes.
 fn store_settings(store: &str, prefix: Option<String>) -> Result<StoreSettings, String> {
     if store == "memory" {
-        return Ok(StoreSettings::default());
+        return Ok(StoreSettings::memory());
     }
     let urls: Vec<&str> = store.split(',').map(str::trim).collect();
     if urls
