@@ -88,7 +88,7 @@ pub struct Config {
     /// The AWS WAF web ACL.
     #[serde(default)]
     pub waf: Option<WafSettings>,
-    /// Where throttle and quota state lives.
+    /// Where keys, plans, usage and quota counters live.
     #[serde(default)]
     pub store: StoreSettings,
     /// The quota layer's settings.
@@ -247,15 +247,20 @@ pub struct WafSettings {
     pub geo_header: Option<String>,
 }
 
-/// Which store keeps throttle and quota state.
+/// Which store keeps API keys, usage plans, usage records and quota
+/// counters (and, on Redis, the throttle's buckets).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum StoreKind {
-    /// In this process (default).
+    /// Embedded and durable (redb, `portcullis-control-plane`), in
+    /// `data_dir` (default). Built by
+    /// [`GatewayBuilder::build_async`](crate::GatewayBuilder::build_async).
     #[default]
+    Embedded,
+    /// In this process: forgotten on exit.
     Memory,
-    /// Redis or Redis Cluster (`portcullis-redis`).
+    /// Redis or Redis Cluster (`portcullis-redis`), shared by a fleet.
     Redis,
 }
 
@@ -264,9 +269,18 @@ pub enum StoreKind {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreSettings {
-    /// `memory` (default) or `redis`.
+    /// `embedded` (default), `memory` or `redis`. `None` when the file
+    /// gives no `kind`: the embedded store, except that the synchronous
+    /// [`GatewayBuilder::build`](crate::GatewayBuilder::build) builds the
+    /// memory store when neither `kind` nor `data_dir` is given (see there).
     #[serde(default)]
-    pub kind: StoreKind,
+    pub kind: Option<StoreKind>,
+    /// The embedded store's folder (its database is `control-plane.redb`
+    /// in it), relative to the configuration file. Required for the
+    /// embedded store unless given with
+    /// [`GatewayBuilder::data_dir`](crate::GatewayBuilder::data_dir).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
     /// `redis://...`, for `kind = "redis"`.
     #[serde(default)]
     pub url: Option<String>,
@@ -288,7 +302,7 @@ impl StoreSettings {
     #[must_use]
     pub fn redis(url: impl Into<String>) -> Self {
         Self {
-            kind: StoreKind::Redis,
+            kind: Some(StoreKind::Redis),
             url: Some(url.into()),
             ..Self::default()
         }
@@ -302,10 +316,36 @@ impl StoreSettings {
         S: Into<String>,
     {
         Self {
-            kind: StoreKind::Redis,
+            kind: Some(StoreKind::Redis),
             cluster_urls: urls.into_iter().map(Into::into).collect(),
             ..Self::default()
         }
+    }
+
+    /// The in-memory store: what `kind = "memory"` reads as.
+    #[must_use]
+    pub fn memory() -> Self {
+        Self {
+            kind: Some(StoreKind::Memory),
+            ..Self::default()
+        }
+    }
+
+    /// The embedded store in `dir`: what `kind = "embedded"` with
+    /// `data_dir` reads as.
+    #[must_use]
+    pub fn embedded(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            kind: Some(StoreKind::Embedded),
+            data_dir: Some(dir.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The kind, `embedded` when none is given.
+    #[must_use]
+    pub fn kind(&self) -> StoreKind {
+        self.kind.unwrap_or_default()
     }
 }
 
@@ -324,6 +364,7 @@ impl fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreSettings")
             .field("kind", &self.kind)
+            .field("data_dir", &self.data_dir)
             .field("url", &self.url.as_deref().map(redact_url))
             .field(
                 "cluster_urls",

@@ -1,44 +1,65 @@
 //! [`Gateway`]: every layer built from one [`Config`].
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use portcullis_api_key::{ApiKeyLayer, ApiKeys, ApiKeysConfig};
+use portcullis_control_plane::{
+    ControlPlaneStore, DATABASE_FILE, KeyCache, LocalStore, ManagementApi, NewApiKey, NewUsagePlan,
+    QuotaEngine, StoreError, StoreOptions,
+};
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{SharedClock, SystemClock};
-use portcullis_core::plan::{MethodSelector, UsagePlan};
+use portcullis_core::plan::MethodSelector;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig, IdentityPoolConfigError};
 use portcullis_jwt::{Issuer, JwtLayer, KeySource};
 use portcullis_quota::QuotaLayer;
-use portcullis_quota::admin::{PlanKey, StaticKeys, UsageAdmin};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
-use portcullis_throttle::ThrottleLayer;
+use portcullis_throttle::{InMemoryStore, ThrottleLayer};
 use portcullis_waf::{AclSources, WafLayer};
 
 use crate::config::{Config, ConfigError, IamSettings, JwtSettings, StoreKind, WafSettings};
 use crate::stack::{Auth, GatewayLayer};
+use crate::store::{GatewayStore, GatewayThrottleStore};
 
-/// Every layer of a gateway, built once from a [`Config`]. Clones of the
-/// layers it hands out share their state (keys, buckets, counters).
+/// The API-key store of a [`Gateway`]: a cache of the control-plane store.
+pub type GatewayKeyStore = KeyCache<GatewayStore>;
+
+/// The quota store of a [`Gateway`]: counting in memory against blocks
+/// reserved durably in the control-plane store.
+pub type GatewayQuotaStore = QuotaEngine<GatewayStore>;
+
+/// How often the quota engine reports usage to the store (the bound on how
+/// stale the usage records another replica reads are).
+const FLUSH_PERIOD: Duration = Duration::from_secs(1);
+
+/// Every layer of a gateway, built once from a [`Config`], on one
+/// control-plane store ([`GatewayStore`]: embedded, in memory, or Redis).
+/// Clones of the layers it hands out share their state (keys, buckets,
+/// counters) with each other and with the store: a key created through the
+/// management API is seen by [`layer`](Self::layer) and by
+/// [`api_key_layer`](Self::api_key_layer) alike.
 #[derive(Clone, Debug)]
 pub struct Gateway {
     config: Config,
-    keys: ApiKeys,
-    api_key: ApiKeyLayer,
-    throttle: ThrottleLayer,
-    quota: QuotaLayer,
+    store: GatewayStore,
+    /// Where the embedded store's database is.
+    database: Option<PathBuf>,
+    keys: ApiKeys<GatewayKeyStore>,
+    api_key: ApiKeyLayer<GatewayKeyStore>,
+    throttle: ThrottleLayer<GatewayThrottleStore>,
+    engine: GatewayQuotaStore,
+    quota: QuotaLayer<GatewayQuotaStore>,
     sigv4: Option<SigV4Layer>,
     jwt: Option<JwtLayer>,
     waf: Option<WafLayer>,
-    plans: Vec<Arc<UsagePlan>>,
     identity_pool: Option<IdentityPool>,
     /// Each IAM user's ARN and identity policies, as `[iam]` configures them.
     iam_policies: Vec<(String, Arc<PolicyDocument>)>,
-    /// The usage plan on Redis, for `[store] kind = "redis"`.
-    #[cfg(feature = "redis")]
-    redis: Option<portcullis_redis::RedisUsagePlanLayer>,
 }
 
 /// Builds a [`Gateway`].
@@ -51,6 +72,9 @@ pub struct GatewayBuilder {
     clock: SharedClock,
     /// Whether `clock` was set (then the Redis scripts take time from it).
     custom_clock: bool,
+    /// The embedded store's folder, given in code (relative to the current
+    /// directory), in place of `[store] data_dir`.
+    data_dir: Option<PathBuf>,
 }
 
 fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
@@ -58,6 +82,34 @@ fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(&full)
         .map_err(|e| ConfigError::new(field, format!("cannot read {}: {e}", full.display())))
 }
+
+/// Polls `future` once: the in-memory store answers without waiting.
+fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+/// The store chosen, opened or connected.
+enum Opened {
+    Local(LocalStore, Option<PathBuf>),
+    #[cfg(feature = "redis")]
+    Redis(
+        portcullis_redis::RedisControlPlane,
+        portcullis_redis::RedisThrottleStore,
+    ),
+}
+
+const EMBEDDED_NEEDS_ASYNC: &str = "the embedded store (the default kind) writes on Tokio's blocking pool: build the gateway with `GatewayBuilder::build_async` (or `Gateway::connect`), or set `kind = \"memory\"`";
+
+const EMBEDDED_NEEDS_DIR: &str = "missing: the embedded store (the default kind) keeps keys, plans and usage in this folder; give `data_dir` (or `GatewayBuilder::data_dir`), or set `kind = \"memory\"`";
+
+const REDIS_NEEDS_ASYNC: &str = "`redis` connects to Redis: build the gateway with `GatewayBuilder::build_async` (or `Gateway::connect`), with the facade's `redis` feature";
 
 impl GatewayBuilder {
     /// Takes time from `clock` (a manual clock in tests).
@@ -74,6 +126,21 @@ impl GatewayBuilder {
         self
     }
 
+    /// Keeps the embedded store in `dir` (relative to the current
+    /// directory), in place of the file's `[store] data_dir`. Only the
+    /// embedded store reads it.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The configuration being built, with its `[store]` as
+    /// [`store`](Self::store) left it.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Resolves relative paths against `dir` (default: the configuration
     /// file's folder, or the current directory).
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -81,65 +148,200 @@ impl GatewayBuilder {
         self
     }
 
-    /// Builds every configured layer.
+    /// The embedded store's folder: [`data_dir`](Self::data_dir), else
+    /// `[store] data_dir` relative to the file's folder.
+    fn embedded_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone().or_else(|| {
+            self.config
+                .store
+                .data_dir
+                .as_ref()
+                .map(|dir| self.base_dir.join(dir))
+        })
+    }
+
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            retention_days: self.config.quota.retention_days,
+            ..StoreOptions::default()
+        }
+    }
+
+    /// Builds every configured layer on the **in-memory** store, without
+    /// waiting: the store of `[store] kind = "memory"`, and of a
+    /// configuration that gives neither `kind` nor `data_dir` (so that a
+    /// file written before the embedded store existed builds as it did).
+    /// Every other store needs [`build_async`](Self::build_async).
+    ///
+    /// Inside a Tokio runtime it starts the key cache's sync (changes made
+    /// on the store, such as through the management API, reach the API-key
+    /// layer at once) and the quota engine's flusher; outside one, neither
+    /// runs, and only changes made through the gateway's own
+    /// [`api_keys`](Gateway::api_keys) reach the API-key layer.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the bad field: an unreadable or invalid policy,
-    /// JWKS or web ACL, a key in an unknown plan, or `[store] kind =
-    /// "redis"`, which connects to Redis and so needs
-    /// [`build_async`](Self::build_async).
+    /// JWKS or web ACL, a key in an unknown plan, or a store other than the
+    /// memory one (`store.kind`, which names `build_async`).
     pub fn build(self) -> Result<Gateway, ConfigError> {
         let file = self.file.clone();
-        if self.config.store.kind == StoreKind::Redis {
-            return Err(ConfigError::new("store.kind", REDIS_NEEDS_ASYNC).in_file(file.as_deref()));
+        let store = &self.config.store;
+        let memory = match store.kind {
+            Some(StoreKind::Memory) => true,
+            None => store.data_dir.is_none() && self.data_dir.is_none(),
+            Some(StoreKind::Redis) => {
+                return Err(
+                    ConfigError::new("store.kind", REDIS_NEEDS_ASYNC).in_file(file.as_deref())
+                );
+            }
+            Some(_) => false,
+        };
+        if !memory {
+            return Err(
+                ConfigError::new("store.kind", EMBEDDED_NEEDS_ASYNC).in_file(file.as_deref())
+            );
         }
-        self.build_inner().map_err(|e| e.in_file(file.as_deref()))
+        let store = LocalStore::memory_with(self.store_options(), self.clock.clone());
+        now_or_never(self.assemble(Opened::Local(store, None)))
+            .unwrap_or_else(|| {
+                Err(ConfigError::new(
+                    "store",
+                    "internal: the in-memory store did not answer at once",
+                ))
+            })
+            .map_err(|e| e.in_file(file.as_deref()))
     }
 
-    /// Builds every configured layer, and connects to Redis for `[store]
-    /// kind = "redis"` (with the `redis` feature): the throttle and the
-    /// quota then run as one [`RedisUsagePlanLayer`], which decides a key's
-    /// throttle and quota in one round trip. With the in-memory store it is
-    /// [`build`](Self::build).
+    /// Builds every configured layer on the configured store, opening the
+    /// embedded one (the default, in `data_dir`) or connecting to Redis
+    /// (with the `redis` feature), and seeds the store from
+    /// `[[usage_plans]]` and `[[api_keys]]`: each plan and key whose id the
+    /// store does not hold yet is written, with its plan associations; ids
+    /// the store already holds are left as the store has them (the store
+    /// wins; see `docs/config.md`).
     ///
-    /// The Redis scripts read Redis's own clock, one clock for every
+    /// With `[store] kind = "redis"`, keys, plans, usage and quota counters
+    /// are shared by every gateway on that Redis and key prefix
+    /// (`RedisControlPlane`), and the throttle's buckets live there too. The
+    /// Redis throttle scripts read Redis's own clock, one clock for every
     /// replica, unless a clock was given with [`clock`](Self::clock) (a
     /// manual clock in tests): then they take time from it.
     ///
+    /// It starts the key cache's sync and the quota engine's flusher (every
+    /// second); call [`Gateway::shutdown`] before the process exits, so that
+    /// the unspent quota blocks go back to the store.
+    ///
     /// # Errors
     ///
-    /// As [`build`](Self::build), and when Redis does not answer within the
-    /// connect timeout (1 s), or `[store]` gives neither or both of `url`
-    /// and `cluster_urls`.
-    ///
-    /// [`RedisUsagePlanLayer`]: https://docs.rs/portcullis-redis
+    /// As [`build`](Self::build); `store.data_dir` when the embedded store
+    /// has no folder, or its database cannot be opened (another process has
+    /// it open: redb locks the file); `store` when Redis does not answer
+    /// within the connect timeout (1 s) or the seeding fails; `store.url`
+    /// or `store.cluster_urls` unless exactly one of them is given for
+    /// Redis.
     pub async fn build_async(self) -> Result<Gateway, ConfigError> {
         let file = self.file.clone();
-        let redis = self.config.store.kind == StoreKind::Redis;
-        #[cfg(feature = "redis")]
-        let (clock, custom_clock) = (Arc::clone(&self.clock), self.custom_clock);
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-        let mut gateway = self.build_inner().map_err(|e| e.in_file(file.as_deref()))?;
-        if redis {
-            #[cfg(feature = "redis")]
-            {
-                let layer = connect_redis(&gateway, clock, custom_clock)
-                    .await
-                    .map_err(|e| e.in_file(file.as_deref()))?;
-                gateway.redis = Some(layer);
-            }
-            #[cfg(not(feature = "redis"))]
-            return Err(ConfigError::new(
-                "store.kind",
-                "`redis` needs the facade's `redis` feature (portcullis-redis); use `memory`, or enable the feature",
-            )
-            .in_file(file.as_deref()));
-        }
-        Ok(gateway)
+        let result = async {
+            let opened = match self.config.store.kind() {
+                StoreKind::Memory => Opened::Local(
+                    LocalStore::memory_with(self.store_options(), self.clock.clone()),
+                    None,
+                ),
+                StoreKind::Redis => self.connect_redis().await?,
+                StoreKind::Embedded => {
+                    let dir = self
+                        .embedded_dir()
+                        .ok_or_else(|| ConfigError::new("store.data_dir", EMBEDDED_NEEDS_DIR))?;
+                    let path = dir.join(DATABASE_FILE);
+                    let cannot = |e: &dyn std::fmt::Display| {
+                        ConfigError::new(
+                            "store.data_dir",
+                            format!("cannot open the embedded store {}: {e}", path.display()),
+                        )
+                    };
+                    std::fs::create_dir_all(&dir).map_err(|e| cannot(&e))?;
+                    let store =
+                        LocalStore::open_with(&path, self.store_options(), self.clock.clone())
+                            .map_err(|e| cannot(&e))?;
+                    Opened::Local(store, Some(path))
+                }
+            };
+            self.assemble(opened).await
+        };
+        result.await.map_err(|e| e.in_file(file.as_deref()))
     }
 
-    fn build_inner(self) -> Result<Gateway, ConfigError> {
+    #[cfg(not(feature = "redis"))]
+    #[allow(clippy::unused_async)]
+    async fn connect_redis(&self) -> Result<Opened, ConfigError> {
+        Err(ConfigError::new(
+            "store.kind",
+            "`redis` needs the facade's `redis` feature (portcullis-redis); use `embedded` or `memory`, or enable the feature",
+        ))
+    }
+
+    /// Connects the control plane and the throttle store to Redis.
+    #[cfg(feature = "redis")]
+    async fn connect_redis(&self) -> Result<Opened, ConfigError> {
+        use portcullis_redis::{
+            DEFAULT_POLL_INTERVAL, RedisConfig, RedisControlPlane, RedisThrottleStore, TimeSource,
+        };
+        let store = &self.config.store;
+        let mut redis = match (&store.url, store.cluster_urls.is_empty()) {
+            (Some(url), true) => RedisConfig::single(url.clone()),
+            (None, false) => RedisConfig::cluster(store.cluster_urls.iter().cloned()),
+            (Some(_), false) => {
+                return Err(ConfigError::new(
+                    "store.cluster_urls",
+                    "give `url` or `cluster_urls`, not both",
+                ));
+            }
+            (None, true) => {
+                return Err(ConfigError::new(
+                    "store.url",
+                    "missing: `kind = \"redis\"` needs `url` (one server) or `cluster_urls` (a cluster)",
+                ));
+            }
+        };
+        if let Some(ms) = store.timeout_ms {
+            if ms == 0 {
+                return Err(ConfigError::new("store.timeout_ms", "must be at least 1"));
+            }
+            redis = redis.timeout(Duration::from_millis(ms));
+        }
+        if let Some(prefix) = &store.key_prefix {
+            redis = redis.key_prefix(prefix.clone());
+        }
+        let where_ = store
+            .url
+            .as_deref()
+            .map_or_else(|| "the cluster".to_owned(), crate::config::redact_url);
+        let failed = |e: &dyn std::fmt::Display| {
+            ConfigError::new("store", format!("cannot connect to Redis at {where_}: {e}"))
+        };
+        let time = if self.custom_clock {
+            TimeSource::Caller
+        } else {
+            TimeSource::Redis
+        };
+        let throttle = RedisThrottleStore::connect(&redis)
+            .await
+            .map_err(|e| failed(&e))?
+            .time_source(time);
+        let control_plane = RedisControlPlane::connect_with(
+            &redis,
+            self.store_options(),
+            self.clock.clone(),
+            DEFAULT_POLL_INTERVAL,
+        )
+        .await
+        .map_err(|e| failed(&e))?;
+        Ok(Opened::Redis(control_plane, throttle))
+    }
+
+    /// Builds the layers on the opened store, after seeding it.
+    async fn assemble(self, opened: Opened) -> Result<Gateway, ConfigError> {
         let Self {
             config,
             base_dir,
@@ -152,11 +354,32 @@ impl GatewayBuilder {
         let resolver =
             ClientIpResolver::new().trust_proxies(config.client_ip.trusted_proxies.iter().copied());
 
+        // The keys and plans of the file are checked as before (duplicate
+        // ids and values, keys in unknown plans), then seed the store.
         let mut keys_config = ApiKeysConfig::default();
         keys_config.usage_plans.clone_from(&config.usage_plans);
         keys_config.api_keys.clone_from(&config.api_keys);
-        let keys = ApiKeys::from_config_with_clock(keys_config, clock.clone())
+        ApiKeys::from_config_with_clock(keys_config, clock.clone())
             .map_err(|e| ConfigError::new(e.path, e.problem))?;
+
+        let (store, database, throttle_store) = match opened {
+            Opened::Local(store, database) => (
+                GatewayStore::Local(store),
+                database,
+                GatewayThrottleStore::Memory(InMemoryStore::new()),
+            ),
+            #[cfg(feature = "redis")]
+            Opened::Redis(control_plane, throttle) => (
+                GatewayStore::Redis(control_plane),
+                None,
+                GatewayThrottleStore::Redis(throttle),
+            ),
+        };
+        seed(&store, &config).await?;
+        let cache = KeyCache::load(store.clone())
+            .await
+            .map_err(|e| store_failed(&e))?;
+        let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
         let api_key = keys.layer(g.api_id.clone(), g.stage.clone());
 
         let mut throttle =
@@ -167,7 +390,23 @@ impl GatewayBuilder {
                 .map_err(|_| ConfigError::new("gateway.throttle", "internal: bad selector"))?;
             throttle = throttle.stage_limit(all, limit);
         }
-        let quota = QuotaLayer::from_config(&config.quota).shared_clock(clock.clone());
+        let throttle = throttle.store(throttle_store);
+
+        let engine = QuotaEngine::new(store.clone());
+        let settings = &config.quota;
+        let mut quota = QuotaLayer::with_store(engine.clone())
+            .shared_clock(clock.clone())
+            .week_start(settings.week_start.0)
+            .on_store_error(settings.on_store_error)
+            .rate_limit_headers_on_success(settings.rate_limit_headers_on_success);
+        for (plan, start) in &settings.plan_starts {
+            quota = quota.plan_start(plan.clone(), *start);
+        }
+        // Background work needs a Tokio runtime; `build` may run without one.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(keys.store().spawn_sync());
+            drop(engine.spawn_flusher(FLUSH_PERIOD));
+        }
 
         let jwt = match &config.jwt {
             Some(jwt) => Some(build_jwt(jwt, &base_dir, &clock)?),
@@ -203,97 +442,91 @@ impl GatewayBuilder {
             Some(waf) => Some(build_waf(waf, &g.account_id, &base_dir, &clock, resolver)?),
             None => None,
         };
-        let plans = config.usage_plans.iter().cloned().map(Arc::new).collect();
         Ok(Gateway {
             config,
+            store,
+            database,
             keys,
             api_key,
             throttle,
+            engine,
             quota,
             sigv4,
             jwt,
             waf,
-            plans,
             identity_pool,
             iam_policies,
-            #[cfg(feature = "redis")]
-            redis: None,
         })
     }
 }
 
-const REDIS_NEEDS_ASYNC: &str = "`redis` connects to Redis: build the gateway with `GatewayBuilder::build_async` (or `Gateway::connect`), with the facade's `redis` feature";
+fn store_failed(error: &StoreError) -> ConfigError {
+    ConfigError::new("store", error.to_string())
+}
 
-/// Connects the Redis stores and builds the usage-plan layer from the
-/// gateway's throttle and quota settings.
-#[cfg(feature = "redis")]
-async fn connect_redis(
-    gateway: &Gateway,
-    clock: SharedClock,
-    custom_clock: bool,
-) -> Result<portcullis_redis::RedisUsagePlanLayer, ConfigError> {
-    use portcullis_redis::{
-        RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer, TimeSource,
-    };
-    let store = &gateway.config.store;
-    let mut redis = match (&store.url, store.cluster_urls.is_empty()) {
-        (Some(url), true) => RedisConfig::single(url.clone()),
-        (None, false) => RedisConfig::cluster(store.cluster_urls.iter().cloned()),
-        (Some(_), false) => {
-            return Err(ConfigError::new(
-                "store.cluster_urls",
-                "give `url` or `cluster_urls`, not both",
-            ));
+/// Writes the file's plans and keys the store does not hold yet: a plan or
+/// key whose id is stored is left as it is (the store wins), and a key's
+/// plan associations are written only with the key, so that a key an
+/// operator took out of a plan stays out after a restart.
+async fn seed(store: &GatewayStore, config: &Config) -> Result<(), ConfigError> {
+    for (i, plan) in config.usage_plans.iter().enumerate() {
+        let mut plan = plan.clone();
+        // CreateUsagePlan needs a name; the file's plans may have none.
+        if plan.name().is_none() {
+            let name = plan.id().to_owned();
+            plan = plan.with_name(name);
         }
-        (None, true) => {
-            return Err(ConfigError::new(
-                "store.url",
-                "missing: `kind = \"redis\"` needs `url` (one server) or `cluster_urls` (a cluster)",
-            ));
+        let new = NewUsagePlan {
+            id: Some(plan.id().to_owned()),
+            plan,
+            tags: std::collections::BTreeMap::new(),
+        };
+        match store.create_usage_plan(new).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => {
+                tracing::debug!(plan = %config.usage_plans[i].id(), "seeding: the store has this usage plan; keeping the store's");
+            }
+            Err(e) => return Err(ConfigError::new(format!("usage_plans[{i}]"), e.to_string())),
         }
-    };
-    if let Some(ms) = store.timeout_ms {
-        if ms == 0 {
-            return Err(ConfigError::new("store.timeout_ms", "must be at least 1"));
+    }
+    for (i, key) in config.api_keys.iter().enumerate() {
+        let new = NewApiKey {
+            id: Some(key.id.clone()),
+            name: key.name.clone(),
+            customer_id: key.customer_id.clone(),
+            description: key.description.clone(),
+            enabled: key.enabled,
+            value: key.value.clone(),
+            digest: key.value_sha256,
+            stage_keys: Vec::new(),
+            tags: key.tags.clone(),
+        };
+        match store.create_api_key(new).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict(message)) => {
+                // The same id: seeded before. Another key with this value:
+                // a real clash, reported.
+                if store.get_api_key(&key.id).await.is_ok() {
+                    tracing::debug!(key = %key.id, "seeding: the store has this API key; keeping the store's");
+                    continue;
+                }
+                return Err(ConfigError::new(format!("api_keys[{i}]"), message));
+            }
+            Err(e) => return Err(ConfigError::new(format!("api_keys[{i}]"), e.to_string())),
         }
-        redis = redis.timeout(Duration::from_millis(ms));
+        for (j, plan) in key.usage_plans.iter().enumerate() {
+            match store.create_usage_plan_key(plan, &key.id, "API_KEY").await {
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ConfigError::new(
+                        format!("api_keys[{i}].usage_plans[{j}]"),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
     }
-    if let Some(prefix) = &store.key_prefix {
-        redis = redis.key_prefix(prefix.clone());
-    }
-    let where_ = store
-        .url
-        .as_deref()
-        .map_or_else(|| "the cluster".to_owned(), crate::config::redact_url);
-    let failed = |e: &dyn std::fmt::Display| {
-        ConfigError::new("store", format!("cannot connect to Redis at {where_}: {e}"))
-    };
-    let time = if custom_clock {
-        TimeSource::Caller
-    } else {
-        TimeSource::Redis
-    };
-    let throttle_store = RedisThrottleStore::connect(&redis)
-        .await
-        .map_err(|e| failed(&e))?
-        .time_source(time);
-    let quota_store = RedisQuotaStore::connect(&redis)
-        .await
-        .map_err(|e| failed(&e))?
-        .retention_days(gateway.config.quota.retention_days);
-    let settings = &gateway.config.quota;
-    let mut quota = QuotaLayer::with_store(quota_store)
-        .shared_clock(clock)
-        .week_start(settings.week_start.0)
-        .on_store_error(settings.on_store_error)
-        .rate_limit_headers_on_success(settings.rate_limit_headers_on_success);
-    for (plan, start) in &settings.plan_starts {
-        quota = quota.plan_start(plan.clone(), *start);
-    }
-    Ok(RedisUsagePlanLayer::new(
-        gateway.throttle.clone().store(throttle_store),
-        quota,
-    ))
+    Ok(())
 }
 
 /// Each IAM user's ARN and identity policies.
@@ -534,6 +767,7 @@ impl Gateway {
             file: None,
             clock: Arc::new(SystemClock),
             custom_clock: false,
+            data_dir: None,
         }
     }
 
@@ -556,22 +790,24 @@ impl Gateway {
             file: Some(path.to_path_buf()),
             clock: Arc::new(SystemClock),
             custom_clock: false,
+            data_dir: None,
         })
     }
 
     /// Reads the file at `path` and builds every layer, on the system clock,
-    /// connecting to Redis for `[store] kind = "redis"`:
-    /// [`GatewayBuilder::build_async`] for the file.
+    /// on the configured store: [`GatewayBuilder::build_async`] for the
+    /// file.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file and the bad field, or Redis not
-    /// answering.
+    /// [`ConfigError`] naming the file and the bad field, the embedded
+    /// store failing to open, or Redis not answering.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         Self::builder_from_file(path)?.build_async().await
     }
 
-    /// Reads the file at `path` and builds every layer, on the system clock.
+    /// Reads the file at `path` and builds every layer, on the system clock,
+    /// on the in-memory store: [`GatewayBuilder::build`] for the file.
     ///
     /// # Errors
     ///
@@ -584,6 +820,30 @@ impl Gateway {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The control-plane store: API keys, usage plans, plan keys, usage
+    /// records and quota counters, live.
+    #[must_use]
+    pub fn store(&self) -> &GatewayStore {
+        &self.store
+    }
+
+    /// Which store the gateway runs on.
+    #[must_use]
+    pub fn store_kind(&self) -> StoreKind {
+        match (&self.store, &self.database) {
+            (GatewayStore::Local(_), Some(_)) => StoreKind::Embedded,
+            (GatewayStore::Local(_), None) => StoreKind::Memory,
+            #[cfg(feature = "redis")]
+            (GatewayStore::Redis(_), _) => StoreKind::Redis,
+        }
+    }
+
+    /// The embedded store's database file, when the gateway runs on it.
+    #[must_use]
+    pub fn database_path(&self) -> Option<&Path> {
+        self.database.as_deref()
     }
 
     /// The whole stack in API Gateway's order: WAF, then IAM (if `[iam]` is
@@ -601,14 +861,6 @@ impl Gateway {
             .api_key(Some(self.api_key.clone()))
             .throttle(Some(self.throttle.clone()))
             .quota(Some(self.quota.clone()));
-        #[cfg(feature = "redis")]
-        let layer = match &self.redis {
-            Some(usage_plan) => layer
-                .throttle(None)
-                .quota(None)
-                .usage_plan(Some(usage_plan.clone())),
-            None => layer,
-        };
         if self.config.gateway.api_key_required {
             layer
         } else {
@@ -623,7 +875,6 @@ impl Gateway {
     /// `apigateway:*` actions on `arn:aws:apigateway:{region}::/apikeys/...`
     /// and `/usageplans/...` as needed. Temporary credentials (the identity
     /// pool's roles) are not in it.
-    #[cfg(feature = "control-plane")]
     #[must_use]
     pub fn management_policies(&self) -> portcullis_control_plane::PolicyMap {
         let mut map = portcullis_control_plane::PolicyMap::new();
@@ -631,6 +882,17 @@ impl Gateway {
             map.insert(arn.clone(), Arc::clone(policy));
         }
         map
+    }
+
+    /// API Gateway's management API over the gateway's store, in the
+    /// gateway's region, through its quota engine (so UpdateUsage takes
+    /// effect on this replica at once). It refuses every caller until told
+    /// who may do what: `.policies(gateway.management_policies())` behind a
+    /// SigV4 layer with the `apigateway` scope, or `.authorized_in_front()`
+    /// behind one that authorized the request itself.
+    #[must_use]
+    pub fn management_api(&self) -> ManagementApi<GatewayStore> {
+        ManagementApi::new(self.quota.usage_api()).region(self.config.gateway.region.clone())
     }
 
     /// The WAF layer, if `[waf]` is configured.
@@ -661,113 +923,65 @@ impl Gateway {
         self.jwt.clone()
     }
 
-    /// The API-key layer.
-    pub fn api_key_layer(&self) -> ApiKeyLayer {
+    /// The API-key layer, reading the store's keys through the key cache.
+    pub fn api_key_layer(&self) -> ApiKeyLayer<GatewayKeyStore> {
         self.api_key.clone()
     }
 
-    /// The throttle and quota decided together on Redis, in one round trip
-    /// per request: present when the gateway was built with `[store] kind =
-    /// "redis"` (see [`GatewayBuilder::build_async`]). [`layer`](Self::layer)
-    /// then uses it in place of the throttle and quota layers.
-    #[cfg(feature = "redis")]
-    #[must_use]
-    pub fn usage_plan_layer(&self) -> Option<portcullis_redis::RedisUsagePlanLayer> {
-        self.redis.clone()
-    }
-
-    /// The throttle layer, on the in-memory store (with `[store] kind =
-    /// "redis"`, the Redis one is in
-    /// [`usage_plan_layer`](Self::usage_plan_layer)).
-    pub fn throttle_layer(&self) -> ThrottleLayer {
+    /// The throttle layer, on the gateway's throttle store: buckets in this
+    /// process, or on Redis with `[store] kind = "redis"`.
+    pub fn throttle_layer(&self) -> ThrottleLayer<GatewayThrottleStore> {
         self.throttle.clone()
     }
 
-    /// The quota layer, on the in-memory store (with `[store] kind =
-    /// "redis"`, the Redis one is in
-    /// [`usage_plan_layer`](Self::usage_plan_layer)).
-    pub fn quota_layer(&self) -> QuotaLayer {
+    /// The quota layer, counting against blocks reserved in the gateway's
+    /// store.
+    pub fn quota_layer(&self) -> QuotaLayer<GatewayQuotaStore> {
         self.quota.clone()
     }
 
-    /// The API keys and usage plans, changeable at run time.
+    /// The quota engine under the quota layer.
     #[must_use]
-    pub fn api_keys(&self) -> &ApiKeys {
+    pub fn quota_engine(&self) -> &GatewayQuotaStore {
+        &self.engine
+    }
+
+    /// The API keys, changeable at run time: writes go to the store and
+    /// reach every layer of this gateway before they answer (and every
+    /// replica on the same Redis within a second). The usage plans are the
+    /// store's ([`store`](Self::store)).
+    #[must_use]
+    pub fn api_keys(&self) -> &ApiKeys<GatewayKeyStore> {
         &self.keys
     }
 
-    /// The usage admin service (GetUsage, UpdateUsage, ...) over the quota
-    /// layer's counters (in memory or on Redis), for the configured plans
-    /// and keys. It has no authentication of its own: mount it behind the
-    /// SigV4 or JWT layer.
+    /// The usage admin service: GetUsagePlans, GetUsagePlan,
+    /// GetUsagePlanKeys, GetUsagePlanKey, GetUsage and UpdateUsage over the
+    /// live store (the management API with
+    /// [`usage_admin_only`](ManagementApi::usage_admin_only)), answering
+    /// lists under `items`. It authorizes nothing itself
+    /// ([`authorized_in_front`](ManagementApi::authorized_in_front)): mount
+    /// it behind the SigV4 layer, which leaves the `Caller` it needs
+    /// (without one it answers 403 Missing Authentication Token).
     #[must_use]
     pub fn usage_admin(&self) -> GatewayUsageAdmin {
-        let directory: StaticKeys = self
-            .config
-            .api_keys
-            .iter()
-            .flat_map(|key| {
-                key.usage_plans.iter().map(move |plan| {
-                    let mut plan_key = PlanKey::new(key.id.clone());
-                    if let Some(name) = &key.name {
-                        plan_key = plan_key.with_name(name.clone());
-                    }
-                    (plan_key, plan.clone())
-                })
-            })
-            .fold(StaticKeys::new(), |keys, (key, plan)| {
-                keys.plan_key(key, plan)
-            });
-        #[cfg(feature = "redis")]
-        if let Some(usage_plan) = &self.redis {
-            return GatewayUsageAdmin(AdminKind::Redis(UsageAdmin::new(
-                usage_plan.quota().usage_api(),
-                self.plans.iter().cloned(),
-                directory,
-            )));
-        }
-        GatewayUsageAdmin(AdminKind::Memory(UsageAdmin::new(
-            self.quota.usage_api(),
-            self.plans.iter().cloned(),
-            directory,
-        )))
+        self.management_api()
+            .authorized_in_front()
+            .usage_admin_only()
+    }
+
+    /// Reports every quota block's count and gives back what is unspent,
+    /// so that nothing reserved is counted as used after the restart; call
+    /// it before the process exits (after the server stopped taking
+    /// requests).
+    ///
+    /// # Errors
+    ///
+    /// The store's failure to take the reports.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.engine.shutdown().await
     }
 }
 
-/// The usage admin service of a [`Gateway`] (GetUsage, UpdateUsage, ...),
-/// over the in-memory quota store or the Redis one.
-#[derive(Clone, Debug)]
-pub struct GatewayUsageAdmin(AdminKind);
-
-#[derive(Clone, Debug)]
-enum AdminKind {
-    Memory(UsageAdmin),
-    #[cfg(feature = "redis")]
-    Redis(UsageAdmin<portcullis_redis::RedisQuotaStore>),
-}
-
-impl<B> tower_service::Service<http::Request<B>> for GatewayUsageAdmin
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<crate::stack::BoxError>,
-{
-    type Response = <UsageAdmin as tower_service::Service<http::Request<B>>>::Response;
-    type Error = std::convert::Infallible;
-    type Future = portcullis_quota::admin::AdminFuture;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        match &mut self.0 {
-            AdminKind::Memory(admin) => admin.call(request),
-            #[cfg(feature = "redis")]
-            AdminKind::Redis(admin) => admin.call(request),
-        }
-    }
-}
+/// The usage admin service of a [`Gateway`] (see [`Gateway::usage_admin`]).
+pub type GatewayUsageAdmin = ManagementApi<GatewayStore>;

@@ -92,14 +92,16 @@
 //! - `axum`: client addresses from axum's `ConnectInfo`, the `Claims<T>`
 //!   extractor, and per-method throttles matched on axum's `MatchedPath`.
 //!
-//! # Shared state on Redis
+//! # Where the state lives
 //!
-//! With the `redis` feature, `[store] kind = "redis"` (`url`, or
-//! `cluster_urls` for Redis Cluster) puts the throttle and quota on Redis
-//! through `portcullis-redis`, one script call per request. Connecting is
-//! asynchronous, so such a configuration is built with
+//! Keys, plans, usage and quota counters live in the control-plane store
+//! ([`control_plane`]): `[store] kind = "embedded"` (the default, durable, in
+//! `data_dir`), `"memory"`, or `"redis"` (with the `redis` feature: shared by
+//! a fleet, the throttle's buckets too). The layers read it through a key
+//! cache and a quota engine, so the hot path stays in memory. Opening the
+//! embedded store or Redis is asynchronous: build with
 //! `GatewayBuilder::build_async` or `Gateway::connect`; the synchronous
-//! `build` refuses it and says so.
+//! `build` builds the memory store (see `docs/config.md`).
 
 pub use portcullis_core as core;
 pub use portcullis_core::{
@@ -108,7 +110,7 @@ pub use portcullis_core::{
 
 #[cfg(feature = "api-key")]
 pub use portcullis_api_key as api_key;
-#[cfg(feature = "control-plane")]
+#[cfg(feature = "config")]
 pub use portcullis_control_plane as control_plane;
 #[cfg(feature = "sigv4")]
 pub use portcullis_iam as iam;
@@ -131,10 +133,14 @@ pub mod config;
 mod gateway;
 #[cfg(feature = "config")]
 mod stack;
+#[cfg(feature = "config")]
+mod store;
 
 #[cfg(feature = "config")]
-pub use gateway::{Gateway, GatewayBuilder, GatewayUsageAdmin};
+pub use gateway::{Gateway, GatewayBuilder, GatewayKeyStore, GatewayQuotaStore, GatewayUsageAdmin};
 #[cfg(feature = "config")]
 pub use stack::{
     Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,
 };
+#[cfg(feature = "config")]
+pub use store::{GatewayStore, GatewayThrottleStore, ThrottleFuture};

@@ -25,6 +25,9 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::gateway::{GatewayKeyStore, GatewayQuotaStore};
+use crate::store::GatewayThrottleStore;
+
 /// The error type of a boxed body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -223,9 +226,9 @@ pub enum Auth {
 pub struct GatewayLayer {
     pub(crate) waf: Option<WafLayer>,
     pub(crate) auth: Option<Auth>,
-    pub(crate) api_key: Option<ApiKeyLayer>,
-    pub(crate) throttle: Option<ThrottleLayer>,
-    pub(crate) quota: Option<QuotaLayer>,
+    pub(crate) api_key: Option<ApiKeyLayer<GatewayKeyStore>>,
+    pub(crate) throttle: Option<ThrottleLayer<GatewayThrottleStore>>,
+    pub(crate) quota: Option<QuotaLayer<GatewayQuotaStore>>,
     /// Throttle and quota together on Redis, in their place.
     #[cfg(feature = "redis")]
     pub(crate) usage_plan: Option<portcullis_redis::RedisUsagePlanLayer>,
@@ -256,7 +259,7 @@ impl GatewayLayer {
 
     /// Sets (or removes) the API-key layer. Without it, throttle and quota
     /// by key do not apply (API Gateway's methods that need no key).
-    pub fn api_key(mut self, api_key: Option<ApiKeyLayer>) -> Self {
+    pub fn api_key(mut self, api_key: Option<ApiKeyLayer<GatewayKeyStore>>) -> Self {
         self.api_key = api_key;
         self
     }
@@ -269,13 +272,13 @@ impl GatewayLayer {
     }
 
     /// Sets (or removes) the throttle.
-    pub fn throttle(mut self, throttle: Option<ThrottleLayer>) -> Self {
+    pub fn throttle(mut self, throttle: Option<ThrottleLayer<GatewayThrottleStore>>) -> Self {
         self.throttle = throttle;
         self
     }
 
     /// Sets (or removes) the quota.
-    pub fn quota(mut self, quota: Option<QuotaLayer>) -> Self {
+    pub fn quota(mut self, quota: Option<QuotaLayer<GatewayQuotaStore>>) -> Self {
         self.quota = quota;
         self
     }

@@ -329,9 +329,9 @@ where
 struct Parts {
     waf: Option<portcullis::waf::WafLayer>,
     auth: Option<Auth>,
-    api_key: Option<portcullis::api_key::ApiKeyLayer>,
-    throttle: Option<portcullis::throttle::ThrottleLayer>,
-    quota: Option<portcullis::quota::QuotaLayer>,
+    api_key: Option<portcullis::api_key::ApiKeyLayer<portcullis::GatewayKeyStore>>,
+    throttle: Option<portcullis::throttle::ThrottleLayer<portcullis::GatewayThrottleStore>>,
+    quota: Option<portcullis::quota::QuotaLayer<portcullis::GatewayQuotaStore>>,
 }
 
 impl Parts {

@@ -265,13 +265,22 @@ async fn the_usage_admin_reports_and_extends() {
     let (status, _, _) = answer(&api, signed("/loyalty/C-1/get", Some(API_KEY), T0 + 11)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 
+    // The usage admin authorizes nothing itself: the SigV4 layer in front
+    // leaves the caller it needs; here the test does.
     let admin = Router::new().nest_service("/admin", gateway.usage_admin());
+    let admin_caller = || {
+        portcullis::core::context::Caller::new(
+            "arn:aws:iam::123456789012:user/loyalty-admin",
+            portcullis::core::context::AuthMethod::Iam,
+        )
+    };
     let today = time::OffsetDateTime::from_unix_timestamp(T0 as i64)
         .unwrap()
         .date();
     let report = Request::get(format!(
         "/admin/usageplans/loyalty-basic/usage?keyId=demo-key&startDate={today}&endDate={today}"
     ))
+    .extension(admin_caller())
     .body(Body::empty())
     .unwrap();
     let (status, _, body) = answer(&admin, report).await;
@@ -280,6 +289,7 @@ async fn the_usage_admin_reports_and_extends() {
 
     let extend = Request::patch("/admin/usageplans/loyalty-basic/keys/demo-key/usage")
         .header("content-type", "application/json")
+        .extension(admin_caller())
         .body(Body::from(
             r#"{"patchOperations":[{"op":"replace","path":"/remaining","value":"5"}]}"#,
         ))

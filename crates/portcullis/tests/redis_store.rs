@@ -13,10 +13,13 @@ use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode};
 use portcullis::Gateway;
-use portcullis::config::{Config, StoreSettings};
+use portcullis::api_key::ApiKeyValue;
+use portcullis::config::{Config, StoreKind, StoreSettings};
+use portcullis::control_plane::{ApiKeyUpdate, ControlPlaneStore, NewApiKey};
 use tower::ServiceExt;
 
 const API_KEY: &str = "RedisFacadeKey0123456789abcdef";
+const SECOND_KEY: &str = "RedisFacadeKeyTwo0123456789abcdef";
 
 fn config(store: &str) -> Config {
     Config::from_toml(&format!(
@@ -107,18 +110,20 @@ async fn the_gateway_counts_in_redis() {
     store.key_prefix = Some(prefix.clone());
     // Two replicas of the gateway on one Redis share the quota of 3.
     let mut apps = Vec::new();
+    let mut gateways = Vec::new();
     for _ in 0..2 {
         let gateway = Gateway::builder(config(""))
             .store(store.clone())
             .build_async()
             .await
             .expect("connects");
-        assert!(gateway.usage_plan_layer().is_some());
+        assert_eq!(gateway.store_kind(), StoreKind::Redis);
         apps.push(
             Router::new()
                 .route("/pets", get(|| async { Ok::<_, Infallible>("ok") }))
                 .layer(gateway.layer()),
         );
+        gateways.push(gateway);
     }
     let mut statuses = Vec::new();
     for i in 0..5 {
@@ -143,4 +148,54 @@ async fn the_gateway_counts_in_redis() {
             StatusCode::TOO_MANY_REQUESTS
         ]
     );
+
+    // A key created on one replica's store works on the other within 1 s,
+    // and a key disabled there is refused on both within 1 s.
+    let store = gateways[0].store();
+    let key = store
+        .create_api_key(NewApiKey {
+            id: Some("k2".to_owned()),
+            enabled: true,
+            value: Some(ApiKeyValue::new(SECOND_KEY).expect("a valid key")),
+            ..NewApiKey::default()
+        })
+        .await
+        .expect("created");
+    store
+        .create_usage_plan_key("basic", &key.id, "API_KEY")
+        .await
+        .expect("added to the plan");
+    let call = |app: &Router| {
+        let request = Request::get("/pets")
+            .header("x-api-key", SECOND_KEY)
+            .body(Body::empty())
+            .expect("a request");
+        app.clone().oneshot(request)
+    };
+    let started = std::time::Instant::now();
+    while call(&apps[1]).await.expect("infallible").status() != StatusCode::OK {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the key did not reach the other replica within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    gateways[0]
+        .store()
+        .update_api_key("k2", ApiKeyUpdate::new().enabled(false))
+        .await
+        .expect("disabled");
+    let started = std::time::Instant::now();
+    for app in &apps {
+        while call(app).await.expect("infallible").status() != StatusCode::FORBIDDEN {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "the disabled key was still accepted after 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    for gateway in &gateways {
+        gateway.shutdown().await.expect("blocks given back");
+    }
 }

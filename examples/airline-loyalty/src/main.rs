@@ -2,21 +2,29 @@
 //!
 //! `cargo run -p airline-loyalty` serves on 127.0.0.1:3000 with the
 //! configuration in `config/` (embedded in the binary, so it runs from any
-//! folder) and the in-memory store:
+//! folder) and the embedded store in `--data-dir` (default
+//! `$XDG_DATA_HOME/airline-loyalty`, else `~/.local/share/airline-loyalty`),
+//! so keys, plans and the day's usage survive a restart:
 //!
 //! - `GET /loyalty/{customerId}/get`: IAM (SigV4) + API key + usage plan
 //!   (rate 1, burst 2, 10 a day): the customer's points and tier progress.
 //! - `GET /profile`: a Cognito-style ID token (mint one with
 //!   `airline-loyalty mint-token`): the token's claims.
-//! - `/admin/...`: the usage admin service (GetUsage, UpdateUsage), for the
-//!   IAM user whose policy allows `/admin/*`.
+//! - `/admin/...`: API Gateway's management API (usage plans, API keys,
+//!   plan keys, usage): `aws apigateway ... --endpoint-url
+//!   http://127.0.0.1:3000/admin`. Calls signed for `apigateway` are
+//!   authorized by the users' `apigateway:*` policies; calls signed for
+//!   `execute-api` (awscurl) by the execute-api policy, for the usage
+//!   admin's operations (GetUsage, UpdateUsage, ...); unsigned ones get 403.
 //! - The WAF web ACL in front of everything: an IP-set block, a rate-based
 //!   rule, bodies over the 16 KiB inspection limit refused, SQL injection
 //!   (HIGH sensitivity) and XSS rules on the query, the raw body and the
 //!   parsed JSON body.
 //! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
 //!
-//! `--config FILE` uses another configuration; `--listen ADDR` another
+//! `--config FILE` uses another configuration; `--store memory` or
+//! `--store redis://...` (with `--store-key-prefix P`) another store;
+//! `--listen ADDR` another
 //! address (`127.0.0.1:0` picks a free port; the first line printed is
 //! `listening on http://ADDR`). Logs go to stderr, filtered by `RUST_LOG`
 //! (default `info`).
@@ -33,10 +41,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
-use portcullis::config::{Config, StoreSettings};
+use portcullis::config::{Config, StoreKind, StoreSettings};
 use portcullis::jwt::JwtClaims;
 use portcullis::{Gateway, GatewayResponse, GatewayResponseType};
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// The embedded default configuration: (path relative to the config folder,
 /// contents).
@@ -78,11 +87,17 @@ struct Args {
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Where throttle and quota state lives, overriding the file's `[store]`:
-    /// `memory`, `redis://HOST:PORT` (one Redis), or several
-    /// comma-separated `redis://` URLs (the nodes of a Redis Cluster).
+    /// Where keys, plans, usage and quota counters live, overriding the
+    /// file's `[store]`: `memory`, `redis://HOST:PORT` (one Redis), or
+    /// several comma-separated `redis://` URLs (the nodes of a Redis
+    /// Cluster). Default: the embedded store in `--data-dir`.
     #[arg(long, value_name = "STORE")]
     store: Option<String>,
+    /// The embedded store's folder (default: `$XDG_DATA_HOME/airline-loyalty`,
+    /// else `~/.local/share/airline-loyalty`; a `[store] data_dir` in
+    /// `--config` is used when this is not given).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// The prefix of every Redis key (default `portcullis`), so that several
     /// demos can share one Redis.
     #[arg(long, value_name = "PREFIX")]
@@ -215,13 +230,45 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
     let profile_routes = Router::new()
         .route("/profile", get(profile))
         .route_layer(jwt);
-    // The usage admin service, behind IAM (the layer sees the full /admin/... path).
-    let admin_routes = Router::new()
+    // API Gateway's management API under /admin, for both signing scopes
+    // (the layers see the full /admin/... path):
+    // - `apigateway` (the AWS CLI and SDKs): signatures checked, then the
+    //   users' IAM policies over `apigateway:*` actions;
+    // - `execute-api` (awscurl and existing scripts): the execute-api
+    //   policies, and the usage admin's operations only.
+    let management = Router::new()
+        .nest_service(
+            "/admin",
+            gateway
+                .management_api()
+                .policies(gateway.management_policies()),
+        )
+        .layer(sigv4.clone().service("apigateway").authentication_only());
+    let usage_admin = Router::new()
         .nest_service("/admin", gateway.usage_admin())
         .layer(sigv4);
+    let admin = tower::service_fn(move |mut request: Request<Body>| {
+        // The inner routers match the path again, from the start.
+        request
+            .extensions_mut()
+            .remove::<axum::extract::MatchedPath>();
+        let router = match signing_service(&request).as_deref() {
+            Some("apigateway") => Some(management.clone()),
+            Some(_) => Some(usage_admin.clone()),
+            None => None,
+        };
+        async move {
+            match router {
+                Some(router) => router.oneshot(request).await,
+                // Unsigned: API Gateway's 403 Missing Authentication Token.
+                None => Ok(unknown_route(request).await),
+            }
+        }
+    });
     let mut app = loyalty_routes
         .merge(profile_routes)
-        .merge(admin_routes)
+        .route_service("/admin", admin.clone())
+        .route_service("/admin/{*rest}", admin)
         .fallback(unknown_route);
     // Cognito-style sign-in: `POST /credentials` exchanges an ID token for
     // temporary credentials, which the IAM layer above then accepts.
@@ -233,6 +280,64 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
         app = app.layer(waf);
     }
     Ok(app)
+}
+
+/// The service of a request's SigV4 credential scope
+/// (`AKID/date/region/SERVICE/aws4_request`), from the `Authorization`
+/// header or the `X-Amz-Credential` query parameter; `None` when unsigned.
+fn signing_service(request: &Request<Body>) -> Option<String> {
+    let scope = |credential: &str| credential.split('/').nth(3).map(str::to_owned);
+    if let Some(value) = request.headers().get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let credential = value
+            .split(['\u{20}', ','])
+            .find_map(|part| part.strip_prefix("Credential="))?;
+        return scope(credential);
+    }
+    let query = request.uri().query()?;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        if !name.eq_ignore_ascii_case("X-Amz-Credential") {
+            return None;
+        }
+        let decoded = percent_decode(value);
+        scope(&decoded)
+    })
+}
+
+/// Decodes `%XX` escapes (a credential's `/` is sent as `%2F`).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The embedded store's default folder: `$XDG_DATA_HOME/airline-loyalty`,
+/// else `~/.local/share/airline-loyalty`.
+fn default_data_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("airline-loyalty"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/airline-loyalty"))
+        .ok_or_else(|| {
+            "no $XDG_DATA_HOME or $HOME: give --data-dir DIR (or --store memory)".to_owned()
+        })
 }
 
 /// Writes the embedded configuration to a folder named after its contents
@@ -415,7 +520,7 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
 /// cluster's nodes.
 fn store_settings(store: &str, prefix: Option<String>) -> Result<StoreSettings, String> {
     if store == "memory" {
-        return Ok(StoreSettings::default());
+        return Ok(StoreSettings::memory());
     }
     let urls: Vec<&str> = store.split(',').map(str::trim).collect();
     if urls
@@ -434,10 +539,28 @@ fn store_settings(store: &str, prefix: Option<String>) -> Result<StoreSettings, 
     Ok(settings)
 }
 
+/// Ctrl-C or SIGTERM.
 async fn shutdown() {
-    // If the signal handler cannot be installed, run until killed.
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    // If a signal handler cannot be installed, wait for the other one.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 
@@ -450,7 +573,15 @@ async fn serve(args: Args) -> Result<(), String> {
     if let Some(store) = &args.store {
         builder = builder.store(store_settings(store, args.store_key_prefix.clone())?);
     }
-    // Connects to Redis when the store is Redis.
+    let store = &builder.config().store;
+    if store.kind() == StoreKind::Embedded {
+        match &args.data_dir {
+            Some(dir) => builder = builder.data_dir(dir),
+            None if store.data_dir.is_none() => builder = builder.data_dir(default_data_dir()?),
+            None => {}
+        }
+    }
+    // Opens the embedded store, or connects to Redis.
     let gateway = builder.build_async().await.map_err(|e| e.to_string())?;
     let app = app(&gateway)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -463,14 +594,25 @@ async fn serve(args: Args) -> Result<(), String> {
     } else {
         None
     };
+    match gateway.database_path() {
+        Some(path) => println!("store: embedded, {}", path.display()),
+        None => println!("store: {:?}", gateway.store_kind()),
+    }
     banner(gateway.config(), addr, &config_path, token.as_deref());
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown())
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string());
+    // Unspent quota blocks go back to the store, so the restart counts
+    // only what was admitted.
+    let shut = gateway
+        .shutdown()
+        .await
+        .map_err(|e| format!("giving quota blocks back: {e}"));
+    served.and(shut)
 }
 
 /// Logs to stderr, as `tracing-subscriber`'s `fmt` writes them, filtered by

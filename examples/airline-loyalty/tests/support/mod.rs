@@ -37,6 +37,9 @@ pub(crate) struct Server {
     pub(crate) base: String,
     output: Arc<Mutex<Vec<u8>>>,
     drains: Vec<std::thread::JoinHandle<()>>,
+    /// The fresh embedded store of this run, removed when dropped (after
+    /// the process: fields drop after `Drop::drop`).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -72,11 +75,17 @@ fn drain(
 }
 
 /// The binary with `extra` arguments (such as `--store redis://...`), logging
-/// at [`TEST_RUST_LOG`].
+/// at [`TEST_RUST_LOG`]. Unless `extra` names a store or a data dir, the run
+/// gets a fresh embedded store of its own, so runs never share state.
 pub(crate) fn start_with(extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
+    let own_store = !extra.iter().any(|a| *a == "--store" || *a == "--data-dir");
+    let data_dir = own_store.then(|| tempfile::tempdir().expect("a temp dir"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airline-loyalty"));
+    command.args(["--listen", "127.0.0.1:0"]).args(extra);
+    if let Some(dir) = &data_dir {
+        command.arg("--data-dir").arg(dir.path());
+    }
+    let mut child = command
         .env("RUST_LOG", TEST_RUST_LOG)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -105,6 +114,7 @@ pub(crate) fn start_with(extra: &[&str]) -> Server {
         base,
         output,
         drains,
+        _data_dir: data_dir,
     }
 }
 

@@ -1,0 +1,219 @@
+//! The stores a [`Gateway`](crate::Gateway) runs on, one type whatever
+//! `[store]` says: [`GatewayStore`] (keys, plans, usage and quota counters)
+//! and [`GatewayThrottleStore`] (the throttle's buckets).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use portcullis_api_key::KeyDigest;
+use portcullis_control_plane::reservation::{CounterRef, Grant, QuotaReservation, Report};
+use portcullis_control_plane::{
+    ApiKey, ApiKeyFilter, ApiKeyUpdate, ControlPlaneStore, LocalStore, NewApiKey, NewUsagePlan,
+    Page, PageRequest, Snapshot, StoreError, UsagePlanKey, UsagePlanRecord, UsageRecord,
+};
+use portcullis_quota::store::UsageUpdate;
+use portcullis_throttle::InMemoryStore;
+use portcullis_throttle::store::{
+    Acquire, BucketCheck, Outcome, StoreError as ThrottleError, ThrottleStore,
+};
+use time::Date;
+use tokio::sync::watch;
+
+/// The control-plane store of a [`Gateway`](crate::Gateway): the embedded
+/// or in-memory [`LocalStore`], or Redis (`RedisControlPlane`, with the
+/// `redis` feature). The API-key layer reads it through a `KeyCache` and the
+/// quota layer through a `QuotaEngine`, so the hot path never waits on it;
+/// the management API writes to it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum GatewayStore {
+    /// `[store] kind = "embedded"` or `"memory"`.
+    Local(LocalStore),
+    /// `[store] kind = "redis"`.
+    #[cfg(feature = "redis")]
+    Redis(portcullis_redis::RedisControlPlane),
+}
+
+/// Calls `$call` on whichever store this is.
+macro_rules! each {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            GatewayStore::Local($store) => $call.await,
+            #[cfg(feature = "redis")]
+            GatewayStore::Redis($store) => $call.await,
+        }
+    };
+}
+
+impl QuotaReservation for GatewayStore {
+    async fn reserve(&self, counter: CounterRef, want: u64) -> Result<Grant, StoreError> {
+        each!(self, s => s.reserve(counter, want))
+    }
+
+    async fn report(&self, counter: CounterRef, report: Report) -> Result<(), StoreError> {
+        each!(self, s => s.report(counter, report))
+    }
+}
+
+impl ControlPlaneStore for GatewayStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey, StoreError> {
+        each!(self, s => s.create_api_key(key))
+    }
+
+    async fn import_api_keys(&self, keys: Vec<NewApiKey>) -> Result<Vec<ApiKey>, StoreError> {
+        each!(self, s => s.import_api_keys(keys))
+    }
+
+    async fn put_api_key(&self, key: ApiKey) -> Result<ApiKey, StoreError> {
+        each!(self, s => s.put_api_key(key))
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<ApiKey, StoreError> {
+        each!(self, s => s.get_api_key(id))
+    }
+
+    async fn find_api_key(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {
+        each!(self, s => s.find_api_key(digest))
+    }
+
+    async fn get_api_keys(
+        &self,
+        filter: ApiKeyFilter,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>, StoreError> {
+        each!(self, s => s.get_api_keys(filter, page))
+    }
+
+    async fn update_api_key(&self, id: &str, update: ApiKeyUpdate) -> Result<ApiKey, StoreError> {
+        each!(self, s => s.update_api_key(id, update))
+    }
+
+    async fn delete_api_key(&self, id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.delete_api_key(id))
+    }
+
+    async fn create_usage_plan(&self, plan: NewUsagePlan) -> Result<UsagePlanRecord, StoreError> {
+        each!(self, s => s.create_usage_plan(plan))
+    }
+
+    async fn get_usage_plan(&self, id: &str) -> Result<UsagePlanRecord, StoreError> {
+        each!(self, s => s.get_usage_plan(id))
+    }
+
+    async fn get_usage_plans(
+        &self,
+        key_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<UsagePlanRecord>, StoreError> {
+        each!(self, s => s.get_usage_plans(key_id, page))
+    }
+
+    async fn update_usage_plan(
+        &self,
+        plan: UsagePlanRecord,
+    ) -> Result<UsagePlanRecord, StoreError> {
+        each!(self, s => s.update_usage_plan(plan))
+    }
+
+    async fn delete_usage_plan(&self, id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.delete_usage_plan(id))
+    }
+
+    async fn create_usage_plan_key(
+        &self,
+        plan_id: &str,
+        key_id: &str,
+        key_type: &str,
+    ) -> Result<UsagePlanKey, StoreError> {
+        each!(self, s => s.create_usage_plan_key(plan_id, key_id, key_type))
+    }
+
+    async fn get_usage_plan_key(
+        &self,
+        plan_id: &str,
+        key_id: &str,
+    ) -> Result<UsagePlanKey, StoreError> {
+        each!(self, s => s.get_usage_plan_key(plan_id, key_id))
+    }
+
+    async fn get_usage_plan_keys(
+        &self,
+        plan_id: &str,
+        name_query: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<UsagePlanKey>, StoreError> {
+        each!(self, s => s.get_usage_plan_keys(plan_id, name_query, page))
+    }
+
+    async fn delete_usage_plan_key(&self, plan_id: &str, key_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.delete_usage_plan_key(plan_id, key_id))
+    }
+
+    async fn update_usage(
+        &self,
+        counter: CounterRef,
+        update: UsageUpdate,
+    ) -> Result<UsageRecord, StoreError> {
+        each!(self, s => s.update_usage(counter, update))
+    }
+
+    async fn get_usage(
+        &self,
+        plan_id: &str,
+        key_id: &str,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        each!(self, s => s.get_usage(plan_id, key_id, from, to))
+    }
+
+    async fn usage_keys(&self, plan_id: &str) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.usage_keys(plan_id))
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        each!(self, s => s.snapshot())
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        match self {
+            GatewayStore::Local(s) => s.subscribe(),
+            #[cfg(feature = "redis")]
+            GatewayStore::Redis(s) => s.subscribe(),
+        }
+    }
+}
+
+/// The future of a [`GatewayThrottleStore`] decision that is not made
+/// synchronously (a Redis round trip).
+pub type ThrottleFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleError>> + Send>>;
+
+/// The throttle's store of a [`Gateway`](crate::Gateway): buckets in this
+/// process, or on Redis (shared by a fleet) with `[store] kind = "redis"`.
+/// The in-memory store answers synchronously, so its path neither boxes nor
+/// polls.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum GatewayThrottleStore {
+    /// Buckets in this process (`embedded` and `memory` stores).
+    Memory(InMemoryStore),
+    /// Buckets on Redis.
+    #[cfg(feature = "redis")]
+    Redis(portcullis_redis::RedisThrottleStore),
+}
+
+impl ThrottleStore for GatewayThrottleStore {
+    type Future = ThrottleFuture;
+
+    #[inline]
+    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+        match self {
+            GatewayThrottleStore::Memory(store) => match store.acquire(checks, now_unix_nanos) {
+                Acquire::Ready(outcome) => Acquire::Ready(outcome),
+                Acquire::Pending(ready) => Acquire::Pending(Box::pin(ready)),
+            },
+            #[cfg(feature = "redis")]
+            GatewayThrottleStore::Redis(store) => store.acquire(checks, now_unix_nanos),
+        }
+    }
+}
