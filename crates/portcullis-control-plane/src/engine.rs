@@ -279,6 +279,13 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         &self.inner.store
     }
 
+    /// How many plan/key counters the engine holds in memory (for memory
+    /// measurements; each holds at most one block).
+    #[must_use]
+    pub fn tracked_keys(&self) -> usize {
+        self.inner.entries.len()
+    }
+
     fn find(&self, plan_id: &str, key_id: &str) -> Option<Arc<Entry>> {
         let pair = (plan_id, key_id);
         self.inner

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{Request, Response, StatusCode};
-use portcullis::Gateway;
 use portcullis::config::Config;
+use portcullis::throttle::InMemoryStore;
+use portcullis::{Gateway, GatewayThrottleStore};
 use portcullis_core::context::ApiKeyContext;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -32,6 +33,16 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// The facade's in-process throttle buckets (the `memory` store this
+/// measurement builds).
+fn memory_buckets(store: &GatewayThrottleStore) -> Result<&InMemoryStore, Error> {
+    match store {
+        GatewayThrottleStore::Memory(buckets) => Ok(buckets),
+        #[allow(unreachable_patterns)]
+        _ => Err("the memory measurement needs the facade's in-process throttle store".into()),
+    }
 }
 
 pub(crate) fn run(args: &Args) -> Result<(), Error> {
@@ -86,13 +97,14 @@ async fn measure(keys: u64) -> Result<(), Error> {
     }
     let elapsed = started.elapsed();
     let after = resident_bytes().unwrap_or(before);
-    let throttle_keys = throttle.store_ref().len();
+    let buckets = memory_buckets(throttle.store_ref())?;
+    let throttle_keys = buckets.len();
     let quota_keys = quota.store().tracked_keys();
 
     let idle = Duration::from_secs_f64(1.0 / RATE) + Duration::from_secs(1);
     tokio::time::sleep(idle).await;
     let now = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos())?;
-    let dropped = throttle.store_ref().sweep(now);
+    let dropped = buckets.sweep(now);
     let after_idle = resident_bytes().unwrap_or(after);
 
     let per_key = |bytes: u64| bytes.saturating_sub(before) as f64 / keys as f64;
@@ -105,7 +117,7 @@ async fn measure(keys: u64) -> Result<(), Error> {
     println!("quota_counters_after_keys|{quota_keys}");
     println!("idle_seconds|{}", idle.as_secs());
     println!("throttle_buckets_dropped_by_sweep|{dropped}");
-    println!("throttle_buckets_after_idle|{}", throttle.store_ref().len());
+    println!("throttle_buckets_after_idle|{}", buckets.len());
     println!("quota_counters_after_idle|{}", quota.store().tracked_keys());
     println!("rss_after_idle_mib|{:.1}", after_idle as f64 / 1048576.0);
     println!("bytes_per_key_after_idle|{:.0}", per_key(after_idle));
