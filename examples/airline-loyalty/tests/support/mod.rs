@@ -393,3 +393,171 @@ impl Http {
         }
     }
 }
+
+impl Http {
+    /// Sends `request` and reads the whole answer, or `None` when the
+    /// server does not answer (refused, reset: a killed server).
+    pub(crate) async fn try_send(&self, request: Request<Full<Bytes>>) -> Option<Answer> {
+        self.remember_request(&request);
+        let response = self.client.request(request).await.ok()?;
+        let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Some(Answer {
+            status,
+            error_type,
+            json,
+        })
+    }
+}
+
+/// The demo's client IAM user: may call `GET /loyalty/*`, no management
+/// operation.
+pub(crate) const CLIENT: Signer<'static> = Signer {
+    access_key_id: "AKIALOYALTYCLIENT001",
+    secret_access_key: "loyaltyClientSecretKeyDemo0000000000001",
+    session_token: None,
+};
+
+/// The demo's admin IAM user (access key id, secret): every management
+/// operation.
+pub(crate) const ADMIN: (&str, &str) = (
+    "AKIALOYALTYADMIN0001",
+    "loyaltyAdminSecretKeyDemo00000000000001",
+);
+
+/// The value of the environment variable `name`; when it is unset or empty,
+/// `None` after one line saying the test is skipped and how to run it, or a
+/// panic under CI (`CI` set), where the test must run.
+pub(crate) fn required_env(name: &str, how: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => panic!("{name} is not set under CI"),
+        _ => {
+            eprintln!("skipped: {name} is not set; {how}");
+            None
+        }
+    }
+}
+
+/// The AWS CLI (`PORTCULLIS_AWS_CLI`), as [`required_env`] finds it.
+pub(crate) fn aws_cli() -> Option<String> {
+    required_env(
+        "PORTCULLIS_AWS_CLI",
+        "`source scripts/services.d/30-python-clients.sh`",
+    )
+}
+
+/// `aws apigateway ARGS --endpoint-url BASE/admin` as `user`: the exit
+/// status, stdout as JSON (`Null` when empty) and stderr.
+pub(crate) fn aws(
+    cli: &str,
+    base: &str,
+    user: (&str, &str),
+    args: &[&str],
+) -> (bool, Value, String) {
+    let output = Command::new(cli)
+        .arg("apigateway")
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &format!("{base}/admin"),
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", user.0)
+        .env("AWS_SECRET_ACCESS_KEY", user.1)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the AWS CLI runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    (
+        output.status.success(),
+        json,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The admin's `aws apigateway ARGS` against `base`, which must succeed.
+pub(crate) fn admin(cli: &str, base: &str, args: &[&str]) -> Value {
+    let (ok, json, stderr) = aws(cli, base, ADMIN, args);
+    assert!(ok, "aws apigateway {args:?}: {stderr}");
+    json
+}
+
+/// `GET /loyalty/C-1001/get` with the API key `key`, signed by [`CLIENT`];
+/// `None` when the server does not answer.
+pub(crate) async fn try_loyalty(http: &Http, key: &str) -> Option<Answer> {
+    try_loyalty_from(http, key, None).await
+}
+
+/// [`try_loyalty`] from the client `client_ip`, named in `X-Forwarded-For`
+/// (the demo trusts it from 127.0.0.1), so that load spread over many
+/// addresses stays under the WAF's rate rule (300 a minute per address).
+pub(crate) async fn try_loyalty_from(
+    http: &Http,
+    key: &str,
+    client_ip: Option<&str>,
+) -> Option<Answer> {
+    let mut request = http.request(Method::GET, "/loyalty/C-1001/get", "");
+    let headers = request.headers_mut();
+    headers.insert(
+        "x-api-key",
+        key.parse().expect("an API key is a header value"),
+    );
+    if let Some(ip) = client_ip {
+        headers.insert(
+            "x-forwarded-for",
+            ip.parse().expect("an address is a header value"),
+        );
+    }
+    http.try_send(http.sign(request, "", &CLIENT)).await
+}
+
+/// Today's date (UTC), as GetUsage's `startDate` and `endDate` take it.
+pub(crate) fn today() -> String {
+    time::OffsetDateTime::now_utc().date().to_string()
+}
+
+/// GetUsage of `key_id` in `plan_id` today through `base`'s `/admin`:
+/// `(used, remaining)`, or `None` when the key has no usage record yet.
+pub(crate) fn usage_today(
+    cli: &str,
+    base: &str,
+    plan_id: &str,
+    key_id: &str,
+) -> Option<(u64, u64)> {
+    let day = today();
+    let usage = admin(
+        cli,
+        base,
+        &[
+            "get-usage",
+            "--usage-plan-id",
+            plan_id,
+            "--key-id",
+            key_id,
+            "--start-date",
+            &day,
+            "--end-date",
+            &day,
+        ],
+    );
+    let day_usage = &usage["items"][key_id][0];
+    Some((day_usage[0].as_u64()?, day_usage[1].as_u64()?))
+}
