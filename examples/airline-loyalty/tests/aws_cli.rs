@@ -7,80 +7,11 @@
 
 mod support;
 
-use std::process::Command;
-
 use http::{Method, StatusCode};
-use serde_json::Value;
-use support::{API_KEY, Answer, Http, Signer, start_with};
+use support::{ADMIN, API_KEY, Answer, CLIENT, Http, admin, aws, aws_cli, start_with, today};
 
-const CLIENT: Signer<'static> = Signer {
-    access_key_id: "AKIALOYALTYCLIENT001",
-    secret_access_key: "loyaltyClientSecretKeyDemo0000000000001",
-    session_token: None,
-};
-
-const ADMIN: (&str, &str) = (
-    "AKIALOYALTYADMIN0001",
-    "loyaltyAdminSecretKeyDemo00000000000001",
-);
-const CLIENT_KEYS: (&str, &str) = (
-    "AKIALOYALTYCLIENT001",
-    "loyaltyClientSecretKeyDemo0000000000001",
-);
-
-fn aws_cli() -> Option<String> {
-    match std::env::var("PORTCULLIS_AWS_CLI") {
-        Ok(cli) if !cli.is_empty() => Some(cli),
-        _ if std::env::var_os("CI").is_some() => panic!("PORTCULLIS_AWS_CLI is not set under CI"),
-        _ => {
-            eprintln!(
-                "skipped: PORTCULLIS_AWS_CLI is not set; `source scripts/services.d/30-python-clients.sh`"
-            );
-            None
-        }
-    }
-}
-
-/// `aws apigateway ARGS --endpoint-url BASE/admin` as `user`: the exit
-/// status, stdout as JSON (`Null` when empty) and stderr.
-fn aws(cli: &str, base: &str, user: (&str, &str), args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new(cli)
-        .arg("apigateway")
-        .args(args)
-        .args([
-            "--endpoint-url",
-            &format!("{base}/admin"),
-            "--output",
-            "json",
-        ])
-        .env("AWS_ACCESS_KEY_ID", user.0)
-        .env("AWS_SECRET_ACCESS_KEY", user.1)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("the AWS CLI runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let json = if stdout.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    };
-    (
-        output.status.success(),
-        json,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// The admin's call, which must succeed.
-fn admin(cli: &str, base: &str, args: &[&str]) -> Value {
-    let (ok, json, stderr) = aws(cli, base, ADMIN, args);
-    assert!(ok, "aws apigateway {args:?}: {stderr}");
-    json
-}
+/// The client user's access key id and secret, for the AWS CLI.
+const CLIENT_KEYS: (&str, &str) = (CLIENT.access_key_id, CLIENT.secret_access_key);
 
 async fn loyalty(http: &Http, key: &str) -> Answer {
     let mut request = http.request(Method::GET, "/loyalty/C-1001/get", "");
@@ -88,10 +19,6 @@ async fn loyalty(http: &Http, key: &str) -> Answer {
         .headers_mut()
         .insert("x-api-key", key.parse().expect("header value"));
     http.send(http.sign(request, "", &CLIENT)).await
-}
-
-fn today() -> String {
-    time::OffsetDateTime::now_utc().date().to_string()
 }
 
 #[tokio::test(flavor = "current_thread")]
