@@ -344,21 +344,7 @@ impl State {
 
     /// Inserts or replaces a whole key record (seeding, adapters).
     pub(crate) fn put_api_key(&self, mut key: ApiKey) -> Op<ApiKey> {
-        check_id("id", &key.id)?;
-        check_optional("name", key.name.as_deref(), MAX_NAME_LEN)?;
-        check_optional("customerId", key.customer_id.as_deref(), MAX_NAME_LEN)?;
-        check_optional(
-            "description",
-            key.description.as_deref(),
-            MAX_DESCRIPTION_LEN,
-        )?;
-        check_stage_keys(&key.stage_keys)?;
-        check_tags(&key.tags)?;
-        if let Some(value) = &key.value
-            && value.digest() != key.digest
-        {
-            return Err(StoreError::bad("the value does not match the digest"));
-        }
+        crate::validate::check_api_key(&key)?;
         if let Some(holder) = self.by_digest.get(key.digest.as_bytes())
             && *holder != key.id
         {
