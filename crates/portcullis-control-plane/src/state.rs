@@ -410,23 +410,7 @@ impl State {
         update: ApiKeyUpdate,
         now: OffsetDateTime,
     ) -> Op<ApiKey> {
-        let mut key = self.api_key(id)?;
-        if let Some(name) = update.name {
-            check_optional("name", name.as_deref(), MAX_NAME_LEN)?;
-            key.name = name;
-        }
-        if let Some(description) = update.description {
-            check_optional("description", description.as_deref(), MAX_DESCRIPTION_LEN)?;
-            key.description = description;
-        }
-        if let Some(customer_id) = update.customer_id {
-            check_optional("customerId", customer_id.as_deref(), MAX_NAME_LEN)?;
-            key.customer_id = customer_id;
-        }
-        if let Some(enabled) = update.enabled {
-            key.enabled = enabled;
-        }
-        key.last_updated_date = now;
+        let key = crate::validate::apply_api_key_update(self.api_key(id)?, update, now)?;
         Ok((key.clone(), vec![Change::PutKey(Box::new(key))]))
     }
 
