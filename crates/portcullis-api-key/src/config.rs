@@ -251,6 +251,7 @@ impl ApiKeysConfig {
 /// ).unwrap();
 /// assert_eq!(config.source, ApiKeySource::Authorizer);
 /// assert_eq!(config.header, "x-api-key");
+/// assert!(config.require_usage_plan);
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +268,15 @@ pub struct ApiKeyLayerConfig {
     /// The header that carries the key (default `x-api-key`).
     #[serde(default = "default_header", with = "header_name")]
     pub header: http::HeaderName,
+    /// Whether a key must be in a usage plan for the stage (default `true`,
+    /// as API Gateway); see
+    /// [`ApiKeyLayer::require_usage_plan`](crate::ApiKeyLayer::require_usage_plan).
+    #[serde(default = "default_true")]
+    pub require_usage_plan: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_header() -> http::HeaderName {

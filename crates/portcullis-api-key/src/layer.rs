@@ -49,6 +49,11 @@ pub enum Refusal {
     Unknown,
     /// The key is disabled.
     Disabled,
+    /// The key is in no usage plan for the layer's stage. API Gateway admits
+    /// a key only on the stages of the usage plans it is in, so a key created
+    /// and not yet added to a plan is refused with 403 `Forbidden`. See
+    /// [`ApiKeyLayer::require_usage_plan`].
+    NoUsagePlan,
     /// The store failed: API_CONFIGURATION_ERROR (500 `Internal server
     /// error`). The layer fails closed.
     StoreFailed,
@@ -63,6 +68,7 @@ impl Refusal {
             Refusal::Malformed => "malformed",
             Refusal::Unknown => "unknown",
             Refusal::Disabled => "disabled",
+            Refusal::NoUsagePlan => "no_usage_plan",
             Refusal::StoreFailed => "store_failed",
         }
     }
@@ -85,20 +91,21 @@ pub(crate) struct Shared<St> {
     stage: Box<str>,
     source: ApiKeySource,
     header: HeaderName,
+    usage_plan_required: bool,
 }
 
 impl<St> Shared<St> {
-    fn rebuild(&self, f: impl FnOnce(&mut ApiKeySource, &mut HeaderName)) -> Arc<Self> {
-        let mut source = self.source;
-        let mut header = self.header.clone();
-        f(&mut source, &mut header);
-        Arc::new(Self {
+    fn rebuild(&self, f: impl FnOnce(&mut Self)) -> Arc<Self> {
+        let mut settings = Self {
             store: self.store.clone(),
             api_id: self.api_id.clone(),
             stage: self.stage.clone(),
-            source,
-            header,
-        })
+            source: self.source,
+            header: self.header.clone(),
+            usage_plan_required: self.usage_plan_required,
+        };
+        f(&mut settings);
+        Arc::new(settings)
     }
 
     /// The digest of the key the request presents, after the cheap checks.
@@ -156,8 +163,13 @@ impl<St> Shared<St> {
         if let Some(customer_id) = &record.customer_id {
             context = context.with_customer_id(customer_id.clone());
         }
-        if let Some(plan) = record.usage_plan_for(&self.api_id, &self.stage) {
-            context = context.with_usage_plan(plan.clone());
+        match record.usage_plan_for(&self.api_id, &self.stage) {
+            Some(plan) => context = context.with_usage_plan(plan.clone()),
+            None if self.usage_plan_required => {
+                tracing::debug!(layer = "api_key", outcome = "deny", reason = "no_usage_plan", key_id = %record.id, "API key refused");
+                return Err(Refusal::NoUsagePlan);
+            }
+            None => {}
         }
         Ok(context)
     }
@@ -184,11 +196,17 @@ pub(crate) fn record_refusal(refusal: Refusal) {
         Refusal::Disabled => {
             metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "disabled").increment(1);
         }
+        Refusal::NoUsagePlan => {
+            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "no_usage_plan").increment(1);
+        }
         Refusal::StoreFailed => {
             metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "store_failed").increment(1);
         }
     }
-    if refusal != Refusal::Disabled && refusal != Refusal::StoreFailed {
+    if !matches!(
+        refusal,
+        Refusal::Disabled | Refusal::NoUsagePlan | Refusal::StoreFailed
+    ) {
         tracing::debug!(
             layer = "api_key",
             outcome = "deny",
@@ -199,7 +217,8 @@ pub(crate) fn record_refusal(refusal: Refusal) {
 }
 
 /// Requires an API key, as API Gateway does for a method with
-/// `apiKeyRequired`: a missing, unknown or disabled key gets INVALID_API_KEY
+/// `apiKeyRequired`: a missing, unknown or disabled key, or a key in no usage
+/// plan for the layer's stage, gets INVALID_API_KEY
 /// (403 `{"message":"Forbidden"}`); an accepted key is left in the request
 /// extensions as an [`ApiKeyContext`], with the usage plan that applies on
 /// this layer's stage.
@@ -233,6 +252,7 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
                 stage: stage.into().into_boxed_str(),
                 source: ApiKeySource::Header,
                 header: X_API_KEY,
+                usage_plan_required: true,
             }),
         }
     }
@@ -242,12 +262,13 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
         Self::with_store(store, config.api_id, config.stage)
             .source(config.source)
             .header_name(config.header)
+            .require_usage_plan(config.require_usage_plan)
     }
 
     /// Reads keys from `source` (default [`ApiKeySource::Header`]).
     pub fn source(self, source: ApiKeySource) -> Self {
         Self {
-            shared: self.shared.rebuild(|s, _| *s = source),
+            shared: self.shared.rebuild(|s| s.source = source),
         }
     }
 
@@ -255,7 +276,17 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
     /// [`ApiKeySource::Header`]).
     pub fn header_name(self, header: HeaderName) -> Self {
         Self {
-            shared: self.shared.rebuild(|_, h| *h = header),
+            shared: self.shared.rebuild(|s| s.header = header),
+        }
+    }
+
+    /// Whether a key must be in a usage plan for the layer's stage (default
+    /// `true`, as API Gateway: a key in no plan for the stage gets
+    /// [`Refusal::NoUsagePlan`], 403 `Forbidden`). Turn it off to use API keys
+    /// as plain credentials with no usage plans, as AppSync's keys are.
+    pub fn require_usage_plan(self, required: bool) -> Self {
+        Self {
+            shared: self.shared.rebuild(|s| s.usage_plan_required = required),
         }
     }
 

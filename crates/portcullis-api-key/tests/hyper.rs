@@ -4,6 +4,8 @@
 // Test code: helper functions outside `#[test]` unwrap too.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
@@ -58,7 +60,13 @@ async fn send(addr: SocketAddr, key: Option<&str>) -> (StatusCode, String) {
 #[tokio::test]
 async fn a_plain_hyper_server_requires_the_key() {
     let keys = ApiKeys::new();
-    let created = keys.create(NewApiKey::new().id("hyper")).await.unwrap();
+    keys.put_usage_plan(common::plan("basic", common::STAGE))
+        .await
+        .unwrap();
+    let created = keys
+        .create(NewApiKey::new().id("hyper").usage_plan("basic"))
+        .await
+        .unwrap();
     let addr = serve(&keys).await;
 
     assert_eq!(

@@ -44,12 +44,43 @@ async fn a_valid_key_passes_with_its_context_and_stage_plan() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "k1|mobile app|acme|basic");
 
-    // The same key on the dev stage carries the dev plan; on a stage none of
-    // its plans covers, no plan.
+    // The same key on the dev stage carries the dev plan.
     let (_, body) = status_and_body(keys.layer(API_ID, "dev"), with_key(value.expose())).await;
     assert_eq!(body, "k1|mobile app|acme|dev-plan");
+}
+
+#[tokio::test]
+async fn a_key_in_no_usage_plan_for_the_stage_is_refused_as_api_gateway_does() {
+    let (keys, value) = keys_with_one_key().await;
+    // None of k1's plans covers `beta`: API Gateway answers 403 Forbidden.
     let (status, body) =
         status_and_body(keys.layer(API_ID, "beta"), with_key(value.expose())).await;
+    assert_forbidden(status, &body);
+
+    // A key created in no plan at all is refused on every stage...
+    let loose = keys
+        .create(NewApiKey::new().id("loose"))
+        .await
+        .unwrap()
+        .value;
+    let (status, body) = status_and_body(keys.layer(API_ID, STAGE), with_key(loose.expose())).await;
+    assert_forbidden(status, &body);
+    let decided = keys
+        .layer(API_ID, STAGE)
+        .authenticate_now(&with_key(loose.expose()))
+        .expect("the in-memory store answers at once");
+    assert_eq!(decided.unwrap_err(), Refusal::NoUsagePlan);
+
+    // ...until the layer is told keys need no plan, as AppSync's keys.
+    let plain = keys.layer(API_ID, STAGE).require_usage_plan(false);
+    let (status, body) = status_and_body(plain.clone(), with_key(loose.expose())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "loose|-|-|-");
+    let (status, body) = status_and_body(
+        keys.layer(API_ID, "beta").require_usage_plan(false),
+        with_key(value.expose()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "k1|mobile app|acme|-");
 }
@@ -316,8 +347,9 @@ async fn one_hundred_thousand_keys() {
         .collect();
     let keys = ApiKeys::with_store(InMemoryApiKeyStore::from_records(records).unwrap());
     assert_eq!(keys.store().len(), 100_000);
+    // The keys are in no usage plan: this test is about the store.
     let service = ServiceBuilder::new()
-        .layer(keys.layer(API_ID, STAGE))
+        .layer(keys.layer(API_ID, STAGE).require_usage_plan(false))
         .service_fn(echo_context);
     for i in (0..100_000).step_by(997) {
         let response = service
@@ -484,7 +516,7 @@ async fn an_async_store_is_awaited_before_the_inner_service_is_called() {
     let created = keys.create(NewApiKey::new().id("slow")).await.unwrap();
     let counter = calls.clone();
     let service = ServiceBuilder::new()
-        .layer(keys.layer(API_ID, STAGE))
+        .layer(keys.layer(API_ID, STAGE).require_usage_plan(false))
         .service_fn(move |request: Request<String>| {
             counter.fetch_add(1, Ordering::SeqCst);
             echo_context(request)

@@ -4,6 +4,8 @@
 // Test code: helper functions outside `#[test]` unwrap too.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 
 use portcullis_api_key::{ApiKeys, NewApiKey};
@@ -53,7 +55,13 @@ async fn check(addr: SocketAddr, key: Option<&str>) -> Result<(), tonic::Status>
 #[tokio::test]
 async fn a_tonic_client_is_refused_without_a_valid_key() {
     let keys = ApiKeys::new();
-    let created = keys.create(NewApiKey::new().id("grpc")).await.unwrap();
+    keys.put_usage_plan(common::plan("basic", common::STAGE))
+        .await
+        .unwrap();
+    let created = keys
+        .create(NewApiKey::new().id("grpc").usage_plan("basic"))
+        .await
+        .unwrap();
     let addr = serve(&keys).await;
 
     check(addr, Some(created.value.expose()))

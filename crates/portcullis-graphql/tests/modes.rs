@@ -138,7 +138,11 @@ async fn app(clock: ManualClock) -> (Svc, String) {
     let layer = AppSyncAuthLayer::new(AuthMode::AmazonCognitoUserPools, pool)
         .additional_mode(AuthMode::OpenidConnect, oidc)
         .additional_mode(AuthMode::AwsLambda, lambda)
-        .additional_mode(AuthMode::ApiKey, keys.layer("api", "graphql"))
+        .additional_mode(
+            AuthMode::ApiKey,
+            // AppSync keys are in no usage plan.
+            keys.layer("api", "graphql").require_usage_plan(false),
+        )
         .api_key_expires("da2-test", expires)
         .clock(shared);
     let service = layer.layer(graphql);

@@ -346,7 +346,11 @@ async fn app(args: &Args) -> Result<(Router, String), String> {
         .authentication_only();
 
     let mut auth = AppSyncAuthLayer::new(AuthMode::AmazonCognitoUserPools, user_pool)
-        .additional_mode(AuthMode::ApiKey, keys.layer("airlinegraphql", "graphql"))
+        .additional_mode(
+            AuthMode::ApiKey,
+            keys.layer("airlinegraphql", "graphql")
+                .require_usage_plan(false),
+        )
         .additional_mode(AuthMode::AwsIam, iam)
         .api_key_expires(created.record.id(), expires);
     // OPENID_CONNECT, when an issuer is given.

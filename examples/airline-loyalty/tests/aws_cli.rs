@@ -66,6 +66,10 @@ async fn the_console_steps_with_the_aws_cli_and_a_kill_9_restart() {
         .as_str()
         .expect("the generated value")
         .to_owned();
+    // A key in no usage plan for the stage is refused, as API Gateway does.
+    let answer = loyalty(&http, &value).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["message"], "Forbidden");
     admin(
         &cli,
         &base,
