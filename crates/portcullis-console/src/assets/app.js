@@ -202,6 +202,9 @@ async function show() {
   if (!PAGES.includes(page)) page = "plans";
   if (!credentials) page = "sign-in";
   if (page !== "keys") hideNewKey();
+  // Busy until the page's data is read (assistive technology and tests wait
+  // for aria-busy to clear); set before the page shows.
+  $(`page-${page}`).setAttribute("aria-busy", "true");
   for (const name of PAGES) $(`page-${name}`).hidden = name !== page;
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.getAttribute("href") === `#${page}`) link.setAttribute("aria-current", "page");
@@ -214,6 +217,8 @@ async function show() {
     if (page === "usage") await loadUsagePage();
   } catch (error) {
     fail(error);
+  } finally {
+    $(`page-${page}`).removeAttribute("aria-busy");
   }
 }
 
@@ -296,7 +301,7 @@ async function loadKeys() {
     );
     toggle.addEventListener("click", () => busy(null, () => setEnabled(key, !key.enabled)));
     const others = state.plans.filter((p) => !plans.includes(p));
-    const actions = el("td", {}, toggle);
+    const actions = el("td", { class: "actions" }, toggle);
     if (others.length) {
       const selectId = `add-plan-${key.id}`;
       const select = el("select", { id: selectId, "data-role": "add-plan" });
