@@ -13,9 +13,10 @@ chromedriver_path() {
 if [ -z "$(chromedriver_path)" ]; then
     echo "installing chromium and chromium-driver"
     (apt-get update -qq \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+        || echo "apt-get could not install chromium and chromium-driver" >&2
 fi
-CHROMEDRIVER="$(chromedriver_path)"
+CHROMEDRIVER="$(chromedriver_path || true)"
 CHROMIUM="$(command -v chromium 2>/dev/null || true)"
 if [ -n "$CHROMEDRIVER" ] && [ -n "$CHROMIUM" ]; then
     export CHROMEDRIVER CHROMIUM

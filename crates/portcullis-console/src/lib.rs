@@ -63,12 +63,24 @@ const HTML: &str = "text/html; charset=utf-8";
 /// Mount it where it sees the full path (axum's `route_service`, not
 /// `nest_service`, which strips the prefix), on the same origin as the
 /// management API it calls.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Console {
     settings: Arc<Settings>,
 }
 
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("Console")
+            .field("mount_path", &s.mount_path)
+            .field("api_path", &s.api_path)
+            .field("region", &s.region)
+            .field("api_stage", &s.api_stage)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
 struct Settings {
     mount_path: String,
     api_path: String,

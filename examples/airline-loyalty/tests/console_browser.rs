@@ -79,12 +79,7 @@ fn screenshot_dir() -> PathBuf {
 async fn wait_for(driver: &WebDriver, script: &str, what: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let value = driver
-            .execute(script, Vec::<Value>::new())
-            .await
-            .expect("the script runs")
-            .json()
-            .clone();
+        let value = eval(driver, script).await;
         let truthy = match &value {
             Value::Null => false,
             Value::Bool(b) => *b,
@@ -110,13 +105,18 @@ async fn wait_for(driver: &WebDriver, script: &str, what: &str) -> Value {
     }
 }
 
-async fn eval(driver: &WebDriver, script: &str) -> Value {
+/// Runs `script` (a function body) with `args` and returns its value.
+async fn eval_with(driver: &WebDriver, script: &str, args: Vec<Value>) -> Value {
     driver
-        .execute(script, Vec::<Value>::new())
+        .execute(script, args)
         .await
         .expect("the script runs")
         .json()
         .clone()
+}
+
+async fn eval(driver: &WebDriver, script: &str) -> Value {
+    eval_with(driver, script, Vec::new()).await
 }
 
 async fn type_into(driver: &WebDriver, id: &str, text: &str) {
@@ -125,14 +125,18 @@ async fn type_into(driver: &WebDriver, id: &str, text: &str) {
     input.send_keys(text).await.expect("typed");
 }
 
-async fn click(driver: &WebDriver, id: &str) {
+async fn click_on(driver: &WebDriver, control: By) {
     driver
-        .find(By::Id(id))
+        .find(control)
         .await
         .expect("the control")
         .click()
         .await
         .expect("clicked");
+}
+
+async fn click(driver: &WebDriver, id: &str) {
+    click_on(driver, By::Id(id)).await;
 }
 
 async fn select(driver: &WebDriver, id: &str, value: &str) {
@@ -519,6 +523,9 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
         driver,
         "window.__violations = [];
          document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));
+         window.__errors = [];
+         window.addEventListener('error', e => window.__errors.push(String(e.message)));
+         window.addEventListener('unhandledrejection', e => window.__errors.push(String(e.reason)));
          return true",
     )
     .await;
@@ -670,12 +677,6 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
 
     // 3. API keys: create one in the new plan; its value is shown once.
     open_page(driver, "keys").await;
-    wait_for(
-        driver,
-        &format!("return document.querySelector('#key-plan option[value=\"{plan_id}\"]')"),
-        "the keys page",
-    )
-    .await;
     assert_labelled(driver, "API keys").await;
     type_into(driver, "key-name", "partner-7").await;
     type_into(driver, "key-customer", "partner-7-ltd").await;
@@ -706,25 +707,16 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
         eval(driver, "return [document.getElementById('new-key').hidden, document.getElementById('new-key-value').value]").await,
         json!([true, ""])
     );
-    let shown = driver
-        .execute(
-            "return document.body.textContent.includes(arguments[0])",
-            vec![json!(value)],
-        )
-        .await
-        .expect("the script runs")
-        .json()
-        .clone();
+    let shown = eval_with(
+        driver,
+        "return document.body.textContent.includes(arguments[0])",
+        vec![json!(value)],
+    )
+    .await;
     assert_eq!(shown, json!(false), "the value is not on the page any more");
 
     // 4. Usage before any call: nothing used, the quota remaining.
     open_page(driver, "usage").await;
-    wait_for(
-        driver,
-        &format!("return document.querySelector('#usage-plan option[value=\"{plan_id}\"]')"),
-        "the usage page",
-    )
-    .await;
     select(driver, "usage-plan", &plan_id).await;
     select(driver, "usage-key", &key_id).await;
     assert_labelled(driver, "usage").await;
@@ -788,13 +780,7 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
         "the key's Disable button",
     )
     .await;
-    driver
-        .find(By::Css(disable))
-        .await
-        .expect("the Disable button")
-        .click()
-        .await
-        .expect("clicked");
+    click_on(driver, By::Css(disable)).await;
     wait_for(
         driver,
         &format!("return document.querySelector('#keys-table tr[data-key-id=\"{key_id}\"]').dataset.enabled === 'false'"),
@@ -808,6 +794,8 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
 
     // No Content-Security-Policy violation on any page.
     assert_eq!(eval(driver, "return window.__violations").await, json!([]));
+    // No script error, thrown or unhandled, on any page.
+    assert_eq!(eval(driver, "return window.__errors").await, json!([]));
     // Signing out forgets the credentials: the pages need a new sign-in.
     click(driver, "sign-out").await;
     driver
