@@ -577,6 +577,58 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
         json!(""),
         "the secret stays in no field"
     );
+    // Temporary credentials: an identity-pool member of the admin group
+    // signs in with its session token, which the page signs and sends; the
+    // management API authenticates the role's session, and IAM refuses it,
+    // as the demo's roles are allowed execute-api:Invoke only.
+    let token = support::mint_token("carol", &["loyalty-admins"]);
+    let exchange = http
+        .send(http.request(
+            http::Method::POST,
+            "/credentials",
+            &json!({"Logins": {"cognito-idp.us-east-1.amazonaws.com/us-east-1_Example": token}})
+                .to_string(),
+        ))
+        .await;
+    let temporary = &exchange.json["Credentials"];
+    type_into(
+        driver,
+        "access-key-id",
+        temporary["AccessKeyId"].as_str().expect("an id"),
+    )
+    .await;
+    type_into(
+        driver,
+        "secret-access-key",
+        temporary["SecretKey"].as_str().expect("a secret"),
+    )
+    .await;
+    type_into(
+        driver,
+        "session-token",
+        temporary["SessionToken"].as_str().expect("a token"),
+    )
+    .await;
+    click(driver, "sign-in").await;
+    wait_for(
+        driver,
+        "return !document.getElementById('sign-in').disabled",
+        "the temporary credentials' sign-in",
+    )
+    .await;
+    let session = eval(
+        driver,
+        "return [document.getElementById('error').textContent, document.getElementById('nav').hidden]",
+    )
+    .await;
+    let message = session[0].as_str().unwrap_or_default();
+    assert!(
+        message.contains("assumed-role/LoyaltyAdmin/us-east-1:")
+            && message.contains("not authorized to perform: apigateway:GET")
+            && message.contains("AccessDeniedException"),
+        "the role's session is authenticated, then refused by IAM (the demo's roles have no apigateway:* policy): {session}"
+    );
+    assert_eq!(session[1], json!(true), "not signed in");
     // The admin signs in with the keyboard only: type, then Enter.
     type_into(driver, "access-key-id", ADMIN.0).await;
     type_into(driver, "secret-access-key", ADMIN.1).await;
