@@ -210,12 +210,20 @@ async fn assert_tab_order(driver: &WebDriver, ids: &[&str]) {
         if focused == ids[next] {
             next += 1;
             if next == ids.len() {
-                eval(driver, "document.activeElement.blur(); return true").await;
+                eval(
+                    driver,
+                    "document.activeElement.blur(); window.scrollTo(0, 0); return true",
+                )
+                .await;
                 return;
             }
         }
     }
-    eval(driver, "document.activeElement.blur(); return true").await;
+    eval(
+        driver,
+        "document.activeElement.blur(); window.scrollTo(0, 0); return true",
+    )
+    .await;
     panic!(
         "Tab never reached {:?} in order; it went through {reached:?}",
         &ids[next..]
@@ -730,6 +738,19 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
     // 3. API keys: create one in the new plan; its value is shown once.
     open_page(driver, "keys").await;
     assert_labelled(driver, "API keys").await;
+    assert_tab_order(
+        driver,
+        &[
+            "nav-keys",
+            "key-name",
+            "key-description",
+            "key-customer",
+            "key-enabled",
+            "key-plan",
+            "key-create",
+        ],
+    )
+    .await;
     type_into(driver, "key-name", "partner-7").await;
     type_into(driver, "key-customer", "partner-7-ltd").await;
     select(driver, "key-plan", &plan_id).await;
@@ -779,6 +800,22 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
         assert_eq!(loyalty_status(http, &value).await, StatusCode::OK);
     }
     expect_usage(driver, (3, 2), 5).await;
+    assert_labelled(driver, "usage with its chart").await;
+    assert_tab_order(
+        driver,
+        &[
+            "usage-plan",
+            "usage-key",
+            "usage-from",
+            "usage-to",
+            "usage-show",
+            "export-csv",
+            "export-json",
+            "extension-remaining",
+            "extension-grant",
+        ],
+    )
+    .await;
     screenshot(driver, "4-usage.png").await;
     let (name, csv) = export(driver, "export-csv").await;
     assert!(name.ends_with(".csv"), "{name}");
