@@ -498,6 +498,14 @@ async fn run(chromedriver: &str) {
         "--no-first-run",
         "--disable-extensions",
         "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-domain-reliability",
+        "--no-pings",
+        // Nothing but loopback: every other host name fails to resolve, so
+        // the browser cannot reach outside the machine.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         &format!("--user-data-dir={}", profile.path().display()),
     ] {
         caps.add_arg(arg).expect("an argument");
