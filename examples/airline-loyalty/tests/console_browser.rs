@@ -503,9 +503,10 @@ async fn run(chromedriver: &str) {
         "--disable-default-apps",
         "--disable-domain-reliability",
         "--no-pings",
-        // Nothing but loopback: every other host name fails to resolve, so
-        // the browser cannot reach outside the machine.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        // Nothing but loopback: `console.test` is 127.0.0.1 (a name that is
+        // not a secure context, unlike `localhost`), every other host name
+        // fails to resolve, so the browser cannot reach outside the machine.
+        "--host-resolver-rules=MAP console.test 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         &format!("--user-data-dir={}", profile.path().display()),
     ] {
         caps.add_arg(arg).expect("an argument");
@@ -893,17 +894,61 @@ async fn steps(driver: &WebDriver, base: &str, http: &Http) -> String {
     assert_eq!(eval(driver, "return window.__violations").await, json!([]));
     // No script error, thrown or unhandled, on any page.
     assert_eq!(eval(driver, "return window.__errors").await, json!([]));
-    // Signing out forgets the credentials: the pages need a new sign-in.
+    // Signing out forgets the credentials: every page needs a new sign-in.
     click(driver, "sign-out").await;
-    driver
-        .goto(format!("{base}/console/#keys"))
-        .await
-        .expect("navigates");
     wait_for(
         driver,
-        "return !document.getElementById('page-sign-in').hidden && document.getElementById('page-keys').hidden",
+        "location.hash = '#keys';
+         return !document.getElementById('page-sign-in').hidden && document.getElementById('page-keys').hidden
+           && document.getElementById('nav').hidden",
         "the sign-in page after signing out",
     )
     .await;
+    // So does a reload: the credentials were in the page's memory only.
+    type_into(driver, "access-key-id", ADMIN.0).await;
+    type_into(driver, "secret-access-key", ADMIN.1).await;
+    click(driver, "sign-in").await;
+    wait_for(
+        driver,
+        "return !document.getElementById('nav').hidden",
+        "signed in again",
+    )
+    .await;
+    driver.refresh().await.expect("reloaded");
+    wait_for(
+        driver,
+        "return document.documentElement.dataset.ready === 'true'
+           && !document.getElementById('page-sign-in').hidden && document.getElementById('nav').hidden",
+        "the sign-in page after a reload",
+    )
+    .await;
+
+    // Over plain HTTP on a name that is not loopback the browser offers no
+    // WebCrypto: the page says so and offers no sign-in.
+    let insecure = base.replace("127.0.0.1", "console.test");
+    driver
+        .goto(format!("{insecure}/console/"))
+        .await
+        .expect("the console loads by name");
+    let refused = wait_for(
+        driver,
+        "return document.getElementById('error').textContent",
+        "the insecure-context message",
+    )
+    .await;
+    assert!(
+        refused
+            .as_str()
+            .is_some_and(|m| m.contains("not a secure context")),
+        "{refused}"
+    );
+    assert_eq!(
+        eval(
+            driver,
+            "return [window.isSecureContext, document.getElementById('sign-in').disabled]"
+        )
+        .await,
+        json!([false, true])
+    );
     key_id
 }

@@ -572,6 +572,11 @@ function start() {
     }
   });
   window.addEventListener("hashchange", show);
+  if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+    // WebCrypto exists only in a secure context: signing is impossible here.
+    $("sign-in").disabled = true;
+    fail(new ApiError(0, "", "This page is not a secure context, so the browser offers no WebCrypto to sign with: open the console over HTTPS (or on localhost)."));
+  }
   document.documentElement.dataset.ready = "true";
   show();
 }
