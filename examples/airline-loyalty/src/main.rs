@@ -20,6 +20,8 @@
 //!   rule, bodies over the 16 KiB inspection limit refused, SQL injection
 //!   (HIGH sensitivity) and XSS rules on the query, the raw body and the
 //!   parsed JSON body.
+//! - `/console/`: the usage-plan console (`portcullis-console`), a page that
+//!   signs its calls to `/admin` in the browser.
 //! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
 //!
 //! `--config FILE` uses another configuration; `--store memory` or
@@ -275,6 +277,17 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
     if let Some(pool) = gateway.identity_pool() {
         app = app.route_service("/credentials", pool.credentials_service());
     }
+    // The usage-plan console at /console/: a page whose script calls /admin
+    // above, signed for `apigateway` in the browser, so it adds no authority.
+    let settings = &gateway.config().gateway;
+    let console = portcullis_console::Console::new()
+        .api_path("/admin")
+        .region(&settings.region)
+        .api_stage(&settings.api_id, &settings.stage);
+    app = app
+        .route_service("/console", console.clone())
+        .route_service("/console/", console.clone())
+        .route_service("/console/{*asset}", console);
     // The WAF in front of everything, unknown routes included.
     if let Some(waf) = gateway.waf_layer() {
         app = app.layer(waf);
