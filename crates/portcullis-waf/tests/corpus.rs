@@ -162,32 +162,6 @@ fn xss_prefilter_changes_no_verdict() {
     }
 }
 
-#[test]
-fn vendored_sqli_detector_agrees_with_upstream_libinjectionrs() {
-    let Some(dir) = corpora() else { return };
-    let mut all = lines(&dir, "sqli-");
-    all.extend(lines(&dir, "xss-"));
-    all.extend(lines(&dir, "false_positives"));
-    assert!(all.len() > 18_000);
-    for sample in all {
-        for input in [
-            sample.as_bytes().to_vec(),
-            percent_encoding::percent_decode_str(&sample.replace('+', " ")).collect(),
-        ] {
-            let upstream = libinjectionrs::detect_sqli(&input);
-            let ours = portcullis_waf::detect::libinjection_sqli(&input);
-            assert_eq!(ours.is_some(), upstream.is_injection(), "{sample}");
-            if let Some(fp) = ours {
-                assert_eq!(
-                    Some(fp.as_str()),
-                    upstream.fingerprint.as_ref().map(|f| f.as_str()),
-                    "{sample}"
-                );
-            }
-        }
-    }
-}
-
 /// One stage of a go-ftw test: the request, and whether the rule must fire.
 #[derive(Debug, Default)]
 struct FtwCase {
