@@ -133,8 +133,99 @@ fn decimal(input: &[u8]) -> bool {
     }
 }
 
+/// Whether libinjection cannot report `input` as SQL injection, proven from
+/// its fingerprint table; `false` means "run the detector".
+///
+/// The argument, checked by the tests below against the full detector:
+/// - The input has no quote (`'`, `"`, `` ` ``), so libinjection reads it in
+///   one context only, and no comment start (`--`, `/*`, `#`), so it is never
+///   re-read as MySQL. Its bytes are letters, digits, `_`, `.`, `,`, `:`,
+///   `/`, `-`, whitespace other than NUL and 0xA0, and bytes from 0x80 up
+///   (libinjection reads those as word bytes, except 0xA0).
+/// - Every word the tokenizer can look up is absent from the keyword table
+///   (`word_tokens_absent`), so each word token is a bareword `n` and no two
+///   merge (a test checks that the first word of every multi-word keyword is
+///   itself a keyword).
+/// - Then every token is `n`, a number `1`, an operator `o` (`-`, `/`), a
+///   comma, a dot or a colon, and folding only drops or merges tokens: the
+///   fingerprint is a string over `n1o,.:`, and no fingerprint of the table
+///   is (a test checks the table). So libinjection says "not SQLi".
+fn sqli_impossible(input: &[u8]) -> bool {
+    let mut previous = b' ';
+    for &b in input {
+        let allowed = match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b',' | b':' => true,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
+            // `--` starts a comment; `/` is an operator (`/*` needs `*`).
+            b'-' => previous != b'-',
+            b'/' => true,
+            0xa0 => false,
+            0x80..=0xff => true,
+            _ => false,
+        };
+        if !allowed {
+            return false;
+        }
+        previous = b;
+    }
+    word_tokens_absent(input)
+}
+
+/// The first words of libinjection's multi-word keywords that are not
+/// keywords themselves (`AT TIME ZONE`, `CURRENT USER`): a word token absent
+/// from the table can still merge with the next when it is one of these (a
+/// test checks the list is complete).
+const MERGING_NON_KEYWORDS: [&[u8]; 5] = [b"AT", b"CURRENT", b"FULL", b"NEXT", b"PREVIOUS"];
+
+/// Whether a byte is read inside a word or a number by libinjection (for the
+/// bytes `sqli_impossible` allows).
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || (b >= 0x80 && b != 0xa0)
+}
+
+/// Whether a word token may start at a byte: a letter, `_` or a high byte.
+fn word_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || (b >= 0x80 && b != 0xa0)
+}
+
+/// Whether none of the words the tokenizer may look up in `input` is in
+/// libinjection's keyword table. A run of word bytes that starts with a
+/// word start is one word token (parse_word stops only at a delimiter, or
+/// at a `.` after a prefix that is a keyword); one that starts with a digit
+/// or `.` is numbers, then a word token from a letter that follows a byte a
+/// number may end with (a digit, `.`, hex letters, `x`, the `e`/`d`/`f` of
+/// exponents and Oracle suffixes). Each such word is checked whole, and so
+/// is its every prefix before a `.` (parse_word looks those up).
+fn word_tokens_absent(input: &[u8]) -> bool {
+    let absent = |word: &[u8]| {
+        crate::libinjection::sqli_data::lookup_keyword(word).is_none()
+            && !MERGING_NON_KEYWORDS
+                .iter()
+                .any(|first| word.eq_ignore_ascii_case(first))
+            && word
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'.')
+                .all(|(dot, _)| crate::libinjection::sqli_data::lookup_keyword(&word[..dot]).is_none())
+    };
+    input
+        .split(|&b| !word_byte(b))
+        .filter(|run| !run.is_empty())
+        .all(|run| {
+            if word_start(run[0]) {
+                return absent(run);
+            }
+            (1..run.len())
+                .filter(|&i| {
+                    word_start(run[i])
+                        && (run[i - 1].is_ascii_hexdigit() || matches!(run[i - 1], b'.' | b'x' | b'X'))
+                })
+                .all(|i| absent(&run[i..]))
+        })
+}
+
 fn sqli_one(input: &[u8], high: bool) -> bool {
-    if input.is_empty() || single_word(input) || decimal(input) {
+    if input.is_empty() || single_word(input) || decimal(input) || sqli_impossible(input) {
         return false;
     }
     let mut state =
@@ -440,9 +531,84 @@ mod tests {
         }
     }
 
+    /// No fingerprint of libinjection's table is made only of the token
+    /// types `sqli_impossible` leaves possible.
+    #[test]
+    fn no_fingerprint_is_made_of_barewords_numbers_and_punctuation() {
+        let mut fingerprints = 0;
+        for keyword in crate::libinjection::sqli_data::SQL_KEYWORDS {
+            if keyword.token_type == b'F' {
+                fingerprints += 1;
+                let types = &keyword.word.as_bytes()[1..];
+                assert!(
+                    !types.iter().all(|t| b"n1o,.:".contains(t)),
+                    "{}",
+                    keyword.word
+                );
+            }
+        }
+        assert!(fingerprints > 8_000, "{fingerprints} fingerprints");
+    }
+
+    /// Two words merge only when the pair is a keyword; every multi-word
+    /// keyword starts with a word that is a keyword itself or one of
+    /// `MERGING_NON_KEYWORDS`, so the words the prefilter lets through never
+    /// merge.
+    #[test]
+    fn multi_word_keywords_start_with_a_keyword() {
+        for keyword in crate::libinjection::sqli_data::SQL_KEYWORDS {
+            if let Some((first, _)) = keyword.word.split_once(' ') {
+                assert!(
+                    crate::libinjection::sqli_data::lookup_keyword(first.as_bytes()).is_some()
+                        || MERGING_NON_KEYWORDS.contains(&first.as_bytes()),
+                    "{}",
+                    keyword.word
+                );
+            }
+        }
+    }
+
+    /// Inputs built from what the SQLi prefilter reasons about: words that
+    /// are keywords and words that are not, numbers with exponents, hex and
+    /// suffixes, the punctuation it allows, and some it does not.
+    fn sqli_fragments() -> impl Strategy<Value = Vec<u8>> {
+        const PIECES: &[&[u8]] = &[
+            b"union", b"SELECT", b"or", b"and", b"x", b"C", b"at", b"time", b"zone", b"current", b"user", b"customer", b"points", b"Harbour",
+            b"sleep", b"null", b"LOCK", b"in", b"mode", b"e", b"d", b"f", b"U", b"1", b"0", b"42",
+            b"1e", b"1e5", b"0x", b"0x1f", b"0b1", b"1f", b"1d", b".", b"..", b".5", b",", b":",
+            b"::", b"/", b"-", b"--", b" ", b"\t", b"\n", b"_", b"\xc3\xa9", b"\xa0", b"'", b"\"",
+            b"`", b"#", b"*", b"=", b"&", b"(", b")", b"@", b";", b"+", b"!", b"|", b"\0",
+        ];
+        prop::collection::vec(prop::sample::select(PIECES).prop_map(<[u8]>::to_vec), 0..12)
+            .prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(30_000))]
+
+        /// The SQLi prefilter skips only what libinjection calls safe.
+        #[test]
+        fn sqli_prefilter_skips_only_safe_input(input in sqli_fragments()) {
+            if sqli_impossible(&input) {
+                prop_assert!(libinjection_sqli(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));
+            }
+        }
+
+        /// The same on arbitrary bytes of the alphabet it allows.
+        #[test]
+        fn sqli_prefilter_skips_only_safe_bytes(
+            input in prop::collection::vec(prop::sample::select(&b"abdefnortxyzEFUX0123456789_.,:/- \t\xc3\xa9"[..]), 0..40)
+        ) {
+            if sqli_impossible(&input) {
+                prop_assert!(libinjection_sqli(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));
+            }
+        }
+    }
+
     /// Every line of the shared corpora (libinjection's samples and the CRS
     /// regression tests), raw and percent-decoded, whole and split at `&`,
-    /// `=` and `"`: the prefilter skips only what libinjection calls safe.
+    /// `=` and `"`: the XSS and SQLi prefilters skip only what libinjection
+    /// calls safe.
     #[test]
     fn xss_prefilter_skips_only_safe_corpus_input() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora");
@@ -486,7 +652,7 @@ mod tests {
             }
             out
         };
-        let (mut checked, mut skipped) = (0usize, 0usize);
+        let (mut checked, mut skipped, mut sqli_skipped) = (0usize, 0usize, 0usize);
         for file in files {
             let text = std::fs::read(&file).unwrap();
             for line in text.split(|&b| b == b'\n') {
@@ -496,6 +662,15 @@ mod tests {
                         .map(<[u8]>::to_vec);
                     for input in std::iter::once(whole.clone()).chain(parts) {
                         checked += 1;
+                        if sqli_impossible(&input) {
+                            sqli_skipped += 1;
+                            assert!(
+                                libinjection_sqli(&input).is_none(),
+                                "{}: {}",
+                                file.display(),
+                                String::from_utf8_lossy(&input)
+                            );
+                        }
                         if !xss_possible(&input) {
                             skipped += 1;
                             assert!(
@@ -509,7 +684,10 @@ mod tests {
                 }
             }
         }
-        println!("xss prefilter: {checked} corpus inputs, {skipped} skipped");
+        println!(
+            "xss prefilter: {checked} corpus inputs, {skipped} skipped; sqli prefilter: {sqli_skipped} skipped"
+        );
+        assert!(sqli_skipped > 10_000, "{sqli_skipped} skipped by the SQLi prefilter");
         assert!(
             checked > 100_000 && skipped > 10_000,
             "{checked} checked, {skipped} skipped"
