@@ -13,6 +13,9 @@
 //!   library's verdict and fingerprint on every input of `tests/libinjection_c.rs`
 //!   (libinjection's samples, the CRS 941/942 inputs and 100,000 generated
 //!   ones), checked against the C library itself (PyPI's `libinjection-python`).
+//!   HIGH adds one pattern libinjection whitelists: a value that closes a
+//!   quote and comments the rest out with `#` (`admin' #`, see
+//!   `quote_then_hash_comment`).
 //! - **SQLi LOW** (AWS's default) is libinjection minus the detections that are
 //!   libinjection's own false positives on ordinary text (`prose_at_low`): a
 //!   quoted word next to a keyword in the double-quote context (`"LIKE" STAMP`
@@ -224,7 +227,34 @@ fn word_tokens_absent(input: &[u8]) -> bool {
         })
 }
 
+/// HIGH sensitivity's addition to libinjection: a login name that closes a
+/// quote and comments out the rest of the query with MySQL's `#`
+/// (`admin' #`, `admin"#`). libinjection sets `#` comments aside (its
+/// fingerprint `sc` is whitelisted for them, "too many false positives").
+/// Here the value must start with one word holding a letter (a user name,
+/// an email), then the quote, then only whitespace before the `#`: text
+/// does not (`O'Neil`, `7" #2 NEEDLE`, `SOAP 1 '#`, `FOO BAR'# BLAH`, the
+/// last three from libinjection's `false_positives.txt`).
+fn quote_then_hash_comment(input: &[u8]) -> bool {
+    let Some(quote) = input.iter().position(|&b| matches!(b, b'\'' | b'"')) else {
+        return false;
+    };
+    let name = &input[..quote];
+    !name.is_empty()
+        && name.iter().any(u8::is_ascii_alphabetic)
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.' | b'-'))
+        && input[quote + 1..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'#')
+}
+
 fn sqli_one(input: &[u8], high: bool) -> bool {
+    if high && quote_then_hash_comment(input) {
+        return true;
+    }
     if input.is_empty() || single_word(input) || decimal(input) || sqli_impossible(input) {
         return false;
     }
@@ -752,6 +782,23 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(attack)
             );
+        }
+        // HIGH's addition: a closed quote, then a `#` comment.
+        for attack in [&b"admin' #"[..], b"admin'#", b"admin\" #", b"jane@example.com'\t# rest"] {
+            assert!(libinjection_sqli(attack).is_none(), "{}", String::from_utf8_lossy(attack));
+            assert!(is_sqli(attack, true), "{}", String::from_utf8_lossy(attack));
+            assert!(!is_sqli(attack, false), "{}", String::from_utf8_lossy(attack));
+        }
+        for text in [
+            &b"O'Neil #1 fan"[..],
+            b"rock 'n' roll #1",
+            b"'# quoted",
+            b"5' x #2",
+            b"7\" #2 CIRCULAR NEEDLE",
+            b"BAMBOO CHARCOAL SOAP 1 '#",
+            b"FOO BAR'# BLAH",
+        ] {
+            assert!(!is_sqli(text, true), "{}", String::from_utf8_lossy(text));
         }
         // ... and these, which LOW reads as prose.
         for prose in [
