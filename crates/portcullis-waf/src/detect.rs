@@ -211,7 +211,9 @@ fn word_tokens_absent(input: &[u8]) -> bool {
                 .iter()
                 .enumerate()
                 .filter(|&(_, &b)| b == b'.')
-                .all(|(dot, _)| crate::libinjection::sqli_data::lookup_keyword(&word[..dot]).is_none())
+                .all(|(dot, _)| {
+                    crate::libinjection::sqli_data::lookup_keyword(&word[..dot]).is_none()
+                })
     };
     input
         .split(|&b| !word_byte(b))
@@ -223,7 +225,8 @@ fn word_tokens_absent(input: &[u8]) -> bool {
             (1..run.len())
                 .filter(|&i| {
                     word_start(run[i])
-                        && (run[i - 1].is_ascii_hexdigit() || matches!(run[i - 1], b'.' | b'x' | b'X'))
+                        && (run[i - 1].is_ascii_hexdigit()
+                            || matches!(run[i - 1], b'.' | b'x' | b'X'))
                 })
                 .all(|i| absent(&run[i..]))
         })
@@ -606,11 +609,69 @@ mod tests {
     /// suffixes, the punctuation it allows, and some it does not.
     fn sqli_fragments() -> impl Strategy<Value = Vec<u8>> {
         const PIECES: &[&[u8]] = &[
-            b"union", b"SELECT", b"or", b"and", b"x", b"C", b"at", b"time", b"zone", b"current", b"user", b"customer", b"points", b"Harbour",
-            b"sleep", b"null", b"LOCK", b"in", b"mode", b"e", b"d", b"f", b"U", b"1", b"0", b"42",
-            b"1e", b"1e5", b"0x", b"0x1f", b"0b1", b"1f", b"1d", b".", b"..", b".5", b",", b":",
-            b"::", b"/", b"-", b"--", b" ", b"\t", b"\n", b"_", b"\xc3\xa9", b"\xa0", b"'", b"\"",
-            b"`", b"#", b"*", b"=", b"&", b"(", b")", b"@", b";", b"+", b"!", b"|", b"\0",
+            b"union",
+            b"SELECT",
+            b"or",
+            b"and",
+            b"x",
+            b"C",
+            b"at",
+            b"time",
+            b"zone",
+            b"current",
+            b"user",
+            b"customer",
+            b"points",
+            b"Harbour",
+            b"sleep",
+            b"null",
+            b"LOCK",
+            b"in",
+            b"mode",
+            b"e",
+            b"d",
+            b"f",
+            b"U",
+            b"1",
+            b"0",
+            b"42",
+            b"1e",
+            b"1e5",
+            b"0x",
+            b"0x1f",
+            b"0b1",
+            b"1f",
+            b"1d",
+            b".",
+            b"..",
+            b".5",
+            b",",
+            b":",
+            b"::",
+            b"/",
+            b"-",
+            b"--",
+            b" ",
+            b"\t",
+            b"\n",
+            b"_",
+            b"\xc3\xa9",
+            b"\xa0",
+            b"'",
+            b"\"",
+            b"`",
+            b"#",
+            b"*",
+            b"=",
+            b"&",
+            b"(",
+            b")",
+            b"@",
+            b";",
+            b"+",
+            b"!",
+            b"|",
+            b"\0",
         ];
         prop::collection::vec(prop::sample::select(PIECES).prop_map(<[u8]>::to_vec), 0..12)
             .prop_map(|pieces| pieces.concat())
@@ -720,7 +781,10 @@ mod tests {
         println!(
             "xss prefilter: {checked} corpus inputs, {skipped} skipped; sqli prefilter: {sqli_skipped} skipped"
         );
-        assert!(sqli_skipped > 10_000, "{sqli_skipped} skipped by the SQLi prefilter");
+        assert!(
+            sqli_skipped > 10_000,
+            "{sqli_skipped} skipped by the SQLi prefilter"
+        );
         assert!(
             checked > 100_000 && skipped > 10_000,
             "{checked} checked, {skipped} skipped"
@@ -787,10 +851,23 @@ mod tests {
             );
         }
         // HIGH's addition: a closed quote, then a `#` comment.
-        for attack in [&b"admin' #"[..], b"admin'#", b"admin\" #", b"jane@example.com'\t# rest"] {
-            assert!(libinjection_sqli(attack).is_none(), "{}", String::from_utf8_lossy(attack));
+        for attack in [
+            &b"admin' #"[..],
+            b"admin'#",
+            b"admin\" #",
+            b"jane@example.com'\t# rest",
+        ] {
+            assert!(
+                libinjection_sqli(attack).is_none(),
+                "{}",
+                String::from_utf8_lossy(attack)
+            );
             assert!(is_sqli(attack, true), "{}", String::from_utf8_lossy(attack));
-            assert!(!is_sqli(attack, false), "{}", String::from_utf8_lossy(attack));
+            assert!(
+                !is_sqli(attack, false),
+                "{}",
+                String::from_utf8_lossy(attack)
+            );
         }
         for text in [
             &b"O'Neil #1 fan"[..],

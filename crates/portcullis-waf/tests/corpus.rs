@@ -769,3 +769,42 @@ fn managed_groups_detection_and_false_positives() {
         assert!(pct(fp, benign.len()) <= 5.0, "{report}");
     }
 }
+
+/// The SQLi statement at HIGH (libinjection plus its extra pattern) and the
+/// XSS statement (libinjection plus the second detector) on the ordinary API
+/// requests: only the two requests carrying `Robert'); DROP TABLE
+/// Students;--` may be flagged as SQLi, and none as XSS.
+#[test]
+fn detectors_on_ordinary_requests() {
+    let requests = ordinary_requests();
+    assert!(requests.len() > 200);
+    let high = detector_acl("SqliMatchStatement", Some("HIGH"));
+    let xss = detector_acl("XssMatchStatement", None);
+    let mut sqli_flagged = Vec::new();
+    let mut xss_flagged = Vec::new();
+    for request in &requests {
+        let text = format!(
+            "{} {}",
+            request.uri(),
+            String::from_utf8_lossy(request.body())
+        );
+        if high.evaluate(request).action() == WafAction::Block {
+            sqli_flagged.push(text.clone());
+        }
+        if xss.evaluate(request).action() == WafAction::Block {
+            xss_flagged.push(text);
+        }
+    }
+    println!(
+        "ordinary API requests: SQLi HIGH {}/{}, XSS {}/{}",
+        sqli_flagged.len(),
+        requests.len(),
+        xss_flagged.len(),
+        requests.len()
+    );
+    assert!(
+        sqli_flagged.iter().all(|r| r.contains("DROP")),
+        "{sqli_flagged:#?}"
+    );
+    assert!(xss_flagged.is_empty(), "{xss_flagged:#?}");
+}
