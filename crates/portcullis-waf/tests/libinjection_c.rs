@@ -294,15 +294,20 @@ const PIECES: &[&[u8]] = &[
     b"+",
 ];
 
-/// A seeded xorshift generator of `count` inputs of 1 to 11 pieces.
-fn generated_inputs(count: usize) -> Vec<Vec<u8>> {
-    let mut state = 0x853c_49e6_748f_ea9b_u64;
-    let mut next = move || {
+/// A seeded xorshift generator of numbers.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
-    };
+    }
+}
+
+/// A seeded generator of `count` inputs of 1 to 11 pieces.
+fn generated_inputs(count: usize) -> Vec<Vec<u8>> {
+    let mut next = xorshift(0x853c_49e6_748f_ea9b);
     (0..count)
         .map(|_| {
             let pieces = 1 + (next() % 11) as usize;
@@ -322,13 +327,7 @@ fn generated_inputs(count: usize) -> Vec<Vec<u8>> {
 fn generated_bytes(count: usize) -> Vec<Vec<u8>> {
     const BYTES: &[u8] =
         b" \t\n\r\x0b\x0c\xa0\0\xff'\"`\\/*-#+=<>!|&^%~(),;.:?@$[]{}_01289aAbBeEnNxXqQuUoOrRsS";
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     (0..count)
         .map(|_| {
             let len = 1 + (next() % 24) as usize;
