@@ -14,10 +14,10 @@ if [ -z "${PORTCULLIS_PYTHON:-}" ]; then
 fi
 if ! libinjection_ok "$PORTCULLIS_PYTHON"; then
     if ! command -v cc >/dev/null 2>&1; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev) >/dev/null
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev) >/dev/null || true
     fi
     echo "installing libinjection-python into $PORTCULLIS_PYTHON"
-    "$PORTCULLIS_PYTHON" -m pip install -q --disable-pip-version-check "libinjection-python==1.1.6" >/dev/null
+    "$PORTCULLIS_PYTHON" -m pip install -q --disable-pip-version-check "libinjection-python==1.1.6" >/dev/null || true
 fi
 if libinjection_ok "$PORTCULLIS_PYTHON"; then
     export PORTCULLIS_LIBINJECTION_PYTHON="$PORTCULLIS_PYTHON"
