@@ -8,6 +8,8 @@
 //! - `loadtest_acl10/*`: the full-stack load test's ten-rule web ACL
 //!   (read from `portcullis-loadtest`'s source, so the two cannot drift) on
 //!   the load test's request.
+//! - `managed_crs/*`: AWS's Core rule set (`AWSManagedRulesCommonRuleSet`,
+//!   this crate's equivalent) alone in a web ACL, on a small GET with a query.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -391,12 +393,51 @@ fn bench_loadtest_acl10(c: &mut Criterion) {
     group.finish();
 }
 
+/// The Core rule set alone in a blocking web ACL.
+fn managed_crs() -> WafLayer {
+    let acl = json!({"Name": "crs", "DefaultAction": {"Allow": {}}, "Rules": [{
+        "Name": "crs", "Priority": 0, "OverrideAction": {"None": {}},
+        "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}},
+        "VisibilityConfig": {"SampledRequestsEnabled": false, "CloudWatchMetricsEnabled": false, "MetricName": "crs"}}]});
+    WafLayer::from_json(&acl.to_string()).unwrap()
+}
+
+/// A small browser GET with a query, from a public address.
+fn small_get_with_query() -> Request<Bytes> {
+    let mut request = Request::get("/api/orders?status=shipped&page=2")
+        .header("host", "api.example.com")
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36")
+        .header("accept", "application/json")
+        .header("cookie", "session=3f9a1c; theme=dark")
+        .body(Bytes::new())
+        .unwrap();
+    request.extensions_mut().insert(PeerAddr(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+        40000,
+    )));
+    request
+}
+
+fn bench_managed_crs(c: &mut Criterion) {
+    let layer = managed_crs();
+    let request = small_get_with_query();
+    let outcome = layer.evaluate(&request);
+    assert_eq!(outcome.action(), portcullis_waf::WafAction::Allow);
+    assert_eq!(outcome.matched_rules().count(), 0);
+    let mut group = c.benchmark_group("managed_crs");
+    group.bench_function("evaluate_small_get", |b| {
+        b.iter(|| black_box(layer.evaluate(black_box(&request))))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_acl20,
     bench_ipset,
     bench_rules,
-    bench_loadtest_acl10
+    bench_loadtest_acl10,
+    bench_managed_crs
 );
 
 /// `WAF_PROFILE=N` runs only `N` evaluations of the 20-rule ACL on the 1 KB

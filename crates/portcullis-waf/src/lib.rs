@@ -23,6 +23,7 @@ pub mod model;
 mod rate;
 mod service;
 pub mod transform;
+mod xss;
 
 pub use body::WafBody;
 pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KEYS};

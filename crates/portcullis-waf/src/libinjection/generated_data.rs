@@ -9695,8 +9695,17 @@ pub fn lookup_word(word: &str) -> TokenType {
 /// checked it was UTF-8 only to call `lookup_word`. Every keyword is ASCII,
 /// so a word that is not UTF-8 finds none here either: same answers.
 pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
+    lookup_keyword(bytes).unwrap_or(TokenType::Bareword)
+}
+
+/// portcullis: the type of a word of the table, `None` when the word is not
+/// in it. Unlike `lookup_word_bytes`, this tells a word listed as a bareword
+/// (`n`, such as `LOCK IN` or `IN BOOLEAN`) from an absent one, as C's
+/// lookup does (`CHAR_NULL` only when absent): `syntax_merge_words` merges
+/// two words whenever the pair is listed, whatever its type.
+pub fn lookup_keyword(bytes: &[u8]) -> Option<TokenType> {
     if bytes.len() > MAX_KEYWORD_LEN {
-        return TokenType::Bareword;
+        return None;
     }
     let mut upper = [0u8; MAX_KEYWORD_LEN];
     for (dst, src) in upper.iter_mut().zip(bytes) {
@@ -9707,11 +9716,10 @@ pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
     if !upper.is_empty() {
         let bit = filter_bit(upper);
         if keywords.filter[bit / 64] & (1 << (bit % 64)) == 0 {
-            return TokenType::Bareword;
+            return None;
         }
     }
-    match keywords.table.get(upper) {
-        Some(token_type) => match token_type {
+    Some(match keywords.table.get(upper)? {
             b'k' => TokenType::Keyword,
             b'f' => TokenType::Function,
             b'U' => TokenType::Union,
@@ -9726,9 +9734,7 @@ pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
             b'B' => TokenType::Group,
             b'F' => TokenType::Fingerprint,
             _ => TokenType::Bareword,
-        },
-        None => TokenType::Bareword,
-    }
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

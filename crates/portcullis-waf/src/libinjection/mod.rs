@@ -9,8 +9,13 @@
 //! Bloom filter of the keywords turns most non-keywords away before hashing.
 //! A state also reuses the token buffers of the thread's previous one instead
 //! of allocating two vectors (`SPARE_TOKEN_BUFFERS`, emptied before use).
-//! Everything else is upstream's code, unchanged, so verdicts and fingerprints
-//! are identical; `tests/corpus.rs` checks that against the upstream crate.
+//! Upstream diverged from the C library on a few inputs; these are fixed here,
+//! each marked `portcullis:` (two-word keywords listed as barewords such as
+//! `LOCK IN` now merge, `INTO OUTFILE` is matched without case in the
+//! whitelist, NUL counts in `strlenspn`/`strlencspn` sets as C's `strchr`
+//! makes it, and `$tag$` strings are searched from C's offset).
+//! `tests/libinjection_c.rs` checks verdicts and fingerprints against the C
+//! library itself.
 
 #![allow(
     missing_docs,
@@ -324,6 +329,12 @@ impl<'a> SqliState<'a> {
         false
     }
     
+    /// portcullis: the quote context and SQL dialect of the last fingerprint
+    /// (after `detect`, the one that reported SQLi).
+    pub fn flags(&self) -> SqliFlags {
+        self.flags
+    }
+
     /// Get the detected fingerprint as a string
     pub fn fingerprint_string(&self) -> String {
         let len = self.fingerprint.iter()
@@ -604,9 +615,11 @@ impl<'a> SqliState<'a> {
                             ""
                         };
                         
-                        let lookup_result = sqli_data::lookup_word(merged_original);
+                        // portcullis: merge whenever the pair is in the
+                        // table, even as a bareword (`LOCK IN`), as C does.
+                        let lookup_result = sqli_data::lookup_keyword(merged_original.as_bytes());
                         
-                        if lookup_result != TokenType::Bareword {
+                        if let Some(lookup_result) = lookup_result {
                             // Update the first token with merged value and new type
                             self.token_vec[left].token_type = lookup_result;
                             // Update the value - store the original case version, not uppercase
@@ -1352,8 +1365,9 @@ impl<'a> SqliState<'a> {
         // Check if middle token is a keyword (matching C behavior at libinjection_sqli.c:2201-2209)
         if self.tokens.len() >= 2 && self.tokens[1].token_type == TokenType::Keyword {
             // If it's not "INTO OUTFILE" or "INTO DUMPFILE" (MySQL), then treat as safe
+            // portcullis: without case, as C's `cstrcasecmp("INTO", val, 4)`.
             if self.tokens[1].len < 5 || 
-               !self.tokens[1].val.starts_with(b"INTO") {
+               !self.tokens[1].val[..4].eq_ignore_ascii_case(b"INTO") {
                 return false;
             }
         }

@@ -861,7 +861,8 @@ impl<'a> SqliTokenizer<'a> {
         let mut content_end = content_start;
         
         // Only allow 0 and 1
-        while content_end < slen && (self.input[content_end] == b'0' || self.input[content_end] == b'1') {
+        // portcullis: NUL too, as C's `strlenspn`.
+        while content_end < slen && matches!(self.input[content_end], b'0' | b'1' | 0) {
             content_end += 1;
         }
         
@@ -889,7 +890,8 @@ impl<'a> SqliTokenizer<'a> {
         // Only allow hex digits
         while content_end < slen {
             match self.input[content_end] {
-                b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' => content_end += 1,
+                // portcullis: NUL too, as C's `strlenspn`.
+                b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' | 0 => content_end += 1,
                 _ => break,
             }
         }
@@ -1030,7 +1032,9 @@ impl<'a> SqliTokenizer<'a> {
         
         // Regular variable name - must exactly match C implementation
         // C: " <>:\\?=@!#~+-*/&|^%(),';\t\n\v\f\r'`\""
-        let var_chars = b" <>:\\?=@!#~+-*/&|^%(),;'\t\n\x0B\x0C\r'`\"";
+        // portcullis: C's `strlencspn` stops at NUL too (`strchr(accept, 0)`
+        // finds the terminator), so NUL ends a variable name.
+        let var_chars = b" <>:\\?=@!#~+-*/&|^%(),;'\t\n\x0B\x0C\r'`\"\0";
         let mut end_pos = new_pos;
         
         while end_pos < slen && !var_chars.contains(&self.input[end_pos]) {
@@ -1063,7 +1067,9 @@ impl<'a> SqliTokenizer<'a> {
         let next_char = self.input[pos + 1];
         
         // Check for $1,000.00 format
-        let money_chars = b"0123456789.,";
+        // portcullis: C's `strlenspn` accepts NUL too (`strchr(accept, 0)`
+        // finds the terminator), here and in the tag below.
+        let money_chars = b"0123456789.,\0";
         let mut end_pos = pos + 1;
         
         while end_pos < slen && money_chars.contains(&self.input[end_pos]) {
@@ -1087,7 +1093,7 @@ impl<'a> SqliTokenizer<'a> {
         }
         
         // Check for PostgreSQL $tag$ strings
-        let tag_chars = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let tag_chars = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\0";
         let mut tag_end = pos + 1;
         
         while tag_end < slen && tag_chars.contains(&self.input[tag_end]) {
@@ -1122,7 +1128,8 @@ impl<'a> SqliTokenizer<'a> {
                     end_pos += 2;
                     while end_pos < slen {
                         match self.input[end_pos] {
-                            b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' => end_pos += 1,
+                            // portcullis: NUL too, as C's `strlenspn`.
+                            b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' | 0 => end_pos += 1,
                             _ => break,
                         }
                     }
@@ -1140,7 +1147,7 @@ impl<'a> SqliTokenizer<'a> {
                 }
                 b'B' | b'b' => {
                     end_pos += 2;
-                    while end_pos < slen && (self.input[end_pos] == b'0' || self.input[end_pos] == b'1') {
+                    while end_pos < slen && matches!(self.input[end_pos], b'0' | b'1' | 0) {
                         end_pos += 1;
                     }
                     
@@ -1313,26 +1320,33 @@ impl<'a> SqliTokenizer<'a> {
         let slen = self.input.len();
         let tag = &self.input[pos..=tag_end];
         let content_start = tag_end + 1;
-        
-        // Find matching end tag
-        let mut search_pos = content_start;
-        while search_pos + tag.len() <= slen {
-            if &self.input[search_pos..search_pos + tag.len()] == tag {
-                let content = &self.input[content_start..search_pos];
-                self.current.assign(TYPE_STRING, content_start, search_pos - content_start, content);
+        // portcullis: as C, which searches `my_memmem(cs + xlen + 2,
+        // slen - (pos + xlen + 2), ...)`: from offset `xlen + 2`, not
+        // `pos + xlen + 2`, over `slen - pos - xlen - 2` bytes, and calls a
+        // match before the content "fell off the edge".
+        let xlen = tag.len() - 2;
+        let from = xlen + 2;
+        let to = slen - pos;
+        let found = self.input[from..to.max(from)]
+            .windows(tag.len())
+            .position(|w| w == tag)
+            .map(|i| from + i);
+        match found {
+            Some(end) if end >= content_start => {
+                let content = &self.input[content_start..end];
+                self.current.assign(TYPE_STRING, content_start, end - content_start, content);
                 self.current.str_open = b'$';
                 self.current.str_close = b'$';
-                return search_pos + tag.len();
+                end + tag.len()
             }
-            search_pos += 1;
+            _ => {
+                let content = &self.input[content_start..];
+                self.current.assign(TYPE_STRING, content_start, slen - content_start, content);
+                self.current.str_open = b'$';
+                self.current.str_close = CHAR_NULL;
+                slen
+            }
         }
-        
-        // No matching end tag
-        let content = &self.input[content_start..];
-        self.current.assign(TYPE_STRING, content_start, slen - content_start, content);
-        self.current.str_open = b'$';
-        self.current.str_close = CHAR_NULL;
-        slen
     }
 }
 
