@@ -105,7 +105,10 @@ mod usage_plan;
 
 use std::time::Instant;
 
-pub use connection::{DEFAULT_TIMEOUT, RedisConfig, RedisConnection};
+pub use connection::{
+    DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_TIMEOUT, RedisConfig,
+    RedisConnection,
+};
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
@@ -147,7 +150,9 @@ fn record_call(store: &'static str, started: Instant, error: Option<&impl std::f
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!("portcullis_redis_call_seconds", "store" => store).record(seconds);
     if let Some(error) = error {
+        // Counted, and traced at debug only: the circuit breaker logs once
+        // per change of state, not once per call.
         metrics::counter!("portcullis_redis_errors_total", "store" => store).increment(1);
-        tracing::warn!(layer = "redis", store, outcome = "error", %error, "redis call failed");
+        tracing::debug!(layer = "redis", store, outcome = "error", %error, "redis call failed");
     }
 }

@@ -981,6 +981,17 @@ impl Gateway {
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         self.engine.shutdown().await
     }
+
+    /// Whether the store can be reached now: a readiness signal for load
+    /// balancers and Kubernetes probes (serve it on a health route). `false`
+    /// while a Redis store's circuit breaker is open; requests are then
+    /// decided by the quota and throttle layers' failure policies, and
+    /// quota blocks in hand keep serving exactly. Always `true` on a local
+    /// store.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.engine.is_available()
+    }
 }
 
 /// The usage admin service of a [`Gateway`] (see [`Gateway::usage_admin`]).
