@@ -467,7 +467,7 @@ async fn fleet_run(replicas: &[Engine], c: &CounterRef, clients: usize) -> u64 {
             let mut admitted = 0u64;
             while admit(&engine, &request).await {
                 admitted += 1;
-                if admitted % 16 == 0 {
+                if admitted.is_multiple_of(16) {
                     tokio::task::yield_now().await;
                 }
             }
