@@ -249,18 +249,32 @@ struct EngineInner<S> {
 /// - A request whose key holds a block takes one from it with a
 ///   compare-and-swap, as `portcullis-quota`'s in-memory store does: no lock,
 ///   no I/O, no allocation.
-/// - When the block is spent, one request reserves the next (the others wait
-///   for it): one durable write per block, not per request. The first block
-///   of a counter is [`EngineConfig::initial_block`]; a block spent within a
-///   second doubles the next, one that lasted longer halves it, up to
-///   [`EngineConfig::max_block`], and never more than a quarter of what the
-///   period has left (at least 1), so blocks shrink to 1 as the quota nears
-///   0 and the last requests are never stranded.
+/// - When the block is spent, one request reports it and reserves the next
+///   in one store call ([`QuotaReservation::renew`]; the others wait for
+///   it): one durable write (or one Redis round trip) per block, not per
+///   request. A block (a lease) is sized by the key's request rate on this
+///   replica: rate × [`EngineConfig::block_duration`] (100 ms of traffic),
+///   within [`EngineConfig::initial_block`]`..=`[`EngineConfig::max_block`],
+///   and never more than a quarter of what the period has left (at least
+///   1), so blocks shrink to 1 as the quota nears 0 and the last requests
+///   are never stranded on another replica.
+/// - Unused blocks are given back: on expiry ([`EngineConfig::block_ttl`],
+///   by the background task), on [`shutdown`](Self::shutdown), and when the
+///   store announces a change to the counter
+///   ([`QuotaReservation::counter_changes`]: UpdateUsage on any replica), so
+///   such a change takes effect on every replica as soon as it hears of it
+///   (pub/sub on Redis: milliseconds, within 1 s). A changed plan quota
+///   reaches the engine in the requests themselves, and the block reserved
+///   under the old quota is given back at once.
+/// - A spent quota is trusted for [`EngineConfig::exhausted_recheck`], then
+///   the store is asked again, so quota given back elsewhere is found.
 /// - [`flush`](Self::flush) (every second with
 ///   [`spawn_flusher`](Self::spawn_flusher)) reports what was spent, for the
-///   usage records; [`shutdown`](Self::shutdown) reports and gives back every
-///   block. UpdateUsage through this engine first gives back its block, so
-///   on one process the update is exact.
+///   usage records. **GetUsage counts admitted requests, not reserved
+///   ones**; what another replica admitted since its last flush is not in
+///   it yet, so it may be stale by up to one flush period of that
+///   replica's traffic (and never more than the blocks it holds).
+///   [`usage`](QuotaStore::usage) through this engine reports its own first.
 ///
 /// **Crash bound** (`kill -9`, power loss): never over-admitted; at most the
 /// unspent part of one block per key (≤ `max_block`) is lost as

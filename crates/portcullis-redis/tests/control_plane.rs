@@ -8,7 +8,6 @@ mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
@@ -23,23 +22,7 @@ use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
 use tower::{ServiceBuilder, ServiceExt};
 
-/// A fresh key prefix for each store the factory makes.
-fn fresh(config: &RedisConfig) -> RedisConfig {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    config
-        .clone()
-        .key_prefix(format!("{}-{n}", config.prefix()))
-}
-
-async fn connect(config: &RedisConfig) -> RedisControlPlane {
-    // A generous deadline: these tests check exactness and propagation, and
-    // the shared test machine is sometimes loaded far past its 2 cores.
-    let config = config.clone().timeout(Duration::from_secs(10));
-    RedisControlPlane::connect(&config, StoreOptions::default())
-        .await
-        .expect("connects")
-}
+use support::{connect_control_plane as connect, fresh};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_conformance_suite_passes_on_redis_and_cluster() {

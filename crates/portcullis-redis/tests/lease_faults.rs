@@ -267,7 +267,7 @@ async fn a_replica_starts_while_redis_is_down_and_joins_when_it_is_up() {
         StatusCode::INTERNAL_SERVER_ERROR
     );
 
-    let _server = support::spawn_redis(port, &[]).expect("redis-server starts");
+    let mut server = support::spawn_redis(port, &[]).expect("redis-server starts");
     let up = Instant::now();
     while !store.is_available() {
         assert!(
@@ -281,6 +281,8 @@ async fn a_replica_starts_while_redis_is_down_and_joins_when_it_is_up() {
     while call(&closed, &small, "k").await.0 == StatusCode::OK {
         admitted += 1;
     }
+    let _ = server.kill();
+    let _ = server.wait();
     assert_eq!(admitted, 5, "once up, the quota is counted exactly");
     println!(
         "started in {start_took:?} with Redis down; fail-open answered in {took:?}; joined \

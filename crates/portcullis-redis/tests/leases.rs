@@ -16,14 +16,13 @@ mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use portcullis_api_key::{ApiKeyLayer, ApiKeys};
 use portcullis_control_plane::{
     ApiKeyUpdate, ControlPlaneStore, CounterRef, KeyCache, NewApiKey, NewUsagePlan, QuotaEngine,
-    StoreOptions,
 };
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::{QuotaRequest, QuotaStore, UsageUpdate};
@@ -31,25 +30,10 @@ use portcullis_quota::{Calendar, OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
 use tower::{ServiceBuilder, ServiceExt};
 
+use support::{connect_control_plane as connect, fresh};
+
 /// The background task's period: flushes, expiry and following changes.
 const FLUSH: Duration = Duration::from_millis(200);
-
-fn fresh(config: &RedisConfig) -> RedisConfig {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    config
-        .clone()
-        .key_prefix(format!("{}-{n}", config.prefix()))
-}
-
-async fn connect(config: &RedisConfig) -> RedisControlPlane {
-    // A generous deadline: these tests check exactness, and the shared test
-    // machine is sometimes loaded far past its 2 cores.
-    let config = config.clone().timeout(Duration::from_secs(10));
-    RedisControlPlane::connect(&config, StoreOptions::default())
-        .await
-        .expect("connects")
-}
 
 fn counter(key: &str, limit: u64) -> CounterRef {
     let day = time::OffsetDateTime::now_utc().date();

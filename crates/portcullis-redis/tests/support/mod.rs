@@ -7,7 +7,27 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use portcullis_redis::RedisConfig;
+use portcullis_redis::{RedisConfig, RedisControlPlane};
+
+/// `config` with a key prefix of its own: a fresh control plane for each
+/// store a test makes.
+pub fn fresh(config: &RedisConfig) -> RedisConfig {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    config
+        .clone()
+        .key_prefix(format!("{}-{n}", config.prefix()))
+}
+
+/// A control-plane store on `config`, with a generous deadline: the tests
+/// that use it check exactness and propagation, and the shared test machine
+/// is sometimes loaded far past its 2 cores.
+pub async fn connect_control_plane(config: &RedisConfig) -> RedisControlPlane {
+    let config = config.clone().timeout(std::time::Duration::from_secs(10));
+    RedisControlPlane::connect(&config, portcullis_control_plane::StoreOptions::default())
+        .await
+        .expect("connects")
+}
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
