@@ -14,23 +14,20 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
-use portcullis_api_key::{ApiKeyLayer, ApiKeys};
+use http::StatusCode;
 use portcullis_control_plane::{
-    ApiKeyUpdate, ControlPlaneStore, CounterRef, KeyCache, NewApiKey, NewUsagePlan, QuotaEngine,
+    ApiKeyUpdate, ControlPlaneStore, CounterRef, NewApiKey, NewUsagePlan, QuotaEngine,
 };
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, UsagePlan};
+use portcullis_quota::Calendar;
 use portcullis_quota::store::{QuotaRequest, QuotaStore, UsageUpdate};
-use portcullis_quota::{Calendar, OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
-use tower::{ServiceBuilder, ServiceExt};
 
-use support::{connect_control_plane as connect, fresh};
+use support::{Replica, connect_control_plane as connect, fresh};
 
 /// The background task's period: flushes, expiry and following changes.
 const FLUSH: Duration = Duration::from_millis(200);
@@ -247,45 +244,6 @@ async fn update_usage_on_one_replica_reaches_the_blocks_another_holds_within_a_s
     }
 }
 
-/// A replica with real layers: its own store connection, key cache (which
-/// follows plan changes) and quota engine.
-struct Replica {
-    store: RedisControlPlane,
-    engine: QuotaEngine<RedisControlPlane>,
-    keys: ApiKeyLayer<KeyCache<RedisControlPlane>>,
-    _tasks: (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>),
-}
-
-impl Replica {
-    async fn start(config: &RedisConfig) -> Replica {
-        let store = connect(config).await;
-        let keys = ApiKeys::with_store(KeyCache::load(store.clone()).await.unwrap());
-        let sync = keys.store().spawn_sync();
-        let engine = QuotaEngine::new(store.clone());
-        let flusher = engine.spawn_flusher(FLUSH);
-        Replica {
-            engine,
-            keys: keys.layer("api1", "prod"),
-            store,
-            _tasks: (sync, flusher),
-        }
-    }
-
-    async fn call(&self, value: &str) -> StatusCode {
-        let service = ServiceBuilder::new()
-            .layer(self.keys.clone())
-            .layer(QuotaLayer::with_store(self.engine.clone()).on_store_error(OnStoreError::Refuse))
-            .service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(String::new()))
-            });
-        let request = Request::get("/")
-            .header("x-api-key", value)
-            .body(())
-            .unwrap();
-        service.oneshot(request).await.unwrap().status()
-    }
-}
-
 fn gold(limit: u64) -> UsagePlan {
     UsagePlan::new("gold")
         .unwrap()
@@ -302,8 +260,8 @@ fn gold(limit: u64) -> UsagePlan {
 async fn a_plan_quota_lowered_on_one_replica_is_obeyed_by_the_other_within_a_second() {
     for (name, config) in support::backends("lease-plan") {
         let config = fresh(&config);
-        let a = Replica::start(&config).await;
-        let b = Arc::new(Replica::start(&config).await);
+        let a = Replica::start(&config, FLUSH).await;
+        let b = Arc::new(Replica::start(&config, FLUSH).await);
         a.store
             .create_usage_plan(NewUsagePlan {
                 id: Some("gold".into()),
