@@ -50,6 +50,7 @@ fn quota(c: &mut Criterion) {
         EngineConfig {
             max_block: 1 << 20,
             initial_block: 1 << 20,
+            ..EngineConfig::default()
         },
     );
     let request = quota_request();

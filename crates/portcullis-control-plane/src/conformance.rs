@@ -108,7 +108,7 @@ where
     reservation_is_exact_cold_and_warm(new_store().await).await;
     engine_is_exact_cold_and_warm(new_store().await).await;
     update_usage_with_an_outstanding_block(new_store().await).await;
-    stale_reports_keep_what_remains(&new_store().await).await;
+    outstanding_blocks_count_against_an_update(&new_store().await).await;
     let cache = ok(KeyCache::load(new_store().await).await, "KeyCache::load");
     if let Err(failure) = portcullis_api_key::conformance::run(&cache).await {
         panic!("conformance: KeyCache: {failure}");
@@ -119,6 +119,7 @@ where
             EngineConfig {
                 max_block: 4,
                 initial_block: 2,
+                ..EngineConfig::default()
             },
         )
     })
@@ -658,6 +659,7 @@ async fn engine_is_exact_cold_and_warm<S: ControlPlaneStore + Clone>(store: S) {
         EngineConfig {
             max_block: 8,
             initial_block: 4,
+            ..EngineConfig::default()
         },
     );
     let c = counter("cf-plan", "cf-engine", 40);
@@ -694,6 +696,7 @@ async fn update_usage_with_an_outstanding_block<S: ControlPlaneStore + Clone>(st
         EngineConfig {
             max_block: 64,
             initial_block: 64,
+            ..EngineConfig::default()
         },
     );
     let c = counter("cf-plan", "cf-update", 1000);
@@ -723,7 +726,7 @@ async fn update_usage_with_an_outstanding_block<S: ControlPlaneStore + Clone>(st
     );
 }
 
-async fn stale_reports_keep_what_remains<S: ControlPlaneStore>(store: &S) {
+async fn outstanding_blocks_count_against_an_update<S: ControlPlaneStore>(store: &S) {
     let c = counter("cf-plan", "cf-stale", 100);
     let grant = ok(store.reserve(c.clone(), 10).await, "reserve");
     ok(
@@ -747,8 +750,9 @@ async fn stale_reports_keep_what_remains<S: ControlPlaneStore>(store: &S) {
     );
     let next = ok(store.reserve(c.clone(), 1000).await, "reserve the rest");
     expect(
-        next.granted == 20,
-        "a stale block's give-back does not add to what an update set",
+        next.granted == 16,
+        "a block outstanding at an update counts against what it set: the period admits \
+         exactly the set 20 more than the update's `used` (4 from the block, 16 after)",
     );
     let usage = ok(
         store.get_usage("cf-plan", "cf-stale", DAY, DAY).await,

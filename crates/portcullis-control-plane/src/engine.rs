@@ -6,27 +6,41 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use portcullis_core::plan::QuotaSettings;
 use portcullis_quota::store::{DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate};
 use time::Date;
+use tokio::sync::broadcast;
 
 use crate::error::StoreError;
-use crate::reservation::{CounterRef, QuotaReservation, Report, period_kind};
+use crate::reservation::{CounterChange, CounterRef, QuotaReservation, Report, period_kind};
 use crate::store::ControlPlaneStore;
 
-/// How the engine sizes blocks.
+/// How the engine sizes its blocks (leases) and how long it keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
     /// The largest block reserved at once: the most a crash can cost one
     /// key in under-admission (and over-counting in its usage records).
     pub max_block: u64,
-    /// The first block of a counter.
+    /// The first block of a counter, and the smallest the request rate
+    /// sizes (the remaining quota can make blocks smaller, down to 1).
     pub initial_block: u64,
+    /// How much of this replica's traffic for a key one block should serve:
+    /// a block is the key's observed request rate on this replica times
+    /// this (100 ms by default), within `initial_block..=max_block`.
+    pub block_duration: Duration,
+    /// A block not spent within this is given back by the background task
+    /// ([`QuotaEngine::spawn_flusher`]), so an idle replica does not sit on
+    /// quota another replica could use (1 s by default).
+    pub block_ttl: Duration,
+    /// How long the engine trusts "this key's quota is spent" before it
+    /// asks the store again, so quota given back by another replica (or
+    /// added by UpdateUsage) is found (100 ms by default).
+    pub exhausted_recheck: Duration,
 }
 
 impl Default for EngineConfig {
@@ -34,8 +48,22 @@ impl Default for EngineConfig {
         Self {
             max_block: 1000,
             initial_block: 16,
+            block_duration: Duration::from_millis(100),
+            block_ttl: Duration::from_secs(1),
+            exhausted_recheck: Duration::from_millis(100),
         }
     }
+}
+
+/// Milliseconds since this process first asked: the engine's cheap clock.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The boxed future of [`QuotaEngine`]'s slow path.
@@ -65,12 +93,16 @@ struct Entry {
     sig: AtomicU64,
     /// What remained to reserve in the period after the last grant.
     pool: AtomicU64,
+    /// With the exhausted flag: until when ([`now_ms`]) it is trusted.
+    exhausted_until: AtomicU64,
     slow: tokio::sync::Mutex<Slow>,
 }
 
 struct Slow {
     lease: Option<Lease>,
-    next_want: u64,
+    /// This replica's request rate for the counter, per second, as its
+    /// last blocks measured it (0 before the first).
+    rate: f64,
 }
 
 struct Lease {
@@ -83,14 +115,15 @@ struct Lease {
 }
 
 impl Entry {
-    fn new(initial_block: u64) -> Self {
+    fn new() -> Self {
         Self {
             word: AtomicU64::new(0),
             sig: AtomicU64::new(u64::MAX),
             pool: AtomicU64::new(0),
+            exhausted_until: AtomicU64::new(0),
             slow: tokio::sync::Mutex::new(Slow {
                 lease: None,
-                next_want: initial_block,
+                rate: 0.0,
             }),
         }
     }
@@ -110,7 +143,11 @@ impl Entry {
             }
             let remaining = word & REMAINING;
             if remaining == 0 {
-                return (word & EXHAUSTED != 0).then_some(Decision {
+                // Spent: refused at once while the store's "nothing left"
+                // is fresh, then the slow path asks again.
+                let fresh = word & EXHAUSTED != 0
+                    && now_ms() < self.exhausted_until.load(Ordering::Relaxed);
+                return fresh.then_some(Decision {
                     admitted: false,
                     remaining: 0,
                 });
@@ -212,18 +249,32 @@ struct EngineInner<S> {
 /// - A request whose key holds a block takes one from it with a
 ///   compare-and-swap, as `portcullis-quota`'s in-memory store does: no lock,
 ///   no I/O, no allocation.
-/// - When the block is spent, one request reserves the next (the others wait
-///   for it): one durable write per block, not per request. The first block
-///   of a counter is [`EngineConfig::initial_block`]; a block spent within a
-///   second doubles the next, one that lasted longer halves it, up to
-///   [`EngineConfig::max_block`], and never more than a quarter of what the
-///   period has left (at least 1), so blocks shrink to 1 as the quota nears
-///   0 and the last requests are never stranded.
+/// - When the block is spent, one request reports it and reserves the next
+///   in one store call ([`QuotaReservation::renew`]; the others wait for
+///   it): one durable write (or one Redis round trip) per block, not per
+///   request. A block (a lease) is sized by the key's request rate on this
+///   replica: rate × [`EngineConfig::block_duration`] (100 ms of traffic),
+///   within [`EngineConfig::initial_block`]`..=`[`EngineConfig::max_block`],
+///   and never more than a quarter of what the period has left (at least
+///   1), so blocks shrink to 1 as the quota nears 0 and the last requests
+///   are never stranded on another replica.
+/// - Unused blocks are given back: on expiry ([`EngineConfig::block_ttl`],
+///   by the background task), on [`shutdown`](Self::shutdown), and when the
+///   store announces a change to the counter
+///   ([`QuotaReservation::counter_changes`]: UpdateUsage on any replica), so
+///   such a change takes effect on every replica as soon as it hears of it
+///   (pub/sub on Redis: milliseconds, within 1 s). A changed plan quota
+///   reaches the engine in the requests themselves, and the block reserved
+///   under the old quota is given back at once.
+/// - A spent quota is trusted for [`EngineConfig::exhausted_recheck`], then
+///   the store is asked again, so quota given back elsewhere is found.
 /// - [`flush`](Self::flush) (every second with
 ///   [`spawn_flusher`](Self::spawn_flusher)) reports what was spent, for the
-///   usage records; [`shutdown`](Self::shutdown) reports and gives back every
-///   block. UpdateUsage through this engine first gives back its block, so
-///   on one process the update is exact.
+///   usage records. **GetUsage counts admitted requests, not reserved
+///   ones**; what another replica admitted since its last flush is not in
+///   it yet, so it may be stale by up to one flush period of that
+///   replica's traffic (and never more than the blocks it holds).
+///   [`usage`](QuotaStore::usage) through this engine reports its own first.
 ///
 /// **Crash bound** (`kill -9`, power loss): never over-admitted; at most the
 /// unspent part of one block per key (≤ `max_block`) is lost as
@@ -263,6 +314,7 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         let config = EngineConfig {
             max_block: config.max_block.max(1),
             initial_block: config.initial_block.clamp(1, config.max_block.max(1)),
+            ..config
         };
         Self {
             inner: Arc::new(EngineInner {
@@ -277,6 +329,14 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     #[must_use]
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    /// Whether the store under the engine can be reached now
+    /// ([`ControlPlaneStore::is_available`]): a readiness signal. Blocks in
+    /// hand keep serving exactly while it is `false`.
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.inner.store.is_available()
     }
 
     /// How many plan/key counters the engine holds in memory (for memory
@@ -301,29 +361,39 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         self.inner
             .entries
             .entry(PlanKey(Arc::from(plan_id), Arc::from(key_id)))
-            .or_insert_with(|| Arc::new(Entry::new(self.inner.config.initial_block)))
+            .or_insert_with(|| Arc::new(Entry::new()))
             .value()
             .clone()
     }
 
+    fn all_entries(&self) -> Vec<Arc<Entry>> {
+        self.inner
+            .entries
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// Reports what each block has spent since the last report, keeping the
-    /// blocks. Blocks whose slow path is busy are skipped this time.
+    /// blocks, and gives back blocks older than
+    /// [`EngineConfig::block_ttl`]. Blocks whose slow path is busy are
+    /// skipped this time.
     ///
     /// # Errors
     ///
     /// The first store failure; the unreported counts stay to report later.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let entries: Vec<Arc<Entry>> = self
-            .inner
-            .entries
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        for entry in entries {
+        let ttl = self.inner.config.block_ttl;
+        for entry in self.all_entries() {
             let Ok(mut slow) = entry.slow.try_lock() else {
                 continue;
             };
-            report_spent(&self.inner.store, &entry, &mut slow).await?;
+            let expired = slow.lease.as_ref().is_some_and(|l| l.at.elapsed() >= ttl);
+            if expired {
+                settle(&self.inner.store, &entry, &mut slow).await?;
+            } else {
+                report_spent(&self.inner.store, &entry, &mut slow).await?;
+            }
         }
         Ok(())
     }
@@ -336,13 +406,7 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     ///
     /// The first store failure.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
-        let entries: Vec<Arc<Entry>> = self
-            .inner
-            .entries
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
-        for entry in entries {
+        for entry in self.all_entries() {
             let mut slow = entry.slow.lock().await;
             settle(&self.inner.store, &entry, &mut slow).await?;
         }
@@ -350,9 +414,10 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     }
 
     /// Gives back the block of one key in one plan, and forgets that the
-    /// key's quota was spent: call it after changing the key's usage on the
-    /// store directly (UpdateUsage made through this engine does it itself),
-    /// so the change takes effect on this replica at once.
+    /// key's quota was spent, so the next request asks the store. The
+    /// engine does it itself for UpdateUsage made through it, and (with
+    /// [`spawn_flusher`](Self::spawn_flusher)) for every change the store
+    /// announces ([`QuotaReservation::counter_changes`]).
     ///
     /// # Errors
     ///
@@ -365,23 +430,56 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         settle(&self.inner.store, &entry, &mut slow).await
     }
 
-    /// Spawns a task that [`flush`](Self::flush)es every `period` (a second
-    /// is a good choice): it bounds how stale GetUsage is. The task ends
-    /// when the last clone of the engine is dropped.
+    async fn follow(&self, change: Result<CounterChange, broadcast::error::RecvError>) {
+        let released = match change {
+            Ok(CounterChange::Counter { plan_id, key_id }) => self.release(&plan_id, &key_id).await,
+            // Missed changes: give everything back.
+            Ok(_) | Err(_) => self.shutdown().await,
+        };
+        if let Err(error) = released {
+            tracing::warn!(%error, "quota engine: giving back a block after a change failed");
+        }
+    }
+
+    /// Spawns the engine's background task:
+    ///
+    /// - every `period` (a second is a good choice) it [`flush`](Self::flush)es:
+    ///   reports what was spent, which bounds how stale GetUsage is, and
+    ///   gives back blocks older than [`EngineConfig::block_ttl`];
+    /// - it follows the store's [`counter_changes`](QuotaReservation::counter_changes)
+    ///   (UpdateUsage made on any replica) and gives back the changed
+    ///   counters' blocks at once, so the change takes effect here as soon
+    ///   as the store announces it.
+    ///
+    /// The task ends when the last clone of the engine is dropped.
     pub fn spawn_flusher(&self, period: Duration) -> tokio::task::JoinHandle<()>
     where
         S: 'static,
     {
         let weak = Arc::downgrade(&self.inner);
+        let mut changes = self.inner.store.counter_changes();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut following = true;
             loop {
-                ticks.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let engine = QuotaEngine { inner };
-                if let Err(error) = engine.flush().await {
-                    tracing::warn!(%error, "quota engine: flushing usage failed");
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        let engine = QuotaEngine { inner };
+                        if let Err(error) = engine.flush().await {
+                            tracing::debug!(%error, "quota engine: flushing usage failed");
+                        }
+                    }
+                    change = changes.recv(), if following => {
+                        if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                            // The store announces nothing.
+                            following = false;
+                            continue;
+                        }
+                        let Some(inner) = weak.upgrade() else { return };
+                        QuotaEngine { inner }.follow(change).await;
+                    }
                 }
             }
         })
@@ -417,42 +515,91 @@ async fn report_spent<S: QuotaReservation>(
     Ok(())
 }
 
-/// Gives the block up: reports what it spent and returns the rest.
-async fn settle<S: QuotaReservation>(
-    store: &S,
-    entry: &Entry,
-    slow: &mut Slow,
-) -> Result<(), StoreError> {
-    let Some(lease) = slow.lease.take() else {
-        // An exhausted marker, if any, goes too: the next request asks the
-        // store again.
-        entry.take_remaining();
-        return Ok(());
-    };
+/// Takes the block out of the fast path (clearing an exhausted mark too)
+/// and builds its final report.
+fn close(entry: &Entry, slow: &mut Slow) -> Option<(Lease, Report)> {
     let remaining = entry.take_remaining();
+    let lease = slow.lease.take()?;
     let spent = lease.granted.saturating_sub(remaining);
     let report = Report {
         generation: lease.generation,
         spent: spent.saturating_sub(lease.reported),
         returned: remaining,
     };
-    if let Err(error) = store.report(lease.counter.clone(), report).await {
-        // Put the block back as it was: nothing else can have touched it
-        // (the fast path cannot take from an empty block).
+    Some((lease, report))
+}
+
+/// After a final report succeeded: learns the replica's rate from the block.
+fn closed(slow: &mut Slow, lease: &Lease, report: &Report) {
+    let spent = lease.granted.saturating_sub(report.returned);
+    let seconds = lease.at.elapsed().as_secs_f64().max(0.001);
+    #[allow(clippy::cast_precision_loss)] // a rate needs no more than f64's 52 bits
+    let sample = spent as f64 / seconds;
+    slow.rate = if slow.rate > 0.0 {
+        (slow.rate + sample) / 2.0
+    } else {
+        sample
+    };
+}
+
+/// After a final report failed: what the store may not have seen.
+///
+/// When the store says nothing was sent ([`StoreError::Unavailable`]) the
+/// block goes back as it was and keeps serving. Otherwise the report may
+/// or may not have been applied: the unspent part is forfeited (so it can
+/// never be given back twice and over-admitted), and what was spent stays
+/// to report later (at worst counted twice in the usage records, capped by
+/// what was reserved).
+fn reopen(entry: &Entry, slow: &mut Slow, mut lease: Lease, report: &Report, error: &StoreError) {
+    if matches!(error, StoreError::Unavailable(_)) {
         let tag = tag_of(lease.counter.day);
         entry
             .word
-            .store(pack(tag, false, remaining), Ordering::Release);
-        slow.lease = Some(lease);
-        return Err(error);
-    }
-    let quick = remaining == 0 && lease.at.elapsed() < Duration::from_secs(1);
-    slow.next_want = if quick {
-        slow.next_want.saturating_mul(2)
+            .store(pack(tag, false, report.returned), Ordering::Release);
     } else {
-        (slow.next_want / 2).max(1)
+        lease.granted = lease.granted.saturating_sub(report.returned);
+    }
+    slow.lease = Some(lease);
+}
+
+/// Gives the block up: reports what it spent and returns the rest.
+async fn settle<S: QuotaReservation>(
+    store: &S,
+    entry: &Entry,
+    slow: &mut Slow,
+) -> Result<(), StoreError> {
+    let Some((lease, report)) = close(entry, slow) else {
+        return Ok(());
     };
-    Ok(())
+    match store.report(lease.counter.clone(), report).await {
+        Ok(()) => {
+            closed(slow, &lease, &report);
+            Ok(())
+        }
+        Err(error) => {
+            reopen(entry, slow, lease, &report, &error);
+            Err(error)
+        }
+    }
+}
+
+/// The next block's size: the replica's rate for the key times
+/// [`EngineConfig::block_duration`], within `initial_block..=max_block`, and
+/// never more than a quarter of what the period has left (at least 1), so
+/// blocks shrink to 1 as the quota nears 0 and the last requests are never
+/// stranded on another replica.
+fn block_size(config: &EngineConfig, rate: f64, left: u64) -> u64 {
+    let by_rate = if rate > 0.0 {
+        // Saturating float-to-int: a huge rate is clamped below.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = (rate * config.block_duration.as_secs_f64()).ceil() as u64;
+        n
+    } else {
+        config.initial_block
+    };
+    by_rate
+        .clamp(config.initial_block, config.max_block)
+        .min((left / 4).max(1))
 }
 
 async fn consume_slow<S: ControlPlaneStore>(
@@ -465,21 +612,52 @@ async fn consume_slow<S: ControlPlaneStore>(
     if let Some(decision) = entry.consume_fast(&counter.as_request()) {
         return Ok(decision);
     }
-    settle(store, entry, &mut slow).await?;
+    // The spent (or stale) block is reported in the same call that reserves
+    // the next when both are for the same counter and period.
+    let mut previous = None;
+    if let Some((lease, report)) = close(entry, &mut slow) {
+        if lease.counter == counter {
+            previous = Some((lease, report));
+        } else {
+            match store.report(lease.counter.clone(), report).await {
+                Ok(()) => closed(&mut slow, &lease, &report),
+                Err(error) => {
+                    reopen(entry, &mut slow, lease, &report, &error);
+                    return Err(error);
+                }
+            }
+        }
+    }
     let left = if entry.sig.load(Ordering::Acquire) == sig_of(&counter.quota) {
         entry.pool.load(Ordering::Acquire)
     } else {
         counter.quota.limit()
     };
-    let want = slow
-        .next_want
-        .clamp(1, config.max_block)
-        .min((left / 4).max(1));
-    let grant = store.reserve(counter.clone(), want).await?;
+    let want = block_size(&config, slow.rate, left);
+    let report = previous
+        .as_ref()
+        .map(|(_, report)| *report)
+        .filter(|r| r.spent > 0 || r.returned > 0);
+    let grant = match store.renew(counter.clone(), report, want).await {
+        Ok(grant) => grant,
+        Err(error) => {
+            if let Some((lease, report)) = previous {
+                reopen(entry, &mut slow, lease, &report, &error);
+            }
+            return Err(error);
+        }
+    };
+    if let Some((lease, report)) = &previous {
+        closed(&mut slow, lease, report);
+    }
     let tag = tag_of(counter.day);
     entry.pool.store(grant.remaining, Ordering::Release);
     entry.sig.store(sig_of(&counter.quota), Ordering::Release);
     if grant.granted == 0 {
+        entry.exhausted_until.store(
+            now_ms().saturating_add(millis(config.exhausted_recheck)),
+            Ordering::Relaxed,
+        );
         entry.word.store(pack(tag, true, 0), Ordering::Release);
         return Ok(Decision {
             admitted: false,

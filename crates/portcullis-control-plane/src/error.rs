@@ -29,6 +29,11 @@ pub enum StoreError {
     /// Nothing was changed.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The backend is known to be unreachable (a circuit breaker is open):
+    /// the call was not sent, so nothing was changed
+    /// (ServiceUnavailableException, 503).
+    #[error("control-plane store unavailable: {0}")]
+    Unavailable(String),
     /// The backend failed (I/O, a corrupt database, a lost task). Whether the
     /// change was made is unknown only for this variant.
     #[error("control-plane store failed: {0}")]
@@ -44,6 +49,7 @@ impl StoreError {
             StoreError::BadRequest(_) => "BadRequestException",
             StoreError::Conflict(_) => "ConflictException",
             StoreError::LimitExceeded(_) => "LimitExceededException",
+            StoreError::Unavailable(_) => "ServiceUnavailableException",
             StoreError::Backend(_) => "InternalFailure",
         }
     }
@@ -56,6 +62,7 @@ impl StoreError {
             StoreError::BadRequest(_) => 400,
             StoreError::Conflict(_) => 409,
             StoreError::LimitExceeded(_) => 429,
+            StoreError::Unavailable(_) => 503,
             StoreError::Backend(_) => 500,
         }
     }

@@ -102,6 +102,21 @@ impl<S: ControlPlaneStore> KeyCache<S> {
         })
     }
 
+    /// A cache of `store` that holds no key yet, for a replica that starts
+    /// while its store is unreachable: every key is refused until
+    /// [`refresh`](Self::refresh) (or [`spawn_sync`](Self::spawn_sync), on
+    /// the store's first announced version) loads the snapshot.
+    ///
+    /// # Errors
+    ///
+    /// None in practice; an empty snapshot always builds.
+    pub fn empty(store: S) -> Result<Self, StoreError> {
+        Ok(Self {
+            store,
+            snapshot: ArcSwap::from_pointee(build(Snapshot::default())?),
+        })
+    }
+
     /// Reloads the snapshot from the store.
     ///
     /// # Errors

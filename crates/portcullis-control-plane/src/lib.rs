@@ -21,6 +21,6 @@ pub use model::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
     UsagePlanRecord, UsageRecord,
 };
-pub use reservation::{CounterRef, Grant, QuotaReservation, Report};
+pub use reservation::{CounterChange, CounterRef, Grant, QuotaReservation, Report};
 pub use state::{NewUsagePlan, StoreOptions};
 pub use store::{ControlPlaneStore, LocalStore, MemoryStore, Snapshot};

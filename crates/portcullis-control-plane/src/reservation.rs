@@ -22,19 +22,28 @@
 //! is missing from the usage records; they may over-count by that same
 //! unspent part.
 //!
-//! # Generations: UpdateUsage and plan changes
+//! # UpdateUsage and plan changes
+//!
+//! UpdateUsage's "set remaining to n" (and "reset", which sets it to the
+//! period's allowance) makes the budget `used + n`: blocks outstanding at
+//! that moment count against the `n`, and what they give back returns to
+//! it. So after the update the period admits exactly `n` more than the
+//! `used` the update answered, however many blocks were out, provided the
+//! replicas holding them stop spending them when they hear of the change
+//! ([`QuotaReservation::counter_changes`]; a replica that admits from its
+//! block before it hears can exceed `n` by at most what it had not yet
+//! reported of that block). "Extend by n" adds `n` to the budget. A raised
+//! or lowered limit in the same period moves the budget by the difference
+//! and leaves outstanding blocks valid; replicas see the new limit in the
+//! requests' quota and give their blocks back at once.
 //!
 //! Each counter has a generation, raised when the period rolls over and by
-//! UpdateUsage's "set remaining" and "reset". A report for a block of an
-//! older generation still counts what was spent, and its returned part is
-//! taken out of the budget too, so what remains after an update is exactly
-//! what the operator set, whatever blocks were outstanding. A raised or
-//! lowered limit in the same period moves the budget by the difference and
-//! leaves outstanding blocks valid.
+//! "set remaining" and "reset", answered with each grant (for diagnostics).
 //!
-//! A Redis store implements the same two calls with one script each
-//! (issue 21's leases): `reserve` is `HINCRBY reserved` bounded by `budget`,
-//! `report` is `HINCRBY used` and the give-back.
+//! A Redis store implements the same calls with one script each (issue 21's
+//! leases): `reserve` is `HINCRBY reserved` bounded by `budget`, `report` is
+//! `HINCRBY used` and the give-back, and [`QuotaReservation::renew`] does
+//! both in one round trip.
 
 use std::future::Future;
 
@@ -42,8 +51,27 @@ use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Window;
 use portcullis_quota::store::QuotaRequest;
 use time::Date;
+use tokio::sync::broadcast;
 
 use crate::error::StoreError;
+
+/// A change to quota counters made outside a replica's own blocks: the
+/// replica gives back the blocks it holds for them, so the change takes
+/// effect on it at once (see [`QuotaReservation::counter_changes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CounterChange {
+    /// UpdateUsage changed one key's counter in one plan.
+    Counter {
+        /// The usage plan's id.
+        plan_id: String,
+        /// The API key's id.
+        key_id: String,
+    },
+    /// Changes may have been missed (a lost subscription): every block is
+    /// given back.
+    All,
+}
 
 /// Which counter a reservation is for, and the period it is made in: the
 /// owned form of the quota layer's [`QuotaRequest`].
@@ -149,4 +177,32 @@ pub trait QuotaReservation: Send + Sync + 'static {
         counter: CounterRef,
         report: Report,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reports a block (when `report` is given) and reserves the next one
+    /// for the same counter and period, atomically: what a replica does
+    /// when its block is spent. The default makes the two calls; stores
+    /// override it to make one (one durable write, one round trip).
+    fn renew(
+        &self,
+        counter: CounterRef,
+        report: Option<Report>,
+        want: u64,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+        async move {
+            if let Some(report) = report {
+                self.report(counter.clone(), report).await?;
+            }
+            self.reserve(counter, want).await
+        }
+    }
+
+    /// Changes to counters made by anyone sharing the store (UpdateUsage on
+    /// any replica): a `QuotaEngine` that follows them gives back its
+    /// blocks for the changed counters. A receiver that lags behind should
+    /// treat it as [`CounterChange::All`]. The default never announces
+    /// anything (a store no other process shares, changed only through its
+    /// engine).
+    fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
+        broadcast::channel(1).1
+    }
 }

@@ -660,7 +660,7 @@ impl State {
 
     /// The counter moved to the request's period and day, and the day
     /// records that move files.
-    fn advance(&self, counter: &CounterRef) -> (Counter, Vec<Change>) {
+    fn advance(&self, old: Option<&Counter>, counter: &CounterRef) -> (Counter, Vec<Change>) {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
         let request = counter.as_request();
         let kind = counter.period_kind();
@@ -668,7 +668,7 @@ impl State {
         let today = counter.day.to_julian_day();
         let start = counter.window.start();
         let mut changes = Vec::new();
-        let Some(old) = self.counters.get(&pair) else {
+        let Some(old) = old else {
             let allowance = request.allowance(request.is_initial(start));
             let c = Counter {
                 period_start: start,
@@ -736,11 +736,28 @@ impl State {
     }
 
     pub(crate) fn reserve(&self, counter: &CounterRef, want: u64) -> Op<Grant> {
+        self.renew(counter, None, want)
+    }
+
+    /// Reports a block (if any) and reserves the next, in one change set.
+    pub(crate) fn renew(
+        &self,
+        counter: &CounterRef,
+        report: Option<Report>,
+        want: u64,
+    ) -> Op<Grant> {
         if want == 0 {
             return Err(StoreError::bad("a reservation asks for at least 1"));
         }
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let (mut c, mut changes) = self.advance(counter);
+        let stored = self.counters.get(&pair);
+        let mut changes = Vec::new();
+        let mut base = stored.cloned();
+        if let Some(report) = report {
+            base = self.report_on(base, &pair, counter, report, &mut changes);
+        }
+        let (mut c, advanced) = self.advance(base.as_ref(), counter);
+        changes.extend(advanced);
         let granted = want.min(c.budget.saturating_sub(c.reserved));
         c.reserved += granted;
         let grant = Grant {
@@ -748,7 +765,7 @@ impl State {
             generation: c.generation,
             remaining: c.budget.saturating_sub(c.reserved),
         };
-        if self.counters.get(&pair) != Some(&c) {
+        if stored != Some(&c) {
             changes.push(Change::PutCounter(pair, c));
         }
         Ok((grant, changes))
@@ -756,37 +773,33 @@ impl State {
 
     pub(crate) fn report(&self, counter: &CounterRef, report: Report) -> Op<()> {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let Some(old) = self.counters.get(&pair) else {
-            // Nothing was reserved (the counter was deleted with its key or
-            // plan): nothing to count against.
-            return Ok(((), Vec::new()));
-        };
-        let mut c = old.clone();
+        let stored = self.counters.get(&pair);
         let mut changes = Vec::new();
+        let after = self.report_on(stored.cloned(), &pair, counter, report, &mut changes);
+        if let Some(c) = after
+            && stored != Some(&c)
+        {
+            changes.push(Change::PutCounter(pair, c));
+        }
+        Ok(((), changes))
+    }
+
+    /// Applies a report to the counter `old` (the stored one, or one a
+    /// change set already moved), pushing the day records it writes, and
+    /// answers the counter after it.
+    fn report_on(
+        &self,
+        old: Option<Counter>,
+        pair: &Pair,
+        counter: &CounterRef,
+        report: Report,
+        changes: &mut Vec<Change>,
+    ) -> Option<Counter> {
+        // No counter: nothing was reserved (the counter was deleted with its
+        // key or plan), nothing to count against.
+        let mut c = old?;
         let day = counter.day.to_julian_day();
-        if c.period_start == counter.window.start() && c.kind == counter.period_kind() {
-            let spent = report.spent.min(c.reserved.saturating_sub(c.used));
-            c.used += spent;
-            if day < c.day {
-                // Spent on a day the counter has left: that day's record.
-                c.day_used_base += spent;
-                let mut rec = self
-                    .days
-                    .get(&(pair.clone(), day))
-                    .copied()
-                    .unwrap_or(DayRec {
-                        used: 0,
-                        remaining: 0,
-                    });
-                rec.used += spent;
-                changes.push(Change::PutDay(pair.clone(), day, rec));
-            }
-            let returned = report.returned.min(c.reserved.saturating_sub(c.used));
-            c.reserved -= returned;
-            if report.generation != c.generation {
-                c.budget = c.budget.saturating_sub(returned);
-            }
-        } else if report.spent > 0 {
+        let add_to_day = |spent: u64, changes: &mut Vec<Change>| {
             let mut rec = self
                 .days
                 .get(&(pair.clone(), day))
@@ -795,13 +808,26 @@ impl State {
                     used: 0,
                     remaining: 0,
                 });
-            rec.used += report.spent;
+            rec.used += spent;
             changes.push(Change::PutDay(pair.clone(), day, rec));
+        };
+        if c.period_start == counter.window.start() && c.kind == counter.period_kind() {
+            let spent = report.spent.min(c.reserved.saturating_sub(c.used));
+            c.used += spent;
+            if day < c.day {
+                // Spent on a day the counter has left: that day's record.
+                c.day_used_base += spent;
+                add_to_day(spent, changes);
+            }
+            // What comes back returns to the budget, whatever generation
+            // the block had: an update counted outstanding blocks against
+            // what it set (see the reservation module's docs).
+            let returned = report.returned.min(c.reserved.saturating_sub(c.used));
+            c.reserved -= returned;
+        } else if report.spent > 0 {
+            add_to_day(report.spent, changes);
         }
-        if &c != old {
-            changes.push(Change::PutCounter(pair, c));
-        }
-        Ok(((), changes))
+        Some(c)
     }
 
     pub(crate) fn update_usage(
@@ -810,7 +836,7 @@ impl State {
         update: UsageUpdate,
     ) -> Op<UsageRecord> {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let (mut c, mut changes) = self.advance(counter);
+        let (mut c, mut changes) = self.advance(self.counters.get(&pair), counter);
         match update {
             UsageUpdate::Extend(more) => {
                 c.budget = c
@@ -818,12 +844,15 @@ impl State {
                     .saturating_add(more)
                     .min(c.used.saturating_add(MAX_REMAINING));
             }
+            // Outstanding blocks count against what is set: the period
+            // admits exactly `n` more than `used` (see the reservation
+            // module's docs).
             UsageUpdate::SetRemaining(n) => {
-                c.budget = c.reserved.saturating_add(n.min(MAX_REMAINING));
+                c.budget = c.used.saturating_add(n.min(MAX_REMAINING));
                 c.generation += 1;
             }
             UsageUpdate::Reset => {
-                c.budget = c.reserved.saturating_add(c.allowance);
+                c.budget = c.used.saturating_add(c.allowance);
                 c.generation += 1;
             }
             _ => return Err(StoreError::bad("unsupported usage update")),

@@ -9,14 +9,14 @@ use portcullis_api_key::KeyDigest;
 use portcullis_core::clock::{SharedClock, SystemClock};
 use portcullis_quota::store::UsageUpdate;
 use time::Date;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::StoreError;
 use crate::model::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
     UsagePlanRecord, UsageRecord,
 };
-use crate::reservation::{CounterRef, Grant, QuotaReservation, Report};
+use crate::reservation::{CounterChange, CounterRef, Grant, QuotaReservation, Report};
 use crate::state::{Change, NewUsagePlan, State, StoreOptions};
 
 /// Keys, plans and their associations at one moment: what a cache in front
@@ -182,7 +182,19 @@ pub trait ControlPlaneStore: QuotaReservation {
     /// The configuration version: it changes after every change to keys,
     /// plans or associations made through this store.
     fn subscribe(&self) -> watch::Receiver<u64>;
+
+    /// Whether the store can be reached now: a readiness signal for load
+    /// balancers and Kubernetes probes. A networked store answers `false`
+    /// while its circuit breaker is open; a local store is always
+    /// available (the default).
+    fn is_available(&self) -> bool {
+        true
+    }
 }
+
+/// How many counter changes a slow follower may fall behind before it is
+/// told to give back every block.
+const COUNTER_CHANGES_CAPACITY: usize = 256;
 
 /// Where a local store writes its changes before applying them.
 pub(crate) enum Journal {
@@ -210,6 +222,7 @@ pub(crate) struct Inner {
     journal: Journal,
     clock: SharedClock,
     version: watch::Sender<u64>,
+    counter_changes: broadcast::Sender<CounterChange>,
 }
 
 impl Inner {
@@ -219,6 +232,7 @@ impl Inner {
             journal,
             clock,
             version: watch::Sender::new(0),
+            counter_changes: broadcast::Sender::new(COUNTER_CHANGES_CAPACITY),
         }
     }
 
@@ -358,6 +372,19 @@ impl QuotaReservation for LocalStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.write(move |s, _| s.report(&counter, report))
     }
+
+    fn renew(
+        &self,
+        counter: CounterRef,
+        report: Option<Report>,
+        want: u64,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+        self.write(move |s, _| s.renew(&counter, report, want))
+    }
+
+    fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
+        self.inner.counter_changes.subscribe()
+    }
 }
 
 impl ControlPlaneStore for LocalStore {
@@ -494,7 +521,18 @@ impl ControlPlaneStore for LocalStore {
         counter: CounterRef,
         update: UsageUpdate,
     ) -> impl Future<Output = Result<UsageRecord, StoreError>> + Send {
-        self.write(move |s, _| s.update_usage(&counter, update))
+        let inner = self.inner.clone();
+        let change = CounterChange::Counter {
+            plan_id: counter.plan_id.clone(),
+            key_id: counter.key_id.clone(),
+        };
+        let write = self.write(move |s, _| s.update_usage(&counter, update));
+        async move {
+            let record = write.await?;
+            // Nobody listening is fine.
+            let _ = inner.counter_changes.send(change);
+            Ok(record)
+        }
     }
 
     fn get_usage(

@@ -48,6 +48,7 @@ fn engine(path: &str) -> QuotaEngine<EmbeddedStore> {
         EngineConfig {
             max_block: MAX_BLOCK,
             initial_block: 8,
+            ..EngineConfig::default()
         },
     )
 }

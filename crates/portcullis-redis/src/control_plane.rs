@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use portcullis_api_key::{ApiKeyValue, KeyDigest};
-use portcullis_control_plane::reservation::{CounterRef, Grant, QuotaReservation, Report};
+use portcullis_control_plane::reservation::{
+    CounterChange, CounterRef, Grant, QuotaReservation, Report,
+};
 use portcullis_control_plane::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, ControlPlaneStore, NewApiKey, NewUsagePlan, Page,
     PageRequest, Snapshot, StoreError, StoreOptions, UsagePlanKey, UsagePlanRecord, UsageRecord,
@@ -22,7 +24,7 @@ use portcullis_quota::store::{MAX_REMAINING, UsageUpdate};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::script::Lua;
@@ -35,6 +37,10 @@ pub const MIN_CONTROL_PLANE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a replica reads the configuration version even when pub/sub is
 /// quiet, by default: the bound on propagation when a change message is lost.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How many counter changes a slow engine may fall behind before it is told
+/// to give back every block.
+const COUNTER_CHANGES_CAPACITY: usize = 256;
 
 /// How many times a configuration change is retried when another change
 /// came between its reads and its write.
@@ -82,6 +88,7 @@ pub(crate) fn usage_keys_script() -> &'static Lua {
 struct Names {
     tag: String,
     channel: String,
+    counters_channel: String,
 }
 
 impl Names {
@@ -89,6 +96,7 @@ impl Names {
         Self {
             tag: format!("{{{prefix}:cp}}"),
             channel: format!("{prefix}:cp:changes"),
+            counters_channel: format!("{prefix}:cp:counters"),
         }
     }
     fn version(&self) -> String {
@@ -161,6 +169,13 @@ struct StoredPlan {
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    let any: &dyn std::any::Any = &error;
+    if let Some(redis) = any.downcast_ref::<redis::RedisError>()
+        && crate::connection::is_circuit_open(redis)
+    {
+        // Not sent: nothing changed on Redis.
+        return StoreError::Unavailable(redis.to_string());
+    }
     StoreError::Backend(Box::new(error))
 }
 
@@ -302,6 +317,7 @@ struct Inner {
     options: StoreOptions,
     clock: SharedClock,
     version: watch::Sender<u64>,
+    counter_changes: broadcast::Sender<CounterChange>,
     poll: Duration,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -450,18 +466,14 @@ impl RedisControlPlane {
             options,
             clock,
             version: watch::Sender::new(0),
+            counter_changes: broadcast::Sender::new(COUNTER_CHANGES_CAPACITY),
             poll,
             follower: Mutex::new(None),
         });
         if let Ok(version) = inner.stored_version().await {
             inner.announce(version);
         }
-        let task = tokio::spawn(follow(
-            Arc::downgrade(&inner),
-            config.urls(),
-            names.channel,
-            poll,
-        ));
+        let task = tokio::spawn(follow(Arc::downgrade(&inner), config.urls(), names, poll));
         *inner
             .follower
             .lock()
@@ -476,6 +488,14 @@ impl RedisControlPlane {
     #[must_use]
     pub fn poll_interval(&self) -> Duration {
         self.inner.poll
+    }
+
+    /// Whether Redis is reachable: `false` while the connection's circuit
+    /// breaker is open (see [`RedisConfig::circuit_breaker`]). A readiness
+    /// signal for load balancers and Kubernetes probes.
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.inner.connection.is_available()
     }
 
     /// The store's limits.
@@ -705,6 +725,7 @@ impl RedisControlPlane {
         counter: &CounterRef,
         mode: &str,
         tail: &[u64],
+        strings: &[&str],
     ) -> Result<redis::Value, StoreError> {
         let names = &self.inner.names;
         let request = counter.as_request();
@@ -734,6 +755,9 @@ impl RedisControlPlane {
         for n in tail {
             call.arg(*n);
         }
+        for text in strings {
+            call.arg(*text);
+        }
         call.invoke(&mut self.conn()).await.map_err(backend)
     }
 }
@@ -752,10 +776,16 @@ fn parse<T: redis::FromRedisValue>(value: redis::Value) -> Result<T, StoreError>
     redis::from_redis_value(value).map_err(backend)
 }
 
-/// Follows the configuration version: pub/sub on any node, the version key
-/// on every (re)connect and every `poll`. Ends when the store is dropped.
-async fn follow(store: Weak<Inner>, urls: Vec<String>, channel: String, poll: Duration) {
+/// Follows the configuration version and counter changes: pub/sub on any
+/// node, the version key on every (re)connect and every `poll`. Ends when
+/// the store is dropped.
+async fn follow(store: Weak<Inner>, urls: Vec<String>, names: Names, poll: Duration) {
     let mut attempt = 0usize;
+    // Failures are logged when they start, not on every retry.
+    let mut failing = false;
+    // Whether a subscription was made before: on a later one, messages may
+    // have been missed.
+    let mut resubscribed = false;
     loop {
         let Some(url) = urls.get(attempt % urls.len().max(1)).cloned() else {
             return;
@@ -772,12 +802,28 @@ async fn follow(store: Weak<Inner>, urls: Vec<String>, channel: String, poll: Du
                             "pub/sub connect timed out",
                         ))
                     })??;
-            pubsub.subscribe(channel.as_str()).await?;
+            pubsub
+                .subscribe(&[names.channel.as_str(), names.counters_channel.as_str()])
+                .await?;
             Ok::<_, redis::RedisError>(pubsub)
         }
         .await;
         match subscribed {
             Ok(pubsub) => {
+                if failing {
+                    tracing::info!(
+                        layer = "redis",
+                        store = "control_plane",
+                        "change subscription restored"
+                    );
+                    failing = false;
+                }
+                if resubscribed && let Some(inner) = store.upgrade() {
+                    // Counter changes made while unsubscribed are unknown:
+                    // engines give every block back.
+                    let _ = inner.counter_changes.send(CounterChange::All);
+                }
+                resubscribed = true;
                 let mut messages = pubsub.into_on_message();
                 let mut tick = tokio::time::interval(poll);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -787,6 +833,17 @@ async fn follow(store: Weak<Inner>, urls: Vec<String>, channel: String, poll: Du
                         message = messages.next() => {
                             let Some(message) = message else { break };
                             let Some(inner) = store.upgrade() else { return };
+                            if message.get_channel_name() == names.counters_channel {
+                                let change = message
+                                    .get_payload::<String>()
+                                    .ok()
+                                    .and_then(|p| serde_json::from_str::<(String, String)>(&p).ok())
+                                    .map_or(CounterChange::All, |(plan_id, key_id)| {
+                                        CounterChange::Counter { plan_id, key_id }
+                                    });
+                                let _ = inner.counter_changes.send(change);
+                                continue;
+                            }
                             match message.get_payload::<u64>() {
                                 Ok(version) => inner.announce(version),
                                 Err(_) => resync(&inner).await,
@@ -805,7 +862,10 @@ async fn follow(store: Weak<Inner>, urls: Vec<String>, channel: String, poll: Du
                 );
             }
             Err(error) => {
-                tracing::warn!(layer = "redis", store = "control_plane", %error, "change subscription failed; polling the version");
+                if !failing {
+                    tracing::warn!(layer = "redis", store = "control_plane", %error, "change subscription failed; polling the version until it is back");
+                    failing = true;
+                }
                 let Some(inner) = store.upgrade() else { return };
                 resync(&inner).await;
                 drop(inner);
@@ -819,21 +879,44 @@ async fn resync(inner: &Inner) {
     match inner.stored_version().await {
         Ok(version) => inner.announce(version),
         Err(error) => {
-            tracing::warn!(layer = "redis", store = "control_plane", %error, "reading the configuration version failed");
+            tracing::debug!(layer = "redis", store = "control_plane", %error, "reading the configuration version failed");
         }
     }
 }
 
 impl QuotaReservation for RedisControlPlane {
-    async fn reserve(&self, counter: CounterRef, want: u64) -> Result<Grant, StoreError> {
+    fn reserve(
+        &self,
+        counter: CounterRef,
+        want: u64,
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+        self.renew(counter, None, want)
+    }
+
+    async fn renew(
+        &self,
+        counter: CounterRef,
+        report: Option<Report>,
+        want: u64,
+    ) -> Result<Grant, StoreError> {
         if want == 0 {
             return Err(StoreError::BadRequest(
                 "a reservation asks for at least 1".to_owned(),
             ));
         }
-        let reply = self
-            .counter_call(&counter, "reserve", &[want.min(MAX_REMAINING * 2)])
-            .await?;
+        let want = want.min(MAX_REMAINING * 2);
+        let reply = match report {
+            None => self.counter_call(&counter, "reserve", &[want], &[]).await?,
+            Some(report) => {
+                let tail = [
+                    want,
+                    report.generation,
+                    report.spent.min(MAX_REMAINING * 2),
+                    report.returned.min(MAX_REMAINING * 2),
+                ];
+                self.counter_call(&counter, "reserve", &tail, &[]).await?
+            }
+        };
         let (granted, generation, remaining): (i64, i64, i64) = parse(reply)?;
         Ok(Grant {
             granted: to_u64(granted),
@@ -851,9 +934,14 @@ impl QuotaReservation for RedisControlPlane {
                 report.spent.min(MAX_REMAINING * 2),
                 report.returned.min(MAX_REMAINING * 2),
             ],
+            &[],
         )
         .await?;
         Ok(())
+    }
+
+    fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
+        self.inner.counter_changes.subscribe()
     }
 }
 
@@ -1206,7 +1294,15 @@ impl ControlPlaneStore for RedisControlPlane {
                 ));
             }
         };
-        let reply = self.counter_call(&counter, "update", &[op, n]).await?;
+        let names = &self.inner.names;
+        let reply = self
+            .counter_call(
+                &counter,
+                "update",
+                &[op, n],
+                &[counter.plan_id.as_str(), names.counters_channel.as_str()],
+            )
+            .await?;
         let (day, used, remaining): (i64, i64, i64) = parse(reply)?;
         Ok(UsageRecord {
             day: date_of(day),
@@ -1311,5 +1407,9 @@ impl ControlPlaneStore for RedisControlPlane {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.version.subscribe()
+    }
+
+    fn is_available(&self) -> bool {
+        self.inner.connection.is_available()
     }
 }

@@ -59,6 +59,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Quota leases
+//!
+//! On [`RedisControlPlane`] a replica's `QuotaEngine` takes a lease (a
+//! block) of a key's remaining quota in one script call and spends it in
+//! memory; the next call reports it and takes the next. Leases are sized by
+//! the key's request rate on the replica (about 100 ms of its traffic, 16 to
+//! 1,000, never more than a quarter of what is left, so they shrink to 1 near
+//! the end), and given back after 1 s unused, on shutdown, and when
+//! UpdateUsage changes the counter on any replica (published on
+//! `<prefix>:cp:counters`).
+//!
+//! - **Bounds:** the fleet never admits more than the quota. A replica killed
+//!   while holding a lease costs at most that lease (under-admission).
+//!   UpdateUsage's "set remaining to n" admits exactly `n` more than the
+//!   `used` it answered once every replica has heard (milliseconds; within
+//!   1 s). GetUsage counts admitted requests; it may lag by one flush period
+//!   (1 s) of another replica's traffic.
+//! - **Cost:** about 0.001 Redis round trips per request at steady state
+//!   (measured in `tests/lease_faults.rs`).
+//!
 //! [`RedisUsagePlanLayer`] goes one step further: it takes both layers and
 //! decides a request's throttle buckets **and** its quota in one script, one
 //! round trip (see its docs for what that costs on Cluster).
@@ -90,11 +110,20 @@
 //!
 //! Every call has a deadline ([`RedisConfig::timeout`], 20 ms by default, as
 //! Envoy's global rate limit uses). A call that fails or times out is
-//! counted in the `portcullis_redis_errors_total` metric, traced at `warn`,
+//! counted in the `portcullis_redis_errors_total` metric, traced at `debug`,
 //! and returned as a store error; the layer's policy then decides: fail-open
 //! (API Gateway's documented behaviour when its usage-plan check fails,
 //! the default) or fail-closed with a 5xx gateway response. Nothing panics.
 //! The connection reconnects by itself once Redis answers again.
+//!
+//! A **circuit breaker** ([`RedisConfig::circuit_breaker`]) opens after 3
+//! consecutive calls find Redis unreachable (refused or dropped
+//! connections; not timeouts, since a slow server may still run the call):
+//! calls then fail at once, and one probe every 250 ms closes it when Redis
+//! is back. It logs one line per change of state and counts them in
+//! `portcullis_redis_circuit_changes_total`.
+//! [`RedisControlPlane::is_available`] reports it, for readiness probes, and
+//! [`RedisConfig::lazy_connect`] lets a replica start while Redis is down.
 
 mod connection;
 mod control_plane;
@@ -105,7 +134,10 @@ mod usage_plan;
 
 use std::time::Instant;
 
-pub use connection::{DEFAULT_TIMEOUT, RedisConfig, RedisConnection};
+pub use connection::{
+    DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_TIMEOUT, RedisConfig,
+    RedisConnection,
+};
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
@@ -147,7 +179,9 @@ fn record_call(store: &'static str, started: Instant, error: Option<&impl std::f
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!("portcullis_redis_call_seconds", "store" => store).record(seconds);
     if let Some(error) = error {
+        // Counted, and traced at debug only: the circuit breaker logs once
+        // per change of state, not once per call.
         metrics::counter!("portcullis_redis_errors_total", "store" => store).increment(1);
-        tracing::warn!(layer = "redis", store, outcome = "error", %error, "redis call failed");
+        tracing::debug!(layer = "redis", store, outcome = "error", %error, "redis call failed");
     }
 }

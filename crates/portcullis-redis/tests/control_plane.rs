@@ -6,40 +6,19 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
-use portcullis_api_key::{ApiKeyLayer, ApiKeyStore, ApiKeys, KeyDigest};
+use http::StatusCode;
+use portcullis_api_key::{ApiKeyStore, KeyDigest};
 use portcullis_control_plane::{
-    ApiKeyUpdate, ControlPlaneStore, KeyCache, NewApiKey, NewUsagePlan, QuotaEngine, StoreOptions,
-    conformance,
+    ApiKeyUpdate, ControlPlaneStore, KeyCache, NewApiKey, NewUsagePlan, StoreOptions, conformance,
 };
 use portcullis_core::clock::SystemClock;
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, UsagePlan};
-use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
-use tower::{ServiceBuilder, ServiceExt};
 
-/// A fresh key prefix for each store the factory makes.
-fn fresh(config: &RedisConfig) -> RedisConfig {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    config
-        .clone()
-        .key_prefix(format!("{}-{n}", config.prefix()))
-}
-
-async fn connect(config: &RedisConfig) -> RedisControlPlane {
-    // A generous deadline: these tests check exactness and propagation, and
-    // the shared test machine is sometimes loaded far past its 2 cores.
-    let config = config.clone().timeout(Duration::from_secs(10));
-    RedisControlPlane::connect(&config, StoreOptions::default())
-        .await
-        .expect("connects")
-}
+use support::{Replica, connect_control_plane as connect, fresh};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_conformance_suite_passes_on_redis_and_cluster() {
@@ -253,53 +232,11 @@ fn config_url(server: &support::PrivateServer) -> String {
     format!("redis://127.0.0.1:{}", server.port)
 }
 
-/// One replica: its own store connection, key cache, quota engine and
-/// layers in front of a service.
-struct Replica {
-    store: RedisControlPlane,
-    cache: Arc<KeyCache<RedisControlPlane>>,
-    engine: QuotaEngine<RedisControlPlane>,
-    keys: ApiKeyLayer<KeyCache<RedisControlPlane>>,
-    _sync: tokio::task::JoinHandle<()>,
-}
-
-impl Replica {
-    async fn start(config: &RedisConfig) -> Replica {
-        let store = connect(config).await;
-        let keys = ApiKeys::with_store(KeyCache::load(store.clone()).await.unwrap());
-        let cache = keys.store().clone();
-        let sync = cache.spawn_sync();
-        Replica {
-            engine: QuotaEngine::new(store.clone()),
-            keys: keys.layer("api1", "prod"),
-            store,
-            cache,
-            _sync: sync,
-        }
-    }
-
-    async fn call(&self, value: &str) -> StatusCode {
-        let service = ServiceBuilder::new()
-            .layer(self.keys.clone())
-            // A store failure answers 500 (and fails the test) instead of
-            // admitting an uncounted request.
-            .layer(QuotaLayer::with_store(self.engine.clone()).on_store_error(OnStoreError::Refuse))
-            .service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(String::new()))
-            });
-        let request = Request::get("/")
-            .header("x-api-key", value)
-            .body(())
-            .unwrap();
-        service.oneshot(request).await.unwrap().status()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleet_of_two_replicas_shares_keys_plans_and_quota() {
     for (name, config) in support::backends("cp-fleet") {
-        let one = Replica::start(&config).await;
-        let two = Replica::start(&config).await;
+        let one = Replica::start(&config, Duration::from_secs(1)).await;
+        let two = Replica::start(&config, Duration::from_secs(1)).await;
         const QUOTA: u64 = 300;
         let plan = UsagePlan::new("gold")
             .unwrap()

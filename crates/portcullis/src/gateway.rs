@@ -317,6 +317,11 @@ impl GatewayBuilder {
             .url
             .as_deref()
             .map_or_else(|| "the cluster".to_owned(), crate::config::redact_url);
+        // Fail-open: a replica starts while Redis is down (not ready until
+        // it is reachable: `Gateway::is_ready`).
+        if self.config.quota.on_store_error == portcullis_quota::OnStoreError::Allow {
+            redis = redis.lazy_connect(true);
+        }
         let failed = |e: &dyn std::fmt::Display| {
             ConfigError::new("store", format!("cannot connect to Redis at {where_}: {e}"))
         };
@@ -375,10 +380,21 @@ impl GatewayBuilder {
                 GatewayThrottleStore::Redis(throttle),
             ),
         };
-        seed(&store, &config).await?;
-        let cache = KeyCache::load(store.clone())
-            .await
-            .map_err(|e| store_failed(&e))?;
+        let reachable = store.is_available();
+        let cache = if reachable {
+            seed(&store, &config).await?;
+            KeyCache::load(store.clone())
+                .await
+                .map_err(|e| store_failed(&e))?
+        } else {
+            // Started while the store is unreachable (fail-open on Redis):
+            // no key is known, and the gateway is not ready, until it is
+            // back; then the file is seeded and the keys loaded (below).
+            tracing::warn!(
+                "the store is unreachable: starting with no keys, not ready until it is back"
+            );
+            KeyCache::empty(store.clone()).map_err(|e| store_failed(&e))?
+        };
         let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
         let api_key = keys.layer(g.api_id.clone(), g.stage.clone());
 
@@ -406,6 +422,12 @@ impl GatewayBuilder {
         if tokio::runtime::Handle::try_current().is_ok() {
             drop(keys.store().spawn_sync());
             drop(engine.spawn_flusher(FLUSH_PERIOD));
+            if !reachable {
+                drop(tokio::spawn(seed_when_reachable(
+                    keys.store().clone(),
+                    config.clone(),
+                )));
+            }
         }
 
         let jwt = match &config.jwt {
@@ -462,6 +484,33 @@ impl GatewayBuilder {
 
 fn store_failed(error: &StoreError) -> ConfigError {
     ConfigError::new("store", error.to_string())
+}
+
+/// For a gateway started while its store was unreachable: once it is
+/// reachable, seeds it from the file and loads the keys.
+async fn seed_when_reachable(cache: std::sync::Arc<KeyCache<GatewayStore>>, config: Config) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if std::sync::Arc::strong_count(&cache) == 1 {
+            return; // the gateway is gone
+        }
+        if !cache.store().is_available() {
+            continue;
+        }
+        match seed(cache.store(), &config).await {
+            Ok(()) => {}
+            Err(error) => {
+                tracing::warn!(%error, "seeding the store once it was reachable failed");
+                continue;
+            }
+        }
+        if let Err(error) = cache.refresh().await {
+            tracing::warn!(%error, "loading the keys once the store was reachable failed");
+            continue;
+        }
+        tracing::info!("the store is reachable: seeded and keys loaded");
+        return;
+    }
 }
 
 /// Writes the file's plans and keys the store does not hold yet: a plan or
@@ -980,6 +1029,17 @@ impl Gateway {
     /// The store's failure to take the reports.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         self.engine.shutdown().await
+    }
+
+    /// Whether the store can be reached now: a readiness signal for load
+    /// balancers and Kubernetes probes (serve it on a health route). `false`
+    /// while a Redis store's circuit breaker is open; requests are then
+    /// decided by the quota and throttle layers' failure policies, and
+    /// quota blocks in hand keep serving exactly. Always `true` on a local
+    /// store.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.engine.is_available()
     }
 }
 

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use portcullis_api_key::KeyDigest;
-use portcullis_control_plane::reservation::{CounterRef, Grant, QuotaReservation, Report};
+use portcullis_control_plane::reservation::{
+    CounterChange, CounterRef, Grant, QuotaReservation, Report,
+};
 use portcullis_control_plane::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, ControlPlaneStore, LocalStore, NewApiKey, NewUsagePlan,
     Page, PageRequest, Snapshot, StoreError, UsagePlanKey, UsagePlanRecord, UsageRecord,
@@ -17,7 +19,7 @@ use portcullis_throttle::store::{
     Acquire, BucketCheck, Outcome, StoreError as ThrottleError, ThrottleStore,
 };
 use time::Date;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// The control-plane store of a [`Gateway`](crate::Gateway): the embedded
 /// or in-memory [`LocalStore`], or Redis (`RedisControlPlane`, with the
@@ -52,6 +54,23 @@ impl QuotaReservation for GatewayStore {
 
     async fn report(&self, counter: CounterRef, report: Report) -> Result<(), StoreError> {
         each!(self, s => s.report(counter, report))
+    }
+
+    async fn renew(
+        &self,
+        counter: CounterRef,
+        report: Option<Report>,
+        want: u64,
+    ) -> Result<Grant, StoreError> {
+        each!(self, s => s.renew(counter, report, want))
+    }
+
+    fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
+        match self {
+            GatewayStore::Local(s) => s.counter_changes(),
+            #[cfg(feature = "redis")]
+            GatewayStore::Redis(s) => s.counter_changes(),
+        }
     }
 }
 
@@ -180,6 +199,14 @@ impl ControlPlaneStore for GatewayStore {
             GatewayStore::Local(s) => s.subscribe(),
             #[cfg(feature = "redis")]
             GatewayStore::Redis(s) => s.subscribe(),
+        }
+    }
+
+    fn is_available(&self) -> bool {
+        match self {
+            GatewayStore::Local(s) => s.is_available(),
+            #[cfg(feature = "redis")]
+            GatewayStore::Redis(s) => s.is_available(),
         }
     }
 }

@@ -73,9 +73,9 @@ async fn a_redis_store_needs_exactly_one_of_url_and_cluster_urls() {
 }
 
 #[tokio::test]
-async fn an_unreachable_redis_fails_at_build_without_its_password() {
+async fn an_unreachable_redis_fails_a_fail_closed_build_without_its_password() {
     let error = Gateway::builder(config(
-        "[store]\nkind = \"redis\"\nurl = \"redis://user:hunter2@127.0.0.1:1\"",
+        "[quota]\non_store_error = \"refuse\"\n\n[store]\nkind = \"redis\"\nurl = \"redis://user:hunter2@127.0.0.1:1\"",
     ))
     .build_async()
     .await
@@ -84,6 +84,66 @@ async fn an_unreachable_redis_fails_at_build_without_its_password() {
     assert!(!error.to_string().contains("hunter2"), "{error}");
     let settings = StoreSettings::redis("redis://user:hunter2@127.0.0.1:1");
     assert!(!format!("{settings:?}").contains("hunter2"));
+}
+
+/// Fail-open (the default): a replica starts while Redis is down, is not
+/// ready, and becomes ready (its keys loaded) once Redis is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_open_gateway_starts_while_redis_is_down_and_is_ready_when_it_is_up() {
+    if std::env::var("REDIS_URL").is_err() {
+        eprintln!("skipped: REDIS_URL is not set (scripts/test.sh starts Redis)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = Gateway::builder(config(&format!(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\nkey_prefix = \"lazy-{port}\""
+    )))
+    .build_async()
+    .await
+    .expect("starts while Redis is down");
+    assert!(!gateway.is_ready(), "not ready while Redis is down");
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    let started = std::time::Instant::now();
+    let app = Router::new()
+        .route("/pets", get(|| async { Ok::<_, Infallible>("ok") }))
+        .layer(gateway.layer());
+    // Ready, seeded from the file and the key loaded: the key is admitted.
+    loop {
+        let request = Request::get("/pets")
+            .header("x-api-key", API_KEY)
+            .body(Body::empty())
+            .unwrap();
+        let status = app.clone().oneshot(request).await.unwrap().status();
+        if gateway.is_ready() && status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "ready and serving the file's key once Redis is up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!(
+        "ready and serving {:?} after Redis came up",
+        started.elapsed()
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[tokio::test]

@@ -7,7 +7,27 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use portcullis_redis::RedisConfig;
+use portcullis_redis::{RedisConfig, RedisControlPlane};
+
+/// `config` with a key prefix of its own: a fresh control plane for each
+/// store a test makes.
+pub fn fresh(config: &RedisConfig) -> RedisConfig {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    config
+        .clone()
+        .key_prefix(format!("{}-{n}", config.prefix()))
+}
+
+/// A control-plane store on `config`, with a generous deadline: the tests
+/// that use it check exactness and propagation, and the shared test machine
+/// is sometimes loaded far past its 2 cores.
+pub async fn connect_control_plane(config: &RedisConfig) -> RedisControlPlane {
+    let config = config.clone().timeout(std::time::Duration::from_secs(10));
+    RedisControlPlane::connect(&config, portcullis_control_plane::StoreOptions::default())
+        .await
+        .expect("connects")
+}
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -317,5 +337,61 @@ impl Drop for PrivateCluster {
     fn drop(&mut self) {
         self.nodes.clear();
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// One replica: its own control-plane connection, key cache (following
+/// every replica's changes), quota engine (its background task running) and
+/// layers in front of a service.
+pub struct Replica {
+    pub store: RedisControlPlane,
+    pub cache: std::sync::Arc<portcullis_control_plane::KeyCache<RedisControlPlane>>,
+    pub engine: portcullis_control_plane::QuotaEngine<RedisControlPlane>,
+    pub keys:
+        portcullis_api_key::ApiKeyLayer<portcullis_control_plane::KeyCache<RedisControlPlane>>,
+    _tasks: (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>),
+}
+
+impl Replica {
+    /// Starts one on `config`, its engine flushing every `flush`.
+    pub async fn start(config: &RedisConfig, flush: std::time::Duration) -> Replica {
+        let store = connect_control_plane(config).await;
+        let keys = portcullis_api_key::ApiKeys::with_store(
+            portcullis_control_plane::KeyCache::load(store.clone())
+                .await
+                .expect("loads"),
+        );
+        let cache = keys.store().clone();
+        let sync = cache.spawn_sync();
+        let engine = portcullis_control_plane::QuotaEngine::new(store.clone());
+        let flusher = engine.spawn_flusher(flush);
+        Replica {
+            engine,
+            keys: keys.layer("api1", "prod"),
+            store,
+            cache,
+            _tasks: (sync, flusher),
+        }
+    }
+
+    /// One request with the API key `value`: its status.
+    pub async fn call(&self, value: &str) -> http::StatusCode {
+        use tower::ServiceExt;
+        let service = tower::ServiceBuilder::new()
+            .layer(self.keys.clone())
+            // A store failure answers 500 (and fails the test) instead of
+            // admitting an uncounted request.
+            .layer(
+                portcullis_quota::QuotaLayer::with_store(self.engine.clone())
+                    .on_store_error(portcullis_quota::OnStoreError::Refuse),
+            )
+            .service_fn(|_: http::Request<()>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            });
+        let request = http::Request::get("/")
+            .header("x-api-key", value)
+            .body(())
+            .expect("a valid request");
+        service.oneshot(request).await.expect("infallible").status()
     }
 }
