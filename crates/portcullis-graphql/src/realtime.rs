@@ -268,19 +268,24 @@ impl<E: Executor> AppSyncRealtime<E> {
             outgoing,
             active: HashMap::new(),
             streams: SelectAll::new(),
+            started: 0,
         };
         connection.run(query).await;
     }
 }
 
-type EventStream = BoxStream<'static, (String, Option<Response>)>;
+/// A subscription's events: its id, its start's serial number, and each
+/// response (`None` once, when the stream ends).
+type EventStream = BoxStream<'static, (String, u64, Option<Response>)>;
 
 struct Connection<'a, E, I, O> {
     realtime: &'a AppSyncRealtime<E>,
     incoming: std::pin::Pin<&'a mut I>,
     outgoing: std::pin::Pin<&'a mut O>,
-    active: HashMap<String, AbortHandle>,
+    /// The running subscriptions: id, serial number of the start, handle.
+    active: HashMap<String, (u64, AbortHandle)>,
     streams: SelectAll<EventStream>,
+    started: u64,
 }
 
 /// The connection ends (the client left, or a send failed).
@@ -336,8 +341,8 @@ where
                     Some(message) => self.on_message(&message, &mut keep_alive).await,
                     None => Err(Closed),
                 },
-                Some((id, event)) = self.streams.next(), if !self.streams.is_empty() => {
-                    self.on_event(id, event).await
+                Some((id, serial, event)) = self.streams.next(), if !self.streams.is_empty() => {
+                    self.on_event(id, serial, event).await
                 }
                 () = tick(&mut keep_alive) => self.send(json!({"type": "ka"})).await,
             };
@@ -347,15 +352,22 @@ where
         }
     }
 
-    async fn on_event(&mut self, id: String, event: Option<Response>) -> Result<(), Closed> {
+    async fn on_event(
+        &mut self,
+        id: String,
+        serial: u64,
+        event: Option<Response>,
+    ) -> Result<(), Closed> {
         match event {
             Some(response) => {
                 let payload = AppSyncResponse(response).to_json();
                 self.send(json!({"type": "data", "id": id, "payload": payload}))
                     .await
             }
-            // The stream ended; unless a stop already completed it, say so.
-            None if self.active.remove(&id).is_some() => {
+            // The stream ended; unless a stop already completed it (and the
+            // id may since name a new subscription), say so.
+            None if self.active.get(&id).is_some_and(|(s, _)| *s == serial) => {
+                self.active.remove(&id);
                 self.send(json!({"type": "complete", "id": id})).await
             }
             None => Ok(()),
@@ -425,7 +437,7 @@ where
             },
             Some("stop") => match id {
                 Some(id) => {
-                    if let Some(handle) = self.active.remove(id) {
+                    if let Some((_, handle)) = self.active.remove(id) {
                         handle.abort();
                     }
                     let id = id.to_owned();
@@ -600,14 +612,18 @@ where
             Some(None) | None => None,
         };
         let (handle, registration) = AbortHandle::new_pair();
-        self.active.insert(id.to_owned(), handle);
+        self.started += 1;
+        let serial = self.started;
+        self.active.insert(id.to_owned(), (serial, handle));
         let owned = id.to_owned();
         let events = Abortable::new(stream, registration)
             .map({
                 let id = owned.clone();
-                move |response| (id.clone(), Some(response))
+                move |response| (id.clone(), serial, Some(response))
             })
-            .chain(futures_util::stream::once(async move { (owned, None) }));
+            .chain(futures_util::stream::once(
+                async move { (owned, serial, None) },
+            ));
         let acked = self.send(json!({"type": "start_ack", "id": id})).await;
         if acked.is_err() {
             // The connection is gone; the loop ends at its next read.

@@ -4,8 +4,9 @@
 //! `start` messages are signed as AppSync's clients sign them, and the
 //! keep-alive on tokio's paused clock.
 
+mod common;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,12 +17,12 @@ use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_graphql::directives::{aws_api_key, aws_iam};
 use portcullis_graphql::{
-    AppSyncAuthLayer, AppSyncDirectives, AppSyncRealtime, AuthMode, AuthPolicy, BoxBody, FieldIam,
-    GraphqlApiArn, RequestAuth,
+    AppSyncAuthLayer, AppSyncDirectives, AppSyncRealtime, AuthMode, AuthPolicy, FieldIam,
+    GraphqlApiArn,
 };
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
@@ -188,22 +189,7 @@ async fn post(key: &str, secret: &str, query: &str) -> (StatusCode, Value) {
     let schema = AppSchema::build(Query, Mutation, Subscription)
         .extension(directives())
         .finish();
-    let endpoint = tower::service_fn(move |request: Request<BoxBody>| {
-        let schema = schema.clone();
-        async move {
-            let auth = request.extensions().get::<RequestAuth>().cloned();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .expect("a body")
-                .to_bytes();
-            let query: async_graphql::Request = serde_json::from_slice(&body).expect("JSON");
-            let answer = portcullis_graphql::execute(&schema, query, auth).await;
-            let json = serde_json::to_vec(&answer).expect("serializes");
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json))))
-        }
-    });
+    let endpoint = common::graphql_endpoint(schema);
     let service = auth_layer().layer(endpoint);
     let body = json!({ "query": query }).to_string();
     let mut request = Request::post(format!("https://{HOST}/graphql"));
@@ -311,6 +297,18 @@ impl Client {
         }
     }
 
+    /// Connected with the ops user's signature, and acknowledged.
+    async fn connected_as_ops() -> Self {
+        let header = signed_headers(OPS_KEY, OPS_SECRET, "/graphql/connect", "{}");
+        let mut client = Self::connect(&Value::Object(header));
+        client.send(&json!({"type": "connection_init"}));
+        assert_eq!(
+            client.receive().await,
+            json!({"type": "connection_ack", "payload": {"connectionTimeoutMs": 300_000}})
+        );
+        client
+    }
+
     fn send(&self, message: &Value) {
         self.to_server
             .send(message.to_string())
@@ -342,17 +340,7 @@ fn tokio_stream_from(mut receiver: mpsc::UnboundedReceiver<String>) -> impl Stre
 
 #[tokio::test]
 async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
-    let mut client = Client::connect(&Value::Object(signed_headers(
-        OPS_KEY,
-        OPS_SECRET,
-        "/graphql/connect",
-        "{}",
-    )));
-    client.send(&json!({"type": "connection_init"}));
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "connection_ack", "payload": {"connectionTimeoutMs": 300_000}})
-    );
+    let mut client = Client::connected_as_ops().await;
 
     // The partner's policies allow `departures`, not `arrivals`.
     client.start(
@@ -435,7 +423,29 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
         "{invalid}"
     );
 
-    // Stop: complete, and no more data for that id.
+    // Stop: complete. The id may be used again at once (sent before the
+    // server handles the stop): the old stream's end does not complete the
+    // new subscription.
+    client.send(&json!({"type": "stop", "id": "1"}));
+    client.start(
+        "1",
+        "subscription { departures }",
+        Some((OPS_KEY, OPS_SECRET)),
+    );
+    assert_eq!(
+        client.receive().await,
+        json!({"type": "complete", "id": "1"})
+    );
+    assert_eq!(
+        client.receive().await,
+        json!({"type": "start_ack", "id": "1"})
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            client.receive().await,
+            json!({"type": "data", "id": "1", "payload": {"data": {"departures": n}}})
+        );
+    }
     client.send(&json!({"type": "stop", "id": "1"}));
     assert_eq!(
         client.receive().await,
@@ -483,14 +493,7 @@ async fn a_bad_connection_gets_appsyncs_connection_error() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_follows_the_ack() {
-    let mut client = Client::connect(&Value::Object(signed_headers(
-        OPS_KEY,
-        OPS_SECRET,
-        "/graphql/connect",
-        "{}",
-    )));
-    client.send(&json!({"type": "connection_init"}));
-    assert_eq!(client.receive().await["type"], "connection_ack");
+    let mut client = Client::connected_as_ops().await;
     // The paused clock jumps to each timer: three minutes, three `ka`.
     for _ in 0..3 {
         assert_eq!(client.receive().await, json!({"type": "ka"}));

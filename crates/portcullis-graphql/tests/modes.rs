@@ -2,6 +2,8 @@
 //! OIDC and user pools (JwtLayer, two issuers), Lambda (AuthorizerLayer),
 //! API keys (ApiKeyLayer) with AppSync's expiry on a manual clock.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,7 @@ use portcullis_authorizer::{
 };
 use portcullis_core::clock::{Clock, ManualClock};
 use portcullis_graphql::directives::{aws_api_key, aws_cognito_user_pools, aws_lambda, aws_oidc};
-use portcullis_graphql::{
-    AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody, RequestAuth,
-};
+use portcullis_graphql::{AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody};
 use portcullis_jwt::{HmacSecret, Issuer, JwtLayer};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
@@ -87,22 +87,7 @@ async fn app(clock: ManualClock) -> (Svc, String) {
     let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
         .extension(AppSyncDirectives::new(policy))
         .finish();
-    let graphql = tower::service_fn(move |request: Request<BoxBody>| {
-        let schema = schema.clone();
-        async move {
-            let auth = request.extensions().get::<RequestAuth>().cloned();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .expect("a body")
-                .to_bytes();
-            let gql: async_graphql::Request = serde_json::from_slice(&body).expect("JSON");
-            let answer = portcullis_graphql::execute(&schema, gql, auth).await;
-            let json = serde_json::to_vec(&answer).expect("serializes");
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json))))
-        }
-    });
+    let graphql = common::graphql_endpoint(schema);
 
     let pool = JwtLayer::new(
         Issuer::new(POOL_ISSUER)

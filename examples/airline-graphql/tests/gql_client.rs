@@ -108,13 +108,35 @@ fn client_python() -> Option<std::ffi::OsString> {
     python
 }
 
-/// Runs `client` to its end, or kills it after `limit`.
-fn run_bounded(mut client: Command, limit: Duration) -> (bool, String, String) {
-    let mut child = client
+/// Runs the client script `script` against `started`, with the environment
+/// every script reads plus `configure`'s, and kills it after `limit`.
+/// Returns its report when it passed; fails the test otherwise.
+fn run_script(
+    python: std::ffi::OsString,
+    started: Started,
+    script: &str,
+    limit: Duration,
+    configure: impl FnOnce(&mut Command),
+) -> String {
+    let mut client = Command::new(python);
+    client
+        .arg(format!(
+            "{}/tests/client/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .env("GRAPHQL_URL", format!("{}/graphql", started.base))
+        .env("API_KEY", started.line("api key"))
+        .env("IAM_ACCESS_KEY_ID", started.line("iam access key id"))
+        .env(
+            "IAM_SECRET_ACCESS_KEY",
+            started.line("iam secret access key"),
+        )
+        .env("IAM_REGION", "us-east-1")
+        .env("TOKEN", mint(&[]))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs the Python client");
+        .stderr(Stdio::piped());
+    configure(&mut client);
+    let mut child = client.spawn().expect("runs the Python client");
     let deadline = Instant::now() + limit;
     while child.try_wait().expect("waits for the client").is_none() {
         if Instant::now() > deadline {
@@ -124,11 +146,19 @@ fn run_bounded(mut client: Command, limit: Duration) -> (bool, String, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().expect("the client's output");
-    (
+    drop(started.server);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{report}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
         out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        "the client's checks failed:\n{report}"
+    );
+    report
+}
+
+fn passed(report: &str) -> usize {
+    report.lines().filter(|l| l.starts_with("ok - ")).count()
 }
 
 #[test]
@@ -149,38 +179,27 @@ fn a_real_graphql_client_sees_appsync_behaviour() {
         server_args.extend(["--oidc-audience".into(), "portcullis".into()]);
     }
     let started = start(&server_args);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client/appsync_modes.py");
-    let mut client = Command::new(python);
-    if let Some(issuer) = &oidc {
-        client.env("OIDC_ISSUER_URL", issuer);
-    } else {
-        client.env_remove("OIDC_ISSUER_URL");
-    }
-    client
-        .arg(script)
-        .env("GRAPHQL_URL", format!("{}/graphql", started.base))
-        .env("API_KEY", started.line("api key"))
-        .env("IAM_ACCESS_KEY_ID", started.line("iam access key id"))
-        .env(
-            "IAM_SECRET_ACCESS_KEY",
-            started.line("iam secret access key"),
-        )
-        .env("IAM_REGION", "us-east-1")
-        .env("TOKEN", mint(&[]))
-        .env(
-            "ADMIN_TOKEN",
-            mint(&["--username", "bob", "--group", "Admin"]),
-        );
-    let (success, report, errors) = run_bounded(client, Duration::from_secs(120));
-    drop(started.server);
-    println!("{report}");
-    eprintln!("{errors}");
-    assert!(success, "the client's checks failed:\n{report}");
-    let passed = report.lines().filter(|l| l.starts_with("ok - ")).count();
+    let report = run_script(
+        python,
+        started,
+        "appsync_modes.py",
+        Duration::from_secs(120),
+        |client| {
+            if let Some(issuer) = &oidc {
+                client.env("OIDC_ISSUER_URL", issuer);
+            } else {
+                client.env_remove("OIDC_ISSUER_URL");
+            }
+            client.env(
+                "ADMIN_TOKEN",
+                mint(&["--username", "bob", "--group", "Admin"]),
+            );
+        },
+    );
     let expected = if oidc.is_some() { 41 } else { 33 };
     assert!(
-        passed >= expected,
-        "expected every check to run, {passed} passed:\n{report}"
+        passed(&report) >= expected,
+        "expected every check to run:\n{report}"
     );
 }
 
@@ -194,38 +213,21 @@ fn subscriptions_and_per_field_iam_with_real_clients() {
         return;
     };
     let started = start(&[]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/client/appsync_realtime.py"
+    let partner_key = started.line("iam partner access key id").to_owned();
+    let partner_secret = started.line("iam partner secret access key").to_owned();
+    let report = run_script(
+        python,
+        started,
+        "appsync_realtime.py",
+        Duration::from_secs(180),
+        |client| {
+            client
+                .env("PARTNER_ACCESS_KEY_ID", partner_key)
+                .env("PARTNER_SECRET_ACCESS_KEY", partner_secret);
+        },
     );
-    let mut client = Command::new(python);
-    client
-        .arg(script)
-        .env("GRAPHQL_URL", format!("{}/graphql", started.base))
-        .env("API_KEY", started.line("api key"))
-        .env("IAM_ACCESS_KEY_ID", started.line("iam access key id"))
-        .env(
-            "IAM_SECRET_ACCESS_KEY",
-            started.line("iam secret access key"),
-        )
-        .env(
-            "PARTNER_ACCESS_KEY_ID",
-            started.line("iam partner access key id"),
-        )
-        .env(
-            "PARTNER_SECRET_ACCESS_KEY",
-            started.line("iam partner secret access key"),
-        )
-        .env("IAM_REGION", "us-east-1")
-        .env("TOKEN", mint(&[]));
-    let (success, report, errors) = run_bounded(client, Duration::from_secs(180));
-    drop(started.server);
-    println!("{report}");
-    eprintln!("{errors}");
-    assert!(success, "the client's checks failed:\n{report}");
-    let passed = report.lines().filter(|l| l.starts_with("ok - ")).count();
     assert!(
-        passed >= 25,
-        "expected every check to run, {passed} passed:\n{report}"
+        passed(&report) >= 25,
+        "expected every check to run:\n{report}"
     );
 }

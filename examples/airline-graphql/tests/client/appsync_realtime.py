@@ -20,7 +20,6 @@ import os
 import sys
 from urllib.parse import urlparse
 
-import requests
 import websockets
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -33,67 +32,20 @@ from gql.transport.appsync_auth import (
 )
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportQueryError, TransportServerError
-from gql.transport.requests import RequestsHTTPTransport
 
-URL = os.environ["GRAPHQL_URL"]
+from appsync_common import REGION, URL, BotocoreSigV4, check, client, denied, failures, run
+
 HOST = urlparse(URL).netloc
 WS_URL = URL.replace("http://", "ws://")
 API_KEY = os.environ["API_KEY"]
 TOKEN = os.environ["TOKEN"]
-REGION = os.environ["IAM_REGION"]
 OPS = Credentials(os.environ["IAM_ACCESS_KEY_ID"], os.environ["IAM_SECRET_ACCESS_KEY"])
 PARTNER = Credentials(os.environ["PARTNER_ACCESS_KEY_ID"], os.environ["PARTNER_SECRET_ACCESS_KEY"])
 WAIT = 10  # seconds, for any one step
 
-failures = []
-
-
-def check(name, condition, detail=""):
-    print(("ok - " if condition else "FAILED - ") + name + ("" if condition else f": {detail}"))
-    if not condition:
-        failures.append(name)
-
-
-class BotocoreSigV4(requests.auth.AuthBase):
-    """Signs each request gql sends with botocore (service appsync)."""
-
-    def __init__(self, credentials):
-        self.credentials = credentials
-
-    def __call__(self, request):
-        aws = AWSRequest(method=request.method, url=request.url, data=request.body,
-                         headers={"content-type": request.headers.get("Content-Type", "application/json")})
-        SigV4Auth(self.credentials, "appsync", REGION).add_auth(aws)
-        request.headers.update(dict(aws.headers.items()))
-        return request
-
-
-def http_client(headers=None, auth=None):
-    return Client(transport=RequestsHTTPTransport(url=URL, headers=headers or {}, auth=auth, retries=0))
-
-
-def run(c, query, variables=None):
-    request = gql(query)
-    if variables:
-        request.variable_values = variables
-    try:
-        return c.execute(request), []
-    except TransportQueryError as e:
-        return e.data, e.errors or []
-
-
-def denied(errors, field, type_name, path):
-    return any(
-        e.get("errorType") == "Unauthorized"
-        and e.get("message") == f"Not Authorized to access {field} on type {type_name}"
-        and e.get("path") == path
-        for e in errors
-    )
-
-
-ops_http = http_client(auth=BotocoreSigV4(OPS))
-partner_http = http_client(auth=BotocoreSigV4(PARTNER))
-user_http = http_client({"Authorization": TOKEN})
+ops_http = client(auth=BotocoreSigV4(OPS))
+partner_http = client(auth=BotocoreSigV4(PARTNER))
+user_http = client({"Authorization": TOKEN})
 
 UPDATE = """mutation($id: ID!, $status: String!) {
   updateFlightStatus(flightId: $id, status: $status, gate: "C7") { flightId status gate }
