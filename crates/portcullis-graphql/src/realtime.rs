@@ -187,6 +187,11 @@ impl<E: Executor> AppSyncRealtime<E> {
     /// and whose subscriptions' top-level fields are checked against
     /// `directives` (the extension the schema carries) before they start.
     pub fn new(executor: E, auth: &AppSyncAuthLayer, directives: AppSyncDirectives) -> Self {
+        let subscription_type = directives
+            .policy()
+            .subscription_type()
+            .unwrap_or("Subscription")
+            .to_owned();
         Self {
             executor,
             authorizer: auth.header_authorizer(),
@@ -196,7 +201,7 @@ impl<E: Executor> AppSyncRealtime<E> {
                 connection_timeout: Duration::from_secs(300),
                 max_message_bytes: 256 * 1024,
                 max_subscriptions: 100,
-                subscription_type: "Subscription".to_owned(),
+                subscription_type,
                 init_wait: Duration::from_secs(10),
             }),
         }
@@ -234,8 +239,10 @@ impl<E: Executor> AppSyncRealtime<E> {
         self
     }
 
-    /// The name of the schema's subscription type (`Subscription` by
-    /// default), whose fields are checked when a subscription starts.
+    /// The name of the schema's subscription type, whose fields are checked
+    /// when a subscription starts: by default the one the policy's SDL names
+    /// ([`AuthPolicy::subscription_type`](crate::AuthPolicy::subscription_type)),
+    /// else `Subscription`.
     #[must_use]
     pub fn subscription_type(mut self, name: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.settings).subscription_type = name.into();

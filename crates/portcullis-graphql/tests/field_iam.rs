@@ -14,7 +14,6 @@ use async_graphql::{Object, Schema, SimpleObject, Subscription};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::{Request, StatusCode};
@@ -27,7 +26,6 @@ use portcullis_graphql::{
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt};
 
 const HOST: &str = "api.example.com";
@@ -261,89 +259,42 @@ async fn iam_policies_decide_each_top_level_field() {
     assert_eq!(refused["errors"][0]["errorType"], "UnauthorizedException");
 }
 
-/// A client connected with `header` and talking through channels.
-struct Client {
-    to_server: mpsc::UnboundedSender<String>,
-    from_server: mpsc::UnboundedReceiver<String>,
-    server: tokio::task::JoinHandle<()>,
+type Client = common::RealtimeClient;
+
+/// A client of the real-time endpoint, connected with `header`.
+fn connect(header: &Value) -> Client {
+    let schema = AppSchema::build(Query, Mutation, Subscription)
+        .extension(directives())
+        .finish();
+    let realtime = AppSyncRealtime::new(schema, &auth_layer(), directives())
+        .keep_alive(Duration::from_secs(60))
+        .refusal_wait(Duration::from_millis(200));
+    Client::connect(realtime, header)
 }
 
-impl Client {
-    fn connect(header: &Value) -> Self {
-        let schema = AppSchema::build(Query, Mutation, Subscription)
-            .extension(directives())
-            .finish();
-        let realtime = AppSyncRealtime::new(schema, &auth_layer(), directives())
-            .keep_alive(Duration::from_secs(60))
-            .refusal_wait(Duration::from_millis(200));
-        let query = format!(
-            "header={}&payload=e30=",
-            base64::engine::general_purpose::STANDARD.encode(header.to_string())
-        );
-        let (to_server, incoming) = mpsc::unbounded_channel::<String>();
-        let (outgoing, from_server) = mpsc::unbounded_channel::<String>();
-        let server = tokio::spawn(async move {
-            let incoming = tokio_stream_from(incoming);
-            let outgoing = futures_util::sink::unfold(outgoing, |tx, frame: String| async move {
-                tx.send(frame).map_err(|_| ())?;
-                Ok::<_, ()>(tx)
-            });
-            realtime.serve(Some(&query), incoming, outgoing).await;
-        });
-        Self {
-            to_server,
-            from_server,
-            server,
-        }
-    }
-
-    /// Connected with the ops user's signature, and acknowledged.
-    async fn connected_as_ops() -> Self {
-        let header = signed_headers(OPS_KEY, OPS_SECRET, "/graphql/connect", "{}");
-        let mut client = Self::connect(&Value::Object(header));
-        client.send(&json!({"type": "connection_init"}));
-        assert_eq!(
-            client.receive().await,
-            json!({"type": "connection_ack", "payload": {"connectionTimeoutMs": 300_000}})
-        );
-        client
-    }
-
-    fn send(&self, message: &Value) {
-        self.to_server
-            .send(message.to_string())
-            .expect("the server reads");
-    }
-
-    async fn receive(&mut self) -> Value {
-        let frame = tokio::time::timeout(Duration::from_secs(90), self.from_server.recv())
-            .await
-            .expect("an answer in time")
-            .expect("the server is up");
-        serde_json::from_str(&frame).expect("JSON")
-    }
-
-    fn start(&self, id: &str, query: &str, sign_as: Option<(&str, &str)>) {
-        let data = json!({"query": query, "variables": {}}).to_string();
-        let authorization = match sign_as {
-            Some((key, secret)) => Value::Object(signed_headers(key, secret, "/graphql", &data)),
-            None => json!({"host": HOST}),
-        };
-        self.send(&json!({"id": id, "type": "start",
-            "payload": {"data": data, "extensions": {"authorization": authorization}}}));
-    }
+/// Connected with the ops user's signature, and acknowledged.
+async fn connected_as_ops() -> Client {
+    let header = signed_headers(OPS_KEY, OPS_SECRET, "/graphql/connect", "{}");
+    let mut client = connect(&Value::Object(header));
+    client.init().await;
+    client
 }
 
-fn tokio_stream_from(mut receiver: mpsc::UnboundedReceiver<String>) -> impl Stream<Item = String> {
-    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+/// Starts `id`, signed by `sign_as` (or with no credentials).
+fn start(client: &Client, id: &str, query: &str, sign_as: Option<(&str, &str)>) {
+    client.start(id, query, |data| match sign_as {
+        Some((key, secret)) => Value::Object(signed_headers(key, secret, "/graphql", data)),
+        None => json!({"host": HOST}),
+    });
 }
 
 #[tokio::test]
 async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
-    let mut client = Client::connected_as_ops().await;
+    let mut client = connected_as_ops().await;
 
     // The partner's policies allow `departures`, not `arrivals`.
-    client.start(
+    start(
+        &client,
         "1",
         "subscription { departures }",
         Some((PARTNER_KEY, PARTNER_SECRET)),
@@ -358,7 +309,8 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
             json!({"type": "data", "id": "1", "payload": {"data": {"departures": n}}})
         );
     }
-    client.start(
+    start(
+        &client,
         "2",
         "subscription { arrivals }",
         Some((PARTNER_KEY, PARTNER_SECRET)),
@@ -372,7 +324,8 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
     );
 
     // The ops user may: the stream ends by itself, so `complete` follows.
-    client.start(
+    start(
+        &client,
         "3",
         "subscription { arrivals }",
         Some((OPS_KEY, OPS_SECRET)),
@@ -391,13 +344,14 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
     );
 
     // A start with no credentials, and one with a bad signature.
-    client.start("4", "subscription { departures }", None);
+    start(&client, "4", "subscription { departures }", None);
     assert_eq!(
         client.receive().await,
         json!({"type": "error", "id": "4", "payload": {"errors": [
             {"errorType": "UnauthorizedException", "message": "Permission denied"}]}})
     );
-    client.start(
+    start(
+        &client,
         "5",
         "subscription { departures }",
         Some((OPS_KEY, PARTNER_SECRET)),
@@ -408,12 +362,17 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
     );
 
     // Queries, and queries that do not validate.
-    client.start("6", "{ flight }", Some((OPS_KEY, OPS_SECRET)));
+    start(&client, "6", "{ flight }", Some((OPS_KEY, OPS_SECRET)));
     assert_eq!(
         client.receive().await["payload"]["errors"][0]["message"],
         "Query not supported through the realtime channel"
     );
-    client.start("7", "subscription { nothing }", Some((OPS_KEY, OPS_SECRET)));
+    start(
+        &client,
+        "7",
+        "subscription { nothing }",
+        Some((OPS_KEY, OPS_SECRET)),
+    );
     let invalid = client.receive().await;
     assert_eq!(invalid["type"], "error", "{invalid}");
     assert!(
@@ -427,7 +386,8 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
     // server handles the stop): the old stream's end does not complete the
     // new subscription.
     client.send(&json!({"type": "stop", "id": "1"}));
-    client.start(
+    start(
+        &client,
         "1",
         "subscription { departures }",
         Some((OPS_KEY, OPS_SECRET)),
@@ -474,7 +434,7 @@ async fn a_bad_connection_gets_appsyncs_connection_error() {
         Value::Object(signed_headers(OPS_KEY, OPS_SECRET, "/graphql", "{}")),
         json!({"host": HOST, "x-api-key": "da2-unknown-key-000000000000"}),
     ] {
-        let mut client = Client::connect(&header);
+        let mut client = connect(&header);
         client.send(&json!({"type": "connection_init"}));
         assert_eq!(
             client.receive().await,
@@ -493,7 +453,7 @@ async fn a_bad_connection_gets_appsyncs_connection_error() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_follows_the_ack() {
-    let mut client = Client::connected_as_ops().await;
+    let mut client = connected_as_ops().await;
     // The paused clock jumps to each timer: three minutes, three `ka`.
     for _ in 0..3 {
         assert_eq!(client.receive().await, json!({"type": "ka"}));

@@ -1,12 +1,20 @@
 //! What the integration tests share.
 
+// Each test file uses a part of it.
+#![allow(dead_code)]
+
 use std::convert::Infallible;
+use std::time::Duration;
 
 use async_graphql::Executor;
+use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::Stream;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use portcullis_graphql::{BoxBody, RequestAuth};
+use portcullis_graphql::{AppSyncRealtime, BoxBody, RequestAuth};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tower::Service;
 
 /// `POST /graphql` behind the layer: runs the JSON GraphQL request on
@@ -39,4 +47,74 @@ pub(crate) fn graphql_endpoint<E: Executor>(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json))))
         }
     })
+}
+
+/// A real-time client connected with a `header`, talking to
+/// [`AppSyncRealtime::serve`] through channels.
+pub(crate) struct RealtimeClient {
+    pub(crate) to_server: mpsc::UnboundedSender<String>,
+    from_server: mpsc::UnboundedReceiver<String>,
+    pub(crate) server: tokio::task::JoinHandle<()>,
+}
+
+impl RealtimeClient {
+    pub(crate) fn connect<E: Executor>(realtime: AppSyncRealtime<E>, header: &Value) -> Self {
+        let query = format!(
+            "header={}&payload=e30=",
+            base64::engine::general_purpose::STANDARD.encode(header.to_string())
+        );
+        let (to_server, incoming) = mpsc::unbounded_channel::<String>();
+        let (outgoing, from_server) = mpsc::unbounded_channel::<String>();
+        let server = tokio::spawn(async move {
+            let incoming = frames(incoming);
+            let outgoing = futures_util::sink::unfold(outgoing, |tx, frame: String| async move {
+                tx.send(frame).map_err(|_| ())?;
+                Ok::<_, ()>(tx)
+            });
+            realtime.serve(Some(&query), incoming, outgoing).await;
+        });
+        Self {
+            to_server,
+            from_server,
+            server,
+        }
+    }
+
+    pub(crate) fn send(&self, message: &Value) {
+        self.to_server
+            .send(message.to_string())
+            .expect("the server reads");
+    }
+
+    /// The next answer (within 90 s, which tokio's paused clock also allows
+    /// for a minute's keep-alive).
+    pub(crate) async fn receive(&mut self) -> Value {
+        let frame = tokio::time::timeout(Duration::from_secs(90), self.from_server.recv())
+            .await
+            .expect("an answer in time")
+            .expect("the server is up");
+        serde_json::from_str(&frame).expect("JSON")
+    }
+
+    /// Sends `connection_init` and checks AppSync's `connection_ack`.
+    pub(crate) async fn init(&mut self) {
+        self.send(&json!({"type": "connection_init"}));
+        assert_eq!(
+            self.receive().await,
+            json!({"type": "connection_ack", "payload": {"connectionTimeoutMs": 300_000}})
+        );
+    }
+
+    /// Starts subscription `id` to `query`, with the `authorization` headers
+    /// `authorize` gives for the start's `data`.
+    pub(crate) fn start(&self, id: &str, query: &str, authorize: impl FnOnce(&str) -> Value) {
+        let data = json!({"query": query, "variables": {}}).to_string();
+        let authorization = authorize(&data);
+        self.send(&json!({"id": id, "type": "start",
+            "payload": {"data": data, "extensions": {"authorization": authorization}}}));
+    }
+}
+
+fn frames(mut receiver: mpsc::UnboundedReceiver<String>) -> impl Stream<Item = String> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
