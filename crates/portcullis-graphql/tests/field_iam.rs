@@ -17,7 +17,7 @@ use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use portcullis_graphql::directives::{aws_api_key, aws_iam};
 use portcullis_graphql::{
     AppSyncAuthLayer, AppSyncDirectives, AppSyncRealtime, AuthMode, AuthPolicy, FieldIam,
@@ -202,14 +202,7 @@ async fn post(key: &str, secret: &str, query: &str) -> (StatusCode, Value) {
         )
         .await
         .expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (status, serde_json::from_slice(&body).expect("JSON"))
+    common::json_answer(response).await
 }
 
 fn denied(errors: &Value, field: &str, type_name: &str) -> bool {
@@ -280,6 +273,15 @@ async fn connected_as_ops() -> Client {
     client
 }
 
+/// What a client hears when subscription `id` to `departures` starts.
+fn departures_started(id: &str) -> Vec<Value> {
+    let mut answers = vec![json!({"type": "start_ack", "id": id})];
+    answers.extend(
+        (1..=3).map(|n| json!({"type": "data", "id": id, "payload": {"data": {"departures": n}}})),
+    );
+    answers
+}
+
 /// Starts `id`, signed by `sign_as` (or with no credentials).
 fn start(client: &Client, id: &str, query: &str, sign_as: Option<(&str, &str)>) {
     client.start(id, query, |data| match sign_as {
@@ -299,16 +301,7 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
         "subscription { departures }",
         Some((PARTNER_KEY, PARTNER_SECRET)),
     );
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "start_ack", "id": "1"})
-    );
-    for n in 1..=3 {
-        assert_eq!(
-            client.receive().await,
-            json!({"type": "data", "id": "1", "payload": {"data": {"departures": n}}})
-        );
-    }
+    client.expect(&departures_started("1")).await;
     start(
         &client,
         "2",
@@ -330,18 +323,13 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
         "subscription { arrivals }",
         Some((OPS_KEY, OPS_SECRET)),
     );
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "start_ack", "id": "3"})
-    );
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "data", "id": "3", "payload": {"data": {"arrivals": 9}}})
-    );
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "complete", "id": "3"})
-    );
+    client
+        .expect(&[
+            json!({"type": "start_ack", "id": "3"}),
+            json!({"type": "data", "id": "3", "payload": {"data": {"arrivals": 9}}}),
+            json!({"type": "complete", "id": "3"}),
+        ])
+        .await;
 
     // A start with no credentials, and one with a bad signature.
     start(&client, "4", "subscription { departures }", None);
@@ -396,16 +384,7 @@ async fn subscriptions_are_authorized_on_connect_and_on_every_start() {
         client.receive().await,
         json!({"type": "complete", "id": "1"})
     );
-    assert_eq!(
-        client.receive().await,
-        json!({"type": "start_ack", "id": "1"})
-    );
-    for n in 1..=3 {
-        assert_eq!(
-            client.receive().await,
-            json!({"type": "data", "id": "1", "payload": {"data": {"departures": n}}})
-        );
-    }
+    client.expect(&departures_started("1")).await;
     client.send(&json!({"type": "stop", "id": "1"}));
     assert_eq!(
         client.receive().await,

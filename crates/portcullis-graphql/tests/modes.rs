@@ -64,21 +64,6 @@ impl Query {
 const POOL_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Test";
 const OIDC_ISSUER: &str = "https://login.partner.example";
 
-fn token(issuer: &str, secret: &str, groups: &[&str]) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let claims = json!({"iss": issuer, "sub": "u-1", "exp": now + 600, "iat": now,
-        "token_use": "id", "aud": "web", "cognito:groups": groups});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("signs")
-}
-
 type Svc = tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<BoxBody>, Infallible>;
 
 async fn app(clock: ManualClock) -> (Svc, String) {
@@ -148,17 +133,7 @@ async fn post(service: &Svc, header: Option<(&str, &str)>, query: &str) -> (Stat
         )
         .await
         .expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("a JSON answer"),
-    )
+    common::json_answer(response).await
 }
 
 const ALL: &str = "{ public partner kiosk crew gate { number } profile }";
@@ -182,7 +157,7 @@ fn denied_fields(answer: &Value) -> Vec<String> {
 async fn each_mode_reads_what_its_directives_allow() {
     let (service, key) = app(ManualClock::starting_now()).await;
 
-    let crew = token(
+    let crew = common::token(
         POOL_ISSUER,
         "pool-secret-0123456789abcdef0123456789",
         &["Crew"],
@@ -196,7 +171,7 @@ async fn each_mode_reads_what_its_directives_allow() {
     assert_eq!(answer["data"]["crew"], "crew");
     assert_eq!(answer["data"]["profile"], "profile");
 
-    let passenger = token(
+    let passenger = common::token(
         POOL_ISSUER,
         "pool-secret-0123456789abcdef0123456789",
         &["Passengers"],
@@ -207,7 +182,7 @@ async fn each_mode_reads_what_its_directives_allow() {
         ["crew", "gate", "kiosk", "partner", "public"]
     );
 
-    let partner = token(OIDC_ISSUER, "oidc-secret-0123456789abcdef0123456789", &[]);
+    let partner = common::token(OIDC_ISSUER, "oidc-secret-0123456789abcdef0123456789", &[]);
     let (_, answer) = post(&service, Some(("authorization", &partner)), ALL).await;
     assert_eq!(
         denied_fields(&answer),
@@ -236,8 +211,8 @@ async fn refused_credentials_get_appsyncs_401() {
     let (service, _) = app(ManualClock::starting_now()).await;
     let unauthorized = json!({"errors": [{"errorType": "UnauthorizedException",
         "message": "You are not authorized to make this call."}]});
-    let forged = token(OIDC_ISSUER, "not-the-secret-0000000000000000000000", &[]);
-    let pool_forged = token(
+    let forged = common::token(OIDC_ISSUER, "not-the-secret-0000000000000000000000", &[]);
+    let pool_forged = common::token(
         POOL_ISSUER,
         "not-the-secret-0000000000000000000000",
         &["Crew"],

@@ -62,21 +62,6 @@ impl Events {
     }
 }
 
-fn token(issuer: &str, secret: &str, groups: &[&str]) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let claims = json!({"iss": issuer, "sub": "u-1", "exp": now + 600, "iat": now,
-        "token_use": "id", "aud": "web", "cognito:groups": groups});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("signs")
-}
-
 /// The endpoint, and the API key it accepts. The subscription type is
 /// `Events`: the SDL names it, and the checks at `start` follow.
 async fn realtime() -> (
@@ -157,12 +142,21 @@ fn refused_as_unauthorized(answer: &Value, field: &str) -> bool {
 async fn every_mode_connects_and_subscribes_to_what_its_directives_allow() {
     let (realtime, key) = realtime().await;
     let header = |name: &str, value: &str| json!({"host": "api.example.com", name: value});
-    let pool = header("Authorization", &token(POOL_ISSUER, POOL_SECRET, &[]));
+    let pool = header(
+        "Authorization",
+        &common::token(POOL_ISSUER, POOL_SECRET, &[]),
+    );
     let crew = header(
         "Authorization",
-        &format!("Bearer {}", token(POOL_ISSUER, POOL_SECRET, &["Crew"])),
+        &format!(
+            "Bearer {}",
+            common::token(POOL_ISSUER, POOL_SECRET, &["Crew"])
+        ),
     );
-    let oidc = header("Authorization", &token(OIDC_ISSUER, OIDC_SECRET, &["Crew"]));
+    let oidc = header(
+        "Authorization",
+        &common::token(OIDC_ISSUER, OIDC_SECRET, &["Crew"]),
+    );
     let kiosk = header("Authorization", "kiosk-7");
     let api_key = header("x-api-key", &key);
     let fields = ["departures", "partner", "kiosk", "crew", "profile"];
@@ -226,9 +220,12 @@ async fn every_mode_connects_and_subscribes_to_what_its_directives_allow() {
     for header in [
         header(
             "Authorization",
-            &token("https://other.example", OIDC_SECRET, &[]),
+            &common::token("https://other.example", OIDC_SECRET, &[]),
         ),
-        header("Authorization", &token(POOL_ISSUER, OIDC_SECRET, &[])),
+        header(
+            "Authorization",
+            &common::token(POOL_ISSUER, OIDC_SECRET, &[]),
+        ),
         header("Authorization", "kiosk-8"),
     ] {
         let mut client = common::RealtimeClient::connect(realtime.clone(), &header);

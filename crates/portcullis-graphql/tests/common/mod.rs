@@ -10,7 +10,7 @@ use async_graphql::Executor;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_graphql::{AppSyncRealtime, BoxBody, RequestAuth};
 use serde_json::{Value, json};
@@ -117,4 +117,48 @@ impl RealtimeClient {
 
 fn frames(mut receiver: mpsc::UnboundedReceiver<String>) -> impl Stream<Item = String> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+impl RealtimeClient {
+    /// Checks that the next answers are `expected`, in order.
+    pub(crate) async fn expect(&mut self, expected: &[Value]) {
+        for message in expected {
+            assert_eq!(&self.receive().await, message);
+        }
+    }
+}
+
+/// A response's status and JSON body.
+pub(crate) async fn json_answer<B>(response: Response<B>) -> (StatusCode, Value)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).expect("a JSON answer"),
+    )
+}
+
+/// An HS256 ID token of `issuer` (audience `web`, ten minutes) in `groups`.
+pub(crate) fn token(issuer: &str, secret: &str, groups: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims = json!({"iss": issuer, "sub": "u-1", "exp": now + 600, "iat": now,
+        "token_use": "id", "aud": "web", "cognito:groups": groups});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signs")
 }
