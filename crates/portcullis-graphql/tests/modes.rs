@@ -13,9 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use portcullis_authorizer::{
-    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
-};
+use portcullis_authorizer::AuthorizerLayer;
 use portcullis_core::clock::{Clock, ManualClock};
 use portcullis_graphql::directives::{aws_api_key, aws_cognito_user_pools, aws_lambda, aws_oidc};
 use portcullis_graphql::{AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody};
@@ -88,16 +86,7 @@ async fn app(clock: ManualClock) -> (Svc, String) {
             .audiences(["web"]),
     )
     .expect("oidc layer");
-    let lambda = AuthorizerLayer::token(|event: AuthorizerEvent| async move {
-        if event.token() != Some("kiosk-7") {
-            return Err(AuthorizerError::Unauthorized);
-        }
-        let policy = portcullis_iam::PolicyDocument::from_json(
-            r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}}"#,
-        )
-        .map_err(AuthorizerError::failed)?;
-        Ok(AuthorizerResponse::new("kiosk-7", policy))
-    });
+    let lambda = AuthorizerLayer::token(common::kiosk_authorizer);
     let shared: portcullis_core::clock::SharedClock = Arc::new(clock.clone());
     let keys = ApiKeys::new().with_clock(Arc::clone(&shared));
     let created = keys

@@ -8,9 +8,7 @@ mod common;
 use async_graphql::{EmptyMutation, Object, Schema, Subscription};
 use futures_util::{Stream, StreamExt as _};
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use portcullis_authorizer::{
-    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
-};
+use portcullis_authorizer::AuthorizerLayer;
 use portcullis_graphql::directives::{aws_api_key, aws_cognito_user_pools, aws_lambda, aws_oidc};
 use portcullis_graphql::{
     AppSyncAuthLayer, AppSyncDirectives, AppSyncRealtime, AuthMode, AuthPolicy,
@@ -84,16 +82,7 @@ async fn realtime() -> (
         )
         .expect("a JWT layer")
     };
-    let lambda = AuthorizerLayer::token(|event: AuthorizerEvent| async move {
-        if event.token() != Some("kiosk-7") {
-            return Err(AuthorizerError::Unauthorized);
-        }
-        let policy = portcullis_iam::PolicyDocument::from_json(
-            r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}}"#,
-        )
-        .map_err(AuthorizerError::failed)?;
-        Ok(AuthorizerResponse::new("kiosk-7", policy))
-    });
+    let lambda = AuthorizerLayer::token(common::kiosk_authorizer);
     let keys = ApiKeys::new();
     let key = keys
         .create(NewApiKey::new().id("da2-test"))

@@ -162,3 +162,18 @@ pub(crate) fn token(issuer: &str, secret: &str, groups: &[&str]) -> String {
     )
     .expect("signs")
 }
+
+/// A Lambda-style TOKEN authorizer that admits the token `kiosk-7` only.
+pub(crate) async fn kiosk_authorizer(
+    event: portcullis_authorizer::AuthorizerEvent,
+) -> Result<portcullis_authorizer::AuthorizerResponse, portcullis_authorizer::AuthorizerError> {
+    use portcullis_authorizer::{AuthorizerError, AuthorizerResponse};
+    if event.token() != Some("kiosk-7") {
+        return Err(AuthorizerError::Unauthorized);
+    }
+    let policy = portcullis_iam::PolicyDocument::from_json(
+        r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}}"#,
+    )
+    .map_err(AuthorizerError::failed)?;
+    Ok(AuthorizerResponse::new("kiosk-7", policy))
+}
