@@ -10,7 +10,7 @@ gql_client_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../graphql-client" && pwd)"
 gql_client_venv="${HOME}/.cache/portcullis/graphql-client"
 
 gql_client_ok() {
-    "${gql_client_venv}/bin/python" -c 'import gql, gql.transport.requests, botocore.auth' >/dev/null 2>&1
+    "${gql_client_venv}/bin/python" -c 'import gql, gql.transport.requests, gql.transport.appsync_websockets, websockets, botocore.auth' >/dev/null 2>&1
 }
 
 if ! gql_client_ok; then

@@ -10,6 +10,7 @@ use async_graphql::{
     Value,
 };
 
+use crate::iam::FieldIam;
 use crate::rules::{AuthPolicy, RequestAuth, SharedPolicy};
 
 /// AppSync's `errorType` for a field the request may not read.
@@ -56,6 +57,7 @@ pub const UNAUTHORIZED_FIELD: &str = "Unauthorized";
 #[derive(Clone, Debug)]
 pub struct AppSyncDirectives {
     policy: SharedPolicy,
+    iam: Option<Arc<FieldIam>>,
 }
 
 impl AppSyncDirectives {
@@ -64,7 +66,18 @@ impl AppSyncDirectives {
     pub fn new(policy: AuthPolicy) -> Self {
         Self {
             policy: Arc::new(policy),
+            iam: None,
         }
+    }
+
+    /// Also authorizes AWS_IAM requests' top-level fields with the callers'
+    /// IAM policies (`appsync:GraphQL`, see [`FieldIam`]). Without it the
+    /// AWS_IAM mode is authenticated by its signature only, and reads what
+    /// the `@aws_iam` directives allow.
+    #[must_use]
+    pub fn iam(mut self, iam: FieldIam) -> Self {
+        self.iam = Some(Arc::new(iam));
+        self
     }
 
     /// The policy enforced.
@@ -72,12 +85,52 @@ impl AppSyncDirectives {
     pub fn policy(&self) -> &AuthPolicy {
         &self.policy
     }
+
+    /// The per-field IAM authorization, if any.
+    #[must_use]
+    pub fn field_iam(&self) -> Option<&FieldIam> {
+        self.iam.as_deref()
+    }
+
+    /// Whether `auth` may read `type_name.field`: the directives, and, for a
+    /// top-level field (`top_level`) in AWS_IAM mode, the caller's IAM
+    /// policies.
+    #[must_use]
+    pub fn allows(
+        &self,
+        type_name: &str,
+        field: &str,
+        top_level: bool,
+        auth: &RequestAuth,
+    ) -> bool {
+        allows(
+            &self.policy,
+            self.iam.as_deref(),
+            type_name,
+            field,
+            top_level,
+            auth,
+        )
+    }
+}
+
+fn allows(
+    policy: &AuthPolicy,
+    iam: Option<&FieldIam>,
+    type_name: &str,
+    field: &str,
+    top_level: bool,
+    auth: &RequestAuth,
+) -> bool {
+    policy.allows(type_name, field, auth)
+        && (!top_level || iam.is_none_or(|iam| iam.allows(type_name, field, auth)))
 }
 
 impl ExtensionFactory for AppSyncDirectives {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PerRequest {
             policy: Arc::clone(&self.policy),
+            iam: self.iam.clone(),
             denied: Mutex::new(Vec::new()),
         })
     }
@@ -87,6 +140,7 @@ impl ExtensionFactory for AppSyncDirectives {
 /// response when the request ends.
 struct PerRequest {
     policy: SharedPolicy,
+    iam: Option<Arc<FieldIam>>,
     denied: Mutex<Vec<ServerError>>,
 }
 
@@ -115,9 +169,17 @@ impl Extension for PerRequest {
         {
             return next.run(ctx, info).await;
         }
-        let allowed = ctx
-            .data_opt::<RequestAuth>()
-            .is_some_and(|auth| self.policy.allows(info.parent_type, info.name, auth));
+        let top_level = info.path_node.parent.is_none();
+        let allowed = ctx.data_opt::<RequestAuth>().is_some_and(|auth| {
+            allows(
+                &self.policy,
+                self.iam.as_deref(),
+                info.parent_type,
+                info.name,
+                top_level,
+                auth,
+            )
+        });
         if allowed {
             return next.run(ctx, info).await;
         }

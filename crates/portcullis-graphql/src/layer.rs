@@ -388,3 +388,63 @@ where
         })
     }
 }
+
+/// Authorizes credentials that arrive as headers outside an HTTP request to
+/// the GraphQL endpoint, with the same modes and layers as the
+/// [`AppSyncAuthLayer`] it comes from
+/// ([`AppSyncAuthLayer::header_authorizer`]): the real-time endpoint's
+/// `header` connection parameter and the `authorization` of each `start`
+/// message.
+///
+/// The headers (and the body, which a SigV4 signature covers) become a
+/// `POST` request to the given path, which goes through the mode selection
+/// and the chosen mode's layer exactly as an HTTP request does.
+#[derive(Clone)]
+pub struct HeaderAuthorizer {
+    service: AppSyncAuth,
+}
+
+impl fmt::Debug for HeaderAuthorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderAuthorizer")
+            .field("accepted", &self.service.accepted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppSyncAuthLayer {
+    /// A [`HeaderAuthorizer`] with this layer's modes, layers and API-key
+    /// expiry.
+    #[must_use]
+    pub fn header_authorizer(&self) -> HeaderAuthorizer {
+        let echo = tower::service_fn(|request: Request<BoxBody>| async move {
+            let mut response = Response::new(http_body_util::Empty::<Bytes>::new());
+            if let Some(auth) = request.extensions().get::<RequestAuth>().cloned() {
+                response.extensions_mut().insert(auth);
+            }
+            Ok::<_, Infallible>(response)
+        });
+        HeaderAuthorizer {
+            service: self.layer(echo),
+        }
+    }
+}
+
+impl HeaderAuthorizer {
+    /// Who `headers` authorize for a `POST` of `body` to `path` (a SigV4
+    /// signature must cover exactly that request), or `None` when the
+    /// credentials are missing or refused.
+    pub async fn authorize(
+        &self,
+        headers: http::HeaderMap,
+        path: &str,
+        body: Bytes,
+    ) -> Option<RequestAuth> {
+        let mut request = Request::new(http_body_util::Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::try_from(path).ok()?;
+        *request.headers_mut() = headers;
+        let response = self.service.clone().oneshot(request).await.ok()?;
+        response.extensions().get::<RequestAuth>().cloned()
+    }
+}

@@ -2,16 +2,22 @@
 
 pub mod directives;
 mod extension;
+mod iam;
 mod layer;
 mod mode;
+mod realtime;
 mod response;
 mod rules;
 
 pub use extension::{AppSyncDirectives, UNAUTHORIZED_FIELD};
-pub use layer::{AppSyncAuth, AppSyncAuthLayer, BodyError, BoxBody, BoxError, ModeTerminal};
+pub use iam::{APPSYNC_GRAPHQL, ApiArnError, FieldIam, GraphqlApiArn, PrincipalPolicies};
+pub use layer::{
+    AppSyncAuth, AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer, ModeTerminal,
+};
 pub use mode::{
     AuthMode, AuthModes, MAX_AUTHORIZATION_BYTES, NoMode, UnknownAuthMode, select_mode,
 };
+pub use realtime::{AppSyncRealtime, CONNECT_PATH, REALTIME_SUBPROTOCOL, START_PATH};
 pub use response::{
     AppSyncResponse, UNAUTHORIZED_EXCEPTION, UNAUTHORIZED_MESSAGE, execute, unauthorized_body,
     unauthorized_response,

@@ -84,7 +84,7 @@ impl Serialize for AppSyncResponse {
     }
 }
 
-fn appsync_error(error: &ServerError) -> Json {
+pub(crate) fn appsync_error(error: &ServerError) -> Json {
     let mut extensions = error
         .extensions
         .as_ref()

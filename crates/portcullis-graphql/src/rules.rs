@@ -210,6 +210,7 @@ pub struct AuthPolicy {
     default_mode: AuthMode,
     types: HashMap<String, Rules>,
     fields: HashMap<String, HashMap<String, Rules>>,
+    subscription_type: Option<String>,
 }
 
 /// A schema whose directives cannot be read.
@@ -255,6 +256,7 @@ impl AuthPolicy {
             default_mode,
             types: HashMap::new(),
             fields: HashMap::new(),
+            subscription_type: None,
         }
     }
 
@@ -293,9 +295,13 @@ impl AuthPolicy {
     pub fn from_sdl(default_mode: AuthMode, sdl: &str) -> Result<Self, PolicyError> {
         let document = async_graphql::parser::parse_schema(sdl)?;
         let mut roots: Vec<String> = Vec::new();
+        let mut subscription_type = None;
         for definition in &document.definitions {
             if let TypeSystemDefinition::Schema(schema) = definition {
                 let schema = &schema.node;
+                if let Some(subscription) = &schema.subscription {
+                    subscription_type = Some(subscription.node.to_string());
+                }
                 for root in [&schema.query, &schema.mutation, &schema.subscription]
                     .into_iter()
                     .flatten()
@@ -308,6 +314,7 @@ impl AuthPolicy {
             roots = vec!["Query".into(), "Mutation".into(), "Subscription".into()];
         }
         let mut policy = Self::new(default_mode);
+        policy.subscription_type = subscription_type;
         for definition in &document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else {
                 continue;
@@ -364,6 +371,21 @@ impl AuthPolicy {
     #[must_use]
     pub fn default_mode(&self) -> AuthMode {
         self.default_mode
+    }
+
+    /// The subscription type's name, when the SDL's `schema { ... }` names
+    /// one (async-graphql's SDL does when it is not `Subscription`).
+    #[must_use]
+    pub fn subscription_type(&self) -> Option<&str> {
+        self.subscription_type.as_deref()
+    }
+
+    /// Names the subscription type (code-first policies whose subscription
+    /// type is not called `Subscription`).
+    #[must_use]
+    pub fn with_subscription_type(mut self, name: impl Into<String>) -> Self {
+        self.subscription_type = Some(name.into());
+        self
     }
 
     /// The rules that decide `type_name.field`, and where they come from.

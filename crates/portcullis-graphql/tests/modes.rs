@@ -2,6 +2,8 @@
 //! OIDC and user pools (JwtLayer, two issuers), Lambda (AuthorizerLayer),
 //! API keys (ApiKeyLayer) with AppSync's expiry on a manual clock.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +13,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use portcullis_authorizer::{
-    AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse,
-};
+use portcullis_authorizer::AuthorizerLayer;
 use portcullis_core::clock::{Clock, ManualClock};
 use portcullis_graphql::directives::{aws_api_key, aws_cognito_user_pools, aws_lambda, aws_oidc};
-use portcullis_graphql::{
-    AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody, RequestAuth,
-};
+use portcullis_graphql::{AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody};
 use portcullis_jwt::{HmacSecret, Issuer, JwtLayer};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
@@ -64,21 +62,6 @@ impl Query {
 const POOL_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Test";
 const OIDC_ISSUER: &str = "https://login.partner.example";
 
-fn token(issuer: &str, secret: &str, groups: &[&str]) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let claims = json!({"iss": issuer, "sub": "u-1", "exp": now + 600, "iat": now,
-        "token_use": "id", "aud": "web", "cognito:groups": groups});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("signs")
-}
-
 type Svc = tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<BoxBody>, Infallible>;
 
 async fn app(clock: ManualClock) -> (Svc, String) {
@@ -87,22 +70,7 @@ async fn app(clock: ManualClock) -> (Svc, String) {
     let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
         .extension(AppSyncDirectives::new(policy))
         .finish();
-    let graphql = tower::service_fn(move |request: Request<BoxBody>| {
-        let schema = schema.clone();
-        async move {
-            let auth = request.extensions().get::<RequestAuth>().cloned();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .expect("a body")
-                .to_bytes();
-            let gql: async_graphql::Request = serde_json::from_slice(&body).expect("JSON");
-            let answer = portcullis_graphql::execute(&schema, gql, auth).await;
-            let json = serde_json::to_vec(&answer).expect("serializes");
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json))))
-        }
-    });
+    let graphql = common::graphql_endpoint(schema);
 
     let pool = JwtLayer::new(
         Issuer::new(POOL_ISSUER)
@@ -118,16 +86,7 @@ async fn app(clock: ManualClock) -> (Svc, String) {
             .audiences(["web"]),
     )
     .expect("oidc layer");
-    let lambda = AuthorizerLayer::token(|event: AuthorizerEvent| async move {
-        if event.token() != Some("kiosk-7") {
-            return Err(AuthorizerError::Unauthorized);
-        }
-        let policy = portcullis_iam::PolicyDocument::from_json(
-            r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}}"#,
-        )
-        .map_err(AuthorizerError::failed)?;
-        Ok(AuthorizerResponse::new("kiosk-7", policy))
-    });
+    let lambda = AuthorizerLayer::token(common::kiosk_authorizer);
     let shared: portcullis_core::clock::SharedClock = Arc::new(clock.clone());
     let keys = ApiKeys::new().with_clock(Arc::clone(&shared));
     let created = keys
@@ -167,17 +126,7 @@ async fn post(service: &Svc, header: Option<(&str, &str)>, query: &str) -> (Stat
         )
         .await
         .expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).expect("a JSON answer"),
-    )
+    common::json_answer(response).await
 }
 
 const ALL: &str = "{ public partner kiosk crew gate { number } profile }";
@@ -201,7 +150,7 @@ fn denied_fields(answer: &Value) -> Vec<String> {
 async fn each_mode_reads_what_its_directives_allow() {
     let (service, key) = app(ManualClock::starting_now()).await;
 
-    let crew = token(
+    let crew = common::token(
         POOL_ISSUER,
         "pool-secret-0123456789abcdef0123456789",
         &["Crew"],
@@ -215,7 +164,7 @@ async fn each_mode_reads_what_its_directives_allow() {
     assert_eq!(answer["data"]["crew"], "crew");
     assert_eq!(answer["data"]["profile"], "profile");
 
-    let passenger = token(
+    let passenger = common::token(
         POOL_ISSUER,
         "pool-secret-0123456789abcdef0123456789",
         &["Passengers"],
@@ -226,7 +175,7 @@ async fn each_mode_reads_what_its_directives_allow() {
         ["crew", "gate", "kiosk", "partner", "public"]
     );
 
-    let partner = token(OIDC_ISSUER, "oidc-secret-0123456789abcdef0123456789", &[]);
+    let partner = common::token(OIDC_ISSUER, "oidc-secret-0123456789abcdef0123456789", &[]);
     let (_, answer) = post(&service, Some(("authorization", &partner)), ALL).await;
     assert_eq!(
         denied_fields(&answer),
@@ -255,8 +204,8 @@ async fn refused_credentials_get_appsyncs_401() {
     let (service, _) = app(ManualClock::starting_now()).await;
     let unauthorized = json!({"errors": [{"errorType": "UnauthorizedException",
         "message": "You are not authorized to make this call."}]});
-    let forged = token(OIDC_ISSUER, "not-the-secret-0000000000000000000000", &[]);
-    let pool_forged = token(
+    let forged = common::token(OIDC_ISSUER, "not-the-secret-0000000000000000000000", &[]);
+    let pool_forged = common::token(
         POOL_ISSUER,
         "not-the-secret-0000000000000000000000",
         &["Crew"],

@@ -1,6 +1,8 @@
 //! The serverless airline's GraphQL API with AppSync's authorization.
 //!
-//! `airline-graphql --listen 127.0.0.1:0` serves `POST /graphql` and prints
+//! `airline-graphql --listen 127.0.0.1:0` serves `POST /graphql` (and
+//! subscriptions over AppSync's real-time WebSocket protocol on
+//! `GET /graphql`) and prints
 //! `listening on http://ADDR` as its first line, then `api key: VALUE`
 //! and the demo IAM credentials. The schema is `schema.graphql` (embedded):
 //! it is read once for its `@aws_*` directives and served by an
@@ -12,30 +14,39 @@
 //!   an ID token signed with its demo key.
 //! - API_KEY: the key printed at start-up (`--api-key` to choose it), which
 //!   expires as AppSync keys do (`--api-key-days`, default 7).
-//! - AWS_IAM: SigV4 for the service `appsync`, the demo access key printed
-//!   at start-up.
+//! - AWS_IAM: SigV4 for the service `appsync`, the demo access keys printed
+//!   at start-up; each top-level field is then authorized by the caller's
+//!   IAM policies (`appsync:GraphQL`, per field).
 //! - OPENID_CONNECT, with `--oidc-issuer URL` (keys by OpenID Connect
 //!   discovery; `--oidc-audience` to check `aud`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, TypeRef,
+    Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, Subscription,
+    SubscriptionField, SubscriptionFieldFuture, TypeRef,
 };
 use async_graphql::{Name, Value};
-use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use clap::{Parser, Subcommand};
+use futures_util::{SinkExt as _, Stream, StreamExt as _};
 use portcullis_api_key::{ApiKeyValue, ApiKeys, NewApiKey};
 use portcullis_graphql::{
-    AppSyncAuthLayer, AppSyncDirectives, AppSyncResponse, AuthMode, AuthPolicy, RequestAuth,
+    AppSyncAuthLayer, AppSyncDirectives, AppSyncRealtime, AppSyncResponse, AuthMode, AuthPolicy,
+    FieldIam, GraphqlApiArn, REALTIME_SUBPROTOCOL, RequestAuth,
 };
+use portcullis_iam::PolicyDocument;
 use portcullis_jwt::{Issuer, JwtLayer, TokenUse};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
 use serde_json::json;
+use tokio::sync::broadcast;
 
 /// The schema, with its `@aws_*` directives.
 const SCHEMA: &str = include_str!("../schema.graphql");
@@ -54,6 +65,30 @@ const APP_CLIENT: &str = "airline-loyalty-web";
 const IAM_ACCESS_KEY_ID: &str = "AKIAAIRLINEGRAPHQL01";
 const IAM_SECRET_ACCESS_KEY: &str = "airlineGraphqlDemoSecretKey000000000001";
 const IAM_PRINCIPAL: &str = "arn:aws:iam::123456789012:user/airline-ops";
+/// A partner's IAM user: its policies allow reading `flightStatus` only.
+/// DEMO CREDENTIALS ONLY: never reuse these values.
+const PARTNER_ACCESS_KEY_ID: &str = "AKIAAIRLINEPARTNER01";
+const PARTNER_SECRET_ACCESS_KEY: &str = "airlinePartnerDemoSecretKey0000000000001";
+const PARTNER_PRINCIPAL: &str = "arn:aws:iam::123456789012:user/airline-partner";
+const ACCOUNT: &str = "123456789012";
+const API_ID: &str = "airlinegraphql";
+
+/// The IAM policies of the demo users (`appsync:GraphQL` per field, as
+/// AppSync authorizes AWS_IAM requests).
+const OPS_POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "appsync:GraphQL",
+    "Resource": [
+        "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Query/fields/*",
+        "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Mutation/fields/updateFlightStatus",
+        "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Subscription/fields/*"
+    ]}]}"#;
+const PARTNER_POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "appsync:GraphQL",
+    "Resource": "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Query/fields/flightStatus"
+}, {
+    "Effect": "Deny", "Action": "appsync:GraphQL",
+    "Resource": "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Mutation/*"
+}]}"#;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -144,15 +179,120 @@ fn flights() -> Vec<serde_json::Value> {
     ]
 }
 
-fn loyalty(customer_id: &str) -> Option<serde_json::Value> {
-    let (points, level, remaining) = match customer_id {
-        "alice" => (12_400, "silver", 37_600),
-        "bob" => (58_250, "gold", 41_750),
-        _ => return None,
+/// A loyalty account: gold from 50,000 points, and the points left to the
+/// next level (50,000 for gold, 100,000 after).
+fn loyalty_json(customer_id: &str, points: i64) -> serde_json::Value {
+    let (level, next) = if points >= 50_000 {
+        ("gold", 100_000)
+    } else {
+        ("silver", 50_000)
     };
-    Some(
-        json!({"customerId": customer_id, "points": points, "level": level, "remainingPoints": remaining}),
-    )
+    json!({"customerId": customer_id, "points": points, "level": level,
+           "remainingPoints": (next - points).max(0)})
+}
+
+/// What a mutation publishes to the subscriptions that follow it
+/// (`@aws_subscribe`).
+#[derive(Clone, Debug)]
+enum Event {
+    FlightStatus(serde_json::Value),
+    Loyalty(serde_json::Value),
+}
+
+/// The airline's mutable state: loyalty points, flight statuses, and the
+/// events subscriptions hear.
+struct Airline {
+    points: Mutex<HashMap<String, i64>>,
+    statuses: Mutex<HashMap<String, serde_json::Value>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Airline {
+    fn new() -> Self {
+        Self {
+            points: Mutex::new(HashMap::from([
+                ("alice".to_owned(), 12_400),
+                ("bob".to_owned(), 58_250),
+            ])),
+            statuses: Mutex::new(HashMap::new()),
+            events: broadcast::channel(64).0,
+        }
+    }
+
+    fn loyalty(&self, customer_id: &str) -> Option<serde_json::Value> {
+        let points = self.points.lock().ok()?.get(customer_id).copied()?;
+        Some(loyalty_json(customer_id, points))
+    }
+
+    fn redeem(&self, customer_id: &str, points: i64) -> Result<serde_json::Value, String> {
+        if points <= 0 {
+            return Err("points must be positive".into());
+        }
+        let mut accounts = self.points.lock().map_err(|_| "the store is poisoned")?;
+        let balance = accounts
+            .get_mut(customer_id)
+            .ok_or_else(|| format!("no loyalty account {customer_id}"))?;
+        if *balance < points {
+            return Err(format!("{customer_id} has only {balance} points"));
+        }
+        *balance -= points;
+        let loyalty = loyalty_json(customer_id, *balance);
+        drop(accounts);
+        // No subscriber is not an error.
+        let _ = self.events.send(Event::Loyalty(loyalty.clone()));
+        Ok(loyalty)
+    }
+
+    fn flight_status(&self, flight_id: &str) -> Option<serde_json::Value> {
+        if let Some(status) = self.statuses.lock().ok()?.get(flight_id) {
+            return Some(status.clone());
+        }
+        flights()
+            .iter()
+            .any(|f| f["id"] == flight_id)
+            .then(|| json!({"flightId": flight_id, "status": "ON_TIME", "gate": "B32"}))
+    }
+
+    fn update_status(
+        &self,
+        flight_id: &str,
+        status: &str,
+        gate: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        if !flights().iter().any(|f| f["id"] == flight_id) {
+            return Err(format!("no flight {flight_id}"));
+        }
+        let update = json!({"flightId": flight_id, "status": status, "gate": gate});
+        self.statuses
+            .lock()
+            .map_err(|_| "the store is poisoned")?
+            .insert(flight_id.to_owned(), update.clone());
+        let _ = self.events.send(Event::FlightStatus(update.clone()));
+        Ok(update)
+    }
+
+    /// The events `pick` keeps, as a subscription's stream.
+    fn follow<F>(&self, pick: F) -> impl Stream<Item = serde_json::Value> + Send + use<F>
+    where
+        F: Fn(Event) -> Option<serde_json::Value> + Send + 'static,
+    {
+        futures_util::stream::unfold(
+            (self.events.subscribe(), pick),
+            |(mut events, pick)| async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) => {
+                            if let Some(value) = pick(event) {
+                                return Some((value, (events, pick)));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
 }
 
 fn bookings() -> Vec<serde_json::Value> {
@@ -161,13 +301,6 @@ fn bookings() -> Vec<serde_json::Value> {
         json!({"id": "BK-1", "customer": "alice", "status": "CONFIRMED", "flight": flights[0]}),
         json!({"id": "BK-2", "customer": "bob", "status": "CANCELLED", "flight": flights[2]}),
     ]
-}
-
-fn flight_status(flight_id: &str) -> Option<serde_json::Value> {
-    flights()
-        .iter()
-        .any(|f| f["id"] == flight_id)
-        .then(|| json!({"flightId": flight_id, "status": "ON_TIME", "gate": "B32"}))
 }
 
 fn to_value(json: serde_json::Value) -> Value {
@@ -224,22 +357,25 @@ fn search_flights(name: &'static str) -> Field {
 }
 
 /// The dynamic schema that serves `schema.graphql`.
-fn schema(policy: AuthPolicy) -> Result<Schema, SchemaError> {
+fn schema(directives: AppSyncDirectives, airline: &Arc<Airline>) -> Result<Schema, SchemaError> {
     use TypeRef as T;
     let s = || T::named(T::STRING);
+    let (a, b) = (Arc::clone(airline), Arc::clone(airline));
     let query = Object::new("Query")
         .field(search_flights("searchFlights"))
         .field(search_flights("partnerFlights"))
         .field(
-            root("getLoyalty", T::named("Loyalty"), Some("customerId"), |id, _| loyalty(id))
+            root("getLoyalty", T::named("Loyalty"), Some("customerId"), move |id, _| {
+                a.loyalty(id)
+            })
                 .argument(InputValue::new("customerId", T::named_nn(T::ID))),
         )
         .field(root("listBookings", T::named_list("Booking"), None, |_, _| {
             Some(json!(bookings()))
         }))
         .field(
-            root("flightStatus", T::named("FlightStatus"), Some("flightId"), |id, _| {
-                flight_status(id)
+            root("flightStatus", T::named("FlightStatus"), Some("flightId"), move |id, _| {
+                b.flight_status(id)
             })
             .argument(InputValue::new("flightId", T::named_nn(T::ID))),
         )
@@ -277,30 +413,171 @@ fn schema(policy: AuthPolicy) -> Result<Schema, SchemaError> {
         .field(prop("username", s()))
         .field(prop("email", s()))
         .field(prop("groups", T::named_list(T::STRING)));
-    Schema::build("Query", None, None)
+    Schema::build("Query", Some("Mutation"), Some("Subscription"))
         .register(query)
+        .register(mutation(airline))
+        .register(subscription(airline))
         .register(flight)
         .register(loyalty)
         .register(booking)
         .register(status)
         .register(customer)
-        .extension(AppSyncDirectives::new(policy))
+        .extension(directives)
         .finish()
 }
 
+/// `updateFlightStatus` and `redeemPoints`: each publishes its result to the
+/// subscriptions that follow it.
+fn mutation(airline: &Arc<Airline>) -> Object {
+    use TypeRef as T;
+    let (a, b) = (Arc::clone(airline), Arc::clone(airline));
+    Object::new("Mutation")
+        .field(
+            Field::new("updateFlightStatus", T::named("FlightStatus"), move |ctx| {
+                let airline = Arc::clone(&a);
+                FieldFuture::new(async move {
+                    let flight = ctx.args.try_get("flightId")?.string()?.to_owned();
+                    let status = ctx.args.try_get("status")?.string()?.to_owned();
+                    let gate = match ctx.args.get("gate") {
+                        Some(gate) if !gate.is_null() => Some(gate.string()?.to_owned()),
+                        _ => None,
+                    };
+                    let update = airline.update_status(&flight, &status, gate.as_deref())?;
+                    Ok(Some(FieldValue::value(to_value(update))))
+                })
+            })
+            .argument(InputValue::new("flightId", T::named_nn(T::ID)))
+            .argument(InputValue::new("status", T::named_nn(T::STRING)))
+            .argument(InputValue::new("gate", T::named(T::STRING))),
+        )
+        .field(
+            Field::new("redeemPoints", T::named("Loyalty"), move |ctx| {
+                let airline = Arc::clone(&b);
+                FieldFuture::new(async move {
+                    let customer = ctx.args.try_get("customerId")?.string()?.to_owned();
+                    let points = ctx.args.try_get("points")?.i64()?;
+                    let loyalty = airline.redeem(&customer, points)?;
+                    Ok(Some(FieldValue::value(to_value(loyalty))))
+                })
+            })
+            .argument(InputValue::new("customerId", T::named_nn(T::ID)))
+            .argument(InputValue::new("points", T::named_nn(T::INT))),
+        )
+}
+
+/// `onFlightStatus(flightId)` and `onLoyaltyUpdated(customerId)`: the
+/// results of the mutations their `@aws_subscribe` names, for one flight or
+/// one account.
+fn subscription(airline: &Arc<Airline>) -> Subscription {
+    use TypeRef as T;
+    let (a, b) = (Arc::clone(airline), Arc::clone(airline));
+    Subscription::new("Subscription")
+        .field(
+            SubscriptionField::new("onFlightStatus", T::named("FlightStatus"), move |ctx| {
+                let airline = Arc::clone(&a);
+                SubscriptionFieldFuture::new(async move {
+                    let flight = ctx.args.try_get("flightId")?.string()?.to_owned();
+                    let events = airline.follow(move |event| match event {
+                        Event::FlightStatus(update) if update["flightId"] == flight.as_str() => {
+                            Some(update)
+                        }
+                        _ => None,
+                    });
+                    Ok(events.map(|update| Ok(FieldValue::value(to_value(update)))))
+                })
+            })
+            .argument(InputValue::new("flightId", T::named_nn(T::ID))),
+        )
+        .field(
+            SubscriptionField::new("onLoyaltyUpdated", T::named("Loyalty"), move |ctx| {
+                let airline = Arc::clone(&b);
+                SubscriptionFieldFuture::new(async move {
+                    let customer = ctx.args.try_get("customerId")?.string()?.to_owned();
+                    let events = airline.follow(move |event| match event {
+                        Event::Loyalty(loyalty) if loyalty["customerId"] == customer.as_str() => {
+                            Some(loyalty)
+                        }
+                        _ => None,
+                    });
+                    Ok(events.map(|loyalty| Ok(FieldValue::value(to_value(loyalty)))))
+                })
+            })
+            .argument(InputValue::new("customerId", T::named_nn(T::ID))),
+        )
+}
+
+/// What the routes share.
+#[derive(Clone)]
+struct AppState {
+    schema: Schema,
+    realtime: AppSyncRealtime<Schema>,
+}
+
 async fn graphql(
-    State(schema): State<Schema>,
+    State(state): State<AppState>,
     auth: Option<Extension<RequestAuth>>,
     Json(request): Json<async_graphql::Request>,
 ) -> Json<AppSyncResponse> {
-    Json(portcullis_graphql::execute(&schema, request, auth.map(|Extension(a)| a)).await)
+    Json(portcullis_graphql::execute(&state.schema, request, auth.map(|Extension(a)| a)).await)
+}
+
+/// The largest WebSocket message read on the real-time endpoint.
+const MAX_REALTIME_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// `GET /graphql` with a WebSocket upgrade: AppSync's real-time endpoint
+/// (subprotocol `graphql-ws`; the credentials are in the `header` query
+/// parameter and in each `start` message, not in the upgrade's headers).
+async fn realtime_endpoint(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols([REALTIME_SUBPROTOCOL])
+        .max_message_size(MAX_REALTIME_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve_realtime(state.realtime, query, socket))
+}
+
+async fn serve_realtime(
+    realtime: AppSyncRealtime<Schema>,
+    query: Option<String>,
+    socket: WebSocket,
+) {
+    let (mut sender, receiver) = socket.split();
+    // Text frames in; the stream ends at the client's Close or an error.
+    let incoming = receiver
+        .take_while(|frame| {
+            std::future::ready(matches!(frame, Ok(m) if !matches!(m, Message::Close(_))))
+        })
+        .filter_map(|frame| {
+            std::future::ready(match frame {
+                Ok(Message::Text(text)) => Some(text.as_str().to_owned()),
+                _ => None,
+            })
+        });
+    let outgoing = (&mut sender)
+        .with(|text: String| std::future::ready(Ok::<_, axum::Error>(Message::Text(text.into()))));
+    realtime.serve(query.as_deref(), incoming, outgoing).await;
+    let _ = sender.send(Message::Close(None)).await;
 }
 
 /// The app: `POST /graphql` behind AppSync's modes.
 async fn app(args: &Args) -> Result<(Router, String), String> {
     let policy = AuthPolicy::from_sdl(AuthMode::AmazonCognitoUserPools, SCHEMA)
         .map_err(|e| format!("schema.graphql: {e}"))?;
-    let schema = schema(policy).map_err(|e| format!("the schema: {e}"))?;
+    // AWS_IAM: each top-level field is `appsync:GraphQL` on its own ARN,
+    // allowed or denied by the caller's IAM policies.
+    let ops_policy = Arc::new(PolicyDocument::from_json(OPS_POLICY).map_err(|e| e.to_string())?);
+    let partner_policy =
+        Arc::new(PolicyDocument::from_json(PARTNER_POLICY).map_err(|e| e.to_string())?);
+    let iam_policies = HashMap::from([
+        (IAM_PRINCIPAL.to_owned(), vec![ops_policy]),
+        (PARTNER_PRINCIPAL.to_owned(), vec![partner_policy]),
+    ]);
+    let api_arn = GraphqlApiArn::new(REGION, ACCOUNT, API_ID).map_err(|e| e.to_string())?;
+    let directives = AppSyncDirectives::new(policy).iam(FieldIam::new(api_arn, iam_policies));
+    let airline = Arc::new(Airline::new());
+    let schema = schema(directives.clone(), &airline).map_err(|e| format!("the schema: {e}"))?;
 
     // AMAZON_COGNITO_USER_POOLS: airline-loyalty's demo pool.
     let issuer = Issuer::user_pool(REGION, USER_POOL)
@@ -331,16 +608,21 @@ async fn app(args: &Args) -> Result<(Router, String), String> {
         .and_then(|t| t.replace_nanosecond(0))
         .map_err(|e| e.to_string())?;
 
-    // AWS_IAM: SigV4 for the service `appsync`; signatures only (AppSync's
-    // per-field IAM policies are not evaluated).
-    let provider = StaticCredentialProvider::new().with(Credential::new(
-        IAM_ACCESS_KEY_ID,
-        IAM_SECRET_ACCESS_KEY,
-        IAM_PRINCIPAL,
-    ));
-    let api =
-        portcullis_iam::ExecuteApiArn::new(REGION, "123456789012", "airlinegraphql", "graphql")
-            .map_err(|e| e.to_string())?;
+    // AWS_IAM: SigV4 for the service `appsync` establishes the principal;
+    // its IAM policies are evaluated per field (FieldIam, above).
+    let provider = StaticCredentialProvider::new()
+        .with(Credential::new(
+            IAM_ACCESS_KEY_ID,
+            IAM_SECRET_ACCESS_KEY,
+            IAM_PRINCIPAL,
+        ))
+        .with(Credential::new(
+            PARTNER_ACCESS_KEY_ID,
+            PARTNER_SECRET_ACCESS_KEY,
+            PARTNER_PRINCIPAL,
+        ));
+    let api = portcullis_iam::ExecuteApiArn::new(REGION, ACCOUNT, API_ID, "graphql")
+        .map_err(|e| e.to_string())?;
     let iam = SigV4Layer::new(api, provider)
         .service("appsync")
         .authentication_only();
@@ -359,10 +641,13 @@ async fn app(args: &Args) -> Result<(Router, String), String> {
             .map_err(|e| format!("--oidc-issuer: {e}"))?;
         auth = auth.additional_mode(AuthMode::OpenidConnect, oidc);
     }
+    let realtime = AppSyncRealtime::new(schema.clone(), &auth, directives);
     let router = Router::new()
-        .route("/graphql", post(graphql))
-        .with_state(schema)
-        .route_layer(auth);
+        .route(
+            "/graphql",
+            post(graphql).route_layer(auth).get(realtime_endpoint),
+        )
+        .with_state(AppState { schema, realtime });
     Ok((router, created.value.expose().to_owned()))
 }
 
@@ -382,6 +667,8 @@ async fn serve(args: Args) -> Result<(), String> {
     println!("api key: {api_key}");
     println!("iam access key id: {IAM_ACCESS_KEY_ID}");
     println!("iam secret access key: {IAM_SECRET_ACCESS_KEY}");
+    println!("iam partner access key id: {PARTNER_ACCESS_KEY_ID}");
+    println!("iam partner secret access key: {PARTNER_SECRET_ACCESS_KEY}");
     println!("iam region: {REGION} (service appsync)");
     println!(
         "user pool: {USER_POOL} (app client {APP_CLIENT}); tokens: airline-graphql mint-token [--group Admin]"

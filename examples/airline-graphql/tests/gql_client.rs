@@ -1,6 +1,8 @@
 //! Every mode and directive of airline-graphql, driven by real clients:
 //! Python's `gql` (requests transport) with botocore signing AWS_IAM
-//! requests, in `tests/client/appsync_modes.py`.
+//! requests, in `tests/client/appsync_modes.py`; subscriptions over
+//! AppSync's real-time protocol (gql's AppSync WebSocket transport) and
+//! per-field IAM, in `tests/client/appsync_realtime.py`.
 //!
 //! Needs `GRAPHQL_CLIENT_PYTHON` (set by `scripts/services.d/31-graphql-client.sh`):
 //! without it the test prints one line and passes, except under CI, where it
@@ -8,8 +10,10 @@
 //! also accepts the real OIDC issuer's tokens, and the client checks
 //! OPENID_CONNECT with one; under CI the issuer is required.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_airline-graphql");
 
@@ -36,33 +40,25 @@ fn mint(args: &[&str]) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_real_graphql_client_sees_appsync_behaviour() {
-    let Some(python) = std::env::var_os("GRAPHQL_CLIENT_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "GRAPHQL_CLIENT_PYTHON is not set: source scripts/services.d/31-graphql-client.sh"
-        );
-        eprintln!(
-            "skipped: GRAPHQL_CLIENT_PYTHON is not set (source scripts/services.d/31-graphql-client.sh)"
-        );
-        return;
-    };
+/// A running airline-graphql and what its banner printed.
+struct Started {
+    server: Server,
+    base: String,
+    banner: HashMap<String, String>,
+}
 
-    // The real OpenID Connect issuer (scripts/services.d/20-oidc.sh), if
-    // running: the server then accepts its tokens as OPENID_CONNECT.
-    let oidc = std::env::var("OIDC_ISSUER_URL").ok();
-    assert!(
-        oidc.is_some() || std::env::var_os("CI").is_none(),
-        "OIDC_ISSUER_URL is not set under CI: scripts/services.d/20-oidc.sh must start the issuer"
-    );
-    let mut server_args = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
-    if let Some(issuer) = &oidc {
-        server_args.extend(["--oidc-issuer".into(), issuer.clone()]);
-        server_args.extend(["--oidc-audience".into(), "portcullis".into()]);
+impl Started {
+    fn line(&self, name: &str) -> &str {
+        self.banner
+            .get(name)
+            .unwrap_or_else(|| panic!("a `{name}:` line in the banner"))
     }
+}
+
+fn start(extra: &[String]) -> Started {
     let mut child = Command::new(BIN)
-        .args(&server_args)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -78,58 +74,160 @@ fn a_real_graphql_client_sees_appsync_behaviour() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("the first line is `listening on http://ADDR`, got `{first}`"))
         .to_owned();
-    let mut api_key = None;
-    let mut access_key = None;
-    let mut secret_key = None;
-    for line in lines.by_ref().take(8) {
+    let mut banner = HashMap::new();
+    for line in lines.by_ref().take(12) {
         let line = line.expect("readable stdout");
-        if let Some(v) = line.strip_prefix("api key: ") {
-            api_key = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("iam access key id: ") {
-            access_key = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("iam secret access key: ") {
-            secret_key = Some(v.to_owned());
+        let done = line.starts_with("user pool: ");
+        if let Some((name, value)) = line.split_once(": ") {
+            banner.insert(name.to_owned(), value.to_owned());
         }
-        if api_key.is_some() && access_key.is_some() && secret_key.is_some() {
+        if done {
             break;
         }
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client/appsync_modes.py");
-    let mut client = Command::new(python);
-    if let Some(issuer) = &oidc {
-        client.env("OIDC_ISSUER_URL", issuer);
-    } else {
-        client.env_remove("OIDC_ISSUER_URL");
+    Started {
+        server,
+        base,
+        banner,
     }
-    let out = client
-        .arg(script)
-        .env("GRAPHQL_URL", format!("{base}/graphql"))
-        .env("API_KEY", api_key.expect("an `api key:` line"))
-        .env("IAM_ACCESS_KEY_ID", access_key.expect("an access key line"))
+}
+
+/// The Python interpreter of the client venv, or `None` (the test then
+/// prints why and passes, except under CI, where it fails).
+fn client_python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("GRAPHQL_CLIENT_PYTHON");
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "GRAPHQL_CLIENT_PYTHON is not set: source scripts/services.d/31-graphql-client.sh"
+        );
+        eprintln!(
+            "skipped: GRAPHQL_CLIENT_PYTHON is not set (source scripts/services.d/31-graphql-client.sh)"
+        );
+    }
+    python
+}
+
+/// Runs the client script `script` against `started`, with the environment
+/// every script reads plus `configure`'s, and kills it after `limit`.
+/// Returns its report when it passed; fails the test otherwise.
+fn run_script(
+    python: std::ffi::OsString,
+    started: Started,
+    script: &str,
+    limit: Duration,
+    configure: impl FnOnce(&mut Command),
+) -> String {
+    let mut client = Command::new(python);
+    client
+        .arg(format!(
+            "{}/tests/client/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .env("GRAPHQL_URL", format!("{}/graphql", started.base))
+        .env("API_KEY", started.line("api key"))
+        .env("IAM_ACCESS_KEY_ID", started.line("iam access key id"))
         .env(
             "IAM_SECRET_ACCESS_KEY",
-            secret_key.expect("a secret key line"),
+            started.line("iam secret access key"),
         )
         .env("IAM_REGION", "us-east-1")
         .env("TOKEN", mint(&[]))
-        .env(
-            "ADMIN_TOKEN",
-            mint(&["--username", "bob", "--group", "Admin"]),
-        )
-        .output()
-        .expect("runs the Python client");
-    drop(server);
-    let report = String::from_utf8_lossy(&out.stdout);
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    configure(&mut client);
+    let mut child = client.spawn().expect("runs the Python client");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("waits for the client").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("the client's output");
+    drop(started.server);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{report}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
         "the client's checks failed:\n{report}"
     );
-    let passed = report.lines().filter(|l| l.starts_with("ok - ")).count();
+    report
+}
+
+fn passed(report: &str) -> usize {
+    report.lines().filter(|l| l.starts_with("ok - ")).count()
+}
+
+#[test]
+fn a_real_graphql_client_sees_appsync_behaviour() {
+    let Some(python) = client_python() else {
+        return;
+    };
+    // The real OpenID Connect issuer (scripts/services.d/20-oidc.sh), if
+    // running: the server then accepts its tokens as OPENID_CONNECT.
+    let oidc = std::env::var("OIDC_ISSUER_URL").ok();
+    assert!(
+        oidc.is_some() || std::env::var_os("CI").is_none(),
+        "OIDC_ISSUER_URL is not set under CI: scripts/services.d/20-oidc.sh must start the issuer"
+    );
+    let mut server_args = Vec::new();
+    if let Some(issuer) = &oidc {
+        server_args.extend(["--oidc-issuer".into(), issuer.clone()]);
+        server_args.extend(["--oidc-audience".into(), "portcullis".into()]);
+    }
+    let started = start(&server_args);
+    let report = run_script(
+        python,
+        started,
+        "appsync_modes.py",
+        Duration::from_secs(120),
+        |client| {
+            if let Some(issuer) = &oidc {
+                client.env("OIDC_ISSUER_URL", issuer);
+            } else {
+                client.env_remove("OIDC_ISSUER_URL");
+            }
+            client.env(
+                "ADMIN_TOKEN",
+                mint(&["--username", "bob", "--group", "Admin"]),
+            );
+        },
+    );
     let expected = if oidc.is_some() { 41 } else { 33 };
     assert!(
-        passed >= expected,
-        "expected every check to run, {passed} passed:\n{report}"
+        passed(&report) >= expected,
+        "expected every check to run:\n{report}"
+    );
+}
+
+/// Subscriptions over AppSync's real-time protocol with gql's AppSync
+/// WebSocket transport (API key, IAM and user-pool authentication), the raw
+/// protocol with the `websockets` library, and per-field IAM with signed
+/// queries and mutations (`tests/client/appsync_realtime.py`).
+#[test]
+fn subscriptions_and_per_field_iam_with_real_clients() {
+    let Some(python) = client_python() else {
+        return;
+    };
+    let started = start(&[]);
+    let partner_key = started.line("iam partner access key id").to_owned();
+    let partner_secret = started.line("iam partner secret access key").to_owned();
+    let report = run_script(
+        python,
+        started,
+        "appsync_realtime.py",
+        Duration::from_secs(180),
+        |client| {
+            client
+                .env("PARTNER_ACCESS_KEY_ID", partner_key)
+                .env("PARTNER_SECRET_ACCESS_KEY", partner_secret);
+        },
+    );
+    assert!(
+        passed(&report) >= 25,
+        "expected every check to run:\n{report}"
     );
 }
