@@ -114,7 +114,7 @@ struct Settings {
 /// let schema = Schema::build(Query, EmptyMutation, Subscription).extension(directives.clone()).finish();
 /// let keys = ApiKeys::new();
 /// let key = keys.create(Default::default()).await.unwrap().value.expose().to_owned();
-/// let auth = AppSyncAuthLayer::new(AuthMode::ApiKey, keys.layer("api", "graphql"));
+/// let auth = AppSyncAuthLayer::new(AuthMode::ApiKey, keys.layer("api", "graphql").require_usage_plan(false));
 /// let realtime = AppSyncRealtime::new(schema, &auth, directives);
 ///
 /// // A client's frames, and the server's answers.

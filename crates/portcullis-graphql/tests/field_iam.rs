@@ -136,8 +136,10 @@ fn auth_layer() -> AppSyncAuthLayer {
         .service("appsync")
         .authentication_only();
     let keys = portcullis_api_key::ApiKeys::new();
-    AppSyncAuthLayer::new(AuthMode::AwsIam, sigv4)
-        .additional_mode(AuthMode::ApiKey, keys.layer("api", "graphql"))
+    AppSyncAuthLayer::new(AuthMode::AwsIam, sigv4).additional_mode(
+        AuthMode::ApiKey,
+        keys.layer("api", "graphql").require_usage_plan(false),
+    )
 }
 
 /// The headers AWS's signer adds to `POST https://HOST{path}` with `body`,

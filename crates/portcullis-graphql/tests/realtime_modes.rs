@@ -94,7 +94,10 @@ async fn realtime() -> (
     )
     .additional_mode(AuthMode::OpenidConnect, jwt(OIDC_ISSUER, OIDC_SECRET))
     .additional_mode(AuthMode::AwsLambda, lambda)
-    .additional_mode(AuthMode::ApiKey, keys.layer("api", "graphql"));
+    .additional_mode(
+        AuthMode::ApiKey,
+        keys.layer("api", "graphql").require_usage_plan(false),
+    );
     (
         AppSyncRealtime::new(schema, &auth, directives),
         key.value.expose().to_owned(),

@@ -66,7 +66,7 @@ fn setup() -> &'static (tokio::runtime::Runtime, AppSyncRealtime<FuzzSchema>) {
         let schema = Schema::build(Query, EmptyMutation, Events)
             .extension(directives.clone())
             .finish();
-        let auth = AppSyncAuthLayer::new(AuthMode::ApiKey, keys.layer("api", "graphql"));
+        let auth = AppSyncAuthLayer::new(AuthMode::ApiKey, keys.layer("api", "graphql").require_usage_plan(false));
         let realtime = AppSyncRealtime::new(schema, &auth, directives)
             .refusal_wait(Duration::from_millis(1))
             .max_message_bytes(4096);
