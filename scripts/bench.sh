@@ -233,8 +233,11 @@ PY
 fi
 
 # --- Memory and scaling. -----------------------------------------------------
-log "memory: 1,000,000 keys through throttle + quota"
-"$BIN" mem --keys 1000000 >"$OUT/mem.txt"
+log "memory: 1,000,000 keys through throttle, quota, both, and the facade's pair"
+# One process per variant: resident memory is the process's.
+for stores in throttle quota both facade; do
+  "$BIN" mem --keys 1000000 --stores "$stores" >"$OUT/mem-$stores.txt"
+done
 echo "load average after: $(load_average)" >>"$OUT/mem-loadavg.txt"
 log "scaling"
 "$BIN" scale --seconds "$SCALE_SECONDS" >"$OUT/scale.txt"
@@ -308,12 +311,32 @@ fi
     echo "- $(cat "$OUT/load-loadavg.txt")"
     echo
   fi
-  if [ -f "$OUT/mem.txt" ]; then
-  echo "### Memory: 1,000,000 distinct keys through throttle + quota"
+  if [ -f "$OUT/mem-facade.txt" ]; then
+  echo "### Memory: 1,000,000 distinct keys through throttle, quota, both"
   echo
-  echo "| figure | value |"
-  echo "|---|---:|"
-  sed 's/^\([^|]*\)|\(.*\)$/| \1 | \2 |/' "$OUT/mem.txt"
+  echo "One process per column (\`portcullis-loadtest mem --stores <column>\`); *facade* is the throttle and the control plane's \`QuotaEngine\`, as \`Gateway\` builds them in memory. A blank cell: the figure does not apply."
+  echo
+  python3 - "$OUT" <<'PY'
+import os, sys
+out = sys.argv[1]
+columns = ["throttle", "quota", "both", "facade"]
+rows, values = [], {}
+for column in columns:
+    path = os.path.join(out, f"mem-{column}.txt")
+    if not os.path.exists(path):
+        continue
+    for line in open(path):
+        name, _, value = line.strip().partition("|")
+        if name == "stores":
+            continue
+        if name not in rows:
+            rows.append(name)
+        values[(name, column)] = value
+print("| figure | " + " | ".join(columns) + " |")
+print("|---|" + "---:|" * len(columns))
+for name in rows:
+    print(f"| {name} | " + " | ".join(values.get((name, c), "") for c in columns) + " |")
+PY
   echo
   echo "$(cat "$OUT/mem-loadavg.txt")"
   echo

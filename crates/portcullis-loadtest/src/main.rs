@@ -38,8 +38,9 @@ enum Command {
     /// tool sends for a variant: the API key, and the JWT or a fresh SigV4
     /// signature.
     Headers(headers::Args),
-    /// Resident memory after 1,000,000 distinct keys through the throttle
-    /// and quota layers, and after the throttle's idle interval.
+    /// Resident memory after 1,000,000 distinct keys through the throttle,
+    /// the quota, or both (one variant a process), and after each store's
+    /// idle interval.
     Mem(mem::Args),
     /// Throttle + quota decisions per second at 1, 2 and 64 tasks.
     Scale(scale::Args),
