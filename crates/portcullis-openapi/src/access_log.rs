@@ -116,11 +116,14 @@ type Sink = Arc<Mutex<dyn Write + Send>>;
 pub struct AccessLogLayer {
     pieces: Arc<[Piece]>,
     sink: Option<Sink>,
+    /// False for [`AccessLogLayer::request_ids_only`]: no line is written.
+    enabled: bool,
 }
 
 impl fmt::Debug for AccessLogLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessLogLayer")
+            .field("enabled", &self.enabled)
             .field("writer", &self.sink.is_some())
             .finish_non_exhaustive()
     }
@@ -165,7 +168,19 @@ impl AccessLogLayer {
         Ok(Self {
             pieces: pieces.into(),
             sink: None,
+            enabled: true,
         })
+    }
+
+    /// A layer that writes no log, and still gives every response its
+    /// `x-amzn-RequestId` (and the request its [`RequestId`]): API Gateway's
+    /// behaviour on a stage whose access logging is off.
+    pub fn request_ids_only() -> Self {
+        Self {
+            pieces: Arc::from(Vec::new()),
+            sink: None,
+            enabled: false,
+        }
     }
 
     /// Writes each line, with a newline, to `writer` instead of `tracing`.
@@ -289,6 +304,9 @@ where
             let mut response = future.await?;
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
+            }
+            if !layer.enabled {
+                return Ok(response);
             }
             let rendered = render(&layer.pieces, &line, &response);
             match &layer.sink {

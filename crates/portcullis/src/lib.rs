@@ -110,6 +110,10 @@ pub use portcullis_core::{
 
 #[cfg(feature = "api-key")]
 pub use portcullis_api_key as api_key;
+#[cfg(feature = "authorizer")]
+pub use portcullis_authorizer as authorizer;
+#[cfg(feature = "openapi")]
+pub use portcullis_openapi as openapi;
 #[cfg(feature = "config")]
 pub use portcullis_control_plane as control_plane;
 #[cfg(feature = "sigv4")]
@@ -127,6 +131,8 @@ pub use portcullis_throttle as throttle;
 #[cfg(feature = "waf")]
 pub use portcullis_waf as waf;
 
+#[cfg(feature = "config")]
+mod api;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]
