@@ -23,7 +23,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
 use portcullis_core::GatewayResponseType;
-use portcullis_core::client_ip::{ClientIp, PeerAddr};
+use portcullis_core::client_ip::{ClientIp, ClientIpResolver};
 use portcullis_core::context::{ApiKeyContext, Caller, WafLabels};
 use portcullis_core::response::X_AMZN_ERROR_TYPE;
 use tower_layer::Layer;
@@ -118,6 +118,9 @@ pub struct AccessLogLayer {
     sink: Option<Sink>,
     /// False for [`AccessLogLayer::request_ids_only`]: no line is written.
     enabled: bool,
+    /// How `$context.identity.sourceIp` is found when no layer inside left
+    /// a [`ClientIp`] (the log line is rendered outside every layer).
+    resolver: ClientIpResolver,
 }
 
 impl fmt::Debug for AccessLogLayer {
@@ -169,6 +172,7 @@ impl AccessLogLayer {
             pieces: pieces.into(),
             sink: None,
             enabled: true,
+            resolver: ClientIpResolver::new(),
         })
     }
 
@@ -180,7 +184,18 @@ impl AccessLogLayer {
             pieces: Arc::from(Vec::new()),
             sink: None,
             enabled: false,
+            resolver: ClientIpResolver::new(),
         }
+    }
+
+    /// Resolves `$context.identity.sourceIp` with `resolver` (the trusted
+    /// proxies of the other layers), when no inner layer left a
+    /// [`ClientIp`]. The default resolver reads the peer address only
+    /// (core's `PeerAddr`, or axum's `ConnectInfo` with core's `axum`
+    /// feature).
+    pub fn client_ip_resolver(mut self, resolver: ClientIpResolver) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// Writes each line, with a newline, to `writer` instead of `tracing`.
@@ -273,14 +288,9 @@ where
         let source_ip = request
             .extensions()
             .get::<ClientIp>()
-            .map(|ip| ip.0.to_string())
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<PeerAddr>()
-                    .map(|p| p.0.ip().to_string())
-            })
-            .unwrap_or_else(|| "-".to_owned());
+            .map(|ip| ip.0)
+            .or_else(|| self.layer.resolver.resolve(&request))
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let slot = AccessLogSlot::default();
         let line = Line {
             request_id: Arc::clone(&request_id),

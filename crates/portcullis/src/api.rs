@@ -409,12 +409,16 @@ pub(crate) fn authorizers(
 
 /// The access-log layer of `[api.access_log]`, or one that only sets
 /// `x-amzn-RequestId`.
-pub(crate) fn access_log(settings: &ApiSettings) -> Result<AccessLogLayer, ConfigError> {
+pub(crate) fn access_log(
+    settings: &ApiSettings,
+    resolver: &ClientIpResolver,
+) -> Result<AccessLogLayer, ConfigError> {
     let Some(log) = &settings.access_log else {
         return Ok(AccessLogLayer::request_ids_only());
     };
     let layer = AccessLogLayer::new(&log.format)
-        .map_err(|e| ConfigError::new("api.access_log.format", e.to_string()))?;
+        .map_err(|e| ConfigError::new("api.access_log.format", e.to_string()))?
+        .client_ip_resolver(resolver.clone());
     Ok(match log.destination {
         AccessLogDestination::Tracing => layer,
         AccessLogDestination::Stdout => layer.writer(std::io::stdout()),

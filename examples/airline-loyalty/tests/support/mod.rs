@@ -140,6 +140,11 @@ impl Server {
     }
 
     /// How many bytes the server has printed so far.
+    /// Everything the server printed so far, as text.
+    pub(crate) fn output_text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("output lock")).into_owned()
+    }
+
     pub(crate) fn output_len(&self) -> usize {
         self.output.lock().expect("output lock").len()
     }
@@ -212,6 +217,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) error_type: String,
     pub(crate) json: Value,
+    /// The response's headers.
+    pub(crate) headers: http::HeaderMap,
 }
 
 /// The signing identity: an access key id, its secret, and the session
@@ -378,6 +385,7 @@ impl Http {
             .get("x-amzn-errortype")
             .map(|v| v.to_str().expect("ASCII").to_owned())
             .unwrap_or_default();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -390,6 +398,7 @@ impl Http {
             status,
             error_type,
             json,
+            headers,
         }
     }
 }
@@ -407,12 +416,14 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await.ok()?.to_bytes();
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Some(Answer {
             status,
             error_type,
             json,
+            headers,
         })
     }
 }
