@@ -237,7 +237,10 @@ struct Line {
 }
 
 fn random_id() -> (String, String) {
-    let bytes: [u8; 16] = rand::random();
+    let mut bytes: [u8; 16] = rand::random();
+    // An RFC 4122 version-4 UUID: the variant bits of the fourth group are
+    // `10` (the version nibble is written below).
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let uuid = format!(
         "{}-{}-4{}-{}-{}",

@@ -706,11 +706,20 @@ fn gateway_responses(value: &Value, path: &str) -> Result<GatewayResponses, Defi
                     let params = v.as_object().ok_or_else(|| invalid(&at, "not an object"))?;
                     for (param, value) in params {
                         let pat = format!("{at}/{}", escape(param));
+                        // API Gateway accepts path and query-string
+                        // parameters here (SAM writes them), and they change
+                        // nothing a client receives: a response has neither.
+                        if param.starts_with("gatewayresponse.path.")
+                            || param.starts_with("gatewayresponse.querystring.")
+                        {
+                            static_value(value, &pat)?;
+                            continue;
+                        }
                         let header =
                             param
                                 .strip_prefix("gatewayresponse.header.")
                                 .ok_or_else(|| {
-                                    invalid(&pat, "only gatewayresponse.header.* is supported")
+                                    invalid(&pat, "only gatewayresponse.header.*, .path.* and .querystring.* are parameters of a gateway response")
                                 })?;
                         let header = HeaderName::from_bytes(header.as_bytes())
                             .map_err(|_| invalid(&pat, "not a header name"))?;

@@ -35,10 +35,10 @@ use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 use portcullis_api_key::ApiKeySource as KeySource;
 use portcullis_authorizer::{AuthorizerConfig, AuthorizerLayer, AuthorizerType, HttpAuthorizer};
-use portcullis_core::ResponseBody;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_iam::ExecuteApiArn;
 use portcullis_jwt::JwtLayer;
 use portcullis_openapi::access_log::AccessLogLayer;
@@ -238,10 +238,29 @@ impl ApiStack {
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
-        let chains = self
-            .builder::<S::Error>(layer)
-            .build()
-            .expect("the same layers were checked when the gateway was built (ApiStack::check)");
+        let chains = match self.builder::<S::Error>(layer).build() {
+            Ok(chains) => chains,
+            Err(error) => {
+                // The gateway checked its own layers; a stack a caller took
+                // a layer out of (`without_api_key`) may lack one. Fail
+                // closed, loudly, rather than serve a method unprotected.
+                tracing::error!(
+                    %error,
+                    "the API definition names a protection this stack lacks: every request gets 500 API_CONFIGURATION_ERROR"
+                );
+                return Boxed::new(BoxedStack::erase(tower::service_fn(
+                    |request: Request<GatewayBody>| {
+                        let response =
+                            GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+                                .render(&request)
+                                .map(|bytes| {
+                                    crate::stack::unwrap_body(ResponseBody::rejection(bytes))
+                                });
+                        std::future::ready(Ok::<_, S::Error>(response))
+                    },
+                )));
+            }
+        };
         let app = inner
             .map_request(|r: Request<ApiBody>| r.map(ApiBody::into_inner))
             .map_response(|r: Response<ResBody>| r.map(|body| ApiBody::new(box_body(body))));

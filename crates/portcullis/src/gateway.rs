@@ -470,7 +470,10 @@ impl GatewayBuilder {
                     authorizers: crate::api::authorizers(settings, definition, &inputs)?,
                     body_limit: settings.max_body_bytes,
                 };
-                (Some(stack), Some(crate::api::access_log(settings, &resolver)?))
+                (
+                    Some(stack),
+                    Some(crate::api::access_log(settings, &resolver)?),
+                )
             }
             None => (None, None),
         };

@@ -201,8 +201,7 @@ async fn authorizer() -> String {
                 ),
                 "Bearer nokey" => (
                     StatusCode::OK,
-                    json!({"principalId": "user-8", "policyDocument": policy("Allow")})
-                        .to_string(),
+                    json!({"principalId": "user-8", "policyDocument": policy("Allow")}).to_string(),
                 ),
                 "Bearer deny" => (
                     StatusCode::OK,
@@ -225,9 +224,11 @@ fn app(gateway: &Gateway) -> Router {
     let routes = Router::new()
         .route(
             "/pets/{petId}",
-            get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
-                format!("pet {id}")
-            }),
+            get(
+                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    format!("pet {id}")
+                },
+            ),
         )
         .route("/pets", post(|body: String| async move { body }))
         .route("/public", get(|| async { "public" }))
@@ -253,13 +254,17 @@ fn token(claims: &Value) -> String {
 }
 
 fn id_token() -> String {
-    token(&json!({"iss": ISSUER, "sub": "u-1", "aud": "web", "token_use": "id",
-                  "iat": NOW - 10, "exp": NOW + 3600, "cognito:username": "alice"}))
+    token(
+        &json!({"iss": ISSUER, "sub": "u-1", "aud": "web", "token_use": "id",
+                  "iat": NOW - 10, "exp": NOW + 3600, "cognito:username": "alice"}),
+    )
 }
 
 fn access_token(scope: &str) -> String {
-    token(&json!({"iss": ISSUER, "sub": "u-1", "client_id": "web", "token_use": "access",
-                  "scope": scope, "iat": NOW - 10, "exp": NOW + 3600}))
+    token(
+        &json!({"iss": ISSUER, "sub": "u-1", "client_id": "web", "token_use": "access",
+                  "scope": scope, "iat": NOW - 10, "exp": NOW + 3600}),
+    )
 }
 
 fn request(method: &str, uri: &str) -> http::request::Builder {
@@ -353,7 +358,13 @@ async fn each_method_gets_the_chain_its_definition_names() {
     let app = app(&gateway);
 
     // SigV4 + API key, with the IAM policy.
-    let answer = send(&app, request("GET", "/pets/1").body(Body::empty()).expect("request")).await;
+    let answer = send(
+        &app,
+        request("GET", "/pets/1")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
     // The definition's DEFAULT_4XX gateway response, on a refusal of the
@@ -365,17 +376,34 @@ async fn each_method_gets_the_chain_its_definition_names() {
         (StatusCode::FORBIDDEN, "ForbiddenException")
     );
     let answer = send(&app, signed("/pets/1", Some(API_KEY))).await;
-    assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "pet 1"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "pet 1")
+    );
     let answer = send(&app, signed("/pets/1", Some("NotTheKey0123456789abcdefgh"))).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
 
     // A Cognito user pool with a scope: the ID token holds no scope.
-    let answer = send(&app, request("POST", "/pets").body(Body::empty()).expect("request")).await;
+    let answer = send(
+        &app,
+        request("POST", "/pets")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    let answer = send(&app, bearer("POST", "/pets", &id_token(), r#"{"name":"Rex"}"#)).await;
+    let answer = send(
+        &app,
+        bearer("POST", "/pets", &id_token(), r#"{"name":"Rex"}"#),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     let wrong_scope = access_token("pets/read");
-    let answer = send(&app, bearer("POST", "/pets", &wrong_scope, r#"{"name":"Rex"}"#)).await;
+    let answer = send(
+        &app,
+        bearer("POST", "/pets", &wrong_scope, r#"{"name":"Rex"}"#),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     // The scope, then the body's model.
     let writer = access_token("openid pets/write");
@@ -393,7 +421,11 @@ async fn each_method_gets_the_chain_its_definition_names() {
     );
 
     // No authorizer, no key: the stage's per-method throttle (burst 1).
-    let public = || request("GET", "/public").body(Body::empty()).expect("request");
+    let public = || {
+        request("GET", "/public")
+            .body(Body::empty())
+            .expect("request")
+    };
     assert_eq!(send(&app, public()).await.status, StatusCode::OK);
     let answer = send(&app, public()).await;
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
@@ -412,7 +444,10 @@ async fn each_method_gets_the_chain_its_definition_names() {
         builder.body(Body::empty()).expect("request")
     };
     let answer = send(&app, custom(Some("allow"), Some(API_KEY))).await;
-    assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "custom"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "custom")
+    );
     assert_eq!(
         send(&app, custom(Some("allow"), None)).await.status,
         StatusCode::FORBIDDEN
@@ -436,7 +471,11 @@ async fn each_method_gets_the_chain_its_definition_names() {
 
     // Undefined methods and paths.
     for (method, uri) in [("DELETE", "/pets/1"), ("GET", "/nowhere"), ("GET", "/pets")] {
-        let answer = send(&app, request(method, uri).body(Body::empty()).expect("request")).await;
+        let answer = send(
+            &app,
+            request(method, uri).body(Body::empty()).expect("request"),
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {uri}");
         assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
     }
@@ -454,6 +493,28 @@ async fn each_method_gets_the_chain_its_definition_names() {
 }
 
 #[tokio::test]
+async fn a_stack_missing_a_layer_the_definition_needs_fails_closed() {
+    let dir = setup("HEADER", "http://127.0.0.1:9/authorize");
+    let gateway = gateway(&dir).expect("the gateway builds");
+    // The definition's methods need an API key; this stack has none.
+    let app = Router::new().fallback_service(
+        gateway
+            .layer()
+            .without_api_key()
+            .layer(Router::new().route("/public", get(|| async { "public" }))),
+    );
+    let answer = send(
+        &app,
+        request("GET", "/public")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.error_type, "InternalServerErrorException");
+}
+
+#[tokio::test]
 async fn the_api_key_can_come_from_the_authorizer() {
     let dir = setup("AUTHORIZER", &authorizer().await);
     let gateway = gateway(&dir).expect("the gateway builds");
@@ -466,7 +527,10 @@ async fn the_api_key_can_come_from_the_authorizer() {
     };
     // The authorizer's usageIdentifierKey is the key; no x-api-key header.
     let answer = send(&app, custom("allow")).await;
-    assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, "custom"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "custom")
+    );
     let answer = send(&app, custom("nokey")).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.error_type, "ForbiddenException");
@@ -496,7 +560,11 @@ async fn without_api_the_stack_is_one_for_every_route() {
         .route("/anything/{x}", get(|| async { "one stack" }))
         .layer(gateway.layer().without_waf());
     let answer = send(&app, signed("/anything/1", Some(API_KEY))).await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN, "the policy covers /pets only");
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "the policy covers /pets only"
+    );
     assert_eq!(answer.error_type, "AccessDeniedException");
 }
 
@@ -520,7 +588,9 @@ fn configuration_errors_name_the_field() {
     // A custom authorizer with no endpoint.
     let e = error(&toml.replace("[api.authorizers.tokenAuth]", "[api.authorizers.other]"));
     assert_eq!(e.path, "api.authorizers.other", "{e}");
-    let start = toml.find("[api.authorizers.tokenAuth]").expect("the section");
+    let start = toml
+        .find("[api.authorizers.tokenAuth]")
+        .expect("the section");
     let e = error(&toml[..start]);
     assert_eq!(e.path, "api.openapi");
     assert!(e.message.contains("tokenAuth"), "{e}");
@@ -530,8 +600,11 @@ fn configuration_errors_name_the_field() {
     assert_eq!(e.path, "api.method_throttles.\"/public/POST\"", "{e}");
 
     // A definition that does not load, and one that is not there.
-    std::fs::write(dir.join("api.yaml"), "openapi: \"3.0.1\"\nx-amazon-apigateway-policy: {}\n")
-        .expect("writes");
+    std::fs::write(
+        dir.join("api.yaml"),
+        "openapi: \"3.0.1\"\nx-amazon-apigateway-policy: {}\n",
+    )
+    .expect("writes");
     let e = error(&toml);
     assert_eq!(e.path, "api.openapi");
     assert!(e.message.contains("x-amazon-apigateway-policy"), "{e}");

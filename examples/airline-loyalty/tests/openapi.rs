@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{API_KEY, Answer, Http, Signer, start, start_with};
+use support::{API_KEY, Answer, Http, Signer, copy_dir, start, start_with};
 
 const CLIENT: Signer<'static> = Signer {
     access_key_id: "AKIALOYALTYCLIENT001",
@@ -37,9 +37,10 @@ async fn redeem(http: &Http, body: &str) -> Answer {
     request
         .headers_mut()
         .insert("x-api-key", API_KEY.parse().expect("a header value"));
-    request
-        .headers_mut()
-        .insert("content-type", "application/json".parse().expect("a header value"));
+    request.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("a header value"),
+    );
     request
         .headers_mut()
         .insert("origin", APP_ORIGIN.parse().expect("a header value"));
@@ -82,7 +83,12 @@ async fn redeem_is_protected_like_the_get_and_validated_by_the_model() {
             tokio::time::sleep(TOKEN_INTERVAL).await;
         }
         let answer = redeem(&http, bad).await;
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}: {}", answer.json);
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            answer.json
+        );
         assert_eq!(answer.error_type, "BadRequestException");
         assert_eq!(answer.json, json!({"message": "Invalid request body"}));
         assert_eq!(header(&answer, "access-control-allow-origin"), APP_ORIGIN);
@@ -131,7 +137,9 @@ async fn cors_request_ids_and_undefined_routes() {
         );
         headers.insert(
             "access-control-request-headers",
-            "content-type,x-api-key,authorization,x-amz-date".parse().expect("a header value"),
+            "content-type,x-api-key,authorization,x-amz-date"
+                .parse()
+                .expect("a header value"),
         );
         let answer = http.send(request).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
@@ -156,7 +164,10 @@ async fn cors_request_ids_and_undefined_routes() {
         let answer = http.send(http.request(method.clone(), path, "")).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{method} {path}");
         assert_eq!(answer.error_type, "MissingAuthenticationTokenException");
-        assert_eq!(answer.json, json!({"message": "Missing Authentication Token"}));
+        assert_eq!(
+            answer.json,
+            json!({"message": "Missing Authentication Token"})
+        );
         assert_eq!(header(&answer, "access-control-allow-origin"), APP_ORIGIN);
         assert!(!header(&answer, "x-amzn-requestid").is_empty());
     }
@@ -165,7 +176,11 @@ async fn cors_request_ids_and_undefined_routes() {
     // Cognito route's, the management API's, and successes.
     let mut ids = Vec::new();
     let waf = http
-        .send(http.request(Method::GET, "/loyalty/C-1001/get?id=1%27%20OR%20%271%27%3D%271", ""))
+        .send(http.request(
+            Method::GET,
+            "/loyalty/C-1001/get?id=1%27%20OR%20%271%27%3D%271",
+            "",
+        ))
         .await;
     assert_eq!(waf.error_type, "WAFFilteredException");
     assert_eq!(header(&waf, "access-control-allow-origin"), APP_ORIGIN);
@@ -195,10 +210,8 @@ async fn cors_request_ids_and_undefined_routes() {
 /// (the lines the shipped `gateway.toml` has commented out).
 fn config_with_access_log() -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let target = std::env::temp_dir().join(format!(
-        "airline-loyalty-access-log-{}",
-        std::process::id()
-    ));
+    let target =
+        std::env::temp_dir().join(format!("airline-loyalty-access-log-{}", std::process::id()));
     copy_dir(&source, &target);
     let file = target.join("gateway.toml");
     let text = std::fs::read_to_string(&file).expect("the configuration reads");
@@ -209,19 +222,6 @@ fn config_with_access_log() -> PathBuf {
     assert_ne!(on, text, "gateway.toml has the access log commented out");
     std::fs::write(&file, on).expect("the configuration writes");
     file
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("the folder is made");
-    for entry in std::fs::read_dir(from).expect("the folder reads") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("the file copies");
-        }
-    }
 }
 
 /// The access-log line whose `requestId` is `id`, once the server wrote it.

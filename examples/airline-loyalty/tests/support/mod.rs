@@ -572,3 +572,17 @@ pub(crate) fn usage_today(
     let day_usage = &usage["items"][key_id][0];
     Some((day_usage[0].as_u64()?, day_usage[1].as_u64()?))
 }
+
+/// Copies the folder `from` (a configuration folder) to `to`, recursively.
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("the folder is made");
+    for entry in std::fs::read_dir(from).expect("the folder reads") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("the file copies");
+        }
+    }
+}
