@@ -23,7 +23,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
 use portcullis_core::GatewayResponseType;
-use portcullis_core::client_ip::{ClientIp, PeerAddr};
+use portcullis_core::client_ip::{ClientIp, ClientIpResolver};
 use portcullis_core::context::{ApiKeyContext, Caller, WafLabels};
 use portcullis_core::response::X_AMZN_ERROR_TYPE;
 use tower_layer::Layer;
@@ -116,11 +116,17 @@ type Sink = Arc<Mutex<dyn Write + Send>>;
 pub struct AccessLogLayer {
     pieces: Arc<[Piece]>,
     sink: Option<Sink>,
+    /// False for [`AccessLogLayer::request_ids_only`]: no line is written.
+    enabled: bool,
+    /// How `$context.identity.sourceIp` is found when no layer inside left
+    /// a [`ClientIp`] (the log line is rendered outside every layer).
+    resolver: ClientIpResolver,
 }
 
 impl fmt::Debug for AccessLogLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessLogLayer")
+            .field("enabled", &self.enabled)
             .field("writer", &self.sink.is_some())
             .finish_non_exhaustive()
     }
@@ -165,7 +171,31 @@ impl AccessLogLayer {
         Ok(Self {
             pieces: pieces.into(),
             sink: None,
+            enabled: true,
+            resolver: ClientIpResolver::new(),
         })
+    }
+
+    /// A layer that writes no log, and still gives every response its
+    /// `x-amzn-RequestId` (and the request its [`RequestId`]): API Gateway's
+    /// behaviour on a stage whose access logging is off.
+    pub fn request_ids_only() -> Self {
+        Self {
+            pieces: Arc::from(Vec::new()),
+            sink: None,
+            enabled: false,
+            resolver: ClientIpResolver::new(),
+        }
+    }
+
+    /// Resolves `$context.identity.sourceIp` with `resolver` (the trusted
+    /// proxies of the other layers), when no inner layer left a
+    /// [`ClientIp`]. The default resolver reads the peer address only
+    /// (core's `PeerAddr`, or axum's `ConnectInfo` with core's `axum`
+    /// feature).
+    pub fn client_ip_resolver(mut self, resolver: ClientIpResolver) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// Writes each line, with a newline, to `writer` instead of `tracing`.
@@ -207,7 +237,10 @@ struct Line {
 }
 
 fn random_id() -> (String, String) {
-    let bytes: [u8; 16] = rand::random();
+    let mut bytes: [u8; 16] = rand::random();
+    // An RFC 4122 version-4 UUID: the variant bits of the fourth group are
+    // `10` (the version nibble is written below).
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let uuid = format!(
         "{}-{}-4{}-{}-{}",
@@ -258,14 +291,9 @@ where
         let source_ip = request
             .extensions()
             .get::<ClientIp>()
-            .map(|ip| ip.0.to_string())
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<PeerAddr>()
-                    .map(|p| p.0.ip().to_string())
-            })
-            .unwrap_or_else(|| "-".to_owned());
+            .map(|ip| ip.0)
+            .or_else(|| self.layer.resolver.resolve(&request))
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let slot = AccessLogSlot::default();
         let line = Line {
             request_id: Arc::clone(&request_id),
@@ -289,6 +317,9 @@ where
             let mut response = future.await?;
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
+            }
+            if !layer.enabled {
+                return Ok(response);
             }
             let rendered = render(&layer.pieces, &line, &response);
             match &layer.sink {

@@ -706,11 +706,20 @@ fn gateway_responses(value: &Value, path: &str) -> Result<GatewayResponses, Defi
                     let params = v.as_object().ok_or_else(|| invalid(&at, "not an object"))?;
                     for (param, value) in params {
                         let pat = format!("{at}/{}", escape(param));
+                        // API Gateway accepts path and query-string
+                        // parameters here (SAM writes them), and they change
+                        // nothing a client receives: a response has neither.
+                        if param.starts_with("gatewayresponse.path.")
+                            || param.starts_with("gatewayresponse.querystring.")
+                        {
+                            static_value(value, &pat)?;
+                            continue;
+                        }
                         let header =
                             param
                                 .strip_prefix("gatewayresponse.header.")
                                 .ok_or_else(|| {
-                                    invalid(&pat, "only gatewayresponse.header.* is supported")
+                                    invalid(&pat, "only gatewayresponse.header.*, .path.* and .querystring.* are parameters of a gateway response")
                                 })?;
                         let header = HeaderName::from_bytes(header.as_bytes())
                             .map_err(|_| invalid(&pat, "not a header name"))?;
@@ -875,8 +884,7 @@ impl Loader<'_> {
         let obj = op
             .as_object()
             .ok_or_else(|| invalid(path, "not an object"))?;
-        // Security: the first requirement object (API Gateway supports one
-        // authorizer per method; alternatives are refused).
+        // Security: the method's requirements, else the document's.
         let security = match obj.get("security") {
             Some(s) => Some((s, format!("{path}/security"))),
             None => self
@@ -890,24 +898,29 @@ impl Loader<'_> {
             let list = security
                 .as_array()
                 .ok_or_else(|| invalid(&spath, "not an array"))?;
-            if list.len() > 1 {
-                return Err(invalid(
-                    &spath,
-                    "alternative security requirements are not supported: API Gateway applies one authorizer per method",
-                ));
-            }
-            if let Some(requirement) = list.first() {
+            // API Gateway's importer reads every requirement object of the
+            // list together: SAM writes `[{"MyAuthorizer": []}, {"api_key":
+            // []}]` for "this authorizer and an API key", and `{"NONE": []}`
+            // (a scheme it never declares) for no authorizer. A method still
+            // has at most one authorizer.
+            for (i, requirement) in list.iter().enumerate() {
                 let req = requirement
                     .as_object()
-                    .ok_or_else(|| invalid(&format!("{spath}/0"), "not an object"))?;
+                    .ok_or_else(|| invalid(&format!("{spath}/{i}"), "not an object"))?;
                 for (name, scopes) in req {
-                    let at = format!("{spath}/0/{}", escape(name));
+                    let at = format!("{spath}/{i}/{}", escape(name));
+                    if name == "NONE" && !self.schemes.contains_key(name) {
+                        continue;
+                    }
                     let scopes = str_list(Some(scopes), &at)?;
                     match self.scheme(name, scopes, &at)? {
                         None => api_key_required = true,
                         Some(auth) => {
                             if authorization != Authorization::None {
-                                return Err(invalid(&at, "a method has at most one authorizer"));
+                                return Err(invalid(
+                                    &at,
+                                    "a method has at most one authorizer (API Gateway applies one per method)",
+                                ));
                             }
                             authorization = auth;
                         }

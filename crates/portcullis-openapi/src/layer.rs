@@ -44,6 +44,7 @@ pub struct OpenApiLayerBuilder<B, RB, E> {
     sigv4: Option<Wrap<B, RB, E>>,
     cognito: Option<Wrap<B, RB, E>>,
     api_key: Option<Wrap<B, RB, E>>,
+    throttle: Option<Wrap<B, RB, E>>,
     schemes: BTreeMap<String, Wrap<B, RB, E>>,
     body_limit: usize,
 }
@@ -54,6 +55,7 @@ impl<B, RB, E> fmt::Debug for OpenApiLayerBuilder<B, RB, E> {
             .field("sigv4", &self.sigv4.is_some())
             .field("cognito", &self.cognito.is_some())
             .field("api_key", &self.api_key.is_some())
+            .field("throttle", &self.throttle.is_some())
             .field("schemes", &self.schemes.keys().collect::<Vec<_>>())
             .field("body_limit", &self.body_limit)
             .finish()
@@ -86,7 +88,7 @@ where
 impl<B, RB, E> OpenApiLayerBuilder<B, RB, E>
 where
     B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     RB: From<Bytes> + Send + 'static,
     E: Send + 'static,
 {
@@ -139,6 +141,27 @@ where
         <L::Service as Service<Request<B>>>::Future: Send + 'static,
     {
         self.api_key = Some(wrap(layer));
+        self
+    }
+
+    /// The layer every method goes through after its authorizer and its API
+    /// key, such as portcullis-throttle's `ThrottleLayer` with the quota
+    /// layer inside it: the stage's per-method limits then apply to every
+    /// method, with or without a key, and a key's usage plan to the methods
+    /// that require one (API Gateway's order: authorizer, API key, throttle,
+    /// quota, request validation). Give the throttle and quota here *or*
+    /// inside [`api_key`](Self::api_key), not in both.
+    pub fn throttle<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
+        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<B>>>::Future: Send + 'static,
+    {
+        self.throttle = Some(wrap(layer));
         self
     }
 
@@ -231,6 +254,7 @@ where
             inner: Arc::new(Shared {
                 definition: self.definition,
                 chains,
+                throttle: self.throttle,
                 body_limit: self.body_limit,
             }),
         })
@@ -240,6 +264,7 @@ where
 struct Shared<B, RB, E> {
     definition: Arc<ApiDefinition>,
     chains: Vec<ChainLayers<B, RB, E>>,
+    throttle: Option<Wrap<B, RB, E>>,
     body_limit: usize,
 }
 
@@ -274,6 +299,7 @@ impl OpenApiLayer<(), (), ()> {
             sigv4: None,
             cognito: None,
             api_key: None,
+            throttle: None,
             schemes: BTreeMap::new(),
             body_limit: DEFAULT_BODY_LIMIT,
         }
@@ -285,7 +311,7 @@ where
     S: Service<Request<B>, Response = Response<RB>, Error = E> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
     B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     RB: From<Bytes> + Send + 'static,
     E: Send + 'static,
 {
@@ -293,7 +319,10 @@ where
 
     fn layer(&self, inner: S) -> Self::Service {
         let inner: Route<B, RB, E> = BoxCloneSyncService::new(inner);
-        let terminal = validate(inner, self.inner.body_limit);
+        let mut terminal = validate(inner, self.inner.body_limit);
+        if let Some(throttle) = &self.inner.throttle {
+            terminal = throttle(terminal);
+        }
         let chains = self
             .inner
             .chains
@@ -430,7 +459,7 @@ where
 fn validate<B, RB, E>(inner: Route<B, RB, E>, limit: usize) -> Route<B, RB, E>
 where
     B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     RB: From<Bytes> + Send + 'static,
     E: Send + 'static,
 {

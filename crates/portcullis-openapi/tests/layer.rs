@@ -564,3 +564,254 @@ fn access_log_templates_are_checked() {
     )
     .unwrap();
 }
+
+/// A definition SAM's translator generated (aws/serverless-application-model
+/// `tests/translator/output/`, the `Body` it gives `AWS::ApiGateway::RestApi`;
+/// see `tests/fixtures/README.md`).
+fn sam(name: &str) -> Result<ApiDefinition, DefinitionError> {
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/sam/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    ApiDefinition::from_slice(&bytes)
+}
+
+#[test]
+fn sams_generated_definitions_load() {
+    use portcullis_openapi::definition::{Authorization, CustomAuthorizerKind};
+    let api = sam("api_with_auth_all_maximum_openapi_3").unwrap();
+    let method = |path: &str, verb: &str| {
+        api.methods()
+            .find(|m| m.resource_path() == path && m.http_method() == verb)
+            .unwrap_or_else(|| panic!("{verb} {path}"))
+    };
+    assert_eq!(api.methods().count(), 12);
+    // `[{"NONE": []}, {"api_key": []}]`: no authorizer, and a key.
+    assert_eq!(method("/", "GET").authorization(), &Authorization::None);
+    assert!(method("/", "GET").api_key_required());
+    assert!(api.methods().all(|m| m.api_key_required()));
+    match method("/any/cognitomultiple", "ANY").authorization() {
+        Authorization::CognitoUserPools { provider_arns, .. } => {
+            assert_eq!(provider_arns, &["arn:aws:2", "arn:aws:3"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match method("/users", "DELETE").authorization() {
+        Authorization::Custom {
+            scheme,
+            kind,
+            identity_source,
+            result_ttl_seconds,
+            ..
+        } => {
+            assert_eq!(scheme, "MyLambdaRequestAuth");
+            assert_eq!(*kind, CustomAuthorizerKind::Request);
+            assert_eq!(identity_source.len(), 4);
+            assert_eq!(
+                identity_source[1],
+                "method.request.querystring.Authorization2"
+            );
+            assert_eq!(*result_ttl_seconds, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    match method("/users", "GET").authorization() {
+        Authorization::Custom {
+            kind,
+            identity_source,
+            identity_validation_expression,
+            result_ttl_seconds,
+            ..
+        } => {
+            assert_eq!(*kind, CustomAuthorizerKind::Token);
+            assert_eq!(
+                identity_source,
+                &["method.request.header.MyCustomAuthHeader"]
+            );
+            assert_eq!(
+                identity_validation_expression.as_deref(),
+                Some("mycustomauthexpression")
+            );
+            assert_eq!(*result_ttl_seconds, 20);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let validated = sam("api_request_model_with_validator_openapi_3").unwrap();
+    let get = validated.methods().next().unwrap();
+    assert!(get.validates_body() && get.validates_parameters());
+    assert_eq!(
+        get.models().collect::<Vec<_>>(),
+        [("application/json", "user")]
+    );
+
+    let responses = sam("api_with_gateway_responses_all_openapi_3").unwrap();
+    assert!(responses.gateway_responses().is_some());
+}
+
+/// SAM's CORS output writes the values its test template gave (`methods`,
+/// `origins`) unquoted, which API Gateway reads as mapping expressions, not
+/// static values: refused, with the JSON pointer.
+#[test]
+fn sams_unquoted_cors_values_are_refused_with_their_pointer() {
+    let error = sam("api_with_cors_openapi_3").unwrap_err().to_string();
+    assert!(
+        error.contains("/x-amazon-apigateway-integration/responses/default/responseParameters/"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn sams_authorizers_and_api_keys_route_per_method() {
+    let layer = OpenApiLayer::builder(sam("api_with_auth_all_maximum_openapi_3").unwrap())
+        .cognito(stand_in(bearer))
+        .authorizer("MyLambdaRequestAuth", stand_in(bearer))
+        .authorizer("MyLambdaTokenAuth", stand_in(bearer))
+        .authorizer(
+            "MyLambdaTokenAuthNoneFunctionInvokeRole",
+            stand_in(careless),
+        )
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let key = "a-valid-key-0123456789";
+    let call = |method: &str, path: &str, token: bool, with_key: bool| {
+        let mut builder = Request::builder().method(method).uri(path);
+        if token {
+            builder = builder.header("authorization", "Bearer u-1");
+        }
+        if with_key {
+            builder = builder.header("x-api-key", key);
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    // NONE + key.
+    assert_eq!(
+        send(&app, call("GET", "/", false, true)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, call("GET", "/", false, false)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Any method, Cognito + key.
+    for verb in ["GET", "POST", "PATCH"] {
+        let (status, _, body) = send(&app, call(verb, "/any/default", true, true)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "from the app"),
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        send(&app, call("GET", "/any/default", false, true)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, call("GET", "/any/default", true, false)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The token authorizer that admits without leaving a caller: closed.
+    assert_eq!(
+        send(&app, call("PATCH", "/users", true, true)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Per method on one resource.
+    assert_eq!(
+        send(&app, call("DELETE", "/users", true, true)).await.0,
+        StatusCode::OK
+    );
+    // Undefined: 403 Missing Authentication Token.
+    let (status, headers, _) = send(&app, call("HEAD", "/users", true, true)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        headers["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+}
+
+#[tokio::test]
+async fn sams_gateway_responses_and_validator_apply() {
+    let layer = OpenApiLayer::builder(sam("api_request_model_with_validator_openapi_3").unwrap())
+        .build()
+        .unwrap();
+    let validated = app(layer);
+    let get = |body: &'static str| {
+        Request::get("/")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_eq!(
+        send(&validated, get(r#"{"username":"ada"}"#)).await.0,
+        StatusCode::OK
+    );
+    let (status, _, body) = send(&validated, get(r#"{"username":7}"#)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"message":"Invalid request body"}"#
+        )
+    );
+    // `required: true`: an empty body is invalid.
+    assert_eq!(send(&validated, get("")).await.0, StatusCode::BAD_REQUEST);
+
+    // UNAUTHORIZED's static headers on a 401 of a protection layer.
+    let layer = OpenApiLayer::builder(sam("api_with_auth_all_maximum_openapi_3").unwrap())
+        .cognito(stand_in(bearer))
+        .authorizer("MyLambdaRequestAuth", stand_in(bearer))
+        .authorizer("MyLambdaTokenAuth", stand_in(bearer))
+        .authorizer("MyLambdaTokenAuthNoneFunctionInvokeRole", stand_in(bearer))
+        .api_key(stand_in(api_key))
+        .build()
+        .unwrap();
+    let responses = sam("api_with_gateway_responses_all_openapi_3")
+        .unwrap()
+        .gateway_responses()
+        .cloned()
+        .unwrap();
+    let app = app(layer).layer(portcullis_core::GatewayResponsesLayer::new(responses));
+    let unauthorized = Request::get("/any/default")
+        .header("x-api-key", "a-valid-key-0123456789")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, unauthorized).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], r#"Bearer realm="admin""#);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-expose-headers"], "WWW-Authenticate");
+}
+
+#[tokio::test]
+async fn the_guides_petstore_proxy_routes_every_method_below_the_root() {
+    for file in ["petstore-proxy.json", "petstore-proxy-swagger.json"] {
+        let app = app(OpenApiLayer::builder(load(file)).build().unwrap());
+        for (method, path) in [
+            ("GET", "/pets"),
+            ("POST", "/pets"),
+            ("DELETE", "/pets/1/toys"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = send(&app, request).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "from the app"),
+                "{file} {method} {path}"
+            );
+        }
+        // `{proxy+}` needs at least one segment: the root is not a resource.
+        let (status, headers, _) = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{file}");
+        assert_eq!(
+            headers["x-amzn-errortype"],
+            "MissingAuthenticationTokenException"
+        );
+    }
+}

@@ -97,6 +97,83 @@ pub struct Config {
     /// Client-IP resolution.
     #[serde(default)]
     pub client_ip: ClientIpSettings,
+    /// The API's per-method settings, from an API Gateway OpenAPI export.
+    /// Without it, [`Gateway::layer`](crate::Gateway::layer) is one stack
+    /// for every route.
+    #[serde(default)]
+    pub api: Option<ApiSettings>,
+}
+
+/// `[api]`: the API as API Gateway exports it
+/// (`aws apigateway get-export --export-type oas30 --extensions apigateway`,
+/// or a SAM template's `DefinitionBody`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ApiSettings {
+    /// The OpenAPI 3.0 or Swagger 2.0 definition, JSON or YAML, relative to
+    /// the configuration file.
+    pub openapi: PathBuf,
+    /// The stage's access log (`accessLogSettings`). Without it, no line is
+    /// written, and every response still carries `x-amzn-RequestId`.
+    #[serde(default)]
+    pub access_log: Option<AccessLogSettings>,
+    /// The stage's per-method throttles (`methodSettings`), keyed by method
+    /// selector (`/pets/{petId}/GET`, `/pets/*`, `/*/*`); each selector must
+    /// name a method of the definition.
+    #[serde(default)]
+    pub method_throttles: std::collections::BTreeMap<String, ThrottleSettings>,
+    /// Where each custom authorizer of the definition (by security scheme
+    /// name) is answered: the definition says its type, identity sources,
+    /// validation expression and cache TTL.
+    #[serde(default)]
+    pub authorizers: std::collections::BTreeMap<String, AuthorizerEndpoint>,
+    /// The most body bytes read for request validation (default 10 MiB, API
+    /// Gateway's payload limit); a larger body gets 413.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// `[api.access_log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AccessLogSettings {
+    /// The `$context` template (`accessLogSettings.format`): JSON, CLF or
+    /// any text; it must contain `$context.requestId`.
+    pub format: String,
+    /// Where lines go: `tracing` (default; target
+    /// `portcullis::access_log`), `stdout` or `stderr`.
+    #[serde(default)]
+    pub destination: AccessLogDestination,
+}
+
+/// Where access-log lines go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AccessLogDestination {
+    /// `tracing`, at INFO, target `portcullis::access_log`.
+    #[default]
+    Tracing,
+    /// One line per request on standard output.
+    Stdout,
+    /// One line per request on standard error.
+    Stderr,
+}
+
+/// `[api.authorizers.NAME]`: the HTTP endpoint that answers a custom
+/// authorizer's events as its Lambda function would.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthorizerEndpoint {
+    /// `http://host:port/path`: receives the TOKEN or REQUEST event as JSON
+    /// and answers the authorizer's response.
+    pub url: String,
+    /// The timeout of one call in milliseconds (default 10,000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[gateway]`.

@@ -60,6 +60,10 @@ pub struct Gateway {
     identity_pool: Option<IdentityPool>,
     /// Each IAM user's ARN and identity policies, as `[iam]` configures them.
     iam_policies: Vec<(String, Arc<PolicyDocument>)>,
+    /// `[api]`: the definition and the layers of its per-method chains.
+    api: Option<crate::api::ApiStack>,
+    /// `[api.access_log]` (or request ids only), with `[api]`.
+    access_log: Option<portcullis_openapi::access_log::AccessLogLayer>,
 }
 
 /// Builds a [`Gateway`].
@@ -398,8 +402,22 @@ impl GatewayBuilder {
         let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
         let api_key = keys.layer(g.api_id.clone(), g.stage.clone());
 
+        // `[api]`: the definition, read before the throttle so that its
+        // per-method limits are checked against it.
+        let definition = match &config.api {
+            Some(settings) => Some((
+                settings,
+                Arc::new(crate::api::load_definition(settings, &base_dir)?),
+            )),
+            None => None,
+        };
         let mut throttle =
             ThrottleLayer::new(g.api_id.as_str(), g.stage.as_str()).clock(clock.clone());
+        if let Some((settings, definition)) = &definition {
+            for (selector, limit) in crate::api::method_throttles(settings, definition)? {
+                throttle = throttle.stage_limit(selector, limit);
+            }
+        }
         if let Some(limit) = g.throttle {
             let all: MethodSelector = "/*/*"
                 .parse()
@@ -452,7 +470,7 @@ impl GatewayBuilder {
         let sigv4 = match &config.iam {
             Some(iam) => Some(build_sigv4(
                 iam,
-                api,
+                api.clone(),
                 &base_dir,
                 &clock,
                 &resolver,
@@ -460,11 +478,32 @@ impl GatewayBuilder {
             )?),
             None => None,
         };
+        let (api_stack, access_log) = match &definition {
+            Some((settings, definition)) => {
+                let inputs = crate::api::ApiInputs {
+                    api,
+                    clock: &clock,
+                    resolver: &resolver,
+                };
+                let stack = crate::api::ApiStack {
+                    definition: Arc::clone(definition),
+                    sigv4: sigv4.clone(),
+                    jwt: jwt.clone(),
+                    authorizers: crate::api::authorizers(settings, definition, &inputs)?,
+                    body_limit: settings.max_body_bytes,
+                };
+                (
+                    Some(stack),
+                    Some(crate::api::access_log(settings, &resolver)?),
+                )
+            }
+            None => (None, None),
+        };
         let waf = match &config.waf {
             Some(waf) => Some(build_waf(waf, &g.account_id, &base_dir, &clock, resolver)?),
             None => None,
         };
-        Ok(Gateway {
+        let gateway = Gateway {
             config,
             store,
             database,
@@ -478,7 +517,13 @@ impl GatewayBuilder {
             waf,
             identity_pool,
             iam_policies,
-        })
+            api: api_stack,
+            access_log,
+        };
+        if let Some(api) = &gateway.api {
+            api.check(&gateway.layer())?;
+        }
+        Ok(gateway)
     }
 }
 
@@ -898,7 +943,28 @@ impl Gateway {
     /// The whole stack in API Gateway's order: WAF, then IAM (if `[iam]` is
     /// configured) or JWT (if `[jwt]` is), then API key (unless
     /// `gateway.api_key_required = false`), then throttle, then quota.
+    ///
+    /// With `[api]`, each method of the definition gets its own chain
+    /// instead, in the same order: the WAF, then the route match (an unknown
+    /// path or method gets 403 Missing Authentication Token; a CORS preflight
+    /// is answered here, without credentials), then the method's authorizer
+    /// (`[iam]` for `awsSigv4`, `[jwt]` for `cognito_user_pools` and its
+    /// scopes, `[api.authorizers.NAME]` for a custom one), then its API key
+    /// if it requires one (from the header or the authorizer, as the
+    /// definition's `x-amazon-apigateway-api-key-source` says), then the
+    /// throttle (with `[api.method_throttles]`) and the quota, then request
+    /// validation. The definition decides which methods need a key:
+    /// `gateway.api_key_required` is not read.
     pub fn layer(&self) -> GatewayLayer {
+        if let Some(api) = &self.api {
+            let mut layer = GatewayLayer::new()
+                .waf(self.waf.clone())
+                .api_key(Some(self.api_key.clone()))
+                .throttle(Some(self.throttle.clone()))
+                .quota(Some(self.quota.clone()));
+            layer.api = Some(api.clone());
+            return layer;
+        }
         let auth = match (&self.sigv4, &self.jwt) {
             (Some(sigv4), _) => Some(Auth::Iam(sigv4.clone())),
             (None, Some(jwt)) => Some(Auth::Jwt(jwt.clone())),
@@ -915,6 +981,21 @@ impl Gateway {
         } else {
             layer.without_api_key()
         }
+    }
+
+    /// The API definition of `[api]`, loaded and checked.
+    #[must_use]
+    pub fn api_definition(&self) -> Option<&portcullis_openapi::ApiDefinition> {
+        self.api.as_ref().map(|api| &*api.definition)
+    }
+
+    /// With `[api]`: the access-log layer of `[api.access_log]` (without
+    /// one, a layer that writes no line and still sets `x-amzn-RequestId`
+    /// on every response). Put it outermost, outside the WAF, so that every
+    /// response, refusals included, is logged and carries the id.
+    #[must_use]
+    pub fn access_log_layer(&self) -> Option<portcullis_openapi::access_log::AccessLogLayer> {
+        self.access_log.clone()
     }
 
     /// The IAM users' identity policies, by principal ARN, for the

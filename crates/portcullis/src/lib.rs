@@ -71,8 +71,17 @@
 //! put the WAF in front of the whole router (`Router::layer`) and give each
 //! route its own piece with `route_layer`: `gateway.layer().without_waf()`
 //! for IAM + key + throttle + quota, `gateway.jwt_layer()` for a route that
-//! takes a Cognito token and no key, and so on. The airline-loyalty example
-//! does exactly that.
+//! takes a Cognito token and no key, and so on.
+//!
+//! Or let the API's OpenAPI export decide: with `[api] openapi = "file"`,
+//! [`Gateway::layer`] routes each request to its method and builds that
+//! method's chain from the gateway's layers (SigV4, JWT with the method's
+//! Cognito scopes, custom authorizers, API key, throttle with per-method
+//! limits, quota), with request validation, CORS preflights answered without
+//! credentials, and 403 Missing Authentication Token for anything the
+//! export does not define; [`Gateway::access_log_layer`] writes API
+//! Gateway's access log. The airline-loyalty example runs from its export
+//! (`docs/config.md`, section `[api]`).
 //!
 //! # Configuration
 //!
@@ -110,6 +119,8 @@ pub use portcullis_core::{
 
 #[cfg(feature = "api-key")]
 pub use portcullis_api_key as api_key;
+#[cfg(feature = "authorizer")]
+pub use portcullis_authorizer as authorizer;
 #[cfg(feature = "config")]
 pub use portcullis_control_plane as control_plane;
 #[cfg(feature = "sigv4")]
@@ -118,6 +129,8 @@ pub use portcullis_iam as iam;
 pub use portcullis_identity_pool as identity_pool;
 #[cfg(feature = "jwt")]
 pub use portcullis_jwt as jwt;
+#[cfg(feature = "openapi")]
+pub use portcullis_openapi as openapi;
 #[cfg(feature = "quota")]
 pub use portcullis_quota as quota;
 #[cfg(feature = "sigv4")]
@@ -127,6 +140,8 @@ pub use portcullis_throttle as throttle;
 #[cfg(feature = "waf")]
 pub use portcullis_waf as waf;
 
+#[cfg(feature = "config")]
+mod api;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]

@@ -97,7 +97,7 @@ impl<E: Send + 'static> BoxedStack<E> {
 
     /// Erases `service`, whose responses already have a [`GatewayBody`]: as
     /// [`new`](Self::new), without mapping the body.
-    fn erase<S>(service: S) -> Self
+    pub(crate) fn erase<S>(service: S) -> Self
     where
         S: Service<Request<GatewayBody>, Response = Response<GatewayBody>, Error = E>
             + Clone
@@ -232,6 +232,9 @@ pub struct GatewayLayer {
     /// Throttle and quota together on Redis, in their place.
     #[cfg(feature = "redis")]
     pub(crate) usage_plan: Option<portcullis_redis::RedisUsagePlanLayer>,
+    /// `[api]`: per-method chains from the definition, in place of the
+    /// one stack for every route.
+    pub(crate) api: Option<crate::api::ApiStack>,
 }
 
 impl GatewayLayer {
@@ -243,6 +246,21 @@ impl GatewayLayer {
     /// Sets (or removes) the WAF.
     pub fn waf(mut self, waf: Option<WafLayer>) -> Self {
         self.waf = waf;
+        self
+    }
+
+    /// Whether the stack applies an API definition's per-method settings
+    /// (`[api]`): then the authorizer and API key are chosen per method, and
+    /// an unknown route gets 403 Missing Authentication Token.
+    #[must_use]
+    pub fn has_api(&self) -> bool {
+        self.api.is_some()
+    }
+
+    /// Drops the API definition: one stack for every route again, as
+    /// without `[api]`.
+    pub fn without_api(mut self) -> Self {
+        self.api = None;
         self
     }
 
@@ -446,7 +464,7 @@ where
 /// A layer's response body as a [`GatewayBody`], with
 /// [`ResponseBody::into_inner`]: the inner body as it is (no allocation), or
 /// a refusal's bytes, boxed.
-fn unwrap_body(body: ResponseBody<GatewayBody>) -> GatewayBody {
+pub(crate) fn unwrap_body(body: ResponseBody<GatewayBody>) -> GatewayBody {
     match body.into_inner() {
         Ok(inner) => inner,
         // Like an empty `ResponseBody::rejection`: ended, exact size 0.
@@ -468,6 +486,9 @@ where
     type Service = Boxed<BoxedStack<S::Error>>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if let Some(api) = &self.api {
+            return api.layer(self, inner);
+        }
         // Inside out: quota, (the Redis usage plan), throttle, API key, the
         // authorizer, the WAF. Each slot is an `Opt`, so the type is the
         // same whatever is configured and nothing is boxed per layer.

@@ -6,10 +6,23 @@
 //! `$XDG_DATA_HOME/airline-loyalty`, else `~/.local/share/airline-loyalty`),
 //! so keys, plans and the day's usage survive a restart:
 //!
+//! The API's methods, and who may call them, come from the API's own
+//! OpenAPI export, `config/openapi.json` (`[api] openapi` in
+//! `config/gateway.toml`), as API Gateway would apply it:
+//!
 //! - `GET /loyalty/{customerId}/get`: IAM (SigV4) + API key + usage plan
 //!   (rate 1, burst 2, 10 a day): the customer's points and tier progress.
+//! - `POST /loyalty/{customerId}/redeem`: the same protection, and a body
+//!   validated against the export's `Redemption` model (`points`, an integer
+//!   of at least 1, and `reward`, 1 to 64 characters; else 400 `Invalid
+//!   request body`): the new balance.
 //! - `GET /profile`: a Cognito-style ID token (mint one with
 //!   `airline-loyalty mint-token`): the token's claims.
+//! - CORS for `https://app.airline.example`: the export's OPTIONS mocks answer
+//!   preflights without credentials, and its gateway responses put the CORS
+//!   headers on refusals.
+//! - Every response carries `x-amzn-RequestId`; `[api.access_log]` writes
+//!   API Gateway's access log.
 //! - `/admin/...`: API Gateway's management API (usage plans, API keys,
 //!   plan keys, usage): `aws apigateway ... --endpoint-url
 //!   http://127.0.0.1:3000/admin`. Calls signed for `apigateway` are
@@ -22,7 +35,8 @@
 //!   parsed JSON body.
 //! - `/console/`: the usage-plan console (`portcullis-console`), a page that
 //!   signs its calls to `/admin` in the browser.
-//! - Any other route: 403 `Missing Authentication Token`, as API Gateway.
+//! - Any other method or path: 403 `Missing Authentication Token`, as API
+//!   Gateway.
 //!
 //! `--config FILE` uses another configuration; `--store memory` or
 //! `--store redis://...` (with `--store-key-prefix P`) another store;
@@ -34,18 +48,19 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::extract::{Extension, Path as UrlPath};
-use axum::http::{Request, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Path as UrlPath, State};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
 use portcullis::config::{Config, StoreKind, StoreSettings};
 use portcullis::jwt::JwtClaims;
-use portcullis::{Gateway, GatewayResponse, GatewayResponseType};
+use portcullis::{Gateway, GatewayResponse, GatewayResponseType, GatewayResponsesLayer};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -62,6 +77,7 @@ const DEFAULT_CONFIG: &[(&str, &str)] = &[
         include_str!("../config/policies/admin.json"),
     ),
     ("jwks.json", include_str!("../config/jwks.json")),
+    ("openapi.json", include_str!("../config/openapi.json")),
     (
         "waf/web-acl.json",
         include_str!("../config/waf/web-acl.json"),
@@ -170,7 +186,11 @@ const TIERS: &[(&str, u64)] = &[
     ("PLATINUM", 100_000),
 ];
 
-fn loyalty_answer(member: &Member) -> Value {
+/// The origin of the airline's web app, allowed by the export's CORS
+/// settings.
+const APP_ORIGIN: &str = "https://app.airline.example";
+
+fn loyalty_answer(member: &Member, points: u64) -> Value {
     let index = TIERS
         .iter()
         .position(|(t, _)| *t == member.tier)
@@ -179,30 +199,110 @@ fn loyalty_answer(member: &Member) -> Value {
     match TIERS.get(index + 1) {
         Some((next, threshold)) => {
             let span = threshold - floor;
-            let progress = (member.points.saturating_sub(floor) * 100 / span).min(100);
+            let progress = (points.saturating_sub(floor) * 100 / span).min(100);
             json!({
-                "customerId": member.id, "name": member.name, "points": member.points,
+                "customerId": member.id, "name": member.name, "points": points,
                 "tier": member.tier, "nextTier": next,
-                "pointsToNextTier": threshold.saturating_sub(member.points),
+                "pointsToNextTier": threshold.saturating_sub(points),
                 "tierProgressPercent": progress,
             })
         }
         None => json!({
-            "customerId": member.id, "name": member.name, "points": member.points,
+            "customerId": member.id, "name": member.name, "points": points,
             "tier": member.tier, "nextTier": null, "pointsToNextTier": 0, "tierProgressPercent": 100,
         }),
     }
 }
 
-async fn loyalty(UrlPath(customer_id): UrlPath<String>) -> Response {
-    match MEMBERS.iter().find(|m| m.id == customer_id) {
-        Some(member) => Json(loyalty_answer(member)).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"message": format!("No loyalty member {customer_id}")})),
-        )
-            .into_response(),
+/// Each member's points, changed by redemptions (in memory: a restart
+/// starts again from [`MEMBERS`]).
+#[derive(Clone)]
+struct Balances(Arc<Mutex<BTreeMap<&'static str, u64>>>);
+
+impl Balances {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(
+            MEMBERS.iter().map(|m| (m.id, m.points)).collect(),
+        )))
     }
+}
+
+fn no_member(customer_id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": format!("No loyalty member {customer_id}")})),
+    )
+        .into_response()
+}
+
+async fn loyalty(
+    State(balances): State<Balances>,
+    UrlPath(customer_id): UrlPath<String>,
+) -> Response {
+    let Some(member) = MEMBERS.iter().find(|m| m.id == customer_id) else {
+        return no_member(&customer_id);
+    };
+    let points = balances
+        .0
+        .lock()
+        .map_or(member.points, |b| b.get(member.id).copied().unwrap_or(0));
+    Json(loyalty_answer(member, points)).into_response()
+}
+
+/// The body of `POST /loyalty/{customerId}/redeem`, already validated by the
+/// gateway against the export's `Redemption` model.
+#[derive(serde::Deserialize)]
+struct Redemption {
+    points: u64,
+    reward: String,
+}
+
+async fn redeem(
+    State(balances): State<Balances>,
+    UrlPath(customer_id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let Some(member) = MEMBERS.iter().find(|m| m.id == customer_id) else {
+        return no_member(&customer_id);
+    };
+    let Ok(redemption) = serde_json::from_slice::<Redemption>(&body) else {
+        // Only a body the model allows but this type cannot hold (a number
+        // beyond u64) gets here.
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "Invalid request body"})),
+        )
+            .into_response();
+    };
+    let Ok(mut balances) = balances.0.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let balance = balances.entry(member.id).or_insert(0);
+    if redemption.points > *balance {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "message": format!("{} has {} points, fewer than {}", member.id, balance, redemption.points),
+            })),
+        )
+            .into_response();
+    }
+    *balance -= redemption.points;
+    let mut answer = loyalty_answer(member, *balance);
+    answer["redeemed"] = json!(redemption.points);
+    answer["reward"] = json!(redemption.reward);
+    Json(answer).into_response()
+}
+
+/// What the export's integrations add to their answers: the web app's
+/// origin (the gateway's OPTIONS mocks and gateway responses cover
+/// preflights and refusals).
+fn allow_app_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static(APP_ORIGIN),
+    );
+    response
 }
 
 async fn profile(Extension(claims): Extension<JwtClaims>) -> Json<Value> {
@@ -221,17 +321,20 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
     let sigv4 = gateway
         .sigv4_layer()
         .ok_or("the configuration needs an [iam] section")?;
-    let jwt = gateway
-        .jwt_layer()
-        .ok_or("the configuration needs a [jwt] section")?;
-    // IAM, API key, throttle and quota on the loyalty route.
-    let loyalty_routes = Router::new()
+    let definition = gateway
+        .api_definition()
+        .ok_or("the configuration needs an [api] section: the API's OpenAPI export")?;
+    // The API's integrations. Which of them takes IAM, an API key, a token,
+    // and which body model, is the export's business: the gateway's layer
+    // routes each request to its method's chain (an undefined method or
+    // path gets 403 Missing Authentication Token).
+    let integrations = Router::new()
         .route("/loyalty/{customerId}/get", get(loyalty))
-        .route_layer(gateway.layer().without_waf());
-    // A Cognito ID token, no key, on the profile route.
-    let profile_routes = Router::new()
+        .route("/loyalty/{customerId}/redeem", post(redeem))
         .route("/profile", get(profile))
-        .route_layer(jwt);
+        .with_state(Balances::new())
+        .layer(tower::util::MapResponseLayer::new(allow_app_origin));
+    let api = tower::Layer::layer(&gateway.layer().without_waf(), integrations);
     // API Gateway's management API under /admin, for both signing scopes
     // (the layers see the full /admin/... path):
     // - `apigateway` (the AWS CLI and SDKs): signatures checked, then the
@@ -267,11 +370,10 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
             }
         }
     });
-    let mut app = loyalty_routes
-        .merge(profile_routes)
+    let mut app = Router::new()
         .route_service("/admin", admin.clone())
         .route_service("/admin/{*rest}", admin)
-        .fallback(unknown_route);
+        .fallback_service(api);
     // Cognito-style sign-in: `POST /credentials` exchanges an ID token for
     // temporary credentials, which the IAM layer above then accepts.
     if let Some(pool) = gateway.identity_pool() {
@@ -288,9 +390,20 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
         .route_service("/console", console.clone())
         .route_service("/console/", console.clone())
         .route_service("/console/{*asset}", console);
-    // The WAF in front of everything, unknown routes included.
+    // The WAF in front of everything, unknown routes and preflights
+    // included.
     if let Some(waf) = gateway.waf_layer() {
         app = app.layer(waf);
+    }
+    // The export's gateway responses (CORS headers on refusals), for the
+    // WAF's refusals too.
+    if let Some(responses) = definition.gateway_responses() {
+        app = app.layer(GatewayResponsesLayer::new(responses.clone()));
+    }
+    // Outermost: `x-amzn-RequestId` on every response, and the access log
+    // of `[api.access_log]`.
+    if let Some(access_log) = gateway.access_log_layer() {
+        app = app.layer(access_log);
     }
     Ok(app)
 }
@@ -504,7 +617,13 @@ fn banner(config: &Config, addr: SocketAddr, config_path: &Path, token: Option<&
         println!(
             "  {sign} -H 'x-api-key: {key_value}' {base}/loyalty/C-1001/get   # 200, then 429s"
         );
+        println!(
+            "  {sign} -X POST -H 'x-api-key: {key_value}' -H 'content-type: application/json' -d '{{\"points\":500,\"reward\":\"lounge pass\"}}' {base}/loyalty/C-1001/redeem   # 200, the new balance"
+        );
     }
+    println!(
+        "  curl -i -X OPTIONS -H 'Origin: {APP_ORIGIN}' -H 'Access-Control-Request-Method: POST' {base}/loyalty/C-1001/redeem   # 200, a CORS preflight (no credentials)"
+    );
     if let Some((_, (id, secret))) = admin {
         let today = time::OffsetDateTime::now_utc().date();
         let sign = format!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{API_KEY, Http, Signer, start_with};
+use support::{API_KEY, Http, Signer, copy_dir, start_with};
 
 const CLIENT: Signer<'static> = Signer {
     access_key_id: "AKIALOYALTYCLIENT001",
@@ -37,19 +37,6 @@ fn config_with_deny() -> PathBuf {
         }));
     std::fs::write(&policy_file, policy.to_string()).expect("the policy writes");
     target.join("gateway.toml")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("the folder is made");
-    for entry in std::fs::read_dir(from).expect("the folder reads") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("the file copies");
-        }
-    }
 }
 
 async fn get(http: &Http, path: &str) -> (StatusCode, Value) {

@@ -140,6 +140,11 @@ impl Server {
     }
 
     /// How many bytes the server has printed so far.
+    /// Everything the server printed so far, as text.
+    pub(crate) fn output_text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().expect("output lock")).into_owned()
+    }
+
     pub(crate) fn output_len(&self) -> usize {
         self.output.lock().expect("output lock").len()
     }
@@ -212,6 +217,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) error_type: String,
     pub(crate) json: Value,
+    /// The response's headers.
+    pub(crate) headers: http::HeaderMap,
 }
 
 /// The signing identity: an access key id, its secret, and the session
@@ -378,6 +385,7 @@ impl Http {
             .get("x-amzn-errortype")
             .map(|v| v.to_str().expect("ASCII").to_owned())
             .unwrap_or_default();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -390,6 +398,7 @@ impl Http {
             status,
             error_type,
             json,
+            headers,
         }
     }
 }
@@ -407,12 +416,14 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await.ok()?.to_bytes();
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Some(Answer {
             status,
             error_type,
             json,
+            headers,
         })
     }
 }
@@ -560,4 +571,18 @@ pub(crate) fn usage_today(
     );
     let day_usage = &usage["items"][key_id][0];
     Some((day_usage[0].as_u64()?, day_usage[1].as_u64()?))
+}
+
+/// Copies the folder `from` (a configuration folder) to `to`, recursively.
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("the folder is made");
+    for entry in std::fs::read_dir(from).expect("the folder reads") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("the file copies");
+        }
+    }
 }
