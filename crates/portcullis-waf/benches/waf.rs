@@ -444,7 +444,8 @@ criterion_group!(
 /// JSON POST, with no criterion machinery, for
 /// `valgrind --tool=callgrind` instruction counts (run it with N and with 0
 /// and divide the difference by N); `WAF_PROFILE_LOADTEST=N` the same with
-/// the load test's ten-rule ACL and request. Otherwise, criterion's main.
+/// the load test's ten-rule ACL and request, `WAF_PROFILE_CRS=N` with the
+/// Core rule set on a small GET. Otherwise, criterion's main.
 fn main() {
     if let Some(n) = std::env::var("WAF_PROFILE_LOADTEST")
         .ok()
@@ -452,6 +453,17 @@ fn main() {
     {
         let layer = loadtest_acl10();
         let request = loadtest_request();
+        for _ in 0..n {
+            black_box(layer.evaluate(black_box(&request)));
+        }
+        return;
+    }
+    if let Some(n) = std::env::var("WAF_PROFILE_CRS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let layer = managed_crs();
+        let request = small_get_with_query();
         for _ in 0..n {
             black_box(layer.evaluate(black_box(&request)));
         }
@@ -480,8 +492,8 @@ fn main() {
 }
 
 /// `WAF_CPU_TIME=N`: the per-thread CPU time of one evaluation (the 1 KB JSON
-/// POST and the small GET on the 20-rule ACL, and the load test's request on
-/// its ten-rule ACL), the median of 21 rounds of `N`. Unlike wall-clock time
+/// POST and the small GET on the 20-rule ACL, the load test's request on
+/// its ten-rule ACL and the Core rule set on a small GET), the median of 21 rounds of `N`. Unlike wall-clock time
 /// it does not count the time the thread waits for a core, so it holds on a
 /// loaded machine.
 fn cpu_time(n: u32) {
@@ -501,10 +513,13 @@ fn cpu_time(n: u32) {
         40000,
     )));
     let loadtest = loadtest_request();
+    let crs = managed_crs();
+    let crs_get = small_get_with_query();
     for (name, layer, request) in [
         ("acl20/evaluate_1kb_json_post", &acl20, &post),
         ("acl20/evaluate_small_get", &acl20, &get),
         ("loadtest_acl10/evaluate_get", &acl10, &loadtest),
+        ("managed_crs/evaluate_small_get", &crs, &crs_get),
     ] {
         let mut rounds: Vec<f64> = (0..21)
             .map(|_| {
