@@ -447,38 +447,27 @@ criterion_group!(
 /// the load test's ten-rule ACL and request, `WAF_PROFILE_CRS=N` with the
 /// Core rule set on a small GET. Otherwise, criterion's main.
 fn main() {
-    if let Some(n) = std::env::var("WAF_PROFILE_LOADTEST")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let layer = loadtest_acl10();
-        let request = loadtest_request();
-        for _ in 0..n {
-            black_box(layer.evaluate(black_box(&request)));
+    type Case = fn() -> (WafLayer, Request<Bytes>);
+    let cases: [(&str, Case); 3] = [
+        ("WAF_PROFILE_LOADTEST", || {
+            (loadtest_acl10(), loadtest_request())
+        }),
+        ("WAF_PROFILE_CRS", || {
+            (managed_crs(), small_get_with_query())
+        }),
+        ("WAF_PROFILE", || (acl20(), post(json_body_1kb()))),
+    ];
+    for (variable, case) in cases {
+        if let Some(n) = std::env::var(variable)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            let (layer, request) = case();
+            for _ in 0..n {
+                black_box(layer.evaluate(black_box(&request)));
+            }
+            return;
         }
-        return;
-    }
-    if let Some(n) = std::env::var("WAF_PROFILE_CRS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let layer = managed_crs();
-        let request = small_get_with_query();
-        for _ in 0..n {
-            black_box(layer.evaluate(black_box(&request)));
-        }
-        return;
-    }
-    if let Some(n) = std::env::var("WAF_PROFILE")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let layer = acl20();
-        let request = post(json_body_1kb());
-        for _ in 0..n {
-            black_box(layer.evaluate(black_box(&request)));
-        }
-        return;
     }
     if let Some(n) = std::env::var("WAF_CPU_TIME")
         .ok()
