@@ -444,29 +444,30 @@ criterion_group!(
 /// JSON POST, with no criterion machinery, for
 /// `valgrind --tool=callgrind` instruction counts (run it with N and with 0
 /// and divide the difference by N); `WAF_PROFILE_LOADTEST=N` the same with
-/// the load test's ten-rule ACL and request. Otherwise, criterion's main.
+/// the load test's ten-rule ACL and request, `WAF_PROFILE_CRS=N` with the
+/// Core rule set on a small GET. Otherwise, criterion's main.
 fn main() {
-    if let Some(n) = std::env::var("WAF_PROFILE_LOADTEST")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let layer = loadtest_acl10();
-        let request = loadtest_request();
-        for _ in 0..n {
-            black_box(layer.evaluate(black_box(&request)));
+    type Case = fn() -> (WafLayer, Request<Bytes>);
+    let cases: [(&str, Case); 3] = [
+        ("WAF_PROFILE_LOADTEST", || {
+            (loadtest_acl10(), loadtest_request())
+        }),
+        ("WAF_PROFILE_CRS", || {
+            (managed_crs(), small_get_with_query())
+        }),
+        ("WAF_PROFILE", || (acl20(), post(json_body_1kb()))),
+    ];
+    for (variable, case) in cases {
+        if let Some(n) = std::env::var(variable)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            let (layer, request) = case();
+            for _ in 0..n {
+                black_box(layer.evaluate(black_box(&request)));
+            }
+            return;
         }
-        return;
-    }
-    if let Some(n) = std::env::var("WAF_PROFILE")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let layer = acl20();
-        let request = post(json_body_1kb());
-        for _ in 0..n {
-            black_box(layer.evaluate(black_box(&request)));
-        }
-        return;
     }
     if let Some(n) = std::env::var("WAF_CPU_TIME")
         .ok()
@@ -480,8 +481,8 @@ fn main() {
 }
 
 /// `WAF_CPU_TIME=N`: the per-thread CPU time of one evaluation (the 1 KB JSON
-/// POST and the small GET on the 20-rule ACL, and the load test's request on
-/// its ten-rule ACL), the median of 21 rounds of `N`. Unlike wall-clock time
+/// POST and the small GET on the 20-rule ACL, the load test's request on
+/// its ten-rule ACL and the Core rule set on a small GET), the median of 21 rounds of `N`. Unlike wall-clock time
 /// it does not count the time the thread waits for a core, so it holds on a
 /// loaded machine.
 fn cpu_time(n: u32) {
@@ -501,10 +502,13 @@ fn cpu_time(n: u32) {
         40000,
     )));
     let loadtest = loadtest_request();
+    let crs = managed_crs();
+    let crs_get = small_get_with_query();
     for (name, layer, request) in [
         ("acl20/evaluate_1kb_json_post", &acl20, &post),
         ("acl20/evaluate_small_get", &acl20, &get),
         ("loadtest_acl10/evaluate_get", &acl10, &loadtest),
+        ("managed_crs/evaluate_small_get", &crs, &crs_get),
     ] {
         let mut rounds: Vec<f64> = (0..21)
             .map(|_| {

@@ -145,13 +145,18 @@ fn decimal(input: &[u8]) -> bool {
 /// - The input has no quote (`'`, `"`, `` ` ``), so libinjection reads it in
 ///   one context only, and no comment start (`--`, `/*`, `#`), so it is never
 ///   re-read as MySQL. Its bytes are letters, digits, `_`, `.`, `,`, `:`,
-///   `/`, `-`, whitespace other than NUL and 0xA0, and bytes from 0x80 up
-///   (libinjection reads those as word bytes, except 0xA0).
+///   `/`, `-`, `=`, `&` (never two in a row), whitespace other than NUL and
+///   0xA0, and bytes from 0x80 up (libinjection reads those as word bytes,
+///   except 0xA0). So a form or query string (`customer=C-1001&fields=points`)
+///   can qualify.
 /// - Every word the tokenizer can look up is absent from the keyword table
-///   (`word_tokens_absent`), so each word token is a bareword `n` and no two
-///   merge (a test checks that the first word of every multi-word keyword is
-///   itself a keyword).
-/// - Then every token is `n`, a number `1`, an operator `o` (`-`, `/`), a
+///   (`word_tokens_absent`), so each word token is a bareword `n`. Two tokens
+///   merge only when `"A B"` is in the table; every multi-word keyword starts
+///   with a keyword or one of `MERGING_NON_KEYWORDS`, and with a letter (a
+///   test checks both), so neither a word nor an operator here merges.
+/// - Then every token is `n`, a number `1`, an operator `o` (`-`, `/`, `=`,
+///   `&`, and two-byte ones such as `&=` or `:=`: the tokenizer makes the
+///   logic operator `&` only from `&&`, `||` and keywords such as `AND`), a
 ///   comma, a dot or a colon, and folding only drops or merges tokens: the
 ///   fingerprint is a string over `n1o,.:`, and no fingerprint of the table
 ///   is (a test checks the table). So libinjection says "not SQLi".
@@ -163,7 +168,9 @@ fn sqli_impossible(input: &[u8]) -> bool {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
             // `--` starts a comment; `/` is an operator (`/*` needs `*`).
             b'-' => previous != b'-',
-            b'/' => true,
+            b'/' | b'=' => true,
+            // `&` alone is an operator `o`; `&&` is the logic operator `&`.
+            b'&' => previous != b'&',
             0xa0 => false,
             0x80..=0xff => true,
             _ => false,
@@ -594,6 +601,12 @@ mod tests {
     fn multi_word_keywords_start_with_a_keyword() {
         for keyword in crate::libinjection::sqli_data::SQL_KEYWORDS {
             if let Some((first, _)) = keyword.word.split_once(' ') {
+                // No operator token (`=`, `&`, `-`, `&=`, ...) starts one.
+                assert!(
+                    first.bytes().any(|b| b.is_ascii_alphabetic()),
+                    "{}",
+                    keyword.word
+                );
                 assert!(
                     crate::libinjection::sqli_data::lookup_keyword(first.as_bytes()).is_some()
                         || MERGING_NON_KEYWORDS.contains(&first.as_bytes()),
@@ -664,6 +677,11 @@ mod tests {
             b"*",
             b"=",
             b"&",
+            b"&&",
+            b"&=",
+            b"==",
+            b":=",
+            b"||",
             b"(",
             b")",
             b"@",
@@ -691,7 +709,7 @@ mod tests {
         /// The same on arbitrary bytes of the alphabet it allows.
         #[test]
         fn sqli_prefilter_skips_only_safe_bytes(
-            input in prop::collection::vec(prop::sample::select(&b"abdefnortxyzEFUX0123456789_.,:/- \t\xc3\xa9"[..]), 0..40)
+            input in prop::collection::vec(prop::sample::select(&b"abdefnortxyzEFUX0123456789_.,:/-=& \t\xc3\xa9"[..]), 0..40)
         ) {
             if sqli_impossible(&input) {
                 prop_assert!(libinjection_sqli(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));

@@ -477,7 +477,7 @@ struct Ctx<'a, 'e> {
     env: &'e Env,
     fields: Vec<Option<Extracted<'a>>>,
     /// Per input, the transformed value of each field value, `None` where
-    /// the chain left it unchanged.
+    /// the chain left it unchanged; empty when it changed none.
     inputs: Vec<Option<Vec<Option<Vec<u8>>>>>,
     json: Option<Option<Value>>,
     json_items: Option<Option<Vec<crate::json::Item<'a>>>>,
@@ -725,20 +725,27 @@ impl CompiledAcl {
             return field.values.iter().any(|v| pred(v));
         }
         let transformed = ctx.inputs[input].get_or_insert_with(|| {
-            field
-                .values
-                .iter()
-                .map(|v| match apply_chain(chain, v) {
-                    Cow::Borrowed(_) => None,
-                    Cow::Owned(changed) => Some(changed),
-                })
-                .collect()
+            // Empty (no allocation) while the chain changes no value, the
+            // common case for ordinary requests.
+            let mut changed: Vec<Option<Vec<u8>>> = Vec::new();
+            for (i, value) in field.values.iter().enumerate() {
+                if let Cow::Owned(out) = apply_chain(chain, value) {
+                    if changed.is_empty() {
+                        changed.resize(field.values.len(), None);
+                    }
+                    changed[i] = Some(out);
+                }
+            }
+            changed
         });
-        field
-            .values
-            .iter()
-            .zip(transformed.iter())
-            .any(|(value, changed)| pred(changed.as_deref().unwrap_or(value)))
+        field.values.iter().enumerate().any(|(i, value)| {
+            pred(
+                transformed
+                    .get(i)
+                    .and_then(Option::as_deref)
+                    .unwrap_or(value),
+            )
+        })
     }
 }
 
