@@ -42,7 +42,7 @@
 //! sees the document exactly as the loader does.
 
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -347,6 +347,34 @@ pub enum KeysCommand {
     },
 }
 
+/// The most bytes read from one file or from standard input (the
+/// `--requests` stream, read line by line, is not bounded).
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads all of `reader`, refusing more than [`MAX_INPUT_BYTES`].
+fn read_bounded(reader: impl std::io::Read, what: &str) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::new("io", format!("{what}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Failure::new(
+            "io",
+            format!("{what}: larger than {MAX_INPUT_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A file's bytes, at most [`MAX_INPUT_BYTES`].
+fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    let shown = path.display().to_string();
+    let file =
+        std::fs::File::open(path).map_err(|e| Failure::new("io", format!("{shown}: {e}")))?;
+    read_bounded(file, &shown)
+}
+
 /// Standard input, which one argument of a command may read.
 struct Stdin<'a> {
     reader: &'a mut dyn BufRead,
@@ -366,11 +394,7 @@ impl Stdin<'_> {
             ));
         }
         self.taken_by = Some(what);
-        let mut bytes = Vec::new();
-        self.reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| Failure::new("io", format!("standard input: {e}")))?;
-        Ok(bytes)
+        read_bounded(&mut self.reader, "standard input")
     }
 
     /// A file's bytes, or standard input's for `-`.
@@ -378,7 +402,7 @@ impl Stdin<'_> {
         if path.as_os_str() == "-" {
             return self.take(what);
         }
-        std::fs::read(path).map_err(|e| Failure::new("io", format!("{}: {e}", path.display())))
+        read_file(path)
     }
 
     fn read_text(&mut self, path: &Path, what: &'static str) -> Result<String, Failure> {
@@ -393,7 +417,8 @@ impl Stdin<'_> {
         let bytes = if argument == "-" {
             self.take(what)?
         } else if let Some(path) = argument.strip_prefix('@') {
-            std::fs::read(path).map_err(|e| Failure::new("io", format!("{what}: {path}: {e}")))?
+            read_file(Path::new(path))
+                .map_err(|e| Failure::new("io", format!("{what}: {}", e.message)))?
         } else {
             return Ok(argument.to_owned());
         };

@@ -19,11 +19,16 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn run(command: &mut Command) -> (i32, Vec<Value>, String) {
+    parse(command.output().expect("the binary runs"))
+}
+
+/// The exit code, the JSON lines of standard output, and standard error.
+fn parse(output: Output) -> (i32, Vec<Value>, String) {
     let Output {
         status,
         stdout,
         stderr,
-    } = command.output().expect("the binary runs");
+    } = output;
     let lines = String::from_utf8(stdout)
         .expect("stdout is UTF-8")
         .lines()
@@ -599,17 +604,7 @@ fn run_with_stdin(command: &mut Command, input: &[u8]) -> (i32, Vec<Value>, Stri
         .expect("piped")
         .write_all(input)
         .expect("stdin takes the input");
-    let output = child.wait_with_output().expect("the binary ends");
-    let lines = String::from_utf8(output.stdout)
-        .expect("stdout is UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    (
-        output.status.code().expect("an exit code"),
-        lines,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    parse(child.wait_with_output().expect("the binary ends"))
 }
 
 /// A fresh folder for one test's files.
@@ -800,37 +795,20 @@ fn sigv4_on_a_head_that_is_not_utf8_gives_a_verdict() {
     request.extend_from_slice(b"Host:caf\xe9.example\n");
     let rest = &signed[at..];
     request.extend_from_slice(&rest[rest.iter().position(|b| *b == b'\n').unwrap() + 1..]);
-    let (code, out, _) = run_with_stdin(
-        bin().args([
-            "sigv4",
-            "verify",
-            "--request",
-            "-",
-            "--access-key-id",
-            "AKIDEXAMPLE",
-            "--secret-access-key",
-            SECRET,
-            "--at",
-            "20150830T123600Z",
-        ]),
-        &request,
-    );
+    let verify_stdin = |request: &[u8]| {
+        run_with_stdin(
+            bin()
+                .args(["sigv4", "verify", "--request", "-", "--access-key-id"])
+                .args(["AKIDEXAMPLE", "--secret-access-key", SECRET])
+                .args(["--at", "20150830T123600Z"]),
+            request,
+        )
+    };
+    let (code, out, _) = verify_stdin(&request);
     assert_eq!(code, 1, "{out:?}");
     assert_eq!(out[0]["valid"], false);
     // A header name that is not UTF-8: no server takes it, still a verdict.
-    let (code, out, _) = run_with_stdin(
-        bin().args([
-            "sigv4",
-            "verify",
-            "--request",
-            "-",
-            "--access-key-id",
-            "AKIDEXAMPLE",
-            "--secret-access-key",
-            SECRET,
-        ]),
-        b"GET / HTTP/1.1\nX-\xff: a\n\n",
-    );
+    let (code, out, _) = verify_stdin(b"GET / HTTP/1.1\nX-\xff: a\n\n");
     assert_eq!((code, &out[0]["valid"]), (1, &json!(false)), "{out:?}");
 }
 
