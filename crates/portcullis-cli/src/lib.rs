@@ -3,8 +3,8 @@
 //!
 //! | command | what it does | exit codes |
 //! |---|---|---|
-//! | `portcullis sigv4 verify --request FILE --access-key-id ID --secret-access-key KEY [--session-token T] [--region R] [--service S] [--at TIME] [--max-skew SECONDS] [--no-normalize-path] [--uri-encoding double\|single]` | verifies the SigV4 signature of a raw HTTP/1.1 request | 0 valid, 1 refused, 2 usage or I/O |
-//! | `portcullis jwt verify --jwks FILE_OR_URL (--issuer ISS \| --cognito-user-pool REGION_POOLID) [--audience A]... [--client-id C]... [--token-use id\|access] [--alg ALG]... [--at UNIX_SECONDS] [--leeway SECONDS] TOKEN_OR_-` | verifies a JWT as the JWT layer does | 0 valid, 1 refused, 2 usage or I/O |
+//! | `portcullis sigv4 verify --request FILE --access-key-id ID --secret-access-key SECRET [--session-token SECRET] [--region R] [--service S] [--at TIME] [--max-skew SECONDS] [--no-normalize-path] [--uri-encoding double\|single]` | verifies the SigV4 signature of a raw HTTP/1.1 request | 0 valid, 1 refused, 2 usage or I/O |
+//! | `portcullis jwt verify --jwks FILE_OR_URL (--issuer ISS \| --cognito-user-pool REGION_POOLID) [--audience A]... [--client-id C]... [--token-use id\|access] [--alg ALG]... [--at UNIX_SECONDS] [--leeway SECONDS] SECRET` | verifies a JWT as the JWT layer does | 0 valid, 1 refused, 2 usage or I/O |
 //! | `portcullis waf eval --web-acl FILE [--ip-sets FILE] [--regex-sets FILE] [--rule-groups FILE] (--request FILE \| --requests FILE.jsonl) [--client-ip IP] [--country CC]` | evaluates requests against an AWS WAFv2 web ACL | 0 evaluated, 2 load error (with its JSON path), I/O error or malformed input line |
 //! | `portcullis waf check --web-acl FILE [...]` | validates a web ACL and lists its rules | 0 valid, 2 load error |
 //! | `portcullis keys generate [--length N]` | a new API key value and its `value_sha256` | 0, 2 usage |
@@ -36,15 +36,20 @@
 //! `--help`, and refuses bad arguments with exit code 2, which is the usage
 //! exit code this tool promises; `argh` and `pico-args` would need that
 //! written by hand.
+//!
+//! `config check` reads the file with `toml`, the parser the `portcullis`
+//! crate's loader uses, so that cutting a bad part out and loading again
+//! sees the document exactly as the loader does.
 
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+pub mod config;
 pub mod jwt;
 pub mod keys;
 pub mod raw;
@@ -149,6 +154,22 @@ pub enum Command {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Gateway configurations (`gateway.toml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config` commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validates a gateway configuration with the `portcullis` crate's
+    /// loader and prints every error with its path.
+    Check {
+        /// The configuration file, or `-` for standard input (paths in it
+        /// are then relative to the current directory).
+        #[arg(value_name = "FILE_OR_-")]
+        file: PathBuf,
+    },
 }
 
 /// `sigv4` commands.
@@ -161,17 +182,20 @@ pub enum Sigv4Command {
 /// `sigv4 verify`.
 #[derive(Debug, Args)]
 pub struct Sigv4VerifyArgs {
-    /// A raw HTTP/1.1 request: request line, headers, blank line, body.
-    #[arg(long, value_name = "FILE")]
+    /// A raw HTTP/1.1 request: request line, headers, blank line, body
+    /// (`-` for standard input).
+    #[arg(long, value_name = "FILE_OR_-")]
     pub request: PathBuf,
     /// The signer's access key id.
     #[arg(long, value_name = "ID")]
     pub access_key_id: String,
-    /// The signer's secret access key.
-    #[arg(long, value_name = "KEY")]
+    /// The signer's secret access key: the value, `@FILE` to read it from
+    /// a file, or `-` for standard input.
+    #[arg(long, value_name = "KEY_OR_@FILE_OR_-")]
     pub secret_access_key: String,
-    /// The session token of temporary credentials.
-    #[arg(long, value_name = "T")]
+    /// The session token of temporary credentials: the value, `@FILE` or
+    /// `-`.
+    #[arg(long, value_name = "T_OR_@FILE_OR_-")]
     pub session_token: Option<String>,
     /// The region the credential scope must name (default: the scope's).
     #[arg(long, value_name = "R")]
@@ -250,8 +274,9 @@ pub struct JwtVerifyArgs {
     /// Leeway on `exp`, `nbf` and `iat`.
     #[arg(long, value_name = "SECONDS")]
     pub leeway: Option<u64>,
-    /// The token, or `-` to read it from standard input.
-    #[arg(value_name = "TOKEN_OR_-")]
+    /// The token, `@FILE` to read it from a file, or `-` for standard
+    /// input.
+    #[arg(value_name = "TOKEN_OR_@FILE_OR_-")]
     pub token: String,
 }
 
@@ -267,8 +292,8 @@ pub enum WafCommand {
 /// The documents of a web ACL.
 #[derive(Debug, Args)]
 pub struct AclArgs {
-    /// The web ACL (`aws wafv2 get-web-acl` output).
-    #[arg(long, value_name = "FILE")]
+    /// The web ACL (`aws wafv2 get-web-acl` output; `-` for standard input).
+    #[arg(long, value_name = "FILE_OR_-")]
     pub web_acl: PathBuf,
     /// IP sets: one document or a JSON array of them (repeatable).
     #[arg(long, value_name = "FILE")]
@@ -288,8 +313,9 @@ pub struct WafEvalArgs {
     /// The ACL.
     #[command(flatten)]
     pub acl: AclArgs,
-    /// One request: a raw HTTP/1.1 request, or one JSON request object.
-    #[arg(long, value_name = "FILE")]
+    /// One request: a raw HTTP/1.1 request, or one JSON request object
+    /// (`-` for standard input).
+    #[arg(long, value_name = "FILE_OR_-")]
     pub request: Option<PathBuf>,
     /// JSON lines `{"method","uri","headers":[[name,value],...],"body","client_ip"}`:
     /// one output line each (`-` for standard input).
@@ -314,29 +340,104 @@ pub enum KeysCommand {
     },
     /// Prints the `value_sha256` of a key value, for the configuration file.
     Hash {
-        /// The key value.
+        /// The key value, `@FILE` to read it from a file, or `-` for
+        /// standard input.
+        #[arg(value_name = "VALUE_OR_@FILE_OR_-")]
         value: String,
     },
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| Failure::new("io", format!("{}: {e}", path.display())))
+/// The most bytes read from one file or from standard input (the
+/// `--requests` stream, read line by line, is not bounded).
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads all of `reader`, refusing more than [`MAX_INPUT_BYTES`].
+fn read_bounded(reader: impl std::io::Read, what: &str) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::new("io", format!("{what}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Failure::new(
+            "io",
+            format!("{what}: larger than {MAX_INPUT_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
 }
 
-fn read_text(path: &Path) -> Result<String, Failure> {
-    String::from_utf8(read(path)?)
-        .map_err(|_| Failure::new("io", format!("{}: not UTF-8", path.display())))
+/// A file's bytes, at most [`MAX_INPUT_BYTES`].
+fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    let shown = path.display().to_string();
+    let file =
+        std::fs::File::open(path).map_err(|e| Failure::new("io", format!("{shown}: {e}")))?;
+    read_bounded(file, &shown)
 }
 
-fn acl_files(args: &AclArgs) -> Result<waf::AclFiles, Failure> {
-    let many = |paths: &[PathBuf]| -> Result<Vec<String>, Failure> {
-        paths.iter().map(|p| read_text(p)).collect()
+/// Standard input, which one argument of a command may read.
+struct Stdin<'a> {
+    reader: &'a mut dyn BufRead,
+    taken_by: Option<&'static str>,
+}
+
+impl Stdin<'_> {
+    /// All of standard input, for the argument `what`; a second argument
+    /// asking for it is a usage error.
+    fn take(&mut self, what: &'static str) -> Result<Vec<u8>, Failure> {
+        if let Some(first) = self.taken_by {
+            return Err(Failure::new(
+                "usage",
+                format!(
+                    "{what} and {first} both ask for standard input (`-`); give one of them a file"
+                ),
+            ));
+        }
+        self.taken_by = Some(what);
+        read_bounded(&mut self.reader, "standard input")
+    }
+
+    /// A file's bytes, or standard input's for `-`.
+    fn read(&mut self, path: &Path, what: &'static str) -> Result<Vec<u8>, Failure> {
+        if path.as_os_str() == "-" {
+            return self.take(what);
+        }
+        read_file(path)
+    }
+
+    fn read_text(&mut self, path: &Path, what: &'static str) -> Result<String, Failure> {
+        String::from_utf8(self.read(path, what)?)
+            .map_err(|_| Failure::new("io", format!("{}: not UTF-8", path.display())))
+    }
+
+    /// A secret argument: the value itself, `@FILE` for a file's content,
+    /// or `-` for standard input. One line end is trimmed from what is
+    /// read (`echo` and editors add one).
+    fn secret(&mut self, argument: &str, what: &'static str) -> Result<String, Failure> {
+        let bytes = if argument == "-" {
+            self.take(what)?
+        } else if let Some(path) = argument.strip_prefix('@') {
+            read_file(Path::new(path))
+                .map_err(|e| Failure::new("io", format!("{what}: {}", e.message)))?
+        } else {
+            return Ok(argument.to_owned());
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Failure::new("io", format!("{what}: not UTF-8")))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+    }
+}
+
+fn acl_files(args: &AclArgs, stdin: &mut Stdin<'_>) -> Result<waf::AclFiles, Failure> {
+    let mut many = |paths: &[PathBuf], what: &'static str| -> Result<Vec<String>, Failure> {
+        paths.iter().map(|p| stdin.read_text(p, what)).collect()
     };
     Ok(waf::AclFiles {
-        web_acl: read_text(&args.web_acl)?,
-        ip_sets: many(&args.ip_sets)?,
-        regex_sets: many(&args.regex_sets)?,
-        rule_groups: many(&args.rule_groups)?,
+        ip_sets: many(&args.ip_sets, "--ip-sets")?,
+        regex_sets: many(&args.regex_sets, "--regex-sets")?,
+        rule_groups: many(&args.rule_groups, "--rule-groups")?,
+        web_acl: stdin.read_text(&args.web_acl, "--web-acl")?,
     })
 }
 
@@ -353,23 +454,38 @@ fn dispatch(
     stdin: &mut dyn BufRead,
     stdout: &mut dyn Write,
 ) -> Result<Option<Report>, Failure> {
+    let mut input = Stdin {
+        reader: stdin,
+        taken_by: None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new("io", e.to_string()))?;
     match command {
         Command::Keys(KeysCommand::Generate { length }) => keys::generate(length).map(Some),
-        Command::Keys(KeysCommand::Hash { value }) => keys::hash(&value).map(Some),
+        Command::Keys(KeysCommand::Hash { value }) => {
+            keys::hash(&input.secret(&value, "VALUE")?).map(Some)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let text = input.read_text(&file, "FILE")?;
+            let file = (file.as_os_str() != "-").then_some(file.as_path());
+            Ok(Some(config::check(&text, file)))
+        }
         Command::Sigv4(Sigv4Command::Verify(args)) => {
             let at = match &args.at {
                 Some(text) => sigv4::parse_time(text).map_err(|m| Failure::new("usage", m))?,
                 None => time::OffsetDateTime::now_utc().unix_timestamp(),
             };
             let verify = sigv4::VerifyArgs {
-                request: read(&args.request)?,
+                request: input.read(&args.request, "--request")?,
+                secret_access_key: input.secret(&args.secret_access_key, "--secret-access-key")?,
+                session_token: args
+                    .session_token
+                    .as_deref()
+                    .map(|t| input.secret(t, "--session-token"))
+                    .transpose()?,
                 access_key_id: args.access_key_id,
-                secret_access_key: args.secret_access_key,
-                session_token: args.session_token,
                 region: args.region,
                 service: args.service,
                 at,
@@ -380,15 +496,7 @@ fn dispatch(
             runtime.block_on(sigv4::verify(verify)).map(Some)
         }
         Command::Jwt(JwtCommand::Verify(args)) => {
-            let token = if args.token == "-" {
-                let mut text = String::new();
-                stdin
-                    .read_to_string(&mut text)
-                    .map_err(|e| Failure::new("io", format!("standard input: {e}")))?;
-                text
-            } else {
-                args.token
-            };
+            let token = input.secret(&args.token, "TOKEN")?;
             let algorithms = args
                 .algorithms
                 .iter()
@@ -424,18 +532,29 @@ fn dispatch(
             };
             runtime.block_on(jwt::verify(verify)).map(Some)
         }
-        Command::Waf(WafCommand::Check(args)) => waf::check(&acl_files(&args)?).map(Some),
+        Command::Waf(WafCommand::Check(args)) => {
+            waf::check(&acl_files(&args, &mut input)?).map(Some)
+        }
         Command::Waf(WafCommand::Eval(args)) => {
-            let evaluator =
-                waf::Evaluator::new(&acl_files(&args.acl)?, args.client_ip, args.country)?;
+            let evaluator = waf::Evaluator::new(
+                &acl_files(&args.acl, &mut input)?,
+                args.client_ip,
+                args.country,
+            )?;
             if let Some(path) = &args.request {
                 return evaluator
-                    .eval_file(&read(path)?)
+                    .eval_file(&input.read(path, "--request")?)
                     .map(|v| Some(Report::ok(v)));
             }
             let path = args.requests.unwrap_or_else(|| PathBuf::from("-"));
             let bad = if path.as_os_str() == "-" {
-                evaluator.eval_lines(stdin, &mut *stdout)
+                if let Some(first) = input.taken_by {
+                    return Err(Failure::new(
+                        "usage",
+                        format!("--requests and {first} both ask for standard input (`-`); give one of them a file"),
+                    ));
+                }
+                evaluator.eval_lines(input.reader, &mut *stdout)
             } else {
                 let file = std::fs::File::open(&path)
                     .map_err(|e| Failure::new("io", format!("{}: {e}", path.display())))?;

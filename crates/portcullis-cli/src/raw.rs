@@ -24,9 +24,9 @@ pub struct RawRequest {
 /// The most bytes of a raw request read.
 pub const MAX_RAW_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-fn wire_encode(text: &str) -> String {
+fn wire_encode(text: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
+    for &b in text {
         if b <= b' ' || b >= 0x7f || b"\"<>\\^`{|}".contains(&b) {
             out.push_str(&format!("%{b:02X}"));
         } else {
@@ -61,40 +61,52 @@ impl RawRequest {
             ));
         }
         let (head, body) = split_head(bytes);
-        let head = std::str::from_utf8(head)
-            .map_err(|_| "the request line and headers are not UTF-8".to_owned())?;
-        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        // The head is read as bytes: a header value may hold any byte but
+        // control characters (obs-text), and the verdict on such a request
+        // is the layer's to give, not a parse error's.
+        let mut lines = head
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         let request_line = lines
             .next()
-            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.trim_ascii().is_empty())
             .ok_or("the request line is missing")?;
-        let (method, rest) = request_line
-            .split_once(' ')
+        let space = request_line
+            .iter()
+            .position(|b| *b == b' ')
             .ok_or("the request line has no request target")?;
-        let target = match rest.rsplit_once(' ') {
-            Some((target, version)) if version.starts_with("HTTP/") => target,
+        let (method, rest) = (&request_line[..space], &request_line[space + 1..]);
+        let target = match rest.iter().rposition(|b| *b == b' ') {
+            Some(at) if rest[at + 1..].starts_with(b"HTTP/") => &rest[..at],
             _ => rest,
         };
         if method.is_empty() || target.is_empty() {
             return Err("the request line needs a method and a request target".to_owned());
         }
+        let method = String::from_utf8_lossy(method).into_owned();
         let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
         for line in lines {
             if line.is_empty() {
                 continue;
             }
-            if line.starts_with([' ', '\t']) {
+            if line.starts_with(b" ") || line.starts_with(b"\t") {
                 let last = headers
                     .last_mut()
                     .ok_or("a continuation line comes before any header")?;
                 last.1.push(b' ');
-                last.1.extend_from_slice(trim_ows(line.as_bytes()));
+                last.1.extend_from_slice(trim_ows(line));
                 continue;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("header line without `:`: {line:?}"))?;
-            headers.push((name.to_owned(), trim_ows(value.as_bytes()).to_vec()));
+            let colon = line.iter().position(|b| *b == b':').ok_or_else(|| {
+                format!(
+                    "header line without `:`: {:?}",
+                    String::from_utf8_lossy(line)
+                )
+            })?;
+            headers.push((
+                String::from_utf8_lossy(&line[..colon]).into_owned(),
+                trim_ows(&line[colon + 1..]).to_vec(),
+            ));
         }
         let mut body = body.to_vec();
         if let Some((_, length)) = headers
@@ -173,6 +185,14 @@ mod tests {
         assert_eq!(raw.body, b"abc");
         let request = raw.to_http().unwrap();
         assert_eq!(request.uri().path(), "/a%20b");
+    }
+
+    #[test]
+    fn reads_a_head_that_is_not_utf8() {
+        let raw = RawRequest::parse(b"GET /caf\xe9 HTTP/1.1\nHost: h\nX-A: \xff\xfe\n\n").unwrap();
+        assert_eq!(raw.target, "/caf%E9");
+        assert_eq!(raw.headers[1].1, b"\xff\xfe".to_vec());
+        assert!(raw.to_http().is_ok());
     }
 
     #[test]

@@ -98,15 +98,29 @@ fn scope_and_signed_headers(request: &http::Request<Bytes>) -> (Option<String>, 
     (scope, signed)
 }
 
-/// Verifies the request. Valid: exit 0; refused: exit 1; unreadable input:
-/// exit 2.
+/// Verifies the request. Valid: exit 0; refused: exit 1, also for a head
+/// whose bytes (not UTF-8, say) no HTTP server would take; a message that
+/// is not an HTTP request at all: exit 2.
 ///
 /// # Errors
 ///
 /// [`Failure`] (exit 2) when the request cannot be parsed.
 pub async fn verify(args: VerifyArgs) -> Result<Report, Failure> {
     let raw = RawRequest::parse(&args.request).map_err(|m| Failure::new("bad_request", m))?;
-    let request = raw.to_http().map_err(|m| Failure::new("bad_request", m))?;
+    let request = match raw.to_http() {
+        Ok(request) => request,
+        // Bytes no HTTP server takes in a method, header name or value: such
+        // a request never reaches the layer, and is not validly signed.
+        Err(message) => {
+            return Ok(Report::refused(json!({
+                "valid": false,
+                "error": "BadRequest",
+                "message": message,
+                "canonical_request": null,
+                "string_to_sign": null,
+            })));
+        }
+    };
     let (scope, signed_headers) = scope_and_signed_headers(&request);
     let mut scope_parts = scope.as_deref().unwrap_or("").split('/').skip(2);
     let scope_region = scope_parts

@@ -31,13 +31,32 @@ pub struct AclFiles {
     pub rule_groups: Vec<String>,
 }
 
-/// A load error as JSON, with its JSON path.
+/// The field a serde "missing field `X`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(field, _)| field)
+}
+
+/// A load error as JSON, with its JSON path. A missing field's path is the
+/// field's own (`Rules[0].VisibilityConfig`), not its parent's, and
+/// `missing_field` names it.
 fn load_failure(error: &LoadError) -> Failure {
-    Failure::new("load_error", error.message.clone()).with(json!({
+    let mut extra = json!({
         "document": error.document,
         "path": error.path,
         "kind": format!("{:?}", error.kind),
-    }))
+    });
+    if let Some(field) = missing_field(&error.message) {
+        extra["path"] = json!(if error.path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{}.{field}", error.path)
+        });
+        extra["missing_field"] = json!(field);
+    }
+    Failure::new("load_error", error.message.clone()).with(extra)
 }
 
 /// Splits a file into documents: a JSON array gives its elements.

@@ -19,11 +19,16 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn run(command: &mut Command) -> (i32, Vec<Value>, String) {
+    parse(command.output().expect("the binary runs"))
+}
+
+/// The exit code, the JSON lines of standard output, and standard error.
+fn parse(output: Output) -> (i32, Vec<Value>, String) {
     let Output {
         status,
         stdout,
         stderr,
-    } = command.output().expect("the binary runs");
+    } = output;
     let lines = String::from_utf8(stdout)
         .expect("stdout is UTF-8")
         .lines()
@@ -582,4 +587,257 @@ fn waf_eval_names_the_managed_rule_as_aws_logs_do() {
         out[1]["labels"],
         json!(["awswaf:managed:aws:core-rule-set:NoUserAgent_Header"])
     );
+}
+
+/// Runs `command` with `input` on standard input.
+fn run_with_stdin(command: &mut Command, input: &[u8]) -> (i32, Vec<Value>, String) {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input)
+        .expect("stdin takes the input");
+    parse(child.wait_with_output().expect("the binary ends"))
+}
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+const GATEWAY: &str = r#"
+[gateway]
+region = "us-east-1"
+account_id = "123456789012"
+api_id = "a1b2c3d4e5"
+stage = "prod"
+"#;
+
+#[test]
+fn config_check_reports_every_error_with_its_path() {
+    let dir = scratch("config-every-error");
+    let file = dir.join("gateway.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{GATEWAY}
+[[usage_plans]]
+id = "bad"
+quota = {{ limit = 10, period = "FORTNIGHT", offset = 0 }}
+
+[[usage_plans]]
+id = "basic"
+
+[[api_keys]]
+id = "k1"
+value = "short"
+usage_plans = ["basic"]
+
+[[api_keys]]
+id = "k2"
+value = "DemoKey0123456789abcdefghij"
+usage_plans = ["bad", "nope"]
+
+[iam]
+resource_policy = "missing.json"
+
+[jwt]
+issuer = "https://issuer.example"
+jwks = "no-jwks.json"
+"#
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = run(bin().args(["config", "check"]).arg(&file));
+    assert_eq!(code, 1, "{out:?}");
+    assert_eq!(out[0]["valid"], false);
+    let mut paths: Vec<&str> = out[0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    // Five errors, each by its path in the file as written. `api_keys[1]`'s
+    // plan `bad` is not reported: the plan itself is.
+    assert_eq!(
+        paths,
+        [
+            "api_keys[0].value",
+            "api_keys[1].usage_plans[1]",
+            "iam.resource_policy",
+            "jwt.jwks",
+            "usage_plans[0].quota.period",
+        ]
+    );
+    let messages = out[0]["errors"].to_string();
+    assert!(messages.contains("FORTNIGHT"), "{messages}");
+    assert!(messages.contains("`nope`"), "{messages}");
+}
+
+#[test]
+fn config_check_accepts_the_examples_and_reads_standard_input() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for example in ["airline-loyalty", "hyper-server"] {
+        let file = root
+            .join("examples")
+            .join(example)
+            .join("config/gateway.toml");
+        let (code, out, _) = run(bin().args(["config", "check"]).arg(&file));
+        assert_eq!(code, 0, "{example}: {out:?}");
+        assert_eq!(out[0]["valid"], true);
+    }
+
+    // `-`: standard input, with paths relative to the current folder. The
+    // embedded store's folder is not created: a check writes nothing.
+    let dir = scratch("config-stdin");
+    let text = format!("{GATEWAY}\n[store]\nkind = \"embedded\"\ndata_dir = \"data\"\n");
+    let (code, out, _) = run_with_stdin(
+        bin().current_dir(&dir).args(["config", "check", "-"]),
+        text.as_bytes(),
+    );
+    assert_eq!((code, &out[0]["valid"]), (0, &json!(true)), "{out:?}");
+    assert!(!dir.join("data").exists());
+
+    let (code, out, _) = run_with_stdin(bin().args(["config", "check", "-"]), b"[gateway");
+    assert_eq!(code, 1);
+    assert_eq!(out[0]["errors"][0]["path"], "");
+    assert!(
+        out[0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1")
+    );
+    assert_eq!(run(bin().args(["config", "check", "/no/such/file"])).0, 2);
+}
+
+#[test]
+fn secrets_come_from_the_argument_a_file_or_standard_input() {
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+    const DIGEST: &str = "86cd2d2a95a72152010970f791b1f8e592a70efc2e988a4830937842ff1c7b85";
+    let dir = scratch("secrets");
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+
+    let (code, out, _) = run_with_stdin(bin().args(["keys", "hash", "-"]), KEY.as_bytes());
+    assert_eq!((code, &out[0]["value_sha256"]), (0, &json!(DIGEST)));
+    let at_file = format!("@{}", key_file.display());
+    let (code, out, _) = run(bin().args(["keys", "hash", &at_file]));
+    assert_eq!((code, &out[0]["value_sha256"]), (0, &json!(DIGEST)));
+    // `-` is standard input, never the literal value `-`.
+    let (code, out, _) = run_with_stdin(bin().args(["keys", "hash", "-"]), b"-");
+    assert_eq!((code, &out[0]["error"]), (2, &json!("invalid_key_value")));
+
+    // The SigV4 secret from standard input and from a file.
+    let case = suite_dir().join("get-vanilla");
+    let request = case.join("header-signed-request.txt");
+    let verify = |secret: &str| {
+        let mut command = bin();
+        command
+            .args(["sigv4", "verify", "--request"])
+            .arg(&request)
+            .args([
+                "--access-key-id",
+                "AKIDEXAMPLE",
+                "--secret-access-key",
+                secret,
+            ])
+            .args(["--at", "20150830T123600Z"]);
+        command
+    };
+    let (code, out, _) = run_with_stdin(&mut verify("-"), format!("{SECRET}\n").as_bytes());
+    assert_eq!((code, &out[0]["valid"]), (0, &json!(true)), "{out:?}");
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let (code, out, _) = run(&mut verify(&format!("@{}", secret_file.display())));
+    assert_eq!((code, &out[0]["valid"]), (0, &json!(true)), "{out:?}");
+    let (code, out, _) = run_with_stdin(&mut verify("-"), b"not-the-secret");
+    assert_eq!((code, &out[0]["valid"]), (1, &json!(false)));
+
+    // Two arguments cannot both read standard input.
+    let (code, out, _) = run_with_stdin(
+        bin().args([
+            "sigv4",
+            "verify",
+            "--request",
+            "-",
+            "--access-key-id",
+            "AKIDEXAMPLE",
+            "--secret-access-key",
+            "-",
+        ]),
+        b"GET / HTTP/1.1\nHost: h\n\n",
+    );
+    assert_eq!((code, &out[0]["error"]), (2, &json!("usage")));
+}
+
+#[test]
+fn sigv4_on_a_head_that_is_not_utf8_gives_a_verdict() {
+    let case = suite_dir().join("get-vanilla");
+    let signed = std::fs::read(case.join("header-signed-request.txt")).unwrap();
+    // The suite's signed request with its signed `Host` value made bytes
+    // that are not UTF-8: the layer refuses it, so the CLI does too.
+    let at = signed
+        .windows(4)
+        .position(|w| w.eq_ignore_ascii_case(b"host"))
+        .unwrap();
+    let mut request = signed[..at].to_vec();
+    request.extend_from_slice(b"Host:caf\xe9.example\n");
+    let rest = &signed[at..];
+    request.extend_from_slice(&rest[rest.iter().position(|b| *b == b'\n').unwrap() + 1..]);
+    let verify_stdin = |request: &[u8]| {
+        run_with_stdin(
+            bin()
+                .args(["sigv4", "verify", "--request", "-", "--access-key-id"])
+                .args(["AKIDEXAMPLE", "--secret-access-key", SECRET])
+                .args(["--at", "20150830T123600Z"]),
+            request,
+        )
+    };
+    let (code, out, _) = verify_stdin(&request);
+    assert_eq!(code, 1, "{out:?}");
+    assert_eq!(out[0]["valid"], false);
+    // A header name that is not UTF-8: no server takes it, still a verdict.
+    let (code, out, _) = verify_stdin(b"GET / HTTP/1.1\nX-\xff: a\n\n");
+    assert_eq!((code, &out[0]["valid"]), (1, &json!(false)), "{out:?}");
+}
+
+#[test]
+fn waf_check_names_the_missing_field() {
+    let acl: Value =
+        serde_json::from_slice(&std::fs::read(fixture("web-acl.json")).unwrap()).unwrap();
+    let mut top = acl.clone();
+    top["WebACL"]
+        .as_object_mut()
+        .unwrap()
+        .remove("DefaultAction");
+    let (code, out, _) = run_with_stdin(
+        bin().args(["waf", "check", "--web-acl", "-"]),
+        top.to_string().as_bytes(),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["path"], "DefaultAction");
+    assert_eq!(out[0]["missing_field"], "DefaultAction");
+
+    let mut nested = acl;
+    nested["WebACL"]["Rules"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("Name");
+    let (code, out, _) = run_with_stdin(
+        bin().args(["waf", "check", "--web-acl", "-"]),
+        nested.to_string().as_bytes(),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(out[0]["path"], "Rules[0].Name", "{out:?}");
 }
