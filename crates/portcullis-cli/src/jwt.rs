@@ -21,8 +21,9 @@ pub enum IssuerArg {
     CognitoUserPool(String),
 }
 
-/// The arguments of `jwt verify`, already read.
-#[derive(Clone, Debug)]
+/// The arguments of `jwt verify`, already read. `Debug` redacts the token
+/// (a bearer credential).
+#[derive(Clone)]
 pub struct VerifyArgs {
     /// The JWKS: a file path or an http(s) URL.
     pub jwks: String,
@@ -42,6 +43,22 @@ pub struct VerifyArgs {
     pub leeway: Option<u64>,
     /// The token.
     pub token: String,
+}
+
+impl std::fmt::Debug for VerifyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyArgs")
+            .field("jwks", &self.jwks)
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("client_ids", &self.client_ids)
+            .field("token_use", &self.token_use)
+            .field("algorithms", &self.algorithms)
+            .field("at", &self.at)
+            .field("leeway", &self.leeway)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 fn issuer(args: &VerifyArgs) -> Result<Issuer, Failure> {

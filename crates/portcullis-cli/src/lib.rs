@@ -179,6 +179,34 @@ pub enum Sigv4Command {
     Verify(Sigv4VerifyArgs),
 }
 
+/// A command-line argument that carries a secret: the secret itself,
+/// `@FILE` or `-`. Its `Debug` never shows it, so a logged or printed
+/// argument list cannot leak it.
+#[derive(Clone)]
+pub struct SecretArg(String);
+
+impl SecretArg {
+    /// The argument as given (the secret, `@FILE` or `-`).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(<redacted>)")
+    }
+}
+
 /// `sigv4 verify`.
 #[derive(Debug, Args)]
 pub struct Sigv4VerifyArgs {
@@ -192,11 +220,11 @@ pub struct Sigv4VerifyArgs {
     /// The signer's secret access key: the value, `@FILE` to read it from
     /// a file, or `-` for standard input.
     #[arg(long, value_name = "KEY_OR_@FILE_OR_-")]
-    pub secret_access_key: String,
+    pub secret_access_key: SecretArg,
     /// The session token of temporary credentials: the value, `@FILE` or
     /// `-`.
     #[arg(long, value_name = "T_OR_@FILE_OR_-")]
-    pub session_token: Option<String>,
+    pub session_token: Option<SecretArg>,
     /// The region the credential scope must name (default: the scope's).
     #[arg(long, value_name = "R")]
     pub region: Option<String>,
@@ -277,7 +305,7 @@ pub struct JwtVerifyArgs {
     /// The token, `@FILE` to read it from a file, or `-` for standard
     /// input.
     #[arg(value_name = "TOKEN_OR_@FILE_OR_-")]
-    pub token: String,
+    pub token: SecretArg,
 }
 
 /// `waf` commands.
@@ -343,7 +371,7 @@ pub enum KeysCommand {
         /// The key value, `@FILE` to read it from a file, or `-` for
         /// standard input.
         #[arg(value_name = "VALUE_OR_@FILE_OR_-")]
-        value: String,
+        value: SecretArg,
     },
 }
 
@@ -465,7 +493,7 @@ fn dispatch(
     match command {
         Command::Keys(KeysCommand::Generate { length }) => keys::generate(length).map(Some),
         Command::Keys(KeysCommand::Hash { value }) => {
-            keys::hash(&input.secret(&value, "VALUE")?).map(Some)
+            keys::hash(&input.secret(value.as_str(), "VALUE")?).map(Some)
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let text = input.read_text(&file, "FILE")?;
@@ -479,11 +507,12 @@ fn dispatch(
             };
             let verify = sigv4::VerifyArgs {
                 request: input.read(&args.request, "--request")?,
-                secret_access_key: input.secret(&args.secret_access_key, "--secret-access-key")?,
+                secret_access_key: input
+                    .secret(args.secret_access_key.as_str(), "--secret-access-key")?,
                 session_token: args
                     .session_token
-                    .as_deref()
-                    .map(|t| input.secret(t, "--session-token"))
+                    .as_ref()
+                    .map(|t| input.secret(t.as_str(), "--session-token"))
                     .transpose()?,
                 access_key_id: args.access_key_id,
                 region: args.region,
@@ -496,7 +525,7 @@ fn dispatch(
             runtime.block_on(sigv4::verify(verify)).map(Some)
         }
         Command::Jwt(JwtCommand::Verify(args)) => {
-            let token = input.secret(&args.token, "TOKEN")?;
+            let token = input.secret(args.token.as_str(), "TOKEN")?;
             let algorithms = args
                 .algorithms
                 .iter()
@@ -600,5 +629,49 @@ where
             }
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_arguments_never_show_their_secrets() {
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "sigv4",
+            "verify",
+            "--request",
+            "-",
+            "--access-key-id",
+            "AKIDEXAMPLE",
+            "--secret-access-key",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "--session-token",
+            "SessionTokenValue123",
+        ])
+        .expect("the arguments parse");
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("SessionTokenValue123"), "{shown}");
+
+        let cli =
+            Cli::try_parse_from(["portcullis", "keys", "hash", "TopSecretKeyValue0123456789"])
+                .expect("the arguments parse");
+        assert!(!format!("{cli:?}").contains("TopSecretKeyValue"));
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "jwt",
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--issuer",
+            "https://issuer.example",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+        ])
+        .expect("the arguments parse");
+        assert!(!format!("{cli:?}").contains("eyJhbGci"));
     }
 }

@@ -17,8 +17,9 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::raw::RawRequest;
 use crate::{Failure, Report};
 
-/// The arguments of `sigv4 verify`, already read.
-#[derive(Clone, Debug)]
+/// The arguments of `sigv4 verify`, already read. `Debug` redacts the
+/// secret key and the session token.
+#[derive(Clone)]
 pub struct VerifyArgs {
     /// The raw request's bytes.
     pub request: Vec<u8>,
@@ -40,6 +41,26 @@ pub struct VerifyArgs {
     pub normalize_path: bool,
     /// Single URI encoding (S3-style) instead of double (execute-api).
     pub single_encoding: bool,
+}
+
+impl std::fmt::Debug for VerifyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyArgs")
+            .field("request_bytes", &self.request.len())
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .field("at", &self.at)
+            .field("max_skew", &self.max_skew)
+            .field("normalize_path", &self.normalize_path)
+            .field("single_encoding", &self.single_encoding)
+            .finish()
+    }
 }
 
 /// Parses `--at`: `2015-08-30T12:36:00Z` (RFC 3339) or `20150830T123600Z`.
