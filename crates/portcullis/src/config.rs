@@ -134,6 +134,22 @@ pub struct ApiSettings {
     pub max_body_bytes: Option<usize>,
 }
 
+impl ApiSettings {
+    /// `[api]` with only `openapi`: the definition at this path (relative to
+    /// the configuration file's folder unless absolute), no access log, no
+    /// per-method throttles and no custom authorizer endpoints.
+    #[must_use]
+    pub fn new(openapi: impl Into<PathBuf>) -> Self {
+        Self {
+            openapi: openapi.into(),
+            access_log: None,
+            method_throttles: std::collections::BTreeMap::new(),
+            authorizers: std::collections::BTreeMap::new(),
+            max_body_bytes: None,
+        }
+    }
+}
+
 /// `[api.access_log]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

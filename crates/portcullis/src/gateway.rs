@@ -138,6 +138,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Sets `[api]`, replacing the file's: per-method stacks from this API
+    /// definition (see [`ApiSettings`](crate::config::ApiSettings)).
+    pub fn api(mut self, api: crate::config::ApiSettings) -> Self {
+        self.config.api = Some(api);
+        self
+    }
+
     /// The configuration being built, with its `[store]` as
     /// [`store`](Self::store) left it.
     #[must_use]

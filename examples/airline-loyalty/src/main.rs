@@ -58,7 +58,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
-use portcullis::config::{Config, StoreKind, StoreSettings};
+use portcullis::config::{ApiSettings, Config, StoreKind, StoreSettings};
 use portcullis::jwt::JwtClaims;
 use portcullis::{Gateway, GatewayResponse, GatewayResponseType, GatewayResponsesLayer};
 use serde_json::{Value, json};
@@ -702,6 +702,12 @@ async fn serve(args: Args) -> Result<(), String> {
         None => materialize_default_config()?,
     };
     let mut builder = Gateway::builder_from_file(&config_path).map_err(|e| e.to_string())?;
+    if builder.config().api.is_none() {
+        // A configuration written before the demo ran from its export names
+        // no `[api]`: it keeps working with the demo's own export.
+        let export = materialize_default_config()?.with_file_name("openapi.json");
+        builder = builder.api(ApiSettings::new(export));
+    }
     if let Some(store) = &args.store {
         builder = builder.store(store_settings(store, args.store_key_prefix.clone())?);
     }
