@@ -2,8 +2,8 @@
 //!
 //! `cargo bench -p portcullis-throttle --bench memory`
 //!
-//! Reports two figures: the shards' own size (each index's allocation and
-//! each record array's capacity, from `InMemoryStore::table_bytes`) and the growth of the
+//! Reports two figures: the hash tables' own size (capacity times entry and
+//! control byte, from `InMemoryStore::table_bytes`) and the growth of the
 //! process's resident memory (`/proc/self/statm`) while the keys were added,
 //! which includes the allocator's overhead and the tables the store outgrew.
 

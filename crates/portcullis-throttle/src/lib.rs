@@ -125,15 +125,11 @@
 //!
 //! # Why these crates
 //!
-//! The in-memory store keeps each shard's buckets in one array of words
-//! indexed by a `hashbrown` `HashTable` of `u32` offsets, not a `dashmap` or
-//! `HashMap` keyed by owned keys: a key then costs its bytes and 5 bytes of
-//! index rather than a 24-byte `String` and its heap block (the module
-//! `memory` gives the figures), and the store sweeps, caps and rebuilds shard
-//! by shard, which dashmap keeps behind its unstable raw API. `HashTable` is
-//! the table under `std`'s `HashMap`, with the hashing left to the caller.
-//! Run-time overrides sit in an `arc-swap`, read without a lock on every
-//! request.
+//! The in-memory store is a sharded `std` `HashMap` of `AtomicU64`, not
+//! `dashmap`: its keys are already keyed SipHash digests (so the table must not
+//! hash them again), and it sweeps and caps shard by shard, which dashmap
+//! keeps behind its unstable raw API. Run-time overrides sit in an
+//! `arc-swap`, read without a lock on every request.
 
 mod clock;
 mod future;

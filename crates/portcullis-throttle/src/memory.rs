@@ -1,50 +1,23 @@
 //! The in-memory store: one `AtomicU64` per bucket, updated by
-//! compare-and-swap, in sharded tables shared by every clone.
+//! compare-and-swap, in a sharded hash map shared by every clone.
 //!
-//! # Layout, exactness and memory
+//! # Layout and memory
 //!
-//! Each of the 64 shards keeps its buckets as records in one array of words:
+//! A bucket is known by a 64-bit SipHash-1-3 digest of its [`BucketKey`],
+//! under a random key chosen when the store is created, so an attacker who
+//! picks header values or key ids cannot aim two keys at one bucket. (Two
+//! keys share a bucket only on a random 64-bit collision: about one chance in
+//! 36 million with a million keys tracked.) An entry is the digest and the
+//! bucket's TAT, 16 bytes, plus one control byte of the hash table: with the
+//! table's load factor of 7/8 and power-of-two growth, a tracked key costs
+//! between 19 and 39 bytes. `benches/memory.rs` measures it at a million keys.
 //!
-//! ```text
-//! | TAT (8 bytes) | length (4 bytes) + the key's bytes, zero-padded to whole words |
-//! ```
-//!
-//! The key's bytes are the stream its [`BucketKey`]'s `Hash` feeds, which is
-//! distinct for distinct keys (property-tested in `tests/bucket_hash.rs`), so
-//! **two keys never share a bucket**: a lookup compares the stored bytes, not
-//! only a digest. (The store used to keep a 64-bit digest alone: about one
-//! chance in 36 million, with a million keys, that two keys shared a bucket;
-//! and two colliding keys of different plans could let one over-admit, as a
-//! refusal caps the shared TAT at the refusing plan's bucket.)
-//!
-//! A shard finds a record through a `hashbrown` [`HashTable`] of `u32`
-//! offsets into its array, hashed with SipHash-1-3 under a random key chosen
-//! when the store is created, so an attacker who picks header values or key
-//! ids cannot make one shard's probes long. What a tracked key costs, and
-//! why:
-//!
-//! | part | bytes | instead of |
-//! |---|---|---|
-//! | the TAT | 8 | — (GCRA needs one number) |
-//! | the key, with its length | 4 + key bytes, padded to 8 (16 for an AWS key id's 11) | a `String` (24 + a heap block of at least 32) |
-//! | its slot in the index | 4 + 1 control byte, at a load of 44–88 % (hashbrown grows by doubling): 5.7–11.4 | a 16-byte entry of a map keyed by the owned key: 19–39 |
-//! | the array's headroom | at most a quarter of the records (it grows by 25 %, not by doubling) | doubling: up to the records again |
-//!
-//! So an API key's bucket (a 10-character id) takes 30–41 bytes; the exact
-//! key costs 8–16 more than a digest alone would. `benches/memory.rs`
-//! measures it at a million keys, and `portcullis-loadtest mem` measures the
-//! process's resident memory.
-//!
-//! # Forgetting, and giving memory back
+//! # Forgetting
 //!
 //! - A full bucket (TAT at or before now) carries no information. Every time a
 //!   shard has doubled since its last sweep, the insert that finds it so
 //!   drops its full buckets (amortised O(1) per new key). A periodic task may
 //!   also call [`InMemoryStore::sweep`].
-//! - A sweep that drops anything rebuilds the shard's array and index at the
-//!   size of what is left and frees the old ones, so the memory goes back to
-//!   the allocator (an index or array of more than a few hundred kilobytes
-//!   is its own mapping, which the allocator unmaps on free).
 //! - The store holds at most [`max_keys`](InMemoryStore::with_max_keys)
 //!   buckets (4,194,304 by default; each shard holds its share). When a shard
 //!   is at its share after a sweep, it forgets the eighth of its buckets that
@@ -54,22 +27,22 @@
 //!
 //! # Concurrency
 //!
-//! A bucket's decision is a compare-and-swap loop on its TAT word, under the
-//! shard's read lock (held only to find the record). Only a new bucket, or a
-//! sweep, takes the shard's write lock. A request that touches several
-//! buckets takes a token from each in order and gives the ones it took back
-//! when a later one refuses ([`Gcra::refund`] restores exactly the bucket
-//! that would have been). Between the two, a concurrent request may find that
-//! bucket one token emptier than it ends up: the hold lasts nanoseconds, and
-//! it can only make such a request wait, never let one through that the
-//! buckets would refuse.
+//! A bucket's decision is a compare-and-swap loop on its `AtomicU64`, under
+//! the shard's read lock (held only to find the entry). Only a new bucket
+//! takes the shard's write lock. A request that touches several buckets takes
+//! a token from each in order and gives the ones it took back when a later
+//! one refuses ([`Gcra::refund`] restores exactly the bucket that would have
+//! been). Between the two, a concurrent request may find that bucket one token
+//! emptier than it ends up: the hold lasts nanoseconds, and it can only make
+//! such a request wait, never let one through that the buckets would refuse.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
+use portcullis_core::hash::BuildPrehashed;
 
 use crate::gcra::{Gcra, GcraDecision};
 use crate::store::{Acquire, BucketCheck, BucketKey, Outcome, StoreError, ThrottleStore};
@@ -80,9 +53,6 @@ pub const MAX_CHECKS: usize = 8;
 const DEFAULT_MAX_KEYS: usize = 1 << 22;
 const SHARDS: usize = 64;
 const MIN_SWEEP: usize = 64;
-/// Keys of up to this many bytes (with their 4-byte length) are encoded on
-/// the stack; longer ones on the heap.
-const INLINE_KEY: usize = 128;
 
 /// The in-memory store (the default). Cheap to clone; clones share the
 /// buckets.
@@ -103,89 +73,10 @@ struct Shard {
     lock: RwLock<Table>,
 }
 
-/// One shard's buckets (see the module docs for the layout).
 struct Table {
-    /// The offset in `words` of each bucket's record, found by the SipHash
-    /// of its key bytes.
-    index: HashTable<u32>,
-    /// The records, one after another: the TAT, then the key's words.
-    words: Vec<AtomicU64>,
+    /// Keyed by the bucket's SipHash: hashing it again would only cost time.
+    map: HashMap<u64, AtomicU64, BuildPrehashed>,
     sweep_at: usize,
-}
-
-/// A bucket's key as a shard stores and compares it: the bytes its
-/// [`BucketKey`]'s `Hash` feeds (distinct for distinct keys), after their
-/// length in 4 little-endian bytes, zero-padded to whole 8-byte words.
-struct KeyBytes {
-    inline: [u8; INLINE_KEY],
-    /// The bytes, when they outgrow `inline`.
-    spilled: Vec<u8>,
-    len: usize,
-}
-
-impl Hasher for KeyBytes {
-    fn write(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        if self.spilled.is_empty() && end <= INLINE_KEY {
-            self.inline[self.len..end].copy_from_slice(bytes);
-        } else {
-            if self.spilled.is_empty() {
-                self.spilled.extend_from_slice(&self.inline[..self.len]);
-            }
-            self.spilled.extend_from_slice(bytes);
-        }
-        self.len = end;
-    }
-
-    fn finish(&self) -> u64 {
-        // Only the recorded bytes matter; nothing asks for a digest.
-        0
-    }
-}
-
-impl KeyBytes {
-    #[inline]
-    fn of(key: &BucketKey<'_>) -> Self {
-        let mut bytes = Self {
-            inline: [0; INLINE_KEY],
-            spilled: Vec::new(),
-            len: 4,
-        };
-        key.hash(&mut bytes);
-        // A key of 4 GiB or more is not a request's: its length saturates.
-        let len = u32::try_from(bytes.len - 4)
-            .unwrap_or(u32::MAX)
-            .to_le_bytes();
-        let padded = bytes.len.next_multiple_of(8);
-        if bytes.spilled.is_empty() {
-            bytes.inline[..4].copy_from_slice(&len);
-        } else {
-            bytes.spilled[..4].copy_from_slice(&len);
-            bytes.spilled.resize(padded, 0);
-        }
-        bytes.len = padded;
-        bytes
-    }
-
-    #[inline]
-    fn bytes(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-
-    #[inline]
-    fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.bytes()
-            .chunks_exact(8)
-            .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
-    }
-
-    fn word_count(&self) -> usize {
-        self.len / 8
-    }
 }
 
 impl std::fmt::Debug for InMemoryStore {
@@ -218,8 +109,7 @@ impl InMemoryStore {
         let shards = (0..SHARDS)
             .map(|_| Shard {
                 lock: RwLock::new(Table {
-                    index: HashTable::new(),
-                    words: Vec::new(),
+                    map: HashMap::default(),
                     sweep_at: MIN_SWEEP.min(max_per_shard),
                 }),
             })
@@ -246,7 +136,7 @@ impl InMemoryStore {
         self.inner
             .shards
             .iter()
-            .map(|s| read(&s.lock).index.len())
+            .map(|s| read(&s.lock).map.len())
             .sum()
     }
 
@@ -256,38 +146,44 @@ impl InMemoryStore {
         self.len() == 0
     }
 
-    /// The heap bytes the shards hold: each index's allocation and each
-    /// record array's capacity. It does not count the allocator's own
-    /// overhead; `benches/memory.rs` compares it with the process's resident
-    /// memory.
+    /// The heap bytes the hash tables hold: for each shard, its capacity in
+    /// slots times one entry and one control byte, plus the control group
+    /// padding. An estimate of the allocator's view (it does not count the
+    /// allocator's own overhead); `benches/memory.rs` compares it with the
+    /// process's resident memory.
     #[must_use]
     pub fn table_bytes(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<(u64, AtomicU64)>();
         self.inner
             .shards
             .iter()
             .map(|s| {
-                let table = read(&s.lock);
-                table.index.allocation_size()
-                    + table.words.capacity() * std::mem::size_of::<AtomicU64>()
+                let cap = read(&s.lock).map.capacity();
+                if cap == 0 {
+                    0
+                } else {
+                    // hashbrown keeps buckets = next_power_of_two(cap * 8 / 7).
+                    let buckets = (cap * 8 / 7).next_power_of_two();
+                    buckets * (ENTRY + 1) + 16
+                }
             })
             .sum()
     }
 
-    /// Drops every full bucket (TAT at or before `now_unix_nanos`), and
-    /// rebuilds each shard that dropped any at the size of what is left, so
-    /// the memory goes back to the allocator. Returns how many buckets were
-    /// dropped. The store also does this by itself as it grows; call it from
-    /// a periodic task to release memory after a burst of keys has gone
-    /// quiet.
+    /// Drops every full bucket (TAT at or before `now_unix_nanos`) and gives
+    /// memory back when a shard has shrunk to a quarter of its capacity.
+    /// Returns how many buckets were dropped. The store also does this by
+    /// itself as it grows; call it from a periodic task to release memory
+    /// after a burst of keys has gone quiet.
     pub fn sweep(&self, now_unix_nanos: u64) -> usize {
         self.inner
             .shards
             .iter()
             .map(|s| {
                 let mut table = write(&s.lock);
-                let before = table.index.len();
-                table.sweep(now_unix_nanos, self.inner.max_per_shard, &self.inner.digest);
-                before - table.index.len()
+                let before = table.map.len();
+                table.sweep(now_unix_nanos, self.inner.max_per_shard);
+                before - table.map.len()
             })
             .sum()
     }
@@ -296,78 +192,62 @@ impl InMemoryStore {
     /// hold it).
     #[must_use]
     pub fn tokens(&self, key: &BucketKey<'_>, gcra: &Gcra, now_unix_nanos: u64) -> u32 {
-        let key = KeyBytes::of(key);
-        let hash = self.hash(&key);
-        let table = read(&self.shard(hash).lock);
+        let digest = self.inner.digest.hash_one(key);
+        let table = read(&self.shard(digest).lock);
         let tat = table
-            .find(hash, &key)
+            .map
+            .get(&digest)
             .map_or(0, |cell| cell.load(Ordering::Acquire));
         gcra.tokens_at(tat, now_unix_nanos)
     }
 
-    /// The SipHash of a key's bytes, which picks its shard and its slot.
+    /// The bucket's digest, hashed from a reference (a copy of the key would
+    /// be made for nothing).
     #[inline]
-    fn hash(&self, key: &KeyBytes) -> u64 {
-        let mut hasher = self.inner.digest.build_hasher();
-        hasher.write(key.bytes());
-        hasher.finish()
+    fn digest(&self, key: &BucketKey<'_>) -> u64 {
+        self.inner.digest.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> &Shard {
+    fn shard(&self, digest: u64) -> &Shard {
         // Bits 40..46 pick the shard: hashbrown indexes with the low bits and
         // tags with the top seven, so these leave both evenly spread. A mask,
         // not `%` by the slice's length: that was a division per bucket.
         const _: () = assert!(SHARDS.is_power_of_two());
-        let index = (hash >> 40) as usize & (SHARDS - 1);
+        let index = (digest >> 40) as usize & (SHARDS - 1);
         &self.inner.shards[index]
     }
 
     /// Decides one bucket, inserting it when new.
     #[inline]
-    fn take(&self, key: &KeyBytes, gcra: &Gcra, now: u64) -> Result<GcraDecision, StoreError> {
-        let hash = self.hash(key);
-        let shard = self.shard(hash);
+    fn take(&self, digest: u64, gcra: &Gcra, now: u64) -> GcraDecision {
+        let shard = self.shard(digest);
         {
             let table = read(&shard.lock);
-            if let Some(cell) = table.find(hash, key) {
-                return Ok(take_from(cell, gcra, now));
+            if let Some(cell) = table.map.get(&digest) {
+                return take_from(cell, gcra, now);
             }
         }
-        self.insert_and_take(shard, hash, key, gcra, now)
+        self.insert_and_take(shard, digest, gcra, now)
     }
 
     /// [`take`](Self::take) for a bucket the shard does not hold yet: out of
     /// line, so that the common path stays small enough to inline.
     #[cold]
     #[inline(never)]
-    fn insert_and_take(
-        &self,
-        shard: &Shard,
-        hash: u64,
-        key: &KeyBytes,
-        gcra: &Gcra,
-        now: u64,
-    ) -> Result<GcraDecision, StoreError> {
+    fn insert_and_take(&self, shard: &Shard, digest: u64, gcra: &Gcra, now: u64) -> GcraDecision {
         let mut table = write(&shard.lock);
-        if let Some(cell) = table.find(hash, key) {
-            return Ok(take_from(cell, gcra, now));
+        if !table.map.contains_key(&digest) && table.map.len() >= table.sweep_at {
+            table.sweep(now, self.inner.max_per_shard);
         }
-        if table.index.len() >= table.sweep_at {
-            table.sweep(now, self.inner.max_per_shard, &self.inner.digest);
-        }
-        let cell = table
-            .insert(hash, key, &self.inner.digest)
-            .ok_or_else(|| StoreError::msg("a throttle shard outgrew 32 GiB of keys"))?;
-        Ok(take_from(cell, gcra, now))
+        let cell = table.map.entry(digest).or_insert_with(|| AtomicU64::new(0));
+        take_from(cell, gcra, now)
     }
 
     /// Gives back a token taken by [`take`](Self::take).
-    fn give_back(&self, key: &BucketKey<'_>, gcra: &Gcra) {
-        let key = KeyBytes::of(key);
-        let hash = self.hash(&key);
-        let table = read(&self.shard(hash).lock);
+    fn give_back(&self, digest: u64, gcra: &Gcra) {
+        let table = read(&self.shard(digest).lock);
         // A bucket swept since was full, and a full bucket stays full.
-        if let Some(cell) = table.find(hash, &key) {
+        if let Some(cell) = table.map.get(&digest) {
             let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
                 Some(gcra.refund(tat))
             });
@@ -388,8 +268,8 @@ impl InMemoryStore {
     ) -> Result<Outcome, StoreError> {
         if let [check] = checks {
             // One bucket: nothing to give back.
-            let key = KeyBytes::of(&check.key);
-            return Ok(match self.take(&key, &check.gcra, now_unix_nanos)? {
+            let digest = self.digest(&check.key);
+            return Ok(match self.take(digest, &check.gcra, now_unix_nanos) {
                 GcraDecision::Admit {
                     remaining,
                     full_after_nanos,
@@ -430,16 +310,17 @@ impl InMemoryStore {
                 checks.len()
             )));
         }
+        let mut taken = [0u64; MAX_CHECKS];
         let mut best = Outcome::unlimited();
         for (i, check) in checks.iter().enumerate() {
-            let key = KeyBytes::of(&check.key);
-            let decision = self.take(&key, &check.gcra, now_unix_nanos);
-            match decision {
-                Ok(GcraDecision::Admit {
+            let digest = self.digest(&check.key);
+            match self.take(digest, &check.gcra, now_unix_nanos) {
+                GcraDecision::Admit {
                     remaining,
                     full_after_nanos,
                     ..
-                }) => {
+                } => {
+                    taken[i] = digest;
                     if i == 0 || remaining < best.remaining {
                         best = Outcome {
                             admitted: true,
@@ -450,17 +331,13 @@ impl InMemoryStore {
                         };
                     }
                 }
-                refused_or_failed => {
-                    for taken in &checks[..i] {
-                        self.give_back(&taken.key, &taken.gcra);
+                GcraDecision::Refuse {
+                    retry_after_nanos,
+                    full_after_nanos,
+                } => {
+                    for (digest, check) in taken.iter().zip(checks).take(i) {
+                        self.give_back(*digest, &check.gcra);
                     }
-                    let (retry_after_nanos, full_after_nanos) = match refused_or_failed? {
-                        GcraDecision::Refuse {
-                            retry_after_nanos,
-                            full_after_nanos,
-                        } => (retry_after_nanos, full_after_nanos),
-                        GcraDecision::Admit { .. } => (0, 0),
-                    };
                     return Ok(Outcome {
                         admitted: false,
                         bucket: i,
@@ -495,116 +372,30 @@ fn take_from(cell: &AtomicU64, gcra: &Gcra, now: u64) -> GcraDecision {
 }
 
 impl Table {
-    /// The TAT of the bucket whose key is `key`.
-    #[inline]
-    fn find(&self, hash: u64, key: &KeyBytes) -> Option<&AtomicU64> {
-        let at = *self.index.find(hash, |&at| self.holds(at, key))?;
-        self.words.get(at as usize)
-    }
-
-    /// Whether the record at `at` is `key`'s.
-    #[inline]
-    fn holds(&self, at: u32, key: &KeyBytes) -> bool {
-        let start = at as usize + 1;
-        self.words
-            .get(start..start + key.word_count())
-            .is_some_and(|stored| {
-                stored
-                    .iter()
-                    .zip(key.words())
-                    .all(|(word, expected)| word.load(Ordering::Relaxed) == expected)
-            })
-    }
-
-    /// Adds a full bucket for `key` (which the table does not hold); `None`
-    /// when the shard's array would pass 2^32 words (32 GiB).
-    fn insert(&mut self, hash: u64, key: &KeyBytes, digest: &RandomState) -> Option<&AtomicU64> {
-        let at = self.words.len();
-        let record = 1 + key.word_count();
-        let offset = u32::try_from(at).ok()?;
-        u32::try_from(at + record).ok()?;
-        if self.words.capacity() - at < record {
-            // Grow by a quarter, not by doubling: at most a quarter of the
-            // records is headroom.
-            self.words.reserve_exact(record.max(at / 4));
-        }
-        self.words.push(AtomicU64::new(0));
-        self.words.extend(key.words().map(AtomicU64::new));
-        let Table { index, words, .. } = self;
-        index.insert_unique(hash, offset, |&at| rehash(words, at, digest));
-        self.words.get(at)
-    }
-
-    /// Drops the full buckets (and, at the cap, the eighth closest to full),
-    /// then rebuilds the array and index at the size of what is left.
-    fn sweep(&mut self, now: u64, max: usize, digest: &RandomState) {
-        let mut live: Vec<(u64, u32)> = self
-            .index
-            .iter()
-            .filter_map(|&at| {
-                let tat = self.words.get(at as usize)?.load(Ordering::Acquire);
-                (tat > now).then_some((tat, at))
-            })
-            .collect();
-        if live.len() >= max {
+    fn sweep(&mut self, now: u64, max: usize) {
+        self.map.retain(|_, tat| *tat.get_mut() > now);
+        if self.map.len() >= max {
             // Forget the eighth closest to full (the smallest TATs).
-            let cut = live.len() / 8;
-            live.select_nth_unstable_by_key(cut, |&(tat, _)| tat);
-            live.drain(..=cut);
+            let mut tats: Vec<u64> = self.map.values_mut().map(|t| *t.get_mut()).collect();
+            let cut = tats.len() / 8;
+            let (_, pivot, _) = tats.select_nth_unstable(cut);
+            let pivot = *pivot;
+            let mut budget = cut + 1;
+            self.map.retain(|_, tat| {
+                if budget > 0 && *tat.get_mut() <= pivot {
+                    budget -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
         }
-        if live.len() < self.index.len() {
-            let mut index = HashTable::with_capacity(live.len());
-            let size: usize = live
-                .iter()
-                .map(|&(_, at)| record_len(&self.words, at))
-                .sum();
-            let mut words = Vec::with_capacity(size);
-            for &(_, at) in &live {
-                let start = at as usize;
-                let Some(record) = self.words.get(start..start + record_len(&self.words, at))
-                else {
-                    continue;
-                };
-                // `size` fits in u32: the old array held these records.
-                let Ok(offset) = u32::try_from(words.len()) else {
-                    break;
-                };
-                words.extend(
-                    record
-                        .iter()
-                        .map(|word| AtomicU64::new(word.load(Ordering::Acquire))),
-                );
-                index.insert_unique(rehash(&words, offset, digest), offset, |&at| {
-                    rehash(&words, at, digest)
-                });
-            }
-            self.index = index;
-            self.words = words;
+        let len = self.map.len();
+        if self.map.capacity() > 4 * len.max(MIN_SWEEP) {
+            self.map.shrink_to(2 * len);
         }
-        let len = self.index.len();
         self.sweep_at = (2 * len).clamp(MIN_SWEEP.min(max), max);
     }
-}
-
-/// The words of the record at `at`: the TAT, then the key's words.
-fn record_len(words: &[AtomicU64], at: u32) -> usize {
-    let key_len = words
-        .get(at as usize + 1)
-        .map_or(0, |word| word.load(Ordering::Relaxed) & u64::from(u32::MAX));
-    // The length word counts the key's bytes after its own 4.
-    1 + usize::try_from(key_len + 4).map_or(0, |n| n.div_ceil(8))
-}
-
-/// The SipHash of the key of the record at `at`, as
-/// [`InMemoryStore::hash`] computed it from the request's key bytes.
-fn rehash(words: &[AtomicU64], at: u32, digest: &RandomState) -> u64 {
-    let start = at as usize + 1;
-    let end = at as usize + record_len(words, at);
-    let mut hasher = digest.build_hasher();
-    for word in words.get(start..end).unwrap_or_default() {
-        hasher.write(&word.load(Ordering::Relaxed).to_le_bytes());
-    }
-    hasher.finish()
 }
 
 #[inline]
@@ -715,56 +506,6 @@ mod tests {
         assert_eq!(second.retry_after_nanos, S);
         assert_eq!(store.tokens(&a, &wide, S), 9);
         assert_eq!(store.tokens(&b, &narrow, S), 0);
-    }
-
-    #[test]
-    fn keys_with_one_prefix_or_past_the_inline_buffer_never_share_a_bucket() {
-        let store = InMemoryStore::new();
-        let g = gcra(1.0, 2);
-        let long_a = vec![b'a'; 300];
-        let mut long_b = long_a.clone();
-        long_b[299] = b'b';
-        let values: [&[u8]; 6] = [b"ab", b"ab\0", b"a", b"", &long_a, &long_b];
-        for value in values {
-            let check = BucketCheck {
-                key: key(value),
-                gcra: g,
-            };
-            // Each key's first request finds a full bucket: none shares one.
-            assert_eq!(store.acquire_now(&[check], S).unwrap().remaining, 1);
-        }
-        for value in values {
-            assert_eq!(store.tokens(&key(value), &g, S), 1, "{value:?}");
-        }
-        assert_eq!(store.len(), values.len());
-    }
-
-    #[test]
-    fn a_sweep_rebuilds_the_shards_and_every_kept_bucket_is_found() {
-        let store = InMemoryStore::new();
-        let g = gcra(1.0, 5);
-        // Key i takes i % 4 + 1 tokens at 0 s: its bucket is full again at
-        // (i % 4 + 1) s.
-        for i in 0u32..2_000 {
-            let value = i.to_be_bytes();
-            for _ in 0..=i % 4 {
-                let check = BucketCheck {
-                    key: key(&value),
-                    gcra: g,
-                };
-                assert!(store.acquire_now(&[check], 0).unwrap().admitted);
-            }
-        }
-        let bytes_before = store.table_bytes();
-        // At 2 s, the buckets that took one or two tokens are full.
-        assert_eq!(store.sweep(2 * S), 1_000);
-        assert_eq!(store.len(), 1_000);
-        assert!(store.table_bytes() < bytes_before);
-        for i in 0u32..2_000 {
-            let value = i.to_be_bytes();
-            let expected = if i % 4 < 2 { 5 } else { 5 - (i % 4 + 1) + 2 };
-            assert_eq!(store.tokens(&key(&value), &g, 2 * S), expected, "key {i}");
-        }
     }
 
     #[test]

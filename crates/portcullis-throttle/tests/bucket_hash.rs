@@ -1,6 +1,6 @@
 //! `BucketKey`'s `Hash` feeds distinct byte streams for distinct keys (the
-//! in-memory store keeps that stream as the bucket's key and compares it on
-//! every lookup, so two keys with one stream would share a bucket). The common
+//! in-memory store keeps only a keyed digest of that stream, so two keys
+//! with one stream would share a bucket whatever the hash key). The common
 //! form (a caller's bucket under its plan, one tagged write) and the general
 //! form (shape word, strings, caller bytes) must never produce the same
 //! stream.
