@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use portcullis_api_key::ApiKeyValue;
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, UsagePlan};
@@ -108,6 +109,7 @@ where
     reservation_is_exact_cold_and_warm(new_store().await).await;
     engine_is_exact_cold_and_warm(new_store().await).await;
     update_usage_with_an_outstanding_block(new_store().await).await;
+    an_idle_replicas_block_is_reclaimed(new_store().await).await;
     outstanding_blocks_count_against_an_update(&new_store().await).await;
     let cache = ok(KeyCache::load(new_store().await).await, "KeyCache::load");
     if let Err(failure) = portcullis_api_key::conformance::run(&cache).await {
@@ -723,6 +725,33 @@ async fn update_usage_with_an_outstanding_block<S: ControlPlaneStore + Clone>(st
     expect(
         usage.len() == 1 && usage[0].used == 8 && usage[0].remaining == 0,
         "GetUsage counts every admitted request, unflushed ones included",
+    );
+}
+
+/// Two engines on one store stand for two replicas: the first takes a block
+/// for one request and goes quiet; the second must still admit everything
+/// the first did not spend.
+async fn an_idle_replicas_block_is_reclaimed<S: ControlPlaneStore + Clone>(store: S) {
+    let config = EngineConfig {
+        max_block: 16,
+        initial_block: 16,
+        ..EngineConfig::default()
+    };
+    let quiet = QuotaEngine::with_config(store.clone(), config);
+    let busy = QuotaEngine::with_config(store.clone(), config);
+    let _quiet_follows = quiet.spawn_flusher(Duration::from_secs(3600));
+    let _busy_follows = busy.spawn_flusher(Duration::from_secs(3600));
+    let c = counter("cf-plan", "cf-reclaim", 40);
+    let first = consume_concurrently(&quiet, &c, 1).await;
+    expect(first == 1, "the quiet replica admits its one request");
+    let mut rest = 0;
+    for _ in 0..4 {
+        rest += consume_concurrently(&busy, &c, 16).await;
+    }
+    expect(
+        rest == 39,
+        "the busy replica admits all 39 the quiet one did not spend: the quiet \
+         replica's block is given back when the quota runs out, not stranded",
     );
 }
 

@@ -17,7 +17,7 @@ use time::Date;
 use tokio::sync::broadcast;
 
 use crate::error::StoreError;
-use crate::reservation::{CounterChange, CounterRef, QuotaReservation, Report, period_kind};
+use crate::reservation::{CounterChange, CounterRef, Grant, QuotaReservation, Report, period_kind};
 use crate::store::ControlPlaneStore;
 
 /// How the engine sizes its blocks (leases) and how long it keeps them.
@@ -41,6 +41,12 @@ pub struct EngineConfig {
     /// asks the store again, so quota given back by another replica (or
     /// added by UpdateUsage) is found (100 ms by default).
     pub exhausted_recheck: Duration,
+    /// How long a request that finds the quota spent while other replicas
+    /// hold blocks of it ([`Grant::outstanding`](crate::reservation::Grant::outstanding))
+    /// waits for them to give back what they have not spent
+    /// ([`QuotaReservation::reclaim`]) before it is refused (200 ms by
+    /// default; zero refuses at once and leaves the blocks to expire).
+    pub reclaim_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +57,7 @@ impl Default for EngineConfig {
             block_duration: Duration::from_millis(100),
             block_ttl: Duration::from_secs(1),
             exhausted_recheck: Duration::from_millis(100),
+            reclaim_wait: Duration::from_millis(200),
         }
     }
 }
@@ -266,6 +273,12 @@ struct EngineInner<S> {
 ///   (pub/sub on Redis: milliseconds, within 1 s). A changed plan quota
 ///   reaches the engine in the requests themselves, and the block reserved
 ///   under the old quota is given back at once.
+/// - A request that finds the quota spent while other replicas still hold
+///   blocks of it ([`Grant::outstanding`]) asks them to give back what they
+///   have not spent ([`QuotaReservation::reclaim`]) and waits for it, up to
+///   [`EngineConfig::reclaim_wait`]: the last requests of a quota are not
+///   stranded in a block on a replica whose traffic for the key has
+///   stopped.
 /// - A spent quota is trusted for [`EngineConfig::exhausted_recheck`], then
 ///   the store is asked again, so quota given back elsewhere is found.
 /// - [`flush`](Self::flush) (every second with
@@ -602,6 +615,44 @@ fn block_size(config: &EngineConfig, rate: f64, left: u64) -> u64 {
         .min((left / 4).max(1))
 }
 
+/// The quota is spent but blocks of it are out on other replicas: asks
+/// their holders to give back what they have not spent, and reserves again
+/// (one request at a time) until something is granted, nothing is out any
+/// more, or `wait` has passed. Answers the last grant; a store failure ends
+/// the wait (the request is refused as the first grant said).
+async fn reclaim<S: ControlPlaneStore>(
+    store: &S,
+    wait: Duration,
+    counter: &CounterRef,
+    mut grant: Grant,
+) -> Grant {
+    if wait.is_zero() {
+        return grant;
+    }
+    let deadline = Instant::now() + wait;
+    if let Err(error) = store.reclaim(counter).await {
+        tracing::debug!(%error, "quota engine: asking for unspent blocks back failed");
+        return grant;
+    }
+    let mut pause = Duration::from_millis(2);
+    while grant.granted == 0 && grant.outstanding > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_millis(25));
+        match store.reserve(counter.clone(), 1).await {
+            Ok(next) => grant = next,
+            Err(error) => {
+                tracing::debug!(%error, "quota engine: reserving after a reclaim failed");
+                break;
+            }
+        }
+    }
+    grant
+}
+
 async fn consume_slow<S: ControlPlaneStore>(
     store: &S,
     config: EngineConfig,
@@ -638,7 +689,7 @@ async fn consume_slow<S: ControlPlaneStore>(
         .as_ref()
         .map(|(_, report)| *report)
         .filter(|r| r.spent > 0 || r.returned > 0);
-    let grant = match store.renew(counter.clone(), report, want).await {
+    let mut grant = match store.renew(counter.clone(), report, want).await {
         Ok(grant) => grant,
         Err(error) => {
             if let Some((lease, report)) = previous {
@@ -649,6 +700,9 @@ async fn consume_slow<S: ControlPlaneStore>(
     };
     if let Some((lease, report)) = &previous {
         closed(&mut slow, lease, report);
+    }
+    if grant.granted == 0 && grant.outstanding > 0 {
+        grant = reclaim(store, config.reclaim_wait, &counter, grant).await;
     }
     let tag = tag_of(counter.day);
     entry.pool.store(grant.remaining, Ordering::Release);

@@ -142,6 +142,11 @@ pub struct Grant {
     pub generation: u64,
     /// What is left to reserve in the period after this grant.
     pub remaining: u64,
+    /// Requests reserved in blocks and not yet reported spent, after this
+    /// grant and the report it carried: the blocks replicas hold. When a
+    /// spent counter still has some, [`QuotaReservation::reclaim`] asks
+    /// their holders to give back what they have not spent.
+    pub outstanding: u64,
 }
 
 /// What a replica reports about a block it holds.
@@ -194,6 +199,18 @@ pub trait QuotaReservation: Send + Sync + 'static {
             }
             self.reserve(counter, want).await
         }
+    }
+
+    /// Asks every replica holding a block of the counter to report it and
+    /// give back its unspent part: what a replica does when it finds the
+    /// quota spent while blocks are out ([`Grant::outstanding`]), so the
+    /// last requests of a quota are not stranded in a block on a replica
+    /// whose traffic for the key has stopped. It announces a
+    /// [`CounterChange::Counter`] to [`counter_changes`](Self::counter_changes);
+    /// the default does nothing (a store no other process shares).
+    fn reclaim(&self, counter: &CounterRef) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = counter;
+        async { Ok(()) }
     }
 
     /// Changes to counters made by anyone sharing the store (UpdateUsage on

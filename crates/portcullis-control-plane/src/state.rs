@@ -764,6 +764,7 @@ impl State {
             granted,
             generation: c.generation,
             remaining: c.budget.saturating_sub(c.reserved),
+            outstanding: c.reserved.saturating_sub(c.used),
         };
         if stored != Some(&c) {
             changes.push(Change::PutCounter(pair, c));

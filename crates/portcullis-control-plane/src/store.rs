@@ -382,6 +382,15 @@ impl QuotaReservation for LocalStore {
         self.write(move |s, _| s.renew(&counter, report, want))
     }
 
+    fn reclaim(&self, counter: &CounterRef) -> impl Future<Output = Result<(), StoreError>> + Send {
+        // Nobody listening is fine: then nobody holds a block.
+        let _ = self.inner.counter_changes.send(CounterChange::Counter {
+            plan_id: counter.plan_id.clone(),
+            key_id: counter.key_id.clone(),
+        });
+        async { Ok(()) }
+    }
+
     fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
         self.inner.counter_changes.subscribe()
     }

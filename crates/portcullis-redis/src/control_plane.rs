@@ -917,11 +917,12 @@ impl QuotaReservation for RedisControlPlane {
                 self.counter_call(&counter, "reserve", &tail, &[]).await?
             }
         };
-        let (granted, generation, remaining): (i64, i64, i64) = parse(reply)?;
+        let (granted, generation, remaining, outstanding): (i64, i64, i64, i64) = parse(reply)?;
         Ok(Grant {
             granted: to_u64(granted),
             generation: to_u64(generation),
             remaining: to_u64(remaining),
+            outstanding: to_u64(outstanding),
         })
     }
 
@@ -937,6 +938,20 @@ impl QuotaReservation for RedisControlPlane {
             &[],
         )
         .await?;
+        Ok(())
+    }
+
+    async fn reclaim(&self, counter: &CounterRef) -> Result<(), StoreError> {
+        // The same announcement UpdateUsage makes: holders give their blocks
+        // back when they hear it.
+        let message = serde_json::to_string(&(&counter.plan_id, &counter.key_id))
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        redis::cmd("PUBLISH")
+            .arg(&self.inner.names.counters_channel)
+            .arg(message)
+            .query_async::<i64>(&mut self.conn())
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

@@ -65,6 +65,10 @@ impl QuotaReservation for GatewayStore {
         each!(self, s => s.renew(counter, report, want))
     }
 
+    async fn reclaim(&self, counter: &CounterRef) -> Result<(), StoreError> {
+        each!(self, s => s.reclaim(counter))
+    }
+
     fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
         match self {
             GatewayStore::Local(s) => s.counter_changes(),

@@ -140,7 +140,7 @@ if mode == 'reserve' then
   local granted = math.min(want, sat(c.bud - c.res))
   c.res = c.res + granted
   put(c)
-  return { granted, c.gen, sat(c.bud - c.res) }
+  return { granted, c.gen, sat(c.bud - c.res), sat(c.res - c.used) }
 end
 
 -- update: outstanding blocks count against what is set (see the reservation docs).
