@@ -815,3 +815,112 @@ async fn the_guides_petstore_proxy_routes_every_method_below_the_root() {
         );
     }
 }
+
+/// A stand-in for the usage plan's throttle and quota (given to the
+/// builder's `throttle`): each request it sees takes one of `limit` requests
+/// from the counter, and a request past the limit gets 429 Limit Exceeded,
+/// as portcullis-quota answers.
+fn counting_quota(
+    used: Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+) -> impl tower_layer::Layer<
+    Route<Body, Body, Infallible>,
+    Service = BoxCloneSyncService<Request<Body>, Response<ResponseBody<Body>>, Infallible>,
+> + Clone {
+    layer_fn(move |inner: Route<Body, Body, Infallible>| {
+        let used = Arc::clone(&used);
+        BoxCloneSyncService::new(service_fn(move |request: Request<Body>| {
+            let inner = inner.clone();
+            let taken = used.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move {
+                if taken > limit {
+                    return Ok(GatewayResponse::new(GatewayResponseType::QuotaExceeded)
+                        .into_response(&request));
+                }
+                Ok(inner.oneshot(request).await?.map(ResponseBody::inner))
+            }
+        }))
+    })
+}
+
+/// API Gateway's order for a method with an API key and a request
+/// validator: the key and its usage plan (throttle, then quota) first,
+/// request validation after, so a request the validator refuses has already
+/// used one of the key's requests, and a key past its quota gets 429 even
+/// with an invalid body. A request without a valid key uses nothing.
+#[tokio::test]
+async fn validation_runs_after_the_usage_plan_and_invalid_requests_use_quota() {
+    let definition = ApiDefinition::from_slice(
+        br##"
+openapi: "3.0.1"
+info: { title: orders, version: "1" }
+x-amazon-apigateway-request-validators:
+  all: { validateRequestBody: true, validateRequestParameters: true }
+paths:
+  /orders:
+    post:
+      security: [ { api_key: [] } ]
+      x-amazon-apigateway-request-validator: all
+      parameters:
+        - { name: x-order-channel, in: header, required: true, schema: { type: string } }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Order" }
+components:
+  schemas:
+    Order: { type: object, required: [sku], properties: { sku: { type: string } } }
+  securitySchemes:
+    api_key: { type: apiKey, name: x-api-key, in: header }
+"##,
+    )
+    .unwrap();
+    let used = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let layer = OpenApiLayer::builder(definition)
+        .api_key(stand_in(api_key))
+        .throttle(counting_quota(Arc::clone(&used), 3))
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let order = |key: &str, channel: Option<&str>, body: &'static str| {
+        let mut request = Request::post("/orders")
+            .header("x-api-key", key)
+            .header("content-type", "application/json");
+        if let Some(channel) = channel {
+            request = request.header("x-order-channel", channel);
+        }
+        request.body(Body::from(body)).unwrap()
+    };
+    let key = "a-valid-key-0123456789";
+
+    // A wrong key is refused before the usage plan: nothing is used.
+    let (status, _, _) = send(&app, order("not-the-key", Some("web"), r#"{"sku":"a"}"#)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(used.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A missing required header and an invalid body: 400 each, and each
+    // used one request of the quota.
+    let (status, _, body) = send(&app, order(key, None, r#"{"sku":"a"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("Missing required request parameters: [x-order-channel]"),
+        "{body}"
+    );
+    let (status, _, body) = send(&app, order(key, Some("web"), r#"{"item":"a"}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("Invalid request body"), "{body}");
+    assert_eq!(used.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // The third request of the quota is valid and reaches the app.
+    let (status, _, body) = send(&app, order(key, Some("web"), r#"{"sku":"a"}"#)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "from the app"));
+
+    // Past the quota, an invalid body gets the quota's 429, not the
+    // validator's 400: the usage plan is checked first.
+    let (status, _, body) = send(&app, order(key, Some("web"), r#"{"item":"a"}"#)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.contains("Limit Exceeded"), "{body}");
+    let (status, _, _) = send(&app, order(key, None, "")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
