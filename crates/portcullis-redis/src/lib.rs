@@ -130,6 +130,7 @@ mod control_plane;
 mod quota;
 mod script;
 mod throttle;
+mod throttle_lease;
 mod usage_plan;
 
 use std::time::Instant;
@@ -141,6 +142,7 @@ pub use connection::{
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
+pub use throttle_lease::{LeaseConfig, LeasedThrottleStore};
 pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
 
 /// Where a store's scripts take the time from.
