@@ -644,7 +644,7 @@ impl Inner {
         let mut taken: Vec<(&Entry, u64)> = Vec::with_capacity(entries.len());
         for entry in entries {
             let live = clock < entry.deadline.load(Ordering::Acquire);
-            match entry.take().filter(|_| live) {
+            match live.then(|| entry.take()).flatten() {
                 Some(generation) => taken.push((entry, generation)),
                 None => {
                     for (entry, generation) in taken {
@@ -845,6 +845,12 @@ impl Inner {
     /// The slow path: renews the empty leases (reporting the others) in one
     /// call per slot group, then takes one token from each.
     async fn acquire_slow(&self, wanted: Vec<Wanted>, now: u64) -> Result<Outcome, StoreError> {
+        // With a caller's clock, the latest time this replica has seen: the
+        // tokens a report counts were spent at or before it.
+        let now = match self.time {
+            TimeSource::Redis => now,
+            TimeSource::Caller => now.max(self.last_now.load(Ordering::Relaxed)),
+        };
         let entries: Vec<Arc<Entry>> = wanted.iter().map(|w| self.entry(&w.key)).collect();
         // Locks in key order, once per distinct bucket.
         let mut order: Vec<usize> = (0..wanted.len()).collect();
