@@ -51,10 +51,17 @@ const MAX_BUCKETS: usize = 8;
 /// [`TimeSource::Caller`] it uses the time the layer passes (its `Clock`),
 /// which tests use to drive the store with a manual clock.
 ///
-/// # Memory
+/// # Storage
 ///
-/// Each bucket expires (`PX`) at the moment it would be full again, which
-/// loses nothing: a full bucket carries no information.
+/// Each bucket is one hash (see `lua/throttle_common.lua`): one packed field
+/// (`b`) holds the TAT, the tokens outstanding in replicas' leases
+/// ([`LeasedThrottleStore`](crate::LeasedThrottleStore)) and the expiry last
+/// set, read with one `HGET` and written with one `HSET`; leased tokens count
+/// as taken. A bucket expires once it would be full again and no lease is
+/// out; `PEXPIRE` is sent only when the key must live longer than its
+/// current expiry, and then with slack (twice what is needed plus 1 s), so a
+/// hot key is not re-expired on every call. A full bucket carries no
+/// information, so expiring it loses nothing.
 #[derive(Clone)]
 pub struct RedisThrottleStore {
     connection: RedisConnection,

@@ -266,7 +266,7 @@ struct Inner {
 ///
 /// Per bucket, Redis holds one hash: the **debt** of tokens spent (the GCRA
 /// TAT, decaying at the refill rate) and the tokens **outstanding** in each
-/// replica's lease (`l:<replica>:<lease>` = `tokens:deadline`), which do not
+/// replica's lease (`l:<replica>:<lease>`: its tokens and deadline), which do not
 /// decay. The bucket's level is `burst − debt/t − outstanding` (tokens).
 ///
 /// - A lease of `n` needs a level of at least 1, and is granted

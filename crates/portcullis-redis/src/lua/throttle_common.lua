@@ -15,7 +15,8 @@
 --               sweep (0: no lease);
 --         x     the key's expiry (ms) as last set, so PEXPIRE is sent only
 --               when the key must live longer;
---   l:<lease id>  one replica's lease: "tokens:deadline ms".
+--   l:<lease id>  one replica's lease: two doubles (struct '<dd'), its
+--         tokens and its deadline (ms).
 -- A lease past its deadline is counted as spent AT its deadline (its tokens
 -- join the TAT then): a replica that died holding it costs under-admission,
 -- never over.
@@ -59,10 +60,7 @@ local function sweep(key, b, t)
   for i = 1, #all, 2 do
     local f = all[i]
     if string.sub(f, 1, 2) == 'l:' then
-      local v = all[i + 1]
-      local sep = string.find(v, ':', 1, true)
-      local tokens = tonumber(string.sub(v, 1, sep - 1)) or 0
-      local deadline = tonumber(string.sub(v, sep + 1)) or 0
+      local tokens, deadline = struct.unpack('<dd', all[i + 1])
       if deadline <= now_ms then
         expired[#expired + 1] = {deadline, tokens}
         redis.call('HDEL', key, f)

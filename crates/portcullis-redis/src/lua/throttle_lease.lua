@@ -2,7 +2,7 @@
 -- replica's leases spent, gives tokens back, and grants new leases, for up
 -- to 8 buckets in one call, all or nothing.
 --
--- KEYS: the buckets.
+-- KEYS: the buckets (hashes, see throttle_common.lua).
 -- ARGV[1..3]: the time (see throttle_common.lua). ARGV[4]: the lease ttl (ms).
 -- ARGV[4 + 7(i-1) + 1 .. 7] for bucket i: t (ns per token), cap (burst t),
 --   the lease field ("l:<lease id>"), spent (tokens admitted since the last
@@ -41,9 +41,8 @@ for i = 1, n do
   sweep(KEYS[i], b, t)
   local mine, had = 0, false
   if b.mine then
-    local sep = string.find(b.mine, ':', 1, true)
-    local deadline = tonumber(string.sub(b.mine, sep + 1)) or 0
-    if deadline > now_ms then mine = tonumber(string.sub(b.mine, 1, sep - 1)) or 0 end
+    local tokens, deadline = struct.unpack('<dd', b.mine)
+    if deadline > now_ms then mine = tokens end
     had = true
   end
   local lost, used = 0, 0
@@ -108,7 +107,7 @@ for i = 1, n do
   local fields, live_until = {}, nil
   if s.mine > 0 then
     live_until = now_ms + ttl
-    fields = {s.field, s.mine .. ':' .. live_until}
+    fields = {s.field, struct.pack('<dd', s.mine, live_until)}
     if b.e == 0 or live_until < b.e then b.e = live_until end
   elseif s.had then
     redis.call('HDEL', KEYS[i], s.field)
