@@ -527,10 +527,14 @@ impl LeasedThrottleStore {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut tick: u64 = 0;
             loop {
                 ticks.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                inner.flush().await;
+                // Idle buckets are looked for every 40th tick; the others
+                // visit only the buckets that may hold a lease.
+                inner.flush(tick.is_multiple_of(40)).await;
+                tick = tick.wrapping_add(1);
             }
         })
     }
@@ -812,10 +816,21 @@ impl Inner {
         }
     }
 
-    async fn flush(&self) {
+    /// Gives back leases not renewed within `give_back_after`; with
+    /// `idle_too`, also forgets buckets that held nothing for ten times that.
+    async fn flush(&self, idle_too: bool) {
         let after = self.config.give_back_after;
+        // A bucket whose deadline is 0 holds no lease: skipped.
+        let candidates: Vec<(String, Arc<Entry>)> = match self.entries.read() {
+            Ok(map) => map
+                .iter()
+                .filter(|(_, e)| idle_too || e.deadline.load(Ordering::Relaxed) != 0)
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            Err(_) => return,
+        };
         let mut idle = Vec::new();
-        for (key, entry) in self.all() {
+        for (key, entry) in candidates {
             let Ok(mut slow) = entry.slow.try_lock() else {
                 continue;
             };
@@ -825,8 +840,13 @@ impl Inner {
             {
                 tracing::debug!(%error, "throttle leases: giving a lease back failed");
             }
-            if slow.held == 0 && slow.granted_at.elapsed() >= after * 10 {
-                idle.push(key);
+            if slow.held == 0 {
+                // Nothing to spend (the tokens are 0 with nothing held, and
+                // the slow path, which adds them, is locked out here).
+                entry.deadline.store(0, Ordering::Release);
+                if idle_too && slow.granted_at.elapsed() >= after * 10 {
+                    idle.push(key);
+                }
             }
         }
         if idle.is_empty() {
