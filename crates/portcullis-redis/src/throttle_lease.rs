@@ -272,7 +272,7 @@ struct Inner {
 /// - A lease of `n` needs a level of at least 1, and is granted
 ///   `min(n, max(1, level / 4))` tokens, added to the replica's outstanding.
 ///   A replica asks for its own rate for the bucket times
-///   [`LeaseConfig::lease_duration`] (within `initial_lease..=max_lease`).
+///   [`LeaseConfig::lease_duration`] (1 to `max_lease`; `initial_lease` before the rate is known).
 /// - A report of `s` spent moves `s` from outstanding to the debt, starting
 ///   at report time (they were spent earlier, so this is conservative); a
 ///   give-back of `r` removes `r` from outstanding.
