@@ -79,6 +79,18 @@
 //! - **Cost:** about 0.001 Redis round trips per request at steady state
 //!   (measured in `tests/lease_faults.rs`).
 //!
+//! # Throttle leases
+//!
+//! [`LeasedThrottleStore`] does the same for token buckets: a replica takes
+//! a lease of a few tokens per bucket in one script call (sized by its rate
+//! for the bucket, 50 ms of it, at most a quarter of the bucket's level) and
+//! spends it in memory, about 0.001 scripts per request on a hot key. The
+//! fleet still admits at most `burst + rate·τ` in every window τ: Redis
+//! counts leased tokens as taken until they are reported spent (then they
+//! refill from the report) or given back, and a lease past its deadline as
+//! spent at its deadline, so a killed replica costs at most its lease, as
+//! under-admission. The argument is in the type's docs.
+//!
 //! [`RedisUsagePlanLayer`] goes one step further: it takes both layers and
 //! decides a request's throttle buckets **and** its quota in one script, one
 //! round trip (see its docs for what that costs on Cluster).
@@ -130,6 +142,7 @@ mod control_plane;
 mod quota;
 mod script;
 mod throttle;
+mod throttle_lease;
 mod usage_plan;
 
 use std::time::Instant;
@@ -141,6 +154,7 @@ pub use connection::{
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
+pub use throttle_lease::{LeaseConfig, LeasedThrottleStore};
 pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
 
 /// Where a store's scripts take the time from.

@@ -89,12 +89,13 @@ impl LuaCall<'_> {
     }
 }
 
-/// The scripts a request may need at once: the throttle's acquire and
-/// refund, the quota's, and the usage plan's combined one. (The control
+/// The scripts a request may need at once: the throttle's acquire,
+/// refund and lease, the quota's, and the usage plan's combined one. (The control
 /// plane's are not preloaded: their first call is one `EVAL`.)
-pub(crate) fn all() -> [&'static Lua; 4] {
+pub(crate) fn all() -> [&'static Lua; 5] {
     [
         crate::throttle::acquire_script(),
+        crate::throttle_lease::lease_script(),
         crate::throttle::refund_script(),
         crate::quota::script(),
         crate::usage_plan::combined_script(),

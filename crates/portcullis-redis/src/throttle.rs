@@ -51,10 +51,17 @@ const MAX_BUCKETS: usize = 8;
 /// [`TimeSource::Caller`] it uses the time the layer passes (its `Clock`),
 /// which tests use to drive the store with a manual clock.
 ///
-/// # Memory
+/// # Storage
 ///
-/// Each bucket expires (`PX`) at the moment it would be full again, which
-/// loses nothing: a full bucket carries no information.
+/// Each bucket is one hash (see `lua/throttle_common.lua`): one packed field
+/// (`b`) holds the TAT, the tokens outstanding in replicas' leases
+/// ([`LeasedThrottleStore`](crate::LeasedThrottleStore)) and the expiry last
+/// set, read with one `HGET` and written with one `HSET`; leased tokens count
+/// as taken. A bucket expires once it would be full again and no lease is
+/// out; `PEXPIRE` is sent only when the key must live longer than its
+/// current expiry, and then with slack (twice what is needed plus 1 s), so a
+/// hot key is not re-expired on every call. A full bucket carries no
+/// information, so expiring it loses nothing.
 #[derive(Clone)]
 pub struct RedisThrottleStore {
     connection: RedisConnection,
@@ -72,8 +79,13 @@ impl fmt::Debug for RedisThrottleStore {
     }
 }
 
+/// The prelude every throttle script starts with: the time, and a bucket's
+/// hash (see `lua/throttle_common.lua`).
+pub(crate) const COMMON: &str = include_str!("lua/throttle_common.lua");
+
 pub(crate) fn acquire_source() -> &'static str {
-    include_str!("lua/throttle_acquire.lua")
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| format!("{COMMON}\n{}", include_str!("lua/throttle_acquire.lua")))
 }
 
 pub(crate) fn acquire_script() -> &'static Lua {
@@ -84,7 +96,7 @@ pub(crate) fn acquire_script() -> &'static Lua {
 pub(crate) fn refund_script() -> &'static Lua {
     static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
     crate::script::once(&SCRIPT, || {
-        include_str!("lua/throttle_refund.lua").to_owned()
+        format!("{COMMON}\n{}", include_str!("lua/throttle_refund.lua"))
     })
 }
 
@@ -136,21 +148,7 @@ impl RedisThrottleStore {
 
     fn redis_key(&self, check: &BucketCheck<'_>) -> String {
         let mut key = String::with_capacity(self.prefix.len() + 64);
-        key.push_str(&self.prefix);
-        key.push_str(":t:{");
-        match (check.key.level, check.key.caller) {
-            (Level::Key, Some(caller)) => {
-                key.push_str(caller.source.as_str());
-                key.push(':');
-                crate::push_hex(&mut key, caller.value);
-            }
-            _ => {
-                key.push_str(&self.prefix);
-                key.push_str(":shared");
-            }
-        }
-        key.push_str("}:");
-        check.key.write_canonical(&mut key);
+        write_key(&self.prefix, check, &mut key);
         key
     }
 
@@ -171,6 +169,26 @@ impl RedisThrottleStore {
             })
             .collect()
     }
+}
+
+/// Writes the Redis key of `check`'s bucket under `prefix` (see
+/// [`RedisThrottleStore`]'s "Keys and Cluster slots").
+pub(crate) fn write_key(prefix: &str, check: &BucketCheck<'_>, key: &mut String) {
+    key.push_str(prefix);
+    key.push_str(":t:{");
+    match (check.key.level, check.key.caller) {
+        (Level::Key, Some(caller)) => {
+            key.push_str(caller.source.as_str());
+            key.push(':');
+            crate::push_hex(key, caller.value);
+        }
+        _ => {
+            key.push_str(prefix);
+            key.push_str(":shared");
+        }
+    }
+    key.push_str("}:");
+    check.key.write_canonical(key);
 }
 
 pub(crate) fn invocation<'a>(

@@ -105,7 +105,7 @@ enum Opened {
     #[cfg(feature = "redis")]
     Redis(
         portcullis_redis::RedisControlPlane,
-        portcullis_redis::RedisThrottleStore,
+        portcullis_redis::LeasedThrottleStore,
     ),
 }
 
@@ -296,7 +296,7 @@ impl GatewayBuilder {
     #[cfg(feature = "redis")]
     async fn connect_redis(&self) -> Result<Opened, ConfigError> {
         use portcullis_redis::{
-            DEFAULT_POLL_INTERVAL, RedisConfig, RedisControlPlane, RedisThrottleStore, TimeSource,
+            DEFAULT_POLL_INTERVAL, LeasedThrottleStore, RedisConfig, RedisControlPlane, TimeSource,
         };
         let store = &self.config.store;
         let mut redis = match (&store.url, store.cluster_urls.is_empty()) {
@@ -341,7 +341,9 @@ impl GatewayBuilder {
         } else {
             TimeSource::Redis
         };
-        let throttle = RedisThrottleStore::connect(&redis)
+        // Throttle leases: about one script per lease instead of one per
+        // request, with the same fleet-wide bound.
+        let throttle = LeasedThrottleStore::connect(&redis)
             .await
             .map_err(|e| failed(&e))?
             .time_source(time);
@@ -388,7 +390,7 @@ impl GatewayBuilder {
             Opened::Redis(control_plane, throttle) => (
                 GatewayStore::Redis(control_plane),
                 None,
-                GatewayThrottleStore::Redis(throttle),
+                GatewayThrottleStore::RedisLeased(throttle),
             ),
         };
         let reachable = store.is_available();
@@ -430,6 +432,9 @@ impl GatewayBuilder {
                 .parse()
                 .map_err(|_| ConfigError::new("gateway.throttle", "internal: bad selector"))?;
             throttle = throttle.stage_limit(all, limit);
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            throttle_store.spawn_background();
         }
         let throttle = throttle.store(throttle_store);
 
@@ -1107,8 +1112,9 @@ impl Gateway {
             .usage_admin_only()
     }
 
-    /// Reports every quota block's count and gives back what is unspent,
-    /// so that nothing reserved is counted as used after the restart; call
+    /// Reports every quota block's count and gives back what is unspent
+    /// (and, on Redis, the throttle's leases), so that nothing reserved is
+    /// counted as used after the restart; call
     /// it before the process exits (after the server stopped taking
     /// requests).
     ///
@@ -1116,6 +1122,11 @@ impl Gateway {
     ///
     /// The store's failure to take the reports.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
+        // Throttle leases not given back cost only under-admission until
+        // their deadline (250 ms): a failure is logged, not returned.
+        if let Err(error) = self.throttle.store_ref().shutdown().await {
+            tracing::warn!(%error, "giving back throttle leases failed");
+        }
         self.engine.shutdown().await
     }
 

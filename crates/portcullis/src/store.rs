@@ -228,9 +228,40 @@ pub type ThrottleFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleEr
 pub enum GatewayThrottleStore {
     /// Buckets in this process (`embedded` and `memory` stores).
     Memory(InMemoryStore),
-    /// Buckets on Redis.
+    /// Buckets on Redis, every request decided by a script.
     #[cfg(feature = "redis")]
     Redis(portcullis_redis::RedisThrottleStore),
+    /// Buckets on Redis, spent from leases in memory (what `[store] kind =
+    /// "redis"` builds): about one script per lease, not per request, with
+    /// the same fleet-wide bound (see `LeasedThrottleStore`).
+    #[cfg(feature = "redis")]
+    RedisLeased(portcullis_redis::LeasedThrottleStore),
+}
+
+impl GatewayThrottleStore {
+    /// Gives back the throttle leases this replica holds (Redis leases
+    /// only; nothing to do for the others).
+    ///
+    /// # Errors
+    ///
+    /// The first lease Redis did not take back (it is counted spent at its
+    /// deadline, within 250 ms).
+    pub async fn shutdown(&self) -> Result<(), ThrottleError> {
+        match self {
+            #[cfg(feature = "redis")]
+            GatewayThrottleStore::RedisLeased(store) => store.shutdown().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts the leases' background task (gives back unused leases), on a
+    /// Tokio runtime.
+    pub(crate) fn spawn_background(&self) {
+        #[cfg(feature = "redis")]
+        if let GatewayThrottleStore::RedisLeased(store) = self {
+            drop(store.spawn_flusher(std::time::Duration::from_millis(25)));
+        }
+    }
 }
 
 impl ThrottleStore for GatewayThrottleStore {
@@ -245,6 +276,8 @@ impl ThrottleStore for GatewayThrottleStore {
             },
             #[cfg(feature = "redis")]
             GatewayThrottleStore::Redis(store) => store.acquire(checks, now_unix_nanos),
+            #[cfg(feature = "redis")]
+            GatewayThrottleStore::RedisLeased(store) => store.acquire(checks, now_unix_nanos),
         }
     }
 }
