@@ -735,6 +735,9 @@ async fn an_idle_replicas_block_is_reclaimed<S: ControlPlaneStore + Clone>(store
     let config = EngineConfig {
         max_block: 16,
         initial_block: 16,
+        // Generous, for a loaded machine: the wait ends as soon as the
+        // block is back.
+        reclaim_wait: Duration::from_secs(5),
         ..EngineConfig::default()
     };
     let quiet = QuotaEngine::with_config(store.clone(), config);

@@ -618,7 +618,8 @@ fn block_size(config: &EngineConfig, rate: f64, left: u64) -> u64 {
 /// The quota is spent but blocks of it are out on other replicas: asks
 /// their holders to give back what they have not spent, and reserves again
 /// (one request at a time) until something is granted, nothing is out any
-/// more, or `wait` has passed. Answers the last grant; a store failure ends
+/// more, or `wait` has passed; the request is repeated while waiting, in
+/// case an announcement was lost. Answers the last grant; a store failure ends
 /// the wait (the request is refused as the first grant said).
 async fn reclaim<S: ControlPlaneStore>(
     store: &S,
@@ -629,13 +630,21 @@ async fn reclaim<S: ControlPlaneStore>(
     if wait.is_zero() {
         return grant;
     }
+    // An announcement can be lost (a holder's subscription being
+    // re-established): it is repeated every `REANNOUNCE` while waiting.
+    const REANNOUNCE: Duration = Duration::from_millis(50);
     let deadline = Instant::now() + wait;
-    if let Err(error) = store.reclaim(counter).await {
-        tracing::debug!(%error, "quota engine: asking for unspent blocks back failed");
-        return grant;
-    }
+    let mut announced: Option<Instant> = None;
     let mut pause = Duration::from_millis(2);
     while grant.granted == 0 && grant.outstanding > 0 {
+        let now = Instant::now();
+        if announced.is_none_or(|at| now.duration_since(at) >= REANNOUNCE) {
+            if let Err(error) = store.reclaim(counter).await {
+                tracing::debug!(%error, "quota engine: asking for unspent blocks back failed");
+                break;
+            }
+            announced = Some(now);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
