@@ -73,6 +73,6 @@ async fn redis_stack(app: Router, redis_url: &str) -> Result<(Router, String), E
     let gateway = Gateway::connect(setup::write_config(Variant::Redis, redis_url)?).await?;
     Ok((
         app.layer(gateway.layer()),
-        "Gateway::layer() with [store] kind = \"redis\" (one script per request)".to_owned(),
+        "Gateway::layer() with [store] kind = \"redis\" (throttle and quota on leases)".to_owned(),
     ))
 }
