@@ -311,3 +311,121 @@ fn an_unknown_convention_is_refused_with_its_path() {
     );
     assert!(text.contains("gateway.rate_limit_headers"), "{text}");
 }
+
+/// `[store] kind = "redis"`: the throttle and the quota decided by Redis
+/// (their futures wait for the store) write the same headers, merged, with
+/// `Retry-After` on both kinds of 429. Redis keeps the time here, so the
+/// seconds are checked against each other rather than to the second.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_same_headers_when_redis_decides() {
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => panic!("REDIS_URL is not set under CI"),
+        _ => {
+            eprintln!("skipped: REDIS_URL is not set (scripts/services.d/10-redis.sh)");
+            return;
+        }
+    };
+    let prefix = format!(
+        "headers-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let digest = portcullis::api_key::KeyDigest::of(API_KEY.as_bytes()).to_hex();
+    // One token every 100 s, burst 4 (refilled from empty in 400 s); 3 a
+    // day.
+    let config = Config::from_toml(&format!(
+        r#"
+        [gateway]
+        region = "us-east-1"
+        account_id = "123456789012"
+        api_id = "a1b2c3d4e5"
+        stage = "prod"
+        rate_limit_headers_on_success = true
+
+        [[usage_plans]]
+        id = "loyalty-basic"
+        throttle = {{ rate_limit = 0.01, burst_limit = 4 }}
+        quota = {{ limit = 3, period = "DAY", offset = 0 }}
+
+        [[api_keys]]
+        id = "demo-key"
+        value_sha256 = "{digest}"
+        enabled = true
+        usage_plans = ["loyalty-basic"]
+
+        [store]
+        kind = "redis"
+        url = "{url}"
+        key_prefix = "{prefix}"
+        "#
+    ))
+    .expect("valid configuration");
+    let gateway = Gateway::builder(config)
+        .build_async()
+        .await
+        .expect("connects");
+    let app = app(&gateway);
+    let both = r#""key";q=4;w=400, "quota";q=3;w=86400"#;
+    let field = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
+    };
+    /// `"name";r=R;t=T` as (name, R, T).
+    fn parse(state: &str) -> (String, u64, u64) {
+        let mut parts = state.split(';');
+        let name = parts
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned();
+        let mut number = |key: &str| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {state}"))
+        };
+        let r = number("r=");
+        let t = number("t=");
+        (name, r, t)
+    }
+
+    for left in [2, 1, 0] {
+        let (status, _, headers) = call(&app).await;
+        assert_eq!(status, StatusCode::OK, "{headers:?}");
+        assert_eq!(field(&headers, "ratelimit-policy"), both);
+        let (name, r, t) = parse(&field(&headers, "ratelimit"));
+        assert_eq!((name.as_str(), r), ("quota", left), "{headers:?}");
+        assert!((1..=86_400).contains(&t), "{headers:?}");
+        assert!(headers.iter().all(|(n, _)| n != "retry-after"));
+    }
+    let (status, kind, headers) = call(&app).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
+    );
+    assert_eq!(field(&headers, "ratelimit-policy"), both);
+    let (name, r, t) = parse(&field(&headers, "ratelimit"));
+    assert_eq!((name.as_str(), r), ("quota", 0));
+    assert_eq!(field(&headers, "retry-after"), t.to_string());
+
+    let (status, kind, headers) = call(&app).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException")
+    );
+    assert_eq!(field(&headers, "ratelimit-policy"), r#""key";q=4;w=400"#);
+    let (name, r, t) = parse(&field(&headers, "ratelimit"));
+    assert_eq!((name.as_str(), r), ("key", 0));
+    let retry: u64 = field(&headers, "retry-after").parse().expect("seconds");
+    assert!((1..=100).contains(&retry), "{headers:?}");
+    assert!((retry..=400).contains(&t), "{headers:?}");
+}
