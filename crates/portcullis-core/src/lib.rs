@@ -76,6 +76,7 @@ pub mod future;
 pub mod hash;
 pub mod path;
 pub mod plan;
+pub mod ratelimit;
 pub mod response;
 
 pub use body::ResponseBody;

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
@@ -138,7 +139,7 @@ where
                     return Poll::Ready(result.map(|response| {
                         let mut response = response.map(ResponseBody::inner);
                         if let Some(info) = info {
-                            info.write(response.headers_mut());
+                            info.apply(&mut response);
                         }
                         response
                     }));
@@ -176,7 +177,9 @@ where
                             };
                             State::Inner {
                                 future: inner.call(request),
-                                info: meta.headers_on_success.then_some(info),
+                                info: (meta.headers_on_success
+                                    && info.style != RateLimitHeaders::None)
+                                    .then_some(info),
                             }
                         }
                         Ok(_) => {
@@ -191,7 +194,7 @@ where
                             );
                             meta.counters.rejected.increment(1);
                             State::Reject {
-                                response: Some(meta.info.refusal().into_response(&request)),
+                                response: Some(meta.info.refusal(&request)),
                             }
                         }
                         Err(error) => {

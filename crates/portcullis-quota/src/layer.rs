@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::plan::QuotaPeriod;
+use portcullis_core::ratelimit::RateLimitHeaders;
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, Weekday};
 use tower_layer::Layer;
@@ -36,6 +37,7 @@ pub(crate) struct Shared<St> {
     pub(crate) plan_starts: BTreeMap<String, OffsetDateTime>,
     pub(crate) on_store_error: OnStoreError,
     pub(crate) headers_on_success: bool,
+    pub(crate) headers: RateLimitHeaders,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -48,6 +50,7 @@ impl<St> Clone for Shared<St> {
             plan_starts: self.plan_starts.clone(),
             on_store_error: self.on_store_error,
             headers_on_success: self.headers_on_success,
+            headers: self.headers,
             counters: Arc::clone(&self.counters),
         }
     }
@@ -74,6 +77,7 @@ impl<St: fmt::Debug> fmt::Debug for Shared<St> {
             .field("plan_starts", &self.plan_starts)
             .field("on_store_error", &self.on_store_error)
             .field("headers_on_success", &self.headers_on_success)
+            .field("headers", &self.headers)
             .finish()
     }
 }
@@ -156,6 +160,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
                 plan_starts: BTreeMap::new(),
                 on_store_error: OnStoreError::Allow,
                 headers_on_success: false,
+                headers: RateLimitHeaders::default(),
                 counters: Arc::new(Counters::new()),
             }),
         }
@@ -200,8 +205,16 @@ impl<St: QuotaStore> QuotaLayer<St> {
         self.edit(|s| s.on_store_error = on_error)
     }
 
-    /// Adds the rate-limit headers (`RateLimit-Limit`, `RateLimit-Remaining`,
-    /// `RateLimit-Reset`, ...) to admitted responses too, not only to
+    /// Which rate-limit headers to write (default
+    /// [`RateLimitHeaders::Ietf`]: `RateLimit-Policy` and `RateLimit`, the
+    /// policy named `"quota"`): the same option as the throttle's, so that a
+    /// stack of both writes one convention. `Retry-After` is on every
+    /// refusal whatever this says.
+    pub fn rate_limit_headers(self, headers: RateLimitHeaders) -> Self {
+        self.edit(|s| s.headers = headers)
+    }
+
+    /// Adds the rate-limit headers to admitted responses too, not only to
     /// refusals. Off by default, as in API Gateway.
     pub fn rate_limit_headers_on_success(self, enabled: bool) -> Self {
         self.edit(|s| s.headers_on_success = enabled)

@@ -7,7 +7,16 @@
 //! and counts the request against the plan's [`QuotaSettings`]. Past the
 //! limit it answers QUOTA_EXCEEDED: `429 {"message":"Limit Exceeded"}` with
 //! `x-amzn-ErrorType: LimitExceededException`, `Retry-After` until the reset
-//! and `RateLimit-*` headers (a gRPC request gets `RESOURCE_EXHAUSTED`).
+//! and the rate-limit headers (a gRPC request gets `RESOURCE_EXHAUSTED`).
+//!
+//! The rate-limit headers follow the convention shared with the throttle
+//! ([`portcullis_core::ratelimit`], chosen with
+//! [`QuotaLayer::rate_limit_headers`]): by default the IETF draft's
+//! `RateLimit-Policy: "quota";q=10;w=86400` (the limit and the period in
+//! seconds) and `RateLimit: "quota";r=0;t=7200` (what remains and the
+//! seconds to the reset). After an UpdateUsage extension leaves more than
+//! the limit, `r` is capped at `q`. With the throttle outside, one set of
+//! headers describes both layers' policies.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -48,6 +57,8 @@
 //! assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
 //! assert_eq!(refused.headers()["x-amzn-errortype"], "LimitExceededException");
 //! assert_eq!(refused.headers()["retry-after"], "7200"); // until 00:00 UTC
+//! assert_eq!(refused.headers()["ratelimit-policy"], r#""quota";q=10;w=86400"#);
+//! assert_eq!(refused.headers()["ratelimit"], r#""quota";r=0;t=7200"#);
 //!
 //! clock.advance(Duration::from_secs(2 * 3600)); // midnight, UTC
 //! let response = service.clone().oneshot(request()).await.unwrap();

@@ -4,22 +4,18 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::context::ApiKeyContext;
-use portcullis_core::{GatewayResponse, GatewayResponseType};
+use portcullis_core::ratelimit::{RateLimitHeaders, RateLimitInfo, RateLimitPolicy};
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
 use crate::future::{PendingMeta, ResponseFuture};
 use crate::layer::{OnStoreError, QuotaLayer, Shared};
 use crate::store::{Decision, MemoryStore, QuotaRequest, QuotaStore};
 
-/// `RateLimit-Limit`: the period's limit.
-pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-/// `RateLimit-Remaining`: the requests left in the period.
-pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-/// `RateLimit-Reset`: seconds until the period resets.
-pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub use portcullis_core::ratelimit::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 
 /// Enforces usage-plan quotas on the inner service; built by [`QuotaLayer`].
 pub struct Quota<S, St = MemoryStore> {
@@ -74,29 +70,63 @@ impl<S, St> Quota<S, St> {
     }
 }
 
-/// The quota state told to the client: limit, remaining, reset.
+/// The quota state told to the client: limit, remaining, reset, in the
+/// layer's convention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RateInfo {
     pub(crate) limit: u64,
     pub(crate) remaining: u64,
     pub(crate) reset_seconds: u64,
+    /// The period's length in seconds (`w`).
+    pub(crate) window_seconds: u64,
+    pub(crate) style: RateLimitHeaders,
 }
 
 impl RateInfo {
-    /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
-    pub(crate) fn write(&self, headers: &mut HeaderMap) {
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds));
+    /// The quota as the policy `"quota"`: `q` the plan's limit, `w` the
+    /// period, `r` what remains, `t` the seconds to the reset. After an
+    /// UpdateUsage extension left more than the limit, `r` is capped at `q`
+    /// (a client is never told it has more than the plan's limit; it may be
+    /// served more than `r` requests, never fewer).
+    pub(crate) fn policy(&self) -> RateLimitPolicy {
+        RateLimitPolicy::new(
+            "quota",
+            self.limit,
+            self.window_seconds,
+            self.remaining.min(self.limit),
+            self.reset_seconds,
+        )
     }
 
-    /// The QUOTA_EXCEEDED refusal with these headers and `Retry-After`.
-    pub(crate) fn refusal(&self) -> GatewayResponse {
-        GatewayResponse::new(GatewayResponseType::QuotaExceeded)
-            .with_header(RATELIMIT_LIMIT, HeaderValue::from(self.limit))
-            .with_header(RATELIMIT_REMAINING, HeaderValue::from(self.remaining))
-            .with_header(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds))
-            .with_header(RETRY_AFTER, HeaderValue::from(self.reset_seconds))
+    /// Adds the headers of an admitted request to its response, merged with
+    /// those of a layer inside.
+    pub(crate) fn apply<B>(&self, response: &mut Response<B>) {
+        RateLimitInfo::one(self.policy()).apply(self.style, response);
+    }
+
+    /// The headers of an admitted request, alone.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        RateLimitInfo::one(self.policy()).write(self.style, &mut map);
+        map
+    }
+
+    /// The QUOTA_EXCEEDED refusal with these headers and `Retry-After`
+    /// (seconds to the reset), its policy left in the extensions for a layer
+    /// outside.
+    pub(crate) fn refusal<ReqBody, ResBody>(
+        &self,
+        request: &Request<ReqBody>,
+    ) -> Response<ResponseBody<ResBody>> {
+        let info = RateLimitInfo::refusal(self.policy());
+        let mut map = HeaderMap::new();
+        info.write(self.style, &mut map);
+        map.insert(RETRY_AFTER, HeaderValue::from(self.reset_seconds));
+        let mut response = GatewayResponse::new(GatewayResponseType::QuotaExceeded)
+            .with_headers(map)
+            .into_response(request);
+        response.extensions_mut().insert(info);
+        response
     }
 }
 
@@ -130,6 +160,11 @@ impl fmt::Debug for Counters {
     }
 }
 
+/// The length of a period in seconds (`w`).
+fn window_seconds(window: crate::Window) -> u64 {
+    u64::try_from(window.end().saturating_sub(window.start())).unwrap_or(0)
+}
+
 /// What `call` decided before touching the inner service.
 enum Step<F> {
     Pass,
@@ -158,7 +193,7 @@ where
         match step {
             Step::Pass => ResponseFuture::inner(self.inner.call(request), None),
             Step::Admit(info) => ResponseFuture::inner(self.inner.call(request), info),
-            Step::Reject(info) => ResponseFuture::reject(info.refusal().into_response(&request)),
+            Step::Reject(info) => ResponseFuture::reject(info.refusal(&request)),
             Step::Fail => ResponseFuture::reject(
                 GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
                     .into_response(&request),
@@ -212,6 +247,8 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
         limit: quota.limit(),
         remaining,
         reset_seconds: window.seconds_until_reset(now),
+        window_seconds: window_seconds(window),
+        style: shared.headers,
     };
     match shared.store.try_consume_now(&query) {
         Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining)),
@@ -245,7 +282,9 @@ fn step_of<St, F>(
             remaining = decision.remaining,
         );
         shared.counters.admitted.increment(1);
-        Step::Admit(shared.headers_on_success.then(info))
+        Step::Admit(
+            (shared.headers_on_success && shared.headers != RateLimitHeaders::None).then(info),
+        )
     } else {
         let info = info();
         tracing::info!(
@@ -346,11 +385,9 @@ impl QuotaPlan {
                     remaining = decision.remaining,
                 );
                 self.counters.admitted.increment(1);
-                Ok(self.headers_on_success.then(|| {
-                    let mut map = HeaderMap::new();
-                    info(decision.remaining).write(&mut map);
-                    map
-                }))
+                Ok(self
+                    .headers_on_success
+                    .then(|| info(decision.remaining).headers()))
             }
             Ok(decision) => {
                 tracing::info!(
@@ -363,9 +400,7 @@ impl QuotaPlan {
                     reset_seconds = self.info.reset_seconds,
                 );
                 self.counters.rejected.increment(1);
-                Err(Box::new(
-                    info(decision.remaining).refusal().into_response(request),
-                ))
+                Err(Box::new(info(decision.remaining).refusal(request)))
             }
             Err(error) => {
                 tracing::error!(
@@ -424,9 +459,12 @@ impl<St> QuotaLayer<St> {
                 limit: quota.limit(),
                 remaining: 0,
                 reset_seconds: window.seconds_until_reset(now),
+                window_seconds: window_seconds(window),
+                style: shared.headers,
             },
             on_error: shared.on_store_error,
-            headers_on_success: shared.headers_on_success,
+            headers_on_success: shared.headers_on_success
+                && shared.headers != RateLimitHeaders::None,
             counters: Arc::clone(&shared.counters),
         })
     }

@@ -251,6 +251,7 @@ impl<St: QuotaStore> UsageApi<St> {
             plan_starts: BTreeMap::new(),
             on_store_error: OnStoreError::Allow,
             headers_on_success: false,
+            headers: portcullis_core::ratelimit::RateLimitHeaders::default(),
             counters: Arc::new(Counters::new()),
         }))
     }

@@ -84,7 +84,12 @@ async fn a_tonic_client_sees_resource_exhausted_past_the_quota() {
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(status.message(), "Limit Exceeded");
     assert_eq!(status.metadata().get("retry-after").unwrap(), "3600");
-    assert_eq!(status.metadata().get("ratelimit-remaining").unwrap(), "0");
+    // The IETF draft's convention, the default (the older trio is opt-in).
+    assert_eq!(
+        status.metadata().get("ratelimit").unwrap(),
+        r#""quota";r=0;t=3600"#
+    );
+    assert!(status.metadata().get("ratelimit-remaining").is_none());
     assert_eq!(
         status.metadata().get("x-amzn-errortype").unwrap(),
         "LimitExceededException"

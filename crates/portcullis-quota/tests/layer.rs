@@ -15,6 +15,7 @@ use http::{Request, StatusCode};
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
+use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_quota::store::{
     DayUsage, Decision, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate,
 };
@@ -43,9 +44,14 @@ async fn seed_ten_admitted_the_eleventh_refused_then_admitted_after_midnight_utc
         "LimitExceededException"
     );
     assert_eq!(refused.headers()["content-type"], "application/json");
-    assert_eq!(refused.headers()["ratelimit-limit"], "10");
-    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
-    assert_eq!(refused.headers()["ratelimit-reset"], "9000");
+    // The IETF draft's convention by default: the policy named "quota", 10
+    // requests a day, none left, 9,000 s to midnight UTC.
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        r#""quota";q=10;w=86400"#
+    );
+    assert_eq!(refused.headers()["ratelimit"], r#""quota";r=0;t=9000"#);
+    assert!(refused.headers().get("ratelimit-limit").is_none());
     assert_eq!(refused.headers()["retry-after"], "9000");
 
     // A refused request does not count, and another key has its own quota.
@@ -97,6 +103,7 @@ async fn requests_without_a_key_or_a_quota_pass() {
         let response = send(&service, Request::new(String::new())).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.headers().get("ratelimit-limit").is_none());
+        assert!(response.headers().get("ratelimit").is_none());
     }
     let no_quota = Arc::new(UsagePlan::new("throttle-only").unwrap());
     let mut request = Request::new(String::new());
@@ -117,22 +124,56 @@ async fn headers_on_success_when_asked() {
     let clock = ManualClock::at(datetime!(2026-11-26 12:00 UTC));
     let quiet = service(QuotaLayer::new().clock(clock.clone()));
     let response = send(&quiet, request_for("k", &plan)).await;
-    assert!(response.headers().get("ratelimit-remaining").is_none());
+    assert!(response.headers().get("ratelimit").is_none());
+    assert!(response.headers().get("ratelimit-policy").is_none());
 
     let loud = service(
         QuotaLayer::new()
-            .clock(clock)
+            .clock(clock.clone())
             .rate_limit_headers_on_success(true),
     );
     let response = send(&loud, request_for("k", &plan)).await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        r#""quota";q=3;w=604800"#
+    );
+    assert_eq!(response.headers()["ratelimit"], r#""quota";r=2;t=216000"#);
+    assert!(response.headers().get("retry-after").is_none());
+
+    // The older trio, on request: the same numbers, unnamed.
+    let trio = service(
+        QuotaLayer::new()
+            .clock(clock.clone())
+            .rate_limit_headers(RateLimitHeaders::Trio)
+            .rate_limit_headers_on_success(true),
+    );
+    let response = send(&trio, request_for("k", &plan)).await;
     assert_eq!(response.headers()["ratelimit-limit"], "3");
     assert_eq!(response.headers()["ratelimit-remaining"], "2");
     assert_eq!(
         response.headers()["ratelimit-reset"],
         (2 * 86_400 + 12 * 3600).to_string()
     );
-    assert!(response.headers().get("retry-after").is_none());
+    assert!(response.headers().get("ratelimit").is_none());
+    assert_eq!(admitted_until_refused(&trio, "k", &plan).await, 2);
+    let refused = send(&trio, request_for("k", &plan)).await;
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    assert_eq!(refused.headers()["retry-after"], "216000");
+
+    // None: only Retry-After on the 429.
+    let none = service(
+        QuotaLayer::new()
+            .clock(clock)
+            .rate_limit_headers(RateLimitHeaders::None)
+            .rate_limit_headers_on_success(true),
+    );
+    assert_eq!(admitted_until_refused(&none, "k", &plan).await, 3);
+    let refused = send(&none, request_for("k", &plan)).await;
+    assert_eq!(refused.headers()["retry-after"], "216000");
+    for name in ["ratelimit", "ratelimit-policy", "ratelimit-remaining"] {
+        assert!(refused.headers().get(name).is_none(), "{name}");
+    }
 }
 
 #[tokio::test]
@@ -179,11 +220,7 @@ async fn configuration_as_data() {
     assert_eq!(layer.store().retention_days(), 7);
     let service = service(layer);
     let response = send(&service, request_for("k", &plan)).await;
-    assert_eq!(response.headers()["ratelimit-remaining"], "2");
-    assert_eq!(
-        response.headers()["ratelimit-reset"],
-        (12 * 3600).to_string()
-    );
+    assert_eq!(response.headers()["ratelimit"], r#""quota";r=2;t=43200"#);
 
     let error = serde_json::from_str::<QuotaConfig>(r#"{"retention_dayz":7}"#).unwrap_err();
     assert!(error.to_string().contains("retention_dayz"), "{error}");
@@ -276,11 +313,12 @@ async fn an_awaited_store_decides_as_the_memory_store_does() {
     );
     let first = send(&service, request_for("k", &plan)).await;
     assert_eq!(first.status(), StatusCode::OK);
-    assert_eq!(first.headers()["ratelimit-remaining"], "2");
+    assert_eq!(first.headers()["ratelimit"], r#""quota";r=2;t=3600"#);
     assert_eq!(admitted_until_refused(&service, "k", &plan).await, 2);
     let refused = send(&service, request_for("k", &plan)).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()["retry-after"], "3600");
+    assert_eq!(refused.headers()["ratelimit"], r#""quota";r=0;t=3600"#);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 
@@ -314,4 +352,48 @@ fn the_service_error_stays_the_inner_one() {
             Ok::<_, Infallible>(http::Response::new(String::new()))
         });
     assert_error(&service);
+}
+
+/// After an UpdateUsage extension leaves more than the period's limit, the
+/// headers stay consistent: `r` is capped at `q` (the client is never told
+/// it has more than the plan's limit), and the extension is served in full.
+#[tokio::test]
+async fn after_an_extension_remaining_never_exceeds_the_limit() {
+    let plan = plan("p", 10, QuotaPeriod::Day, 0);
+    let clock = ManualClock::at(datetime!(2026-11-23 23:00 UTC));
+    let layer = QuotaLayer::new()
+        .clock(clock)
+        .rate_limit_headers_on_success(true);
+    let usage = layer.usage_api();
+    let service = service(layer);
+    let first = send(&service, request_for("k", &plan)).await;
+    assert_eq!(first.headers()["ratelimit"], r#""quota";r=9;t=3600"#);
+    // 9 left, extended by 5: 14 left, more than the limit of 10.
+    usage
+        .update_usage(&plan, "k", UsageUpdate::Extend(5))
+        .await
+        .unwrap();
+    let second = send(&service, request_for("k", &plan)).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(
+        second.headers()["ratelimit-policy"],
+        r#""quota";q=10;w=86400"#
+    );
+    assert_eq!(second.headers()["ratelimit"], r#""quota";r=10;t=3600"#);
+    // 13 left: the client is told 10 until fewer than 10 remain.
+    let mut told = Vec::new();
+    loop {
+        let response = send(&service, request_for("k", &plan)).await;
+        if response.status() != StatusCode::OK {
+            assert_eq!(response.headers()["ratelimit"], r#""quota";r=0;t=3600"#);
+            assert_eq!(response.headers()["retry-after"], "3600");
+            break;
+        }
+        told.push(response.headers()["ratelimit"].to_str().unwrap().to_owned());
+    }
+    let remaining: Vec<String> = [10, 10, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+        .iter()
+        .map(|r| format!(r#""quota";r={r};t=3600"#))
+        .collect();
+    assert_eq!(told, remaining, "13 more served, never more than 10 told");
 }

@@ -7,11 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use tower_service::Service;
 
+use crate::headers::SuccessHeaders;
 use crate::service::{Decider, Verdict};
 use crate::store::{Outcome, StoreError};
 
@@ -43,7 +44,7 @@ pin_project! {
         // making every future a word larger.
         InnerHeaders {
             future: Pin<Box<S::Future>>,
-            headers: Option<Box<HeaderMap>>,
+            headers: Option<Box<SuccessHeaders>>,
         },
         Reject {
             response: Option<Box<Response<ResponseBody<ResBody>>>>,
@@ -63,7 +64,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     #[inline]
-    fn admitted(future: S::Future, headers: Option<Box<HeaderMap>>) -> Self {
+    fn admitted(future: S::Future, headers: Option<Box<SuccessHeaders>>) -> Self {
         match headers {
             None => State::Inner { future },
             Some(headers) => State::InnerHeaders {
@@ -95,7 +96,7 @@ where
     /// Admitted, with rate-limit headers to add (out of line: only with
     /// `headers_on_success`).
     #[inline(never)]
-    pub(crate) fn inner_headers(future: S::Future, headers: Box<HeaderMap>) -> Self {
+    pub(crate) fn inner_headers(future: S::Future, headers: Box<SuccessHeaders>) -> Self {
         Self {
             state: State::admitted(future, Some(headers)),
         }
@@ -197,8 +198,10 @@ where
                         Poll::Pending => return Poll::Pending,
                     };
                     let mut response = response.map(ResponseBody::inner);
-                    if let Some(extra) = headers.take() {
-                        response.headers_mut().extend(*extra);
+                    if let Some(success) = headers.take() {
+                        // Merged with the policies of a layer inside (the
+                        // quota), written as one set.
+                        success.info.apply(success.style, &mut response);
                     }
                     return Poll::Ready(Ok(response));
                 }

@@ -1,37 +1,13 @@
-//! Rate-limit response headers.
+//! Rate-limit response headers: the throttle's bucket as a
+//! [`RateLimitPolicy`], written in the convention shared with the quota
+//! ([`portcullis_core::ratelimit`]).
 
-use http::header::RETRY_AFTER;
-use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
+use http::HeaderValue;
+pub use portcullis_core::ratelimit::RateLimitHeaders;
+use portcullis_core::ratelimit::{RateLimitInfo, RateLimitPolicy};
 
 use crate::gcra::Gcra;
 use crate::store::{Level, Outcome};
-
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-
-/// Which rate-limit headers the layer writes.
-///
-/// `Retry-After` (whole seconds, rounded up) is always on a refusal.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum RateLimitHeaders {
-    /// None besides `Retry-After`.
-    None,
-    /// The IETF draft's (draft-ietf-httpapi-ratelimit-headers-07 and later)
-    /// `RateLimit-Policy: "key";q=2;w=2` and `RateLimit: "key";r=0;t=2`.
-    #[default]
-    Ietf,
-    /// The legacy `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
-    /// `X-RateLimit-Reset` (seconds until the bucket is full).
-    Legacy,
-    /// Both.
-    Both,
-}
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
@@ -40,54 +16,43 @@ pub(crate) fn ceil_seconds(nanos: u64) -> u64 {
     nanos.div_ceil(NANOS_PER_SECOND)
 }
 
-/// Writes the headers for an outcome reported on the bucket `level` with
-/// parameters `gcra`.
-///
-/// The policy is the bucket's `q` (its burst) per `w` (the seconds it takes to
-/// refill from empty, rounded up); `r` is the whole tokens left and `t` the
-/// seconds until the bucket is full again (rounded up).
-pub(crate) fn write(
-    style: RateLimitHeaders,
-    level: Level,
-    gcra: &Gcra,
-    outcome: &Outcome,
-    headers: &mut HeaderMap,
-) {
-    if !outcome.admitted {
-        let seconds = ceil_seconds(outcome.retry_after_nanos).max(1);
-        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    let burst = gcra.burst().get();
-    let reset = ceil_seconds(outcome.full_after_nanos);
-    if matches!(style, RateLimitHeaders::Ietf | RateLimitHeaders::Both) {
-        let window = ceil_seconds(gcra.capacity_nanos()).max(1);
-        let name = level.as_str();
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={burst};w={window}")) {
-            headers.insert(RATELIMIT_POLICY.clone(), v);
-        }
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("\"{name}\";r={};t={reset}", outcome.remaining))
-        {
-            headers.insert(RATELIMIT.clone(), v);
-        }
-    }
-    if matches!(style, RateLimitHeaders::Legacy | RateLimitHeaders::Both) {
-        headers.insert(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(burst));
-        headers.insert(
-            X_RATELIMIT_REMAINING.clone(),
-            HeaderValue::from(outcome.remaining),
-        );
-        headers.insert(X_RATELIMIT_RESET.clone(), HeaderValue::from(reset));
-    }
+/// The bucket an outcome reports on, on the level `level` with parameters
+/// `gcra`, as a policy named after its level: `q` is the bucket's burst,
+/// `w` the seconds it takes to refill from empty (rounded up, at least 1),
+/// `r` the whole tokens left and `t` the seconds until the bucket is full
+/// again (rounded up).
+pub(crate) fn policy(level: Level, gcra: &Gcra, outcome: &Outcome) -> RateLimitPolicy {
+    RateLimitPolicy::new(
+        level.as_str(),
+        u64::from(gcra.burst().get()),
+        ceil_seconds(gcra.capacity_nanos()).max(1),
+        u64::from(outcome.remaining),
+        ceil_seconds(outcome.full_after_nanos),
+    )
+}
+
+/// `Retry-After` of a refusal: whole seconds until the bucket has a token,
+/// rounded up, at least 1.
+pub(crate) fn retry_after(outcome: &Outcome) -> HeaderValue {
+    HeaderValue::from(ceil_seconds(outcome.retry_after_nanos).max(1))
+}
+
+/// The headers to add to an admitted request's response (only with
+/// `rate_limit_headers_on_success`): its policy and the convention.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SuccessHeaders {
+    pub(crate) info: RateLimitInfo,
+    pub(crate) style: RateLimitHeaders,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
     use portcullis_core::plan::ThrottleSettings;
 
     #[test]
-    fn refusal_headers() {
+    fn a_refusal_in_every_convention() {
         let gcra = Gcra::new(&ThrottleSettings::new(0.5, 3).unwrap());
         let outcome = Outcome {
             admitted: false,
@@ -96,25 +61,25 @@ mod tests {
             retry_after_nanos: 1_000_000_001,
             full_after_nanos: 6_000_000_000,
         };
+        assert_eq!(retry_after(&outcome), "2");
+        let info = RateLimitInfo::refusal(policy(Level::Stage, &gcra, &outcome));
         let mut headers = HeaderMap::new();
-        write(
-            RateLimitHeaders::Both,
-            Level::Stage,
-            &gcra,
-            &outcome,
-            &mut headers,
-        );
-        assert_eq!(headers["retry-after"], "2");
+        info.write(RateLimitHeaders::Both, &mut headers);
         assert_eq!(headers["ratelimit-policy"], "\"stage\";q=3;w=6");
         assert_eq!(headers["ratelimit"], "\"stage\";r=0;t=6");
         assert_eq!(headers["x-ratelimit-limit"], "3");
         assert_eq!(headers["x-ratelimit-remaining"], "0");
         assert_eq!(headers["x-ratelimit-reset"], "6");
+        let mut headers = HeaderMap::new();
+        info.write(RateLimitHeaders::Trio, &mut headers);
+        assert_eq!(headers["ratelimit-limit"], "3");
+        assert_eq!(headers["ratelimit-remaining"], "0");
+        assert_eq!(headers["ratelimit-reset"], "6");
+        assert_eq!(headers.len(), 3);
     }
 
     #[test]
-    fn none_writes_only_retry_after() {
-        let gcra = Gcra::new(&ThrottleSettings::new(1.0, 1).unwrap());
+    fn retry_after_is_at_least_one_second() {
         let outcome = Outcome {
             admitted: false,
             bucket: 0,
@@ -122,15 +87,6 @@ mod tests {
             retry_after_nanos: 1,
             full_after_nanos: 1,
         };
-        let mut headers = HeaderMap::new();
-        write(
-            RateLimitHeaders::None,
-            Level::Key,
-            &gcra,
-            &outcome,
-            &mut headers,
-        );
-        assert_eq!(headers.len(), 1);
-        assert_eq!(headers["retry-after"], "1");
+        assert_eq!(retry_after(&outcome), "1");
     }
 }

@@ -201,17 +201,37 @@ impl<St> ThrottleLayer<St> {
     }
 
     /// Which rate-limit headers to write (default
-    /// [`RateLimitHeaders::Ietf`]).
-    pub fn headers(mut self, headers: RateLimitHeaders) -> Self {
+    /// [`RateLimitHeaders::Ietf`]: `RateLimit-Policy` and `RateLimit`): the
+    /// same option as the quota layer's, so that a stack of both writes one
+    /// convention. `Retry-After` is on every refusal whatever this says.
+    pub fn rate_limit_headers(mut self, headers: RateLimitHeaders) -> Self {
         self.config_mut().headers = headers;
         self
     }
 
-    /// Also write the rate-limit headers on admitted requests' responses
-    /// (default off: it costs a few allocations per request).
-    pub fn headers_on_success(mut self, on: bool) -> Self {
+    /// Also write the rate-limit headers on the responses of admitted
+    /// requests (default off, as in API Gateway: it costs a few allocations
+    /// per request). They are merged with those a layer inside (the quota)
+    /// wrote, into one set describing both; a quota's 429 then also carries
+    /// this layer's policy.
+    pub fn rate_limit_headers_on_success(mut self, on: bool) -> Self {
         self.config_mut().headers_on_success = on;
         self
+    }
+
+    /// The former name of [`rate_limit_headers`](Self::rate_limit_headers).
+    #[deprecated(note = "renamed `rate_limit_headers`, the quota's and the facade's name")]
+    pub fn headers(self, headers: RateLimitHeaders) -> Self {
+        self.rate_limit_headers(headers)
+    }
+
+    /// The former name of
+    /// [`rate_limit_headers_on_success`](Self::rate_limit_headers_on_success).
+    #[deprecated(
+        note = "renamed `rate_limit_headers_on_success`, the quota's and the facade's name"
+    )]
+    pub fn headers_on_success(self, on: bool) -> Self {
+        self.rate_limit_headers_on_success(on)
     }
 
     /// Whether a request is served when the store fails (default `true`, as

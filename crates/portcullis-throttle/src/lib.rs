@@ -109,11 +109,23 @@
 //! A refusal is the core gateway response `THROTTLED` (429, `{"message":"Too
 //! Many Requests"}`, `x-amzn-ErrorType: TooManyRequestsException`, or gRPC
 //! status 8 `RESOURCE_EXHAUSTED` for gRPC requests), with `Retry-After` in
-//! whole seconds rounded up, and the IETF `RateLimit-Policy` / `RateLimit`
-//! headers ([`RateLimitHeaders`]; legacy `X-RateLimit-*` on request). The
-//! headers report on the bucket that refused, or on admitted requests (with
-//! [`ThrottleLayer::headers_on_success`]) on the bucket with the fewest tokens
-//! left.
+//! whole seconds rounded up, and the IETF draft's `RateLimit-Policy` /
+//! `RateLimit` headers ([`RateLimitHeaders`]: the older `RateLimit-Limit` /
+//! `-Remaining` / `-Reset` trio or `X-RateLimit-*` on request, with
+//! [`ThrottleLayer::rate_limit_headers`]). The headers report on the bucket
+//! that refused, or on admitted requests (with
+//! [`ThrottleLayer::rate_limit_headers_on_success`]) on the bucket with the
+//! fewest tokens left, as the policy named after its level (`"key"`,
+//! `"stage"`, `"account"`): `q` its burst, `w` the seconds to refill from
+//! empty, `r` the tokens left, `t` the seconds until it is full.
+//!
+//! The convention is shared with the quota layer
+//! ([`portcullis_core::ratelimit`]): on an admitted request the throttle
+//! merges its policy with the one the quota (inside it) left on the
+//! response, so the client gets one set of headers describing both, and
+//! `RateLimit` names the policy nearest to refusal. A throttle's 429 lists
+//! the throttle's policy only: the quota is not consulted for a throttled
+//! request.
 //!
 //! # Where Portcullis differs from API Gateway
 //!

@@ -5,15 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request, Response};
 use portcullis_core::path::{CanonicalPath, PathRefusal};
+use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
 use crate::clock::TimeSource;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
-use crate::headers::{self, RateLimitHeaders};
+use crate::headers::{self, RateLimitHeaders, SuccessHeaders};
 use crate::key::{RequestHead, ResolvedKey};
 use crate::layer::{Config, ThrottleHandle, ThrottleLayer};
 use crate::memory::InMemoryStore;
@@ -156,8 +158,9 @@ const NOTHING_CHECKED: Checked = Checked {
 /// What the layer does with a request once the store has answered. Two
 /// words: the refusal is boxed, so that the admitted path moves no response.
 pub(crate) enum Verdict<B> {
-    /// Call the inner service, and add these headers to its response.
-    Admit(Option<Box<HeaderMap>>),
+    /// Call the inner service, and add these rate-limit headers to its
+    /// response (merged with those of a layer inside).
+    Admit(Option<Box<SuccessHeaders>>),
     /// Answer with this refusal.
     Reject(Box<Response<ResponseBody<B>>>),
 }
@@ -223,11 +226,12 @@ fn success_headers<R: Reported + ?Sized>(
     config: &Config,
     checked: &R,
     outcome: &Outcome,
-) -> Box<HeaderMap> {
+) -> Box<SuccessHeaders> {
     let (level, gcra) = checked.reported(outcome);
-    let mut map = HeaderMap::new();
-    headers::write(config.headers, level, &gcra, outcome, &mut map);
-    Box::new(map)
+    Box::new(SuccessHeaders {
+        info: RateLimitInfo::one(headers::policy(level, &gcra, outcome)),
+        style: config.headers,
+    })
 }
 
 /// The verdict on a refusal: 429 `THROTTLED` with its headers.
@@ -248,13 +252,16 @@ fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
         retry_after_ms = outcome.retry_after_nanos / 1_000_000
     );
     config.counters.refused(level).increment(1);
+    let info = RateLimitInfo::refusal(headers::policy(level, &gcra, outcome));
     let mut map = HeaderMap::new();
-    headers::write(config.headers, level, &gcra, outcome, &mut map);
-    Verdict::Reject(Box::new(
-        GatewayResponse::new(GatewayResponseType::Throttled)
-            .with_headers(map)
-            .into_response(request),
-    ))
+    info.write(config.headers, &mut map);
+    map.insert(RETRY_AFTER, headers::retry_after(outcome));
+    let mut response = GatewayResponse::new(GatewayResponseType::Throttled)
+        .with_headers(map)
+        .into_response(request);
+    // For a layer outside that merges its own policies in.
+    response.extensions_mut().insert(info);
+    Verdict::Reject(Box::new(response))
 }
 
 /// The verdict when the store failed: admitted when the layer fails open,
@@ -586,7 +593,11 @@ impl ThrottlePlan {
         request: &Request<ReqBody>,
     ) -> Result<Option<HeaderMap>, Box<Response<ResponseBody<ResBody>>>> {
         match self.decider.conclude(result, request) {
-            Verdict::Admit(headers) => Ok(headers.map(|map| *map)),
+            Verdict::Admit(headers) => Ok(headers.map(|success| {
+                let mut map = HeaderMap::new();
+                success.info.write(success.style, &mut map);
+                map
+            })),
             Verdict::Reject(response) => Err(response),
         }
     }

@@ -76,8 +76,8 @@ async fn legacy_headers_and_headers_on_success() {
     let clock = clock();
     let plan = Arc::new(plan("p", 1.0, 3));
     let layer = ThrottleLayer::new(API, STAGE)
-        .headers(RateLimitHeaders::Both)
-        .headers_on_success(true);
+        .rate_limit_headers(RateLimitHeaders::Both)
+        .rate_limit_headers_on_success(true);
     let svc = service(layer, &clock);
     let ok = svc.clone().oneshot(get("k", &plan)).await.unwrap();
     assert_eq!(ok.status(), 200);
@@ -89,7 +89,7 @@ async fn legacy_headers_and_headers_on_success() {
     assert_eq!(body_of(ok).await, "ok");
 
     let svc = service(
-        ThrottleLayer::new(API, STAGE).headers(RateLimitHeaders::Legacy),
+        ThrottleLayer::new(API, STAGE).rate_limit_headers(RateLimitHeaders::Legacy),
         &clock,
     );
     let ok = svc.clone().oneshot(get("k", &plan)).await.unwrap();
@@ -101,6 +101,90 @@ async fn legacy_headers_and_headers_on_success() {
     assert_eq!(refused.headers()["x-ratelimit-remaining"], "0");
     assert_eq!(refused.headers()["x-ratelimit-reset"], "3");
     assert!(refused.headers().get("ratelimit").is_none());
+}
+
+#[tokio::test]
+async fn the_trio_and_none_conventions() {
+    let clock = clock();
+    let plan = Arc::new(plan("p", 1.0, 2));
+    let trio = service(
+        ThrottleLayer::new(API, STAGE)
+            .rate_limit_headers(RateLimitHeaders::Trio)
+            .rate_limit_headers_on_success(true),
+        &clock,
+    );
+    let ok = trio.clone().oneshot(get("k", &plan)).await.unwrap();
+    assert_eq!(ok.headers()["ratelimit-limit"], "2");
+    assert_eq!(ok.headers()["ratelimit-remaining"], "1");
+    assert_eq!(ok.headers()["ratelimit-reset"], "1");
+    assert!(ok.headers().get("ratelimit").is_none());
+    trio.clone().oneshot(get("k", &plan)).await.unwrap();
+    let refused = trio.clone().oneshot(get("k", &plan)).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    assert_eq!(refused.headers()["ratelimit-reset"], "2");
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    let none = service(
+        ThrottleLayer::new(API, STAGE)
+            .rate_limit_headers(RateLimitHeaders::None)
+            .rate_limit_headers_on_success(true),
+        &clock,
+    );
+    assert_eq!(
+        statuses(&none, 3, || get("n", &plan)).await,
+        [200, 200, 429]
+    );
+    let refused = none.clone().oneshot(get("n", &plan)).await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1");
+    for name in [
+        "ratelimit",
+        "ratelimit-policy",
+        "ratelimit-remaining",
+        "x-ratelimit-remaining",
+    ] {
+        assert!(refused.headers().get(name).is_none(), "{name}");
+    }
+}
+
+/// A layer inside (here a stand-in for the quota) that left its policy in
+/// the response: the throttle merges its own in, and the client gets one set
+/// of headers describing both, `RateLimit` naming the nearest to refusal.
+#[tokio::test]
+async fn success_headers_merge_with_an_inner_layers_policy() {
+    use portcullis_core::ratelimit::{RateLimitInfo, RateLimitPolicy};
+    use tower::ServiceBuilder;
+
+    let clock = clock();
+    let plan = Arc::new(plan("p", 1.0, 3));
+    let inner_left = Arc::new(std::sync::atomic::AtomicU64::new(5));
+    let left = inner_left.clone();
+    let svc = ServiceBuilder::new()
+        .layer(
+            ThrottleLayer::new(API, STAGE)
+                .clock(Arc::new(clock.clone()))
+                .rate_limit_headers_on_success(true),
+        )
+        .service_fn(move |_: Request<Full<Bytes>>| {
+            let remaining = left.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
+                RateLimitInfo::one(RateLimitPolicy::new("quota", 10, 86_400, remaining, 3600))
+                    .apply(RateLimitHeaders::Ietf, &mut response);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+    let ok = svc.clone().oneshot(get("k", &plan)).await.unwrap();
+    assert_eq!(
+        ok.headers()["ratelimit-policy"],
+        r#""key";q=3;w=3, "quota";q=10;w=86400"#
+    );
+    // The key's bucket has 2 left, the quota 5: the key is nearer.
+    assert_eq!(ok.headers()["ratelimit"], r#""key";r=2;t=1"#);
+    assert_eq!(ok.headers().get_all("ratelimit").iter().count(), 1);
+    inner_left.store(1, std::sync::atomic::Ordering::SeqCst);
+    let ok = svc.clone().oneshot(get("k", &plan)).await.unwrap();
+    assert_eq!(ok.headers()["ratelimit"], r#""quota";r=1;t=3600"#);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use portcullis_api_key::ApiKeyConfig;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
+use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_jwt::{Algorithm, TokenUse};
 use portcullis_quota::QuotaConfig;
 use serde::Deserialize;
@@ -211,6 +212,19 @@ pub struct GatewaySettings {
     /// Whether the composed stack requires an API key (default true).
     #[serde(default = "yes")]
     pub api_key_required: bool,
+    /// Which rate-limit headers the throttle and the quota write, one
+    /// convention for both: `"ietf"` (default: the IETF draft's
+    /// `RateLimit-Policy` and `RateLimit`), `"trio"` (`RateLimit-Limit`,
+    /// `-Remaining`, `-Reset`), `"legacy"` (`X-RateLimit-*`), `"both"`
+    /// (`"ietf"` and `"legacy"`) or `"none"`. `Retry-After` is on every 429
+    /// whatever this says.
+    #[serde(default)]
+    pub rate_limit_headers: RateLimitHeaders,
+    /// Whether admitted responses carry the rate-limit headers too, from
+    /// both layers (default false, as API Gateway). `[quota]
+    /// rate_limit_headers_on_success`, the older spelling, turns it on too.
+    #[serde(default)]
+    pub rate_limit_headers_on_success: bool,
 }
 
 fn yes() -> bool {

@@ -436,7 +436,15 @@ impl GatewayBuilder {
         if tokio::runtime::Handle::try_current().is_ok() {
             throttle_store.spawn_background();
         }
-        let throttle = throttle.store(throttle_store);
+        // One rate-limit header convention for the throttle and the quota
+        // (`[gateway]`; `[quota] rate_limit_headers_on_success` is the older
+        // spelling of the second).
+        let headers_on_success =
+            g.rate_limit_headers_on_success || config.quota.rate_limit_headers_on_success;
+        let throttle = throttle
+            .rate_limit_headers(g.rate_limit_headers)
+            .rate_limit_headers_on_success(headers_on_success)
+            .store(throttle_store);
 
         let engine = QuotaEngine::new(store.clone());
         let settings = &config.quota;
@@ -444,7 +452,8 @@ impl GatewayBuilder {
             .shared_clock(clock.clone())
             .week_start(settings.week_start.0)
             .on_store_error(settings.on_store_error)
-            .rate_limit_headers_on_success(settings.rate_limit_headers_on_success);
+            .rate_limit_headers(g.rate_limit_headers)
+            .rate_limit_headers_on_success(headers_on_success);
         for (plan, start) in &settings.plan_starts {
             quota = quota.plan_start(plan.clone(), *start);
         }
