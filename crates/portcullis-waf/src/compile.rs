@@ -381,12 +381,14 @@ impl<'s> Compiler<'s> {
             .fields
             .iter()
             .any(|f| matches!(f, Field::Body { .. } | Field::JsonBody { .. }));
+        let dedupe = crate::engine::dedupe_fields(&rules, &self.inputs, self.fields.len());
         Ok(CompiledAcl {
             name: acl.name.clone(),
             default,
             rules,
             fields: self.fields,
             inputs: self.inputs,
+            dedupe,
             inspects_body,
             body_limit,
             rate_tables: self.rate_tables,

@@ -97,11 +97,13 @@ pub fn is_sqli(input: &[u8], high: bool) -> bool {
 /// The values of `name=value&name=value` input (a form body or a query
 /// string inspected whole), which libinjection reads best on their own.
 fn form_values(input: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let looks_like_form = input.iter().position(|&b| b == b'=').is_some_and(|eq| {
-        input[..eq]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
-    });
+    // Most values hold no `=`: the word-at-a-time test skips the byte scan.
+    let looks_like_form = crate::transform::contains_any(input, [b'='])
+        && input.iter().position(|&b| b == b'=').is_some_and(|eq| {
+            input[..eq]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+        });
     input
         .split(|&b| b == b'&')
         .filter(move |_| looks_like_form)
@@ -321,6 +323,11 @@ fn xss_one(input: &[u8]) -> bool {
 fn xss_possible(input: &[u8]) -> bool {
     let white = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
     let delimiter = |b: u8| white(b) || matches!(b, b'/' | b'=' | b'>');
+    // Without `<`, NUL or `=` the loop below finds nothing: skip it, eight
+    // bytes at a time.
+    if !crate::transform::contains_any(input, [b'<', 0, b'=']) {
+        return false;
+    }
     let mut names = false;
     for (eq, &b) in input.iter().enumerate() {
         match b {

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -42,6 +43,10 @@ pub struct CompiledAcl {
     pub(crate) rules: Vec<Rule>,
     pub(crate) fields: Vec<Field>,
     pub(crate) inputs: Vec<(usize, Box<[TransformKind]>)>,
+    /// Per field, whether its repeated values are dropped before testing:
+    /// only where some test of it costs more than finding the repeats
+    /// (see [`dedupe_fields`]).
+    pub(crate) dedupe: Vec<bool>,
     pub(crate) inspects_body: bool,
     pub(crate) body_limit: usize,
     pub(crate) rate_tables: Vec<(String, Arc<RateTable>)>,
@@ -472,6 +477,53 @@ struct Extracted<'a> {
     forced: Option<bool>,
 }
 
+/// The keys and the leaf values of a JSON body, in document order; each
+/// list made distinct the first time a field that needs it asks.
+struct JsonItems<'a> {
+    keys: Vec<Cow<'a, [u8]>>,
+    values: Vec<Cow<'a, [u8]>>,
+    keys_distinct: bool,
+    values_distinct: bool,
+}
+
+impl<'a> JsonItems<'a> {
+    fn read(body: &'a [u8]) -> Option<Self> {
+        // At most one key and one value per 4 bytes of a document; about
+        // one of each per 16 bytes of a typical one.
+        let mut keys = Vec::with_capacity(body.len() / 16);
+        let mut values = Vec::with_capacity(body.len() / 16);
+        crate::json::scan(body, |is_key, text| {
+            if is_key {
+                keys.push(text);
+            } else {
+                values.push(text);
+            }
+        })?;
+        Some(Self {
+            keys,
+            values,
+            keys_distinct: false,
+            values_distinct: false,
+        })
+    }
+
+    fn keys(&mut self, dedupe: bool) -> &[Cow<'a, [u8]>] {
+        if dedupe && !self.keys_distinct {
+            self.keys = distinct(std::mem::take(&mut self.keys));
+            self.keys_distinct = true;
+        }
+        &self.keys
+    }
+
+    fn values(&mut self, dedupe: bool) -> &[Cow<'a, [u8]>] {
+        if dedupe && !self.values_distinct {
+            self.values = distinct(std::mem::take(&mut self.values));
+            self.values_distinct = true;
+        }
+        &self.values
+    }
+}
+
 struct Ctx<'a, 'e> {
     req: RequestView<'a>,
     env: &'e Env,
@@ -480,7 +532,9 @@ struct Ctx<'a, 'e> {
     /// the chain left it unchanged; empty when it changed none.
     inputs: Vec<Option<Vec<Option<Vec<u8>>>>>,
     json: Option<Option<Value>>,
-    json_items: Option<Option<Vec<crate::json::Item<'a>>>>,
+    /// The body's JSON keys and leaf values, each list distinct, read once
+    /// for every `JsonBody` field with `MatchPattern: All`.
+    json_items: Option<Option<JsonItems<'a>>>,
     labels: Vec<String>,
     client_ip: Option<Option<IpAddr>>,
 }
@@ -712,7 +766,7 @@ impl CompiledAcl {
         let (field_id, chain) = &self.inputs[input];
         let field_id = *field_id;
         if ctx.fields[field_id].is_none() {
-            let extracted = extract(&self.fields[field_id], ctx);
+            let extracted = extract(&self.fields[field_id], self.dedupe[field_id], ctx);
             ctx.fields[field_id] = Some(extracted);
         }
         let Some(field) = &ctx.fields[field_id] else {
@@ -959,34 +1013,138 @@ fn push_scoped<'a>(
 
 /// Multi-valued fields often repeat values (JSON arrays of similar objects);
 /// testing each distinct value once gives the same answer for less. The first
-/// of equal values stays, in place; equality is on the bytes (the hash only
-/// finds candidates, so a collision never hides a value).
-fn distinct(mut extracted: Extracted<'_>) -> Extracted<'_> {
-    let n = extracted.values.len();
-    if n > 1 {
-        let keep: Vec<bool> = {
-            let mut seen: std::collections::HashSet<&[u8], foldhash::fast::RandomState> =
-                std::collections::HashSet::with_capacity_and_hasher(n, Default::default());
-            extracted.values.iter().map(|v| seen.insert(&**v)).collect()
+/// of equal values stays, in order; equality is on the bytes (the hash only
+/// finds candidates, so a collision never hides a value). The table is a
+/// randomly seeded open-addressing table of indices into the kept values,
+/// sized once: no per-value allocation, and no crafted set of values can
+/// make probing quadratic across processes.
+fn distinct(mut values: Vec<Cow<'_, [u8]>>) -> Vec<Cow<'_, [u8]>> {
+    let n = values.len();
+    if n <= 1 {
+        return values;
+    }
+    if n <= 8 {
+        // A few values: comparing each with those kept is cheaper than hashing.
+        let mut kept = 0;
+        for i in 0..n {
+            if !values[..kept].iter().any(|k| **k == *values[i]) {
+                values.swap(kept, i);
+                kept += 1;
+            }
+        }
+        values.truncate(kept);
+        return values;
+    }
+    let slots = (2 * n).next_power_of_two();
+    // 0 is an empty slot, otherwise the kept value's index plus one. Up to
+    // 128 values (most requests) the table lives on the stack.
+    let mut small = [0u32; 256];
+    let mut large = Vec::new();
+    let table: &mut [u32] = if slots <= small.len() {
+        &mut small[..slots]
+    } else {
+        large.resize(slots, 0);
+        &mut large
+    };
+    let mask = slots - 1;
+    let state = foldhash::fast::RandomState::default();
+    let mut kept = 0;
+    for i in 0..n {
+        let mut slot = state.hash_one(&*values[i]) as usize & mask;
+        let fresh = loop {
+            match table[slot] as usize {
+                0 => break true,
+                k if *values[k - 1] == *values[i] => break false,
+                _ => slot = (slot + 1) & mask,
+            }
         };
-        let mut flags = keep.into_iter();
-        extracted.values.retain(|_| flags.next().unwrap_or(true));
+        if fresh {
+            values.swap(kept, i);
+            kept += 1;
+            // `kept <= n`, which fits `u32`: a body past 4 GB is never
+            // inspected (the limit is at most 64 KB).
+            table[slot] = kept as u32;
+        }
+    }
+    values.truncate(kept);
+    values
+}
+
+fn extract<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
+    let mut extracted = extract_all(field, dedupe, ctx);
+    let multi_valued = match field {
+        Field::Headers { .. } | Field::Cookies { .. } | Field::AllQueryArguments => true,
+        // `MatchPattern: All` with scope KEY or VALUE takes a list that
+        // `extract_all` made distinct.
+        Field::JsonBody {
+            paths: None,
+            scope: MatchScope::Key | MatchScope::Value,
+            ..
+        } => false,
+        Field::JsonBody { .. } => true,
+        _ => false,
+    };
+    if dedupe && multi_valued {
+        extracted.values = distinct(extracted.values);
     }
     extracted
 }
 
-fn extract<'a>(field: &Field, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
-    let extracted = extract_all(field, ctx);
-    match field {
-        Field::Headers { .. }
-        | Field::Cookies { .. }
-        | Field::AllQueryArguments
-        | Field::JsonBody { .. } => distinct(extracted),
-        _ => extracted,
+/// Which fields are worth deduplicating: those that some input tests with a
+/// transformation chain, a regular expression, a pattern set or the SQLi or
+/// XSS detector. A field only byte- or size-matched untransformed (a JSON
+/// key compared with `__proto__`) costs less to test twice than to hash.
+pub(crate) fn dedupe_fields(
+    rules: &[Rule],
+    inputs: &[(usize, Box<[TransformKind]>)],
+    field_count: usize,
+) -> Vec<bool> {
+    fn visit(stmt: &Stmt, inputs: &[(usize, Box<[TransformKind]>)], out: &mut [bool]) {
+        let (input, costly) = match stmt {
+            Stmt::Byte { input, .. } | Stmt::Size { input, .. } => (*input, false),
+            Stmt::Regex { input, .. }
+            | Stmt::RegexSet { input, .. }
+            | Stmt::Sqli { input, .. }
+            | Stmt::Xss { input } => (*input, true),
+            Stmt::Rate(rate) => {
+                if let Some(scope) = &rate.scope_down {
+                    visit(scope, inputs, out);
+                }
+                return;
+            }
+            Stmt::And(list) | Stmt::Or(list) => {
+                list.iter().for_each(|s| visit(s, inputs, out));
+                return;
+            }
+            Stmt::Not(inner) => return visit(inner, inputs, out),
+            Stmt::Geo { .. } | Stmt::Ip { .. } | Stmt::Label { .. } => return,
+        };
+        if let Some((field, chain)) = inputs.get(input)
+            && let Some(flag) = out.get_mut(*field)
+        {
+            *flag |= costly || !chain.is_empty();
+        }
     }
+    let mut out = vec![false; field_count];
+    for rule in rules {
+        match &rule.body {
+            RuleBody::Plain { stmt, .. } => visit(stmt, inputs, &mut out),
+            RuleBody::Group(group) => {
+                if let Some(scope) = &group.scope_down {
+                    visit(scope, inputs, &mut out);
+                }
+                for inner in &group.rules {
+                    if let RuleBody::Plain { stmt, .. } = &inner.body {
+                        visit(stmt, inputs, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
-fn extract_all<'a>(field: &Field, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
+fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
     let req = ctx.req;
     let plain = |values: Vec<Cow<'a, [u8]>>| Extracted {
         values,
@@ -1098,21 +1256,17 @@ fn extract_all<'a>(field: &Field, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
             let parsed = match paths {
                 None => ctx
                     .json_items
-                    .get_or_insert_with(|| crate::json::items(req.body))
-                    .as_ref()
-                    .map(|items| {
-                        let mut values = Vec::with_capacity(items.len());
-                        values.extend(
-                            items
-                                .iter()
-                                .filter(|item| match scope {
-                                    MatchScope::All => true,
-                                    MatchScope::Key => item.is_key,
-                                    MatchScope::Value => !item.is_key,
-                                })
-                                .map(|item| item.text.clone()),
-                        );
-                        values
+                    .get_or_insert_with(|| JsonItems::read(req.body))
+                    .as_mut()
+                    .map(|items| match scope {
+                        MatchScope::Key => items.keys(dedupe).to_vec(),
+                        MatchScope::Value => items.values(dedupe).to_vec(),
+                        MatchScope::All => {
+                            let mut all = Vec::with_capacity(items.keys.len() + items.values.len());
+                            all.extend(items.keys.iter().cloned());
+                            all.extend(items.values.iter().cloned());
+                            all
+                        }
                     }),
                 Some(paths) => ctx
                     .json

@@ -1,193 +1,506 @@
-//! JSON body inspection without building a `serde_json::Value`.
+//! The keys and leaf values a `JsonBody` rule inspects.
 //!
 //! `JsonBody` with `MatchPattern: All` inspects every key and every leaf value
-//! of the document. Parsing into a `Value` allocates a map per object and a
-//! `String` per string, and the old walk then copied every string again. This
-//! module drives serde_json's parser with a visitor that records the keys and
-//! leaves as it meets them, borrowing every string that has no escape sequence
-//! straight from the body. The text of a number, a boolean or `null` is the
-//! same as `Value`'s `Display` gives, so a rule sees the same bytes as before.
+//! of the document. [`items`] reads them in one pass over the bytes, with no
+//! `serde_json::Value` tree and no recursion: a string without an escape
+//! sequence, and a number whose text is the one `serde_json` prints, is
+//! borrowed straight from the body. Only a string with an escape and an
+//! unusual number (`1E2`, `12.50`, `-0`, more than 15 digits) are handed to
+//! `serde_json` itself, so a rule sees exactly the bytes a `Value` walk gives
+//! and exactly the documents `serde_json` accepts are valid (its nesting
+//! limit of 128 included). The caller bounds the input: the WAF reads at most
+//! its body inspection limit (16 KB by default).
 //!
 //! One difference from a `Value`: a key repeated in one object has all its
 //! values inspected, where a `Value` keeps only the last one. An attacker can
 //! then not hide a payload behind a later duplicate key.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// One key or leaf value of a JSON document, in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Item<'a> {
+pub struct Item<'a> {
     /// An object key (`true`) or a leaf value (`false`).
-    pub(crate) is_key: bool,
-    /// Its text: a string unescaped, any other leaf as JSON prints it.
-    pub(crate) text: Cow<'a, [u8]>,
+    pub is_key: bool,
+    /// Its text: a string unescaped, any other leaf as `serde_json` prints it
+    /// (`true`, `null`, `12.5`, `1E2` as `100.0`).
+    pub text: Cow<'a, [u8]>,
 }
 
-/// The keys and leaf values of `body`, or `None` when it is not one valid JSON
-/// document (trailing whitespace is allowed; serde_json's nesting limit of 128
-/// applies).
-pub(crate) fn items(body: &[u8]) -> Option<Vec<Item<'_>>> {
+/// `serde_json`'s nesting limit: the 128th nested array or object is an error.
+const DEPTH_LIMIT: u32 = 128;
+
+/// The keys and leaf values of `body` in document order, or `None` when it is
+/// not one valid JSON document as `serde_json` reads it (whitespace around it
+/// allowed, at most 127 nested arrays and objects).
+///
+/// Time and memory are linear in `body.len()`; bound it before calling, as
+/// the WAF does with its body inspection limit.
+#[must_use]
+pub fn items(body: &[u8]) -> Option<Vec<Item<'_>>> {
     // About one key or value per 16 bytes of a typical document.
     let mut out = Vec::with_capacity(body.len() / 16);
-    // One UTF-8 check of the whole body (fast on ASCII) instead of one per
-    // string: the parser then reads a `&str` and checks no string again.
-    // Invalid UTF-8 anywhere makes the document invalid either way: inside a
-    // string serde_json refuses it, outside one it is a syntax error.
-    let text = std::str::from_utf8(body).ok()?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    Collect { out: &mut out }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    scan(body, |is_key, text| out.push(Item { is_key, text }))?;
     Some(out)
 }
 
-/// A number as `Value`'s `Display` prints it (serde_json's own writer: no
-/// formatting machinery); a non-finite float, which parsing never yields,
-/// as `null` like `Value::from`.
-fn number_text<N: serde::Serialize>(n: N) -> Vec<u8> {
-    serde_json::to_vec(&n).unwrap_or_else(|_| b"null".to_vec())
-}
-
-/// Pushes a value (and, inside it, every key and leaf) onto `out`.
-struct Collect<'o, 'a> {
-    out: &'o mut Vec<Item<'a>>,
-}
-
-/// Pushes a map key onto `out`.
-struct Key<'o, 'a> {
-    out: &'o mut Vec<Item<'a>>,
-}
-
-impl<'de> DeserializeSeed<'de> for Collect<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
+/// Calls `emit(is_key, text)` for each key and leaf value of `body` in
+/// document order, as [`items`] lists them; `None` when `body` is not one
+/// valid JSON document, possibly after some calls (the caller then discards
+/// what it was given).
+pub(crate) fn scan<'a>(body: &'a [u8], emit: impl FnMut(bool, Cow<'a, [u8]>)) -> Option<()> {
+    Scanner {
+        bytes: body,
+        at: 0,
+        emit,
     }
+    .document()
 }
 
-impl<'de> DeserializeSeed<'de> for Key<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_str(self)
-    }
+/// Eight copies of `byte`, one per byte of a `u64`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
 }
 
-macro_rules! leaf_visitors {
-    ($push:ident) => {
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
-            let text: &'static [u8] = if v { b"true" } else { b"false" };
-            self.$push(Cow::Borrowed(text));
-            Ok(())
+/// The index of the first byte at or after `at` that ends a plain run of
+/// string content: `"`, `\` or a control character (below 0x20), or
+/// `bytes.len()`. Eight bytes at a time: in each word, the classic
+/// "has a byte below n" test flags the bytes that are zero after XOR with the
+/// quote or the backslash, or below 0x20; the lowest flagged byte is exact
+/// (only bytes above a true hit may be flagged falsely).
+#[inline(always)]
+fn plain_run_end(bytes: &[u8], mut at: usize) -> usize {
+    const HIGH: u64 = splat(0x80);
+    let below = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x & HIGH;
+    while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*chunk);
+        let hits = below(word ^ splat(b'"'), 1)
+            | below(word ^ splat(b'\\'), 1)
+            | below(word, 0x20)
+            | (word & HIGH);
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
         }
-
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-            self.$push(Cow::Owned(number_text(v)));
-            Ok(())
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b) {
+            return at;
         }
-
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-            self.$push(Cow::Owned(number_text(v)));
-            Ok(())
-        }
-
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-            self.$push(Cow::Owned(number_text(v)));
-            Ok(())
-        }
-
-        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<(), E> {
-            self.$push(Cow::Borrowed(v.as_bytes()));
-            Ok(())
-        }
-
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-            self.$push(Cow::Owned(v.as_bytes().to_vec()));
-            Ok(())
-        }
-
-        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
-            self.$push(Cow::Owned(v.into_bytes()));
-            Ok(())
-        }
-    };
+        at += 1;
+    }
+    at
 }
 
-impl<'de> Collect<'_, 'de> {
-    fn push_leaf(self, text: Cow<'de, [u8]>) {
-        self.out.push(Item {
-            is_key: false,
-            text,
-        });
-    }
+struct Scanner<'a, F> {
+    bytes: &'a [u8],
+    at: usize,
+    emit: F,
 }
 
-impl<'de> Key<'_, 'de> {
-    fn push_key(self, text: Cow<'de, [u8]>) {
-        self.out.push(Item { is_key: true, text });
-    }
-}
-
-impl<'de> Visitor<'de> for Collect<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    leaf_visitors!(push_leaf);
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.push_leaf(Cow::Borrowed(b"null"));
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(Collect {
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map
-            .next_key_seed(Key {
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {
-            map.next_value_seed(Collect {
-                out: &mut *self.out,
-            })?;
+impl<'a, F: FnMut(bool, Cow<'a, [u8]>)> Scanner<'a, F> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
         }
-        Ok(())
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
     }
 
-    leaf_visitors!(push_key);
+    /// The next byte after whitespace, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.bytes.get(self.at).copied()
+    }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Err(E::custom("a key cannot be null"))
+    /// Consumes `byte` (after whitespace) or fails.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// The whole document. Containers open and close on an explicit stack
+    /// (one bit per level: set for an object), so hostile nesting cannot
+    /// exhaust the thread's stack.
+    fn document(&mut self) -> Option<()> {
+        let mut objects: u128 = 0;
+        let mut depth: u32 = 0;
+        'value: loop {
+            // A value is expected here.
+            match self.peek()? {
+                open @ (b'{' | b'[') => {
+                    self.at += 1;
+                    depth += 1;
+                    if depth >= DEPTH_LIMIT {
+                        return None;
+                    }
+                    let object = open == b'{';
+                    objects = (objects << 1) | u128::from(object);
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.at += 1;
+                        depth -= 1;
+                        objects >>= 1;
+                    } else {
+                        if object {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'"' => {
+                    let text = self.string()?;
+                    (self.emit)(false, text);
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => {
+                    let text = self.number()?;
+                    (self.emit)(false, text);
+                }
+                _ => return None,
+            }
+            // A value is complete: close containers until one continues.
+            loop {
+                if depth == 0 {
+                    self.skip_whitespace();
+                    return (self.at == self.bytes.len()).then_some(());
+                }
+                let object = objects & 1 == 1;
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                self.at += 1;
+                depth -= 1;
+                objects >>= 1;
+            }
+        }
+    }
+
+    /// An object key and the `:` after it.
+    fn key(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let text = self.string()?;
+        (self.emit)(true, text);
+        self.expect(b':')
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Option<()> {
+        let end = self.at + word.len();
+        if self.bytes.get(self.at..end)? != word {
+            return None;
+        }
+        self.at = end;
+        (self.emit)(false, Cow::Borrowed(word));
+        Some(())
+    }
+
+    /// A string at its opening quote: borrowed when it has no escape,
+    /// otherwise unescaped by `serde_json`, which also refuses what it
+    /// refuses (`\x`, a lone surrogate). Its bytes must be UTF-8, as
+    /// serde_json requires; they are checked only when one is not ASCII
+    /// (outside strings, such a byte is a syntax error anyway).
+    #[inline(always)]
+    fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+        let open = self.at;
+        let mut at = open + 1;
+        let mut escaped = false;
+        let mut ascii = true;
+        loop {
+            at = plain_run_end(self.bytes, at);
+            match *self.bytes.get(at)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    // The escaped byte is never the closing quote.
+                    at += 2;
+                }
+                0x80.. => {
+                    ascii = false;
+                    at += 1;
+                }
+                // serde_json refuses control characters in strings.
+                _ => return None,
+            }
+        }
+        self.at = at + 1;
+        if escaped {
+            let decoded: String = serde_json::from_slice(&self.bytes[open..=at]).ok()?;
+            Some(Cow::Owned(decoded.into_bytes()))
+        } else {
+            let content = &self.bytes[open + 1..at];
+            if !ascii {
+                std::str::from_utf8(content).ok()?;
+            }
+            Some(Cow::Borrowed(content))
+        }
+    }
+
+    /// A number: JSON's grammar, then its text as `serde_json` prints the
+    /// value it parses. The source text is that text, and is borrowed, for
+    /// an integer that fits `i64`/`u64` (not `-0`, which serde_json reads as
+    /// a float) and for a decimal with a non-zero integer part or first
+    /// fraction digit, a non-zero last digit and at most 15 digits (which
+    /// parses exactly and which ryu prints back digit for digit). Anything
+    /// else is parsed and printed by `serde_json`.
+    fn number(&mut self) -> Option<Cow<'a, [u8]>> {
+        let bytes = self.bytes;
+        let start = self.at;
+        let mut at = start;
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - from
+        };
+        let negative = bytes[at] == b'-';
+        if negative {
+            at += 1;
+        }
+        let int_start = at;
+        let int_digits = match bytes.get(at) {
+            Some(b'0') => {
+                at += 1;
+                1
+            }
+            Some(b'1'..=b'9') => digits(&mut at),
+            _ => return None,
+        };
+        let int_zero = bytes[int_start] == b'0';
+        let mut frac = None;
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            let frac_start = at;
+            if digits(&mut at) == 0 {
+                return None;
+            }
+            frac = Some(frac_start);
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
+            }
+            if digits(&mut at) == 0 {
+                return None;
+            }
+            exponent = true;
+        }
+        self.at = at;
+        let source = &bytes[start..at];
+        let plain = !exponent
+            && match frac {
+                None => {
+                    if negative {
+                        !int_zero && int_digits <= 18
+                    } else {
+                        int_digits <= 19
+                    }
+                }
+                Some(frac_start) => {
+                    let fraction = &bytes[frac_start..at];
+                    let significant = if int_zero {
+                        fraction.len()
+                    } else {
+                        int_digits + fraction.len()
+                    };
+                    fraction.last() != Some(&b'0')
+                        && (!int_zero || fraction[0] != b'0')
+                        && significant <= 15
+                }
+            };
+        if plain {
+            return Some(Cow::Borrowed(source));
+        }
+        let value: serde_json::Number = serde_json::from_slice(source).ok()?;
+        serde_json::to_vec(&value).ok().map(Cow::Owned)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    /// The previous implementation (serde_json's parser driving a visitor), kept
+    /// as the reference model the scanner is compared with.
+    mod reference {
+        use std::borrow::Cow;
+        use std::fmt;
+
+        use super::super::Item;
+        use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+        /// The keys and leaf values of `body`, or `None` when it is not one valid JSON
+        /// document (trailing whitespace is allowed; serde_json's nesting limit of 128
+        /// applies).
+        pub(super) fn items(body: &[u8]) -> Option<Vec<Item<'_>>> {
+            // About one key or value per 16 bytes of a typical document.
+            let mut out = Vec::with_capacity(body.len() / 16);
+            // One UTF-8 check of the whole body (fast on ASCII) instead of one per
+            // string: the parser then reads a `&str` and checks no string again.
+            // Invalid UTF-8 anywhere makes the document invalid either way: inside a
+            // string serde_json refuses it, outside one it is a syntax error.
+            let text = std::str::from_utf8(body).ok()?;
+            let mut de = serde_json::Deserializer::from_str(text);
+            Collect { out: &mut out }.deserialize(&mut de).ok()?;
+            de.end().ok()?;
+            Some(out)
+        }
+
+        /// A number as `Value`'s `Display` prints it (serde_json's own writer: no
+        /// formatting machinery); a non-finite float, which parsing never yields,
+        /// as `null` like `Value::from`.
+        fn number_text<N: serde::Serialize>(n: N) -> Vec<u8> {
+            serde_json::to_vec(&n).unwrap_or_else(|_| b"null".to_vec())
+        }
+
+        /// Pushes a value (and, inside it, every key and leaf) onto `out`.
+        struct Collect<'o, 'a> {
+            out: &'o mut Vec<Item<'a>>,
+        }
+
+        /// Pushes a map key onto `out`.
+        struct Key<'o, 'a> {
+            out: &'o mut Vec<Item<'a>>,
+        }
+
+        impl<'de> DeserializeSeed<'de> for Collect<'_, 'de> {
+            type Value = ();
+
+            fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+                de.deserialize_any(self)
+            }
+        }
+
+        impl<'de> DeserializeSeed<'de> for Key<'_, 'de> {
+            type Value = ();
+
+            fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+                de.deserialize_str(self)
+            }
+        }
+
+        macro_rules! leaf_visitors {
+            ($push:ident) => {
+                fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+                    let text: &'static [u8] = if v { b"true" } else { b"false" };
+                    self.$push(Cow::Borrowed(text));
+                    Ok(())
+                }
+
+                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+                    self.$push(Cow::Owned(number_text(v)));
+                    Ok(())
+                }
+
+                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+                    self.$push(Cow::Owned(number_text(v)));
+                    Ok(())
+                }
+
+                fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+                    self.$push(Cow::Owned(number_text(v)));
+                    Ok(())
+                }
+
+                fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<(), E> {
+                    self.$push(Cow::Borrowed(v.as_bytes()));
+                    Ok(())
+                }
+
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+                    self.$push(Cow::Owned(v.as_bytes().to_vec()));
+                    Ok(())
+                }
+
+                fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+                    self.$push(Cow::Owned(v.into_bytes()));
+                    Ok(())
+                }
+            };
+        }
+
+        impl<'de> Collect<'_, 'de> {
+            fn push_leaf(self, text: Cow<'de, [u8]>) {
+                self.out.push(Item {
+                    is_key: false,
+                    text,
+                });
+            }
+        }
+
+        impl<'de> Key<'_, 'de> {
+            fn push_key(self, text: Cow<'de, [u8]>) {
+                self.out.push(Item { is_key: true, text });
+            }
+        }
+
+        impl<'de> Visitor<'de> for Collect<'_, 'de> {
+            type Value = ();
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            leaf_visitors!(push_leaf);
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+                self.push_leaf(Cow::Borrowed(b"null"));
+                Ok(())
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while seq
+                    .next_element_seed(Collect {
+                        out: &mut *self.out,
+                    })?
+                    .is_some()
+                {}
+                Ok(())
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while map
+                    .next_key_seed(Key {
+                        out: &mut *self.out,
+                    })?
+                    .is_some()
+                {
+                    map.next_value_seed(Collect {
+                        out: &mut *self.out,
+                    })?;
+                }
+                Ok(())
+            }
+        }
+
+        impl<'de> Visitor<'de> for Key<'_, 'de> {
+            type Value = ();
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            leaf_visitors!(push_key);
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+                Err(E::custom("a key cannot be null"))
+            }
+        }
+    }
+
     use super::*;
     use crate::model::MatchScope;
+    use proptest::prelude::*;
     use serde_json::Value;
 
     /// The old walk over a parsed `Value`, as the reference model.
@@ -294,5 +607,178 @@ mod tests {
         let got = items(br#"{"a": "first", "a": "second"}"#).unwrap();
         let values = scoped(&got, MatchScope::Value);
         assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+    }
+
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        for depth in [126, 127, 128, 129] {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let doc = open.repeat(depth) + "1" + &close.repeat(depth);
+                let want = serde_json::from_str::<Value>(&doc).is_ok();
+                assert_eq!(items(doc.as_bytes()).is_some(), want, "{depth} {open}");
+                assert_eq!(reference::items(doc.as_bytes()).is_some(), want);
+            }
+        }
+        assert!(items(("[".repeat(127) + &"]".repeat(127)).as_bytes()).is_some());
+        assert!(items(("[".repeat(128) + &"]".repeat(128)).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn numbers_read_as_serde_json_prints_them() {
+        let cases: [(&str, &str); 16] = [
+            ("0", "0"),
+            ("-0", "-0.0"),
+            ("-7", "-7"),
+            ("12.5", "12.5"),
+            ("12.50", "12.5"),
+            ("1E2", "100.0"),
+            ("1.0", "1.0"),
+            ("0.5", "0.5"),
+            ("0.05", "0.05"),
+            ("0.0000001", "1e-7"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551616", "1.8446744073709552e+19"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            ("-9223372036854775809", "-9.223372036854776e+18"),
+            ("123456789012345.6", "123456789012345.6"),
+            ("1234567890123456.7", "1234567890123456.8"),
+        ];
+        for (doc, want) in cases {
+            let got = items(doc.as_bytes()).unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(std::str::from_utf8(&got[0].text).unwrap(), want, "{doc}");
+            assert_eq!(reference::items(doc.as_bytes()).unwrap(), got, "{doc}");
+        }
+        assert!(items(b"1e400").is_none());
+        assert!(serde_json::from_str::<Value>("1e400").is_err());
+    }
+
+    /// JSON text with the forms a serializer never writes: escapes of every
+    /// kind (lone surrogates included), exponents, trailing zeros, long
+    /// numbers, random whitespace, duplicate keys.
+    fn json_text() -> impl Strategy<Value = String> {
+        let ws = "[ \t\r\n]{0,2}";
+        let number = "-?(0|[1-9][0-9]{0,21})(\\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?";
+        let string = "\"([a-zA-Z0-9 <>'=&%;]|é|💥|\\\\[nrtbf\"\\\\/]|\\\\u[0-9a-fA-FdD]{4}|\\\\u[dD][89abAB][0-9a-f]{2}\\\\u[dD][c-fC-F][0-9a-f]{2}){0,8}\"";
+        let leaf = prop_oneof![
+            number.prop_map(String::from),
+            string.prop_map(String::from),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("null".to_owned()),
+        ];
+        leaf.prop_recursive(5, 48, 6, move |inner| {
+            prop_oneof![
+                (prop::collection::vec((inner.clone(), ws, ws), 0..6)).prop_map(|items| {
+                    let body: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, a, b)| format!("{a}{v}{b}"))
+                        .collect();
+                    format!("[{}]", body.join(","))
+                }),
+                (prop::collection::vec((string.prop_map(String::from), inner, ws, ws), 0..6))
+                    .prop_map(|entries| {
+                        let body: Vec<String> = entries
+                            .into_iter()
+                            .map(|(k, v, a, b)| format!("{a}{k}{b}:{a}{v}{b}"))
+                            .collect();
+                        format!("{{{}}}", body.join(","))
+                    }),
+            ]
+        })
+        .prop_flat_map(move |doc| (ws, Just(doc), ws))
+        .prop_map(|(a, doc, b)| format!("{a}{doc}{b}"))
+    }
+
+    /// Arbitrary `serde_json::Value`s (unique keys), for the comparison
+    /// with a walk of the parsed tree.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            (-1e6..1e6f64).prop_map(|f| Value::from((f * 100.0).round() / 100.0)),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+        /// The scanner gives exactly the previous serde_json visitor's items
+        /// (text, kind and order), and refuses exactly what it refused.
+        #[test]
+        fn scanner_matches_serde_json_on_json_text(doc in json_text()) {
+            let got = items(doc.as_bytes());
+            prop_assert_eq!(&got, &reference::items(doc.as_bytes()), "{}", doc);
+            prop_assert_eq!(got.is_some(), serde_json::from_str::<Value>(&doc).is_ok(), "{}", doc);
+        }
+
+        /// Cut, spliced or corrupted documents: accepted and read exactly as
+        /// serde_json does.
+        #[test]
+        fn scanner_matches_serde_json_on_damaged_text(
+            doc in json_text(),
+            at in any::<prop::sample::Index>(),
+            cut in any::<prop::sample::Index>(),
+            byte in prop::sample::select(&b"{}[]\",:\\ -0.e1tnf\x01\xff"[..]),
+            how in 0..3u8,
+        ) {
+            let mut bytes = doc.into_bytes();
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                match how {
+                    0 => bytes[i] = byte,
+                    1 => bytes.insert(i, byte),
+                    _ => bytes.truncate(cut.index(bytes.len())),
+                }
+            }
+            let got = items(&bytes);
+            prop_assert_eq!(&got, &reference::items(&bytes), "{:?}", String::from_utf8_lossy(&bytes));
+            prop_assert_eq!(got.is_some(), serde_json::from_slice::<Value>(&bytes).is_ok());
+        }
+
+        /// On any serialized `Value` (compact and pretty), the keys and leaves
+        /// are those of a walk of the tree serde_json reads back (which may
+        /// differ from `value` in a float's last digit), in document order.
+        #[test]
+        fn scanner_gives_a_value_walks_items(value in json_value()) {
+            for doc in [serde_json::to_vec(&value).unwrap(), serde_json::to_vec_pretty(&value).unwrap()] {
+                let mut want = Vec::new();
+                ordered_walk(&serde_json::from_slice(&doc).unwrap(), &mut want);
+                let got: Vec<(bool, Vec<u8>)> = items(&doc)
+                    .unwrap()
+                    .into_iter()
+                    .map(|i| (i.is_key, i.text.into_owned()))
+                    .collect();
+                prop_assert_eq!(&got, &want);
+            }
+        }
+    }
+
+    /// Keys and leaves of a `Value` in the order serde_json writes them.
+    fn ordered_walk(value: &Value, out: &mut Vec<(bool, Vec<u8>)>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push((true, k.as_bytes().to_vec()));
+                    ordered_walk(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| ordered_walk(v, out)),
+            Value::String(s) => out.push((false, s.as_bytes().to_vec())),
+            other => out.push((false, other.to_string().into_bytes())),
+        }
     }
 }

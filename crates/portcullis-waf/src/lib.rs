@@ -7,6 +7,7 @@
 //! - [`ipset`]: IP sets as sorted ranges.
 //! - [`detect`]: SQL injection and XSS detection.
 //! - [`managed`]: the AWS managed rule groups, as this crate's own rules.
+//! - [`json`]: the keys and values a `JsonBody` rule inspects.
 
 mod body;
 mod compile;
@@ -15,7 +16,7 @@ mod engine;
 mod error;
 mod geo;
 pub mod ipset;
-mod json;
+pub mod json;
 pub mod managed;
 #[rustfmt::skip]
 mod libinjection;

@@ -132,11 +132,9 @@ impl TransformKind {
             TransformKind::None => None,
             TransformKind::CompressWhiteSpace => compress_white_space(input),
             TransformKind::HtmlEntityDecode => html_entity_decode(input),
-            TransformKind::Lowercase => changed_if(
-                input,
-                |b| b.is_ascii_uppercase(),
-                <[u8]>::to_ascii_lowercase,
-            ),
+            TransformKind::Lowercase => {
+                has_ascii_uppercase(input).then(|| input.to_ascii_lowercase())
+            }
             TransformKind::Uppercase => changed_if(
                 input,
                 |b| b.is_ascii_lowercase(),
@@ -196,6 +194,54 @@ pub fn apply_chain<'a>(chain: &[TransformKind], input: &'a [u8]) -> Cow<'a, [u8]
         }
     }
     value
+}
+
+/// Eight copies of `byte`, one per byte of a `u64`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// Whether `input` holds `a` or `b`: the quick "nothing to decode" test of
+/// the decoders.
+fn contains_either(input: &[u8], a: u8, b: u8) -> bool {
+    contains_any(input, [a, b])
+}
+
+/// Whether `input` holds one of `set`, eight bytes at a time: a word has a
+/// byte equal to `c` when it XOR `c` has a zero byte, which
+/// `(x - 0x01..) & !x & 0x80..` detects (with no false positive when there
+/// is none).
+pub(crate) fn contains_any<const N: usize>(input: &[u8], set: [u8; N]) -> bool {
+    let zero_byte = |x: u64| x.wrapping_sub(splat(1)) & !x & splat(0x80) != 0;
+    let mut chunks = input.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        if set.iter().any(|&c| zero_byte(word ^ splat(c))) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|b| set.contains(b))
+}
+
+/// Whether `input` holds an ASCII capital letter, eight bytes at a time: per
+/// byte, with `low` its lower seven bits, `0xDA - low` has its top bit set
+/// when `low <= 0x5A` and `low + 0x3F` when `low >= 0x41`; neither carries
+/// into the next byte, and `!x` drops bytes from 0x80 up.
+fn has_ascii_uppercase(input: &[u8]) -> bool {
+    let mut chunks = input.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        let low = x & splat(0x7f);
+        if (splat(0x7f + b'Z' + 1) - low) & !x & (low + splat(0x7f - (b'A' - 1))) & splat(0x80) != 0
+        {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 fn changed_if(
@@ -269,7 +315,7 @@ fn hex_val(b: u8) -> Option<u8> {
 }
 
 fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'&') {
+    if !contains_either(input, b'&', b'&') {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());
@@ -396,7 +442,7 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 }
 
 fn url_decode(input: &[u8], unicode: bool) -> Option<Vec<u8>> {
-    if !input.iter().any(|&b| b == b'%' || b == b'+') {
+    if !contains_either(input, b'%', b'+') {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());
@@ -831,6 +877,50 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// The word-at-a-time tests agree with byte-by-byte ones.
+        #[test]
+        fn word_tests_agree_with_byte_tests(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            a in proptest::prelude::any::<u8>(),
+            b in proptest::prelude::any::<u8>(),
+        ) {
+            proptest::prop_assert_eq!(
+                contains_either(&input, a, b),
+                input.iter().any(|&c| c == a || c == b)
+            );
+            proptest::prop_assert_eq!(
+                contains_any(&input, [a, b, 0]),
+                input.iter().any(|&c| c == a || c == b || c == 0)
+            );
+            proptest::prop_assert_eq!(
+                has_ascii_uppercase(&input),
+                input.iter().any(u8::is_ascii_uppercase)
+            );
+        }
+    }
+
+    #[test]
+    fn word_tests_find_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for probe in [b'%', b'+', b'&', b'A', b'Z'] {
+                    let mut input = vec![b'a'; len];
+                    input[at] = probe;
+                    assert!(contains_either(&input, probe, b'+'), "{len} {at}");
+                    assert_eq!(has_ascii_uppercase(&input), probe.is_ascii_uppercase());
+                }
+                for other in [b'@', b'[', 0xc1, 0xda, b'z', 0x7f] {
+                    let mut input = vec![b'a'; len];
+                    input[at] = other;
+                    assert!(!has_ascii_uppercase(&input), "{other:#x}");
+                }
+            }
+        }
+    }
     use super::TransformKind as T;
     use super::*;
 
