@@ -77,7 +77,11 @@ impl fmt::Debug for TokenEvent {
 pub struct RequestEvent {
     /// The method ARN.
     pub method_arn: String,
-    /// The resource path (Portcullis has no resource tree: the request path).
+    /// The resource the request was routed to, a template such as
+    /// `/loyalty/{proxy+}`, from the request's
+    /// [`ApiResource`](portcullis_core::resource::ApiResource) (which
+    /// portcullis-openapi leaves); the request path when no routing layer
+    /// is in front.
     pub resource: String,
     /// The request path.
     pub path: String,
@@ -91,7 +95,10 @@ pub struct RequestEvent {
     pub query_string_parameters: BTreeMap<String, String>,
     /// Query parameters, every value.
     pub multi_value_query_string_parameters: BTreeMap<String, Vec<String>>,
-    /// Path parameters (Portcullis has no route templates: empty).
+    /// The values of the resource's path parameters, such as
+    /// `{"proxy": "C-1001/get"}`, from the request's
+    /// [`ApiResource`](portcullis_core::resource::ApiResource); empty
+    /// without one.
     pub path_parameters: BTreeMap<String, String>,
     /// The stage variables configured on the layer.
     pub stage_variables: BTreeMap<String, String>,
@@ -111,7 +118,7 @@ pub struct RequestContextEvent {
     pub stage: String,
     /// The API id.
     pub api_id: String,
-    /// The resource path.
+    /// The resource path, as the event's `resource`.
     pub resource_path: String,
     /// The HTTP method.
     pub http_method: String,

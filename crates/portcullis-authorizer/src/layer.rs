@@ -17,6 +17,7 @@ use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
 use portcullis_core::path::CanonicalPath;
+use portcullis_core::resource::ApiResource;
 use portcullis_core::response::messages;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_iam::{Decision, ExecuteApiArn, RequestContext};
@@ -606,6 +607,18 @@ impl Config {
                     query.insert(k.into_owned(), v.into_owned());
                 }
                 let path = path.to_owned();
+                // The resource a routing layer in front matched, as API
+                // Gateway sends it; without one, the path stands for it.
+                let (resource, path_parameters) = match parts.extensions.get::<ApiResource>() {
+                    Some(routed) => (
+                        routed.resource_path().to_owned(),
+                        routed
+                            .path_parameters()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                    ),
+                    None => (path.clone(), BTreeMap::new()),
+                };
                 let method = parts.method.as_str().to_owned();
                 let user_agent = parts
                     .headers
@@ -614,21 +627,21 @@ impl Config {
                     .map(str::to_owned);
                 AuthorizerEvent::Request(Box::new(RequestEvent {
                     method_arn,
-                    resource: path.clone(),
+                    resource: resource.clone(),
                     path: path.clone(),
                     http_method: method.clone(),
                     headers,
                     multi_value_headers: multi_headers,
                     query_string_parameters: query,
                     multi_value_query_string_parameters: multi_query,
-                    path_parameters: BTreeMap::new(),
+                    path_parameters,
                     stage_variables: self.stage_variables.clone(),
                     request_context: RequestContextEvent {
                         path: path.clone(),
                         account_id: self.arns.account_id().to_owned(),
                         stage: self.arns.stage().to_owned(),
                         api_id: self.arns.api_id().to_owned(),
-                        resource_path: path,
+                        resource_path: resource,
                         http_method: method,
                         protocol: format!("{:?}", parts.version),
                         identity: IdentityEvent {

@@ -15,6 +15,7 @@ use portcullis_authorizer::{
 };
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
+use portcullis_core::resource::ApiResource;
 use portcullis_core::response::messages;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use tower::{ServiceBuilder, ServiceExt};
@@ -261,6 +262,10 @@ async fn request_authorizer_sources_and_event() {
     );
     assert_eq!(event.http_method, "POST");
     assert_eq!(event.path, "/orders/7");
+    // No routing layer in front: the path stands for the resource.
+    assert_eq!(event.resource, "/orders/7");
+    assert_eq!(event.request_context.resource_path, "/orders/7");
+    assert!(event.path_parameters.is_empty());
     assert_eq!(event.headers["x-tenant"], "acme");
     assert_eq!(event.multi_value_headers["x-multi"], ["a", "b"]);
     assert_eq!(event.query_string_parameters["key"], "k2");
@@ -278,6 +283,59 @@ async fn request_authorizer_sources_and_event() {
     assert_eq!(json["type"], "REQUEST");
     assert_eq!(json["methodArn"], event.method_arn);
     assert_eq!(json["multiValueQueryStringParameters"]["key"][0], "k 1");
+}
+
+/// Behind a routing layer (portcullis-openapi), the event names the
+/// resource the request was routed to, as API Gateway does: `resource` and
+/// `requestContext.resourcePath` are its template, `pathParameters` the
+/// values of its parameters; `path` and the method ARN stay the request's.
+#[tokio::test]
+async fn request_event_names_the_routed_resource() {
+    let seen: Arc<std::sync::Mutex<Vec<AuthorizerEvent>>> = Arc::default();
+    let record = seen.clone();
+    let authorizer = move |event: AuthorizerEvent| {
+        record.lock().expect("not poisoned").push(event);
+        async { Ok(AuthorizerResponse::new("req-user", policy("Allow", ALL))) }
+    };
+    let arns = ExecuteApiArn::new("eu-west-1", "123456789012", "abc123", "prod").expect("valid");
+    let layer = AuthorizerLayer::request(
+        authorizer,
+        ["method.request.header.X-Tenant"
+            .parse::<IdentitySource>()
+            .expect("valid")],
+    )
+    .method_arn(arns)
+    .result_ttl_seconds(0);
+    let service = ServiceBuilder::new().layer(layer).service_fn(handler);
+
+    let mut request = Request::get("/loyalty/C-1001/points/2026")
+        .header("x-tenant", "acme")
+        .body(String::new())
+        .expect("valid request");
+    request.extensions_mut().insert(ApiResource::new(
+        "/loyalty/{proxy+}",
+        [("proxy", "C-1001/points/2026")],
+    ));
+    let (status, _, _) = send(&service, request).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let events = seen.lock().expect("not poisoned");
+    let event = events[0].as_request().expect("a REQUEST event");
+    assert_eq!(event.resource, "/loyalty/{proxy+}");
+    assert_eq!(event.request_context.resource_path, "/loyalty/{proxy+}");
+    assert_eq!(
+        event.path_parameters,
+        [("proxy".to_owned(), "C-1001/points/2026".to_owned())].into()
+    );
+    assert_eq!(event.path, "/loyalty/C-1001/points/2026");
+    assert_eq!(
+        event.method_arn,
+        "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/loyalty/C-1001/points/2026"
+    );
+    let json = serde_json::to_value(&events[0]).expect("serialisable");
+    assert_eq!(json["resource"], "/loyalty/{proxy+}");
+    assert_eq!(json["pathParameters"]["proxy"], "C-1001/points/2026");
+    assert_eq!(json["requestContext"]["resourcePath"], "/loyalty/{proxy+}");
 }
 
 #[tokio::test]

@@ -22,6 +22,9 @@
 //! - [`path`]: the one [`CanonicalPath`](path::CanonicalPath) of a request,
 //!   which every decision that names a resource reads (IAM ARNs, authorizer
 //!   method ARNs, per-method settings, routes), with its rules.
+//! - [`resource`]: the [`ApiResource`](resource::ApiResource) a routing layer
+//!   matched the request to (`/loyalty/{proxy+}` and its path parameters),
+//!   which per-method settings and REQUEST authorizers read when present.
 //!
 //! # Example
 //!
@@ -77,6 +80,7 @@ pub mod hash;
 pub mod path;
 pub mod plan;
 pub mod ratelimit;
+pub mod resource;
 pub mod response;
 
 pub use body::ResponseBody;

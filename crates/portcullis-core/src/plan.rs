@@ -277,11 +277,15 @@ impl From<QuotaSettings> for RawQuota {
 /// - `/pets/{petId}/*`: any method on `/pets/{petId}`;
 /// - `/*/*`: any method on any resource.
 ///
-/// A resource path is matched segment by segment against the request's
-/// resource (the route template when the framework knows it, such as axum's
-/// `MatchedPath`, otherwise the concrete path). A `{name}` segment matches any
-/// one segment, `{name+}` matches the rest of the path, and `/*` as the whole
-/// resource matches every path.
+/// When a routing layer left the request's
+/// [`ApiResource`](crate::resource::ApiResource), a selector applies to that
+/// resource only when it names it ([`matches_resource`](Self::matches_resource)),
+/// as API Gateway keys method settings. Otherwise a resource path is matched
+/// segment by segment against the request's resource (the route template
+/// when the framework knows it, such as axum's `MatchedPath`, otherwise the
+/// concrete path): a `{name}` segment matches any one segment, `{name+}`
+/// matches the rest of the path, and `/*` as the whole resource matches
+/// every path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MethodSelector {
     resource: String,
@@ -323,6 +327,19 @@ impl MethodSelector {
                 _ => return false,
             }
         }
+    }
+
+    /// Whether this selector applies to `method` on the API resource
+    /// `resource_path` (a template such as `/loyalty/{proxy+}`, from an
+    /// [`ApiResource`](crate::resource::ApiResource)), as API Gateway keys
+    /// method settings: the selector's resource is that resource itself, or
+    /// `/*`. Unlike [`matches`](Self::matches), `{proxy+}` here names one
+    /// resource, not the paths below it, so `/loyalty/{proxy+}/*` does not
+    /// apply to a resource `/loyalty/{id}/get` of its own.
+    #[must_use]
+    pub fn matches_resource(&self, method: &str, resource_path: &str) -> bool {
+        (self.method == "*" || self.method.eq_ignore_ascii_case(method))
+            && (self.resource == "/*" || self.resource == resource_path)
     }
 
     /// How specific the selector is; a higher value is more specific. An exact
@@ -552,6 +569,26 @@ impl UsagePlan {
         self.api_stages
             .iter()
             .any(|stage| !stage.throttle.is_empty())
+    }
+
+    /// The most specific per-method override for `method` on the API
+    /// resource `resource_path` (a template, from an
+    /// [`ApiResource`](crate::resource::ApiResource)) in this stage, with its
+    /// selector, matched as [`MethodSelector::matches_resource`] does.
+    #[must_use]
+    pub fn resource_method_throttle(
+        &self,
+        api_id: &str,
+        stage: &str,
+        method: &str,
+        resource_path: &str,
+    ) -> Option<(&MethodSelector, &ThrottleSettings)> {
+        self.api_stages
+            .iter()
+            .filter(|s| s.api_id == api_id && s.stage == stage)
+            .flat_map(|s| s.throttle.iter())
+            .filter(|(selector, _)| selector.matches_resource(method, resource_path))
+            .max_by_key(|(selector, _)| selector.specificity())
     }
 
     /// The most specific per-method override for `method` on `resource_path`

@@ -14,6 +14,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use portcullis_core::context::{ApiKeyContext, Caller};
 use portcullis_core::path::CanonicalPath;
+use portcullis_core::resource::ApiResource;
 use portcullis_core::response::GatewayResponses;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower::util::BoxCloneSyncService;
@@ -704,6 +705,11 @@ where
         return Ok(response);
     }
     let chain = chains.get(settings.chain).cloned();
+    // The resource, for the layers of the chain: a per-method throttle keys
+    // its selectors by it, a REQUEST authorizer sends it in its event.
+    request
+        .extensions_mut()
+        .insert(api_resource(&settings.resource_path, path.as_str()));
     request.extensions_mut().insert(settings);
     let mut response = match chain {
         Some(chain) => chain.oneshot(request).await?,
@@ -715,6 +721,30 @@ where
     };
     response.extensions_mut().insert(resource);
     Ok(response)
+}
+
+/// The resource `template` that [`ApiDefinition::route`] matched on the
+/// canonical `path`, with the values its `{name}` segments took and the rest
+/// of the path for its `{name+}` segment.
+fn api_resource(template: &str, path: &str) -> ApiResource {
+    let mut parameters = Vec::new();
+    if template != "/" {
+        let mut rest = path.strip_prefix('/').unwrap_or(path);
+        for segment in template.trim_start_matches('/').split('/') {
+            let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+                rest = rest.split_once('/').map_or("", |(_, tail)| tail);
+                continue;
+            };
+            if let Some(greedy) = name.strip_suffix('+') {
+                parameters.push((greedy, rest));
+                break;
+            }
+            let (value, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            parameters.push((name, value));
+            rest = tail;
+        }
+    }
+    ApiResource::new(template, parameters)
 }
 
 fn preflight_response<B, RB: From<Bytes>>(

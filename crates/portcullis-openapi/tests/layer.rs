@@ -11,6 +11,7 @@ use axum::routing::any;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::context::{ApiKeyContext, AuthMethod, Caller};
+use portcullis_core::resource::ApiResource;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_openapi::{ApiDefinition, DefinitionError, OpenApiLayer, Route};
 use tower::ServiceExt;
@@ -923,4 +924,101 @@ components:
     assert!(body.contains("Limit Exceeded"), "{body}");
     let (status, _, _) = send(&app, order(key, None, "")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A stand-in for the throttle slot that records the `ApiResource` each
+/// request carries when the method's chain runs.
+fn resource_recorder(
+    seen: Arc<std::sync::Mutex<Vec<Option<ApiResource>>>>,
+) -> impl tower_layer::Layer<
+    Route<Body, Body, Infallible>,
+    Service = BoxCloneSyncService<Request<Body>, Response<ResponseBody<Body>>, Infallible>,
+> + Clone {
+    layer_fn(move |inner: Route<Body, Body, Infallible>| {
+        let seen = Arc::clone(&seen);
+        BoxCloneSyncService::new(service_fn(move |request: Request<Body>| {
+            let inner = inner.clone();
+            seen.lock()
+                .unwrap()
+                .push(request.extensions().get::<ApiResource>().cloned());
+            async move { Ok(inner.oneshot(request).await?.map(ResponseBody::inner)) }
+        }))
+    })
+}
+
+/// The layers of a method's chain (a per-method throttle, a REQUEST
+/// authorizer) see the resource the request was routed to, as API Gateway
+/// names it: the template, with the values of its path parameters.
+#[tokio::test]
+async fn the_chain_sees_the_resource_the_request_was_routed_to() {
+    let definition = ApiDefinition::from_slice(
+        br#"
+openapi: "3.0.1"
+info: { title: loyalty, version: "1" }
+paths:
+  /:
+    get: {}
+  /loyalty/{proxy+}:
+    x-amazon-apigateway-any-method:
+      parameters: [ { name: proxy, in: path, required: true, schema: { type: string } } ]
+  /loyalty/{customerId}/get:
+    get:
+      parameters: [ { name: customerId, in: path, required: true, schema: { type: string } } ]
+"#,
+    )
+    .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let layer = OpenApiLayer::builder(definition)
+        .throttle(resource_recorder(Arc::clone(&seen)))
+        .build()
+        .unwrap();
+    let app = app(layer);
+    for (method, path) in [
+        ("GET", "/loyalty/C-1001/get"),
+        ("POST", "/loyalty/C-1002/redeem"),
+        ("DELETE", "/loyalty/C%2D1003/a/b"),
+        ("GET", "/"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}");
+    }
+    let seen: Vec<(String, Vec<(String, String)>)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|resource| {
+            let resource = resource.as_ref().expect("every routed request has one");
+            (
+                resource.resource_path().to_owned(),
+                resource
+                    .path_parameters()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let owned = |template: &str, parameters: &[(&str, &str)]| {
+        (
+            template.to_owned(),
+            parameters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            owned("/loyalty/{customerId}/get", &[("customerId", "C-1001")]),
+            owned("/loyalty/{proxy+}", &[("proxy", "C-1002/redeem")]),
+            // Decoded, as the canonical path the request was routed on.
+            owned("/loyalty/{proxy+}", &[("proxy", "C-1003/a/b")]),
+            owned("/", &[]),
+        ]
+    );
 }

@@ -68,9 +68,14 @@
 //! 3. **Account** ([`Level::Account`]): one bucket shared by everything that
 //!    uses the same store ([`ThrottleLayer::account_limit`]).
 //!
-//! The resource path matched against selectors is axum's `MatchedPath` (the
+//! The resource matched against selectors is, first, core's
+//! [`ApiResource`](portcullis_core::resource::ApiResource) when a routing
+//! layer in front (portcullis-openapi) left one: a selector applies when it
+//! names that resource itself (or `/*`), as API Gateway keys method
+//! settings, so `/loyalty/{proxy+}/*` does not limit a resource
+//! `/loyalty/{id}/get` of its own. Otherwise it is axum's `MatchedPath` (the
 //! route template, such as `/pets/{id}`) with the `axum` feature, else the
-//! request path.
+//! request's canonical path, matched segment by segment.
 //!
 //! ## What a refused request costs
 //!

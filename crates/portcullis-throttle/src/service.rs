@@ -9,6 +9,8 @@ use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request, Response};
 use portcullis_core::path::{CanonicalPath, PathRefusal};
 use portcullis_core::ratelimit::RateLimitInfo;
+use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
+use portcullis_core::resource::ApiResource;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 
@@ -360,9 +362,10 @@ fn key_check<'a>(
             let (selector, plan_limit) = match plan {
                 Some(plan) => {
                     let method_throttle = plan.has_method_throttles().then(|| route(head, path));
-                    match method_throttle.flatten().and_then(|(method, path)| {
-                        plan.method_throttle(&config.api_id, &config.stage, method, path)
-                    }) {
+                    match method_throttle
+                        .flatten()
+                        .and_then(|route| route.plan_throttle(plan, &config.api_id, &config.stage))
+                    {
                         Some((selector, limit)) => (Some(selector), Some(*limit)),
                         None => (None, plan.throttle().copied()),
                     }
@@ -407,10 +410,8 @@ fn shared_checks<'a>(
     let limits = &config.stage_limits;
     let stage_check = (!limits.is_empty())
         .then(|| {
-            let (method, path) = route(head, path)?;
-            limits
-                .iter()
-                .find(|(selector, _)| selector.matches(method, path))
+            let route = route(head, path)?;
+            limits.iter().find(|(selector, _)| route.matches(selector))
         })
         .flatten()
         .map(|(selector, gcra)| BucketCheck {
@@ -435,20 +436,81 @@ fn shared_checks<'a>(
     (stage_check, account_check)
 }
 
-/// The method and the resource path per-method limits are matched against:
-/// the route template when axum matched one, else the request's
-/// [`CanonicalPath`], so that no spelling of a path escapes its limit.
-/// `None` when the path has no canonical form (the slot keeps the refusal,
-/// and the request is refused). Read only where a per-method limit may
-/// apply.
-fn route<'a, 's>(head: &RequestHead<'a>, path: &'s PathSlot<'a>) -> Option<(&'a str, &'s str)> {
+/// The method and the resource per-method limits are matched against, in
+/// this order:
+///
+/// 1. the [`ApiResource`] a routing layer in front (portcullis-openapi)
+///    matched the request to: a selector applies when it names that
+///    resource itself (or `/*`), as API Gateway keys method settings, so the
+///    limit of `/loyalty/{proxy+}/*` is not also the limit of a resource
+///    `/loyalty/{id}/get` of its own;
+/// 2. the route template when axum matched one, matched segment by segment;
+/// 3. the request's [`CanonicalPath`], matched segment by segment, so that
+///    no spelling of a path escapes its limit.
+///
+/// `None` when neither of the first two is there and the path has no
+/// canonical form (the slot keeps the refusal, and the request is refused).
+/// Read only where a per-method limit may apply.
+fn route<'a, 's>(head: &RequestHead<'a>, path: &'s PathSlot<'a>) -> Option<Route<'s>> {
+    let method = head.method.as_str();
+    if let Some(resource) = head.extensions.get::<ApiResource>() {
+        return Some(Route {
+            method,
+            resource: resource.resource_path(),
+            routed: true,
+        });
+    }
     #[cfg(feature = "axum")]
     if let Some(matched) = head.extensions.get::<axum::extract::MatchedPath>() {
-        return Some((head.method.as_str(), matched.as_str()));
+        return Some(Route {
+            method,
+            resource: matched.as_str(),
+            routed: false,
+        });
     }
     match path.get_or_init(|| CanonicalPath::of_uri(head.uri)) {
-        Ok(canonical) => Some((head.method.as_str(), canonical.as_str())),
+        Ok(canonical) => Some(Route {
+            method,
+            resource: canonical.as_str(),
+            routed: false,
+        }),
         Err(_) => None,
+    }
+}
+
+/// What [`route`] found: a request's method and its resource.
+#[derive(Clone, Copy)]
+struct Route<'r> {
+    method: &'r str,
+    resource: &'r str,
+    /// `resource` is the template of an [`ApiResource`]: selectors name it
+    /// exactly. Otherwise it is a route template or a path, which selectors
+    /// match segment by segment.
+    routed: bool,
+}
+
+impl Route<'_> {
+    /// Whether a stage's per-method `selector` applies.
+    fn matches(&self, selector: &MethodSelector) -> bool {
+        if self.routed {
+            selector.matches_resource(self.method, self.resource)
+        } else {
+            selector.matches(self.method, self.resource)
+        }
+    }
+
+    /// The most specific per-method override of a usage `plan` that applies.
+    fn plan_throttle<'p>(
+        &self,
+        plan: &'p UsagePlan,
+        api_id: &str,
+        stage: &str,
+    ) -> Option<(&'p MethodSelector, &'p ThrottleSettings)> {
+        if self.routed {
+            plan.resource_method_throttle(api_id, stage, self.method, self.resource)
+        } else {
+            plan.method_throttle(api_id, stage, self.method, self.resource)
+        }
     }
 }
 

@@ -10,9 +10,13 @@
 //!   validated after the key's usage plan, as API Gateway does, so that a
 //!   refused body uses quota;
 //! - `extensions-proxy.openapi.json` (HTTP API style): `/loyalty/{proxy+}`
-//!   with `x-amazon-apigateway-any-method` behind a REQUEST authorizer,
-//!   `x-amazon-apigateway-cors`, and a per-method throttle from
-//!   `[api.method_throttles]` that answers 429 after its burst.
+//!   with `x-amazon-apigateway-any-method`, and a more specific resource of
+//!   its own below it (`GET /loyalty/{customerId}/get`), behind a REQUEST
+//!   authorizer that receives the resource and its path parameters,
+//!   `x-amazon-apigateway-cors`, and a per-method throttle on the greedy
+//!   resource from `[api.method_throttles]` that answers 429 after its burst
+//!   and, as API Gateway keys method settings by resource, leaves the other
+//!   resource alone.
 //!
 //! The REST export's OPTIONS-mock CORS is the demo's own `openapi.json`
 //! (tests/openapi.rs).
@@ -20,8 +24,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::post;
@@ -45,16 +49,19 @@ const DENIED_TOKEN: &str = "Bearer denied-4e2a7b9c01";
 
 /// The authorizers' endpoint: `POST /token` answers TOKEN events and
 /// `POST /request` REQUEST events as Lambda functions would. Counts the
-/// events it receives.
+/// events it receives, and keeps the REQUEST events.
 struct Authorizers {
     base: String,
     calls: Arc<AtomicUsize>,
+    request_events: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Authorizers {
     async fn start() -> Self {
         let calls = Arc::new(AtomicUsize::new(0));
         let (token_calls, request_calls) = (Arc::clone(&calls), Arc::clone(&calls));
+        let request_events = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&request_events);
         let app = Router::new()
             .route(
                 "/token",
@@ -82,9 +89,14 @@ impl Authorizers {
                 "/request",
                 post(move |body: axum::body::Bytes| {
                     request_calls.fetch_add(1, Ordering::SeqCst);
+                    let recorded = Arc::clone(&recorded);
                     async move {
                         let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         assert_eq!(event["type"], "REQUEST", "{event}");
+                        recorded
+                            .lock()
+                            .expect("no test thread panicked")
+                            .push(event.clone());
                         let arn = event["methodArn"].clone();
                         let partner = event["headers"]
                             .as_object()
@@ -117,11 +129,20 @@ impl Authorizers {
         Self {
             base: format!("http://{addr}"),
             calls,
+            request_events,
         }
     }
 
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The REQUEST events received so far.
+    fn request_events(&self) -> Vec<Value> {
+        self.request_events
+            .lock()
+            .expect("no test thread panicked")
+            .clone()
     }
 }
 
@@ -415,8 +436,9 @@ timeout_ms = 5000
     assert_eq!(header(&answer, "access-control-allow-origin"), APP_ORIGIN);
     assert_eq!(authorizers.calls(), 1);
 
-    // Allowed: the greedy resource takes every method below /loyalty to
-    // the demo's handlers, with the CORS headers on the answers.
+    // Allowed: GET /loyalty/{customerId}/get is a resource of its own; the
+    // greedy resource takes every other method and path below /loyalty to
+    // the demo's handlers. The CORS headers are on the answers.
     let answer = http
         .send(with_headers(
             http.request(Method::GET, "/loyalty/C-1001/get?channel=web", ""),
@@ -430,29 +452,52 @@ timeout_ms = 5000
         header(&answer, "access-control-expose-headers"),
         "x-amzn-requestid"
     );
-    let body = r#"{"points": 1000, "reward": "lounge pass"}"#;
-    let answer = http
-        .send(with_headers(
-            http.request(Method::POST, "/loyalty/C-1002/redeem?channel=web", body),
+    let redeem = |amount: u32| {
+        let body = format!(r#"{{"points": {amount}, "reward": "lounge pass"}}"#);
+        with_headers(
+            http.request(Method::POST, "/loyalty/C-1002/redeem?channel=web", &body),
             &[
                 ("x-partner-id", "partner-42"),
                 ("content-type", "application/json"),
             ],
-        ))
-        .await;
+        )
+    };
+    let answer = http.send(redeem(1000)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["points"], 57_250);
-    // Any method passes the gateway: the demo's router itself answers 405
-    // for a DELETE it has no handler for.
+    // Any method passes the gateway on the greedy resource: the demo's
+    // router itself answers 405 for a DELETE it has no handler for.
     let answer = http
         .send(with_headers(
-            http.request(Method::DELETE, "/loyalty/C-1001/get?channel=web", ""),
+            http.request(Method::DELETE, "/loyalty/C-1002/redeem?channel=web", ""),
             &partner,
         ))
         .await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(answer.error_type, "", "not a gateway refusal");
     assert_eq!(authorizers.calls(), 4);
+
+    // The REQUEST events name the resource each request was routed to, with
+    // its path parameters, as API Gateway sends them; `path` stays the
+    // request's.
+    // (The first is partner-13's, denied.)
+    let events = authorizers.request_events();
+    assert_eq!(events.len(), 4);
+    let get = &events[1];
+    assert_eq!(get["resource"], "/loyalty/{customerId}/get", "{get}");
+    assert_eq!(
+        get["requestContext"]["resourcePath"],
+        "/loyalty/{customerId}/get"
+    );
+    assert_eq!(get["pathParameters"], json!({"customerId": "C-1001"}));
+    assert_eq!(get["path"], "/loyalty/C-1001/get");
+    let post = &events[2];
+    assert_eq!(post["resource"], "/loyalty/{proxy+}", "{post}");
+    assert_eq!(post["requestContext"]["resourcePath"], "/loyalty/{proxy+}");
+    assert_eq!(post["pathParameters"], json!({"proxy": "C-1002/redeem"}));
+    assert_eq!(post["path"], "/loyalty/C-1002/redeem");
+    assert_eq!(events[3]["httpMethod"], "DELETE");
+    assert_eq!(events[3]["resource"], "/loyalty/{proxy+}");
 
     // Outside the greedy resource: 403 Missing Authentication Token.
     for path in ["/profile", "/loyalty", "/"] {
@@ -461,25 +506,33 @@ timeout_ms = 5000
         assert_eq!(answer.json["message"], "Missing Authentication Token");
     }
 
-    // The method's stage throttle (burst 5, one request per 100 s): three
-    // requests went through it above; two more are admitted, then 429 for
-    // every caller of the method. The authorizer's refusals above did not
-    // count: the throttle comes after the authorizer.
-    let mut admitted = 0;
-    let answer = loop {
+    // The method throttle `/loyalty/{proxy+}/*` (burst 5, one request per
+    // 100 s) is the greedy resource's, as API Gateway keys method settings
+    // by resource: the resource of its own below it is not limited by it,
+    // however many requests it takes.
+    for _ in 0..8 {
         let answer = http
             .send(with_headers(
                 http.request(Method::GET, "/loyalty/C-1003/get?channel=web", ""),
                 &partner,
             ))
             .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    // On the greedy resource two requests went through it above; three more
+    // are admitted, then 429 for every caller of the method. The
+    // authorizer's refusals above did not count: the throttle comes after
+    // the authorizer.
+    let mut admitted = 0;
+    let answer = loop {
+        let answer = http.send(redeem(10)).await;
         if answer.status != StatusCode::OK {
             break answer;
         }
         admitted += 1;
         assert!(admitted <= 5, "the method throttle never refused");
     };
-    assert_eq!(admitted, 2, "burst 5, 3 used before");
+    assert_eq!(admitted, 3, "burst 5, 2 used before");
     assert_eq!(
         answer.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -487,7 +540,23 @@ timeout_ms = 5000
         answer.json
     );
     assert_eq!(answer.json["message"], "Too Many Requests");
-    assert_eq!(header(&answer, "access-control-allow-origin"), APP_ORIGIN);
     assert!(!header(&answer, "x-amzn-requestid").is_empty());
+    // With an origin, the refusal carries the CORS headers.
+    let answer = http
+        .send(with_headers(
+            http.request(Method::DELETE, "/loyalty/C-1002/redeem?channel=web", ""),
+            &partner,
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&answer, "access-control-allow-origin"), APP_ORIGIN);
+    // The other resource still answers.
+    let answer = http
+        .send(with_headers(
+            http.request(Method::GET, "/loyalty/C-1001/get?channel=web", ""),
+            &partner,
+        ))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     std::fs::remove_dir_all(file.parent().expect("a folder")).ok();
 }

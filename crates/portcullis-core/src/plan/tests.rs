@@ -206,3 +206,50 @@ fn the_most_specific_override_wins() {
         Some(100.0)
     );
 }
+
+#[test]
+fn selectors_match_a_resource_by_equality() {
+    let greedy = selector("/loyalty/{proxy+}/*");
+    assert!(greedy.matches_resource("GET", "/loyalty/{proxy+}"));
+    assert!(!greedy.matches_resource("GET", "/loyalty/{customerId}/get"));
+    assert!(!greedy.matches_resource("GET", "/loyalty/C-1001/get"));
+    // The same selector against paths: segment by segment.
+    assert!(greedy.matches("GET", "/loyalty/C-1001/get"));
+    let get = selector("/loyalty/{customerId}/get/GET");
+    assert!(get.matches_resource("get", "/loyalty/{customerId}/get"));
+    assert!(!get.matches_resource("POST", "/loyalty/{customerId}/get"));
+    assert!(selector("/*/*").matches_resource("PATCH", "/loyalty/{proxy+}"));
+    assert!(selector("//GET").matches_resource("GET", "/"));
+    assert!(!selector("//GET").matches_resource("GET", "/loyalty/{proxy+}"));
+    let plan = UsagePlan::new("p")
+        .expect("a valid id")
+        .with_api_stage(ApiStage {
+            api_id: "a1b2c3d4e5".into(),
+            stage: "prod".into(),
+            throttle: [
+                (
+                    selector("/*/*"),
+                    ThrottleSettings::new(1.0, 9).expect("valid"),
+                ),
+                (
+                    selector("/loyalty/{proxy+}/*"),
+                    ThrottleSettings::new(1.0, 1).expect("valid"),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        });
+    let found = |template: &str| {
+        plan.resource_method_throttle("a1b2c3d4e5", "prod", "GET", template)
+            .map(|(s, _)| s.to_string())
+    };
+    assert_eq!(
+        found("/loyalty/{proxy+}").as_deref(),
+        Some("/loyalty/{proxy+}/*")
+    );
+    assert_eq!(found("/loyalty/{customerId}/get").as_deref(), Some("/*/*"));
+    assert_eq!(
+        plan.resource_method_throttle("a1b2c3d4e5", "other", "GET", "/loyalty/{proxy+}"),
+        None
+    );
+}
