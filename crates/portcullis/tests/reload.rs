@@ -419,3 +419,73 @@ id = "new-key"
 value = "ReloadNewKey0123456789abcdef"
 usage_plans = ["gold"]
 "#;
+
+/// On Redis (`REDIS_URL`): the reload keeps the connections, buckets and
+/// quota engine, so an unchanged plan's count survives; a changed key
+/// prefix is refused.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn on_redis_a_reload_keeps_the_counts_and_refuses_another_prefix() {
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) => url,
+        _ if std::env::var_os("CI").is_some() => panic!("REDIS_URL is not set under CI"),
+        _ => {
+            eprintln!("skipped: REDIS_URL is not set; run `bash scripts/test.sh`");
+            return;
+        }
+    };
+    let dir = dir();
+    let prefix = format!(
+        "reload-{}",
+        dir.file_name()
+            .and_then(|name| name.to_str())
+            .expect("a UTF-8 name")
+    );
+    let on_redis = |settings: Settings, prefix: &str| {
+        config(settings).replace(
+            "kind = \"embedded\"\ndata_dir = \"data\"",
+            &format!("kind = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"{prefix}\""),
+        )
+    };
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, on_redis(BEFORE, &prefix)).expect("write");
+    let gateway = ReloadableGateway::connect(&file)
+        .await
+        .expect("connects to Redis");
+    assert_eq!(
+        gateway.current().store_kind(),
+        portcullis::config::StoreKind::Redis
+    );
+    let addr = serve(&gateway, Gate::default()).await;
+    for remaining in ["9", "8", "7"] {
+        let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.header("ratelimit-remaining"), Some(remaining));
+    }
+
+    let changed = Settings {
+        basic_burst: 7,
+        basic_quota: 70,
+        ..BEFORE
+    };
+    std::fs::write(&file, on_redis(changed, &prefix)).expect("write");
+    gateway.reload().await.expect("the new file builds");
+    let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
+    assert_eq!(
+        answer.header("ratelimit-remaining"),
+        Some("6"),
+        "{answer:?}"
+    );
+    let basic = call(addr, "/loyalty/C-5/get", BASIC_KEY).await;
+    assert_eq!(basic.header("ratelimit-limit"), Some("70"), "{basic:?}");
+
+    std::fs::write(&file, on_redis(changed, "another-prefix")).expect("write");
+    let error = gateway.reload().await.expect_err("another prefix");
+    assert_eq!(error.path, "store.key_prefix", "{error}");
+    let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
+    assert_eq!(
+        answer.header("ratelimit-remaining"),
+        Some("5"),
+        "{answer:?}"
+    );
+}
