@@ -77,7 +77,9 @@ type Loader = dyn Fn() -> Result<GatewayBuilder, ConfigError> + Send + Sync;
 /// resource policy, the JWT issuer (JWKS, client ids, audiences), the
 /// identity pool, `[api]` (the definition, per-method throttles, custom
 /// authorizers, the access log), `[gateway]` (stage throttle, whether a key
-/// is required), `[client_ip]`, and the quota layer's settings.
+/// is required), `[client_ip]`, and the quota layer's settings. Caches
+/// held by rebuilt layers start empty (custom authorizers' results, JWKS
+/// fetched from a URL).
 ///
 /// Written to the store, once the whole new configuration has built (so
 /// that a refused file writes nothing): what changed in the file since the

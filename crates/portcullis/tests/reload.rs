@@ -489,3 +489,48 @@ async fn on_redis_a_reload_keeps_the_counts_and_refuses_another_prefix() {
         "{answer:?}"
     );
 }
+
+/// A service of `try_service` that refuses the new configuration refuses
+/// the reload, before anything is written to the store.
+#[tokio::test]
+async fn a_service_that_refuses_the_new_configuration_refuses_the_reload() {
+    let dir = dir();
+    let (gateway, addr, _) = start(&dir).await;
+    let checked = gateway
+        .try_service(|g| {
+            if g.config().api_keys.iter().any(|key| key.id == "new-key") {
+                Err("this application takes no new-key")
+            } else {
+                Ok(g.config().api_keys.len())
+            }
+        })
+        .expect("the first configuration passes");
+    assert_eq!(*checked.current(), 2);
+
+    write_config(
+        &dir,
+        Settings {
+            extra: NEW_KEY_TOML,
+            ..BEFORE
+        },
+    );
+    let error = gateway.reload().await.expect_err("the service refuses");
+    assert_eq!(
+        error.file.as_deref(),
+        Some(dir.join("gateway.toml").as_path())
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("this application takes no new-key"),
+        "{error}"
+    );
+    let stored = portcullis::control_plane::ControlPlaneStore::get_api_key(
+        gateway.current().store(),
+        "new-key",
+    )
+    .await;
+    assert!(stored.is_err(), "nothing written: {stored:?}");
+    assert_eq!(call(addr, "/loyalty/C-6/get", NEW_KEY).await.status, 403);
+    assert_eq!(*checked.current(), 2);
+}
