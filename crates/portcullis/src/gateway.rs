@@ -107,6 +107,20 @@ enum Opened {
         portcullis_redis::RedisControlPlane,
         portcullis_redis::LeasedThrottleStore,
     ),
+    /// A live reload: the running gateway's stores and state.
+    Reuse(Box<Reused>),
+}
+
+/// What a live reload takes over from the running gateway
+/// ([`GatewayBuilder::rebuild`]): the store (never opened twice), the
+/// throttle's buckets, the key cache and the quota engine, with their
+/// background tasks.
+struct Reused {
+    store: GatewayStore,
+    database: Option<PathBuf>,
+    throttle: GatewayThrottleStore,
+    keys: ApiKeys<GatewayKeyStore>,
+    engine: GatewayQuotaStore,
 }
 
 const EMBEDDED_NEEDS_ASYNC: &str = "the embedded store (the default kind) writes on Tokio's blocking pool: build the gateway with `GatewayBuilder::build_async` (or `Gateway::connect`), or set `kind = \"memory\"`";
@@ -283,6 +297,64 @@ impl GatewayBuilder {
         result.await.map_err(|e| e.in_file(file.as_deref()))
     }
 
+    /// Builds the configuration for a live reload of `running`
+    /// ([`ReloadableGateway`](crate::ReloadableGateway)): every layer anew,
+    /// on `running`'s store, throttle buckets, key cache and quota engine,
+    /// without opening anything or writing to the store. The store's
+    /// settings (`[store]`, the data folder, `quota.retention_days`) must
+    /// be the running ones.
+    pub(crate) async fn rebuild(self, running: &Gateway) -> Result<Gateway, ConfigError> {
+        let file = self.file.clone();
+        let result = async {
+            self.check_fixed(running)?;
+            let reused = Reused {
+                store: running.store.clone(),
+                database: running.database.clone(),
+                throttle: running.throttle.store_ref().clone(),
+                keys: running.keys.clone(),
+                engine: running.engine.clone(),
+            };
+            self.assemble(Opened::Reuse(Box::new(reused))).await
+        };
+        result.await.map_err(|e| e.in_file(file.as_deref()))
+    }
+
+    /// The configuration file, for a builder from one.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Refuses a reload that changes what only a restart can: the store.
+    fn check_fixed(&self, running: &Gateway) -> Result<(), ConfigError> {
+        const RESTART: &str = "cannot change on a live reload (the store stays open): restart the gateway to change it";
+        let (new, old) = (&self.config.store, &running.config.store);
+        if new.kind() != running.store_kind() {
+            return Err(ConfigError::new("store.kind", RESTART));
+        }
+        if running.store_kind() == StoreKind::Embedded {
+            let path = self.embedded_dir().map(|dir| dir.join(DATABASE_FILE));
+            if path.as_deref() != running.database_path() {
+                return Err(ConfigError::new("store.data_dir", RESTART));
+            }
+        }
+        if new.url != old.url {
+            return Err(ConfigError::new("store.url", RESTART));
+        }
+        if new.cluster_urls != old.cluster_urls {
+            return Err(ConfigError::new("store.cluster_urls", RESTART));
+        }
+        if new.key_prefix != old.key_prefix {
+            return Err(ConfigError::new("store.key_prefix", RESTART));
+        }
+        if new.timeout_ms != old.timeout_ms {
+            return Err(ConfigError::new("store.timeout_ms", RESTART));
+        }
+        if self.config.quota.retention_days != running.config.quota.retention_days {
+            return Err(ConfigError::new("quota.retention_days", RESTART));
+        }
+        Ok(())
+    }
+
     #[cfg(not(feature = "redis"))]
     #[allow(clippy::unused_async)]
     async fn connect_redis(&self) -> Result<Opened, ConfigError> {
@@ -380,6 +452,7 @@ impl GatewayBuilder {
         ApiKeys::from_config_with_clock(keys_config, clock.clone())
             .map_err(|e| ConfigError::new(e.path, e.problem))?;
 
+        let mut reused = None;
         let (store, database, throttle_store) = match opened {
             Opened::Local(store, database) => (
                 GatewayStore::Local(store),
@@ -392,23 +465,25 @@ impl GatewayBuilder {
                 None,
                 GatewayThrottleStore::RedisLeased(throttle),
             ),
+            Opened::Reuse(parts) => {
+                let Reused {
+                    store,
+                    database,
+                    throttle,
+                    keys,
+                    engine,
+                } = *parts;
+                reused = Some((keys, engine));
+                (store, database, throttle)
+            }
         };
-        let reachable = store.is_available();
-        let cache = if reachable {
-            seed(&store, &config).await?;
-            KeyCache::load(store.clone())
-                .await
-                .map_err(|e| store_failed(&e))?
-        } else {
-            // Started while the store is unreachable (fail-open on Redis):
-            // no key is known, and the gateway is not ready, until it is
-            // back; then the file is seeded and the keys loaded (below).
-            tracing::warn!(
-                "the store is unreachable: starting with no keys, not ready until it is back"
-            );
-            KeyCache::empty(store.clone()).map_err(|e| store_failed(&e))?
+        // A reload writes the file's changes to the store only once the
+        // whole new configuration has built (`crate::reload`), and keeps the
+        // running key cache and quota engine.
+        let (keys, engine) = match reused {
+            Some(state) => state,
+            None => open_state(&store, &config, &clock).await?,
         };
-        let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
         let api_key = keys.layer(g.api_id.clone(), g.stage.clone());
 
         // `[api]`: the definition, read before the throttle so that its
@@ -446,7 +521,6 @@ impl GatewayBuilder {
             .rate_limit_headers_on_success(headers_on_success)
             .store(throttle_store);
 
-        let engine = QuotaEngine::new(store.clone());
         let settings = &config.quota;
         let mut quota = QuotaLayer::with_store(engine.clone())
             .shared_clock(clock.clone())
@@ -456,17 +530,6 @@ impl GatewayBuilder {
             .rate_limit_headers_on_success(headers_on_success);
         for (plan, start) in &settings.plan_starts {
             quota = quota.plan_start(plan.clone(), *start);
-        }
-        // Background work needs a Tokio runtime; `build` may run without one.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            drop(keys.store().spawn_sync());
-            drop(engine.spawn_flusher(FLUSH_PERIOD));
-            if !reachable {
-                drop(tokio::spawn(seed_when_reachable(
-                    keys.store().clone(),
-                    config.clone(),
-                )));
-            }
         }
 
         let jwt = match &config.jwt {
@@ -548,6 +611,44 @@ impl GatewayBuilder {
     }
 }
 
+/// The key cache (loaded after seeding the store from the file) and the
+/// quota engine of a new gateway, with their background tasks.
+async fn open_state(
+    store: &GatewayStore,
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<(ApiKeys<GatewayKeyStore>, GatewayQuotaStore), ConfigError> {
+    let reachable = store.is_available();
+    let cache = if reachable {
+        seed(store, config).await?;
+        KeyCache::load(store.clone())
+            .await
+            .map_err(|e| store_failed(&e))?
+    } else {
+        // Started while the store is unreachable (fail-open on Redis):
+        // no key is known, and the gateway is not ready, until it is
+        // back; then the file is seeded and the keys loaded (below).
+        tracing::warn!(
+            "the store is unreachable: starting with no keys, not ready until it is back"
+        );
+        KeyCache::empty(store.clone()).map_err(|e| store_failed(&e))?
+    };
+    let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
+    let engine = QuotaEngine::new(store.clone());
+    // Background work needs a Tokio runtime; `build` may run without one.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        drop(keys.store().spawn_sync());
+        drop(engine.spawn_flusher(FLUSH_PERIOD));
+        if !reachable {
+            drop(tokio::spawn(seed_when_reachable(
+                keys.store().clone(),
+                config.clone(),
+            )));
+        }
+    }
+    Ok((keys, engine))
+}
+
 fn store_failed(error: &StoreError) -> ConfigError {
     ConfigError::new("store", error.to_string())
 }
@@ -583,7 +684,7 @@ async fn seed_when_reachable(cache: std::sync::Arc<KeyCache<GatewayStore>>, conf
 /// key whose id is stored is left as it is (the store wins), and a key's
 /// plan associations are written only with the key, so that a key an
 /// operator took out of a plan stays out after a restart.
-async fn seed(store: &GatewayStore, config: &Config) -> Result<(), ConfigError> {
+pub(crate) async fn seed(store: &GatewayStore, config: &Config) -> Result<(), ConfigError> {
     for (i, plan) in config.usage_plans.iter().enumerate() {
         let mut plan = plan.clone();
         // CreateUsagePlan needs a name; the file's plans may have none.

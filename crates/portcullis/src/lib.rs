@@ -147,12 +147,16 @@ pub mod config;
 #[cfg(feature = "config")]
 mod gateway;
 #[cfg(feature = "config")]
+mod reload;
+#[cfg(feature = "config")]
 mod stack;
 #[cfg(feature = "config")]
 mod store;
 
 #[cfg(feature = "config")]
 pub use gateway::{Gateway, GatewayBuilder, GatewayKeyStore, GatewayQuotaStore, GatewayUsageAdmin};
+#[cfg(feature = "config")]
+pub use reload::{ReloadableGateway, ReloadableLayer, ReloadableService};
 #[cfg(feature = "config")]
 pub use stack::{
     Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,

@@ -58,9 +58,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
-use portcullis::config::{ApiSettings, Config, StoreKind, StoreSettings};
+use portcullis::config::{ApiSettings, Config, ConfigError, StoreKind, StoreSettings};
 use portcullis::jwt::JwtClaims;
-use portcullis::{Gateway, GatewayResponse, GatewayResponseType, GatewayResponsesLayer};
+use portcullis::{
+    Gateway, GatewayBuilder, GatewayResponse, GatewayResponseType, GatewayResponsesLayer,
+    ReloadableGateway,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -93,7 +96,7 @@ const DEFAULT_CONFIG: &[(&str, &str)] = &[
 const DEMO_SIGNING_KEY: &str = include_str!("../config/demo-signing-key.pem");
 const DEMO_KID: &str = "airline-loyalty-demo-1";
 
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "airline-loyalty",
     about = "The Portcullis airline-loyalty demo"
@@ -124,7 +127,7 @@ struct Args {
     command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 enum Command {
     /// Prints a demo Cognito ID token for `GET /profile`, signed with the demo key.
     MintToken {
@@ -316,8 +319,8 @@ async fn unknown_route(request: Request<Body>) -> Response {
         .map(Body::from)
 }
 
-/// Builds the app from a gateway.
-fn app(gateway: &Gateway) -> Result<Router, String> {
+/// Builds the app from a gateway (again on each reload; the balances stay).
+fn app(gateway: &Gateway, balances: &Balances) -> Result<Router, String> {
     let sigv4 = gateway
         .sigv4_layer()
         .ok_or("the configuration needs an [iam] section")?;
@@ -332,7 +335,7 @@ fn app(gateway: &Gateway) -> Result<Router, String> {
         .route("/loyalty/{customerId}/get", get(loyalty))
         .route("/loyalty/{customerId}/redeem", post(redeem))
         .route("/profile", get(profile))
-        .with_state(Balances::new())
+        .with_state(balances.clone())
         .layer(tower::util::MapResponseLayer::new(allow_app_origin));
     let api = tower::Layer::layer(&gateway.layer().without_waf(), integrations);
     // API Gateway's management API under /admin, for both signing scopes
@@ -696,12 +699,10 @@ async fn shutdown() {
     }
 }
 
-async fn serve(args: Args) -> Result<(), String> {
-    let config_path = match &args.config {
-        Some(path) => path.clone(),
-        None => materialize_default_config()?,
-    };
-    let mut builder = Gateway::builder_from_file(&config_path).map_err(|e| e.to_string())?;
+/// The gateway's builder: the file, with the command line's overrides (read
+/// again on each reload).
+fn builder(config_path: &Path, args: &Args) -> Result<GatewayBuilder, String> {
+    let mut builder = Gateway::builder_from_file(config_path).map_err(|e| e.to_string())?;
     if builder.config().api.is_none() {
         // A configuration written before the demo ran from its export names
         // no `[api]`: it keeps working with the demo's own export.
@@ -719,24 +720,46 @@ async fn serve(args: Args) -> Result<(), String> {
             None => {}
         }
     }
+    Ok(builder)
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let config_path = match &args.config {
+        Some(path) => path.clone(),
+        None => materialize_default_config()?,
+    };
     // Opens the embedded store, or connects to Redis.
-    let gateway = builder.build_async().await.map_err(|e| e.to_string())?;
-    let app = app(&gateway)?;
+    let (path, loader_args) = (config_path.clone(), args.clone());
+    let gateway = ReloadableGateway::with_loader(move || {
+        builder(&path, &loader_args).map_err(|e| ConfigError::new("", e))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    // `kill -HUP <pid>` reloads the configuration; a bad file is logged and
+    // refused, and the running one keeps serving.
+    #[cfg(unix)]
+    gateway
+        .reload_on_sighup()
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let balances = Balances::new();
+    let app = Router::new().fallback_service(gateway.try_service(move |g| app(g, &balances))?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{addr}");
+    let current = gateway.current();
     let token = if args.config.is_none() {
-        mint_token(gateway.config(), "alice", "alice@example.com", 3600, &[]).ok()
+        mint_token(current.config(), "alice", "alice@example.com", 3600, &[]).ok()
     } else {
         None
     };
-    match gateway.database_path() {
+    match current.database_path() {
         Some(path) => println!("store: embedded, {}", path.display()),
-        None => println!("store: {:?}", gateway.store_kind()),
+        None => println!("store: {:?}", current.store_kind()),
     }
-    banner(gateway.config(), addr, &config_path, token.as_deref());
+    banner(current.config(), addr, &config_path, token.as_deref());
+    drop(current);
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
