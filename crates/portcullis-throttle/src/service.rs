@@ -200,7 +200,7 @@ fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
         Ok(outcome) if outcome.admitted => {
             tracing::trace!(
                 layer = "throttle",
-                outcome = "admitted",
+                outcome = "allowed",
                 reason = "tokens_available",
                 remaining = outcome.remaining
             );
@@ -268,11 +268,11 @@ fn store_failed<ReqBody, ResBody>(
 ) -> Verdict<ResBody> {
     tracing::warn!(
         layer = "throttle",
-        outcome = if config.fail_open { "admitted" } else { "refused" },
+        outcome = if config.fail_open { "allowed" } else { "refused" },
         reason = "store_error",
         %error
     );
-    config.counters.store_error.increment(1);
+    config.counters.store_error(config.fail_open).increment(1);
     if config.fail_open {
         Verdict::Admit(None)
     } else {
@@ -296,7 +296,10 @@ fn path_refused<ReqBody, ResBody>(
         reason = "non_canonical_path",
         %refusal
     );
-    Verdict::Reject(Box::new(refusal.gateway_response().into_response(request)))
+    let response = refusal.gateway_response();
+    metrics::counter!("portcullis_throttle_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
+        .increment(1);
+    Verdict::Reject(Box::new(response.into_response(request)))
 }
 
 /// The request's [`CanonicalPath`], computed at most once per request and
@@ -507,18 +510,21 @@ where
             if let Some(Err(refusal)) = path.get() {
                 Ok(path_refused(*refusal, &request))
             } else if checks.is_empty() {
-                tracing::trace!(
-                    layer = "throttle",
-                    outcome = "admitted",
-                    reason = "no_limit"
-                );
+                tracing::trace!(layer = "throttle", outcome = "allowed", reason = "no_limit");
+                config.counters.no_limit.increment(1);
                 Ok(Verdict::Admit(None))
             } else {
                 let now = shared.clock.now_unix_nanos();
                 match shared.store.acquire(checks, now) {
-                    Acquire::Ready(result) => Ok(conclude::<_, ReqBody, ResBody>(
-                        config, checks, result, &request,
-                    )),
+                    Acquire::Ready(result) => {
+                        let verdict =
+                            conclude::<_, ReqBody, ResBody>(config, checks, result, &request);
+                        // The decision's time from the clock read it needed
+                        // anyway: one more read, no second clock.
+                        let elapsed = shared.clock.now_unix_nanos().saturating_sub(now);
+                        config.counters.seconds.record(elapsed as f64 * 1e-9);
+                        Ok(verdict)
+                    }
                     Acquire::Pending(future) => {
                         let mut checked = NOTHING_CHECKED;
                         for check in checks {
