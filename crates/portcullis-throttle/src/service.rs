@@ -186,6 +186,10 @@ impl Decider {
     }
 }
 
+/// Which decisions `portcullis_throttle_decision_seconds` times: those whose
+/// clock reading has these bits clear (one in 64).
+const DECISION_SAMPLE_MASK: u64 = 0x3f;
+
 /// The verdict on a store's answer. The admitted path without headers is
 /// inlined into `call`; headers on success, refusals and store errors are out
 /// of line.
@@ -519,10 +523,14 @@ where
                     Acquire::Ready(result) => {
                         let verdict =
                             conclude::<_, ReqBody, ResBody>(config, checks, result, &request);
-                        // The decision's time from the clock read it needed
-                        // anyway: one more read, no second clock.
-                        let elapsed = shared.clock.now_unix_nanos().saturating_sub(now);
-                        config.counters.seconds.record(elapsed as f64 * 1e-9);
+                        // One decision in 64 (the low bits of the clock
+                        // reading it needed anyway) is timed, with one more
+                        // read: timing every one was +40 instructions a
+                        // request (callgrind), 2% of the admitted path.
+                        if (now & DECISION_SAMPLE_MASK) == 0 {
+                            let elapsed = shared.clock.now_unix_nanos().saturating_sub(now);
+                            config.counters.seconds.record(elapsed as f64 * 1e-9);
+                        }
                         Ok(verdict)
                     }
                     Acquire::Pending(future) => {
