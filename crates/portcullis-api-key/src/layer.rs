@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
 use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
@@ -177,7 +178,14 @@ impl<St> Shared<St> {
 
 pub(crate) fn record_accept(context: &ApiKeyContext) {
     tracing::debug!(layer = "api_key", outcome = "allow", reason = "valid", key_id = %context.key_id(), "API key accepted");
-    metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "allow", "reason" => "valid").increment(1);
+    metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
+}
+
+/// `portcullis_api_key_decision_seconds`: the time of a decision made in
+/// `call` (a store that must be awaited is timed by its own metrics).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_api_key_decision_seconds")
+        .record(start.elapsed().as_secs_f64());
 }
 
 pub(crate) fn record_refusal(refusal: Refusal) {
@@ -185,22 +193,22 @@ pub(crate) fn record_refusal(refusal: Refusal) {
     // allocation.
     match refusal {
         Refusal::Missing => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "missing").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
         Refusal::Malformed => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "malformed").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
         Refusal::Unknown => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "unknown").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
         Refusal::Disabled => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "disabled").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
         Refusal::NoUsagePlan => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "no_usage_plan").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
         Refusal::StoreFailed => {
-            metrics::counter!("portcullis_api_key_decisions_total", "layer" => "api_key", "outcome" => "deny", "reason" => "store_failed").increment(1);
+            metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR").increment(1);
         }
     }
     if !matches!(
@@ -391,11 +399,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
         let shared = &*self.shared;
         let digest = match shared.presented(&request) {
             Ok(digest) => digest,
             Err(refusal) => {
                 record_refusal(refusal);
+                record_seconds(start);
                 return ResponseFuture::reject(refusal.response().into_response(&request));
             }
         };
@@ -405,11 +415,13 @@ where
         {
             Some(Ok(context)) => {
                 record_accept(&context);
+                record_seconds(start);
                 request.extensions_mut().insert(context);
                 ResponseFuture::call(self.inner.call(request))
             }
             Some(Err(refusal)) => {
                 record_refusal(refusal);
+                record_seconds(start);
                 ResponseFuture::reject(refusal.response().into_response(&request))
             }
             None => {

@@ -486,26 +486,25 @@ impl<S, A> CustomAuthorizer<S, A> {
 }
 
 /// A refusal before or after the authorizer.
-fn refuse(
-    kind: GatewayResponseType,
-    reason: &'static str,
-    outcome: &'static str,
-) -> GatewayResponse {
-    record(outcome, reason);
+fn refuse(kind: GatewayResponseType, reason: &'static str) -> GatewayResponse {
+    record(reason, kind);
     GatewayResponse::new(kind)
 }
 
-fn record(outcome: &'static str, reason: &'static str) {
+/// A refusal's event (with its `detail`) and counter (by the gateway
+/// response it gets).
+fn record(detail: &'static str, kind: GatewayResponseType) {
     tracing::debug!(
         layer = "authorizer",
-        outcome,
-        reason,
+        outcome = "refused",
+        reason = kind.as_str(),
+        detail,
         "custom authorizer decision"
     );
     metrics::counter!(
         "portcullis_authorizer_decisions_total",
-        "outcome" => outcome,
-        "reason" => reason
+        "outcome" => "refused",
+        "reason" => kind.as_str()
     )
     .increment(1);
 }
@@ -684,12 +683,12 @@ fn apply(
     let prepared = match outcome {
         Ok(prepared) => prepared,
         Err(AuthorizerError::Unauthorized) => {
-            record("deny", "authorizer_unauthorized");
+            record("authorizer_unauthorized", GatewayResponseType::Unauthorized);
             return Err(Refusal::Unauthorized);
         }
         Err(error) => {
             tracing::warn!(layer = "authorizer", outcome = "error", reason = error.as_str(), %error, "custom authorizer failed");
-            record("error", error.as_str());
+            record(error.as_str(), GatewayResponseType::AuthorizerFailure);
             return Err(Refusal::Failure);
         }
     };
@@ -721,14 +720,14 @@ fn apply(
             // Literal labels: the metrics key is built without allocating.
             tracing::debug!(
                 layer = "authorizer",
-                outcome = "allow",
+                outcome = "allowed",
                 reason = "policy_allow",
                 "custom authorizer decision"
             );
             metrics::counter!(
                 "portcullis_authorizer_decisions_total",
-                "outcome" => "allow",
-                "reason" => "policy_allow"
+                "outcome" => "allowed",
+                "reason" => "OK"
             )
             .increment(1);
             parts.extensions.insert(prepared.caller.clone());
@@ -738,11 +737,11 @@ fn apply(
             Ok(())
         }
         Decision::ExplicitDeny => {
-            record("deny", "explicit_deny");
+            record("explicit_deny", GatewayResponseType::AccessDenied);
             Err(Refusal::ExplicitDeny)
         }
         Decision::ImplicitDeny => {
-            record("deny", "no_matching_allow");
+            record("no_matching_allow", GatewayResponseType::AccessDenied);
             Err(Refusal::ImplicitDeny)
         }
     }
@@ -849,7 +848,7 @@ where
         let path = match CanonicalPath::of_uri(&uri) {
             Ok(path) => path,
             Err(refusal) => {
-                record("deny", "non_canonical_path");
+                record("non_canonical_path", refusal.gateway_response().kind());
                 return ResponseFuture::decided(Decided::reject(
                     refusal
                         .gateway_response()
@@ -870,7 +869,7 @@ where
         let key = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));
@@ -907,7 +906,7 @@ where
                 source_ip_text.as_deref(),
             ),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, "deny");
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));

@@ -271,6 +271,7 @@ where
             Ok(mode) => mode,
             Err(why) => {
                 tracing::info!(layer = "graphql", outcome = "unauthorized", reason = ?why, "no authorization mode");
+                metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
                 return Box::pin(async { Ok(unauthorized()) });
             }
         };
@@ -280,6 +281,7 @@ where
             .find(|(m, _)| *m == mode)
             .map(|(_, s)| s.clone())
         else {
+            metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
             return Box::pin(async { Ok(unauthorized()) });
         };
         let answer = service.oneshot(box_request(request));
@@ -298,8 +300,10 @@ where
                     status = response.status().as_u16(),
                     "the mode's layer refused the credentials"
                 );
+                metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
                 return Ok(unauthorized());
             }
+            metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
             Ok(response)
         })
     }

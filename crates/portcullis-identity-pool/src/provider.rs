@@ -73,11 +73,11 @@ impl CredentialProvider for IdentityPoolProvider {
                 if credential.is_none() {
                     tracing::info!(
                         layer = "identity_pool",
-                        outcome = "deny",
+                        outcome = "refused",
                         reason = "session_token_invalid",
                         "session token refused"
                     );
-                    metrics::counter!("portcullis_identity_pool_tokens_total", "outcome" => "invalid")
+                    metrics::counter!("portcullis_identity_pool_session_tokens_refused_total")
                         .increment(1);
                 }
                 CredentialLookup::ready(Ok(credential))

@@ -50,18 +50,17 @@ impl IdentityPool {
 }
 
 fn refuse(parts: &http::request::Parts, error: &ExchangeError) -> Response<Full<Bytes>> {
+    let response = error.to_gateway_response();
     tracing::info!(
         layer = "identity_pool",
-        outcome = "deny",
-        reason = error.reason(),
+        outcome = "refused",
+        reason = response.kind().as_str(),
+        detail = error.reason(),
         "credentials refused"
     );
-    metrics::counter!("portcullis_identity_pool_exchanges_total", "outcome" => "deny", "reason" => error.reason())
+    metrics::counter!("portcullis_identity_pool_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
         .increment(1);
-    error
-        .to_gateway_response()
-        .render_parts(parts)
-        .map(Full::new)
+    response.render_parts(parts).map(Full::new)
 }
 
 impl<B> Service<Request<B>> for CredentialsService
@@ -104,13 +103,13 @@ where
                 Ok(credentials) => {
                     tracing::info!(
                         layer = "identity_pool",
-                        outcome = "allow",
+                        outcome = "allowed",
                         reason = "credentials_issued",
                         identity_id = credentials.identity_id(),
                         role = credentials.role(),
                         "credentials issued"
                     );
-                    metrics::counter!("portcullis_identity_pool_exchanges_total", "outcome" => "allow", "reason" => "credentials_issued")
+                    metrics::counter!("portcullis_identity_pool_decisions_total", "outcome" => "allowed", "reason" => "OK")
                         .increment(1);
                     let mut response = Response::new(Full::new(Bytes::from(credentials.to_json())));
                     *response.status_mut() = StatusCode::OK;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
@@ -76,13 +77,19 @@ fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decis
     }
 }
 
+/// `portcullis_jwt_decision_seconds`: from the request's arrival to the
+/// decision (a key fetch it waited for included).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_jwt_decision_seconds").record(start.elapsed().as_secs_f64());
+}
+
 fn allow<B>(request: &mut Request<B>, verified: &Verified) {
     tracing::trace!(
         layer = "jwt",
         outcome = "allowed",
         principal = verified.caller.principal()
     );
-    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "allowed", "reason" => "ok")
+    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "allowed", "reason" => "OK")
         .increment(1);
     let extensions = request.extensions_mut();
     extensions.insert(verified.caller.clone());
@@ -93,20 +100,18 @@ fn reject<B, ResBody>(
     request: &Request<B>,
     reason: RejectReason,
 ) -> Response<ResponseBody<ResBody>> {
-    let outcome = if reason.is_forbidden() {
-        "forbidden"
-    } else {
-        "unauthorized"
-    };
+    let response = reason.gateway_response();
+    let kind = response.kind().as_str();
     tracing::debug!(
         layer = "jwt",
-        outcome,
-        reason = reason.as_str(),
+        outcome = "refused",
+        reason = kind,
+        detail = reason.as_str(),
         "request refused"
     );
-    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => outcome, "reason" => reason.as_str())
+    metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "refused", "reason" => kind)
         .increment(1);
-    reason.gateway_response().into_response(request)
+    response.into_response(request)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Jwt<S>
@@ -126,13 +131,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
         match decide(&self.layer, &request, true) {
             Decision::Allow(verified) => {
                 allow(&mut request, &verified);
+                record_seconds(start);
                 ResponseFuture::now(CoreFuture::future(self.inner.call(request)))
             }
             Decision::Reject(reason) => {
-                ResponseFuture::now(CoreFuture::reject(reject(&request, reason)))
+                let response = reject(&request, reason);
+                record_seconds(start);
+                ResponseFuture::now(CoreFuture::reject(response))
             }
             Decision::Wait(fetch) => {
                 // Keep the service that was made ready; hand the future a clone
@@ -142,7 +151,9 @@ where
                 let layer = self.layer.clone();
                 ResponseFuture::waiting(Box::pin(async move {
                     fetch.await;
-                    match decide(&layer, &request, false) {
+                    let decision = decide(&layer, &request, false);
+                    record_seconds(start);
+                    match decision {
                         Decision::Allow(verified) => {
                             allow(&mut request, &verified);
                             inner

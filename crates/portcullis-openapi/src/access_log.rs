@@ -307,48 +307,62 @@ where
             start: Instant::now(),
             slot: slot.clone(),
         };
-        request.extensions_mut().insert(slot);
+        // The request's span: every layer's events inside it carry the
+        // request id; what they decided is recorded when the response is
+        // known. Key ids and principals only, never a secret.
+        let span = tracing::info_span!(
+            "portcullis.request",
+            request_id = &*request_id,
+            method = %request.method(),
+            path = request.uri().path(),
+            key_id = tracing::field::Empty,
+            principal = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        request.extensions_mut().insert(slot.clone());
         request
             .extensions_mut()
             .insert(RequestId(Arc::clone(&request_id)));
         let layer = self.layer.clone();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
-            }
-            if !layer.enabled {
-                return Ok(response);
-            }
-            let rendered = render(&layer.pieces, &line, &response);
-            match &layer.sink {
-                Some(sink) => {
-                    if let Ok(mut writer) = sink.lock() {
-                        // A failing log writer must not fail the request.
-                        let _ = writeln!(writer, "{rendered}");
-                    }
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let mut response = future.await?;
+                record_outcome(&tracing::Span::current(), &slot, &response);
+                if let Ok(value) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
                 }
-                None => tracing::info!(target: "portcullis::access_log", "{rendered}"),
-            }
-            Ok(response)
-        })
+                if !layer.enabled {
+                    return Ok(response);
+                }
+                let rendered = render(&layer.pieces, &line, &response);
+                match &layer.sink {
+                    Some(sink) => {
+                        if let Ok(mut writer) = sink.lock() {
+                            // A failing log writer must not fail the request.
+                            let _ = writeln!(writer, "{rendered}");
+                        }
+                    }
+                    None => tracing::info!(target: "portcullis::access_log", "{rendered}"),
+                }
+                Ok(response)
+            },
+            span,
+        ))
     }
 }
 
-fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> String {
-    let recorded = line.slot.0.lock().ok();
-    let caller = recorded.as_ref().and_then(|r| r.caller.clone());
-    let api_key = recorded.as_ref().and_then(|r| r.api_key.clone());
-    let waf_seen = recorded.as_ref().is_some_and(|r| r.waf_seen);
-    drop(recorded);
+/// The gateway response a refusal was, and its message; `None` for a
+/// response that is not a refusal. This crate's refusals say what they were;
+/// others are known by their `x-amzn-ErrorType` and status.
+fn refusal_of<RB>(response: &Response<RB>) -> Option<(GatewayResponseType, String)> {
     let error_type = response
         .headers()
         .get(X_AMZN_ERROR_TYPE)
         .and_then(|v| v.to_str().ok());
-    // This crate's refusals say what they were; others are known by their
-    // `x-amzn-ErrorType` and status.
-    let refusal = response
+    response
         .extensions()
         .get::<RefusalInfo>()
         .map(|r| (r.kind, r.message.clone()))
@@ -363,7 +377,55 @@ fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> S
                         .find(|k| k.error_type() == error_type)
                 })
                 .map(|k| (*k, k.default_message().to_owned()))
-        });
+        })
+}
+
+/// Records on the request's `portcullis.request` span what the layers
+/// decided: the API key's id (never its value), the principal, the outcome,
+/// the refusal's type and the status; and logs one INFO line per refusal.
+fn record_outcome<RB>(span: &tracing::Span, slot: &AccessLogSlot, response: &Response<RB>) {
+    let recorded = slot.0.lock().ok();
+    let key_id = recorded
+        .as_ref()
+        .and_then(|r| r.api_key.as_ref().map(|k| k.key_id().to_owned()));
+    let principal = recorded
+        .as_ref()
+        .and_then(|r| r.caller.as_ref().map(|c| c.principal().to_owned()));
+    drop(recorded);
+    if let Some(key_id) = &key_id {
+        span.record("key_id", key_id.as_str());
+    }
+    if let Some(principal) = &principal {
+        span.record("principal", principal.as_str());
+    }
+    span.record("status", response.status().as_u16());
+    match refusal_of(response) {
+        Some((kind, _)) => {
+            span.record("outcome", "refused");
+            span.record("reason", kind.as_str());
+            tracing::info!(
+                parent: span,
+                outcome = "refused",
+                reason = kind.as_str(),
+                status = response.status().as_u16(),
+                key_id = key_id.as_deref().unwrap_or("-"),
+                principal = principal.as_deref().unwrap_or("-"),
+                "request refused"
+            );
+        }
+        None => {
+            span.record("outcome", "allowed");
+        }
+    }
+}
+
+fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> String {
+    let recorded = line.slot.0.lock().ok();
+    let caller = recorded.as_ref().and_then(|r| r.caller.clone());
+    let api_key = recorded.as_ref().and_then(|r| r.api_key.clone());
+    let waf_seen = recorded.as_ref().is_some_and(|r| r.waf_seen);
+    drop(recorded);
+    let refusal = refusal_of(response);
     let length = response
         .headers()
         .get(http::header::CONTENT_LENGTH)

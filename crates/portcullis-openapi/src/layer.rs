@@ -448,6 +448,8 @@ where
                     outcome = "refused",
                     reason = refusal.kind().as_str()
                 );
+                metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
+                    .increment(1);
                 return Ok(refuse(&refusal, overrides, grpc));
             }
             next.oneshot(request).await
@@ -479,6 +481,8 @@ where
                     outcome = "refused",
                     reason = refusal.kind().as_str()
                 );
+                metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
+                    .increment(1);
                 Ok(refuse(&refusal, overrides.as_ref(), grpc))
             };
             if settings.validate_parameters {
@@ -521,6 +525,8 @@ where
             } else {
                 request
             };
+            metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "allowed", "reason" => "OK")
+                .increment(1);
             if let Some(mock) = &settings.mock {
                 let mut response = Response::new(RB::from(Bytes::new()));
                 *response.status_mut() = mock.status;

@@ -206,7 +206,7 @@ where
                                 key = &*meta.key_id,
                                 error = %error,
                             );
-                            meta.counters.store_error.increment(1);
+                            meta.counters.store_error(meta.on_error).increment(1);
                             match meta.on_error {
                                 OnStoreError::Allow => State::Inner {
                                     future: inner.call(request),

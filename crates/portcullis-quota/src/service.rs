@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Request, Response};
@@ -131,25 +132,38 @@ impl RateInfo {
 }
 
 /// The layer's `metrics` counters, `portcullis_quota_decisions_total` by
-/// `outcome`, registered once when the layer is built (so install the
-/// metrics recorder before building the layer).
+/// `outcome` and `reason`, and `portcullis_quota_usage_updates_total`,
+/// registered once when the layer is built (so install the metrics recorder
+/// before building the layer).
 pub(crate) struct Counters {
     pub(crate) pass: metrics::Counter,
     pub(crate) admitted: metrics::Counter,
     pub(crate) rejected: metrics::Counter,
-    pub(crate) store_error: metrics::Counter,
+    store_error_allowed: metrics::Counter,
+    store_error_refused: metrics::Counter,
     pub(crate) usage_updated: metrics::Counter,
+    pub(crate) seconds: metrics::Histogram,
 }
 
 impl Counters {
     pub(crate) fn new() -> Self {
         const NAME: &str = "portcullis_quota_decisions_total";
         Self {
-            pass: metrics::counter!(NAME, "outcome" => "pass"),
-            admitted: metrics::counter!(NAME, "outcome" => "admitted"),
-            rejected: metrics::counter!(NAME, "outcome" => "rejected"),
-            store_error: metrics::counter!(NAME, "outcome" => "store_error"),
-            usage_updated: metrics::counter!(NAME, "outcome" => "usage_updated"),
+            pass: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "NO_QUOTA"),
+            admitted: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "OK"),
+            rejected: metrics::counter!(NAME, "outcome" => "refused", "reason" => "QUOTA_EXCEEDED"),
+            store_error_allowed: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "STORE_ERROR"),
+            store_error_refused: metrics::counter!(NAME, "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR"),
+            usage_updated: metrics::counter!("portcullis_quota_usage_updates_total"),
+            seconds: metrics::histogram!("portcullis_quota_decision_seconds"),
+        }
+    }
+
+    /// The counter of a store failure, by what the layer then does.
+    pub(crate) fn store_error(&self, on_error: OnStoreError) -> &metrics::Counter {
+        match on_error {
+            OnStoreError::Allow => &self.store_error_allowed,
+            OnStoreError::Refuse => &self.store_error_refused,
         }
     }
 }
@@ -188,8 +202,16 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
         let shared = &*self.shared;
         let step = decide(shared, &request);
+        // Decisions made here; an awaited store is timed by its own metrics.
+        if !matches!(step, Step::Await(..)) {
+            shared
+                .counters
+                .seconds
+                .record(start.elapsed().as_secs_f64());
+        }
         match step {
             Step::Pass => ResponseFuture::inner(self.inner.call(request), None),
             Step::Admit(info) => ResponseFuture::inner(self.inner.call(request), info),
@@ -315,7 +337,7 @@ fn store_failed<St, F>(
         key = query.key_id,
         error = %error,
     );
-    shared.counters.store_error.increment(1);
+    shared.counters.store_error(on_error).increment(1);
     match on_error {
         OnStoreError::Allow => Step::Admit(None),
         OnStoreError::Refuse => Step::Fail,
@@ -411,7 +433,7 @@ impl QuotaPlan {
                     key = &*self.key_id,
                     error = %error,
                 );
-                self.counters.store_error.increment(1);
+                self.counters.store_error(self.on_error).increment(1);
                 match self.on_error {
                     OnStoreError::Allow => Ok(None),
                     OnStoreError::Refuse => Err(Box::new(

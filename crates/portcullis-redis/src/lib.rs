@@ -122,7 +122,7 @@
 //!
 //! Every call has a deadline ([`RedisConfig::timeout`], 20 ms by default, as
 //! Envoy's global rate limit uses). A call that fails or times out is
-//! counted in the `portcullis_redis_errors_total` metric, traced at `debug`,
+//! counted in the `portcullis_redis_call_errors_total` metric, traced at `debug`,
 //! and returned as a store error; the layer's policy then decides: fail-open
 //! (API Gateway's documented behaviour when its usage-plan check fails,
 //! the default) or fail-closed with a 5xx gateway response. Nothing panics.
@@ -195,7 +195,7 @@ fn record_call(store: &'static str, started: Instant, error: Option<&impl std::f
     if let Some(error) = error {
         // Counted, and traced at debug only: the circuit breaker logs once
         // per change of state, not once per call.
-        metrics::counter!("portcullis_redis_errors_total", "store" => store).increment(1);
+        metrics::counter!("portcullis_redis_call_errors_total", "store" => store).increment(1);
         tracing::debug!(layer = "redis", store, outcome = "error", %error, "redis call failed");
     }
 }

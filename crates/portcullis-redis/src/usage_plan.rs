@@ -84,7 +84,7 @@ use crate::{TimeSource, record_call};
 /// fails, the throttle layer's policy applies first (`fail_open(false)`
 /// answers 500), then the quota layer's (`OnStoreError::Refuse` answers
 /// 500); with both open the request is served. Failures are counted in
-/// `portcullis_redis_errors_total{store="usage_plan"}` and in each layer's
+/// `portcullis_redis_call_errors_total{store="usage_plan"}` and in each layer's
 /// own counters, and traced.
 #[derive(Clone)]
 #[must_use]

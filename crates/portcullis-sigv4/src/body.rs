@@ -130,9 +130,8 @@ impl<B> SigV4Body<B> {
 }
 
 fn chunk_refused(error: &ChunkedBodyError) {
-    tracing::info!(layer = "sigv4", outcome = "deny", reason = "chunk_refused", %error, "streaming body cut off");
-    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "deny", "reason" => "chunk_refused")
-        .increment(1);
+    tracing::info!(layer = "sigv4", outcome = "refused", reason = "chunk_refused", %error, "streaming body cut off");
+    metrics::counter!("portcullis_sigv4_body_chunks_refused_total").increment(1);
 }
 
 impl<B> Body for SigV4Body<B>

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
@@ -246,21 +247,34 @@ impl Shared {
 
 fn record_refusal(error: &SigV4Error) {
     let reason = error.reason();
-    tracing::info!(layer = "sigv4", outcome = "deny", reason, "request refused");
-    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "deny", "reason" => reason)
+    let kind = error.to_gateway_response().kind();
+    tracing::info!(
+        layer = "sigv4",
+        outcome = "refused",
+        reason = kind.as_str(),
+        detail = reason,
+        "request refused"
+    );
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "refused", "reason" => kind.as_str())
         .increment(1);
+}
+
+/// `portcullis_sigv4_decision_seconds`: from the request's arrival to the
+/// decision (an awaited credential lookup or body read included).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_sigv4_decision_seconds").record(start.elapsed().as_secs_f64());
 }
 
 fn record_success(credential: &Credential, form: SignatureForm) {
     tracing::debug!(
         layer = "sigv4",
-        outcome = "allow",
+        outcome = "allowed",
         reason = "signature_valid",
         principal = credential.principal_arn(),
         form = form.as_str(),
         "request allowed"
     );
-    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "allow", "reason" => "signature_valid")
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "allowed", "reason" => "OK")
         .increment(1);
 }
 
@@ -327,6 +341,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
         let shared = &*self.shared;
         let now = i64::try_from(shared.clock.now_unix_seconds()).unwrap_or(i64::MAX);
         let body_empty = body::is_known_empty(request.body());
@@ -345,6 +360,7 @@ where
             Ok(started) => started,
             Err(error) => {
                 record_refusal(&error);
+                record_seconds(start);
                 return ResponseFuture::reject(error.to_gateway_response().into_response(&request));
             }
         };
@@ -366,6 +382,10 @@ where
                         .map(|verified| (credential, verified))
                 });
                 drop(parsed);
+                if let Err(error) = &outcome {
+                    record_refusal(error);
+                }
+                record_seconds(start);
                 return match outcome {
                     Ok((credential, (verified, decoder))) => {
                         let (mut parts, body) = request.into_parts();
@@ -378,7 +398,6 @@ where
                         ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                     }
                     Err(error) => {
-                        record_refusal(&error);
                         ResponseFuture::reject(error.to_gateway_response().into_response(&request))
                     }
                 };
@@ -395,19 +414,20 @@ where
             let result = lookup.resolve().await;
             let (mut parts, body) = request.into_parts();
             let decision = slow_path(&shared, &parts, body, result, now).await;
+            if let Err(error) = &decision {
+                record_refusal(error);
+            }
+            record_seconds(start);
             match decision {
                 Ok((credential, body, verified, decoded_length)) => {
                     admit(&mut parts, &credential, verified, decoded_length);
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(response.map(ResponseBody::inner))
                 }
-                Err(error) => {
-                    record_refusal(&error);
-                    Ok(error
-                        .to_gateway_response()
-                        .render_parts(&parts)
-                        .map(ResponseBody::rejection))
-                }
+                Err(error) => Ok(error
+                    .to_gateway_response()
+                    .render_parts(&parts)
+                    .map(ResponseBody::rejection)),
             }
         })
     }

@@ -40,25 +40,32 @@ pub(crate) struct Config {
     pub(crate) counters: Counters,
 }
 
-/// The layer's counters, registered once when the layer is built (so the hot
+/// The layer's metrics, registered once when the layer is built (so the hot
 /// path does not look them up in the recorder on every request). Install the
 /// `metrics` recorder before building the layer.
 #[derive(Clone)]
 pub(crate) struct Counters {
     pub(crate) admitted: metrics::Counter,
+    pub(crate) no_limit: metrics::Counter,
     pub(crate) refused: [metrics::Counter; 3],
-    pub(crate) store_error: metrics::Counter,
+    store_error_open: metrics::Counter,
+    store_error_closed: metrics::Counter,
+    /// `portcullis_throttle_decision_seconds`.
+    pub(crate) seconds: metrics::Histogram,
 }
 
 impl Counters {
     fn register() -> Self {
-        const NAME: &str = "portcullis_throttle_requests_total";
+        const NAME: &str = "portcullis_throttle_decisions_total";
         Self {
-            admitted: metrics::counter!(NAME, "outcome" => "admitted"),
-            refused: [Level::Key, Level::Stage, Level::Account].map(
-                |level| metrics::counter!(NAME, "outcome" => "refused", "level" => level.as_str()),
-            ),
-            store_error: metrics::counter!(NAME, "outcome" => "store_error"),
+            admitted: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "OK"),
+            no_limit: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "NO_LIMIT"),
+            refused: [Level::Key, Level::Stage, Level::Account].map(|level| {
+                metrics::counter!(NAME, "outcome" => "refused", "reason" => "THROTTLED", "level" => level.as_str())
+            }),
+            store_error_open: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "STORE_ERROR"),
+            store_error_closed: metrics::counter!(NAME, "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR"),
+            seconds: metrics::histogram!("portcullis_throttle_decision_seconds"),
         }
     }
 
@@ -67,6 +74,15 @@ impl Counters {
             Level::Key => &self.refused[0],
             Level::Stage => &self.refused[1],
             Level::Account => &self.refused[2],
+        }
+    }
+
+    /// A store failure's counter: admitted when the layer fails open.
+    pub(crate) fn store_error(&self, fail_open: bool) -> &metrics::Counter {
+        if fail_open {
+            &self.store_error_open
+        } else {
+            &self.store_error_closed
         }
     }
 }

@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request, Response};
 use portcullis_core::path::{CanonicalPath, PathRefusal};
-use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
+use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
@@ -191,6 +191,10 @@ impl Decider {
     }
 }
 
+/// Which decisions `portcullis_throttle_decision_seconds` times: those whose
+/// clock reading has these bits clear (one in 64).
+const DECISION_SAMPLE_MASK: u64 = 0x3f;
+
 /// The verdict on a store's answer. The admitted path without headers is
 /// inlined into `call`; headers on success, refusals and store errors are out
 /// of line.
@@ -205,7 +209,7 @@ fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
         Ok(outcome) if outcome.admitted => {
             tracing::trace!(
                 layer = "throttle",
-                outcome = "admitted",
+                outcome = "allowed",
                 reason = "tokens_available",
                 remaining = outcome.remaining
             );
@@ -277,11 +281,11 @@ fn store_failed<ReqBody, ResBody>(
 ) -> Verdict<ResBody> {
     tracing::warn!(
         layer = "throttle",
-        outcome = if config.fail_open { "admitted" } else { "refused" },
+        outcome = if config.fail_open { "allowed" } else { "refused" },
         reason = "store_error",
         %error
     );
-    config.counters.store_error.increment(1);
+    config.counters.store_error(config.fail_open).increment(1);
     if config.fail_open {
         Verdict::Admit(None)
     } else {
@@ -305,7 +309,10 @@ fn path_refused<ReqBody, ResBody>(
         reason = "non_canonical_path",
         %refusal
     );
-    Verdict::Reject(Box::new(refusal.gateway_response().into_response(request)))
+    let response = refusal.gateway_response();
+    metrics::counter!("portcullis_throttle_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
+        .increment(1);
+    Verdict::Reject(Box::new(response.into_response(request)))
 }
 
 /// The request's [`CanonicalPath`], computed at most once per request and
@@ -576,18 +583,25 @@ where
             if let Some(Err(refusal)) = path.get() {
                 Ok(path_refused(*refusal, &request))
             } else if checks.is_empty() {
-                tracing::trace!(
-                    layer = "throttle",
-                    outcome = "admitted",
-                    reason = "no_limit"
-                );
+                tracing::trace!(layer = "throttle", outcome = "allowed", reason = "no_limit");
+                config.counters.no_limit.increment(1);
                 Ok(Verdict::Admit(None))
             } else {
                 let now = shared.clock.now_unix_nanos();
                 match shared.store.acquire(checks, now) {
-                    Acquire::Ready(result) => Ok(conclude::<_, ReqBody, ResBody>(
-                        config, checks, result, &request,
-                    )),
+                    Acquire::Ready(result) => {
+                        let verdict =
+                            conclude::<_, ReqBody, ResBody>(config, checks, result, &request);
+                        // One decision in 64 (the low bits of the clock
+                        // reading it needed anyway) is timed, with one more
+                        // read: timing every one was +40 instructions a
+                        // request (callgrind), 2% of the admitted path.
+                        if (now & DECISION_SAMPLE_MASK) == 0 {
+                            let elapsed = shared.clock.now_unix_nanos().saturating_sub(now);
+                            config.counters.seconds.record(elapsed as f64 * 1e-9);
+                        }
+                        Ok(verdict)
+                    }
                     Acquire::Pending(future) => {
                         let mut checked = NOTHING_CHECKED;
                         for check in checks {

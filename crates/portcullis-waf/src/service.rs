@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -225,6 +226,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let acl = self.shared.acl.load();
         if !acl.inspects_body() || request.body().is_end_stream() {
+            let start = Instant::now();
             let outcome = acl.evaluate(
                 RequestView {
                     method: request.method(),
@@ -236,6 +238,7 @@ where
                 },
                 &self.shared.env,
             );
+            record_seconds(start);
             let request = request.map(WafBody::new);
             return ResponseFuture {
                 state: finish(outcome, acl.name(), request, &mut self.inner),
@@ -261,6 +264,12 @@ where
     }
 }
 
+/// `portcullis_waf_decision_seconds`: the web ACL's evaluation of one
+/// request (reading the body it inspects excluded).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_waf_decision_seconds").record(start.elapsed().as_secs_f64());
+}
+
 fn finish<S, ReqBody, ResBody>(
     outcome: WafOutcome,
     acl_name: &str,
@@ -275,14 +284,14 @@ where
         WafAction::Block => {
             tracing::info!(
                 layer = "waf",
-                outcome = "block",
+                outcome = "refused",
                 reason = "web ACL",
                 acl = %acl_name,
                 rule = %terminating,
                 labels = ?outcome.labels(),
                 "request blocked by the web ACL"
             );
-            metrics::counter!("portcullis_waf_requests_total", "outcome" => "block").increment(1);
+            metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "WAF_FILTERED").increment(1);
             let mut refusal = GatewayResponse::new(GatewayResponseType::WafFiltered);
             if let Some(block) = &outcome.block {
                 refusal = refusal
@@ -301,14 +310,14 @@ where
         WafAction::Allow => {
             tracing::debug!(
                 layer = "waf",
-                outcome = "allow",
+                outcome = "allowed",
                 reason = "web ACL",
                 acl = %acl_name,
                 rule = %terminating,
                 labels = ?outcome.labels(),
                 "request allowed by the web ACL"
             );
-            metrics::counter!("portcullis_waf_requests_total", "outcome" => "allow").increment(1);
+            metrics::counter!("portcullis_waf_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
             for (name, value) in &outcome.insert_headers {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
@@ -410,11 +419,11 @@ where
                                 };
                                 tracing::info!(
                                     layer = "waf",
-                                    outcome = "block",
+                                    outcome = "refused",
                                     reason = "unreadable body",
                                     "request body failed while the WAF read it"
                                 );
-                                metrics::counter!("portcullis_waf_requests_total", "outcome" => "bad_body").increment(1);
+                                metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "BAD_REQUEST_BODY").increment(1);
                                 let request = Request::from_parts(r.parts, ());
                                 let refusal =
                                     GatewayResponse::new(GatewayResponseType::BadRequestBody);
@@ -434,6 +443,7 @@ where
                         frames,
                         seen,
                     } = *r;
+                    let start = Instant::now();
                     let outcome = {
                         let inspected = inspected_bytes(&frames, limit);
                         acl.evaluate(
@@ -448,6 +458,7 @@ where
                             &shared.env,
                         )
                     };
+                    record_seconds(start);
                     let body = WafBody::replay(frames, (!ended).then_some(body));
                     let request = Request::from_parts(parts, body);
                     finish(outcome, acl.name(), request, &mut service)

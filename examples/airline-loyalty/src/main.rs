@@ -43,7 +43,15 @@
 //! `--listen ADDR` another
 //! address (`127.0.0.1:0` picks a free port; the first line printed is
 //! `listening on http://ADDR`). Logs go to stderr, filtered by `RUST_LOG`
-//! (default `info`).
+//! (default `info`), with one `portcullis.request` span per request (its
+//! request id, method, path, API key id, principal, outcome and status,
+//! written when the request ends).
+//!
+//! Metrics: a Prometheus exporter (`metrics-exporter-prometheus`) records
+//! every `portcullis_*` metric, served as `GET /metrics` on
+//! `--metrics-addr` (default `127.0.0.1:9464`, a listener of its own and
+//! without credentials, so keep it off public interfaces; `--metrics-addr
+//! off` serves none). See `docs/observability.md`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -58,6 +66,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use portcullis::config::{ApiSettings, Config, ConfigError, StoreKind, StoreSettings};
 use portcullis::jwt::JwtClaims;
 use portcullis::{
@@ -123,6 +132,12 @@ struct Args {
     /// demos can share one Redis.
     #[arg(long, value_name = "PREFIX")]
     store_key_prefix: Option<String>,
+    /// Where `GET /metrics` (Prometheus text) is served: a listener of its
+    /// own, without credentials, so keep it on loopback or a private
+    /// network. `off` serves none; `127.0.0.1:0` picks a free port (printed
+    /// as `metrics on http://ADDR/metrics`).
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
+    metrics_addr: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -728,6 +743,9 @@ async fn serve(args: Args) -> Result<(), String> {
         Some(path) => path.clone(),
         None => materialize_default_config()?,
     };
+    // The recorder goes in before the gateway is built: the layers register
+    // their counters when they are built.
+    let metrics = install_metrics(&args.metrics_addr).await?;
     // Opens the embedded store, or connects to Redis.
     let (path, loader_args) = (config_path.clone(), args.clone());
     let gateway = ReloadableGateway::with_loader(move || {
@@ -760,6 +778,36 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     banner(current.config(), addr, &config_path, token.as_deref());
     drop(current);
+    if let Some((metrics_addr, handle)) = metrics {
+        // A `--metrics-addr` that cannot be bound is a warning, not a failed
+        // demo (several demos on one machine share the default port).
+        match tokio::net::TcpListener::bind(metrics_addr).await {
+            Ok(listener) => {
+                let local = listener.local_addr().map_err(|e| e.to_string())?;
+                println!("metrics on http://{local}/metrics");
+                let router = Router::new().route(
+                    "/metrics",
+                    get(move || {
+                        let handle = handle.clone();
+                        async move {
+                            (
+                                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                                handle.render(),
+                            )
+                        }
+                    }),
+                );
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, router).await {
+                        tracing::warn!(%error, "the metrics listener stopped");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, %metrics_addr, "cannot listen for /metrics; serving no metrics");
+            }
+        }
+    }
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -776,8 +824,41 @@ async fn serve(args: Args) -> Result<(), String> {
     served.and(shut)
 }
 
+/// Installs the Prometheus recorder (unless `addr` is `off`), with
+/// histogram buckets for the `*_seconds` metrics and its upkeep every five
+/// seconds; returns where to serve it.
+async fn install_metrics(addr: &str) -> Result<Option<(SocketAddr, PrometheusHandle)>, String> {
+    if addr == "off" {
+        return Ok(None);
+    }
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".to_owned()),
+            &[
+                0.000_001, 0.000_005, 0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01,
+                0.05, 0.1, 0.5, 1.0,
+            ],
+        )
+        .map_err(|e| format!("metrics buckets: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(Some((addr, handle)))
+}
+
 /// Logs to stderr, as `tracing-subscriber`'s `fmt` writes them, filtered by
-/// `RUST_LOG` (default `info`; invalid directives are skipped). Stdout keeps
+/// `RUST_LOG` (default `info`; invalid directives are skipped), request spans
+/// included. Stdout keeps
 /// the banner, whose first line is `listening on http://ADDR`.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::builder()
@@ -786,6 +867,9 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // One line when each `portcullis.request` span ends, with every
+        // field recorded on it (key id, principal, outcome, status).
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
 }
 

@@ -315,6 +315,12 @@ where
                 status = response.status().as_u16(),
                 outcome = if response.status().is_success() { "served" } else { "refused" },
             );
+            metrics::counter!(
+                "portcullis_management_requests_total",
+                "operation" => operation,
+                "outcome" => if response.status().is_success() { "served" } else { "refused" }
+            )
+            .increment(1);
             Ok(response)
         })
     }
