@@ -519,6 +519,15 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     ///
     /// The first store failure; the unreported counts stay to report later.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let reported = self.report_all().await;
+        // Even when the store fails: an entry whose report failed keeps
+        // its block, and so is not dropped.
+        self.evict_idle();
+        reported
+    }
+
+    /// [`flush`](Self::flush)'s reports, up to the first failure.
+    async fn report_all(&self) -> Result<(), StoreError> {
         let ttl = millis(self.inner.config.block_ttl);
         for entry in self.all_entries() {
             let Ok(mut slow) = entry.slow.try_lock() else {
@@ -535,7 +544,6 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
                 report_spent(&self.inner.store, &entry, &mut slow).await?;
             }
         }
-        self.evict_idle();
         Ok(())
     }
 
