@@ -6,7 +6,11 @@
 //! in memory, one durable transaction when embedded) and only then applies
 //! them. So invalid input, or a failed write, never changes the state.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use portcullis_api_key::{ApiKeyValue, KeyDigest};
 use portcullis_core::plan::UsagePlan;
@@ -121,6 +125,163 @@ pub(crate) fn date_of(julian: i32) -> Date {
     Date::from_julian_day(julian).unwrap_or(Date::MIN)
 }
 
+/// Bytes of a key id kept in the entry itself: AWS key ids are 10
+/// characters, so most never take a heap block of their own.
+pub(crate) const INLINE_KEY: usize = 22;
+
+/// A key id: its bytes inline when they fit, else on the heap. Always the
+/// bytes of a `str`.
+pub(crate) enum KeyId {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
+}
+
+impl KeyId {
+    pub(crate) fn new(key: &str) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= INLINE_KEY => {
+                let mut bytes = [0; INLINE_KEY];
+                bytes[..key.len()].copy_from_slice(key.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(key.into()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(key) => key.as_bytes(),
+        }
+    }
+
+    pub(crate) fn to_owned_string(&self) -> String {
+        // The bytes were a `str`'s: the lossy path never replaces anything.
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
+/// A (plan id, key id) pair, owned or borrowed: the borrowed key type of
+/// the maps keyed by one, so a lookup by `&str`s allocates nothing.
+pub(crate) trait PairRef {
+    fn pair(&self) -> (&str, &[u8]);
+}
+
+impl PairRef for (&str, &[u8]) {
+    #[inline]
+    fn pair(&self) -> (&str, &[u8]) {
+        (self.0, self.1)
+    }
+}
+
+impl Hash for dyn PairRef + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (plan, key) = self.pair();
+        plan.hash(state);
+        key.hash(state);
+    }
+}
+
+impl PartialEq for dyn PairRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for dyn PairRef + '_ {}
+
+/// A counter's key in memory: the plan id shared by the plan's counters
+/// (a thin pointer), the key id inline when it fits.
+struct CounterKey {
+    plan: Arc<String>,
+    key: KeyId,
+}
+
+impl PairRef for CounterKey {
+    #[inline]
+    fn pair(&self) -> (&str, &[u8]) {
+        (self.plan.as_str(), self.key.as_bytes())
+    }
+}
+
+impl Hash for CounterKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn PairRef).hash(state);
+    }
+}
+
+impl PartialEq for CounterKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for CounterKey {}
+
+impl<'a> Borrow<dyn PairRef + 'a> for CounterKey {
+    fn borrow(&self) -> &(dyn PairRef + 'a) {
+        self
+    }
+}
+
+/// The quota counters, by (plan, key): 32 bytes of key a counter instead of
+/// two owned `String`s (48, and two heap blocks of at least 32).
+#[derive(Default)]
+struct Counters {
+    /// Plan ids, each kept once (a handful; never more than the plans
+    /// counters were kept for).
+    plans: HashSet<Arc<String>>,
+    map: HashMap<CounterKey, Counter>,
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counters")
+            .field("len", &self.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Counters {
+    fn get(&self, pair: &Pair) -> Option<&Counter> {
+        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
+        self.map.get(&borrowed as &dyn PairRef)
+    }
+
+    fn contains_key(&self, pair: &Pair) -> bool {
+        self.get(pair).is_some()
+    }
+
+    fn insert(&mut self, pair: Pair, counter: Counter) {
+        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
+        if let Some(stored) = self.map.get_mut(&borrowed as &dyn PairRef) {
+            *stored = counter;
+            return;
+        }
+        let plan = match self.plans.get(&pair.0) {
+            Some(plan) => plan.clone(),
+            None => {
+                let plan = Arc::new(pair.0);
+                self.plans.insert(plan.clone());
+                plan
+            }
+        };
+        let key = KeyId::new(&pair.1);
+        self.map.insert(CounterKey { plan, key }, counter);
+    }
+
+    fn remove(&mut self, pair: &Pair) {
+        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
+        self.map.remove(&borrowed as &dyn PairRef);
+    }
+
+    /// Every counter, with its (plan, key) ids.
+    fn iter(&self) -> impl Iterator<Item = ((&str, &KeyId), &Counter)> {
+        self.map.iter().map(|(k, c)| ((k.plan.as_str(), &k.key), c))
+    }
+}
+
 /// Everything a local store holds.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -132,7 +293,7 @@ pub(crate) struct State {
     plan_keys: BTreeSet<Pair>,
     /// (key, plan)
     key_plans: BTreeSet<Pair>,
-    counters: HashMap<Pair, Counter>,
+    counters: Counters,
     days: BTreeMap<(Pair, i32), DayRec>,
 }
 
@@ -897,9 +1058,9 @@ impl State {
     pub(crate) fn usage_keys(&self, plan_id: &str) -> Vec<String> {
         let mut keys: BTreeSet<String> = self
             .counters
-            .keys()
-            .filter(|(p, _)| p == plan_id)
-            .map(|(_, k)| k.clone())
+            .iter()
+            .filter(|((p, _), _)| *p == plan_id)
+            .map(|((_, k), _)| k.to_owned_string())
             .collect();
         keys.extend(
             self.days
@@ -916,10 +1077,10 @@ impl State {
         self.counters
             .iter()
             .filter(|(_, c)| c.reserved > c.used)
-            .map(|(pair, c)| {
+            .map(|((plan, key), c)| {
                 let mut c = c.clone();
                 c.used = c.reserved;
-                Change::PutCounter(pair.clone(), c)
+                Change::PutCounter((plan.to_owned(), key.to_owned_string()), c)
             })
             .collect()
     }
