@@ -169,6 +169,25 @@ impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// The quota policy's limit: its `q` in `RateLimit-Policy`
+    /// (`"key";q=2;w=200, "quota";q=100;w=86400`).
+    fn quota_limit(&self) -> Option<&str> {
+        self.header("ratelimit-policy")?
+            .split(',')
+            .map(str::trim)
+            .find(|policy| policy.starts_with("\"quota\""))?
+            .split(';')
+            .find_map(|param| param.strip_prefix("q="))
+    }
+
+    /// The quota's remaining requests: `r` in `RateLimit` when the quota is
+    /// the policy nearest to refusing (`"quota";r=9;t=3600`).
+    fn quota_remaining(&self) -> Option<&str> {
+        let nearest = self.header("ratelimit")?;
+        let params = nearest.strip_prefix("\"quota\";")?;
+        params.split(';').find_map(|param| param.strip_prefix("r="))
+    }
 }
 
 /// `GET path`, signed for execute-api, with `key` in `x-api-key`, over a
@@ -247,7 +266,7 @@ async fn a_changed_plan_and_policy_take_effect_on_reload() {
     // of 2 (refilled every 100 s) throttles the third request.
     let balance = call(addr, "/loyalty/C-1/balance", BASIC_KEY).await;
     assert_eq!(balance.status, 200, "{balance:?}");
-    assert_eq!(balance.header("ratelimit-limit"), Some("100"));
+    assert_eq!(balance.quota_limit(), Some("100"));
     assert_eq!(call(addr, "/loyalty/C-1/get", BASIC_KEY).await.status, 200);
     let throttled = call(addr, "/loyalty/C-1/get", BASIC_KEY).await;
     assert_eq!(throttled.status, 429, "{throttled:?}");
@@ -266,7 +285,7 @@ async fn a_changed_plan_and_policy_take_effect_on_reload() {
     // The same bucket, with the new burst: admitted again; the new quota.
     let after = call(addr, "/loyalty/C-1/get", BASIC_KEY).await;
     assert_eq!(after.status, 200, "{after:?}");
-    assert_eq!(after.header("ratelimit-limit"), Some("50"));
+    assert_eq!(after.quota_limit(), Some("50"));
     // The new policy allows only `/get`.
     let denied = call(addr, "/loyalty/C-1/balance", BASIC_KEY).await;
     assert_eq!(denied.status, 403, "{denied:?}");
@@ -290,7 +309,7 @@ async fn an_unchanged_plan_keeps_its_quota_count_across_a_reload() {
     for remaining in ["9", "8", "7"] {
         let answer = call(addr, "/loyalty/C-2/get", GOLD_KEY).await;
         assert_eq!(answer.status, 200, "{answer:?}");
-        assert_eq!(answer.header("ratelimit-remaining"), Some(remaining));
+        assert_eq!(answer.quota_remaining(), Some(remaining));
     }
 
     // The basic plan and the policy change; gold does not.
@@ -308,8 +327,8 @@ async fn an_unchanged_plan_keeps_its_quota_count_across_a_reload() {
     // 3 used before the reload: the fourth leaves 6.
     let answer = call(addr, "/loyalty/C-2/get", GOLD_KEY).await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(answer.header("ratelimit-limit"), Some("10"));
-    assert_eq!(answer.header("ratelimit-remaining"), Some("6"));
+    assert_eq!(answer.quota_limit(), Some("10"));
+    assert_eq!(answer.quota_remaining(), Some("6"));
 }
 
 #[tokio::test]
@@ -338,7 +357,7 @@ async fn a_request_in_flight_finishes_on_the_stack_it_started_with() {
     gateway.reload().await.expect("the new file builds");
     let fresh = call(addr, "/loyalty/C-3/get", GOLD_KEY).await;
     assert_eq!(fresh.status, 200, "{fresh:?}");
-    assert_eq!(fresh.header("ratelimit-limit"), None, "{fresh:?}");
+    assert_eq!(fresh.quota_limit(), None, "{fresh:?}");
 
     // Released: its response went back through the old stack, which adds
     // the headers.
@@ -346,8 +365,8 @@ async fn a_request_in_flight_finishes_on_the_stack_it_started_with() {
     let slow = slow.await.expect("the request task");
     assert_eq!(slow.status, 200, "{slow:?}");
     assert_eq!(slow.body, "slow");
-    assert_eq!(slow.header("ratelimit-limit"), Some("10"), "{slow:?}");
-    assert_eq!(slow.header("ratelimit-remaining"), Some("9"), "{slow:?}");
+    assert_eq!(slow.quota_limit(), Some("10"), "{slow:?}");
+    assert_eq!(slow.quota_remaining(), Some("9"), "{slow:?}");
 }
 
 #[tokio::test]
@@ -395,7 +414,7 @@ async fn an_invalid_file_is_refused_with_its_path_and_the_old_one_keeps_serving(
     // The old configuration serves: its policy, its keys, its headers.
     let answer = call(addr, "/loyalty/C-4/balance", GOLD_KEY).await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(answer.header("ratelimit-remaining"), Some("8"));
+    assert_eq!(answer.quota_remaining(), Some("8"));
     let unknown = call(addr, "/loyalty/C-4/get", NEW_KEY).await;
     assert_eq!(unknown.status, 403, "{unknown:?}");
 
@@ -460,7 +479,7 @@ async fn on_redis_a_reload_keeps_the_counts_and_refuses_another_prefix() {
     for remaining in ["9", "8", "7"] {
         let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
         assert_eq!(answer.status, 200, "{answer:?}");
-        assert_eq!(answer.header("ratelimit-remaining"), Some(remaining));
+        assert_eq!(answer.quota_remaining(), Some(remaining));
     }
 
     let changed = Settings {
@@ -471,23 +490,15 @@ async fn on_redis_a_reload_keeps_the_counts_and_refuses_another_prefix() {
     std::fs::write(&file, on_redis(changed, &prefix)).expect("write");
     gateway.reload().await.expect("the new file builds");
     let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
-    assert_eq!(
-        answer.header("ratelimit-remaining"),
-        Some("6"),
-        "{answer:?}"
-    );
+    assert_eq!(answer.quota_remaining(), Some("6"), "{answer:?}");
     let basic = call(addr, "/loyalty/C-5/get", BASIC_KEY).await;
-    assert_eq!(basic.header("ratelimit-limit"), Some("70"), "{basic:?}");
+    assert_eq!(basic.quota_limit(), Some("70"), "{basic:?}");
 
     std::fs::write(&file, on_redis(changed, "another-prefix")).expect("write");
     let error = gateway.reload().await.expect_err("another prefix");
     assert_eq!(error.path, "store.key_prefix", "{error}");
     let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
-    assert_eq!(
-        answer.header("ratelimit-remaining"),
-        Some("5"),
-        "{answer:?}"
-    );
+    assert_eq!(answer.quota_remaining(), Some("5"), "{answer:?}");
 }
 
 /// A service of `try_service` that refuses the new configuration refuses
