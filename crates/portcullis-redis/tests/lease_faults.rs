@@ -290,35 +290,6 @@ async fn a_replica_starts_while_redis_is_down_and_joins_when_it_is_up() {
     );
 }
 
-/// `cmdstat_<command>`'s calls and microseconds from `INFO commandstats`.
-fn command_stats(port: u16, command: &str) -> (u64, u64) {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "info", "commandstats"])
-        .output()
-        .expect("redis-cli runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let prefix = format!("cmdstat_{command}:");
-    let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) else {
-        return (0, 0);
-    };
-    let field = |name: &str| {
-        line.split(',')
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.ends_with(name)))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("calls"), field("usec"))
-}
-
-fn reset_stats(port: u16) {
-    let status = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "config", "resetstat"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("redis-cli runs");
-    assert!(status.success());
-}
-
 fn counter(key: &str, limit: u64) -> CounterRef {
     let day = time::OffsetDateTime::now_utc().date();
     CounterRef {
@@ -375,11 +346,11 @@ async fn steady_state_round_trips_per_request_and_redis_cpu_per_call() {
     }
     // Warm up (rates learned, blocks sized), then measure 2 s.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    reset_stats(server.port);
+    support::reset_stats(server.port);
     let before = decided.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (calls, usec) = command_stats(server.port, "evalsha");
-    let (eval_calls, _) = command_stats(server.port, "eval");
+    let (calls, usec) = support::command_stats(server.port, "evalsha");
+    let (eval_calls, _) = support::command_stats(server.port, "eval");
     let decisions = decided.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     while let Some(joined) = clients.join_next().await {
@@ -400,12 +371,12 @@ async fn steady_state_round_trips_per_request_and_redis_cpu_per_call() {
     for _ in 0..200 {
         quota.consume(&request).await.unwrap();
     }
-    reset_stats(server.port);
+    support::reset_stats(server.port);
     const PER_REQUEST: u64 = 2000;
     for _ in 0..PER_REQUEST {
         quota.consume(&request).await.unwrap();
     }
-    let (quota_calls, quota_usec) = command_stats(server.port, "evalsha");
+    let (quota_calls, quota_usec) = support::command_stats(server.port, "evalsha");
     #[allow(clippy::cast_precision_loss)]
     let quota_usec_per_call = quota_usec as f64 / quota_calls.max(1) as f64;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -248,46 +248,17 @@ async fn a_replica_killed_holding_a_lease_loses_at_most_that_lease() {
     }
 }
 
-/// `cmdstat_<command>`'s calls and microseconds from `INFO commandstats`.
-fn command_stats(port: u16, command: &str) -> (u64, u64) {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "info", "commandstats"])
-        .output()
-        .expect("redis-cli runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let prefix = format!("cmdstat_{command}:");
-    let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) else {
-        return (0, 0);
-    };
-    let field = |name: &str| {
-        line.split(',')
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.ends_with(name)))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("calls"), field("usec"))
-}
-
-fn reset_stats(port: u16) {
-    let status = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "config", "resetstat"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("redis-cli runs");
-    assert!(status.success());
-}
-
 /// Redis CPU per `EVALSHA` of `n` calls made by `call`.
 async fn usec_per_call<F, Fut>(port: u16, n: u64, mut call: F) -> f64
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    reset_stats(port);
+    support::reset_stats(port);
     for _ in 0..n {
         call().await;
     }
-    let (calls, usec) = command_stats(port, "evalsha");
+    let (calls, usec) = support::command_stats(port, "evalsha");
     assert!(calls >= n, "{calls} EVALSHA for {n} calls");
     usec as f64 / calls as f64
 }
@@ -332,10 +303,10 @@ async fn steady_state_scripts_per_request_and_redis_cpu_per_call() {
     }
     // Warm up (rates learned, leases sized), then measure 2 s.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    reset_stats(server.port);
+    support::reset_stats(server.port);
     let before = decided.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (calls, usec) = command_stats(server.port, "evalsha");
+    let (calls, usec) = support::command_stats(server.port, "evalsha");
     let decisions = decided.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     while let Some(joined) = clients.join_next().await {

@@ -395,3 +395,33 @@ impl Replica {
         service.oneshot(request).await.expect("infallible").status()
     }
 }
+
+/// `cmdstat_<command>`'s calls and microseconds from `INFO commandstats`.
+pub fn command_stats(port: u16, command: &str) -> (u64, u64) {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "commandstats"])
+        .output()
+        .expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("cmdstat_{command}:");
+    let Some(line) = text.lines().find(|l| l.starts_with(&prefix)) else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        line.split(',')
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.ends_with(name)))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("calls"), field("usec"))
+}
+
+/// Zeroes the server's command statistics (`CONFIG RESETSTAT`).
+pub fn reset_stats(port: u16) {
+    let status = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "config", "resetstat"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(status.success());
+}
