@@ -92,9 +92,9 @@
 //!   refused.
 //! - Signatures are checked by [`jsonwebtoken`] 10 on its `aws_lc_rs` backend,
 //!   chosen over `rust_crypto` because RS256 verification is about 8× faster on
-//!   it (REFERENCE.md §8). Parsing is the layer's own, so that size limits,
-//!   `alg: none` and `crit` are settled before any key is touched, and the
-//!   payload is parsed once.
+//!   it (a 2048-bit key on a 2-core machine: 14.5 µs against 117 µs). Parsing
+//!   is the layer's own, so that size limits, `alg: none` and `crit` are
+//!   settled before any key is touched, and the payload is parsed once.
 //! - Claims: `exp` (required), `nbf` and `iat` with a leeway, a maximum
 //!   lifetime, `iss` exact, `aud` from a set, required claims, and with the
 //!   Cognito preset ([`Issuer::user_pool`]) `token_use` and the app client

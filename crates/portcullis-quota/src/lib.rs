@@ -33,7 +33,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! // The seed's plan: 10 requests a day.
+//! // A usage plan of 10 requests a day.
 //! let plan = Arc::new(
 //!     UsagePlan::new("loyalty-basic").unwrap()
 //!         .with_quota(QuotaSettings::new(10, QuotaPeriod::Day).unwrap()),
@@ -71,7 +71,7 @@
 //! - Periods follow the UTC calendar ([`Calendar`]): a day from 00:00 UTC, a
 //!   week from 00:00 UTC on a configurable first day (Sunday by default), a
 //!   month from the 1st. AWS does not document its reset times; this is the
-//!   reading users expect (REFERENCE.md §3).
+//!   reading users expect.
 //! - `offset` is "the number of requests subtracted from the given limit in
 //!   the initial time period". The initial period is, per key, the period in
 //!   which the store first saw the key, unless the plan has a start

@@ -15,7 +15,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! // The seed's plan: one request per second, bursts of two.
+//! // A usage plan of one request per second, with bursts of two.
 //! let plan = Arc::new(
 //!     UsagePlan::new("loyalty-basic").unwrap().with_throttle(ThrottleSettings::new(1.0, 2).unwrap()),
 //! );
@@ -49,7 +49,8 @@
 //! # Levels
 //!
 //! Each request takes one token from every bucket that applies to it, most
-//! specific first (REFERENCE.md §3):
+//! specific first, as in API Gateway (a usage plan's per-key and per-method
+//! limits, the stage's method settings, the account):
 //!
 //! 1. **Key** ([`Level::Key`]): the caller's own bucket. By default the
 //!    caller is the API key the API-key layer accepted (the

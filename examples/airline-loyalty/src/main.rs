@@ -1,4 +1,5 @@
-//! The Portcullis demo: the seed's airline loyalty API.
+//! The Portcullis demo: an airline's loyalty API behind IAM, an API key,
+//! a usage plan, Cognito-style sign-in and a WAF.
 //!
 //! `cargo run -p airline-loyalty` serves on 127.0.0.1:3000 with the
 //! configuration in `config/` (embedded in the binary, so it runs from any
