@@ -91,6 +91,26 @@ impl Reply {
         let body: serde_json::Value = serde_json::from_str(&self.body).expect("a JSON body");
         assert_eq!(body, serde_json::json!({ "message": message }), "{self:?}");
     }
+
+    /// Asserts a 429 of the throttle or the quota, with its `Retry-After`.
+    fn assert_too_many(&self, error_type: &str, message: &str) {
+        self.assert_refused(StatusCode::TOO_MANY_REQUESTS, error_type, message);
+        assert!(self.headers.contains_key("retry-after"), "{self:?}");
+    }
+
+    /// Asserts API Gateway's 401 for a missing or invalid token.
+    fn assert_unauthorized(&self) {
+        self.assert_refused(
+            StatusCode::UNAUTHORIZED,
+            "UnauthorizedException",
+            "Unauthorized",
+        );
+    }
+
+    /// Asserts API Gateway's 403 for a missing, unknown or disabled key.
+    fn assert_forbidden(&self) {
+        self.assert_refused(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+    }
 }
 
 /// A token from the example's `mint-token` program, as the guide makes one.
@@ -114,15 +134,11 @@ async fn step_1_api_keys() {
     assert_eq!(public.status, StatusCode::OK);
     assert_eq!(public.body, "Hello, world!");
 
-    server.get("/pets", &[]).await.assert_refused(
-        StatusCode::FORBIDDEN,
-        "ForbiddenException",
-        "Forbidden",
-    );
+    server.get("/pets", &[]).await.assert_forbidden();
     server
         .get("/pets", &[("x-api-key", "NotTheKey0123456789abcdefgh")])
         .await
-        .assert_refused(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+        .assert_forbidden();
 
     let pets = server.get("/pets", &[("x-api-key", KEY)]).await;
     assert_eq!(pets.status, StatusCode::OK, "{pets:?}");
@@ -141,15 +157,7 @@ async fn step_2_usage_plan() {
     assert_eq!(server.get("/pets", &key).await.status, StatusCode::OK);
     assert_eq!(server.get("/pets", &key).await.status, StatusCode::OK);
     let throttled = server.get("/pets", &key).await;
-    throttled.assert_refused(
-        StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequestsException",
-        "Too Many Requests",
-    );
-    assert!(
-        throttled.headers.contains_key("retry-after"),
-        "{throttled:?}"
-    );
+    throttled.assert_too_many("TooManyRequestsException", "Too Many Requests");
 
     // At one request a second, the quota of 4 a day runs out after two more
     // admitted requests; a throttled request does not count.
@@ -169,15 +177,7 @@ async fn step_2_usage_plan() {
         assert!(admitted <= 4, "more than the quota admitted");
     };
     assert_eq!(admitted, 4, "the quota admits exactly its limit");
-    quota_refusal.assert_refused(
-        StatusCode::TOO_MANY_REQUESTS,
-        "LimitExceededException",
-        "Limit Exceeded",
-    );
-    assert!(
-        quota_refusal.headers.contains_key("retry-after"),
-        "{quota_refusal:?}"
-    );
+    quota_refusal.assert_too_many("LimitExceededException", "Limit Exceeded");
 
     // The public route has no plan.
     assert_eq!(server.get("/", &[]).await.status, StatusCode::OK);
@@ -190,11 +190,7 @@ async fn step_3_jwt() {
     let bearer = format!("Bearer {token}");
 
     // `/me`: a token and nothing else.
-    server.get("/me", &[]).await.assert_refused(
-        StatusCode::UNAUTHORIZED,
-        "UnauthorizedException",
-        "Unauthorized",
-    );
+    server.get("/me", &[]).await.assert_unauthorized();
     let me = server.get("/me", &[("authorization", &bearer)]).await;
     assert_eq!(me.status, StatusCode::OK, "{me:?}");
     assert_eq!(me.body, "Hello, alice!");
@@ -204,36 +200,26 @@ async fn step_3_jwt() {
     server
         .get("/me", &[("authorization", &other_audience)])
         .await
-        .assert_refused(
-            StatusCode::UNAUTHORIZED,
-            "UnauthorizedException",
-            "Unauthorized",
-        );
-    let mut tampered = bearer.clone();
-    let last = tampered.pop().expect("a non-empty token");
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+        .assert_unauthorized();
+    // One character inside the signature (the last one has unused bits).
+    let mut tampered = bearer.clone().into_bytes();
+    let inside = tampered.len() - 10;
+    tampered[inside] = if tampered[inside] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("an ASCII token");
     server
         .get("/me", &[("authorization", &tampered)])
         .await
-        .assert_refused(
-            StatusCode::UNAUTHORIZED,
-            "UnauthorizedException",
-            "Unauthorized",
-        );
+        .assert_unauthorized();
 
     // `/pets`: the token first, then the key.
     server
         .get("/pets", &[("x-api-key", KEY)])
         .await
-        .assert_refused(
-            StatusCode::UNAUTHORIZED,
-            "UnauthorizedException",
-            "Unauthorized",
-        );
+        .assert_unauthorized();
     server
         .get("/pets", &[("authorization", &bearer)])
         .await
-        .assert_refused(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+        .assert_forbidden();
     let pets = server
         .get("/pets", &[("authorization", &bearer), ("x-api-key", KEY)])
         .await;
