@@ -1,4 +1,4 @@
-//! The full-stack load benchmark of Portcullis (issue 13): an axum
+//! The full-stack load benchmark of Portcullis: an axum
 //! hello-world served bare and behind the whole stack built by the facade,
 //! the signed headers a load tool replays, the memory and scaling figures of
 //! the throttle and quota layers, and the table of every crate's criterion
