@@ -24,6 +24,7 @@ mod error;
 mod future;
 mod layer;
 mod service;
+mod verified;
 mod verify;
 
 pub use body::{SigV4Body, SigV4BodyError};
@@ -38,7 +39,8 @@ pub use layer::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BODY_BYTES,
     DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4ConfigError, SigV4Layer,
 };
-pub use service::{CredentialScope, SigV4, VerifiedSignature};
+pub use service::SigV4;
+pub use verified::{CredentialScope, VerifiedSignature};
 pub use verify::{
     ALGORITHM, EMPTY_SHA256, MAX_EXPIRES_SECONDS, STREAMING_PAYLOAD, SignatureForm, SigningTexts,
     UNSIGNED_PAYLOAD,

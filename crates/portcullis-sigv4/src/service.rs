@@ -15,72 +15,13 @@ use tower_service::Service;
 
 use crate::body::{self, SigV4Body};
 use crate::canonical;
-use crate::chunked::Decoder;
+use crate::chunked::{ChunkVerifier, Decoder};
 use crate::credentials::{Credential, CredentialLookup, LookupResult};
 use crate::error::SigV4Error;
 use crate::future::ResponseFuture;
 use crate::layer::{Shared, SigV4Layer};
+use crate::verified::VerifiedSignature;
 use crate::verify::{self, Payload, RequestView, SignatureForm};
-
-/// The credential scope of a verified signature: the day, region and service
-/// it was signed for (`YYYYMMDD/region/service/aws4_request`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CredentialScope {
-    /// The day of the scope (UTC), which is the day of the signing date.
-    pub date: time::Date,
-    /// The signing region.
-    pub region: Arc<str>,
-    /// The signing service (`execute-api` by default).
-    pub service: Arc<str>,
-}
-
-impl std::fmt::Display for CredentialScope {
-    /// `YYYYMMDD/region/service/aws4_request`, as in the `Credential`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:04}{:02}{:02}/{}/{}/aws4_request",
-            self.date.year(),
-            u8::from(self.date.month()),
-            self.date.day(),
-            self.region,
-            self.service
-        )
-    }
-}
-
-/// What the layer leaves in the request extensions, next to the core
-/// [`Caller`], about the signature it verified.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifiedSignature {
-    /// The access key id that signed the request.
-    pub access_key_id: Arc<str>,
-    /// The principal's ARN.
-    pub principal_arn: Arc<str>,
-    /// Header or presigned query.
-    pub form: SignatureForm,
-    /// When the request was signed (Unix seconds).
-    pub signed_at: i64,
-    /// Whether the caller used temporary credentials (a session token).
-    pub temporary: bool,
-    /// The signed headers, as signed: lower-case names separated by `;`
-    /// (see [`signed_header_names`](Self::signed_header_names)).
-    pub signed_headers: Arc<str>,
-    /// The credential scope: day, region and service.
-    pub scope: CredentialScope,
-    /// Whether the body is `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, verified
-    /// chunk by chunk as the inner service reads it.
-    pub streaming: bool,
-}
-
-impl VerifiedSignature {
-    /// The names of the signed headers, in order.
-    pub fn signed_header_names(&self) -> impl Iterator<Item = &str> {
-        self.signed_headers.split(';')
-    }
-}
 
 /// The SigV4 service: see [`SigV4Layer`].
 #[derive(Clone, Debug)]
@@ -233,13 +174,17 @@ impl Shared {
         self.authorize(view, extensions, credential)?;
         let decoder = match payload {
             Payload::Streaming { decoded_length } => Some(Decoder::new(
-                verify::chunk_verifier(parsed, credential, &seed, &self.settings, &self.keys),
+                {
+                    let (key, prefix) =
+                        verify::chunk_signing(parsed, credential, &self.settings, &self.keys);
+                    ChunkVerifier::new(key, prefix, &seed)
+                },
                 decoded_length,
             )),
             _ => None,
         };
         Ok((
-            verify::verified(parsed, credential, &self.settings),
+            VerifiedSignature::from_parsed(parsed, credential, &self.settings),
             decoder,
         ))
     }
@@ -495,6 +440,6 @@ where
         }
     };
     shared.authorize(view, &parts.extensions, &credential)?;
-    let verified = verify::verified(&parsed, &credential, settings);
+    let verified = VerifiedSignature::from_parsed(&parsed, &credential, settings);
     Ok((credential, body, verified, None))
 }

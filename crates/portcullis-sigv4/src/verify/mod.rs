@@ -1,0 +1,200 @@
+//! Signature verification, independent of Tower: parse the signature out of a
+//! request, check its dates and scope, and compare it with the one computed
+//! from the credential's secret.
+//!
+//! The steps live in their own modules: `parse` reads the signature out of
+//! the `Authorization` header or a presigned query, `check` checks its
+//! form, dates and scope, and `sign` computes the canonical request and
+//! compares signatures. This module holds the types they share.
+
+mod check;
+mod parse;
+mod sign;
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName, Method, Uri};
+
+use crate::canonical::{self, UriEncoding};
+use crate::error::SigV4Error;
+
+pub(crate) use check::{check_credential, check_signature_shape, check_time};
+use check::{check_host, check_scope, check_signed_headers};
+use parse::{parse_header, parse_query};
+pub use sign::SigningTexts;
+pub(crate) use sign::{Payload, SigningKeys, chunk_signing, payload, texts, verify_signature};
+
+/// The only algorithm SigV4 verification accepts.
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The `x-amz-content-sha256` value of a request whose body is not signed.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The `x-amz-content-sha256` value of an `aws-chunked` body whose chunks are
+/// each signed, chained from the request's signature (S3's "transferring
+/// payload in multiple chunks").
+pub const STREAMING_PAYLOAD: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+/// The algorithm line of a chunk's string to sign.
+pub(crate) const CHUNK_ALGORITHM: &str = "AWS4-HMAC-SHA256-PAYLOAD";
+/// SHA-256 of the empty string, in hex: the payload hash of a request with no
+/// body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+pub(crate) static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+pub(crate) static X_AMZ_SECURITY_TOKEN: HeaderName =
+    HeaderName::from_static("x-amz-security-token");
+pub(crate) static X_AMZ_CONTENT_SHA256: HeaderName =
+    HeaderName::from_static("x-amz-content-sha256");
+pub(crate) static X_AMZ_DECODED_CONTENT_LENGTH: HeaderName =
+    HeaderName::from_static("x-amz-decoded-content-length");
+
+/// The longest presigned validity AWS allows: 7 days.
+pub const MAX_EXPIRES_SECONDS: u64 = 7 * 24 * 60 * 60;
+
+/// Verification settings, fixed when the layer is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) region: std::sync::Arc<str>,
+    pub(crate) service: std::sync::Arc<str>,
+    pub(crate) clock_skew_seconds: u64,
+    pub(crate) normalize_path: bool,
+    pub(crate) uri_encoding: UriEncoding,
+    pub(crate) debug: bool,
+    pub(crate) allow_unsigned_payload: bool,
+    pub(crate) max_authorization_bytes: usize,
+    pub(crate) max_signed_headers: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            service: "execute-api".into(),
+            clock_skew_seconds: 300,
+            normalize_path: true,
+            uri_encoding: UriEncoding::Double,
+            debug: false,
+            allow_unsigned_payload: false,
+            max_authorization_bytes: 8 * 1024,
+            max_signed_headers: 64,
+        }
+    }
+}
+
+/// Where the signature came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// The `Authorization` header.
+    Header,
+    /// A presigned URL's query parameters.
+    Query,
+}
+
+impl SignatureForm {
+    /// `header` or `query`, for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Header => "header",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// The parts of a request the signature covers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestView<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+}
+
+/// A request's signature, parsed and checked for form, not yet verified.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedSignature<'a> {
+    pub(crate) form: SignatureForm,
+    pub(crate) access_key_id: Cow<'a, str>,
+    pub(crate) scope_date: Cow<'a, str>,
+    pub(crate) signed_headers: Cow<'a, str>,
+    pub(crate) signature: Cow<'a, str>,
+    pub(crate) amz_date: Cow<'a, str>,
+    pub(crate) timestamp: i64,
+    pub(crate) expires: Option<u64>,
+    pub(crate) security_token: Option<Cow<'a, str>>,
+    pub(crate) content_sha256: Option<&'a str>,
+    /// `x-amz-decoded-content-length`, when present and numeric.
+    pub(crate) decoded_length: Option<u64>,
+}
+
+pub(crate) fn incomplete(message: impl Into<Cow<'static, str>>) -> SigV4Error {
+    SigV4Error::IncompleteSignature(message.into())
+}
+
+pub(crate) fn truncated(value: &str) -> &str {
+    let mut end = value.len().min(64);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// Parses the signature out of a request; MISSING_AUTHENTICATION_TOKEN when it
+/// carries none.
+pub(crate) fn parse<'a>(
+    view: RequestView<'a>,
+    settings: &Settings,
+) -> Result<ParsedSignature<'a>, SigV4Error> {
+    let mut authorizations = view.headers.get_all(http::header::AUTHORIZATION).iter();
+    let authorization = authorizations.next();
+    if authorizations.next().is_some() {
+        return Err(incomplete("Only one Authorization header is allowed."));
+    }
+    let query = view.uri.query().filter(|q| q.contains("X-Amz-"));
+    let presigned = query.is_some_and(|q| {
+        canonical::query_pairs(q).any(|(k, _)| k == "X-Amz-Algorithm" || k == "X-Amz-Signature")
+    });
+    let parsed = match (authorization, presigned) {
+        (Some(_), true) => {
+            return Err(incomplete(
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
+            ));
+        }
+        (Some(value), false) => {
+            // A token in the query is not the one checked: refuse it rather
+            // than let the service read another token than the layer did.
+            if query.is_some_and(|q| {
+                canonical::query_pairs(q).any(|(k, _)| k == "X-Amz-Security-Token")
+            }) {
+                return Err(incomplete(
+                    "X-Amz-Security-Token belongs in the header with an Authorization header, not in the query string.",
+                ));
+            }
+            parse_header(value, view.headers, settings)?
+        }
+        (None, true) => {
+            if view.headers.contains_key(&X_AMZ_SECURITY_TOKEN) {
+                return Err(incomplete(
+                    "X-Amz-Security-Token belongs in the query string of a presigned URL, not in a header.",
+                ));
+            }
+            parse_query(query.unwrap_or_default(), view.headers)?
+        }
+        (None, false) => return Err(SigV4Error::MissingAuthenticationToken),
+    };
+    check_host(view)?;
+    check_signed_headers(&parsed.signed_headers, settings)?;
+    // With the Authorization header, an `X-Amz-Date` header is the signing
+    // date: it must be signed too, or a service could read one that no
+    // signature covers.
+    if parsed.form == SignatureForm::Header
+        && view.headers.contains_key(&X_AMZ_DATE)
+        && !parsed
+            .signed_headers
+            .split(';')
+            .any(|name| name == "x-amz-date")
+    {
+        return Err(incomplete(
+            "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization when the request has it.",
+        ));
+    }
+    check_scope(&parsed, settings)?;
+    Ok(parsed)
+}
