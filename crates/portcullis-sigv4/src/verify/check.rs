@@ -35,12 +35,22 @@ pub(super) fn check_host(view: RequestView<'_>) -> Result<(), SigV4Error> {
     }
 }
 
+/// What checking the signed header names found, beyond that they are valid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SignedHeadersChecked {
+    /// Whether `x-amz-date` is among them.
+    pub(crate) includes_x_amz_date: bool,
+}
+
+/// Checks the signed header names: lower-case, at most
+/// `max_signed_headers`, `host` among them.
 pub(super) fn check_signed_headers(
     signed_headers: &str,
     settings: &Settings,
-) -> Result<(), SigV4Error> {
+) -> Result<SignedHeadersChecked, SigV4Error> {
     let mut count = 0usize;
     let mut has_host = false;
+    let mut checked = SignedHeadersChecked::default();
     for name in signed_headers.split(';') {
         count += 1;
         if count > settings.max_signed_headers {
@@ -60,13 +70,14 @@ pub(super) fn check_signed_headers(
             )));
         }
         has_host |= name == "host";
+        checked.includes_x_amz_date |= name == "x-amz-date";
     }
     if !has_host {
         return Err(incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    Ok(())
+    Ok(checked)
 }
 
 /// `YYYYMMDD/region/service/aws4_request`: checks the date against the
@@ -75,10 +86,7 @@ pub(super) fn check_scope(
     parsed: &ParsedSignature<'_>,
     settings: &Settings,
 ) -> Result<(), SigV4Error> {
-    let mut parts = parsed.scope_date.split('/');
-    let date = parts.next().unwrap_or("");
-    let region = parts.next().unwrap_or("");
-    let service = parts.next().unwrap_or("");
+    let (date, region, service) = parsed.scope_split.parts(&parsed.scope_date);
     let amz_day = parsed.amz_date.get(..8).unwrap_or("");
     if date != amz_day {
         return Err(SigV4Error::InvalidScope(format!(
@@ -154,11 +162,11 @@ pub(crate) fn check_time(
 /// of the body is read.
 pub(crate) fn check_signature_shape(parsed: &ParsedSignature<'_>) -> Result<(), SigV4Error> {
     let signature = parsed.signature.as_bytes();
-    if signature.len() == 64
-        && signature
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
+    // Without short-circuits, so that the 64 bytes are checked as a vector.
+    let lower_hex = signature.iter().fold(true, |all, &byte| {
+        all & ((byte.wrapping_sub(b'0') < 10) | (byte.wrapping_sub(b'a') < 6))
+    });
+    if signature.len() == 64 && lower_hex {
         Ok(())
     } else {
         Err(SigV4Error::SignatureDoesNotMatch { debug: None })

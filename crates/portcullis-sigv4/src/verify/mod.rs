@@ -7,6 +7,7 @@
 //! form, dates and scope, and `sign` computes the canonical request and
 //! compares signatures. This module holds the types they share.
 
+mod authorization;
 mod check;
 mod parse;
 mod sign;
@@ -18,8 +19,8 @@ use http::{HeaderMap, HeaderName, Method, Uri};
 use crate::canonical::{self, UriEncoding};
 use crate::error::SigV4Error;
 
+use check::{SignedHeadersChecked, check_host, check_scope, check_signed_headers};
 pub(crate) use check::{check_credential, check_signature_shape, check_time};
-use check::{check_host, check_scope, check_signed_headers};
 use parse::{parse_header, parse_query};
 pub use sign::SigningTexts;
 pub(crate) use sign::{Payload, SigningKeys, chunk_signing, payload, texts, verify_signature};
@@ -113,6 +114,8 @@ pub(crate) struct ParsedSignature<'a> {
     pub(crate) form: SignatureForm,
     pub(crate) access_key_id: Cow<'a, str>,
     pub(crate) scope_date: Cow<'a, str>,
+    /// Where the scope's date, region and service end.
+    pub(crate) scope_split: ScopeSplit,
     pub(crate) signed_headers: Cow<'a, str>,
     pub(crate) signature: Cow<'a, str>,
     pub(crate) amz_date: Cow<'a, str>,
@@ -120,8 +123,37 @@ pub(crate) struct ParsedSignature<'a> {
     pub(crate) expires: Option<u64>,
     pub(crate) security_token: Option<Cow<'a, str>>,
     pub(crate) content_sha256: Option<&'a str>,
-    /// `x-amz-decoded-content-length`, when present and numeric.
+    /// `x-amz-decoded-content-length`, when present and numeric, and read
+    /// only for a streaming payload.
     pub(crate) decoded_length: Option<u64>,
+    /// The signed header names, already checked when the `Authorization`
+    /// header was read in one pass.
+    pub(crate) signed_headers_checked: Option<SignedHeadersChecked>,
+    /// Whether the signing date came from an `X-Amz-Date` header.
+    pub(crate) x_amz_date_header: bool,
+}
+
+/// Where the date, region and service end in a credential scope
+/// (`YYYYMMDD/region/service/aws4_request`): found once, when the credential
+/// is parsed, and read by the scope check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScopeSplit {
+    pub(crate) date_end: usize,
+    pub(crate) region_end: usize,
+    pub(crate) service_end: usize,
+}
+
+impl ScopeSplit {
+    /// The date, region and service of `scope`, the scope this was found in.
+    pub(crate) fn parts(self, scope: &str) -> (&str, &str, &str) {
+        (
+            scope.get(..self.date_end).unwrap_or(""),
+            scope.get(self.date_end + 1..self.region_end).unwrap_or(""),
+            scope
+                .get(self.region_end + 1..self.service_end)
+                .unwrap_or(""),
+        )
+    }
 }
 
 pub(crate) fn incomplete(message: impl Into<Cow<'static, str>>) -> SigV4Error {
@@ -180,16 +212,16 @@ pub(crate) fn parse<'a>(
         (None, false) => return Err(SigV4Error::MissingAuthenticationToken),
     };
     check_host(view)?;
-    check_signed_headers(&parsed.signed_headers, settings)?;
+    let signed_headers = match parsed.signed_headers_checked {
+        Some(checked) => checked,
+        None => check_signed_headers(&parsed.signed_headers, settings)?,
+    };
     // With the Authorization header, an `X-Amz-Date` header is the signing
     // date: it must be signed too, or a service could read one that no
     // signature covers.
     if parsed.form == SignatureForm::Header
-        && view.headers.contains_key(&X_AMZ_DATE)
-        && !parsed
-            .signed_headers
-            .split(';')
-            .any(|name| name == "x-amz-date")
+        && parsed.x_amz_date_header
+        && !signed_headers.includes_x_amz_date
     {
         return Err(incomplete(
             "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization when the request has it.",

@@ -7,10 +7,11 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
+use super::authorization;
 use super::{
-    ALGORITHM, MAX_EXPIRES_SECONDS, ParsedSignature, STREAMING_PAYLOAD, Settings, SignatureForm,
-    UNSIGNED_PAYLOAD, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_DECODED_CONTENT_LENGTH,
-    X_AMZ_SECURITY_TOKEN, incomplete, truncated,
+    ALGORITHM, MAX_EXPIRES_SECONDS, ParsedSignature, STREAMING_PAYLOAD, ScopeSplit, Settings,
+    SignatureForm, UNSIGNED_PAYLOAD, X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
+    X_AMZ_DECODED_CONTENT_LENGTH, X_AMZ_SECURITY_TOKEN, incomplete, truncated,
 };
 use crate::canonical;
 use crate::error::SigV4Error;
@@ -32,6 +33,85 @@ pub(super) fn parse_header<'a>(
             settings.max_authorization_bytes
         )));
     }
+    let fast = authorization::read(bytes, settings.max_signed_headers);
+    let (credential, signed_headers, signature) = match &fast {
+        Some(read) => (
+            Some(read.credential),
+            Some(read.signed_headers),
+            Some(read.signature),
+        ),
+        None => read_parameters(value)?,
+    };
+    // `X-Amz-Date` wins; without it, AWS takes the `Date` header.
+    let date_header = match headers.get(&X_AMZ_DATE) {
+        Some(value) => Some((value, true)),
+        None => headers.get(http::header::DATE).map(|value| (value, false)),
+    };
+    let mut missing = Vec::new();
+    if credential.is_none() {
+        missing.push("Authorization header requires 'Credential' parameter.");
+    }
+    if signature.is_none() {
+        missing.push("Authorization header requires 'Signature' parameter.");
+    }
+    if signed_headers.is_none() {
+        missing.push("Authorization header requires 'SignedHeaders' parameter.");
+    }
+    if date_header.is_none() {
+        missing.push(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        );
+    }
+    let (Some(credential), Some(signed_headers), Some(signature), Some((date, is_amz_date))) =
+        (credential, signed_headers, signature, date_header)
+    else {
+        return Err(incomplete(missing.join(" ")));
+    };
+    let date = std::str::from_utf8(date.as_bytes()).unwrap_or("");
+    let (amz_date, timestamp) = if is_amz_date {
+        (Cow::Borrowed(date), parse_date(date)?)
+    } else {
+        let timestamp = parse_date_header(date)?;
+        (Cow::Owned(canonical::format_amz_date(timestamp)), timestamp)
+    };
+    let (access_key_id, scope_date, scope_split) = match &fast {
+        Some(read) => (read.access_key_id, read.scope, read.scope_split),
+        None => parse_credential(credential, "Authorization header")?,
+    };
+    let security_token = match headers.get(&X_AMZ_SECURITY_TOKEN) {
+        Some(token) => {
+            Some(Cow::Borrowed(token.to_str().map_err(|_| {
+                incomplete("X-Amz-Security-Token must be visible ASCII.")
+            })?))
+        }
+        None => None,
+    };
+    let content_sha256 = content_sha256(headers)?;
+    Ok(ParsedSignature {
+        form: SignatureForm::Header,
+        access_key_id: Cow::Borrowed(access_key_id),
+        scope_date: Cow::Borrowed(scope_date),
+        scope_split,
+        signed_headers: Cow::Borrowed(signed_headers),
+        signature: Cow::Borrowed(signature),
+        amz_date,
+        timestamp,
+        expires: None,
+        security_token,
+        content_sha256,
+        decoded_length: streaming_decoded_length(content_sha256, headers),
+        signed_headers_checked: fast.map(|read| read.signed_headers_checked),
+        x_amz_date_header: is_amz_date,
+    })
+}
+
+/// The `Credential`, `SignedHeaders` and `Signature` parameters of an
+/// `Authorization` header, read generally: any spacing, unknown parameters
+/// ignored, each error with AWS's message.
+pub(super) type Parameters<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+pub(super) fn read_parameters(value: &HeaderValue) -> Result<Parameters<'_>, SigV4Error> {
+    let bytes = value.as_bytes();
     let missing_equal_sign = || {
         incomplete(format!(
             "Invalid key=value pair (missing equal-sign) in Authorization header (hashed with SHA-256 and encoded with Base64): '{}'.",
@@ -77,60 +157,7 @@ pub(super) fn parse_header<'a>(
         }
         *slot = Some(value.trim());
     }
-    // `X-Amz-Date` wins; without it, AWS takes the `Date` header.
-    let date_header = match headers.get(&X_AMZ_DATE) {
-        Some(value) => Some((value, true)),
-        None => headers.get(http::header::DATE).map(|value| (value, false)),
-    };
-    let mut missing = Vec::new();
-    if credential.is_none() {
-        missing.push("Authorization header requires 'Credential' parameter.");
-    }
-    if signature.is_none() {
-        missing.push("Authorization header requires 'Signature' parameter.");
-    }
-    if signed_headers.is_none() {
-        missing.push("Authorization header requires 'SignedHeaders' parameter.");
-    }
-    if date_header.is_none() {
-        missing.push(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        );
-    }
-    let (Some(credential), Some(signed_headers), Some(signature), Some((date, is_amz_date))) =
-        (credential, signed_headers, signature, date_header)
-    else {
-        return Err(incomplete(missing.join(" ")));
-    };
-    let date = std::str::from_utf8(date.as_bytes()).unwrap_or("");
-    let (amz_date, timestamp) = if is_amz_date {
-        (Cow::Borrowed(date), parse_date(date)?)
-    } else {
-        let timestamp = parse_date_header(date)?;
-        (Cow::Owned(canonical::format_amz_date(timestamp)), timestamp)
-    };
-    let (access_key_id, scope_date) = parse_credential(credential, "Authorization header")?;
-    let security_token = match headers.get(&X_AMZ_SECURITY_TOKEN) {
-        Some(token) => {
-            Some(Cow::Borrowed(token.to_str().map_err(|_| {
-                incomplete("X-Amz-Security-Token must be visible ASCII.")
-            })?))
-        }
-        None => None,
-    };
-    Ok(ParsedSignature {
-        form: SignatureForm::Header,
-        access_key_id: Cow::Borrowed(access_key_id),
-        scope_date: Cow::Borrowed(scope_date),
-        signed_headers: Cow::Borrowed(signed_headers),
-        signature: Cow::Borrowed(signature),
-        amz_date,
-        timestamp,
-        expires: None,
-        security_token,
-        content_sha256: content_sha256(headers)?,
-        decoded_length: decoded_length(headers),
-    })
+    Ok((credential, signed_headers, signature))
 }
 
 fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
@@ -152,6 +179,16 @@ fn content_sha256(headers: &HeaderMap) -> Result<Option<&str>, SigV4Error> {
                 ))
             }
         }
+    }
+}
+
+/// `x-amz-decoded-content-length`, read only for a streaming body: the one
+/// payload that needs it.
+fn streaming_decoded_length(content_sha256: Option<&str>, headers: &HeaderMap) -> Option<u64> {
+    if content_sha256 == Some(STREAMING_PAYLOAD) {
+        decoded_length(headers)
+    } else {
+        None
     }
 }
 
@@ -236,18 +273,19 @@ fn parse_http_date(date: &str) -> Option<i64> {
 }
 
 /// Splits `AKID/YYYYMMDD/region/service/aws4_request` into the access key id
-/// and the scope (`YYYYMMDD/region/service/aws4_request`).
-fn parse_credential<'a>(
+/// and the scope (`YYYYMMDD/region/service/aws4_request`), and finds where
+/// the scope's parts end.
+pub(super) fn parse_credential<'a>(
     credential: &'a str,
     source: &str,
-) -> Result<(&'a str, &'a str), SigV4Error> {
+) -> Result<(&'a str, &'a str, ScopeSplit), SigV4Error> {
     let Some((access_key_id, scope)) = credential.split_once('/') else {
         return Err(incomplete(format!(
             "{source} 'Credential' must be '<access key id>/<date>/<region>/<service>/aws4_request'."
         )));
     };
     let mut parts = scope.split('/');
-    let (Some(_date), Some(_region), Some(_service), Some(terminator), None) = (
+    let (Some(date), Some(region), Some(service), Some(terminator), None) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -264,7 +302,14 @@ fn parse_credential<'a>(
             truncated(terminator)
         )));
     }
-    Ok((access_key_id, scope))
+    let date_end = date.len();
+    let region_end = date_end + 1 + region.len();
+    let split = ScopeSplit {
+        date_end,
+        region_end,
+        service_end: region_end + 1 + service.len(),
+    };
+    Ok((access_key_id, scope, split))
 }
 
 pub(super) fn parse_query<'a>(
@@ -362,28 +407,36 @@ pub(super) fn parse_query<'a>(
         ));
     }
     let timestamp = parse_date(&date)?;
-    let (access_key_id, scope_date) = match credential {
+    let (access_key_id, scope_date, scope_split) = match credential {
         Cow::Borrowed(credential) => {
-            let (id, scope) = parse_credential(credential, "X-Amz-Credential")?;
-            (Cow::Borrowed(id), Cow::Borrowed(scope))
+            let (id, scope, split) = parse_credential(credential, "X-Amz-Credential")?;
+            (Cow::Borrowed(id), Cow::Borrowed(scope), split)
         }
         Cow::Owned(credential) => {
-            let (id, scope) = parse_credential(&credential, "X-Amz-Credential")?;
-            (Cow::Owned(id.to_owned()), Cow::Owned(scope.to_owned()))
+            let (id, scope, split) = parse_credential(&credential, "X-Amz-Credential")?;
+            (
+                Cow::Owned(id.to_owned()),
+                Cow::Owned(scope.to_owned()),
+                split,
+            )
         }
     };
+    let content_sha256 = content_sha256(headers)?;
     Ok(ParsedSignature {
         form: SignatureForm::Query,
         access_key_id,
         scope_date,
+        scope_split,
         signed_headers,
         signature,
         amz_date: date,
         timestamp,
         expires: Some(expires),
         security_token: token,
-        content_sha256: content_sha256(headers)?,
-        decoded_length: decoded_length(headers),
+        content_sha256,
+        decoded_length: streaming_decoded_length(content_sha256, headers),
+        signed_headers_checked: None,
+        x_amz_date_header: false,
     })
 }
 
