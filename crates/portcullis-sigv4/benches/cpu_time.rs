@@ -13,39 +13,19 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use common::{Fixture, layer};
 use http::{Request, Response};
 use http_body_util::Full;
 use portcullis_sigv4::SigV4Body;
+use portcullis_test_support::cpu::thread_cpu_time;
+use portcullis_test_support::poll_once;
 use tower::{Service, ServiceBuilder};
 
 const REQUESTS: usize = 400_000;
 
 /// User + system CPU seconds of this thread, from `/proc/thread-self/stat`.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // The kernel reports clock ticks, 100 per second on Linux.
-    Some(ticks / 100.0)
-}
-
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the future did not finish in one poll"),
-    }
-}
-
 fn run<S>(mut service: S, fixture: &Fixture) -> Option<f64>
 where
     S: Service<
@@ -57,12 +37,12 @@ where
     let requests: Vec<_> = (0..REQUESTS)
         .map(|_| fixture.request(Full::new(Bytes::new())))
         .collect();
-    let start = thread_cpu_seconds()?;
+    let start = thread_cpu_time();
     for request in requests {
         let response = poll_once(service.call(request)).expect("infallible");
         assert_eq!(response.status(), 200);
     }
-    Some(thread_cpu_seconds()? - start)
+    Some((thread_cpu_time() - start).as_secs_f64())
 }
 
 fn main() {

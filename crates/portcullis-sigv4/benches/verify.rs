@@ -14,10 +14,7 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use common::{Fixture, SECRET, T0, layer};
@@ -25,6 +22,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use portcullis_sigv4::SigV4Body;
+use portcullis_test_support::poll_once;
 use scratchstack_aws_principal::User;
 use scratchstack_aws_signature::{
     GetSigningKeyRequest, GetSigningKeyResponse, KSecretKey, KSigningKey,
@@ -175,17 +173,6 @@ fn benches(c: &mut Criterion) {
 }
 
 /// Polls a future once; the benched futures all finish in one poll.
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the benched future did not finish in one poll"),
-    }
-}
-
 fn call_once<S, R>(service: &mut S, request: R) -> S::Response
 where
     S: Service<R>,

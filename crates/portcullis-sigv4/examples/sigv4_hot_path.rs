@@ -22,30 +22,17 @@
 mod common;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use common::{Fixture, layer};
 use http::{Request, Response};
 use http_body_util::Full;
 use portcullis_sigv4::SigV4Body;
+use portcullis_test_support::poll_once;
 use tower::{Service, ServiceBuilder};
 
 const REQUESTS: u32 = 20_000;
-
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the future did not finish in one poll"),
-    }
-}
 
 fn run<S, B>(mut service: S, fixture: &Fixture, requests: u32)
 where

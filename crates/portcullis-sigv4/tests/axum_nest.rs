@@ -3,14 +3,11 @@
 //! `OriginalUri` (the path the client signed) instead, and the policy's
 //! execute-api ARN names the full path too.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::routing::get;
-use common::{ACCESS_KEY, SECRET, Signing, sign_request};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::clock::ManualClock;
@@ -19,6 +16,7 @@ use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{
     Credential, SigV4Layer, SignatureForm, StaticCredentialProvider, VerifiedSignature,
 };
+use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET, Signing, sign_request};
 use tower::ServiceExt;
 
 /// 2015-08-30T12:36:00Z.

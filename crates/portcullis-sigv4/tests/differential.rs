@@ -2,14 +2,11 @@
 //! the `aws-sigv4` crate, verify through the layer; and the canonical query
 //! agrees with a small reference model built on `percent-encoding`.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::{ACCESS_KEY, SECRET, Signing, sign_request};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
@@ -17,6 +14,7 @@ use portcullis_core::clock::ManualClock;
 use portcullis_iam::ExecuteApiArn;
 use portcullis_sigv4::canonical::canonical_query;
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET, Signing, sign_request};
 use proptest::prelude::*;
 use tower::{Service, ServiceBuilder};
 

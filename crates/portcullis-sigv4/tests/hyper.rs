@@ -1,22 +1,19 @@
 //! The layer in a plain hyper server: the peer address reaches IAM's
 //! `aws:SourceIp` condition through the core client-IP resolver.
 
-mod common;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use common::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use portcullis_core::client_ip::PeerAddr;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use tower::ServiceBuilder;
 
 fn only_from(network: &str) -> PolicyDocument {
@@ -44,36 +41,24 @@ async fn serve() -> SocketAddr {
         );
     let api = ExecuteApiArn::new(REGION, "123456789012", "hyper", "prod").expect("arn");
     let layer = SigV4Layer::new(api, provider);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = listener.accept().await.expect("accept");
-            let service = ServiceBuilder::new()
-                .map_request(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(PeerAddr(peer));
-                    request
-                })
-                .layer(layer.clone())
-                .service_fn(|request: Request<SigV4Body<Incoming>>| async move {
-                    let body = request
-                        .into_body()
-                        .collect()
-                        .await
-                        .expect("body")
-                        .to_bytes();
-                    Ok::<_, Infallible>(Response::new(Full::new(body)))
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                    .await;
-            });
-        }
-    });
-    addr
+    portcullis_test_support::serve::serve(move |peer| {
+        ServiceBuilder::new()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            })
+            .layer(layer.clone())
+            .service_fn(|request: Request<SigV4Body<Incoming>>| async move {
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                Ok::<_, Infallible>(Response::new(Full::new(body)))
+            })
+    })
+    .await
 }
 
 async fn send(addr: SocketAddr, body: &'static [u8], signing: &Signing) -> (StatusCode, Bytes) {

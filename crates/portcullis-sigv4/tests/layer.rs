@@ -1,8 +1,6 @@
 //! The layer at its public surface: policy integration, what it leaves in the
 //! extensions, providers, debug mode, and bad input.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use common::{ACCESS_KEY, SECRET, Signing, sign_request};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::clock::ManualClock;
@@ -21,6 +18,7 @@ use portcullis_sigv4::{
     Credential, CredentialLookup, CredentialProvider, ProviderError, SigV4Body, SigV4Config,
     SigV4Layer, SignatureForm, StaticCredentialProvider, VerifiedSignature,
 };
+use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET, Signing, sign_request};
 use tower::{ServiceBuilder, ServiceExt};
 
 /// 2015-08-30T12:36:00Z.

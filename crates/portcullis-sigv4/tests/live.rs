@@ -1,8 +1,6 @@
 //! Live signing: requests signed now by the `aws-sigv4` crate, sent over real
 //! HTTP to an axum server on 127.0.0.1 with the layer.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,7 +8,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request as AxumRequest;
 use bytes::Bytes;
-use common::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -19,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use portcullis_core::context::Caller;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 
 const TEMP_KEY: &str = "ASIATEMPORARYKEY";
 const TEMP_SECRET: &str = "temporary/secret+key";

@@ -3,8 +3,6 @@
 //! and "one reading of the request": fields the signature check could read
 //! one way and the service another.
 
-mod common;
-
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,13 +11,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use common::{ACCESS_KEY, SECRET, Signing, sign_request};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use portcullis_core::clock::ManualClock;
 use portcullis_iam::ExecuteApiArn;
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET, Signing, sign_request};
 use tower::{ServiceBuilder, ServiceExt};
 
 /// 2015-08-30T12:36:00Z.

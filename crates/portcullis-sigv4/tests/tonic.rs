@@ -2,16 +2,14 @@
 //! real tonic client over 127.0.0.1 whose requests are signed by `aws-sigv4`
 //! (with `UNSIGNED-PAYLOAD`, as gRPC bodies stream).
 
-mod common;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use common::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;

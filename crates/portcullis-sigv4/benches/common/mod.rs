@@ -4,19 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri};
 use portcullis_core::clock::ManualClock;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+pub use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET};
+use portcullis_test_support::sigv4::{Signing, sign_request};
 
-pub const ACCESS_KEY: &str = "AKIDEXAMPLE";
-pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 pub const T0: u64 = 1_440_938_160;
 
 /// A request signed by `aws-sigv4` at T0, kept as parts to rebuild cheaply.
@@ -36,35 +31,9 @@ impl Fixture {
             .header("host", "example.amazonaws.com")
             .body(())
             .expect("request");
-        let identity = Credentials::new(ACCESS_KEY, SECRET, None, None, "bench").into();
-        let mut settings = SigningSettings::default();
-        if sha_header {
-            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        }
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
-            .settings(settings)
-            .build()
-            .expect("params")
-            .into();
-        let uri_text = request.uri().to_string();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().expect("ascii").to_owned()))
-            .collect();
-        let signable = SignableRequest::new(
-            method,
-            uri_text,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        let mut signing = Signing::at(SystemTime::UNIX_EPOCH + Duration::from_secs(T0));
+        signing.content_sha256_header = sha_header;
+        sign_request(&mut request, body, &signing);
         let (parts, ()) = request.into_parts();
         Self {
             method: parts.method,

@@ -1,0 +1,45 @@
+//! Helpers shared by the Portcullis crates' tests and benches, so that each
+//! is written once:
+//!
+//! - [`sigv4`]: signing a request with the `aws-sigv4` crate, as an AWS SDK
+//!   would;
+//! - [`serve`]: serving a Tower service over HTTP/1 on a free loopback port;
+//! - [`poll_once`]: driving a future that a synchronous decision makes ready
+//!   at once;
+//! - [`cpu`]: the calling thread's CPU time, and a criterion measurement of
+//!   it.
+//!
+//! It depends on no Portcullis crate, so a crate's tests see one copy of
+//! that crate's types. It is not published; a failed setup here panics,
+//! which fails the test that asked for it.
+//!
+//! ```
+//! use std::future::ready;
+//!
+//! assert_eq!(portcullis_test_support::poll_once(ready(7)), 7);
+//! ```
+
+pub mod cpu;
+pub mod serve;
+pub mod sigv4;
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// Polls `future` once and returns its output.
+///
+/// # Panics
+///
+/// If the future is not ready after one poll: the callers measure or test a
+/// path that decides synchronously, and a pending future means it did not.
+pub fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the future did not finish in one poll"),
+    }
+}
