@@ -24,7 +24,8 @@ use tower::{Layer, Service, service_fn};
 
 #[path = "support/workload.rs"]
 mod workload;
-use workload::{poll_once, setup};
+use portcullis_test_support::poll_once;
+use workload::setup;
 
 fn bench(c: &mut Criterion) {
     let (keys, value) = setup();

@@ -29,23 +29,16 @@ use tower::{Layer, Service, service_fn};
 
 #[path = "../benches/support/workload.rs"]
 mod workload;
-use workload::{poll_once, setup};
+use portcullis_test_support::poll_once;
+use workload::setup;
 
 /// The default number of requests (a second argument overrides it: use a
 /// few million for the CPU time, whose clock ticks every 10 ms).
 const REQUESTS: u32 = 200_000;
 
-/// The calling thread's CPU time, in nanoseconds (from `/proc`, which
-/// reports it in clock ticks: only good over a long loop).
+/// The calling thread's CPU time so far, in nanoseconds.
 fn thread_cpu_nanos() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the command (which may hold spaces) start after ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 (1-based), here 11 and 12.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel's USER_HZ is 100 on Linux.
-    Some(ticks * 10_000_000)
+    u64::try_from(portcullis_test_support::cpu::thread_cpu_time().as_nanos()).ok()
 }
 
 fn main() {

@@ -10,14 +10,13 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 // The same per-thread CPU-time measurement as portcullis-iam's bench.
-#[path = "../../portcullis-iam/benches/support/cpu_time.rs"]
-mod cpu_time;
 #[path = "support/workload.rs"]
 mod workload;
 
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
+use portcullis_test_support::cpu::ThreadCpuTime;
 use tower::{Service, ServiceBuilder};
 use workload::{layer, request};
 
@@ -80,14 +79,14 @@ fn wall(c: &mut Criterion) {
     run(c, "wall");
 }
 
-fn cpu(c: &mut Criterion<cpu_time::ThreadCpuTime>) {
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
     run(c, "cpu");
 }
 
 criterion_group!(wall_time, wall);
 criterion_group! {
     name = cpu_time;
-    config = Criterion::default().with_measurement(cpu_time::ThreadCpuTime);
+    config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = cpu
 }
 criterion_main!(wall_time, cpu_time);

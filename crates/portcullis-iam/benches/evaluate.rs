@@ -7,12 +7,10 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-#[path = "support/cpu_time.rs"]
-mod cpu_time;
-
 use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_iam::{Decision, ExecuteApiArn, PolicyDocument, RequestContext, evaluate};
+use portcullis_test_support::cpu::ThreadCpuTime;
 use time::OffsetDateTime;
 
 /// Twenty statements of the kinds real API policies hold: literal and
@@ -117,14 +115,14 @@ fn wall(c: &mut Criterion) {
     run(c, "wall");
 }
 
-fn cpu(c: &mut Criterion<cpu_time::ThreadCpuTime>) {
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
     run(c, "cpu");
 }
 
 criterion_group!(wall_time, wall);
 criterion_group! {
     name = cpu_time;
-    config = Criterion::default().with_measurement(cpu_time::ThreadCpuTime);
+    config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = cpu
 }
 criterion_main!(wall_time, cpu_time);

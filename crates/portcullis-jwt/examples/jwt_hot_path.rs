@@ -19,10 +19,8 @@
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
-use std::future::{Future, ready};
+use std::future::ready;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use http::{HeaderValue, Request, Response};
 use portcullis_jwt::TokenCacheConfig;
@@ -32,28 +30,13 @@ use tower::{Layer, Service, service_fn};
 mod fixture;
 
 use fixture::{fixture, layer};
+use portcullis_test_support::poll_once;
 
 const REQUESTS: u32 = 200_000;
 
-/// The calling thread's CPU time, in nanoseconds (from `/proc`, in clock
-/// ticks: only good over a long loop).
+/// The calling thread's CPU time so far, in nanoseconds.
 fn thread_cpu_nanos() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks * 10_000_000)
-}
-
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the future did not finish in one poll"),
-    }
+    u64::try_from(portcullis_test_support::cpu::thread_cpu_time().as_nanos()).ok()
 }
 
 fn run<S>(mut service: S, value: &HeaderValue, requests: u32) -> (Option<u64>, Option<u64>)

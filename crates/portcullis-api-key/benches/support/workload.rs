@@ -2,24 +2,11 @@
 //! share: 100,000 keys in the in-memory store, plus one valid key with a
 //! name, a customer id and a usage plan, polled through an identity service.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use portcullis_api_key::{ApiKeyRecord, ApiKeyValue, ApiKeys, InMemoryApiKeyStore, NewApiKey};
 use portcullis_core::plan::{ApiStage, ThrottleSettings, UsagePlan};
 
 /// How many keys the store holds besides the benchmark's own.
 pub(crate) const KEYS: usize = 100_000;
-
-/// Polls `future` once: the identity service answers at once.
-pub(crate) fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("the identity service answers at once"),
-    }
-}
 
 /// The store with [`KEYS`] random keys and the valid key, whose value it returns.
 pub(crate) fn setup() -> (ApiKeys, ApiKeyValue) {
