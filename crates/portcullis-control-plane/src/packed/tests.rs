@@ -27,6 +27,27 @@ fn all(packed: &Packed) -> Vec<(String, String, Counter)> {
     out
 }
 
+/// The index holds exactly one entry per counter, and each counter is found
+/// by its own ids in its own slot.
+fn check_index(packed: &Packed) {
+    assert_eq!(
+        packed.index.len(),
+        packed.len(),
+        "one index entry a counter"
+    );
+    for (number, slot) in (0u32..).zip(&packed.slots) {
+        if slot.plan == VACANT {
+            continue;
+        }
+        let plan = packed
+            .plans
+            .get(slot.plan)
+            .expect("a held slot's plan is interned");
+        let key = String::from_utf8_lossy(packed.key_bytes(&slot.key)).into_owned();
+        assert_eq!(packed.find_slot(plan, &key), Some(number), "{plan}/{key}");
+    }
+}
+
 #[test]
 fn a_slot_is_48_bytes_and_a_key_code_16() {
     assert_eq!(size_of::<Slot>(), 48);
@@ -118,6 +139,7 @@ fn many_plans_keep_their_counters_apart() {
             );
         }
     }
+    check_index(&packed);
     assert_eq!(packed.plan_key_ids("p399"), ["k0", "k1", "k2", "k3", "k4"]);
     assert!(packed.plan_key_ids("p400").is_empty());
 }
@@ -188,6 +210,7 @@ fn a_reused_slot_is_found_only_by_its_new_ids() {
     // Removing the freed pair again touches nothing.
     packed.remove("plan", "old-key");
     assert_eq!(packed.len(), 3);
+    check_index(&packed);
 }
 
 #[test]
