@@ -7,6 +7,7 @@ mod error;
 mod keys;
 pub mod management;
 pub mod model;
+mod packed;
 pub mod reservation;
 mod state;
 mod store;

@@ -6,11 +6,9 @@
 //! in memory, one durable transaction when embedded) and only then applies
 //! them. So invalid input, or a failed write, never changes the state.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::ops::Bound;
 
 use portcullis_api_key::{ApiKeyValue, KeyDigest};
 use portcullis_core::plan::UsagePlan;
@@ -24,6 +22,7 @@ use crate::model::{
     PageRequest, UsagePlanKey, UsagePlanRecord, UsageRecord, check_id, check_optional,
     check_stage_keys, check_tags, check_text, generate_id,
 };
+use crate::packed::{MAX_COUNTERS, Packed};
 use crate::reservation::{CounterRef, Grant, Report};
 
 /// Limits on how much the store holds.
@@ -191,97 +190,6 @@ impl PartialEq for dyn PairRef + '_ {
 
 impl Eq for dyn PairRef + '_ {}
 
-/// A counter's key in memory: the plan id shared by the plan's counters
-/// (a thin pointer), the key id inline when it fits.
-struct CounterKey {
-    plan: Arc<String>,
-    key: KeyId,
-}
-
-impl PairRef for CounterKey {
-    #[inline]
-    fn pair(&self) -> (&str, &[u8]) {
-        (self.plan.as_str(), self.key.as_bytes())
-    }
-}
-
-impl Hash for CounterKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self as &dyn PairRef).hash(state);
-    }
-}
-
-impl PartialEq for CounterKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.pair() == other.pair()
-    }
-}
-
-impl Eq for CounterKey {}
-
-impl<'a> Borrow<dyn PairRef + 'a> for CounterKey {
-    fn borrow(&self) -> &(dyn PairRef + 'a) {
-        self
-    }
-}
-
-/// The quota counters, by (plan, key): 32 bytes of key a counter instead of
-/// two owned `String`s (48, and two heap blocks of at least 32).
-#[derive(Default)]
-struct Counters {
-    /// Plan ids, each kept once (a handful; never more than the plans
-    /// counters were kept for).
-    plans: HashSet<Arc<String>>,
-    map: HashMap<CounterKey, Counter>,
-}
-
-impl fmt::Debug for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Counters")
-            .field("len", &self.map.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Counters {
-    fn get(&self, pair: &Pair) -> Option<&Counter> {
-        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
-        self.map.get(&borrowed as &dyn PairRef)
-    }
-
-    fn contains_key(&self, pair: &Pair) -> bool {
-        self.get(pair).is_some()
-    }
-
-    fn insert(&mut self, pair: Pair, counter: Counter) {
-        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
-        if let Some(stored) = self.map.get_mut(&borrowed as &dyn PairRef) {
-            *stored = counter;
-            return;
-        }
-        let plan = match self.plans.get(&pair.0) {
-            Some(plan) => plan.clone(),
-            None => {
-                let plan = Arc::new(pair.0);
-                self.plans.insert(plan.clone());
-                plan
-            }
-        };
-        let key = KeyId::new(&pair.1);
-        self.map.insert(CounterKey { plan, key }, counter);
-    }
-
-    fn remove(&mut self, pair: &Pair) {
-        let borrowed = (pair.0.as_str(), pair.1.as_bytes());
-        self.map.remove(&borrowed as &dyn PairRef);
-    }
-
-    /// Every counter, with its (plan, key) ids.
-    fn iter(&self) -> impl Iterator<Item = ((&str, &KeyId), &Counter)> {
-        self.map.iter().map(|(k, c)| ((k.plan.as_str(), &k.key), c))
-    }
-}
-
 /// Everything a local store holds.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -293,8 +201,8 @@ pub(crate) struct State {
     plan_keys: BTreeSet<Pair>,
     /// (key, plan)
     key_plans: BTreeSet<Pair>,
-    counters: Counters,
-    days: BTreeMap<(Pair, i32), DayRec>,
+    /// Quota counters and usage records.
+    counters: Packed,
 }
 
 type Op<T> = Result<(T, Vec<Change>), StoreError>;
@@ -394,17 +302,17 @@ impl State {
                     self.key_plans.remove(&(key.clone(), plan.clone()));
                     self.plan_keys.remove(&(plan, key));
                 }
-                Change::PutCounter(pair, counter) => {
-                    self.counters.insert(pair, counter);
+                Change::PutCounter((plan, key), counter) => {
+                    self.counters.insert(&plan, &key, &counter);
                 }
-                Change::DelCounter(pair) => {
-                    self.counters.remove(&pair);
+                Change::DelCounter((plan, key)) => {
+                    self.counters.remove(&plan, &key);
                 }
-                Change::PutDay(pair, day, rec) => {
-                    self.days.insert((pair, day), rec);
+                Change::PutDay((plan, key), day, rec) => {
+                    self.counters.put_day(&plan, &key, day, rec);
                 }
-                Change::DelDay(pair, day) => {
-                    self.days.remove(&(pair, day));
+                Change::DelDay((plan, key), day) => {
+                    self.counters.remove_day(&plan, &key, day);
                 }
             }
         }
@@ -580,9 +488,8 @@ impl State {
         let mut changes = vec![Change::DelKey(id.to_owned())];
         for (_, plan) in self.plans_of_key(id) {
             changes.push(Change::DelAssoc((plan.clone(), id.to_owned())));
-            let pair = (plan, id.to_owned());
-            if self.counters.contains_key(&pair) {
-                changes.push(Change::DelCounter(pair));
+            if self.counters.contains(&plan, id) {
+                changes.push(Change::DelCounter((plan, id.to_owned())));
             }
         }
         Ok(((), changes))
@@ -714,9 +621,8 @@ impl State {
         let mut changes = vec![Change::DelPlan(id.to_owned())];
         for key in self.keys_of_plan(id) {
             changes.push(Change::DelAssoc((id.to_owned(), key.clone())));
-            let pair = (id.to_owned(), key);
-            if self.counters.contains_key(&pair) {
-                changes.push(Change::DelCounter(pair));
+            if self.counters.contains(id, &key) {
+                changes.push(Change::DelCounter((id.to_owned(), key)));
             }
         }
         Ok(((), changes))
@@ -806,7 +712,7 @@ impl State {
         self.usage_plan_key(plan_id, key_id)?;
         let pair = (plan_id.to_owned(), key_id.to_owned());
         let mut changes = vec![Change::DelAssoc(pair.clone())];
-        if self.counters.contains_key(&pair) {
+        if self.counters.contains(plan_id, key_id) {
             changes.push(Change::DelCounter(pair));
         }
         Ok(((), changes))
@@ -873,12 +779,13 @@ impl State {
             c.day = today;
             c.day_used_base = c.used;
             let oldest = today.saturating_sub(self.options.retention_days.min(100_000) as i32);
-            let from = (pair.clone(), i32::MIN);
-            for ((p, d), _) in self.days.range(from..) {
-                if *p != pair || *d >= oldest {
-                    break;
-                }
-                changes.push(Change::DelDay(pair.clone(), *d));
+            for (d, _) in self.counters.days(
+                &counter.plan_id,
+                &counter.key_id,
+                Bound::Unbounded,
+                Bound::Excluded(oldest),
+            ) {
+                changes.push(Change::DelDay(pair.clone(), d));
             }
         }
         if c.limit != limit {
@@ -911,9 +818,12 @@ impl State {
             return Err(StoreError::bad("a reservation asks for at least 1"));
         }
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let stored = self.counters.get(&pair);
+        let stored = self.counters.get(&counter.plan_id, &counter.key_id);
+        if stored.is_none() && !self.counters.has_room() {
+            return Err(counters_full());
+        }
         let mut changes = Vec::new();
-        let mut base = stored.cloned();
+        let mut base = stored.clone();
         if let Some(report) = report {
             base = self.report_on(base, &pair, counter, report, &mut changes);
         }
@@ -927,7 +837,7 @@ impl State {
             remaining: c.budget.saturating_sub(c.reserved),
             outstanding: c.reserved.saturating_sub(c.used),
         };
-        if stored != Some(&c) {
+        if stored.as_ref() != Some(&c) {
             changes.push(Change::PutCounter(pair, c));
         }
         Ok((grant, changes))
@@ -935,11 +845,11 @@ impl State {
 
     pub(crate) fn report(&self, counter: &CounterRef, report: Report) -> Op<()> {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let stored = self.counters.get(&pair);
+        let stored = self.counters.get(&counter.plan_id, &counter.key_id);
         let mut changes = Vec::new();
-        let after = self.report_on(stored.cloned(), &pair, counter, report, &mut changes);
+        let after = self.report_on(stored.clone(), &pair, counter, report, &mut changes);
         if let Some(c) = after
-            && stored != Some(&c)
+            && stored.as_ref() != Some(&c)
         {
             changes.push(Change::PutCounter(pair, c));
         }
@@ -962,14 +872,10 @@ impl State {
         let mut c = old?;
         let day = counter.day.to_julian_day();
         let add_to_day = |spent: u64, changes: &mut Vec<Change>| {
-            let mut rec = self
-                .days
-                .get(&(pair.clone(), day))
-                .copied()
-                .unwrap_or(DayRec {
-                    used: 0,
-                    remaining: 0,
-                });
+            let mut rec = self.counters.day(&pair.0, &pair.1, day).unwrap_or(DayRec {
+                used: 0,
+                remaining: 0,
+            });
             rec.used += spent;
             changes.push(Change::PutDay(pair.clone(), day, rec));
         };
@@ -998,7 +904,11 @@ impl State {
         update: UsageUpdate,
     ) -> Op<UsageRecord> {
         let pair = (counter.plan_id.clone(), counter.key_id.clone());
-        let (mut c, mut changes) = self.advance(self.counters.get(&pair), counter);
+        let stored = self.counters.get(&counter.plan_id, &counter.key_id);
+        if stored.is_none() && !self.counters.has_room() {
+            return Err(counters_full());
+        }
+        let (mut c, mut changes) = self.advance(stored.as_ref(), counter);
         match update {
             UsageUpdate::Extend(more) => {
                 c.budget = c
@@ -1034,18 +944,17 @@ impl State {
         if from > to {
             return Err(StoreError::bad("the start date is after the end date"));
         }
-        let pair = (plan_id.to_owned(), key_id.to_owned());
         let (f, t) = (from.to_julian_day(), to.to_julian_day());
         let mut out: Vec<UsageRecord> = self
-            .days
-            .range((pair.clone(), f)..=(pair.clone(), t))
-            .map(|((_, d), rec)| UsageRecord {
-                day: date_of(*d),
+            .counters
+            .days(plan_id, key_id, Bound::Included(f), Bound::Included(t))
+            .map(|(d, rec)| UsageRecord {
+                day: date_of(d),
                 used: rec.used,
                 remaining: rec.remaining,
             })
             .collect();
-        if let Some(c) = self.counters.get(&pair)
+        if let Some(c) = self.counters.get(plan_id, key_id)
             && (f..=t).contains(&c.day)
         {
             out.retain(|r| r.day.to_julian_day() != c.day);
@@ -1056,40 +965,32 @@ impl State {
     }
 
     pub(crate) fn usage_keys(&self, plan_id: &str) -> Vec<String> {
-        let mut keys: BTreeSet<String> = self
-            .counters
-            .iter()
-            .filter(|((p, _), _)| *p == plan_id)
-            .map(|((_, k), _)| k.to_owned_string())
-            .collect();
-        keys.extend(
-            self.days
-                .keys()
-                .filter(|((p, _), _)| p == plan_id)
-                .map(|((_, k), _)| k.clone()),
-        );
-        keys.into_iter().collect()
+        self.counters.plan_key_ids(plan_id)
     }
 
     /// After a crash: counts every reserved request as used, so nothing
     /// admitted is missing from the usage records.
     pub(crate) fn recover(&self) -> Vec<Change> {
         self.counters
-            .iter()
-            .filter(|(_, c)| c.reserved > c.used)
-            .map(|((plan, key), c)| {
-                let mut c = c.clone();
+            .counters()
+            .filter(|(_, _, c)| c.reserved > c.used)
+            .map(|(plan, key, mut c)| {
                 c.used = c.reserved;
-                Change::PutCounter((plan.to_owned(), key.to_owned_string()), c)
+                let key = String::from_utf8_lossy(key).into_owned();
+                Change::PutCounter((plan.to_owned(), key), c)
             })
             .collect()
     }
 
     pub(crate) fn counter(&self, plan_id: &str, key_id: &str) -> Option<Counter> {
-        self.counters
-            .get(&(plan_id.to_owned(), key_id.to_owned()))
-            .cloned()
+        self.counters.get(plan_id, key_id)
     }
+}
+
+fn counters_full() -> StoreError {
+    StoreError::LimitExceeded(format!(
+        "the store holds at most {MAX_COUNTERS} quota counters"
+    ))
 }
 
 /// `plan` with its id replaced.
