@@ -189,12 +189,13 @@ fn sqli_impossible(input: &[u8]) -> bool {
     let mut apostrophe = None;
     let mut variable = false;
     for (i, &b) in input.iter().enumerate() {
+        if BYTE_CLASS[usize::from(b)] & PLAIN != 0 {
+            previous = b;
+            continue;
+        }
         let allowed = match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b',' | b':' => true,
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => true,
             // `--` starts a comment; `/` is an operator (`/*` needs `*`).
             b'-' => previous != b'-',
-            b'/' | b'=' => true,
             // `&` alone is an operator `o`; `&&` is the logic operator `&`.
             b'&' => previous != b'&',
             // A variable `v`, never right after an operator (nor `@@`).
@@ -203,8 +204,6 @@ fn sqli_impossible(input: &[u8]) -> bool {
                 i == 0 || word_byte(previous)
             }
             b'\'' => apostrophe.replace(i).is_none(),
-            0xa0 => false,
-            0x80..=0xff => true,
             _ => false,
         };
         if !allowed {
@@ -235,15 +234,46 @@ fn apostrophe_before_word(input: &[u8], at: usize) -> bool {
 /// checks the list against the table).
 const MERGING_NON_KEYWORDS: [&[u8]; 3] = [b"CURRENT", b"NEXT", b"PREVIOUS"];
 
+/// `BYTE_CLASS` bit: a byte `sqli_impossible` allows anywhere (letters,
+/// digits, `_`, `.`, `,`, `:`, `/`, `=`, whitespace other than NUL and 0xA0,
+/// bytes from 0x80 up but 0xA0).
+const PLAIN: u8 = 1;
+/// `BYTE_CLASS` bit: see `word_byte`.
+const WORD: u8 = 2;
+/// `BYTE_CLASS` bit: see `word_start`.
+const WORD_START: u8 = 4;
+
+/// The prefilter's byte classes, one table lookup a byte.
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let high = byte >= 0x80 && byte != 0xa0;
+        let start = byte.is_ascii_alphabetic() || byte == b'_' || high;
+        let word = start || byte.is_ascii_digit() || byte == b'.';
+        let plain = word
+            || matches!(
+                byte,
+                b',' | b':' | b'/' | b'=' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
+            );
+        table[b] = ((plain as u8) * PLAIN) | ((word as u8) * WORD) | ((start as u8) * WORD_START);
+        b += 1;
+    }
+    table
+};
+
 /// Whether a byte is read inside a word or a number by libinjection (for the
-/// bytes `sqli_impossible` allows).
+/// bytes `sqli_impossible` allows): a letter, a digit, `_`, `.` or a byte
+/// from 0x80 up but 0xA0.
 fn word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || (b >= 0x80 && b != 0xa0)
+    BYTE_CLASS[usize::from(b)] & WORD != 0
 }
 
-/// Whether a word token may start at a byte: a letter, `_` or a high byte.
+/// Whether a word token may start at a byte: a letter, `_` or a byte from
+/// 0x80 up but 0xA0.
 fn word_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || (b >= 0x80 && b != 0xa0)
+    BYTE_CLASS[usize::from(b)] & WORD_START != 0
 }
 
 /// Whether none of the words the tokenizer may look up in `input` is in
@@ -459,6 +489,20 @@ mod tests {
         b"VALUES",
         b"XLINK:HREF",
     ];
+
+    /// The byte table says what the byte predicates spelled out say.
+    #[test]
+    fn byte_classes_match_their_definitions() {
+        for b in 0..=u8::MAX {
+            let high = b >= 0x80 && b != 0xa0;
+            let start = b.is_ascii_alphabetic() || b == b'_' || high;
+            let word = start || b.is_ascii_digit() || b == b'.';
+            let plain = word || b",:/= \t\n\r\x0b\x0c".contains(&b);
+            assert_eq!(word_start(b), start, "{b:#x}");
+            assert_eq!(word_byte(b), word, "{b:#x}");
+            assert_eq!(BYTE_CLASS[usize::from(b)] & PLAIN != 0, plain, "{b:#x}");
+        }
+    }
 
     #[test]
     fn single_words_are_never_sqli_for_libinjection() {
