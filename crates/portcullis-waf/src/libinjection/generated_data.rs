@@ -9659,13 +9659,15 @@ struct Keywords {
 
 const FILTER_BITS: usize = 1 << 16;
 
-/// The filter bit of a non-empty word: its length, first, middle and last bytes.
+/// The filter bit of a non-empty word: its length, first, middle and last
+/// bytes, upper-cased (so a word and its upper-cased copy share the bit).
 fn filter_bit(word: &[u8]) -> usize {
     let n = word.len();
+    let upper = |i: usize| u32::from(word[i].to_ascii_uppercase());
     let mix = (n as u32).wrapping_mul(0x9E37_79B9)
-        ^ u32::from(word[0]).wrapping_mul(0x85EB_CA6B)
-        ^ u32::from(word[n / 2]).wrapping_mul(0xC2B2_AE35)
-        ^ u32::from(word[n - 1]).wrapping_mul(0x27D4_EB2F);
+        ^ upper(0).wrapping_mul(0x85EB_CA6B)
+        ^ upper(n / 2).wrapping_mul(0xC2B2_AE35)
+        ^ upper(n - 1).wrapping_mul(0x27D4_EB2F);
     let mix = mix ^ (mix >> 15);
     let mix = mix.wrapping_mul(0x2C1B_3C6D);
     (mix ^ (mix >> 13)) as usize & (FILTER_BITS - 1)
@@ -9707,18 +9709,20 @@ pub fn lookup_keyword(bytes: &[u8]) -> Option<TokenType> {
     if bytes.len() > MAX_KEYWORD_LEN {
         return None;
     }
-    let mut upper = [0u8; MAX_KEYWORD_LEN];
-    for (dst, src) in upper.iter_mut().zip(bytes) {
-        *dst = src.to_ascii_uppercase();
-    }
     let keywords = keywords();
-    let upper = &upper[..bytes.len()];
-    if !upper.is_empty() {
-        let bit = filter_bit(upper);
+    // portcullis: the filter first, from three bytes of the word; most
+    // words are not keywords and are turned away before the copy.
+    if !bytes.is_empty() {
+        let bit = filter_bit(bytes);
         if keywords.filter[bit / 64] & (1 << (bit % 64)) == 0 {
             return None;
         }
     }
+    let mut upper = [0u8; MAX_KEYWORD_LEN];
+    for (dst, src) in upper.iter_mut().zip(bytes) {
+        *dst = src.to_ascii_uppercase();
+    }
+    let upper = &upper[..bytes.len()];
     Some(match keywords.table.get(upper)? {
             b'k' => TokenType::Keyword,
             b'f' => TokenType::Function,
@@ -9791,6 +9795,9 @@ mod portcullis_tests {
             if !upper.is_empty() && keywords.table.contains_key(upper.as_slice()) {
                 let bit = filter_bit(&upper);
                 assert_ne!(keywords.filter[bit / 64] & (1 << (bit % 64)), 0, "{}", keyword.word);
+                // lookup_keyword asks the filter before upper-casing: the
+                // word in any case has the upper-cased word's bit.
+                assert_eq!(filter_bit(&word.to_ascii_lowercase()), bit, "{}", keyword.word);
             }
         }
     }
