@@ -1,10 +1,15 @@
 //! Leases when Redis fails, and what the lean server side costs, on private
-//! `redis-server`s (so that stopping one, or reading its statistics,
-//! disturbs no other test):
+//! `redis-server`s and a private Redis Cluster (so that stopping one, or
+//! reading its statistics, disturbs no other test):
 //!
-//! - Redis killed mid-load: fail-open serves at once (the circuit breaker),
+//! - Redis killed mid-load, one server or the cluster master holding the
+//!   store's keys: fail-open serves at once (the circuit breaker),
 //!   fail-closed refuses, blocks in hand keep serving exactly, nothing
-//!   panics, and requests are counted again within 1 s of Redis coming back;
+//!   panics, and requests are counted again within 1 s of Redis serving
+//!   again;
+//! - a replica killed mid-load (on the shared server and cluster) loses at
+//!   most its block: the fleet admits between `limit - max_block` and
+//!   `limit`;
 //! - a replica starts while Redis is down (`lazy_connect`) and joins when it
 //!   comes up;
 //! - at steady state, Redis round trips per request and Redis CPU per call,
@@ -486,4 +491,112 @@ async fn steady_state_round_trips_per_request_and_redis_cpu_per_call() {
         per_request <= 0.05,
         "at most 0.05 Redis round trips per request at steady state: {per_request}"
     );
+}
+
+/// `clients` tasks admitting on `engine` until stopped, each pausing 1 ms
+/// every 20 decisions; what they admitted is added to `admitted`.
+fn clients(
+    engine: &QuotaEngine<RedisControlPlane>,
+    counter: &CounterRef,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+    admitted: &Arc<AtomicU64>,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (engine, counter) = (engine.clone(), counter.clone());
+        let (stop, admitted) = (stop.clone(), admitted.clone());
+        tasks.spawn(async move {
+            let request = counter.as_request();
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..20 {
+                    let decision = match engine.try_consume_now(&request) {
+                        Some(d) => d,
+                        None => engine.consume(&request).await,
+                    };
+                    if decision.expect("the store answers").admitted {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_load_loses_at_most_its_block() {
+    for (name, config) in support::backends("lease-killed-mid-load") {
+        // Blocks of at most 64: what a crash may cost the key.
+        const MAX_BLOCK: u64 = 64;
+        const QUOTA: u64 = 3_000;
+        let engine_config = portcullis_control_plane::EngineConfig {
+            max_block: MAX_BLOCK,
+            ..portcullis_control_plane::EngineConfig::default()
+        };
+        let c = counter("killed-mid-load", QUOTA);
+        let start = || async {
+            let store = support::connect_control_plane(&config).await;
+            let engine = QuotaEngine::with_config(store, engine_config);
+            let task = engine.spawn_flusher(Duration::from_millis(200));
+            (engine, task)
+        };
+        let (a, a_task) = start().await;
+        let (b, b_task) = start().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (by_a, by_b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut a_clients = clients(&a, &c, 8, &stop, &by_a);
+        let mut b_clients = clients(&b, &c, 8, &stop, &by_b);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while by_a.load(Ordering::Relaxed) < QUOTA / 4 {
+            assert!(Instant::now() < deadline, "{name}: A admits under load");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // A dies mid-load, as a crash leaves it: its clients and background
+        // task stop wherever they are (a call to Redis may be in flight),
+        // nothing is given back.
+        a_clients.abort_all();
+        while a_clients.join_next().await.is_some() {}
+        a_task.abort();
+        drop(a);
+        let admitted_a = by_a.load(Ordering::Relaxed);
+        // B's clients run on until the quota is spent, then B alone admits
+        // what it can.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let before = by_b.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if by_b.load(Ordering::Relaxed) == before {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: B spends the quota");
+        }
+        stop.store(true, Ordering::Relaxed);
+        while let Some(joined) = b_clients.join_next().await {
+            joined.expect("B's clients never panic");
+        }
+        let request = c.as_request();
+        let mut drained = 0;
+        while b
+            .consume(&request)
+            .await
+            .expect("the store answers")
+            .admitted
+        {
+            drained += 1;
+        }
+        b_task.abort();
+        let total = admitted_a + by_b.load(Ordering::Relaxed) + drained;
+        println!(
+            "{name}: A admitted {admitted_a} and was killed mid-load; the fleet admitted {total} \
+             of {QUOTA}: {} under (blocks of at most {MAX_BLOCK})",
+            QUOTA - total.min(QUOTA)
+        );
+        assert!(total <= QUOTA, "{name}: never over the quota: {total}");
+        assert!(
+            total >= QUOTA - MAX_BLOCK,
+            "{name}: at most A's block lost: {total} of {QUOTA}"
+        );
+    }
 }
