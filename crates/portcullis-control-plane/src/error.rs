@@ -34,8 +34,15 @@ pub enum StoreError {
     /// (ServiceUnavailableException, 503).
     #[error("control-plane store unavailable: {0}")]
     Unavailable(String),
+    /// The backend could not be reached or did not answer in time (a
+    /// dropped connection, a timeout): it is down or overloaded, and whether
+    /// the change was made is unknown (ServiceUnavailableException, 503).
+    /// Retrying later is the remedy, as for [`Unavailable`](Self::Unavailable).
+    #[error("control-plane store unreachable: {0}")]
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backend failed (I/O, a corrupt database, a lost task). Whether the
-    /// change was made is unknown only for this variant.
+    /// change was made is unknown for this variant and for
+    /// [`Unreachable`](Self::Unreachable).
     #[error("control-plane store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -49,7 +56,9 @@ impl StoreError {
             StoreError::BadRequest(_) => "BadRequestException",
             StoreError::Conflict(_) => "ConflictException",
             StoreError::LimitExceeded(_) => "LimitExceededException",
-            StoreError::Unavailable(_) => "ServiceUnavailableException",
+            StoreError::Unavailable(_) | StoreError::Unreachable(_) => {
+                "ServiceUnavailableException"
+            }
             StoreError::Backend(_) => "InternalFailure",
         }
     }
@@ -62,7 +71,7 @@ impl StoreError {
             StoreError::BadRequest(_) => 400,
             StoreError::Conflict(_) => 409,
             StoreError::LimitExceeded(_) => 429,
-            StoreError::Unavailable(_) => 503,
+            StoreError::Unavailable(_) | StoreError::Unreachable(_) => 503,
             StoreError::Backend(_) => 500,
         }
     }

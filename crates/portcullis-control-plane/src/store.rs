@@ -40,7 +40,8 @@ pub struct Snapshot {
 /// Every operation is async with a `Send` future and answers owned values,
 /// so a networked backend (Redis) fits. Every mutating operation validates
 /// its input against the stored state first: when it answers an error other
-/// than [`StoreError::Backend`], nothing was changed.
+/// than [`StoreError::Backend`] or [`StoreError::Unreachable`], nothing was
+/// changed.
 ///
 /// List operations page as API Gateway does: items in id order, at most
 /// `limit` (1 to 500, default 25) a page, and a `position` to continue from.

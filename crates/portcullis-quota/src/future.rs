@@ -161,6 +161,9 @@ where
                     else {
                         return Poll::Pending;
                     };
+                    if decided.is_ok() {
+                        meta.counters.store_answered();
+                    }
                     let next = match decided {
                         Ok(decision) if decision.admitted => {
                             tracing::debug!(
@@ -198,15 +201,12 @@ where
                             }
                         }
                         Err(error) => {
-                            tracing::error!(
-                                layer = "quota",
-                                outcome = if meta.on_error == OnStoreError::Allow { "admitted" } else { "refused" },
-                                reason = "store error",
-                                plan = &*meta.plan_id,
-                                key = &*meta.key_id,
-                                error = %error,
+                            meta.counters.store_failed(
+                                meta.on_error,
+                                &meta.plan_id,
+                                &meta.key_id,
+                                &error,
                             );
-                            meta.counters.store_error(meta.on_error).increment(1);
                             match meta.on_error {
                                 OnStoreError::Allow => State::Inner {
                                     future: inner.call(request),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -143,6 +144,10 @@ pub(crate) struct Counters {
     store_error_refused: metrics::Counter,
     pub(crate) usage_updated: metrics::Counter,
     pub(crate) seconds: metrics::Histogram,
+    /// Whether the store's last answer was a failure: the layer logs once
+    /// when the store starts failing and once when it answers again, not
+    /// once per request (each failure is counted).
+    failing: AtomicBool,
 }
 
 impl Counters {
@@ -156,6 +161,47 @@ impl Counters {
             store_error_refused: metrics::counter!(NAME, "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR"),
             usage_updated: metrics::counter!("portcullis_quota_usage_updates_total"),
             seconds: metrics::histogram!("portcullis_quota_decision_seconds"),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a store failure and traces it: at `error` when it is the
+    /// first since the store last answered, at `debug` after that, so an
+    /// outage logs one line however many requests it fails.
+    pub(crate) fn store_failed(
+        &self,
+        on_error: OnStoreError,
+        plan: &str,
+        key: &str,
+        error: &dyn fmt::Display,
+    ) {
+        self.store_error(on_error).increment(1);
+        let outcome = if on_error == OnStoreError::Allow {
+            "admitted"
+        } else {
+            "refused"
+        };
+        if self.failing.swap(true, Ordering::Relaxed) {
+            tracing::debug!(layer = "quota", outcome, reason = "store error", plan, key, %error);
+        } else {
+            tracing::error!(
+                layer = "quota",
+                outcome,
+                reason = "store error",
+                plan,
+                key,
+                %error,
+                "quota store failing: requests are decided by the failure policy until it answers \
+                 again (each one counted in portcullis_quota_decisions_total)"
+            );
+        }
+    }
+
+    /// Notes that the store answered: logs once if it was failing.
+    #[inline]
+    pub(crate) fn store_answered(&self) {
+        if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!(layer = "quota", "quota store answering again");
         }
     }
 
@@ -295,6 +341,7 @@ fn step_of<St, F>(
     decision: Decision,
     info: impl FnOnce() -> RateInfo,
 ) -> Step<F> {
+    shared.counters.store_answered();
     if decision.admitted {
         tracing::debug!(
             layer = "quota",
@@ -329,15 +376,9 @@ fn store_failed<St, F>(
     error: &dyn std::error::Error,
 ) -> Step<F> {
     let on_error = shared.on_store_error;
-    tracing::error!(
-        layer = "quota",
-        outcome = if on_error == OnStoreError::Allow { "admitted" } else { "refused" },
-        reason = "store error",
-        plan = query.plan_id,
-        key = query.key_id,
-        error = %error,
-    );
-    shared.counters.store_error(on_error).increment(1);
+    shared
+        .counters
+        .store_failed(on_error, query.plan_id, query.key_id, &error);
     match on_error {
         OnStoreError::Allow => Step::Admit(None),
         OnStoreError::Refuse => Step::Fail,
@@ -397,6 +438,9 @@ impl QuotaPlan {
             remaining,
             ..self.info
         };
+        if result.is_ok() {
+            self.counters.store_answered();
+        }
         match result {
             Ok(decision) if decision.admitted => {
                 tracing::debug!(
@@ -425,15 +469,8 @@ impl QuotaPlan {
                 Err(Box::new(info(decision.remaining).refusal(request)))
             }
             Err(error) => {
-                tracing::error!(
-                    layer = "quota",
-                    outcome = if self.on_error == OnStoreError::Allow { "admitted" } else { "refused" },
-                    reason = "store error",
-                    plan = &*self.plan_id,
-                    key = &*self.key_id,
-                    error = %error,
-                );
-                self.counters.store_error(self.on_error).increment(1);
+                self.counters
+                    .store_failed(self.on_error, &self.plan_id, &self.key_id, &error);
                 match self.on_error {
                     OnStoreError::Allow => Ok(None),
                     OnStoreError::Refuse => Err(Box::new(

@@ -406,7 +406,7 @@ impl Drop for ProbeGuard<'_> {
 /// it does, so slow calls keep being sent and waited for up to their
 /// deadline. A refused, dropped or broken connection does count: the call
 /// cannot have run.
-fn unreachable(error: &RedisError) -> bool {
+pub(crate) fn unreachable(error: &RedisError) -> bool {
     if error.is_timeout() {
         return false;
     }

@@ -349,7 +349,13 @@ async fn a_plan_quota_lowered_on_one_replica_is_obeyed_by_the_other_within_a_sec
 async fn reserved(config: &RedisConfig, store: &RedisControlPlane, key: &str) -> u64 {
     let _ = store;
     let name = format!("{{{}:cp}}:ctr:4:gold:{key}", config.prefix());
-    let mut connection = config.clone().connect().await.unwrap();
+    // A generous deadline: the default 20 ms fails on a loaded test machine.
+    let mut connection = config
+        .clone()
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
     let value: Option<u64> = redis::AsyncCommands::hget(&mut connection, name, "res")
         .await
         .unwrap();

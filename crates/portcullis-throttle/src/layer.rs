@@ -52,6 +52,10 @@ pub(crate) struct Counters {
     store_error_closed: metrics::Counter,
     /// `portcullis_throttle_decision_seconds`.
     pub(crate) seconds: metrics::Histogram,
+    /// Whether the store's last answer was a failure: the layer logs once
+    /// when the store starts failing and once when it answers again, not
+    /// once per request (each failure is counted).
+    failing: Arc<AtomicBool>,
 }
 
 impl Counters {
@@ -66,6 +70,29 @@ impl Counters {
             store_error_open: metrics::counter!(NAME, "outcome" => "allowed", "reason" => "STORE_ERROR"),
             store_error_closed: metrics::counter!(NAME, "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR"),
             seconds: metrics::histogram!("portcullis_throttle_decision_seconds"),
+            failing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether this failure is the first since the store last answered
+    /// (the one to log at `warn`; the others are traced at `debug`).
+    pub(crate) fn store_started_failing(&self) -> bool {
+        !self.failing.swap(true, Ordering::Relaxed)
+    }
+
+    /// Notes that the store answered: logs once if it was failing.
+    #[inline(always)]
+    pub(crate) fn store_answered(&self) {
+        if self.failing.load(Ordering::Relaxed) {
+            self.store_recovered();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn store_recovered(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!(layer = "throttle", "throttle store answering again");
         }
     }
 

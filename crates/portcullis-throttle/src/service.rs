@@ -205,6 +205,9 @@ fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
     result: Result<Outcome, StoreError>,
     request: &Request<ReqBody>,
 ) -> Verdict<ResBody> {
+    if result.is_ok() {
+        config.counters.store_answered();
+    }
     match result {
         Ok(outcome) if outcome.admitted => {
             tracing::trace!(
@@ -279,12 +282,25 @@ fn store_failed<ReqBody, ResBody>(
     error: &StoreError,
     request: &Request<ReqBody>,
 ) -> Verdict<ResBody> {
-    tracing::warn!(
-        layer = "throttle",
-        outcome = if config.fail_open { "allowed" } else { "refused" },
-        reason = "store_error",
-        %error
-    );
+    let outcome = if config.fail_open {
+        "allowed"
+    } else {
+        "refused"
+    };
+    // One line when the store starts failing, not one per request: each
+    // failure is counted below.
+    if config.counters.store_started_failing() {
+        tracing::warn!(
+            layer = "throttle",
+            outcome,
+            reason = "store_error",
+            %error,
+            "throttle store failing: requests are decided by the failure policy until it \
+             answers again (each one counted in portcullis_throttle_decisions_total)"
+        );
+    } else {
+        tracing::debug!(layer = "throttle", outcome, reason = "store_error", %error);
+    }
     config.counters.store_error(config.fail_open).increment(1);
     if config.fail_open {
         Verdict::Admit(None)

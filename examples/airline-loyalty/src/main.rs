@@ -52,7 +52,10 @@
 //! every `portcullis_*` metric, served as `GET /metrics` on
 //! `--metrics-addr` (default `127.0.0.1:9464`, a listener of its own and
 //! without credentials, so keep it off public interfaces; `--metrics-addr
-//! off` serves none). See `docs/observability.md`.
+//! off` serves none). See `docs/observability.md`. The same listener serves
+//! `GET /healthz` (liveness: the process answers) and `GET /readyz`
+//! (readiness: 200 while the store is reachable or `[quota] on_store_error
+//! = "allow"` serves without it, 503 otherwise).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -133,10 +136,11 @@ struct Args {
     /// demos can share one Redis.
     #[arg(long, value_name = "PREFIX")]
     store_key_prefix: Option<String>,
-    /// Where `GET /metrics` (Prometheus text) is served: a listener of its
-    /// own, without credentials, so keep it on loopback or a private
-    /// network. `off` serves none; `127.0.0.1:0` picks a free port (printed
-    /// as `metrics on http://ADDR/metrics`).
+    /// Where `GET /metrics` (Prometheus text), `GET /healthz` (liveness)
+    /// and `GET /readyz` (readiness) are served: a listener of its own,
+    /// without credentials, so keep it on loopback or a private network.
+    /// `off` serves none; `127.0.0.1:0` picks a free port (printed as
+    /// `metrics on http://ADDR/metrics`).
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9464")]
     metrics_addr: String,
     #[command(subcommand)]
@@ -786,18 +790,8 @@ async fn serve(args: Args) -> Result<(), String> {
             Ok(listener) => {
                 let local = listener.local_addr().map_err(|e| e.to_string())?;
                 println!("metrics on http://{local}/metrics");
-                let router = Router::new().route(
-                    "/metrics",
-                    get(move || {
-                        let handle = handle.clone();
-                        async move {
-                            (
-                                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                                handle.render(),
-                            )
-                        }
-                    }),
-                );
+                println!("health on http://{local}/healthz and http://{local}/readyz");
+                let router = ops_router(handle, gateway.clone());
                 tokio::spawn(async move {
                     if let Err(error) = axum::serve(listener, router).await {
                         tracing::warn!(%error, "the metrics listener stopped");
@@ -823,6 +817,64 @@ async fn serve(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("giving quota blocks back: {e}"));
     served.and(shut)
+}
+
+/// The ops listener's routes: `GET /metrics` (Prometheus text), `GET
+/// /healthz` (liveness) and `GET /readyz` (readiness, see [`readiness`]).
+fn ops_router(handle: PrometheusHandle, gateway: ReloadableGateway) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        // Liveness: the process answers. Nothing else is checked, so a
+        // Redis outage never gets the replica restarted.
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/readyz",
+            get(move || {
+                let (status, body) = readiness(&gateway.current());
+                async move { (status, Json(body)) }
+            }),
+        )
+}
+
+/// Readiness: whether this replica should get traffic. The configuration
+/// is loaded (the gateway exists), and either the store is reachable or
+/// the quota's failure policy serves without it:
+///
+/// - store reachable: 200 `ready`;
+/// - store unreachable, `[quota] on_store_error = "allow"` (the default,
+///   API Gateway's behaviour): 200 `degraded`, since every request is
+///   still served (quota blocks in hand exactly, the rest uncounted), and
+///   taking every replica out of the load balancer together when their
+///   shared Redis goes down would refuse what they can serve;
+/// - store unreachable, `"refuse"`: 503 `unavailable`, since requests that
+///   need the store would get 500, and a replica that can reach it serves
+///   them better.
+fn readiness(gateway: &Gateway) -> (StatusCode, Value) {
+    let reachable = gateway.is_ready();
+    let serves_without_store =
+        gateway.config().quota.on_store_error == portcullis::quota::OnStoreError::Allow;
+    let (status, state) = match (reachable, serves_without_store) {
+        (true, _) => (StatusCode::OK, "ready"),
+        (false, true) => (StatusCode::OK, "degraded"),
+        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let body = json!({
+        "status": state,
+        "store": if reachable { "reachable" } else { "unreachable" },
+        "onStoreError": if serves_without_store { "allow" } else { "refuse" },
+    });
+    (status, body)
 }
 
 /// Installs the Prometheus recorder (unless `addr` is `off`), with

@@ -40,7 +40,11 @@
 //! service answered). **Errors** are API Gateway's, `{"message": ...}` with
 //! `x-amzn-ErrorType`, so the SDKs raise their exceptions:
 //! `NotFoundException` 404, `BadRequestException` 400, `ConflictException`
-//! 409, `LimitExceededException` 429. **Bad input never changes stored
+//! 409, `LimitExceededException` 429, and `ServiceUnavailableException` 503
+//! with `Retry-After` while the store cannot be reached
+//! ([`StoreError::Unavailable`](crate::StoreError::Unavailable) or
+//! [`Unreachable`](crate::StoreError::Unreachable)), which the SDKs retry.
+//! **Bad input never changes stored
 //! data**: every patch is parsed and applied to a copy, and the store
 //! validates the result before one write; the body is read up to
 //! [`DEFAULT_BODY_LIMIT`] before it is parsed.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use portcullis_core::response::X_AMZN_ERROR_TYPE;
@@ -11,6 +11,10 @@ use portcullis_quota::usage::{Usage, UsageError};
 use serde::Serialize;
 
 use crate::error::StoreError;
+
+/// `Retry-After` of a 503: a store that was unreachable is probed again
+/// several times a second, so one second is enough to find it back.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 /// An error, rendered as API Gateway renders its own.
 #[derive(Debug)]
@@ -43,22 +47,40 @@ impl ApiError {
 
     pub(super) fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = json(self.status, &serde_json::json!({ "message": self.message }));
-        response
-            .headers_mut()
-            .insert(X_AMZN_ERROR_TYPE, HeaderValue::from_static(self.error_type));
+        let headers = response.headers_mut();
+        headers.insert(X_AMZN_ERROR_TYPE, HeaderValue::from_static(self.error_type));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // ServiceUnavailableException's `retryAfterSeconds` member.
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        if let StoreError::Backend(source) = &error {
-            tracing::error!(layer = "management", error = %source, "control-plane store failed");
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerErrorException",
-                "Internal server error",
-            );
+        match &error {
+            StoreError::Backend(source) => {
+                tracing::error!(layer = "management", error = %source, "control-plane store failed");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerErrorException",
+                    "Internal server error",
+                );
+            }
+            StoreError::Unavailable(_) | StoreError::Unreachable(_) => {
+                // Down or overloaded: retrying later is the remedy, so the
+                // caller's SDK gets ServiceUnavailableException (503) with
+                // `Retry-After`, not an internal error. The store's own
+                // message stays in the log.
+                tracing::warn!(layer = "management", %error, "control-plane store unavailable");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "Service Unavailable: the control-plane store cannot be reached; retry later",
+                );
+            }
+            _ => {}
         }
         let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, error.error_type(), error.to_string())

@@ -200,30 +200,49 @@ pub struct ClusterNode {
     pub port: u16,
     bus_port: u16,
     dir: std::path::PathBuf,
+    durable: bool,
     child: Option<std::process::Child>,
 }
 
 impl ClusterNode {
-    fn start(port: u16, bus_port: u16, dir: &std::path::Path) -> Result<ClusterNode, String> {
+    /// With `durable`, the node keeps its data across a `kill -9` (an
+    /// append-only file, fsync on every write), as a production master
+    /// with persistence.
+    fn start(
+        port: u16,
+        bus_port: u16,
+        dir: &std::path::Path,
+        durable: bool,
+    ) -> Result<ClusterNode, String> {
         let _ = std::fs::create_dir_all(dir);
         let bus = bus_port.to_string();
-        let args: Vec<&std::ffi::OsStr> = vec![
-            "--cluster-enabled".as_ref(),
-            "yes".as_ref(),
-            "--cluster-port".as_ref(),
-            bus.as_ref(),
-            "--cluster-config-file".as_ref(),
-            "nodes.conf".as_ref(),
-            "--cluster-node-timeout".as_ref(),
-            "1000".as_ref(),
-            "--dir".as_ref(),
-            dir.as_os_str(),
-        ];
+        let persistence: &[&str] = if durable {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &[]
+        };
+        let args: Vec<&std::ffi::OsStr> = persistence
+            .iter()
+            .map(|a| a.as_ref())
+            .chain([
+                "--cluster-enabled".as_ref(),
+                "yes".as_ref(),
+                "--cluster-port".as_ref(),
+                bus.as_ref(),
+                "--cluster-config-file".as_ref(),
+                "nodes.conf".as_ref(),
+                "--cluster-node-timeout".as_ref(),
+                "1000".as_ref(),
+                "--dir".as_ref(),
+                dir.as_os_str(),
+            ])
+            .collect();
         let child = spawn_redis(port, &args)?;
         Ok(ClusterNode {
             port,
             bus_port,
             dir: dir.to_path_buf(),
+            durable,
             child: Some(child),
         })
     }
@@ -239,7 +258,7 @@ impl ClusterNode {
     pub fn restart(&mut self) {
         self.stop();
         let dir = self.dir.clone();
-        *self = ClusterNode::start(self.port, self.bus_port, &dir)
+        *self = ClusterNode::start(self.port, self.bus_port, &dir, self.durable)
             .unwrap_or_else(|why| panic!("the cluster node restarts: {why}"));
     }
 }
@@ -275,6 +294,16 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Starts one, on new ports until the nodes start and the cluster forms.
     pub fn start(name: &str) -> PrivateCluster {
+        Self::start_with(name, false)
+    }
+
+    /// [`start`](Self::start) with nodes that keep their data across a
+    /// `kill -9` (see [`ClusterNode`]).
+    pub fn start_durable(name: &str) -> PrivateCluster {
+        Self::start_with(name, true)
+    }
+
+    fn start_with(name: &str, durable: bool) -> PrivateCluster {
         let mut attempt = 0;
         with_retries("a private redis cluster", || {
             attempt += 1;
@@ -290,7 +319,7 @@ impl PrivateCluster {
             };
             let ports = free_ports(6);
             for (port, bus) in ports[..3].iter().zip(&ports[3..]) {
-                let node = ClusterNode::start(*port, *bus, &root.join(port.to_string()))?;
+                let node = ClusterNode::start(*port, *bus, &root.join(port.to_string()), durable)?;
                 cluster.nodes.push(node);
             }
             let created = std::process::Command::new("redis-cli")
@@ -322,6 +351,40 @@ impl PrivateCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect()
+    }
+
+    /// The index in [`nodes`](Self::nodes) of the master that serves the
+    /// keys with the hash tag `tag` (such as `{prefix:cp}`).
+    pub fn owner_of(&self, tag: &str) -> usize {
+        let ask = |args: &[&str]| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &self.nodes[0].port.to_string()])
+                .args(args)
+                .output()
+                .expect("redis-cli runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let slot: u16 = ask(&["cluster", "keyslot", tag])
+            .trim()
+            .parse()
+            .expect("a slot");
+        // redis-cli renders CLUSTER SLOTS flat: start, end, ip, port, id,
+        // ... per range.
+        let slots = ask(&["cluster", "slots"]);
+        let lines: Vec<&str> = slots.lines().map(str::trim).collect();
+        for window in lines.windows(4) {
+            if let (Ok(start), Ok(end), "127.0.0.1", Ok(port)) = (
+                window[0].parse::<u16>(),
+                window[1].parse::<u16>(),
+                window[2],
+                window[3].parse::<u16>(),
+            ) && (start..=end).contains(&slot)
+                && let Some(i) = self.nodes.iter().position(|n| n.port == port)
+            {
+                return i;
+            }
+        }
+        panic!("no node serves slot {slot}:\n{slots}")
     }
 
     /// `redis://127.0.0.1:<port>` of each node.
