@@ -144,7 +144,7 @@ impl<St> Shared<St> {
             Ok(Some(record)) => record,
             Ok(None) => return Err(Refusal::Unknown),
             Err(error) => {
-                tracing::warn!(layer = "api_key", outcome = "deny", reason = "store_failed", %error, "API key store failed");
+                tracing::warn!(layer = "api_key", outcome = "refused", reason = "API_CONFIGURATION_ERROR", detail = "store_failed", %error, "API key store failed");
                 return Err(Refusal::StoreFailed);
             }
         };
@@ -154,7 +154,7 @@ impl<St> Shared<St> {
             return Err(Refusal::Unknown);
         }
         if !record.enabled {
-            tracing::debug!(layer = "api_key", outcome = "deny", reason = "disabled", key_id = %record.id, "API key refused");
+            tracing::debug!(layer = "api_key", outcome = "refused", reason = "INVALID_API_KEY", detail = "disabled", key_id = %record.id, "API key refused");
             return Err(Refusal::Disabled);
         }
         let mut context = ApiKeyContext::new(record.id.clone());
@@ -167,7 +167,7 @@ impl<St> Shared<St> {
         match record.usage_plan_for(&self.api_id, &self.stage) {
             Some(plan) => context = context.with_usage_plan(plan.clone()),
             None if self.usage_plan_required => {
-                tracing::debug!(layer = "api_key", outcome = "deny", reason = "no_usage_plan", key_id = %record.id, "API key refused");
+                tracing::debug!(layer = "api_key", outcome = "refused", reason = "INVALID_API_KEY", detail = "no_usage_plan", key_id = %record.id, "API key refused");
                 return Err(Refusal::NoUsagePlan);
             }
             None => {}
@@ -177,7 +177,7 @@ impl<St> Shared<St> {
 }
 
 pub(crate) fn record_accept(context: &ApiKeyContext) {
-    tracing::debug!(layer = "api_key", outcome = "allow", reason = "valid", key_id = %context.key_id(), "API key accepted");
+    tracing::debug!(layer = "api_key", outcome = "allowed", reason = "OK", key_id = %context.key_id(), "API key accepted");
     metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
 }
 
@@ -217,8 +217,9 @@ pub(crate) fn record_refusal(refusal: Refusal) {
     ) {
         tracing::debug!(
             layer = "api_key",
-            outcome = "deny",
-            reason = refusal.as_str(),
+            outcome = "refused",
+            reason = "INVALID_API_KEY",
+            detail = refusal.as_str(),
             "API key refused"
         );
     }

@@ -141,10 +141,11 @@ fn values_are_absent_from_debug_tracing_and_errors() {
     let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture worked: every kind of decision was logged ...
     for expected in [
-        r#"outcome="allow""#,
-        r#"reason="disabled""#,
-        r#"reason="unknown""#,
-        r#"reason="malformed""#,
+        r#"outcome="allowed""#,
+        r#"outcome="refused""#,
+        r#"detail="disabled""#,
+        r#"detail="unknown""#,
+        r#"detail="malformed""#,
         r#"action="rotate""#,
         "key_id=k1",
     ] {

@@ -8,6 +8,7 @@ use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -485,20 +486,28 @@ impl<S, A> CustomAuthorizer<S, A> {
     }
 }
 
-/// A refusal before or after the authorizer.
-fn refuse(kind: GatewayResponseType, reason: &'static str) -> GatewayResponse {
-    record(reason, kind);
+/// A refusal before the authorizer answered.
+fn refuse(kind: GatewayResponseType, reason: &'static str, start: Instant) -> GatewayResponse {
+    record(reason, kind, None, start);
     GatewayResponse::new(kind)
 }
 
-/// A refusal's event (with its `detail`) and counter (by the gateway
-/// response it gets).
-fn record(detail: &'static str, kind: GatewayResponseType) {
+/// A refusal's event (with its `detail`, and the principal the authorizer
+/// named, if it answered), counter (by the gateway response it gets) and
+/// duration.
+fn record(
+    detail: &'static str,
+    kind: GatewayResponseType,
+    principal: Option<&str>,
+    start: Instant,
+) {
+    record_seconds(start);
     tracing::debug!(
         layer = "authorizer",
         outcome = "refused",
         reason = kind.as_str(),
         detail,
+        principal,
         "custom authorizer decision"
     );
     metrics::counter!(
@@ -507,6 +516,13 @@ fn record(detail: &'static str, kind: GatewayResponseType) {
         "reason" => kind.as_str()
     )
     .increment(1);
+}
+
+/// `portcullis_authorizer_decision_seconds`: from the request's arrival to
+/// the verdict (a call to the authorizer it waited for included).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_authorizer_decision_seconds")
+        .record(start.elapsed().as_secs_f64());
 }
 
 /// The identity of a request: the values of its sources. A TOKEN identity
@@ -679,16 +695,34 @@ fn apply(
     parts: &mut Parts,
     config: &Config,
     source_ip: Option<std::net::IpAddr>,
+    start: Instant,
 ) -> Result<(), Refusal> {
     let prepared = match outcome {
         Ok(prepared) => prepared,
         Err(AuthorizerError::Unauthorized) => {
-            record("authorizer_unauthorized", GatewayResponseType::Unauthorized);
+            record(
+                "authorizer_unauthorized",
+                GatewayResponseType::Unauthorized,
+                None,
+                start,
+            );
             return Err(Refusal::Unauthorized);
         }
         Err(error) => {
-            tracing::warn!(layer = "authorizer", outcome = "error", reason = error.as_str(), %error, "custom authorizer failed");
-            record(error.as_str(), GatewayResponseType::AuthorizerFailure);
+            tracing::warn!(
+                layer = "authorizer",
+                outcome = "refused",
+                reason = GatewayResponseType::AuthorizerFailure.as_str(),
+                detail = error.as_str(),
+                %error,
+                "custom authorizer failed"
+            );
+            record(
+                error.as_str(),
+                GatewayResponseType::AuthorizerFailure,
+                None,
+                start,
+            );
             return Err(Refusal::Failure);
         }
     };
@@ -717,11 +751,14 @@ fn apply(
     };
     match decision {
         Decision::Allow => {
+            record_seconds(start);
             // Literal labels: the metrics key is built without allocating.
             tracing::debug!(
                 layer = "authorizer",
                 outcome = "allowed",
-                reason = "policy_allow",
+                reason = "OK",
+                detail = "policy_allow",
+                principal = &*prepared.principal_id,
                 "custom authorizer decision"
             );
             metrics::counter!(
@@ -737,11 +774,21 @@ fn apply(
             Ok(())
         }
         Decision::ExplicitDeny => {
-            record("explicit_deny", GatewayResponseType::AccessDenied);
+            record(
+                "explicit_deny",
+                GatewayResponseType::AccessDenied,
+                Some(&*prepared.principal_id),
+                start,
+            );
             Err(Refusal::ExplicitDeny)
         }
         Decision::ImplicitDeny => {
-            record("no_matching_allow", GatewayResponseType::AccessDenied);
+            record(
+                "no_matching_allow",
+                GatewayResponseType::AccessDenied,
+                Some(&*prepared.principal_id),
+                start,
+            );
             Err(Refusal::ImplicitDeny)
         }
     }
@@ -838,6 +885,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         use portcullis_core::future::ResponseFuture as Decided;
 
+        let start = Instant::now();
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
         // The method ARN, the REQUEST event's path and `$context.path` all
@@ -848,7 +896,12 @@ where
         let path = match CanonicalPath::of_uri(&uri) {
             Ok(path) => path,
             Err(refusal) => {
-                record("non_canonical_path", refusal.gateway_response().kind());
+                record(
+                    "non_canonical_path",
+                    refusal.gateway_response().kind(),
+                    None,
+                    start,
+                );
                 return ResponseFuture::decided(Decided::reject(
                     refusal
                         .gateway_response()
@@ -869,7 +922,7 @@ where
         let key = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason);
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));
@@ -879,7 +932,7 @@ where
             (Some(cache), Some(key)) => match cache.lookup(&key, config.clock.now_unix_nanos()) {
                 Lookup::Hit(prepared) => {
                     let outcome: Outcome = Ok(prepared);
-                    return match apply(&outcome, &path, &mut parts, config, source_ip) {
+                    return match apply(&outcome, &path, &mut parts, config, source_ip, start) {
                         Ok(()) => ResponseFuture::decided(Decided::future(
                             self.inner.call(Request::from_parts(parts, body)),
                         )),
@@ -906,7 +959,7 @@ where
                 source_ip_text.as_deref(),
             ),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason);
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));
@@ -933,7 +986,7 @@ where
                 }
                 None => call.await,
             };
-            match apply(&outcome, &path, &mut parts, &config, source_ip) {
+            match apply(&outcome, &path, &mut parts, &config, source_ip, start) {
                 Ok(()) => inner
                     .call(Request::from_parts(parts, body))
                     .await

@@ -12,6 +12,30 @@ use serde_json::{Value, json};
 
 use crate::{Failure, Report};
 
+/// Where the issuer's keys come from (`--jwks`).
+#[derive(Clone, Debug)]
+pub enum JwksArg {
+    /// An http(s) URL, fetched.
+    Url(String),
+    /// A file.
+    File(PathBuf),
+    /// The JWKS JSON itself (`--jwks -`: read from standard input).
+    Json(String),
+}
+
+impl JwksArg {
+    /// `--jwks`'s value: an http(s) URL or a file path. (`-`, standard
+    /// input, is read by the caller and given as [`JwksArg::Json`].)
+    #[must_use]
+    pub fn from_argument(argument: &str) -> Self {
+        if argument.starts_with("https://") || argument.starts_with("http://") {
+            JwksArg::Url(argument.to_owned())
+        } else {
+            JwksArg::File(PathBuf::from(argument))
+        }
+    }
+}
+
 /// Who issued the token.
 #[derive(Clone, Debug)]
 pub enum IssuerArg {
@@ -25,8 +49,8 @@ pub enum IssuerArg {
 /// (a bearer credential).
 #[derive(Clone)]
 pub struct VerifyArgs {
-    /// The JWKS: a file path or an http(s) URL.
-    pub jwks: String,
+    /// The JWKS: an http(s) URL, a file, or the JSON itself.
+    pub jwks: JwksArg,
     /// The issuer.
     pub issuer: IssuerArg,
     /// Accepted audiences.
@@ -74,10 +98,10 @@ fn issuer(args: &VerifyArgs) -> Result<Issuer, Failure> {
             Issuer::user_pool(region, pool)
         }
     };
-    let keys = if args.jwks.starts_with("https://") || args.jwks.starts_with("http://") {
-        KeySource::JwksUrl(args.jwks.clone())
-    } else {
-        KeySource::JwksFile(PathBuf::from(&args.jwks))
+    let keys = match &args.jwks {
+        JwksArg::Url(url) => KeySource::JwksUrl(url.clone()),
+        JwksArg::File(path) => KeySource::JwksFile(path.clone()),
+        JwksArg::Json(json) => KeySource::Jwks(json.clone()),
     };
     issuer = issuer.keys(keys).allow_insecure_http(true);
     if !args.audiences.is_empty() {

@@ -275,7 +275,7 @@ pub enum TokenUseArg {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("iss").required(true).args(["issuer", "cognito_user_pool"])))]
 pub struct JwtVerifyArgs {
-    /// The issuer's JWKS: a file or an http(s) URL.
+    /// The issuer's JWKS: a file, an http(s) URL, or `-` for standard input.
     #[arg(long, value_name = "FILE_OR_URL")]
     pub jwks: String,
     /// The exact `iss` the token must carry.
@@ -545,8 +545,13 @@ fn dispatch(
                     ));
                 }
             };
+            let jwks = if args.jwks == "-" {
+                jwt::JwksArg::Json(input.read_text(Path::new("-"), "--jwks")?)
+            } else {
+                jwt::JwksArg::from_argument(&args.jwks)
+            };
             let verify = jwt::VerifyArgs {
-                jwks: args.jwks,
+                jwks,
                 issuer,
                 audiences: args.audiences,
                 client_ids: args.client_ids,

@@ -405,6 +405,22 @@ fn jwt_verifies_a_cognito_id_token() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
 
+    // `--jwks -`: the key set from standard input (the token on the command
+    // line); a token from standard input too is a usage error.
+    let jwks = std::fs::read(fixture("jwks.json")).unwrap();
+    let from_stdin = |token: &str| {
+        run_with_stdin(
+            bin()
+                .args(["jwt", "verify", "--jwks", "-", "--issuer", ISSUER])
+                .args(["--at", &NOW.to_string(), token]),
+            &jwks,
+        )
+    };
+    let (code, out, _) = from_stdin(&id_token);
+    assert_eq!((code, &out[0]["valid"]), (0, &json!(true)), "{out:?}");
+    let (code, out, _) = from_stdin("-");
+    assert_eq!((code, &out[0]["error"]), (2, &json!("usage")), "{out:?}");
+
     // An access token where an ID token is required.
     let (code, out, _) = jwt(&id_token, &["--token-use", "access"]);
     assert_eq!(code, 1);

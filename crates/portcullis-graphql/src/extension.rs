@@ -185,7 +185,9 @@ impl Extension for PerRequest {
         }
         tracing::debug!(
             layer = "graphql",
-            outcome = "denied",
+            outcome = "refused",
+            reason = "UNAUTHORIZED",
+            detail = "field_not_authorized",
             r#type = info.parent_type,
             field = info.name,
             mode = ctx.data_opt::<RequestAuth>().map(|a| a.mode().as_str()),

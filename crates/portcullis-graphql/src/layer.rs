@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -54,6 +55,25 @@ type ModeFactory = Arc<dyn Fn(ModeTerminal) -> ModeService + Send + Sync>;
 /// from the layer's refusal.
 #[derive(Clone, Copy, Debug)]
 struct Reached;
+
+/// When [`AppSyncAuth`] received the request: the mode's verdict is timed
+/// from it, where the verdict is known ([`ModeTerminal`] for an allowed
+/// request).
+#[derive(Clone, Copy, Debug)]
+struct DecisionStart(Instant);
+
+/// `portcullis_graphql_decision_seconds`: from the request's arrival to the
+/// verdict (the mode's layer included, the resolvers not).
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_graphql_decision_seconds")
+        .record(start.elapsed().as_secs_f64());
+}
+
+/// A refusal's counter and duration.
+fn record_refusal(start: Instant) {
+    record_seconds(start);
+    metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
+}
 
 #[derive(Clone)]
 struct Settings {
@@ -267,11 +287,18 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let start = Instant::now();
         let mode = match select_mode(request.headers(), self.accepted) {
             Ok(mode) => mode,
             Err(why) => {
-                tracing::info!(layer = "graphql", outcome = "unauthorized", reason = ?why, "no authorization mode");
-                metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
+                tracing::info!(
+                    layer = "graphql",
+                    outcome = "refused",
+                    reason = "UNAUTHORIZED",
+                    detail = ?why,
+                    "no authorization mode"
+                );
+                record_refusal(start);
                 return Box::pin(async { Ok(unauthorized()) });
             }
         };
@@ -281,10 +308,12 @@ where
             .find(|(m, _)| *m == mode)
             .map(|(_, s)| s.clone())
         else {
-            metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
+            record_refusal(start);
             return Box::pin(async { Ok(unauthorized()) });
         };
-        let answer = service.oneshot(box_request(request));
+        let mut request = box_request(request);
+        request.extensions_mut().insert(DecisionStart(start));
+        let answer = service.oneshot(request);
         Box::pin(async move {
             let response = answer.await?;
             let refused = response.extensions().get::<Reached>().is_none()
@@ -295,13 +324,19 @@ where
             if refused {
                 tracing::info!(
                     layer = "graphql",
-                    outcome = "unauthorized",
+                    outcome = "refused",
+                    reason = "UNAUTHORIZED",
                     mode = mode.as_str(),
                     status = response.status().as_u16(),
                     "the mode's layer refused the credentials"
                 );
-                metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
+                record_refusal(start);
                 return Ok(unauthorized());
+            }
+            if response.extensions().get::<Reached>().is_none() {
+                // The mode's layer answered itself (not with 401 or 403): its
+                // verdict came with its answer.
+                record_seconds(start);
             }
             metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
             Ok(response)
@@ -356,7 +391,9 @@ where
                     if expired {
                         tracing::info!(
                             layer = "graphql",
-                            outcome = "unauthorized",
+                            outcome = "refused",
+                            reason = "UNAUTHORIZED",
+                            detail = "api_key_expired",
                             key_id = key.key_id(),
                             "API key expired"
                         );
@@ -381,6 +418,18 @@ where
             // saying who made it (or the key has expired).
             return Box::pin(async { Ok(unauthorized()) });
         }
+        if let Some(DecisionStart(start)) = request.extensions().get::<DecisionStart>() {
+            record_seconds(*start);
+        }
+        tracing::debug!(
+            layer = "graphql",
+            outcome = "allowed",
+            reason = "OK",
+            mode = self.mode.as_str(),
+            key_id = auth.api_key().map(ApiKeyContext::key_id),
+            principal = auth.caller().map(Caller::principal),
+            "authorization mode established the caller"
+        );
         // Reads the inner service's readiness from `poll_ready` above.
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);

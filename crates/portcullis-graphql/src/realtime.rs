@@ -325,7 +325,8 @@ where
         let Some(auth) = connected else {
             tracing::info!(
                 layer = "graphql",
-                outcome = "unauthorized",
+                outcome = "refused",
+                reason = "UNAUTHORIZED",
                 "real-time connection refused"
             );
             // Answer the client's first message (its connection_init), so it
@@ -336,7 +337,8 @@ where
         };
         tracing::debug!(
             layer = "graphql",
-            outcome = "allow",
+            outcome = "allowed",
+            reason = "OK",
             mode = auth.mode().as_str(),
             "real-time connection authorized"
         );
@@ -514,7 +516,8 @@ where
         let Some(auth) = auth else {
             tracing::info!(
                 layer = "graphql",
-                outcome = "unauthorized",
+                outcome = "refused",
+                reason = "UNAUTHORIZED",
                 subscription = id,
                 "subscription refused: credentials"
             );
@@ -593,7 +596,9 @@ where
         }
         tracing::info!(
             layer = "graphql",
-            outcome = "denied",
+            outcome = "refused",
+            reason = "UNAUTHORIZED",
+            detail = "field_not_authorized",
             subscription = id,
             mode = auth.mode().as_str(),
             "subscription refused: field not authorized"

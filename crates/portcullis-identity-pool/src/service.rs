@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -49,7 +50,19 @@ impl IdentityPool {
     }
 }
 
-fn refuse(parts: &http::request::Parts, error: &ExchangeError) -> Response<Full<Bytes>> {
+/// `portcullis_identity_pool_decision_seconds`: from `start` (the
+/// request's arrival, or the end of reading its body) to the verdict.
+fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_identity_pool_decision_seconds")
+        .record(start.elapsed().as_secs_f64());
+}
+
+fn refuse(
+    parts: &http::request::Parts,
+    error: &ExchangeError,
+    start: Instant,
+) -> Response<Full<Bytes>> {
+    record_seconds(start);
     let response = error.to_gateway_response();
     tracing::info!(
         layer = "identity_pool",
@@ -80,31 +93,36 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let pool = self.pool.clone();
         Box::pin(async move {
+            // Reading the body waits on the client: it is not timed.
+            let arrival = Instant::now();
             let (parts, body) = request.into_parts();
             if parts.method != Method::POST {
-                return Ok(refuse(&parts, &ExchangeError::MethodNotAllowed));
+                return Ok(refuse(&parts, &ExchangeError::MethodNotAllowed, arrival));
             }
             let limit = pool.shared.max_body_bytes;
             if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
-                return Ok(refuse(&parts, &ExchangeError::TooLarge));
+                return Ok(refuse(&parts, &ExchangeError::TooLarge, arrival));
             }
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                    return Ok(refuse(&parts, &ExchangeError::TooLarge));
+                    return Ok(refuse(&parts, &ExchangeError::TooLarge, Instant::now()));
                 }
-                Err(_) => return Ok(refuse(&parts, &ExchangeError::Malformed)),
+                Err(_) => return Ok(refuse(&parts, &ExchangeError::Malformed, Instant::now())),
             };
+            let start = Instant::now();
             let parsed = match CredentialsRequest::parse(&bytes, limit) {
                 Ok(parsed) => parsed,
-                Err(error) => return Ok(refuse(&parts, &error)),
+                Err(error) => return Ok(refuse(&parts, &error, start)),
             };
             match pool.get_credentials(&parsed).await {
                 Ok(credentials) => {
+                    record_seconds(start);
                     tracing::info!(
                         layer = "identity_pool",
                         outcome = "allowed",
-                        reason = "credentials_issued",
+                        reason = "OK",
+                        detail = "credentials_issued",
                         identity_id = credentials.identity_id(),
                         role = credentials.role(),
                         "credentials issued"
@@ -122,7 +140,7 @@ where
                         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                     Ok(response)
                 }
-                Err(error) => Ok(refuse(&parts, &error)),
+                Err(error) => Ok(refuse(&parts, &error, start)),
             }
         })
     }

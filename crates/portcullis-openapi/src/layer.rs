@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -397,6 +398,23 @@ fn refuse<RB: From<Bytes>>(
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// `portcullis_openapi_decision_seconds`: the time a decision took.
+fn record_seconds(spent: Duration) {
+    metrics::histogram!("portcullis_openapi_decision_seconds").record(spent.as_secs_f64());
+}
+
+/// The event and counter of a refusal.
+fn record_refusal(refusal: &GatewayResponse) {
+    tracing::info!(
+        layer = "openapi",
+        outcome = "refused",
+        reason = refusal.kind().as_str(),
+        "request refused"
+    );
+    metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
+        .increment(1);
+}
+
 #[derive(Clone, Copy)]
 enum Require {
     Caller,
@@ -414,6 +432,7 @@ where
     BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
         let next = next.clone();
         async move {
+            let start = Instant::now();
             crate::access_log::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
             let overrides = request.extensions().get::<GatewayResponses>();
@@ -443,13 +462,8 @@ where
                 }
             };
             if let Some(refusal) = refusal {
-                tracing::info!(
-                    layer = "openapi",
-                    outcome = "refused",
-                    reason = refusal.kind().as_str()
-                );
-                metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
-                    .increment(1);
+                record_seconds(start.elapsed());
+                record_refusal(&refusal);
                 return Ok(refuse(&refusal, overrides, grpc));
             }
             next.oneshot(request).await
@@ -469,22 +483,21 @@ where
     BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
         let inner = inner.clone();
         async move {
+            // The checks' time, without the wait for the body's bytes.
+            let mut spent = Duration::ZERO;
+            let mut since = Instant::now();
             crate::access_log::record_context(&request);
             let Some(settings) = request.extensions().get::<Arc<MethodSettings>>().cloned() else {
                 return inner.oneshot(request).await;
             };
             let overrides = request.extensions().get::<GatewayResponses>().cloned();
             let grpc = portcullis_core::response::is_grpc_request(request.headers());
-            let refuse_with = |refusal: GatewayResponse| -> Result<Response<RB>, E> {
-                tracing::info!(
-                    layer = "openapi",
-                    outcome = "refused",
-                    reason = refusal.kind().as_str()
-                );
-                metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
-                    .increment(1);
-                Ok(refuse(&refusal, overrides.as_ref(), grpc))
-            };
+            let refuse_with =
+                |refusal: GatewayResponse, spent: Duration| -> Result<Response<RB>, E> {
+                    record_seconds(spent);
+                    record_refusal(&refusal);
+                    Ok(refuse(&refusal, overrides.as_ref(), grpc))
+                };
             if settings.validate_parameters {
                 let missing = missing_parameters(&request, &settings.required);
                 if !missing.is_empty() {
@@ -494,6 +507,7 @@ where
                                 "Missing required request parameters: [{}]",
                                 missing.join(", ")
                             )),
+                        since.elapsed(),
                     );
                 }
             }
@@ -505,26 +519,42 @@ where
                     .and_then(|v| v.parse::<u64>().ok())
                     .is_some_and(|n| n > limit as u64);
                 if too_large {
-                    return refuse_with(GatewayResponse::new(GatewayResponseType::RequestTooLarge));
+                    return refuse_with(
+                        GatewayResponse::new(GatewayResponseType::RequestTooLarge),
+                        since.elapsed(),
+                    );
                 }
+                spent += since.elapsed();
                 let (parts, body) = request.into_parts();
                 let bytes = match http_body_util::Limited::new(body, limit).collect().await {
                     Ok(collected) => collected.to_bytes(),
                     Err(error) => {
-                        return if error.is::<http_body_util::LengthLimitError>() {
-                            refuse_with(GatewayResponse::new(GatewayResponseType::RequestTooLarge))
+                        let kind = if error.is::<http_body_util::LengthLimitError>() {
+                            GatewayResponseType::RequestTooLarge
                         } else {
-                            refuse_with(GatewayResponse::new(GatewayResponseType::BadRequestBody))
+                            GatewayResponseType::BadRequestBody
                         };
+                        return refuse_with(GatewayResponse::new(kind), spent);
                     }
                 };
+                since = Instant::now();
                 if !body_is_valid(&settings, parts.headers.get(header::CONTENT_TYPE), &bytes) {
-                    return refuse_with(GatewayResponse::new(GatewayResponseType::BadRequestBody));
+                    return refuse_with(
+                        GatewayResponse::new(GatewayResponseType::BadRequestBody),
+                        spent + since.elapsed(),
+                    );
                 }
                 Request::from_parts(parts, B::from(bytes))
             } else {
                 request
             };
+            record_seconds(spent + since.elapsed());
+            tracing::debug!(
+                layer = "openapi",
+                outcome = "allowed",
+                reason = "OK",
+                "request validated"
+            );
             metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "allowed", "reason" => "OK")
                 .increment(1);
             if let Some(mock) = &settings.mock {

@@ -434,6 +434,35 @@ impl QuotaPlan {
         result: Result<Decision, &(dyn std::error::Error + 'static)>,
         request: &Request<ReqBody>,
     ) -> Result<Option<HeaderMap>, Box<Response<portcullis_core::ResponseBody<ResBody>>>> {
+        self.decide(result, request)
+            .map(|admitted| admitted.map(|info| info.headers()))
+    }
+
+    /// As [`conclude`](Self::conclude), but an admitted request's rate-limit
+    /// policy comes unwritten, with the convention the layer writes it in:
+    /// for a caller that merges it with another layer's policies into one
+    /// set of headers ([`RateLimitInfo::apply`]), as a stack of layers does.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as a response ready to send (its policy is in its
+    /// extensions, for a layer outside to merge into).
+    pub fn conclude_rate_limit<ReqBody, ResBody>(
+        &self,
+        result: Result<Decision, &(dyn std::error::Error + 'static)>,
+        request: &Request<ReqBody>,
+    ) -> Result<Option<Policy>, Box<Response<portcullis_core::ResponseBody<ResBody>>>> {
+        self.decide(result, request)
+            .map(|admitted| admitted.map(|info| (RateLimitInfo::one(info.policy()), info.style)))
+    }
+
+    /// The decision of `conclude`: the admitted request's quota state (when
+    /// the layer writes headers on success), or the refusal.
+    fn decide<ReqBody, ResBody>(
+        &self,
+        result: Result<Decision, &(dyn std::error::Error + 'static)>,
+        request: &Request<ReqBody>,
+    ) -> Result<Option<RateInfo>, Box<Response<portcullis_core::ResponseBody<ResBody>>>> {
         let info = |remaining| RateInfo {
             remaining,
             ..self.info
@@ -451,9 +480,7 @@ impl QuotaPlan {
                     remaining = decision.remaining,
                 );
                 self.counters.admitted.increment(1);
-                Ok(self
-                    .headers_on_success
-                    .then(|| info(decision.remaining).headers()))
+                Ok(self.headers_on_success.then(|| info(decision.remaining)))
             }
             Ok(decision) => {
                 tracing::info!(
@@ -482,6 +509,10 @@ impl QuotaPlan {
         }
     }
 }
+
+/// An admitted request's rate-limit policy and the convention to write it
+/// in.
+type Policy = (RateLimitInfo, RateLimitHeaders);
 
 impl<St> QuotaLayer<St> {
     /// Resolves `request`'s quota check exactly as the layer's service does

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use portcullis_core::ResponseBody;
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::store::Decision;
@@ -230,7 +230,9 @@ where
             let started = Instant::now();
             let result = decide(connection, buckets, time, now, call).await;
             record_call("usage_plan", started, result.as_ref().err());
-            let mut headers = HeaderMap::new();
+            // Each layer's rate-limit policy, merged as a stack of the two
+            // layers merges them: one set of headers describes both.
+            let mut throttle_policy = None;
             if let Some(plan) = throttle {
                 let answer = match &result {
                     Ok(combined) => combined.throttle.ok_or_else(|| {
@@ -238,12 +240,12 @@ where
                     }),
                     Err(error) => Err(StoreError::msg(error.to_string())),
                 };
-                match plan.conclude(answer, &request) {
-                    Ok(Some(more)) => headers.extend(more),
-                    Ok(None) => {}
+                match plan.conclude_rate_limit(answer, &request) {
+                    Ok(policy) => throttle_policy = policy,
                     Err(refusal) => return Ok(*refusal),
                 }
             }
+            let mut quota_policy = None;
             if let Some(plan) = quota {
                 let missing = StoreError::msg("the usage-plan script gave no quota answer");
                 let answer: Result<Decision, &(dyn std::error::Error + 'static)> = match &result {
@@ -254,15 +256,28 @@ where
                     Ok(_) => Err(&missing),
                     Err(error) => Err(error),
                 };
-                match plan.conclude(answer, &request) {
-                    Ok(Some(more)) => headers.extend(more),
-                    Ok(None) => {}
-                    Err(refusal) => return Ok(*refusal),
+                match plan.conclude_rate_limit(answer, &request) {
+                    Ok(policy) => quota_policy = policy,
+                    Err(refusal) => {
+                        // The quota's 429 names the throttle's policy too.
+                        let mut refusal = *refusal;
+                        if let Some((info, style)) = throttle_policy {
+                            info.apply(style, &mut refusal);
+                        }
+                        return Ok(refusal);
+                    }
                 }
             }
             let response = inner.call(request).await?;
             let mut response = response.map(ResponseBody::inner);
-            response.headers_mut().extend(headers);
+            // Inside out, as the layers would: the quota's policy, then the
+            // throttle's before it.
+            if let Some((info, style)) = quota_policy {
+                info.apply(style, &mut response);
+            }
+            if let Some((info, style)) = throttle_policy {
+                info.apply(style, &mut response);
+            }
             Ok(response)
         })
     }

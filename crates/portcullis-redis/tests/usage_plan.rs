@@ -159,6 +159,89 @@ async fn one_script_decides_as_the_two_layers_in_memory() {
     }
 }
 
+/// The rate-limit headers of a response (every convention) and
+/// `Retry-After`, for comparing two stacks.
+fn rate_limit_headers<B>(response: &Response<B>) -> Vec<(String, String)> {
+    let mut headers: Vec<_> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().contains("ratelimit") || *name == "retry-after")
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    headers
+}
+
+#[tokio::test]
+async fn one_set_of_rate_limit_headers_describes_throttle_and_quota() {
+    for (name, config) in support::backends("usage-plan-headers") {
+        let config = config.timeout(Duration::from_secs(2));
+        let start = 1_900_000_000;
+        let memory_clock: SharedClock = Arc::new(ManualClock::at_unix(start));
+        let redis_clock: SharedClock = Arc::new(ManualClock::at_unix(start));
+        let throttle = |clock: &SharedClock| {
+            ThrottleLayer::new("a1", "prod")
+                .clock(clock.clone())
+                .rate_limit_headers_on_success(true)
+        };
+        let memory = ServiceBuilder::new()
+            .layer(throttle(&memory_clock))
+            .layer(
+                QuotaLayer::new()
+                    .shared_clock(memory_clock.clone())
+                    .rate_limit_headers_on_success(true),
+            )
+            .service_fn(ok);
+        let quota =
+            QuotaLayer::with_store(RedisQuotaStore::connect(&config).await.expect("connects"))
+                .shared_clock(redis_clock.clone())
+                .rate_limit_headers_on_success(true);
+        let throttle = throttle(&redis_clock).store(
+            RedisThrottleStore::connect(&config)
+                .await
+                .expect("connects")
+                .time_source(TimeSource::Caller),
+        );
+        let redis = ServiceBuilder::new()
+            .layer(RedisUsagePlanLayer::new(throttle, quota))
+            .service_fn(ok);
+        // A burst of 10 and a quota of 2: two admitted, then the quota's 429.
+        let plan = Arc::new(
+            UsagePlan::new("headers")
+                .expect("valid")
+                .with_throttle(settings(5.0, 10))
+                .with_quota(QuotaSettings::new(2, QuotaPeriod::Day).expect("valid")),
+        );
+        for step in 0..3 {
+            let a = memory
+                .clone()
+                .oneshot(request(&plan, "k", "/pets"))
+                .await
+                .expect("infallible");
+            let b = redis
+                .clone()
+                .oneshot(request(&plan, "k", "/pets"))
+                .await
+                .expect("infallible");
+            assert_eq!(a.status(), b.status(), "{name}: step {step}");
+            let expected = rate_limit_headers(&a);
+            assert_eq!(expected, rate_limit_headers(&b), "{name}: step {step}");
+            // The in-memory stack names both policies, so the comparison
+            // checks the merge.
+            let policy = a.headers()["ratelimit-policy"].to_str().unwrap_or_default();
+            assert!(
+                policy.contains("\"key\"") && policy.contains("\"quota\""),
+                "{name}: step {step}: {policy}"
+            );
+        }
+    }
+}
+
 /// A TCP proxy in front of a Redis server that counts the commands clients
 /// send through it: a client that sends one command per request makes one
 /// round trip per request. (Redis's own statistics count the commands a

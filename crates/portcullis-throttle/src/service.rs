@@ -693,7 +693,32 @@ impl ThrottlePlan {
             Verdict::Reject(response) => Err(response),
         }
     }
+
+    /// As [`conclude`](Self::conclude), but an admitted request's rate-limit
+    /// policy comes unwritten, with the convention the layer writes it in:
+    /// for a caller that merges it with another layer's policies into one
+    /// set of headers ([`RateLimitInfo::apply`], applied after the policies
+    /// of the layers inside), as a stack of layers does.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, as a response ready to send (its policy is in its
+    /// extensions, for a layer outside to merge into).
+    pub fn conclude_rate_limit<ReqBody, ResBody>(
+        &self,
+        result: Result<Outcome, StoreError>,
+        request: &Request<ReqBody>,
+    ) -> Result<Option<Policy>, Box<Response<ResponseBody<ResBody>>>> {
+        match self.decider.conclude(result, request) {
+            Verdict::Admit(headers) => Ok(headers.map(|success| (success.info, success.style))),
+            Verdict::Reject(response) => Err(response),
+        }
+    }
 }
+
+/// An admitted request's rate-limit policy and the convention to write it
+/// in.
+type Policy = (RateLimitInfo, RateLimitHeaders);
 
 impl<St> ThrottleLayer<St> {
     /// Resolves `request`'s buckets exactly as the layer's service does, and

@@ -612,3 +612,216 @@ fn configuration_errors_name_the_field() {
     assert_eq!(e.path, "api.openapi");
     assert!(e.message.contains("cannot read"), "{e}");
 }
+
+/// What a `tracing_subscriber::fmt` subscriber writes, kept for the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("no writer panicked holding the lock")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The lines of `output` under the request `id`'s span (its layers' events
+/// and the span's own line when it closes).
+fn lines_of<'o>(output: &'o str, id: &str) -> Vec<&'o str> {
+    output.lines().filter(|line| line.contains(id)).collect()
+}
+
+fn assert_has(lines: &[&str], needles: &[&str]) {
+    assert!(
+        lines
+            .iter()
+            .any(|line| needles.iter().all(|needle| line.contains(needle))),
+        "no line with all of {needles:?} in:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let token = access_token("pets/write");
+    // Signed before the capture starts: the aws-sigv4 crate (the client's
+    // side) traces the requests it signs, headers and all.
+    let signed_ok = signed("/pets/1", Some(API_KEY));
+    let signed_bad = signed("/pets/1", Some("NotTheKey0123456789abcdefgh"));
+    let signature = signed_ok.headers()["authorization"]
+        .to_str()
+        .expect("ascii")
+        .rsplit("Signature=")
+        .next()
+        .expect("a signature")
+        .to_owned();
+    let (signed_id, refused_id, cognito_id, custom_id) =
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let dir = setup("HEADER", &authorizer().await);
+                let gateway = gateway(&dir).expect("the gateway builds");
+                // Outermost, as an application adds it: the request's span.
+                let app = app(&gateway).layer(
+                    gateway
+                        .access_log_layer()
+                        .expect("[api] gives the access log layer"),
+                );
+                let id = |response: &http::Response<Body>| {
+                    response
+                        .headers()
+                        .get("x-amzn-requestid")
+                        .and_then(|v| v.to_str().ok())
+                        .expect("every response has a request id")
+                        .to_owned()
+                };
+                // SigV4, API key, throttle, quota: allowed.
+                let response = app.clone().oneshot(signed_ok).await.expect("infallible");
+                assert_eq!(response.status(), StatusCode::OK);
+                let signed_id = id(&response);
+                // Signed, with a key that is no key: refused by the API key.
+                let response = app.clone().oneshot(signed_bad).await.expect("infallible");
+                assert_eq!(response.status(), StatusCode::FORBIDDEN);
+                let refused_id = id(&response);
+                // A Cognito access token with the method's scope.
+                let sent = bearer("POST", "/pets", &token, r#"{"name":"Rex"}"#);
+                let response = app.clone().oneshot(sent).await.expect("infallible");
+                assert_eq!(response.status(), StatusCode::OK);
+                let cognito_id = id(&response);
+                // A custom authorizer, and the API key.
+                let sent = request("GET", "/custom")
+                    .header("authorization", "Bearer allow")
+                    .header("x-api-key", API_KEY)
+                    .body(Body::empty())
+                    .expect("request");
+                let response = app.clone().oneshot(sent).await.expect("infallible");
+                assert_eq!(response.status(), StatusCode::OK);
+                let custom_id = id(&response);
+                std::fs::remove_dir_all(dir).ok();
+                (signed_id, refused_id, cognito_id, custom_id)
+            })
+        });
+    let output = String::from_utf8(
+        captured
+            .0
+            .lock()
+            .expect("no writer panicked holding the lock")
+            .clone(),
+    )
+    .expect("UTF-8");
+
+    let principal = "arn:aws:iam::123456789012:user/pets-client";
+    let signed = lines_of(&output, &signed_id);
+    // The request's span, closed: every field the layers decided.
+    assert_has(
+        &signed,
+        &[
+            "portcullis.request",
+            "close",
+            "key_id=\"pets-key\"",
+            &format!("principal=\"{principal}\""),
+            "outcome=\"allowed\"",
+            "status=200",
+        ],
+    );
+    // Each layer's own decision, inside that span.
+    assert_has(&signed, &["layer=\"waf\"", "outcome=\"allowed\""]);
+    assert_has(
+        &signed,
+        &["layer=\"sigv4\"", "outcome=\"allowed\"", principal],
+    );
+    assert_has(
+        &signed,
+        &[
+            "layer=\"api_key\"",
+            "outcome=\"allowed\"",
+            "key_id=pets-key",
+        ],
+    );
+
+    let refused = lines_of(&output, &refused_id);
+    assert_has(
+        &refused,
+        &[
+            "portcullis.request",
+            "close",
+            "outcome=\"refused\"",
+            "reason=\"INVALID_API_KEY\"",
+            "status=403",
+        ],
+    );
+    assert_has(
+        &refused,
+        &[
+            "layer=\"api_key\"",
+            "outcome=\"refused\"",
+            "reason=\"INVALID_API_KEY\"",
+            "detail=\"unknown\"",
+        ],
+    );
+    assert_has(&refused, &["request refused", "reason=\"INVALID_API_KEY\""]);
+
+    let cognito = lines_of(&output, &cognito_id);
+    assert_has(
+        &cognito,
+        &[
+            "portcullis.request",
+            "close",
+            "principal=\"u-1\"",
+            "outcome=\"allowed\"",
+        ],
+    );
+
+    let custom = lines_of(&output, &custom_id);
+    assert_has(
+        &custom,
+        &[
+            "layer=\"authorizer\"",
+            "outcome=\"allowed\"",
+            "principal=\"user-7\"",
+        ],
+    );
+    assert_has(
+        &custom,
+        &[
+            "portcullis.request",
+            "close",
+            "key_id=\"pets-key\"",
+            "principal=\"user-7\"",
+            "outcome=\"allowed\"",
+        ],
+    );
+
+    // No secret anywhere: not the key's value, not the IAM secret, not the
+    // request's signature, not the token (nor its signature part).
+    let token_signature = token.rsplit('.').next().expect("a JWT");
+    for secret in [
+        API_KEY,
+        "NotTheKey0123456789abcdefgh",
+        SECRET,
+        signature.as_str(),
+        token.as_str(),
+        token_signature,
+    ] {
+        assert!(
+            !output.contains(secret),
+            "the logs hold a secret ({secret}):\n{output}"
+        );
+    }
+}

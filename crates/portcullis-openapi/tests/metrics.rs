@@ -1,0 +1,263 @@
+//! The layer's metrics: every decision of the API definition's own checks
+//! (a method's required protection, request validation) counted in
+//! `portcullis_openapi_decisions_total` by outcome and reason, and timed in
+//! `portcullis_openapi_decision_seconds`.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::any;
+use http::{Request, Response, StatusCode};
+use portcullis_core::context::ApiKeyContext;
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use portcullis_openapi::{ApiDefinition, OpenApiLayer, Route};
+use tower::ServiceExt;
+use tower::layer::layer_fn;
+use tower::service_fn;
+use tower::util::BoxCloneSyncService;
+
+/// A `metrics` recorder that keeps every counter increment and histogram
+/// sample, with the metric's name and labels, for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<Sample>>>);
+
+/// One increment or sample: the metric's name, its labels (sorted) and the
+/// value.
+#[derive(Clone, Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Captured {
+    /// The samples of the metric `name`.
+    fn of(&self, name: &str) -> Vec<Sample> {
+        self.0
+            .lock()
+            .expect("no test thread panicked holding the lock")
+            .iter()
+            .filter(|s| s.name == name)
+            .cloned()
+            .collect()
+    }
+
+    /// The sum of the counter `name` with these labels.
+    fn counted(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.of(name)
+            .iter()
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    fn handle(&self, key: &metrics::Key) -> Arc<Handle> {
+        let mut labels: Vec<_> = key
+            .labels()
+            .map(|l| (l.key().to_owned(), l.value().to_owned()))
+            .collect();
+        labels.sort();
+        Arc::new(Handle {
+            name: key.name().to_owned(),
+            labels,
+            log: self.clone(),
+        })
+    }
+}
+
+struct Handle {
+    name: String,
+    labels: Vec<(String, String)>,
+    log: Captured,
+}
+
+impl Handle {
+    fn push(&self, value: f64) {
+        self.log
+            .0
+            .lock()
+            .expect("no test thread panicked holding the lock")
+            .push(Sample {
+                name: self.name.clone(),
+                labels: self.labels.clone(),
+                value,
+            });
+    }
+}
+
+impl metrics::CounterFn for Handle {
+    fn increment(&self, value: u64) {
+        self.push(value as f64);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.push(value as f64);
+    }
+}
+
+impl metrics::HistogramFn for Handle {
+    fn record(&self, value: f64) {
+        self.push(value);
+    }
+}
+
+impl metrics::Recorder for Captured {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.handle(key))
+    }
+
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.handle(key))
+    }
+}
+
+/// Runs `test` on a current-thread runtime with `recorder` as this
+/// thread's recorder: every layer call of the test is on this thread.
+fn with_recorder<F: std::future::Future>(recorder: &Captured, test: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    metrics::with_local_recorder(recorder, || runtime.block_on(test))
+}
+
+type Check = fn(&mut Request<Body>) -> Result<(), GatewayResponseType>;
+
+/// A stand-in for the API key layer: it runs `check`, which leaves an
+/// [`ApiKeyContext`] as the real layer would, or not.
+fn stand_in(
+    check: Check,
+) -> impl tower_layer::Layer<
+    Route<Body, Body, Infallible>,
+    Service = BoxCloneSyncService<Request<Body>, Response<ResponseBody<Body>>, Infallible>,
+> + Clone {
+    layer_fn(move |inner: Route<Body, Body, Infallible>| {
+        BoxCloneSyncService::new(service_fn(move |mut request: Request<Body>| {
+            let inner = inner.clone();
+            async move {
+                match check(&mut request) {
+                    Ok(()) => Ok(inner.oneshot(request).await?.map(ResponseBody::inner)),
+                    Err(kind) => Ok(GatewayResponse::new(kind).into_response(&request)),
+                }
+            }
+        }))
+    })
+}
+
+/// Any `x-api-key` is a key; without one, it lets the request through
+/// without saying whose key it was (the layer then refuses it itself).
+fn lenient_key(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
+    if request.headers().contains_key("x-api-key") {
+        request.extensions_mut().insert(ApiKeyContext::new("key-1"));
+    }
+    Ok(())
+}
+
+fn app() -> Router {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/validation-sample.json"
+    ))
+    .expect("the fixture reads");
+    let definition = ApiDefinition::from_slice(&bytes).expect("the fixture loads");
+    let layer = OpenApiLayer::builder(definition)
+        .api_key(stand_in(lenient_key))
+        .build()
+        .expect("the layer builds");
+    Router::new()
+        .route("/{*rest}", any(|| async { "from the app" }))
+        .layer(layer)
+}
+
+#[test]
+fn every_decision_is_counted_and_timed() {
+    let recorder = Captured::default();
+    with_recorder(&recorder, async {
+        let app = app();
+        let post = |body: &str| {
+            Request::post("/validation")
+                .header("x-api-key", "k")
+                .header("h1", "v")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .expect("a request")
+        };
+        let get = |uri: &str, key: bool| {
+            let mut builder = Request::get(uri);
+            if key {
+                builder = builder.header("x-api-key", "k");
+            }
+            builder.body(Body::empty()).expect("a request")
+        };
+        for (request, status) in [
+            (get("/validation?q1=cat", true), StatusCode::OK),
+            (
+                post(r#"{"name":"Rex","type":"dog","price":100}"#),
+                StatusCode::OK,
+            ),
+            (get("/validation", true), StatusCode::BAD_REQUEST),
+            (post("not json"), StatusCode::BAD_REQUEST),
+            (get("/validation?q1=cat", false), StatusCode::FORBIDDEN),
+        ] {
+            let response = app.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), status);
+        }
+    });
+    let counter = "portcullis_openapi_decisions_total";
+    for (outcome, reason, count) in [
+        ("allowed", "OK", 2.0),
+        ("refused", "BAD_REQUEST_PARAMETERS", 1.0),
+        ("refused", "BAD_REQUEST_BODY", 1.0),
+        ("refused", "INVALID_API_KEY", 1.0),
+    ] {
+        assert_eq!(
+            recorder.counted(counter, &[("outcome", outcome), ("reason", reason)]),
+            count,
+            "{outcome} {reason}"
+        );
+    }
+    let seconds = recorder.of("portcullis_openapi_decision_seconds");
+    assert_eq!(seconds.len(), 5, "one sample per decision: {seconds:?}");
+    assert!(
+        seconds
+            .iter()
+            .all(|s| s.value.is_finite() && s.value >= 0.0 && s.labels.is_empty()),
+        "{seconds:?}"
+    );
+}
