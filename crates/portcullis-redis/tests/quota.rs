@@ -172,7 +172,12 @@ async fn a_fleet_of_four_admits_exactly_the_quota() {
 #[tokio::test]
 async fn usage_records_survive_for_get_usage() {
     for (name, config) in support::backends("quota-usage") {
-        let store = RedisQuotaStore::connect(&config).await.expect("connects");
+        // A deadline past the default 20 ms: this test is about what is
+        // stored, and a busy machine (the other tests of this file run
+        // beside it) can hold a reply longer than that.
+        let store = RedisQuotaStore::connect(&config.timeout(Duration::from_secs(2)))
+            .await
+            .expect("connects");
         let quota = QuotaSettings::new(10, QuotaPeriod::Day).expect("valid");
         let calendar = Calendar::new();
         let days: [Date; 2] = [date!(2026 - 11 - 23), date!(2026 - 11 - 24)];
