@@ -57,7 +57,7 @@ fn sections() -> Vec<Section> {
             enabled: cfg!(feature = "openapi"),
         },
         Section {
-            text: "[identity_pool]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\nkeys = [{ id = \"k1\", secret = \"test-pool-key-0000000000000000000000000000\" }]\n",
+            text: "[identity_pool]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\nkeys = [{ id = \"k1\", secret = \"test-pool-key-0000000000000000000000000000\" }]\nauthenticated_role = \"Member\"\nroles = { Member = { policies = [] } }\n",
             path: "identity_pool",
             feature: "identity-pool",
             enabled: cfg!(feature = "identity-pool"),
