@@ -111,11 +111,10 @@ fn a_section_is_read_with_its_feature_and_refused_by_name_without_it() {
     }
 }
 
+/// Without `openapi`, `[api]` itself is refused (above).
+#[cfg(feature = "openapi")]
 #[test]
 fn a_custom_authorizer_needs_the_authorizer_feature() {
-    if !cfg!(feature = "openapi") {
-        return; // `[api]` itself is refused (above).
-    }
     let dir = tempfile::tempdir().expect("a temp dir");
     let text = "[api]\nopenapi = \"openapi.json\"\n\n[api.authorizers.tokenAuth]\nurl = \"http://127.0.0.1:9/authorize\"\n";
     match (cfg!(feature = "authorizer"), load(dir.path(), text)) {
