@@ -1130,6 +1130,13 @@ impl Gateway {
     /// configured) or JWT (if `[jwt]` is), then API key (unless
     /// `gateway.api_key_required = false`), then throttle, then quota.
     ///
+    /// Take pieces out per route with [`GatewayLayer`]'s methods:
+    /// [`without_waf`](GatewayLayer::without_waf) drops only the WAF (the
+    /// IAM or JWT authorizer stays), [`auth(None)`](GatewayLayer::auth) the
+    /// authorizer, [`without_api_key`](GatewayLayer::without_api_key) the
+    /// API key and the quota. The crate documentation's "Per-route stacks"
+    /// shows them on axum routes.
+    ///
     /// With `[api]`, each method of the definition gets its own chain
     /// instead, in the same order: the WAF, then the route match (an unknown
     /// path or method gets 403 Missing Authentication Token; a CORS preflight

@@ -302,10 +302,11 @@ impl GatewayLayer {
         self
     }
 
-    /// Sets (or removes, with `None`) the authorizer: [`Auth::Iam`] or
-    /// [`Auth::Jwt`]. [`Gateway::layer`](crate::Gateway::layer) sets IAM
-    /// when `[iam]` is configured, else JWT when `[jwt]` is; `auth(None)`
-    /// gives a route that takes no credential (an API key alone, say).
+    /// Sets (or removes, with `None`) the authorizer: `Auth::Iam` (the
+    /// `sigv4` feature) or `Auth::Jwt` (the `jwt` feature).
+    /// [`Gateway::layer`](crate::Gateway::layer) sets IAM when `[iam]` is
+    /// configured, else JWT when `[jwt]` is; `auth(None)` gives a route that
+    /// takes no credential (an API key alone, say).
     pub fn auth(mut self, auth: Option<Auth>) -> Self {
         self.auth = auth;
         self
