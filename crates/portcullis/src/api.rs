@@ -20,12 +20,14 @@
 //! The WAF sits in front of the router, so it sees every request,
 //! preflights and unknown routes included.
 
+#[cfg(feature = "authorizer")]
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+#[cfg(feature = "authorizer")]
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,16 +36,23 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 use portcullis_api_key::ApiKeySource as KeySource;
+#[cfg(feature = "authorizer")]
 use portcullis_authorizer::{AuthorizerConfig, AuthorizerLayer, AuthorizerType, HttpAuthorizer};
 use portcullis_core::client_ip::ClientIpResolver;
+#[cfg(feature = "authorizer")]
 use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+#[cfg(feature = "authorizer")]
 use portcullis_iam::ExecuteApiArn;
+#[cfg(feature = "jwt")]
 use portcullis_jwt::JwtLayer;
 use portcullis_openapi::access_log::AccessLogLayer;
-use portcullis_openapi::definition::{ApiKeySource, Authorization, CustomAuthorizerKind};
+use portcullis_openapi::definition::ApiKeySource;
+#[cfg(feature = "authorizer")]
+use portcullis_openapi::definition::{Authorization, CustomAuthorizerKind};
 use portcullis_openapi::{ApiDefinition, OpenApiLayer, OpenApiLayerBuilder, Route};
+#[cfg(feature = "sigv4")]
 use portcullis_sigv4::SigV4Layer;
 use tower::ServiceExt;
 use tower::util::{MapRequest, MapResponse};
@@ -51,7 +60,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{AccessLogDestination, ApiSettings, ConfigError};
-use crate::stack::{Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, box_body};
+#[cfg(feature = "sigv4")]
+use crate::stack::Auth;
+use crate::stack::{BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, box_body};
 
 pin_project! {
     /// The body inside the per-method chains: a [`GatewayBody`] that can
@@ -145,21 +156,26 @@ impl<E: Send + 'static> Layer<ApiRoute<E>> for Piece {
 #[derive(Clone)]
 pub(crate) struct ApiStack {
     pub(crate) definition: Arc<ApiDefinition>,
+    #[cfg(feature = "sigv4")]
     pub(crate) sigv4: Option<SigV4Layer>,
+    #[cfg(feature = "jwt")]
     pub(crate) jwt: Option<JwtLayer>,
+    #[cfg(feature = "authorizer")]
     pub(crate) authorizers: BTreeMap<String, AuthorizerLayer<HttpAuthorizer>>,
     pub(crate) body_limit: Option<usize>,
 }
 
 impl fmt::Debug for ApiStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiStack")
-            .field("methods", &self.definition.methods().count())
-            .field("sigv4", &self.sigv4.is_some())
-            .field("jwt", &self.jwt.is_some())
-            .field("authorizers", &self.authorizers.keys().collect::<Vec<_>>())
-            .field("body_limit", &self.body_limit)
-            .finish()
+        let mut f = f.debug_struct("ApiStack");
+        f.field("methods", &self.definition.methods().count());
+        #[cfg(feature = "sigv4")]
+        f.field("sigv4", &self.sigv4.is_some());
+        #[cfg(feature = "jwt")]
+        f.field("jwt", &self.jwt.is_some());
+        #[cfg(feature = "authorizer")]
+        f.field("authorizers", &self.authorizers.keys().collect::<Vec<_>>());
+        f.field("body_limit", &self.body_limit).finish()
     }
 }
 
@@ -175,14 +191,17 @@ impl ApiStack {
         if let Some(limit) = self.body_limit {
             builder = builder.body_limit(limit);
         }
+        #[cfg(feature = "sigv4")]
         if let Some(sigv4) = &self.sigv4 {
             builder = builder.sigv4(Piece(
                 GatewayLayer::new().auth(Some(Auth::Iam(sigv4.clone()))),
             ));
         }
+        #[cfg(feature = "jwt")]
         if let Some(jwt) = &self.jwt {
             builder = builder.cognito(jwt.clone());
         }
+        #[cfg(feature = "authorizer")]
         for (name, authorizer) in &self.authorizers {
             builder = builder.authorizer(name.clone(), authorizer.clone());
         }
@@ -214,7 +233,7 @@ impl ApiStack {
                 ConfigError::new(
                     "api.openapi",
                     format!(
-                        "{e} (a method of the definition needs a layer this configuration does not build: [iam] for awsSigv4, [jwt] for cognito_user_pools, [api.authorizers.NAME] for a custom authorizer, API keys for api_key)"
+                        "{e} (a method of the definition needs a layer this configuration does not build: [iam] (and portcullis's `sigv4` feature) for awsSigv4, [jwt] (and the `jwt` feature) for cognito_user_pools, [api.authorizers.NAME] (and the `authorizer` feature) for a custom authorizer, API keys for api_key)"
                     ),
                 )
             })
@@ -270,30 +289,22 @@ impl ApiStack {
             .map_response(|r: Response<ApiBody>| r.map(ApiBody::into_inner));
         let routed = Boxed::new(BoxedStack::erase(routed));
         let responses = self.definition.gateway_responses().cloned();
-        match &layer.waf {
-            Some(waf) => {
-                let waf = ServiceExt::<Request<GatewayBody>>::map_response(
-                    waf.layer(routed),
-                    |r: Response<ResponseBody<GatewayBody>>| r.map(crate::stack::unwrap_body),
-                );
-                let stack = Boxed::new(waf).map_request(move |mut r: Request<GatewayBody>| {
-                    if let Some(responses) = &responses {
-                        r.extensions_mut().insert(responses.clone());
-                    }
-                    r
-                });
-                Boxed::new(BoxedStack::erase(stack))
+        let with_responses = move |mut r: Request<GatewayBody>| {
+            if let Some(responses) = &responses {
+                r.extensions_mut().insert(responses.clone());
             }
-            None => {
-                let stack = routed.map_request(move |mut r: Request<GatewayBody>| {
-                    if let Some(responses) = &responses {
-                        r.extensions_mut().insert(responses.clone());
-                    }
-                    r
-                });
-                Boxed::new(BoxedStack::erase(stack))
-            }
+            r
+        };
+        #[cfg(feature = "waf")]
+        if let Some(waf) = &layer.waf {
+            let waf = ServiceExt::<Request<GatewayBody>>::map_response(
+                waf.layer(routed),
+                |r: Response<ResponseBody<GatewayBody>>| r.map(crate::stack::unwrap_body),
+            );
+            let stack = Boxed::new(waf).map_request(with_responses);
+            return Boxed::new(BoxedStack::erase(stack));
         }
+        Boxed::new(BoxedStack::erase(routed.map_request(with_responses)))
     }
 }
 
@@ -307,7 +318,9 @@ fn usage_plan_set(_: &GatewayLayer) -> bool {
     false
 }
 
-/// Everything `[api]` needs from the rest of the gateway.
+/// Everything `[api]`'s custom authorizers need from the rest of the
+/// gateway.
+#[cfg(feature = "authorizer")]
 pub(crate) struct ApiInputs<'a> {
     pub(crate) api: ExecuteApiArn,
     pub(crate) clock: &'a SharedClock,
@@ -355,6 +368,7 @@ pub(crate) fn method_throttles(
 
 /// One `AuthorizerLayer` per `[api.authorizers.NAME]`, configured as the
 /// definition declares the scheme `NAME`.
+#[cfg(feature = "authorizer")]
 pub(crate) fn authorizers(
     settings: &ApiSettings,
     definition: &ApiDefinition,

@@ -13,9 +13,18 @@ use ipnet::IpNet;
 use portcullis_api_key::ApiKeyConfig;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
+#[cfg(feature = "jwt")]
 use portcullis_jwt::{Algorithm, TokenUse};
 use portcullis_quota::QuotaConfig;
 use serde::Deserialize;
+#[cfg(not(all(
+    feature = "sigv4",
+    feature = "jwt",
+    feature = "identity-pool",
+    feature = "waf",
+    feature = "openapi"
+)))]
+use serde::de::IgnoredAny;
 
 /// A configuration that failed to load: the path of the bad field and what
 /// is wrong with it. Secrets are never quoted.
@@ -64,6 +73,13 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The whole file.
+///
+/// The sections of the optional layers exist only with their features:
+/// `iam` with `sigv4`, `jwt` with `jwt`, `identity_pool` with
+/// `identity-pool`, `waf` with `waf`, `api` with `openapi`. A file that has
+/// a section whose feature this build leaves out is refused by
+/// [`Config::from_toml`], with an error naming the section and the feature
+/// to turn on, rather than read as if the section were not there.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -76,17 +92,23 @@ pub struct Config {
     /// API keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
-    /// IAM (SigV4) callers.
+    /// IAM (SigV4) callers. Needs the `sigv4` feature.
+    #[cfg(feature = "sigv4")]
     #[serde(default)]
     pub iam: Option<IamSettings>,
-    /// A JWT issuer (a Cognito user pool or any OIDC issuer).
+    /// A JWT issuer (a Cognito user pool or any OIDC issuer). Needs the
+    /// `jwt` feature.
+    #[cfg(feature = "jwt")]
     #[serde(default)]
     pub jwt: Option<JwtSettings>,
     /// A Cognito-style identity pool: ID tokens (or guests) exchanged for
-    /// temporary credentials that the `[iam]` layer accepts.
+    /// temporary credentials that the `[iam]` layer accepts. Needs the
+    /// `identity-pool` feature.
+    #[cfg(feature = "identity-pool")]
     #[serde(default)]
     pub identity_pool: Option<portcullis_identity_pool::IdentityPoolConfig>,
-    /// The AWS WAF web ACL.
+    /// The AWS WAF web ACL. Needs the `waf` feature.
+    #[cfg(feature = "waf")]
     #[serde(default)]
     pub waf: Option<WafSettings>,
     /// Where keys, plans, usage and quota counters live.
@@ -100,14 +122,55 @@ pub struct Config {
     pub client_ip: ClientIpSettings,
     /// The API's per-method settings, from an API Gateway OpenAPI export.
     /// Without it, [`Gateway::layer`](crate::Gateway::layer) is one stack
-    /// for every route.
+    /// for every route. Needs the `openapi` feature (and `authorizer` for
+    /// `[api.authorizers]`).
+    #[cfg(feature = "openapi")]
     #[serde(default)]
     pub api: Option<ApiSettings>,
+    /// `[iam]` in a build without `sigv4`: read only to be refused.
+    #[cfg(not(feature = "sigv4"))]
+    #[serde(default, rename = "iam")]
+    iam_off: Option<IgnoredAny>,
+    /// `[jwt]` in a build without `jwt`: read only to be refused.
+    #[cfg(not(feature = "jwt"))]
+    #[serde(default, rename = "jwt")]
+    jwt_off: Option<IgnoredAny>,
+    /// `[identity_pool]` in a build without `identity-pool`.
+    #[cfg(not(feature = "identity-pool"))]
+    #[serde(default, rename = "identity_pool")]
+    identity_pool_off: Option<IgnoredAny>,
+    /// `[waf]` in a build without `waf`.
+    #[cfg(not(feature = "waf"))]
+    #[serde(default, rename = "waf")]
+    waf_off: Option<IgnoredAny>,
+    /// `[api]` in a build without `openapi`.
+    #[cfg(not(feature = "openapi"))]
+    #[serde(default, rename = "api")]
+    api_off: Option<IgnoredAny>,
+}
+
+/// The error for a section (or field) whose layer this build leaves out.
+#[cfg(not(all(
+    feature = "sigv4",
+    feature = "jwt",
+    feature = "identity-pool",
+    feature = "waf",
+    feature = "openapi",
+    feature = "authorizer"
+)))]
+fn feature_off(path: &str, feature: &str) -> ConfigError {
+    ConfigError::new(
+        path,
+        format!(
+            "[{path}] needs portcullis's `{feature}` feature, which this build leaves out: turn it on in Cargo.toml (`portcullis = {{ version = \"...\", features = [\"{feature}\"] }}`)"
+        ),
+    )
 }
 
 /// `[api]`: the API as API Gateway exports it
 /// (`aws apigateway get-export --export-type oas30 --extensions apigateway`,
-/// or a SAM template's `DefinitionBody`).
+/// or a SAM template's `DefinitionBody`). Needs the `openapi` feature.
+#[cfg(feature = "openapi")]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -135,6 +198,7 @@ pub struct ApiSettings {
     pub max_body_bytes: Option<usize>,
 }
 
+#[cfg(feature = "openapi")]
 impl ApiSettings {
     /// `[api]` with only `openapi`: the definition at this path (relative to
     /// the configuration file's folder unless absolute), no access log, no
@@ -151,7 +215,8 @@ impl ApiSettings {
     }
 }
 
-/// `[api.access_log]`.
+/// `[api.access_log]`. Needs the `openapi` feature.
+#[cfg(feature = "openapi")]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -165,7 +230,8 @@ pub struct AccessLogSettings {
     pub destination: AccessLogDestination,
 }
 
-/// Where access-log lines go.
+/// Where access-log lines go. Needs the `openapi` feature.
+#[cfg(feature = "openapi")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -180,7 +246,9 @@ pub enum AccessLogDestination {
 }
 
 /// `[api.authorizers.NAME]`: the HTTP endpoint that answers a custom
-/// authorizer's events as its Lambda function would.
+/// authorizer's events as its Lambda function would. Needs the `openapi`
+/// feature; a configuration with one also needs `authorizer`.
+#[cfg(feature = "openapi")]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -231,7 +299,8 @@ fn yes() -> bool {
     true
 }
 
-/// `[iam]`.
+/// `[iam]`. Needs the `sigv4` feature.
+#[cfg(feature = "sigv4")]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -259,7 +328,8 @@ pub struct IamSettings {
     pub allow_unsigned_payload: bool,
 }
 
-/// `[[iam.users]]`: one caller.
+/// `[[iam.users]]`: one caller. Needs the `sigv4` feature.
+#[cfg(feature = "sigv4")]
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -278,6 +348,7 @@ pub struct IamUser {
     pub policies: Vec<PathBuf>,
 }
 
+#[cfg(feature = "sigv4")]
 impl fmt::Debug for IamUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IamUser")
@@ -293,7 +364,8 @@ impl fmt::Debug for IamUser {
     }
 }
 
-/// `[jwt]`.
+/// `[jwt]`. Needs the `jwt` feature.
+#[cfg(feature = "jwt")]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -329,7 +401,8 @@ pub struct JwtSettings {
     pub allow_insecure_http: bool,
 }
 
-/// `[waf]`.
+/// `[waf]`. Needs the `waf` feature.
+#[cfg(feature = "waf")]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -506,12 +579,51 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| ConfigError::new("", e.to_string().trim_end().to_owned()))?;
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let message = e.into_inner().message().to_owned();
             ConfigError::new(path, message)
-        })
+        })?;
+        config.check_features()?;
+        Ok(config)
+    }
+
+    /// Refuses the sections of the layers this build leaves out, in the
+    /// order of the file's documentation.
+    fn check_features(&self) -> Result<(), ConfigError> {
+        #[cfg(not(feature = "sigv4"))]
+        if self.iam_off.is_some() {
+            return Err(feature_off("iam", "sigv4"));
+        }
+        #[cfg(not(feature = "jwt"))]
+        if self.jwt_off.is_some() {
+            return Err(feature_off("jwt", "jwt"));
+        }
+        #[cfg(not(feature = "identity-pool"))]
+        if self.identity_pool_off.is_some() {
+            return Err(feature_off("identity_pool", "identity-pool"));
+        }
+        #[cfg(not(feature = "waf"))]
+        if self.waf_off.is_some() {
+            return Err(feature_off("waf", "waf"));
+        }
+        #[cfg(not(feature = "openapi"))]
+        if self.api_off.is_some() {
+            return Err(feature_off("api", "openapi"));
+        }
+        #[cfg(all(feature = "openapi", not(feature = "authorizer")))]
+        if let Some(name) = self
+            .api
+            .as_ref()
+            .and_then(|api| api.authorizers.keys().next())
+        {
+            return Err(feature_off(
+                &format!("api.authorizers.{name}"),
+                "authorizer",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads and parses a file.

@@ -14,16 +14,30 @@ use portcullis_control_plane::{
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{SharedClock, SystemClock};
 use portcullis_core::plan::MethodSelector;
-use portcullis_iam::{ExecuteApiArn, PolicyDocument};
+use portcullis_iam::ExecuteApiArn;
+#[cfg(feature = "sigv4")]
+use portcullis_iam::PolicyDocument;
+#[cfg(feature = "identity-pool")]
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig, IdentityPoolConfigError};
+#[cfg(feature = "jwt")]
 use portcullis_jwt::{Issuer, JwtLayer, KeySource};
 use portcullis_quota::QuotaLayer;
+#[cfg(feature = "sigv4")]
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
 use portcullis_throttle::{InMemoryStore, ThrottleLayer};
+#[cfg(feature = "waf")]
 use portcullis_waf::{AclSources, WafLayer};
 
-use crate::config::{Config, ConfigError, IamSettings, JwtSettings, StoreKind, WafSettings};
-use crate::stack::{Auth, GatewayLayer};
+#[cfg(feature = "sigv4")]
+use crate::config::IamSettings;
+#[cfg(feature = "jwt")]
+use crate::config::JwtSettings;
+#[cfg(feature = "waf")]
+use crate::config::WafSettings;
+use crate::config::{Config, ConfigError, StoreKind};
+#[cfg(any(feature = "sigv4", feature = "jwt"))]
+use crate::stack::Auth;
+use crate::stack::GatewayLayer;
 use crate::store::{GatewayStore, GatewayThrottleStore};
 
 /// The API-key store of a [`Gateway`]: a cache of the control-plane store.
@@ -54,15 +68,22 @@ pub struct Gateway {
     throttle: ThrottleLayer<GatewayThrottleStore>,
     engine: GatewayQuotaStore,
     quota: QuotaLayer<GatewayQuotaStore>,
+    #[cfg(feature = "sigv4")]
     sigv4: Option<SigV4Layer>,
+    #[cfg(feature = "jwt")]
     jwt: Option<JwtLayer>,
+    #[cfg(feature = "waf")]
     waf: Option<WafLayer>,
+    #[cfg(feature = "identity-pool")]
     identity_pool: Option<IdentityPool>,
     /// Each IAM user's ARN and identity policies, as `[iam]` configures them.
+    #[cfg(feature = "sigv4")]
     iam_policies: Vec<(String, Arc<PolicyDocument>)>,
     /// `[api]`: the definition and the layers of its per-method chains.
+    #[cfg(feature = "openapi")]
     api: Option<crate::api::ApiStack>,
     /// `[api.access_log]` (or request ids only), with `[api]`.
+    #[cfg(feature = "openapi")]
     access_log: Option<portcullis_openapi::access_log::AccessLogLayer>,
 }
 
@@ -81,6 +102,7 @@ pub struct GatewayBuilder {
     data_dir: Option<PathBuf>,
 }
 
+#[cfg(any(feature = "sigv4", feature = "jwt", feature = "waf"))]
 fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
     let full = base.join(path);
     std::fs::read_to_string(&full)
@@ -153,7 +175,9 @@ impl GatewayBuilder {
     }
 
     /// Sets `[api]`, replacing the file's: per-method stacks from this API
-    /// definition (see [`ApiSettings`](crate::config::ApiSettings)).
+    /// definition (see [`ApiSettings`](crate::config::ApiSettings)). Needs
+    /// the `openapi` feature.
+    #[cfg(feature = "openapi")]
     pub fn api(mut self, api: crate::config::ApiSettings) -> Self {
         self.config.api = Some(api);
         self
@@ -488,6 +512,7 @@ impl GatewayBuilder {
 
         // `[api]`: the definition, read before the throttle so that its
         // per-method limits are checked against it.
+        #[cfg(feature = "openapi")]
         let definition = match &config.api {
             Some(settings) => Some((
                 settings,
@@ -497,6 +522,7 @@ impl GatewayBuilder {
         };
         let mut throttle =
             ThrottleLayer::new(g.api_id.as_str(), g.stage.as_str()).clock(clock.clone());
+        #[cfg(feature = "openapi")]
         if let Some((settings, definition)) = &definition {
             for (selector, limit) in crate::api::method_throttles(settings, definition)? {
                 throttle = throttle.stage_limit(selector, limit);
@@ -532,10 +558,12 @@ impl GatewayBuilder {
             quota = quota.plan_start(plan.clone(), *start);
         }
 
+        #[cfg(feature = "jwt")]
         let jwt = match &config.jwt {
             Some(jwt) => Some(build_jwt(jwt, &base_dir, &clock)?),
             None => None,
         };
+        #[cfg(feature = "identity-pool")]
         let identity_pool = match &config.identity_pool {
             Some(pool) if config.iam.is_none() => {
                 let _ = pool;
@@ -547,10 +575,12 @@ impl GatewayBuilder {
             Some(pool) => Some(build_identity_pool(pool, jwt.as_ref(), &clock)?),
             None => None,
         };
+        #[cfg(feature = "sigv4")]
         let iam_policies = match &config.iam {
             Some(iam) => iam_policies(iam, &base_dir)?,
             None => Vec::new(),
         };
+        #[cfg(feature = "sigv4")]
         let sigv4 = match &config.iam {
             Some(iam) => Some(build_sigv4(
                 iam,
@@ -558,12 +588,15 @@ impl GatewayBuilder {
                 &base_dir,
                 &clock,
                 &resolver,
+                #[cfg(feature = "identity-pool")]
                 identity_pool.as_ref(),
             )?),
             None => None,
         };
+        #[cfg(feature = "openapi")]
         let (api_stack, access_log) = match &definition {
             Some((settings, definition)) => {
+                #[cfg(feature = "authorizer")]
                 let inputs = crate::api::ApiInputs {
                     api,
                     clock: &clock,
@@ -571,8 +604,11 @@ impl GatewayBuilder {
                 };
                 let stack = crate::api::ApiStack {
                     definition: Arc::clone(definition),
+                    #[cfg(feature = "sigv4")]
                     sigv4: sigv4.clone(),
+                    #[cfg(feature = "jwt")]
                     jwt: jwt.clone(),
+                    #[cfg(feature = "authorizer")]
                     authorizers: crate::api::authorizers(settings, definition, &inputs)?,
                     body_limit: settings.max_body_bytes,
                 };
@@ -583,10 +619,22 @@ impl GatewayBuilder {
             }
             None => (None, None),
         };
+        #[cfg(not(all(feature = "openapi", feature = "authorizer")))]
+        let _ = api;
+        #[cfg(feature = "waf")]
         let waf = match &config.waf {
             Some(waf) => Some(build_waf(waf, &g.account_id, &base_dir, &clock, resolver)?),
             None => None,
         };
+        #[cfg(not(feature = "waf"))]
+        let _ = resolver;
+        #[cfg(not(any(
+            feature = "sigv4",
+            feature = "jwt",
+            feature = "waf",
+            feature = "openapi"
+        )))]
+        let _ = base_dir;
         let gateway = Gateway {
             config,
             store,
@@ -596,14 +644,22 @@ impl GatewayBuilder {
             throttle,
             engine,
             quota,
+            #[cfg(feature = "sigv4")]
             sigv4,
+            #[cfg(feature = "jwt")]
             jwt,
+            #[cfg(feature = "waf")]
             waf,
+            #[cfg(feature = "identity-pool")]
             identity_pool,
+            #[cfg(feature = "sigv4")]
             iam_policies,
+            #[cfg(feature = "openapi")]
             api: api_stack,
+            #[cfg(feature = "openapi")]
             access_log,
         };
+        #[cfg(feature = "openapi")]
         if let Some(api) = &gateway.api {
             api.check(&gateway.layer())?;
         }
@@ -746,6 +802,7 @@ pub(crate) async fn seed(store: &GatewayStore, config: &Config) -> Result<(), Co
 }
 
 /// Each IAM user's ARN and identity policies.
+#[cfg(feature = "sigv4")]
 fn iam_policies(
     iam: &IamSettings,
     base: &Path,
@@ -763,13 +820,14 @@ fn iam_policies(
     Ok(out)
 }
 
+#[cfg(feature = "sigv4")]
 fn build_sigv4(
     iam: &IamSettings,
     api: ExecuteApiArn,
     base: &Path,
     clock: &SharedClock,
     resolver: &ClientIpResolver,
-    pool: Option<&IdentityPool>,
+    #[cfg(feature = "identity-pool")] pool: Option<&IdentityPool>,
 ) -> Result<SigV4Layer, ConfigError> {
     let mut provider = StaticCredentialProvider::new();
     for (i, user) in iam.users.iter().enumerate() {
@@ -791,10 +849,13 @@ fn build_sigv4(
         provider.insert(credential);
     }
     // Temporary credentials from the identity pool; long-term users behind.
+    #[cfg(feature = "identity-pool")]
     let layer = match pool {
         Some(pool) => SigV4Layer::new(api, pool.provider().with_fallback(provider)),
         None => SigV4Layer::new(api, provider),
     };
+    #[cfg(not(feature = "identity-pool"))]
+    let layer = SigV4Layer::new(api, provider);
     let mut layer = layer
         .clock(clock.clone())
         .client_ip_resolver(resolver.clone());
@@ -830,6 +891,7 @@ fn build_sigv4(
 
 /// Builds the identity pool; with no issuer of its own it takes tokens from
 /// the `[jwt]` layer.
+#[cfg(feature = "identity-pool")]
 fn build_identity_pool(
     config: &IdentityPoolConfig,
     jwt: Option<&JwtLayer>,
@@ -849,6 +911,7 @@ fn build_identity_pool(
     })
 }
 
+#[cfg(feature = "jwt")]
 fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtLayer, ConfigError> {
     let mut issuer = match (&jwt.cognito_user_pool, &jwt.issuer) {
         (Some(pool), None) => {
@@ -907,6 +970,7 @@ fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtL
     Ok(layer)
 }
 
+#[cfg(feature = "waf")]
 fn build_waf(
     waf: &WafSettings,
     account_id: &str,
@@ -1066,6 +1130,13 @@ impl Gateway {
     /// configured) or JWT (if `[jwt]` is), then API key (unless
     /// `gateway.api_key_required = false`), then throttle, then quota.
     ///
+    /// Take pieces out per route with [`GatewayLayer`]'s methods:
+    /// [`without_waf`](GatewayLayer::without_waf) drops only the WAF (the
+    /// IAM or JWT authorizer stays), [`auth(None)`](GatewayLayer::auth) the
+    /// authorizer, [`without_api_key`](GatewayLayer::without_api_key) the
+    /// API key and the quota. The crate documentation's "Per-route stacks"
+    /// shows them on axum routes.
+    ///
     /// With `[api]`, each method of the definition gets its own chain
     /// instead, in the same order: the WAF, then the route match (an unknown
     /// path or method gets 403 Missing Authentication Token; a CORS preflight
@@ -1078,26 +1149,19 @@ impl Gateway {
     /// validation. The definition decides which methods need a key:
     /// `gateway.api_key_required` is not read.
     pub fn layer(&self) -> GatewayLayer {
-        if let Some(api) = &self.api {
-            let mut layer = GatewayLayer::new()
-                .waf(self.waf.clone())
-                .api_key(Some(self.api_key.clone()))
-                .throttle(Some(self.throttle.clone()))
-                .quota(Some(self.quota.clone()));
-            layer.api = Some(api.clone());
-            return layer;
-        }
-        let auth = match (&self.sigv4, &self.jwt) {
-            (Some(sigv4), _) => Some(Auth::Iam(sigv4.clone())),
-            (None, Some(jwt)) => Some(Auth::Jwt(jwt.clone())),
-            (None, None) => None,
-        };
         let layer = GatewayLayer::new()
-            .waf(self.waf.clone())
-            .auth(auth)
             .api_key(Some(self.api_key.clone()))
             .throttle(Some(self.throttle.clone()))
             .quota(Some(self.quota.clone()));
+        #[cfg(feature = "waf")]
+        let layer = layer.waf(self.waf.clone());
+        #[cfg(feature = "openapi")]
+        if let Some(api) = &self.api {
+            let mut layer = layer;
+            layer.api = Some(api.clone());
+            return layer;
+        }
+        let layer = layer.auth(self.auth());
         if self.config.gateway.api_key_required {
             layer
         } else {
@@ -1105,7 +1169,23 @@ impl Gateway {
         }
     }
 
-    /// The API definition of `[api]`, loaded and checked.
+    /// The authorizer of [`layer`](Self::layer): IAM if `[iam]` is
+    /// configured, else JWT if `[jwt]` is.
+    fn auth(&self) -> Option<crate::stack::Auth> {
+        #[cfg(feature = "sigv4")]
+        if let Some(sigv4) = &self.sigv4 {
+            return Some(Auth::Iam(sigv4.clone()));
+        }
+        #[cfg(feature = "jwt")]
+        if let Some(jwt) = &self.jwt {
+            return Some(Auth::Jwt(jwt.clone()));
+        }
+        None
+    }
+
+    /// The API definition of `[api]`, loaded and checked. Needs the
+    /// `openapi` feature.
+    #[cfg(feature = "openapi")]
     #[must_use]
     pub fn api_definition(&self) -> Option<&portcullis_openapi::ApiDefinition> {
         self.api.as_ref().map(|api| &*api.definition)
@@ -1114,7 +1194,9 @@ impl Gateway {
     /// With `[api]`: the access-log layer of `[api.access_log]` (without
     /// one, a layer that writes no line and still sets `x-amzn-RequestId`
     /// on every response). Put it outermost, outside the WAF, so that every
-    /// response, refusals included, is logged and carries the id.
+    /// response, refusals included, is logged and carries the id. Needs the
+    /// `openapi` feature.
+    #[cfg(feature = "openapi")]
     #[must_use]
     pub fn access_log_layer(&self) -> Option<portcullis_openapi::access_log::AccessLogLayer> {
         self.access_log.clone()
@@ -1126,10 +1208,13 @@ impl Gateway {
     /// the same users as the data plane, whose policies allow
     /// `apigateway:*` actions on `arn:aws:apigateway:{region}::/apikeys/...`
     /// and `/usageplans/...` as needed. Temporary credentials (the identity
-    /// pool's roles) are not in it.
+    /// pool's roles) are not in it. Empty without the `sigv4` feature,
+    /// which reads `[iam]`.
     #[must_use]
     pub fn management_policies(&self) -> portcullis_control_plane::PolicyMap {
+        #[cfg_attr(not(feature = "sigv4"), allow(unused_mut))]
         let mut map = portcullis_control_plane::PolicyMap::new();
+        #[cfg(feature = "sigv4")]
         for (arn, policy) in &self.iam_policies {
             map.insert(arn.clone(), Arc::clone(policy));
         }
@@ -1147,7 +1232,8 @@ impl Gateway {
         ManagementApi::new(self.quota.usage_api()).region(self.config.gateway.region.clone())
     }
 
-    /// The WAF layer, if `[waf]` is configured.
+    /// The WAF layer, if `[waf]` is configured. Needs the `waf` feature.
+    #[cfg(feature = "waf")]
     #[must_use]
     pub fn waf_layer(&self) -> Option<WafLayer> {
         self.waf.clone()
@@ -1157,19 +1243,24 @@ impl Gateway {
     /// credentials already pass the [`sigv4_layer`](Self::sigv4_layer); mount
     /// its [`credentials_service`](IdentityPool::credentials_service) on a
     /// route of its own (such as `POST /credentials`), outside the API's
-    /// authorizers, as Cognito's endpoint is.
+    /// authorizers, as Cognito's endpoint is. Needs the `identity-pool`
+    /// feature.
+    #[cfg(feature = "identity-pool")]
     #[must_use]
     pub fn identity_pool(&self) -> Option<&IdentityPool> {
         self.identity_pool.as_ref()
     }
 
-    /// The SigV4 (IAM) layer, if `[iam]` is configured.
+    /// The SigV4 (IAM) layer, if `[iam]` is configured. Needs the `sigv4`
+    /// feature.
+    #[cfg(feature = "sigv4")]
     #[must_use]
     pub fn sigv4_layer(&self) -> Option<SigV4Layer> {
         self.sigv4.clone()
     }
 
-    /// The JWT layer, if `[jwt]` is configured.
+    /// The JWT layer, if `[jwt]` is configured. Needs the `jwt` feature.
+    #[cfg(feature = "jwt")]
     #[must_use]
     pub fn jwt_layer(&self) -> Option<JwtLayer> {
         self.jwt.clone()

@@ -16,10 +16,13 @@ use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 use portcullis_api_key::ApiKeyLayer;
 use portcullis_core::ResponseBody;
+#[cfg(feature = "jwt")]
 use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
+#[cfg(feature = "sigv4")]
 use portcullis_sigv4::SigV4Layer;
 use portcullis_throttle::ThrottleLayer;
+#[cfg(feature = "waf")]
 use portcullis_waf::WafLayer;
 use tower::ServiceExt;
 use tower_layer::Layer;
@@ -198,13 +201,17 @@ where
     }
 }
 
-/// Which authorizer the composed stack runs.
+/// Which authorizer the composed stack runs. Each variant needs its
+/// layer's feature: `Iam` needs `sigv4`, `Jwt` needs `jwt` (without either,
+/// the enum has no variant and the stack has no authorizer).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Auth {
-    /// IAM: SigV4 signatures and policies.
+    /// IAM: SigV4 signatures and policies. Needs the `sigv4` feature.
+    #[cfg(feature = "sigv4")]
     Iam(SigV4Layer),
-    /// A JWT issuer.
+    /// A JWT issuer. Needs the `jwt` feature.
+    #[cfg(feature = "jwt")]
     Jwt(JwtLayer),
 }
 
@@ -224,7 +231,7 @@ pub enum Auth {
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct GatewayLayer {
-    pub(crate) waf: Option<WafLayer>,
+    pub(crate) waf: Option<WafSlot>,
     pub(crate) auth: Option<Auth>,
     pub(crate) api_key: Option<ApiKeyLayer<GatewayKeyStore>>,
     pub(crate) throttle: Option<ThrottleLayer<GatewayThrottleStore>>,
@@ -234,8 +241,27 @@ pub struct GatewayLayer {
     pub(crate) usage_plan: Option<portcullis_redis::RedisUsagePlanLayer>,
     /// `[api]`: per-method chains from the definition, in place of the
     /// one stack for every route.
-    pub(crate) api: Option<crate::api::ApiStack>,
+    pub(crate) api: Option<ApiSlot>,
 }
+
+/// The WAF slot's layer.
+#[cfg(feature = "waf")]
+pub(crate) type WafSlot = WafLayer;
+
+/// The WAF slot in a build without the `waf` feature: always empty.
+#[cfg(not(feature = "waf"))]
+#[derive(Clone, Debug)]
+pub(crate) enum WafSlot {}
+
+/// The `[api]` slot.
+#[cfg(feature = "openapi")]
+pub(crate) type ApiSlot = crate::api::ApiStack;
+
+/// The `[api]` slot in a build without the `openapi` feature: always
+/// empty.
+#[cfg(not(feature = "openapi"))]
+#[derive(Clone, Debug)]
+pub(crate) enum ApiSlot {}
 
 impl GatewayLayer {
     /// An empty stack, to fill with the setters.
@@ -243,7 +269,8 @@ impl GatewayLayer {
         Self::default()
     }
 
-    /// Sets (or removes) the WAF.
+    /// Sets (or removes) the WAF. Needs the `waf` feature.
+    #[cfg(feature = "waf")]
     pub fn waf(mut self, waf: Option<WafLayer>) -> Self {
         self.waf = waf;
         self
@@ -251,7 +278,8 @@ impl GatewayLayer {
 
     /// Whether the stack applies an API definition's per-method settings
     /// (`[api]`): then the authorizer and API key are chosen per method, and
-    /// an unknown route gets 403 Missing Authentication Token.
+    /// an unknown route gets 403 Missing Authentication Token. Always
+    /// false without the `openapi` feature.
     #[must_use]
     pub fn has_api(&self) -> bool {
         self.api.is_some()
@@ -264,12 +292,21 @@ impl GatewayLayer {
         self
     }
 
-    /// Drops the WAF (for a per-route stack under an app-wide WAF).
-    pub fn without_waf(self) -> Self {
-        self.waf(None)
+    /// Drops the WAF, and only the WAF: for a per-route stack under an
+    /// app-wide WAF. The authorizer (IAM or JWT, as configured), API key,
+    /// throttle and quota stay; drop the authorizer with
+    /// [`auth(None)`](Self::auth), and the API key and quota with
+    /// [`without_api_key`](Self::without_api_key).
+    pub fn without_waf(mut self) -> Self {
+        self.waf = None;
+        self
     }
 
-    /// Sets (or removes) the authorizer.
+    /// Sets (or removes, with `None`) the authorizer: `Auth::Iam` (the
+    /// `sigv4` feature) or `Auth::Jwt` (the `jwt` feature).
+    /// [`Gateway::layer`](crate::Gateway::layer) sets IAM when `[iam]` is
+    /// configured, else JWT when `[jwt]` is; `auth(None)` gives a route that
+    /// takes no credential (an API key alone, say).
     pub fn auth(mut self, auth: Option<Auth>) -> Self {
         self.auth = auth;
         self
@@ -486,6 +523,7 @@ where
     type Service = Boxed<BoxedStack<S::Error>>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        #[cfg(feature = "openapi")]
         if let Some(api) = &self.api {
             return api.layer(self, inner);
         }
@@ -498,12 +536,28 @@ where
         let stack = Opt::new(self.usage_plan.as_ref(), stack);
         let stack = Opt::new(self.throttle.as_ref(), stack);
         let stack = Opt::new(self.api_key.as_ref(), stack);
-        // IAM or JWT or neither: two nested slots.
+        // IAM or JWT or neither: two nested slots, or one slot when only
+        // one of the two is built, or none.
+        #[cfg(all(feature = "sigv4", feature = "jwt"))]
         let stack = match &self.auth {
             Some(Auth::Iam(sigv4)) => Opt::On(sigv4.layer(stack)),
             Some(Auth::Jwt(jwt)) => Opt::Off(Opt::On(jwt.layer(stack))),
             None => Opt::Off(Opt::Off(stack)),
         };
+        #[cfg(all(feature = "sigv4", not(feature = "jwt")))]
+        let stack = match &self.auth {
+            Some(Auth::Iam(sigv4)) => Opt::On(sigv4.layer(stack)),
+            None => Opt::Off(stack),
+        };
+        #[cfg(all(feature = "jwt", not(feature = "sigv4")))]
+        let stack = match &self.auth {
+            Some(Auth::Jwt(jwt)) => Opt::On(jwt.layer(stack)),
+            None => Opt::Off(stack),
+        };
+        // Without either feature `Auth` has no variant: `auth` is `None`.
+        #[cfg(not(any(feature = "sigv4", feature = "jwt")))]
+        let _: &Option<Auth> = &self.auth;
+        #[cfg(feature = "waf")]
         let stack = Opt::new(self.waf.as_ref(), stack);
         Boxed(BoxedStack::erase(stack))
     }

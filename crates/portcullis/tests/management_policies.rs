@@ -1,6 +1,6 @@
 //! `Gateway::management_policies`: the management API authorizes the
 //! gateway's own IAM users by their `apigateway:*` policies.
-#![cfg(feature = "control-plane")]
+#![cfg(feature = "config")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
