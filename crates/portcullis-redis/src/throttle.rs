@@ -383,3 +383,49 @@ impl ThrottleStore for RedisThrottleStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Bucket, decode_outcome, split_reply};
+
+    fn bucket(index: usize) -> Bucket {
+        Bucket {
+            key: String::new(),
+            index,
+            t: 1_000,
+            tau: 9_000,
+            cap: 10_000,
+        }
+    }
+
+    #[test]
+    fn the_acquire_reply_decodes_as_integer_and_as_array() {
+        let buckets = [bucket(0), bucket(2)];
+        // Admitted, reported bucket 1 (the layer's index 2), 3,500 ns held:
+        // 6 tokens left, full after 3,500 ns.
+        let packed = redis::Value::Int(3_500 * 16 + 2 + 1);
+        let (held, code) = split_reply(&packed).expect("an integer reply");
+        let outcome = decode_outcome(held, code, &buckets, "test").expect("a bucket");
+        assert!(outcome.admitted);
+        assert_eq!(
+            (outcome.bucket, outcome.remaining, outcome.retry_after_nanos),
+            (2, 6, 0)
+        );
+        assert_eq!(outcome.full_after_nanos, 3_500);
+        // Refused by bucket 0, held beyond 2^48 ns: the array form.
+        let held = 1_u64 << 50;
+        let array = redis::Value::Array(vec![
+            redis::Value::Int(i64::try_from(held).expect("below 2^63")),
+            redis::Value::Int(0),
+        ]);
+        let (held_back, code) = split_reply(&array).expect("an array reply");
+        let outcome = decode_outcome(held_back, code, &buckets, "test").expect("a bucket");
+        assert!(!outcome.admitted);
+        assert_eq!(outcome.retry_after_nanos, held - 9_000);
+        assert_eq!(outcome.full_after_nanos, held);
+        // A bucket the request did not send, or another reply, is an error.
+        assert!(decode_outcome(0, 2 * 5 + 1, &buckets, "test").is_err());
+        assert!(split_reply(&redis::Value::Int(-1)).is_none());
+        assert!(split_reply(&redis::Value::Nil).is_none());
+    }
+}
