@@ -12,6 +12,7 @@
 //! the throttle and quota take a token and count the request.
 
 mod criterion_table;
+mod fleet;
 mod headers;
 mod mem;
 mod scale;
@@ -44,6 +45,11 @@ enum Command {
     Mem(mem::Args),
     /// Throttle + quota decisions per second at 1, 2 and 64 tasks.
     Scale(scale::Args),
+    /// Many replicas (each its own gateway: connections, throttle leases,
+    /// quota engine) in one process against one Redis: decisions per second,
+    /// Redis round trips and CPU per decision, and the quota admitted
+    /// against its limit, per replica count.
+    RedisFleet(fleet::Args),
     /// Reads criterion's `estimates.json` files under a folder and prints
     /// the per-layer table (ours, the peer, the ratio) as markdown.
     CriterionTable(criterion_table::Args),
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Command::Headers(args) => headers::run(&args),
         Command::Mem(args) => mem::run(&args),
         Command::Scale(args) => scale::run(&args),
+        Command::RedisFleet(args) => fleet::run(&args),
         Command::CriterionTable(args) => criterion_table::run(&args),
     };
     match result {

@@ -83,6 +83,10 @@ impl fmt::Debug for RedisThrottleStore {
 /// hash (see `lua/throttle_common.lua`).
 pub(crate) const COMMON: &str = include_str!("lua/throttle_common.lua");
 
+/// A bucket as a Lua table (`load`, `save`), for the lease and refund
+/// scripts, after [`COMMON`].
+pub(crate) const STATE: &str = include_str!("lua/throttle_state.lua");
+
 pub(crate) fn acquire_source() -> &'static str {
     static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SOURCE.get_or_init(|| format!("{COMMON}\n{}", include_str!("lua/throttle_acquire.lua")))
@@ -96,7 +100,10 @@ pub(crate) fn acquire_script() -> &'static Lua {
 pub(crate) fn refund_script() -> &'static Lua {
     static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
     crate::script::once(&SCRIPT, || {
-        format!("{COMMON}\n{}", include_str!("lua/throttle_refund.lua"))
+        format!(
+            "{COMMON}\n{STATE}\n{}",
+            include_str!("lua/throttle_refund.lua")
+        )
     })
 }
 
@@ -111,6 +118,20 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
+    /// The bucket's parameters as the scripts read them: t, tau and cap as
+    /// three little-endian doubles (struct `<ddd`), one argument. (Redis
+    /// parses numbers sent as text with `strtod`, which costs a script more
+    /// than a command does.) Like the text form, a double holds them
+    /// exactly below 2^53 ns (104 days).
+    pub(crate) fn packed(&self) -> [u8; 24] {
+        let mut out = [0; 24];
+        for (slot, value) in out.chunks_exact_mut(8).zip([self.t, self.tau, self.cap]) {
+            #[allow(clippy::cast_precision_loss)] // exact below 2^53 ns, as documented
+            slot.copy_from_slice(&(value as f64).to_le_bytes());
+        }
+        out
+    }
+
     /// Whether this is a shared level's bucket (stage, account), in the
     /// shared slot.
     pub(crate) fn is_shared(&self) -> bool {
@@ -209,9 +230,58 @@ pub(crate) fn invocation<'a>(
             .arg(now_unix_nanos % 1_000_000_000),
     };
     for bucket in buckets {
-        invocation.arg(bucket.t).arg(bucket.tau).arg(bucket.cap);
+        invocation.arg(bucket.packed().as_slice());
     }
     invocation
+}
+
+/// The reply of `throttle_acquire.lua`: one integer, `held * 16 + code`, or
+/// `[held, code]` when `held` is too large for that integer.
+pub(crate) fn split_reply(reply: &redis::Value) -> Option<(u64, u64)> {
+    match reply {
+        redis::Value::Int(packed) => {
+            let packed = u64::try_from(*packed).ok()?;
+            Some((packed >> 4, packed & 15))
+        }
+        redis::Value::Array(parts) => match parts.as_slice() {
+            [redis::Value::Int(held), redis::Value::Int(code)] => {
+                Some((u64::try_from(*held).ok()?, u64::try_from(*code).ok()?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The outcome `throttle_acquire.lua` reported for `buckets`: `code` is
+/// `bucket * 2 + admitted`, `held` the decided bucket's debt plus leased
+/// tokens in ns (its time until full); the tokens left and the retry after
+/// follow from the bucket's parameters, which the script no longer sends
+/// back.
+pub(crate) fn decode_outcome(
+    held: u64,
+    code: u64,
+    buckets: &[Bucket],
+    script: &str,
+) -> Result<Outcome, StoreError> {
+    let local = usize::try_from(code >> 1)
+        .ok()
+        .and_then(|i| buckets.get(i))
+        .ok_or_else(|| StoreError::msg(format!("the {script} script named no bucket")))?;
+    let admitted = code & 1 == 1;
+    let (remaining, retry) = if admitted {
+        let left = local.cap.saturating_sub(held) / local.t.max(1);
+        (u32::try_from(left).unwrap_or(u32::MAX), 0)
+    } else {
+        (0, held.saturating_sub(local.tau))
+    };
+    Ok(Outcome {
+        admitted,
+        bucket: local.index,
+        remaining,
+        retry_after_nanos: retry,
+        full_after_nanos: held,
+    })
 }
 
 pub(crate) async fn run_acquire(
@@ -220,22 +290,13 @@ pub(crate) async fn run_acquire(
     time: TimeSource,
     now: u64,
 ) -> Result<Outcome, StoreError> {
-    let (admitted, bucket, left, retry, full): (i64, i64, i64, i64, i64) =
-        invocation(acquire_script(), buckets, time, now)
-            .invoke(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
-    let local = usize::try_from(bucket)
-        .ok()
-        .and_then(|i| buckets.get(i))
-        .ok_or_else(|| StoreError::msg("the throttle script named no bucket"))?;
-    Ok(Outcome {
-        admitted: admitted == 1,
-        bucket: local.index,
-        remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
-        retry_after_nanos: u64::try_from(retry.max(0)).unwrap_or(0),
-        full_after_nanos: u64::try_from(full.max(0)).unwrap_or(0),
-    })
+    let reply: redis::Value = invocation(acquire_script(), buckets, time, now)
+        .invoke(&mut connection)
+        .await
+        .map_err(StoreError::new)?;
+    let (held, code) = split_reply(&reply)
+        .ok_or_else(|| StoreError::msg("the throttle script answered an unexpected reply"))?;
+    decode_outcome(held, code, buckets, "throttle")
 }
 
 impl RedisThrottleStore {
@@ -320,5 +381,51 @@ impl ThrottleStore for RedisThrottleStore {
             record_call("throttle", started, result.as_ref().err());
             result
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bucket, decode_outcome, split_reply};
+
+    fn bucket(index: usize) -> Bucket {
+        Bucket {
+            key: String::new(),
+            index,
+            t: 1_000,
+            tau: 9_000,
+            cap: 10_000,
+        }
+    }
+
+    #[test]
+    fn the_acquire_reply_decodes_as_integer_and_as_array() {
+        let buckets = [bucket(0), bucket(2)];
+        // Admitted, reported bucket 1 (the layer's index 2), 3,500 ns held:
+        // 6 tokens left, full after 3,500 ns.
+        let packed = redis::Value::Int(3_500 * 16 + 2 + 1);
+        let (held, code) = split_reply(&packed).expect("an integer reply");
+        let outcome = decode_outcome(held, code, &buckets, "test").expect("a bucket");
+        assert!(outcome.admitted);
+        assert_eq!(
+            (outcome.bucket, outcome.remaining, outcome.retry_after_nanos),
+            (2, 6, 0)
+        );
+        assert_eq!(outcome.full_after_nanos, 3_500);
+        // Refused by bucket 0, held beyond 2^48 ns: the array form.
+        let held = 1_u64 << 50;
+        let array = redis::Value::Array(vec![
+            redis::Value::Int(i64::try_from(held).expect("below 2^63")),
+            redis::Value::Int(0),
+        ]);
+        let (held_back, code) = split_reply(&array).expect("an array reply");
+        let outcome = decode_outcome(held_back, code, &buckets, "test").expect("a bucket");
+        assert!(!outcome.admitted);
+        assert_eq!(outcome.retry_after_nanos, held - 9_000);
+        assert_eq!(outcome.full_after_nanos, held);
+        // A bucket the request did not send, or another reply, is an error.
+        assert!(decode_outcome(0, 2 * 5 + 1, &buckets, "test").is_err());
+        assert!(split_reply(&redis::Value::Int(-1)).is_none());
+        assert!(split_reply(&redis::Value::Nil).is_none());
     }
 }

@@ -15,7 +15,7 @@ use portcullis_throttle::store::{Acquire, BucketCheck, Outcome, StoreError};
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::script::Lua;
-use crate::throttle::{AcquireFuture, COMMON, write_key};
+use crate::throttle::{AcquireFuture, COMMON, STATE, write_key};
 use crate::{TimeSource, record_call};
 
 /// The most buckets one request may touch (the layer sends at most three).
@@ -30,7 +30,10 @@ const TOKENS: u64 = (1 << GEN_SHIFT) - 1;
 pub(crate) fn lease_script() -> &'static Lua {
     static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
     crate::script::once(&SCRIPT, || {
-        format!("{COMMON}\n{}", include_str!("lua/throttle_lease.lua"))
+        format!(
+            "{COMMON}\n{STATE}\n{}",
+            include_str!("lua/throttle_lease.lua")
+        )
     })
 }
 

@@ -19,7 +19,7 @@ use tower_service::Service;
 use crate::connection::RedisConnection;
 use crate::quota::{QuotaCall, RedisQuotaStore, quota_source};
 use crate::script::Lua;
-use crate::throttle::{Bucket, RedisThrottleStore, acquire_source, refund};
+use crate::throttle::{Bucket, RedisThrottleStore, acquire_source, decode_outcome, refund};
 use crate::{TimeSource, record_call};
 
 /// API Gateway's usage plan (throttle, then quota) as one Tower layer over
@@ -311,8 +311,10 @@ fn tag(key: &str) -> &str {
         .map_or(key, |(tag, _)| tag)
 }
 
-/// The reply of `usage_plan.lua`.
-type Reply = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+/// The reply of `usage_plan.lua`: the throttle's held and code (as
+/// `throttle_acquire.lua`'s), then the quota's decided, admitted, remaining
+/// and is-new.
+type Reply = (u64, u64, i64, i64, i64, i64);
 
 /// One `usage_plan.lua` call: `own` buckets (all in the quota's slot on
 /// Cluster) and the quota.
@@ -342,7 +344,7 @@ async fn run_combined(
                 .arg(now % 1_000_000_000),
         };
         for bucket in own {
-            invocation.arg(bucket.t).arg(bucket.tau).arg(bucket.cap);
+            invocation.arg(bucket.packed().as_slice());
         }
     }
     if let Some(quota) = quota {
@@ -350,25 +352,14 @@ async fn run_combined(
             invocation.arg(arg);
         }
     }
-    let (admitted, bucket, left, retry, full, decided, q_admitted, q_remaining, q_new): Reply =
-        invocation
-            .invoke(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+    let (held, code, decided, q_admitted, q_remaining, q_new): Reply = invocation
+        .invoke(&mut connection)
+        .await
+        .map_err(StoreError::new)?;
     let throttle = if own.is_empty() {
         None
     } else {
-        let local = usize::try_from(bucket)
-            .ok()
-            .and_then(|i| own.get(i))
-            .ok_or_else(|| StoreError::msg("the usage-plan script named no bucket"))?;
-        Some(Outcome {
-            admitted: admitted == 1,
-            bucket: local.index,
-            remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
-            retry_after_nanos: u64::try_from(retry.max(0)).unwrap_or(0),
-            full_after_nanos: u64::try_from(full.max(0)).unwrap_or(0),
-        })
+        Some(decode_outcome(held, code, own, "usage-plan")?)
     };
     let quota_decision = (decided == 1).then(|| Decision {
         admitted: q_admitted == 1,

@@ -1,5 +1,5 @@
--- Shared by the throttle scripts (acquire, refund, lease): the time, and a
--- bucket's state in its one hash.
+-- Shared by the throttle scripts (acquire, refund, lease): the time, the
+-- sweep of expired leases and the write of a bucket's one hash.
 --
 -- ARGV[1]: 'r' to read the time from Redis (TIME), or 'c' to use ARGV[2..3].
 -- ARGV[2], ARGV[3]: the caller's time, whole seconds and nanoseconds.
@@ -31,26 +31,6 @@ else
 end
 local now_ms = now_s * 1000 + math.floor(now_ns / 1000000)
 
--- Reads a bucket: {tat = ns after now (may be negative, or nil for a full
--- bucket), o, e, x, and `mine`, the value of the lease field `field` if
--- one is given}. `dirty` says the bucket must be written back.
-local function load(key, field)
-  local v, mine
-  if field then
-    local both = redis.call('HMGET', key, 'b', field)
-    v, mine = both[1], both[2]
-  else
-    v = redis.call('HGET', key, 'b')
-  end
-  local b = {o = 0, e = 0, x = 0, dirty = false, mine = mine}
-  if v then
-    local s, n
-    s, n, b.o, b.e, b.x = struct.unpack('<ddddd', v)
-    if s > 0 then b.tat = (s - now_s) * 1000000000 + n - now_ns end
-  end
-  return b
-end
-
 -- Counts every lease past its deadline as spent at its deadline, in
 -- deadline order, and recomputes o and e from the leases still live.
 local function sweep(key, b, t)
@@ -80,39 +60,31 @@ local function sweep(key, b, t)
   b.o, b.e, b.dirty = o, e, true
 end
 
-local function debt_of(b)
-  local d = b.tat
-  if not d or d < 0 then return 0 end
-  return d
-end
-
--- Writes the bucket with `debt` (ns after now) spent; `fields` are more
--- field/value pairs to set. The key lives at least until everything in it
--- has refilled: PEXPIRE only when that is past the expiry last set, and then
--- with slack, so a hot key is not re-expired on every call. A bucket full
--- and without leases is deleted: that loses nothing.
-local function save(key, b, debt, t, live_until, fields)
-  if debt <= 0 and b.o <= 0 and #fields == 0 then
-    if b.tat or b.dirty then redis.call('DEL', key) end
-    return
-  end
+-- Writes a bucket's hash: `debt` (ns after now) spent, `o` tokens out in
+-- leases, `e` the sweep time, `x` the expiry last set, and one more
+-- field/value pair when `field` is given. The key lives at least until
+-- everything in it has refilled: PEXPIRE only when that is past the expiry
+-- last set, and then with slack, so a hot key is not re-expired on every
+-- call. Returns the new e and x.
+local function write(key, debt, o, e, x, t, live_until, field, value)
   local s, n = 0, 0
   if debt > 0 then
     s = now_s + math.floor((now_ns + debt) / 1000000000)
     n = (now_ns + debt) % 1000000000
   end
-  if b.o <= 0 then b.e = 0 end
-  local need = math.max(now_ms, live_until or 0) + math.floor((debt + b.o * t) / 1000000) + 2
+  if o <= 0 then e = 0 end
+  local need = math.max(now_ms, live_until or 0) + math.floor((debt + o * t) / 1000000) + 2
   local expire
-  if need > b.x then
+  if need > x then
     expire = need + (need - now_ms) + 1000
-    b.x = expire
+    x = expire
   end
-  local packed = struct.pack('<ddddd', s, n, b.o, b.e, b.x)
-  if #fields == 0 then
-    redis.call('HSET', key, 'b', packed)
+  local packed = struct.pack('<ddddd', s, n, o, e, x)
+  if field then
+    redis.call('HSET', key, 'b', packed, field, value)
   else
-    redis.call('HSET', key, 'b', packed, fields[1], fields[2])
+    redis.call('HSET', key, 'b', packed)
   end
   if expire then redis.call('PEXPIRE', key, expire - now_ms) end
+  return e, x
 end

@@ -2,11 +2,12 @@
 -- Redis Cluster when a later group of buckets, on another slot, refused).
 -- After throttle_common.lua.
 --
--- KEYS: the buckets. ARGV as throttle_acquire.lua; only t is read.
+-- KEYS: the buckets. ARGV as throttle_acquire.lua (one packed argument per
+-- bucket); only t is read.
 for i = 1, #KEYS do
   local b = load(KEYS[i])
   if b.tat then
-    local t = tonumber(ARGV[3 * i + 1])
+    local t = struct.unpack('<ddd', ARGV[3 + i])
     local debt = b.tat - t
     if debt < 0 then debt = 0 end
     save(KEYS[i], b, debt, t, nil, {})

@@ -6,7 +6,7 @@
 -- KEYS: the n throttle buckets, most specific first; then, when a quota
 -- applies, the quota's state and usage-record hashes.
 -- ARGV[1]: n. ARGV[2]: '1' when a quota applies, else '0'.
--- Then, when n > 0, throttle_acquire.lua's 3 + 3n arguments; then, when a
+-- Then, when n > 0, throttle_acquire.lua's 3 + n arguments; then, when a
 -- quota applies, quota.lua's 11 arguments.
 --
 -- The throttle decides first: a throttled request consumes no quota. A
@@ -14,24 +14,31 @@
 -- two layers one after the other (API Gateway also checks the throttle
 -- first and counts the request against the throttle either way).
 --
--- Returns {throttle admitted, bucket, tokens left, retry after ns,
--- full after ns, quota decided (0/1), quota admitted, quota remaining,
--- quota key is new}.
+-- Returns {throttle held, throttle code, quota decided (0/1), quota
+-- admitted, quota remaining, quota key is new}: held and code as
+-- throttle_acquire.lua's reply (held * 16 + code), split (no buckets: 0
+-- and 1, admitted).
 local n = tonumber(ARGV[1])
 local has_quota = ARGV[2] == '1'
-local t = {1, 0, 0, 0, 0}
+local held, code = 0, 1
 local at = 2
 if n > 0 then
   local tk, ta = {}, {}
   for i = 1, n do tk[i] = KEYS[i] end
-  for i = 1, 3 + 3 * n do ta[i] = ARGV[at + i] end
-  t = throttle(tk, ta)
-  at = at + 3 + 3 * n
+  for i = 1, 3 + n do ta[i] = ARGV[at + i] end
+  local r = throttle(tk, ta)
+  if type(r) == 'table' then
+    held, code = r[1], r[2]
+  else
+    code = r % 16
+    held = (r - code) / 16
+  end
+  at = at + 3 + n
 end
-if t[1] == 0 or not has_quota then
-  return {t[1], t[2], t[3], t[4], t[5], 0, 0, 0, 0}
+if code % 2 == 0 or not has_quota then
+  return {held, code, 0, 0, 0, 0}
 end
 local qa = {}
 for i = 1, 11 do qa[i] = ARGV[at + i] end
 local q = quota({KEYS[n + 1], KEYS[n + 2]}, qa)
-return {t[1], t[2], t[3], t[4], t[5], 1, q[1], q[2], q[3]}
+return {held, code, 1, q[1], q[2], q[3]}
