@@ -35,7 +35,7 @@ impl std::fmt::Display for CredentialScope {
 }
 
 /// What the layer leaves in the request extensions, next to the core
-/// [`Caller`], about the signature it verified.
+/// [`Caller`](portcullis_core::context::Caller), about the signature it verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifiedSignature {
