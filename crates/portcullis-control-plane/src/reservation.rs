@@ -40,8 +40,8 @@
 //! Each counter has a generation, raised when the period rolls over and by
 //! "set remaining" and "reset", answered with each grant (for diagnostics).
 //!
-//! A Redis store implements the same calls with one script each (issue 21's
-//! leases): `reserve` is `HINCRBY reserved` bounded by `budget`, `report` is
+//! A Redis store implements the same calls with one script each (the quota
+//! leases of `portcullis-redis`): `reserve` is `HINCRBY reserved` bounded by `budget`, `report` is
 //! `HINCRBY used` and the give-back, and [`QuotaReservation::renew`] does
 //! both in one round trip.
 

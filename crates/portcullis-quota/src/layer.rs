@@ -21,7 +21,7 @@ use crate::usage::UsageApi;
 #[serde(rename_all = "snake_case")]
 pub enum OnStoreError {
     /// Serve the request anyway, and log the failure (API Gateway's
-    /// behaviour when its usage-plan check fails: REFERENCE.md §1).
+    /// behaviour when its usage-plan check fails).
     #[default]
     Allow,
     /// Refuse the request with API_CONFIGURATION_ERROR (500).

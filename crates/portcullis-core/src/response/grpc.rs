@@ -45,7 +45,7 @@ pub enum GrpcCode {
 }
 
 impl GrpcCode {
-    /// The code a refusal with this HTTP status becomes (REFERENCE.md §2):
+    /// The code a refusal with this HTTP status becomes:
     /// 401 is UNAUTHENTICATED, 403 PERMISSION_DENIED, 413 and 429
     /// RESOURCE_EXHAUSTED, 400 and 415 INVALID_ARGUMENT, 404 UNIMPLEMENTED (as
     /// gRPC's own HTTP mapping has it), 502–504 UNAVAILABLE, any other 5xx

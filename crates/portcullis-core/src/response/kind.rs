@@ -13,7 +13,7 @@ macro_rules! response_types {
         /// One of API Gateway's gateway-response types.
         ///
         /// Each type carries API Gateway's default status code, default message and
-        /// `x-amzn-ErrorType` value (REFERENCE.md §2). The serde form and the
+        /// `x-amzn-ErrorType` value (the developer guide's "Gateway response types"). The serde form and the
         /// [`FromStr`]/[`Display`](fmt::Display) form are API Gateway's own names, such
         /// as `INVALID_API_KEY`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,7 +17,7 @@ fn json(response: &Response<Bytes>) -> serde_json::Value {
 }
 
 /// API Gateway's defaults, written out independently of the table in `kind.rs`
-/// (REFERENCE.md §2).
+/// (API Gateway developer guide, "Gateway response types").
 const EXPECTED: &[(GatewayResponseType, u16, &str, &str)] = &[
     (
         GatewayResponseType::MissingAuthenticationToken,
