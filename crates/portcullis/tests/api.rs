@@ -23,6 +23,7 @@ use portcullis::config::{Config, ConfigError};
 use portcullis_core::clock::ManualClock;
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 const ACCESS_KEY: &str = "AKIAAPITESTCLIENT001";
 const SECRET: &str = "api/test/secret/EXAMPLEKEY000000000001";
@@ -650,12 +651,24 @@ fn assert_has(lines: &[&str], needles: &[&str]) {
 fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
     let captured = Captured::default();
     let writer = captured.clone();
+    // The process-wide subscriber, not a scoped one: with only this thread's
+    // subscriber, a callsite that another test's thread reached first kept
+    // the interest it got there (none), and the WAF's events went missing
+    // whenever the file's tests ran together. Only Portcullis's own targets
+    // are kept: the other tests' requests run through them too, and their
+    // lines are told apart by request id.
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
-        .finish();
+        .finish()
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("portcullis", tracing::Level::TRACE),
+        );
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only process-wide subscriber of this test binary");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -672,51 +685,48 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
         .next()
         .expect("a signature")
         .to_owned();
-    let (signed_id, refused_id, cognito_id, custom_id) =
-        tracing::subscriber::with_default(subscriber, || {
-            runtime.block_on(async {
-                let dir = setup("HEADER", &authorizer().await);
-                let gateway = gateway(&dir).expect("the gateway builds");
-                // Outermost, as an application adds it: the request's span.
-                let app = app(&gateway).layer(
-                    gateway
-                        .access_log_layer()
-                        .expect("[api] gives the access log layer"),
-                );
-                let id = |response: &http::Response<Body>| {
-                    response
-                        .headers()
-                        .get("x-amzn-requestid")
-                        .and_then(|v| v.to_str().ok())
-                        .expect("every response has a request id")
-                        .to_owned()
-                };
-                // SigV4, API key, throttle, quota: allowed.
-                let response = app.clone().oneshot(signed_ok).await.expect("infallible");
-                assert_eq!(response.status(), StatusCode::OK);
-                let signed_id = id(&response);
-                // Signed, with a key that is no key: refused by the API key.
-                let response = app.clone().oneshot(signed_bad).await.expect("infallible");
-                assert_eq!(response.status(), StatusCode::FORBIDDEN);
-                let refused_id = id(&response);
-                // A Cognito access token with the method's scope.
-                let sent = bearer("POST", "/pets", &token, r#"{"name":"Rex"}"#);
-                let response = app.clone().oneshot(sent).await.expect("infallible");
-                assert_eq!(response.status(), StatusCode::OK);
-                let cognito_id = id(&response);
-                // A custom authorizer, and the API key.
-                let sent = request("GET", "/custom")
-                    .header("authorization", "Bearer allow")
-                    .header("x-api-key", API_KEY)
-                    .body(Body::empty())
-                    .expect("request");
-                let response = app.clone().oneshot(sent).await.expect("infallible");
-                assert_eq!(response.status(), StatusCode::OK);
-                let custom_id = id(&response);
-                std::fs::remove_dir_all(dir).ok();
-                (signed_id, refused_id, cognito_id, custom_id)
-            })
-        });
+    let (signed_id, refused_id, cognito_id, custom_id) = runtime.block_on(async {
+        let dir = setup("HEADER", &authorizer().await);
+        let gateway = gateway(&dir).expect("the gateway builds");
+        // Outermost, as an application adds it: the request's span.
+        let app = app(&gateway).layer(
+            gateway
+                .access_log_layer()
+                .expect("[api] gives the access log layer"),
+        );
+        let id = |response: &http::Response<Body>| {
+            response
+                .headers()
+                .get("x-amzn-requestid")
+                .and_then(|v| v.to_str().ok())
+                .expect("every response has a request id")
+                .to_owned()
+        };
+        // SigV4, API key, throttle, quota: allowed.
+        let response = app.clone().oneshot(signed_ok).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let signed_id = id(&response);
+        // Signed, with a key that is no key: refused by the API key.
+        let response = app.clone().oneshot(signed_bad).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let refused_id = id(&response);
+        // A Cognito access token with the method's scope.
+        let sent = bearer("POST", "/pets", &token, r#"{"name":"Rex"}"#);
+        let response = app.clone().oneshot(sent).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let cognito_id = id(&response);
+        // A custom authorizer, and the API key.
+        let sent = request("GET", "/custom")
+            .header("authorization", "Bearer allow")
+            .header("x-api-key", API_KEY)
+            .body(Body::empty())
+            .expect("request");
+        let response = app.clone().oneshot(sent).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let custom_id = id(&response);
+        std::fs::remove_dir_all(dir).ok();
+        (signed_id, refused_id, cognito_id, custom_id)
+    });
     let output = String::from_utf8(
         captured
             .0
