@@ -4,7 +4,7 @@
 //! `portcullis_graphql_decision_seconds`.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -12,146 +12,8 @@ use http_body_util::Full;
 use portcullis_api_key::{ApiKeys, NewApiKey};
 use portcullis_core::clock::{Clock, ManualClock, SharedClock};
 use portcullis_graphql::{AppSyncAuthLayer, AuthMode, BoxBody};
+use portcullis_test_support::metrics::{CapturedMetrics, with_recorder};
 use tower::{Layer, ServiceExt};
-
-/// A `metrics` recorder that keeps every counter increment and histogram
-/// sample, with the metric's name and labels, for the test to read.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<Sample>>>);
-
-/// One increment or sample: the metric's name, its labels (sorted) and the
-/// value.
-#[derive(Clone, Debug)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-impl Captured {
-    /// The samples of the metric `name`.
-    fn of(&self, name: &str) -> Vec<Sample> {
-        self.0
-            .lock()
-            .expect("no test thread panicked holding the lock")
-            .iter()
-            .filter(|s| s.name == name)
-            .cloned()
-            .collect()
-    }
-
-    /// The sum of the counter `name` with these labels.
-    fn counted(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.of(name)
-            .iter()
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|s| s.value)
-            .sum()
-    }
-
-    fn handle(&self, key: &metrics::Key) -> Arc<Handle> {
-        let mut labels: Vec<_> = key
-            .labels()
-            .map(|l| (l.key().to_owned(), l.value().to_owned()))
-            .collect();
-        labels.sort();
-        Arc::new(Handle {
-            name: key.name().to_owned(),
-            labels,
-            log: self.clone(),
-        })
-    }
-}
-
-struct Handle {
-    name: String,
-    labels: Vec<(String, String)>,
-    log: Captured,
-}
-
-impl Handle {
-    fn push(&self, value: f64) {
-        self.log
-            .0
-            .lock()
-            .expect("no test thread panicked holding the lock")
-            .push(Sample {
-                name: self.name.clone(),
-                labels: self.labels.clone(),
-                value,
-            });
-    }
-}
-
-impl metrics::CounterFn for Handle {
-    fn increment(&self, value: u64) {
-        self.push(value as f64);
-    }
-
-    fn absolute(&self, value: u64) {
-        self.push(value as f64);
-    }
-}
-
-impl metrics::HistogramFn for Handle {
-    fn record(&self, value: f64) {
-        self.push(value);
-    }
-}
-
-impl metrics::Recorder for Captured {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        metrics::Counter::from_arc(self.handle(key))
-    }
-
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-
-    fn register_histogram(
-        &self,
-        key: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::from_arc(self.handle(key))
-    }
-}
-
-/// Runs `test` on a current-thread runtime with `recorder` as this
-/// thread's recorder: every layer call of the test is on this thread.
-fn with_recorder<F: std::future::Future>(recorder: &Captured, test: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    metrics::with_local_recorder(recorder, || runtime.block_on(test))
-}
 
 async fn resolver(_: Request<BoxBody>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(
@@ -161,7 +23,7 @@ async fn resolver(_: Request<BoxBody>) -> Result<Response<Full<Bytes>>, Infallib
 
 #[test]
 fn every_decision_is_counted_and_timed() {
-    let recorder = Captured::default();
+    let recorder = CapturedMetrics::default();
     with_recorder(&recorder, async {
         let clock = ManualClock::at_unix(1_900_000_000);
         let shared: SharedClock = Arc::new(clock.clone());

@@ -7,7 +7,8 @@
 //! - [`poll_once`]: driving a future that a synchronous decision makes ready
 //!   at once;
 //! - [`cpu`]: the calling thread's CPU time, and a criterion measurement of
-//!   it.
+//!   it;
+//! - [`metrics`]: a recorder that keeps what the code under test records.
 //!
 //! It depends on no Portcullis crate, so a crate's tests see one copy of
 //! that crate's types. It is not published; a failed setup here panics,
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod cpu;
+pub mod metrics;
 pub mod serve;
 pub mod sigv4;
 
