@@ -22,7 +22,7 @@ fn u64_to_f64(value: u64) -> f64 {
 
 /// A `metrics` recorder that keeps every counter increment and histogram
 /// sample, with the metric's name and labels, for the test to read.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CapturedMetrics(Arc<Mutex<Vec<Sample>>>);
 
 /// One increment or sample: the metric's name, its labels (sorted) and the
