@@ -1,5 +1,5 @@
 //! The in-memory store: exact under concurrency, lock-free on the hot path,
-//! and compact: a tracked key costs its id's bytes and about 50 more.
+//! and compact: a tracked key costs its id's bytes and about 45 more.
 //!
 //! # Layout
 //!
@@ -11,12 +11,16 @@
 //!
 //! ```text
 //! word 0  | day tag (16 bits) | remaining (48 bits) |   the hot word
-//! word 1  | the quota's limit << 2 | period kind |      to notice a plan change
+//! word 1  | key id length (7) | plan id length (7) | the quota's limit << 2 | period kind (50) |
 //! word 2  | first period's day, low half (16) | day base (48) |
 //! word 3  | first period's day, high half (16) | allowance (48) |
 //! word 4  | period start (day, 32) | day being counted (32) |
-//! word 5… | plan id length (32) | key id length (32) | plan id | key id |  zero-padded
+//! word 5… | plan id | key id |  zero-padded
 //! ```
+//!
+//! Word 1's low 50 bits are the quota's signature, to notice a plan change;
+//! its top 14 the two ids' lengths. An id longer than 126 bytes sets all 14
+//! and puts a word of lengths (32 bits each) before the ids' bytes.
 //!
 //! A request whose day matches the tag takes one with a compare-and-swap on
 //! word 0, as governor does with its GCRA state, under the shard's read lock
@@ -31,7 +35,7 @@
 //! | part | bytes | instead of |
 //! |---|---|---|
 //! | counters (words 0–4) | 40 | an entry of two atomics, a mutex and a 112-byte state (176 with the map's key) |
-//! | the plan and key ids | 8 + their bytes, padded to 8: 24 for a 4-byte plan and an AWS 10-character key id | two `Arc<str>` (32, and two heap blocks of 32 or more) |
+//! | the plan and key ids | their bytes, padded to 8: 16 for a 4-byte plan and an AWS 10-character key id (their lengths ride in word 1's spare bits; 8 more for an id past 126 bytes) | a word of lengths and the bytes (24); two `Arc<str>` (32, and two heap blocks of 32 or more) |
 //! | its slot in the index | 4 + 1 control byte at a load of 44–88 %: 5.7–11.4 | a dashmap entry |
 //! | the array's headroom | at most a quarter of the records (it grows by 25 %) | |
 //! | usage records of past days | 16 a day (the day and two 48-bit counts), in a side map only for keys that have them, grown one day at a time | 24 a day in a `VecDeque` that doubles (3,352 bytes a key at 90 days), and an empty `VecDeque` in every entry (24) |
@@ -168,8 +172,23 @@ const IDS: usize = 5;
 const REMAINING_BITS: u32 = 48;
 const SECONDS_PER_DAY: i64 = 86_400;
 
-/// A (plan id, key id) pair as a record stores it: the two lengths (4 bytes
-/// each, little-endian), then the bytes, zero-padded to whole words.
+/// The bits of the signature word that hold the quota's signature; the 14
+/// above them hold the ids' lengths code.
+const SIG_MASK: u64 = (1 << SIG_BITS) - 1;
+const SIG_BITS: u32 = 50;
+/// Bits of each id's length in the lengths code.
+const LEN_BITS: u32 = 7;
+/// The longest id whose length the signature word holds; a longer one (of
+/// either id) marks the record's lengths code `LONG_IDS` and a word of
+/// lengths leads its ids.
+const SHORT_ID: usize = (1 << LEN_BITS) - 2;
+const LONG_IDS: u64 = (1 << (2 * LEN_BITS)) - 1;
+
+/// A (plan id, key id) pair as a record stores it: the two lengths in the
+/// top 14 bits of the signature word (7 bits each) when both are at most
+/// [`SHORT_ID`] bytes, or else that code's all-ones value and a word of
+/// lengths (4 bytes each, little-endian) before the bytes; then the bytes,
+/// zero-padded to whole words.
 struct Ids<'a> {
     plan: &'a [u8],
     key: &'a [u8],
@@ -183,12 +202,31 @@ impl<'a> Ids<'a> {
         }
     }
 
-    /// The ids' words, as stored.
+    /// Whether the signature word holds both lengths.
+    #[inline]
+    fn short(&self) -> bool {
+        self.plan.len() <= SHORT_ID && self.key.len() <= SHORT_ID
+    }
+
+    /// The lengths code, shifted into place in the signature word.
+    #[inline]
+    fn code(&self) -> u64 {
+        let code = if self.short() {
+            self.plan.len() as u64 | (self.key.len() as u64) << LEN_BITS
+        } else {
+            LONG_IDS
+        };
+        code << SIG_BITS
+    }
+
+    /// The ids' words, as stored after the counters: a word of lengths for
+    /// long ids, then the bytes.
     #[inline]
     fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        let lengths = u64::from(len32(self.plan)) | u64::from(len32(self.key)) << 32;
+        let lengths =
+            (!self.short()).then(|| u64::from(len32(self.plan)) | u64::from(len32(self.key)) << 32);
         let rest = (self.plan.len() + self.key.len()).div_ceil(8);
-        std::iter::once(lengths).chain((0..rest).map(|i| self.word(i)))
+        lengths.into_iter().chain((0..rest).map(|i| self.word(i)))
     }
 
     /// The `i`th word of the ids' bytes (the plan's, then the key's).
@@ -211,7 +249,7 @@ impl<'a> Ids<'a> {
     }
 
     fn word_count(&self) -> usize {
-        1 + (self.plan.len() + self.key.len()).div_ceil(8)
+        usize::from(!self.short()) + (self.plan.len() + self.key.len()).div_ceil(8)
     }
 
     fn hash(&self, hasher: &foldhash::fast::RandomState) -> u64 {
@@ -224,13 +262,29 @@ fn len32(bytes: &[u8]) -> u32 {
     u32::try_from(bytes.len()).unwrap_or(u32::MAX)
 }
 
+/// The lengths of the ids of the record at `at`, and the offset of their
+/// first byte's word.
+fn lengths_at(words: &[AtomicU64], at: usize) -> (usize, usize, usize) {
+    let code = load(words, at + SIG) >> SIG_BITS;
+    if code == LONG_IDS {
+        let lengths = load(words, at + IDS);
+        let plan_len = (lengths & u64::from(u32::MAX)) as usize;
+        let key_len = (lengths >> 32) as usize;
+        (plan_len, key_len, at + IDS + 1)
+    } else {
+        let mask = (1 << LEN_BITS) - 1;
+        (
+            (code & mask) as usize,
+            (code >> LEN_BITS) as usize,
+            at + IDS,
+        )
+    }
+}
+
 /// The ids of the record at `at`, decoded.
 fn ids_at(words: &[AtomicU64], at: usize) -> (Vec<u8>, Vec<u8>) {
-    let lengths = load(words, at + IDS);
-    let plan_len = (lengths & u64::from(u32::MAX)) as usize;
-    let key_len = (lengths >> 32) as usize;
+    let (plan_len, key_len, start) = lengths_at(words, at);
     let count = (plan_len + key_len).div_ceil(8);
-    let start = at + IDS + 1;
     let bytes: Vec<u8> = words
         .get(start..start + count)
         .unwrap_or_default()
@@ -247,9 +301,8 @@ fn ids_at(words: &[AtomicU64], at: usize) -> (Vec<u8>, Vec<u8>) {
 
 /// The words of the record at `at`.
 fn record_len(words: &[AtomicU64], at: usize) -> usize {
-    let lengths = load(words, at + IDS);
-    let bytes = (lengths & u64::from(u32::MAX)) + (lengths >> 32);
-    IDS + 1 + usize::try_from(bytes.div_ceil(8)).unwrap_or(0)
+    let (plan_len, key_len, start) = lengths_at(words, at);
+    start - at + (plan_len + key_len).div_ceil(8)
 }
 
 #[inline]
@@ -413,7 +466,7 @@ impl MemoryStore {
 #[inline]
 fn consume_fast(words: &[AtomicU64], at: usize, request: &QuotaRequest<'_>) -> Option<Decision> {
     let (cell, sig) = (words.get(at + WORD)?, words.get(at + SIG)?);
-    if sig.load(Ordering::Acquire) != sig_of(&request.quota) {
+    if sig.load(Ordering::Acquire) & SIG_MASK != sig_of(&request.quota) {
         return None;
     }
     let tag = tag_of(request.day);
@@ -451,6 +504,11 @@ impl Table {
 
     #[inline]
     fn holds(&self, at: usize, ids: &Ids<'_>) -> bool {
+        // The lengths code first: ids whose bytes run alike ("ab", "c" and
+        // "a", "bc") differ there.
+        if load(&self.words, at + SIG) & !SIG_MASK != ids.code() {
+            return false;
+        }
         let start = at + IDS;
         self.words
             .get(start..start + ids.word_count())
@@ -491,7 +549,7 @@ impl Table {
         self.words.extend(
             [
                 pack(tag_of(request.day), allowance),
-                sig_of(&request.quota),
+                sig_of(&request.quota) | ids.code(),
                 (first_bits & 0xFFFF) << REMAINING_BITS | allowance,
                 (first_bits >> 16) << REMAINING_BITS | allowance,
                 days_word(first, day),
@@ -558,7 +616,9 @@ impl Table {
     /// day.
     fn advance(&mut self, at: usize, request: &QuotaRequest<'_>, retention_days: u32) {
         let sig = sig_of(&request.quota);
-        let old_sig = load(&self.words, at + SIG);
+        let sig_word = load(&self.words, at + SIG);
+        let old_sig = sig_word & SIG_MASK;
+        let code = sig_word & !SIG_MASK;
         let kind_changed = (old_sig & 3) != (sig & 3);
         let period = day_of_start(request.window.start());
         let new_period = kind_changed || period > self.period_day(at);
@@ -603,7 +663,7 @@ impl Table {
                 days_word(kept_period, request.day.to_julian_day()),
             );
             self.set_low(at + BASE, new);
-            store(&self.words, at + SIG, sig);
+            store(&self.words, at + SIG, sig | code);
         } else if sig != old_sig {
             // Same period, new limit: what remains moves by the difference.
             let (old_limit, new_limit) = (old_sig >> 2, sig >> 2);
@@ -616,7 +676,7 @@ impl Table {
             };
             self.replace_remaining(at, shift);
             self.set_low(at + ALLOWANCE, shift(self.allowance(at)));
-            store(&self.words, at + SIG, sig);
+            store(&self.words, at + SIG, sig | code);
         }
     }
 
@@ -853,6 +913,16 @@ mod tests {
         }
     }
 
+    fn block_on<T>(future: impl Future<Output = Result<T, Infallible>>) -> T {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(Ok(value)) => value,
+            std::task::Poll::Ready(Err(never)) => match never {},
+            std::task::Poll::Pending => panic!("the in-memory store is ready at once"),
+        }
+    }
+
     fn request<'a>(key: &'a str, quota: QuotaSettings, day: Date) -> QuotaRequest<'a> {
         QuotaRequest {
             plan_id: "plan",
@@ -952,6 +1022,63 @@ mod tests {
             assert!(store.consume_sync(&r).admitted, "{plan:?}/{key:?}");
         }
         assert_eq!(store.tracked_keys(), pairs.len());
+    }
+
+    #[test]
+    fn ids_of_every_length_keep_their_own_counters_through_prune() {
+        // Lengths up to 126 bytes ride in the signature word; a longer id
+        // (of either kind) puts a word of lengths before the bytes. Around
+        // the boundary, and with ids whose bytes run alike, each pair keeps
+        // its own counter, is found again after a prune rebuilds the shard,
+        // and is listed with its own id.
+        let store = MemoryStore::with_retention_days(0);
+        let quota = QuotaSettings::new(3, QuotaPeriod::Month).unwrap();
+        let day = date!(2026 - 03 - 10);
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for len in [0, 1, 125, 126, 127, 128, 300] {
+            pairs.push(("plan".into(), "k".repeat(len)));
+            pairs.push(("p".repeat(len), "key".into()));
+        }
+        pairs.push(("p".repeat(126), "k".repeat(127)));
+        pairs.push(("p".repeat(127), "k".repeat(126)));
+        pairs.sort();
+        pairs.dedup();
+        let consume = |store: &MemoryStore, plan: &str, key: &str, day| {
+            let mut r = request(key, quota, day);
+            r.plan_id = plan;
+            store.consume_sync(&r)
+        };
+        for (i, (plan, key)) in pairs.iter().enumerate() {
+            // Pair i takes one request, or two when i is odd.
+            for _ in 0..=(i % 2) {
+                assert!(consume(&store, plan, key, day).admitted, "{i}");
+            }
+        }
+        assert_eq!(store.tracked_keys(), pairs.len());
+        // Pairs last used in February are dropped by a prune on March 31
+        // (their period has ended, and with a retention of 0 days their last
+        // day is past it); the others' period, March, is still running. The
+        // dropped pairs land in every shard, so every shard is rebuilt.
+        for i in 0..1_000 {
+            let key = format!("{i:0>200}");
+            assert!(consume(&store, "dropped", &key, date!(2026 - 02 - 10)).admitted);
+        }
+        store.prune(date!(2026 - 03 - 31));
+        assert_eq!(store.tracked_keys(), pairs.len());
+        for (i, (plan, key)) in pairs.iter().enumerate() {
+            let d = consume(&store, plan, key, day);
+            let expected = if i % 2 == 0 { 1 } else { 0 };
+            assert_eq!(d.remaining, expected, "{i}: {} / {}", plan.len(), key.len());
+        }
+        let mut listed = block_on(store.keys("plan"));
+        listed.sort_unstable();
+        let mut expected: Vec<String> = pairs
+            .iter()
+            .filter(|(plan, _)| plan == "plan")
+            .map(|(_, key)| key.clone())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(listed, expected);
     }
 
     #[test]
