@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use portcullis_core::future::ResponseFuture as Decided;
 use tower_service::Service;
+use tracing::Span;
 
 use crate::key::KeyDigest;
 use crate::layer::{Shared, record_accept, record_refusal};
@@ -41,7 +42,9 @@ pin_project! {
         St: ApiKeyStore,
     {
         Decided { #[pin] future: Decided<S::Future, ResBody> },
-        Lookup { #[pin] lookup: St::Lookup, pending: Option<Pending<S, ReqBody, St>> },
+        // The layer's span, entered while the store is awaited and the
+        // decision made.
+        Lookup { #[pin] lookup: St::Lookup, span: Span, pending: Option<Pending<S, ReqBody, St>> },
     }
 }
 
@@ -79,10 +82,12 @@ where
         service: S,
         shared: Arc<Shared<St>>,
         digest: KeyDigest,
+        span: Span,
     ) -> Self {
         Self {
             kind: Kind::Lookup {
                 lookup,
+                span,
                 pending: Some(Pending {
                     request,
                     service,
@@ -105,7 +110,12 @@ where
         loop {
             let next = match self.as_mut().project().kind.project() {
                 KindProj::Decided { future } => return future.poll(cx),
-                KindProj::Lookup { lookup, pending } => {
+                KindProj::Lookup {
+                    lookup,
+                    span,
+                    pending,
+                } => {
+                    let entered = span.enter();
                     let found = ready!(lookup.poll(cx));
                     // Polling after completion is a caller bug: stay pending
                     // rather than panic.
@@ -119,17 +129,20 @@ where
                         return Poll::Pending;
                     };
                     let decision = match found {
-                        Ok(record) => shared.decide(&digest, Ok(record.as_deref())),
-                        Err(error) => shared.decide(&digest, Err(error)),
+                        Ok(record) => shared.decide(&digest, Ok(record.as_deref()), span),
+                        Err(error) => shared.decide(&digest, Err(error), span),
                     };
                     match decision {
                         Ok(context) => {
-                            record_accept(&context);
+                            record_accept(&context, span);
                             request.extensions_mut().insert(context);
+                            // The span covers the decision, not the inner
+                            // service.
+                            drop(entered);
                             Decided::future(service.call(request))
                         }
                         Err(refusal) => {
-                            record_refusal(refusal);
+                            record_refusal(refusal, span);
                             Decided::reject(refusal.response().into_response(&request))
                         }
                     }

@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
 use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
+use portcullis_core::trace::{self, Decision, REFUSED};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Span;
 
 use crate::config::ApiKeyLayerConfig;
 use crate::future::ResponseFuture;
@@ -76,12 +78,20 @@ impl Refusal {
 
     /// The gateway response the layer answers with.
     pub fn response(self) -> GatewayResponse {
+        GatewayResponse::new(self.kind())
+    }
+
+    /// The type of the gateway response the layer answers with.
+    fn kind(self) -> GatewayResponseType {
         match self {
-            Refusal::StoreFailed => {
-                GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
-            }
-            _ => GatewayResponse::new(GatewayResponseType::InvalidApiKey),
+            Refusal::StoreFailed => GatewayResponseType::ApiConfigurationError,
+            _ => GatewayResponseType::InvalidApiKey,
         }
+    }
+
+    /// The decision, as the layer's span and events record it.
+    fn decision(self) -> Decision {
+        Decision::refused(self.kind()).with_detail(self.as_str())
     }
 }
 
@@ -139,12 +149,13 @@ impl<St> Shared<St> {
         &self,
         digest: &KeyDigest,
         found: Result<Option<&ApiKeyRecord>, StoreError>,
+        span: &Span,
     ) -> Result<ApiKeyContext, Refusal> {
         let record = match found {
             Ok(Some(record)) => record,
             Ok(None) => return Err(Refusal::Unknown),
             Err(error) => {
-                tracing::warn!(layer = "api_key", outcome = "refused", reason = "API_CONFIGURATION_ERROR", detail = "store_failed", %error, "API key store failed");
+                tracing::warn!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::ApiConfigurationError.as_str(), detail = Refusal::StoreFailed.as_str(), %error, "API key store failed");
                 return Err(Refusal::StoreFailed);
             }
         };
@@ -154,7 +165,8 @@ impl<St> Shared<St> {
             return Err(Refusal::Unknown);
         }
         if !record.enabled {
-            tracing::debug!(layer = "api_key", outcome = "refused", reason = "INVALID_API_KEY", detail = "disabled", key_id = %record.id, "API key refused");
+            trace::record_key_id(span, &record.id);
+            tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = Refusal::Disabled.as_str(), key_id = %record.id, "API key refused");
             return Err(Refusal::Disabled);
         }
         let mut context = ApiKeyContext::new(record.id.clone());
@@ -167,7 +179,8 @@ impl<St> Shared<St> {
         match record.usage_plan_for(&self.api_id, &self.stage) {
             Some(plan) => context = context.with_usage_plan(plan.clone()),
             None if self.usage_plan_required => {
-                tracing::debug!(layer = "api_key", outcome = "refused", reason = "INVALID_API_KEY", detail = "no_usage_plan", key_id = %record.id, "API key refused");
+                trace::record_key_id(span, &record.id);
+                tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = Refusal::NoUsagePlan.as_str(), key_id = %record.id, "API key refused");
                 return Err(Refusal::NoUsagePlan);
             }
             None => {}
@@ -176,8 +189,14 @@ impl<St> Shared<St> {
     }
 }
 
-pub(crate) fn record_accept(context: &ApiKeyContext) {
-    tracing::debug!(layer = "api_key", outcome = "allowed", reason = "OK", key_id = %context.key_id(), "API key accepted");
+pub(crate) fn record_accept(context: &ApiKeyContext, span: &Span) {
+    let decision = Decision::allowed();
+    decision.record(span);
+    trace::record_key_id(span, context.key_id());
+    if let Some(plan) = context.usage_plan() {
+        trace::record_plan_id(span, plan.id());
+    }
+    tracing::debug!(layer = "api_key", outcome = decision.outcome().as_str(), reason = decision.reason(), key_id = %context.key_id(), "API key accepted");
     metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "allowed", "reason" => "OK").increment(1);
 }
 
@@ -188,7 +207,9 @@ fn record_seconds(start: Instant) {
         .record(start.elapsed().as_secs_f64());
 }
 
-pub(crate) fn record_refusal(refusal: Refusal) {
+pub(crate) fn record_refusal(refusal: Refusal, span: &Span) {
+    let decision = refusal.decision();
+    decision.record(span);
     // Literal labels on every arm: the metric key is static and costs no
     // allocation.
     match refusal {
@@ -217,8 +238,8 @@ pub(crate) fn record_refusal(refusal: Refusal) {
     ) {
         tracing::debug!(
             layer = "api_key",
-            outcome = "refused",
-            reason = "INVALID_API_KEY",
+            outcome = decision.outcome().as_str(),
+            reason = decision.reason(),
             detail = refusal.as_str(),
             "API key refused"
         );
@@ -313,18 +334,20 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
         &self,
         request: &Request<B>,
     ) -> Option<Result<ApiKeyContext, Refusal>> {
+        let span = portcullis_core::layer_span!("api_key");
+        let _entered = span.enter();
         let outcome = match self.shared.presented(request) {
             Ok(digest) => {
                 let shared = &*self.shared;
                 shared
                     .store
-                    .lookup_now(&digest, |found| shared.decide(&digest, found))?
+                    .lookup_now(&digest, |found| shared.decide(&digest, found, &span))?
             }
             Err(refusal) => Err(refusal),
         };
         match &outcome {
-            Ok(context) => record_accept(context),
-            Err(refusal) => record_refusal(*refusal),
+            Ok(context) => record_accept(context, &span),
+            Err(refusal) => record_refusal(*refusal, &span),
         }
         Some(outcome)
     }
@@ -401,38 +424,43 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
+        let span = portcullis_core::layer_span!("api_key");
+        let entered = span.enter();
         let shared = &*self.shared;
         let digest = match shared.presented(&request) {
             Ok(digest) => digest,
             Err(refusal) => {
-                record_refusal(refusal);
+                record_refusal(refusal, &span);
                 record_seconds(start);
                 return ResponseFuture::reject(refusal.response().into_response(&request));
             }
         };
         match shared
             .store
-            .lookup_now(&digest, |found| shared.decide(&digest, found))
+            .lookup_now(&digest, |found| shared.decide(&digest, found, &span))
         {
             Some(Ok(context)) => {
-                record_accept(&context);
+                record_accept(&context, &span);
                 record_seconds(start);
                 request.extensions_mut().insert(context);
+                // The span covers the decision, not the inner service.
+                drop(entered);
                 ResponseFuture::call(self.inner.call(request))
             }
             Some(Err(refusal)) => {
-                record_refusal(refusal);
+                record_refusal(refusal, &span);
                 record_seconds(start);
                 ResponseFuture::reject(refusal.response().into_response(&request))
             }
             None => {
+                drop(entered);
                 // The store must be awaited: keep the ready service for this
                 // request and leave a fresh clone in its place (tower's "be
                 // careful when cloning inner services").
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let lookup = shared.store.lookup(&digest);
-                ResponseFuture::lookup(lookup, request, ready, self.shared.clone(), digest)
+                ResponseFuture::lookup(lookup, request, ready, self.shared.clone(), digest, span)
             }
         }
     }

@@ -20,12 +20,14 @@ use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
 use portcullis_core::path::CanonicalPath;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::response::messages;
+use portcullis_core::trace::{self, Decision as Traced};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_iam::{Decision, ExecuteApiArn, RequestContext};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use crate::authorizer::{Authorizer, AuthorizerError};
 use crate::cache::{Cache, DecisionMemo, Lookup, Outcome, Prepared};
@@ -487,8 +489,13 @@ impl<S, A> CustomAuthorizer<S, A> {
 }
 
 /// A refusal before the authorizer answered.
-fn refuse(kind: GatewayResponseType, reason: &'static str, start: Instant) -> GatewayResponse {
-    record(reason, kind, None, start);
+fn refuse(
+    kind: GatewayResponseType,
+    reason: &'static str,
+    start: Instant,
+    span: &Span,
+) -> GatewayResponse {
+    record(reason, kind, None, start, span);
     GatewayResponse::new(kind)
 }
 
@@ -500,12 +507,18 @@ fn record(
     kind: GatewayResponseType,
     principal: Option<&str>,
     start: Instant,
+    span: &Span,
 ) {
     record_seconds(start);
+    let decision = Traced::refused(kind).with_detail(detail);
+    decision.record(span);
+    if let Some(principal) = principal {
+        trace::record_principal(span, principal);
+    }
     tracing::debug!(
         layer = "authorizer",
-        outcome = "refused",
-        reason = kind.as_str(),
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
         detail,
         principal,
         "custom authorizer decision"
@@ -696,6 +709,7 @@ fn apply(
     config: &Config,
     source_ip: Option<std::net::IpAddr>,
     start: Instant,
+    span: &Span,
 ) -> Result<(), Refusal> {
     let prepared = match outcome {
         Ok(prepared) => prepared,
@@ -705,13 +719,14 @@ fn apply(
                 GatewayResponseType::Unauthorized,
                 None,
                 start,
+                span,
             );
             return Err(Refusal::Unauthorized);
         }
         Err(error) => {
             tracing::warn!(
                 layer = "authorizer",
-                outcome = "refused",
+                outcome = trace::REFUSED,
                 reason = GatewayResponseType::AuthorizerFailure.as_str(),
                 detail = error.as_str(),
                 %error,
@@ -722,6 +737,7 @@ fn apply(
                 GatewayResponseType::AuthorizerFailure,
                 None,
                 start,
+                span,
             );
             return Err(Refusal::Failure);
         }
@@ -752,15 +768,18 @@ fn apply(
     match decision {
         Decision::Allow => {
             record_seconds(start);
-            // Literal labels: the metrics key is built without allocating.
+            let traced = Traced::allowed().with_detail("policy_allow");
+            traced.record(span);
+            trace::record_principal(span, &prepared.principal_id);
             tracing::debug!(
                 layer = "authorizer",
-                outcome = "allowed",
-                reason = "OK",
-                detail = "policy_allow",
+                outcome = traced.outcome().as_str(),
+                reason = traced.reason(),
+                detail = traced.detail(),
                 principal = &*prepared.principal_id,
                 "custom authorizer decision"
             );
+            // Literal labels: the metrics key is built without allocating.
             metrics::counter!(
                 "portcullis_authorizer_decisions_total",
                 "outcome" => "allowed",
@@ -779,6 +798,7 @@ fn apply(
                 GatewayResponseType::AccessDenied,
                 Some(&*prepared.principal_id),
                 start,
+                span,
             );
             Err(Refusal::ExplicitDeny)
         }
@@ -788,6 +808,7 @@ fn apply(
                 GatewayResponseType::AccessDenied,
                 Some(&*prepared.principal_id),
                 start,
+                span,
             );
             Err(Refusal::ImplicitDeny)
         }
@@ -886,6 +907,8 @@ where
         use portcullis_core::future::ResponseFuture as Decided;
 
         let start = Instant::now();
+        let span = portcullis_core::layer_span!("authorizer");
+        let entered = span.enter();
         let (mut parts, body) = request.into_parts();
         let config = &*self.config;
         // The method ARN, the REQUEST event's path and `$context.path` all
@@ -901,6 +924,7 @@ where
                     refusal.gateway_response().kind(),
                     None,
                     start,
+                    &span,
                 );
                 return ResponseFuture::decided(Decided::reject(
                     refusal
@@ -922,7 +946,7 @@ where
         let key = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start);
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));
@@ -932,7 +956,11 @@ where
             (Some(cache), Some(key)) => match cache.lookup(&key, config.clock.now_unix_nanos()) {
                 Lookup::Hit(prepared) => {
                     let outcome: Outcome = Ok(prepared);
-                    return match apply(&outcome, &path, &mut parts, config, source_ip, start) {
+                    let applied =
+                        apply(&outcome, &path, &mut parts, config, source_ip, start, &span);
+                    // The span covers the decision, not the inner service.
+                    drop(entered);
+                    return match applied {
                         Ok(()) => ResponseFuture::decided(Decided::future(
                             self.inner.call(Request::from_parts(parts, body)),
                         )),
@@ -959,19 +987,21 @@ where
                 source_ip_text.as_deref(),
             ),
             Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start);
+                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
                 return ResponseFuture::decided(Decided::reject(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
                 ));
             }
         };
+        drop(entered);
         let path = path.into_owned();
         let authorizer = self.authorizer.clone();
         let config = self.config.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let future = async move {
-            let call = async { prepare(authorizer.authorize(event).await) };
+            let call =
+                async { prepare(authorizer.authorize(event).await) }.instrument(span.clone());
             let outcome = match &slot {
                 Some((cache, key, slot)) => {
                     let ttl = cache.ttl_nanos();
@@ -986,7 +1016,15 @@ where
                 }
                 None => call.await,
             };
-            match apply(&outcome, &path, &mut parts, &config, source_ip, start) {
+            let applied = {
+                let _entered = span.enter();
+                apply(
+                    &outcome, &path, &mut parts, &config, source_ip, start, &span,
+                )
+            };
+            // The span covers the decision, not the inner service.
+            drop(span);
+            match applied {
                 Ok(()) => inner
                     .call(Request::from_parts(parts, body))
                     .await

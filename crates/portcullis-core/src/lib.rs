@@ -25,6 +25,8 @@
 //! - [`resource`]: the [`ApiResource`](resource::ApiResource) a routing layer
 //!   matched the request to (`/loyalty/{proxy+}` and its path parameters),
 //!   which per-method settings and REQUEST authorizers read when present.
+//! - [`trace`]: the one `tracing` vocabulary of every layer's decision, and
+//!   [`layer_span!`], the span each layer opens around it.
 //!
 //! # Example
 //!
@@ -82,6 +84,7 @@ pub mod plan;
 pub mod ratelimit;
 pub mod resource;
 pub mod response;
+pub mod trace;
 
 pub use body::ResponseBody;
 pub use response::{GatewayResponse, GatewayResponseType, GatewayResponses, GatewayResponsesLayer};

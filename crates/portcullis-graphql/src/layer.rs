@@ -14,13 +14,16 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use portcullis_core::GatewayResponseType;
 use portcullis_core::clock::{SharedClock, SystemClock};
 use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::trace::{self, Decision};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Span;
 
 use crate::mode::{AuthMode, AuthModes, select_mode};
 use crate::response::unauthorized_response;
@@ -56,11 +59,22 @@ type ModeFactory = Arc<dyn Fn(ModeTerminal) -> ModeService + Send + Sync>;
 #[derive(Clone, Copy, Debug)]
 struct Reached;
 
-/// When [`AppSyncAuth`] received the request: the mode's verdict is timed
-/// from it, where the verdict is known ([`ModeTerminal`] for an allowed
-/// request).
-#[derive(Clone, Copy, Debug)]
-struct DecisionStart(Instant);
+/// When [`AppSyncAuth`] received the request, and its span: the mode's
+/// verdict is timed from it and recorded on it, where the verdict is known
+/// ([`ModeTerminal`] for an allowed request).
+#[derive(Clone, Debug)]
+struct DecisionStart(Instant, Span);
+
+/// A refusal [`ModeTerminal`] made itself, and why, for the layer's span:
+/// the mode's layer let the request through without a caller, or with an
+/// expired API key.
+#[derive(Clone, Debug)]
+struct RefusedByTerminal(&'static str, Option<ApiKeyContext>);
+
+/// The decision of a refusal: UNAUTHORIZED, with `detail`.
+fn refused(detail: &'static str) -> Decision {
+    Decision::refused(GatewayResponseType::Unauthorized).with_detail(detail)
+}
 
 /// `portcullis_graphql_decision_seconds`: from the request's arrival to the
 /// verdict (the mode's layer included, the resolvers not).
@@ -69,8 +83,9 @@ fn record_seconds(start: Instant) {
         .record(start.elapsed().as_secs_f64());
 }
 
-/// A refusal's counter and duration.
-fn record_refusal(start: Instant) {
+/// A refusal's span, counter and duration.
+fn record_refusal(start: Instant, span: &Span, detail: &'static str) {
+    refused(detail).record(span);
     record_seconds(start);
     metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
 }
@@ -288,49 +303,71 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let start = Instant::now();
+        // The mode's own layer opens its span beside this one: this one is
+        // not entered while the mode's layer runs.
+        let span = portcullis_core::layer_span!("graphql", mode = tracing::field::Empty);
         let mode = match select_mode(request.headers(), self.accepted) {
             Ok(mode) => mode,
             Err(why) => {
+                let _entered = span.enter();
+                let decision = refused("no_mode");
                 tracing::info!(
                     layer = "graphql",
-                    outcome = "refused",
-                    reason = "UNAUTHORIZED",
+                    outcome = decision.outcome().as_str(),
+                    reason = decision.reason(),
                     detail = ?why,
                     "no authorization mode"
                 );
-                record_refusal(start);
+                record_refusal(start, &span, "no_mode");
                 return Box::pin(async { Ok(unauthorized()) });
             }
         };
+        if !span.is_disabled() {
+            span.record("mode", mode.as_str());
+        }
         let Some(service) = self
             .modes
             .iter()
             .find(|(m, _)| *m == mode)
             .map(|(_, s)| s.clone())
         else {
-            record_refusal(start);
+            record_refusal(start, &span, "mode_not_configured");
             return Box::pin(async { Ok(unauthorized()) });
         };
         let mut request = box_request(request);
-        request.extensions_mut().insert(DecisionStart(start));
+        request
+            .extensions_mut()
+            .insert(DecisionStart(start, span.clone()));
         let answer = service.oneshot(request);
         Box::pin(async move {
             let response = answer.await?;
-            let refused = response.extensions().get::<Reached>().is_none()
+            let was_refused = response.extensions().get::<Reached>().is_none()
                 && matches!(
                     response.status(),
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
                 );
-            if refused {
+            if was_refused {
+                let _entered = span.enter();
+                let detail = match response.extensions().get::<RefusedByTerminal>() {
+                    Some(RefusedByTerminal(detail, key)) => {
+                        if let Some(key) = key {
+                            trace::record_key_id(&span, key.key_id());
+                        }
+                        detail
+                    }
+                    None => "mode_refused",
+                };
+                let decision = refused(detail);
                 tracing::info!(
                     layer = "graphql",
-                    outcome = "refused",
-                    reason = "UNAUTHORIZED",
+                    outcome = decision.outcome().as_str(),
+                    reason = decision.reason(),
+                    detail = decision.detail(),
                     mode = mode.as_str(),
                     status = response.status().as_u16(),
                     "the mode's layer refused the credentials"
                 );
-                record_refusal(start);
+                record_refusal(start, &span, detail);
                 return Ok(unauthorized());
             }
             if response.extensions().get::<Reached>().is_none() {
@@ -380,6 +417,8 @@ where
         let caller = request.extensions().get::<Caller>().cloned();
         let key = request.extensions().get::<ApiKeyContext>().cloned();
         let mut auth = RequestAuth::new(self.mode);
+        // Why the request is refused here, if it is: for the span.
+        let mut refusal = ("no_caller", None);
         let established = match self.mode {
             AuthMode::ApiKey => match key {
                 Some(key) => {
@@ -389,11 +428,13 @@ where
                         .get(key.key_id())
                         .is_some_and(|expires| self.settings.clock.now() >= *expires);
                     if expired {
+                        refusal = ("api_key_expired", Some(key.clone()));
+                        let decision = refused("api_key_expired");
                         tracing::info!(
                             layer = "graphql",
-                            outcome = "refused",
-                            reason = "UNAUTHORIZED",
-                            detail = "api_key_expired",
+                            outcome = decision.outcome().as_str(),
+                            reason = decision.reason(),
+                            detail = decision.detail(),
                             key_id = key.key_id(),
                             "API key expired"
                         );
@@ -413,23 +454,48 @@ where
                 None => false,
             },
         };
+        // Taken out: the span must not live on with the request in the
+        // inner service.
+        let (start, decision_span) = match request.extensions_mut().remove::<DecisionStart>() {
+            Some(DecisionStart(start, span)) => (Some(start), span),
+            None => (None, Span::none()),
+        };
         if !established {
             // Fail closed: the mode's layer let the request through without
-            // saying who made it (or the key has expired).
-            return Box::pin(async { Ok(unauthorized()) });
+            // saying who made it (or the key has expired). The span is
+            // recorded by the layer, which sees this answer.
+            let (detail, key) = refusal;
+            return Box::pin(async move {
+                let mut response = unauthorized();
+                response
+                    .extensions_mut()
+                    .insert(RefusedByTerminal(detail, key));
+                Ok(response)
+            });
         }
-        if let Some(DecisionStart(start)) = request.extensions().get::<DecisionStart>() {
-            record_seconds(*start);
+        if let Some(start) = start {
+            record_seconds(start);
         }
+        let decision = Decision::allowed();
+        decision.record(&decision_span);
+        if let Some(key) = auth.api_key() {
+            trace::record_key_id(&decision_span, key.key_id());
+        }
+        if let Some(caller) = auth.caller() {
+            trace::record_principal(&decision_span, caller.principal());
+        }
+        let _entered = decision_span.enter();
         tracing::debug!(
             layer = "graphql",
-            outcome = "allowed",
-            reason = "OK",
+            outcome = decision.outcome().as_str(),
+            reason = decision.reason(),
             mode = self.mode.as_str(),
             key_id = auth.api_key().map(ApiKeyContext::key_id),
             principal = auth.caller().map(Caller::principal),
             "authorization mode established the caller"
         );
+        drop(_entered);
+        drop(decision_span);
         // Reads the inner service's readiness from `poll_ready` above.
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);

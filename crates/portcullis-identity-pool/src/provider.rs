@@ -73,8 +73,10 @@ impl CredentialProvider for IdentityPoolProvider {
                 if credential.is_none() {
                     tracing::info!(
                         layer = "identity_pool",
-                        outcome = "refused",
-                        reason = "session_token_invalid",
+                        outcome = portcullis_core::trace::REFUSED,
+                        // The SigV4 layer then refuses the unknown client.
+                        reason = portcullis_core::GatewayResponseType::InvalidSignature.as_str(),
+                        detail = "session_token_invalid",
                         "session token refused"
                     );
                     metrics::counter!("portcullis_identity_pool_session_tokens_refused_total")

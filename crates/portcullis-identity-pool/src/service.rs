@@ -10,7 +10,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
+use portcullis_core::trace::{self, Decision};
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::error::ExchangeError;
 use crate::pool::{CredentialsRequest, IdentityPool};
@@ -58,17 +60,20 @@ fn record_seconds(start: Instant) {
 }
 
 fn refuse(
+    span: &tracing::Span,
     parts: &http::request::Parts,
     error: &ExchangeError,
     start: Instant,
 ) -> Response<Full<Bytes>> {
     record_seconds(start);
     let response = error.to_gateway_response();
+    let decision = Decision::refused(response.kind()).with_detail(error.reason());
+    decision.record(span);
     tracing::info!(
         layer = "identity_pool",
-        outcome = "refused",
-        reason = response.kind().as_str(),
-        detail = error.reason(),
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         "credentials refused"
     );
     metrics::counter!("portcullis_identity_pool_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
@@ -92,37 +97,61 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let pool = self.pool.clone();
-        Box::pin(async move {
+        // The service answers every request itself: its span covers the
+        // whole exchange.
+        let span = portcullis_core::layer_span!("identity_pool");
+        let recorded = span.clone();
+        let exchange = async move {
             // Reading the body waits on the client: it is not timed.
             let arrival = Instant::now();
             let (parts, body) = request.into_parts();
             if parts.method != Method::POST {
-                return Ok(refuse(&parts, &ExchangeError::MethodNotAllowed, arrival));
+                return Ok(refuse(
+                    &recorded,
+                    &parts,
+                    &ExchangeError::MethodNotAllowed,
+                    arrival,
+                ));
             }
             let limit = pool.shared.max_body_bytes;
             if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
-                return Ok(refuse(&parts, &ExchangeError::TooLarge, arrival));
+                return Ok(refuse(&recorded, &parts, &ExchangeError::TooLarge, arrival));
             }
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                    return Ok(refuse(&parts, &ExchangeError::TooLarge, Instant::now()));
+                    return Ok(refuse(
+                        &recorded,
+                        &parts,
+                        &ExchangeError::TooLarge,
+                        Instant::now(),
+                    ));
                 }
-                Err(_) => return Ok(refuse(&parts, &ExchangeError::Malformed, Instant::now())),
+                Err(_) => {
+                    return Ok(refuse(
+                        &recorded,
+                        &parts,
+                        &ExchangeError::Malformed,
+                        Instant::now(),
+                    ));
+                }
             };
             let start = Instant::now();
             let parsed = match CredentialsRequest::parse(&bytes, limit) {
                 Ok(parsed) => parsed,
-                Err(error) => return Ok(refuse(&parts, &error, start)),
+                Err(error) => return Ok(refuse(&recorded, &parts, &error, start)),
             };
             match pool.get_credentials(&parsed).await {
                 Ok(credentials) => {
                     record_seconds(start);
+                    let decision = Decision::allowed().with_detail("credentials_issued");
+                    decision.record(&recorded);
+                    trace::record_principal(&recorded, credentials.identity_id());
                     tracing::info!(
                         layer = "identity_pool",
-                        outcome = "allowed",
-                        reason = "OK",
-                        detail = "credentials_issued",
+                        outcome = decision.outcome().as_str(),
+                        reason = decision.reason(),
+                        detail = decision.detail(),
                         identity_id = credentials.identity_id(),
                         role = credentials.role(),
                         "credentials issued"
@@ -140,8 +169,9 @@ where
                         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                     Ok(response)
                 }
-                Err(error) => Ok(refuse(&parts, &error, start)),
+                Err(error) => Ok(refuse(&recorded, &parts, &error, start)),
             }
-        })
+        };
+        Box::pin(exchange.instrument(span))
     }
 }

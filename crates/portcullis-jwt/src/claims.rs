@@ -129,8 +129,9 @@ mod extract {
                 None => {
                     tracing::debug!(
                         layer = "jwt",
-                        outcome = "rejected",
-                        reason = "claims_extractor",
+                        outcome = portcullis_core::trace::REFUSED,
+                        reason = GatewayResponseType::Unauthorized.as_str(),
+                        detail = "claims_extractor",
                         "no verified claims of the requested shape"
                     );
                     Err(GatewayResponse::new(GatewayResponseType::Unauthorized)

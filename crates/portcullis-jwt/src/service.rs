@@ -7,7 +7,9 @@ use std::time::Instant;
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
 use portcullis_core::future::ResponseFuture as CoreFuture;
+use portcullis_core::trace::{self, Decision as Traced};
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use crate::claims::Verified;
 use crate::future::ResponseFuture;
@@ -83,10 +85,14 @@ fn record_seconds(start: Instant) {
     metrics::histogram!("portcullis_jwt_decision_seconds").record(start.elapsed().as_secs_f64());
 }
 
-fn allow<B>(request: &mut Request<B>, verified: &Verified) {
+fn allow<B>(request: &mut Request<B>, verified: &Verified, span: &Span) {
+    let decision = Traced::allowed();
+    decision.record(span);
+    trace::record_principal(span, verified.caller.principal());
     tracing::trace!(
         layer = "jwt",
-        outcome = "allowed",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
         principal = verified.caller.principal()
     );
     metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "allowed", "reason" => "OK")
@@ -99,14 +105,17 @@ fn allow<B>(request: &mut Request<B>, verified: &Verified) {
 fn reject<B, ResBody>(
     request: &Request<B>,
     reason: RejectReason,
+    span: &Span,
 ) -> Response<ResponseBody<ResBody>> {
     let response = reason.gateway_response();
     let kind = response.kind().as_str();
+    let decision = Traced::refused(response.kind()).with_detail(reason.as_str());
+    decision.record(span);
     tracing::debug!(
         layer = "jwt",
-        outcome = "refused",
-        reason = kind,
-        detail = reason.as_str(),
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         "request refused"
     );
     metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "refused", "reason" => kind)
@@ -132,37 +141,53 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
+        let span = portcullis_core::layer_span!("jwt");
+        let entered = span.enter();
         match decide(&self.layer, &request, true) {
             Decision::Allow(verified) => {
-                allow(&mut request, &verified);
+                allow(&mut request, &verified, &span);
                 record_seconds(start);
+                // The span covers the decision, not the inner service.
+                drop(entered);
                 ResponseFuture::now(CoreFuture::future(self.inner.call(request)))
             }
             Decision::Reject(reason) => {
-                let response = reject(&request, reason);
+                let response = reject(&request, reason, &span);
                 record_seconds(start);
                 ResponseFuture::now(CoreFuture::reject(response))
             }
             Decision::Wait(fetch) => {
+                drop(entered);
                 // Keep the service that was made ready; hand the future a clone
                 // (tower's "be careful when cloning inner services").
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let layer = self.layer.clone();
                 ResponseFuture::waiting(Box::pin(async move {
-                    fetch.await;
-                    let decision = decide(&layer, &request, false);
-                    record_seconds(start);
-                    match decision {
-                        Decision::Allow(verified) => {
-                            allow(&mut request, &verified);
-                            inner
-                                .call(request)
-                                .await
-                                .map(|response| response.map(ResponseBody::inner))
+                    fetch.instrument(span.clone()).await;
+                    let refusal = {
+                        let _entered = span.enter();
+                        let decision = decide(&layer, &request, false);
+                        record_seconds(start);
+                        match decision {
+                            Decision::Allow(verified) => {
+                                allow(&mut request, &verified, &span);
+                                None
+                            }
+                            Decision::Reject(reason) => Some(reject(&request, reason, &span)),
+                            Decision::Wait(_) => {
+                                Some(reject(&request, RejectReason::KeysUnavailable, &span))
+                            }
                         }
-                        Decision::Reject(reason) => Ok(reject(&request, reason)),
-                        Decision::Wait(_) => Ok(reject(&request, RejectReason::KeysUnavailable)),
+                    };
+                    // The span covers the decision, not the inner service.
+                    drop(span);
+                    match refusal {
+                        Some(response) => Ok(response),
+                        None => inner
+                            .call(request)
+                            .await
+                            .map(|response| response.map(ResponseBody::inner)),
                     }
                 }))
             }

@@ -17,11 +17,13 @@ use portcullis_core::context::{ApiKeyContext, Caller};
 use portcullis_core::path::CanonicalPath;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::response::GatewayResponses;
+use portcullis_core::trace::{self, Decision};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceExt, service_fn};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use crate::definition::{
     ApiDefinition, AuthKind, Authorization, DefinitionError, MethodSettings, Parameter,
@@ -403,12 +405,18 @@ fn record_seconds(spent: Duration) {
     metrics::histogram!("portcullis_openapi_decision_seconds").record(spent.as_secs_f64());
 }
 
-/// The event and counter of a refusal.
-fn record_refusal(refusal: &GatewayResponse) {
+/// The span, event and counter of a refusal.
+fn record_refusal(refusal: &GatewayResponse, detail: &'static str, span: &Span) {
+    let decision = Decision::refused(refusal.kind()).with_detail(detail);
+    decision.record(span);
+    // Entered, not given as the event's parent, since a span no subscriber
+    // wants would make the event a root, outside the request's span.
+    let _entered = span.enter();
     tracing::info!(
         layer = "openapi",
-        outcome = "refused",
-        reason = refusal.kind().as_str(),
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         "request refused"
     );
     metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "refused", "reason" => refusal.kind().as_str())
@@ -433,6 +441,12 @@ where
         let next = next.clone();
         async move {
             let start = Instant::now();
+            let span = match what {
+                Require::Caller => portcullis_core::layer_span!("openapi", step = "require_caller"),
+                Require::ApiKey => {
+                    portcullis_core::layer_span!("openapi", step = "require_api_key")
+                }
+            };
             crate::access_log::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
             let overrides = request.extensions().get::<GatewayResponses>();
@@ -463,9 +477,21 @@ where
             };
             if let Some(refusal) = refusal {
                 record_seconds(start.elapsed());
-                record_refusal(&refusal);
+                let detail = match what {
+                    Require::Caller
+                        if refusal.kind() == GatewayResponseType::Unauthorized
+                            && request.extensions().get::<Caller>().is_some() =>
+                    {
+                        "scope_missing"
+                    }
+                    Require::Caller => "no_caller",
+                    Require::ApiKey => "no_api_key",
+                };
+                record_refusal(&refusal, detail, &span);
                 return Ok(refuse(&refusal, overrides, grpc));
             }
+            record_allowed(&request, &span);
+            drop(span);
             next.oneshot(request).await
         }
     }))
@@ -482,22 +508,26 @@ where
 {
     BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
         let inner = inner.clone();
+        let span = portcullis_core::layer_span!("openapi", step = "validate");
         async move {
             // The checks' time, without the wait for the body's bytes.
             let mut spent = Duration::ZERO;
             let mut since = Instant::now();
             crate::access_log::record_context(&request);
             let Some(settings) = request.extensions().get::<Arc<MethodSettings>>().cloned() else {
+                drop(span);
                 return inner.oneshot(request).await;
             };
             let overrides = request.extensions().get::<GatewayResponses>().cloned();
             let grpc = portcullis_core::response::is_grpc_request(request.headers());
-            let refuse_with =
-                |refusal: GatewayResponse, spent: Duration| -> Result<Response<RB>, E> {
-                    record_seconds(spent);
-                    record_refusal(&refusal);
-                    Ok(refuse(&refusal, overrides.as_ref(), grpc))
-                };
+            let refuse_with = |refusal: GatewayResponse,
+                               detail: &'static str,
+                               spent: Duration|
+             -> Result<Response<RB>, E> {
+                record_seconds(spent);
+                record_refusal(&refusal, detail, &span);
+                Ok(refuse(&refusal, overrides.as_ref(), grpc))
+            };
             if settings.validate_parameters {
                 let missing = missing_parameters(&request, &settings.required);
                 if !missing.is_empty() {
@@ -507,6 +537,7 @@ where
                                 "Missing required request parameters: [{}]",
                                 missing.join(", ")
                             )),
+                        "missing_parameters",
                         since.elapsed(),
                     );
                 }
@@ -521,26 +552,32 @@ where
                 if too_large {
                     return refuse_with(
                         GatewayResponse::new(GatewayResponseType::RequestTooLarge),
+                        "body_too_large",
                         since.elapsed(),
                     );
                 }
                 spent += since.elapsed();
                 let (parts, body) = request.into_parts();
-                let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+                let bytes = match http_body_util::Limited::new(body, limit)
+                    .collect()
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(collected) => collected.to_bytes(),
                     Err(error) => {
-                        let kind = if error.is::<http_body_util::LengthLimitError>() {
-                            GatewayResponseType::RequestTooLarge
+                        let (kind, detail) = if error.is::<http_body_util::LengthLimitError>() {
+                            (GatewayResponseType::RequestTooLarge, "body_too_large")
                         } else {
-                            GatewayResponseType::BadRequestBody
+                            (GatewayResponseType::BadRequestBody, "unreadable_body")
                         };
-                        return refuse_with(GatewayResponse::new(kind), spent);
+                        return refuse_with(GatewayResponse::new(kind), detail, spent);
                     }
                 };
                 since = Instant::now();
                 if !body_is_valid(&settings, parts.headers.get(header::CONTENT_TYPE), &bytes) {
                     return refuse_with(
                         GatewayResponse::new(GatewayResponseType::BadRequestBody),
+                        "body_invalid",
                         spent + since.elapsed(),
                     );
                 }
@@ -549,12 +586,18 @@ where
                 request
             };
             record_seconds(spent + since.elapsed());
-            tracing::debug!(
-                layer = "openapi",
-                outcome = "allowed",
-                reason = "OK",
-                "request validated"
-            );
+            let decision = Decision::allowed();
+            decision.record(&span);
+            span.in_scope(|| {
+                tracing::debug!(
+                    layer = "openapi",
+                    outcome = decision.outcome().as_str(),
+                    reason = decision.reason(),
+                    "request validated"
+                );
+            });
+            // The span covers the decision, not the inner service.
+            drop(span);
             metrics::counter!("portcullis_openapi_decisions_total", "outcome" => "allowed", "reason" => "OK")
                 .increment(1);
             if let Some(mock) = &settings.mock {
@@ -707,14 +750,13 @@ where
 {
     let overrides = request.extensions().get::<GatewayResponses>().cloned();
     let grpc = portcullis_core::response::is_grpc_request(request.headers());
+    let span = portcullis_core::layer_span!("openapi", step = "route");
     let path = match CanonicalPath::of_uri(request.uri()) {
         Ok(path) => path.into_owned(),
         Err(refusal) => {
-            return Ok(refuse(
-                &refusal.gateway_response(),
-                overrides.as_ref(),
-                grpc,
-            ));
+            let refusal = refusal.gateway_response();
+            route_refused(&refusal, "non_canonical_path", &span);
+            return Ok(refuse(&refusal, overrides.as_ref(), grpc));
         }
     };
     let preflight = is_preflight(&request);
@@ -723,11 +765,9 @@ where
         return Ok(preflight_response(cors, &request));
     }
     let Some(settings) = definition.route(request.method(), &path).cloned() else {
-        return Ok(refuse(
-            &GatewayResponse::new(GatewayResponseType::MissingAuthenticationToken),
-            overrides.as_ref(),
-            grpc,
-        ));
+        let refusal = GatewayResponse::new(GatewayResponseType::MissingAuthenticationToken);
+        route_refused(&refusal, "no_route", &span);
+        return Ok(refuse(&refusal, overrides.as_ref(), grpc));
     };
     let resource = ResourcePath(Arc::from(settings.resource_path.as_str()));
     if preflight && let Some(mock) = &settings.mock {
@@ -748,15 +788,58 @@ where
         .insert(api_resource(&settings.resource_path, path.as_str()));
     request.extensions_mut().insert(settings);
     let mut response = match chain {
-        Some(chain) => chain.oneshot(request).await?,
-        None => refuse(
-            &GatewayResponse::new(GatewayResponseType::ApiConfigurationError),
-            overrides.as_ref(),
-            grpc,
-        ),
+        Some(chain) => {
+            let decision = Decision::allowed().with_detail("routed");
+            decision.record(&span);
+            span.in_scope(|| {
+                tracing::debug!(
+                    layer = "openapi",
+                    outcome = decision.outcome().as_str(),
+                    reason = decision.reason(),
+                    detail = decision.detail(),
+                    resource = %resource.0,
+                    "request routed"
+                );
+            });
+            // The span covers the decision, not the inner service.
+            drop(span);
+            chain.oneshot(request).await?
+        }
+        None => {
+            let refusal = GatewayResponse::new(GatewayResponseType::ApiConfigurationError);
+            route_refused(&refusal, "no_chain", &span);
+            refuse(&refusal, overrides.as_ref(), grpc)
+        }
     };
     response.extensions_mut().insert(resource);
     Ok(response)
+}
+
+/// The span and event of a request no route takes (a client's mistake: at
+/// DEBUG).
+fn route_refused(refusal: &GatewayResponse, detail: &'static str, span: &Span) {
+    let decision = Decision::refused(refusal.kind()).with_detail(detail);
+    decision.record(span);
+    let _entered = span.enter();
+    tracing::debug!(
+        layer = "openapi",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
+        "request refused"
+    );
+}
+
+/// Records on a `require` step's span that the layer before it left what
+/// it vouches for.
+fn record_allowed<B>(request: &Request<B>, span: &Span) {
+    Decision::allowed().record(span);
+    if let Some(caller) = request.extensions().get::<Caller>() {
+        trace::record_principal(span, caller.principal());
+    }
+    if let Some(key) = request.extensions().get::<ApiKeyContext>() {
+        trace::record_key_id(span, key.key_id());
+    }
 }
 
 /// The resource `template` that [`ApiDefinition::route`] matched on the

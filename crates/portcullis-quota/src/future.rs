@@ -15,9 +15,10 @@ use pin_project_lite::pin_project;
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
+use tracing::Span;
 
 use crate::layer::OnStoreError;
-use crate::service::{Counters, RateInfo};
+use crate::service::{Counters, RateInfo, trace_admitted, trace_refused};
 use crate::store::Decision;
 
 /// What the future needs to finish a decision the store makes later.
@@ -53,11 +54,13 @@ impl PendingMeta {
         self,
         inner: S,
         request: Request<ReqBody>,
+        span: Span,
     ) -> Pending<S, ReqBody> {
         Pending {
             meta: self,
             inner,
             request,
+            span,
         }
     }
 }
@@ -68,6 +71,8 @@ pub(crate) struct Pending<S, ReqBody> {
     meta: PendingMeta,
     inner: S,
     request: Request<ReqBody>,
+    /// The layer's span, entered while the store is awaited.
+    span: Span,
 }
 
 pin_project! {
@@ -152,27 +157,27 @@ where
                     };
                 }
                 StateProj::Store { future, pending } => {
-                    let decided = std::task::ready!(future.poll(cx));
+                    let decided = {
+                        let _entered = pending.as_ref().map(|p| p.span.enter());
+                        std::task::ready!(future.poll(cx))
+                    };
                     let Some(Pending {
                         meta,
                         mut inner,
                         request,
+                        span,
                     }) = pending.take()
                     else {
                         return Poll::Pending;
                     };
+                    let entered = span.enter();
                     if decided.is_ok() {
                         meta.counters.store_answered();
                     }
                     let next = match decided {
                         Ok(decision) if decision.admitted => {
-                            tracing::debug!(
-                                layer = "quota",
-                                outcome = "admitted",
-                                plan = &*meta.plan_id,
-                                key = &*meta.key_id,
-                                remaining = decision.remaining,
-                            );
+                            trace_admitted(&span, &meta.plan_id, &meta.key_id, decision.remaining);
+                            drop(entered);
                             meta.counters.admitted.increment(1);
                             let info = RateInfo {
                                 remaining: decision.remaining,
@@ -186,14 +191,12 @@ where
                             }
                         }
                         Ok(_) => {
-                            tracing::info!(
-                                layer = "quota",
-                                outcome = "rejected",
-                                reason = "quota exceeded",
-                                plan = &*meta.plan_id,
-                                key = &*meta.key_id,
-                                limit = meta.info.limit,
-                                reset_seconds = meta.info.reset_seconds,
+                            trace_refused(
+                                &span,
+                                &meta.plan_id,
+                                &meta.key_id,
+                                meta.info.limit,
+                                meta.info.reset_seconds,
                             );
                             meta.counters.rejected.increment(1);
                             State::Reject {
@@ -206,7 +209,9 @@ where
                                 &meta.plan_id,
                                 &meta.key_id,
                                 &error,
+                                &span,
                             );
+                            drop(entered);
                             match meta.on_error {
                                 OnStoreError::Allow => State::Inner {
                                     future: inner.call(request),

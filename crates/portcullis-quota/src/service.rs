@@ -10,8 +10,10 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::ratelimit::{RateLimitHeaders, RateLimitInfo, RateLimitPolicy};
+use portcullis_core::trace;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
+use tracing::Span;
 
 use crate::future::{PendingMeta, ResponseFuture};
 use crate::layer::{OnStoreError, QuotaLayer, Shared};
@@ -171,25 +173,34 @@ impl Counters {
     pub(crate) fn store_failed(
         &self,
         on_error: OnStoreError,
-        plan: &str,
-        key: &str,
+        plan_id: &str,
+        key_id: &str,
         error: &dyn fmt::Display,
+        span: &Span,
     ) {
         self.store_error(on_error).increment(1);
-        let outcome = if on_error == OnStoreError::Allow {
-            "admitted"
+        let decision = if on_error == OnStoreError::Allow {
+            trace::Decision::fail_open()
         } else {
-            "refused"
-        };
+            trace::Decision::refused(GatewayResponseType::ApiConfigurationError)
+        }
+        .with_detail("store_error");
+        decision.record(span);
+        let (outcome, reason, detail) = (
+            decision.outcome().as_str(),
+            decision.reason(),
+            decision.detail(),
+        );
         if self.failing.swap(true, Ordering::Relaxed) {
-            tracing::debug!(layer = "quota", outcome, reason = "store error", plan, key, %error);
+            tracing::debug!(layer = "quota", outcome, reason, detail, plan_id, key_id, %error);
         } else {
             tracing::error!(
                 layer = "quota",
                 outcome,
-                reason = "store error",
-                plan,
-                key,
+                reason,
+                detail,
+                plan_id,
+                key_id,
                 %error,
                 "quota store failing: requests are decided by the failure policy until it answers \
                  again (each one counted in portcullis_quota_decisions_total)"
@@ -218,6 +229,69 @@ impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Counters")
     }
+}
+
+/// Records on the layer's span the key and plan a decision is about.
+#[inline]
+pub(crate) fn record_key(span: &Span, plan_id: &str, key_id: &str) {
+    if !span.is_disabled() {
+        trace::record_key_id(span, key_id);
+        trace::record_plan_id(span, plan_id);
+    }
+}
+
+/// The span and event of an admitted request.
+#[inline]
+pub(crate) fn trace_admitted(span: &Span, plan_id: &str, key_id: &str, remaining: u64) {
+    let decision = trace::Decision::allowed();
+    decision.record(span);
+    tracing::debug!(
+        layer = "quota",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        plan_id,
+        key_id,
+        remaining,
+    );
+}
+
+/// The span and event of a request refused for its exhausted quota.
+pub(crate) fn trace_refused(
+    span: &Span,
+    plan_id: &str,
+    key_id: &str,
+    limit: u64,
+    reset_seconds: u64,
+) {
+    let decision =
+        trace::Decision::refused(GatewayResponseType::QuotaExceeded).with_detail("quota_exhausted");
+    decision.record(span);
+    tracing::info!(
+        layer = "quota",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
+        plan_id,
+        key_id,
+        limit,
+        reset_seconds,
+    );
+}
+
+/// The span and event of a request with no quota to count against.
+fn trace_pass(span: &Span, detail: &'static str, key_id: Option<&str>) {
+    let decision = trace::Decision::allowed().with_detail(detail);
+    decision.record(span);
+    if let Some(key_id) = key_id {
+        trace::record_key_id(span, key_id);
+    }
+    tracing::trace!(
+        layer = "quota",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail,
+        key_id,
+    );
 }
 
 /// The length of a period in seconds (`w`).
@@ -250,7 +324,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
         let shared = &*self.shared;
-        let step = decide(shared, &request);
+        let span = portcullis_core::layer_span!("quota");
+        let entered = span.enter();
+        let step = decide(shared, &request, &span);
+        // The span covers the decision, not the inner service.
+        drop(entered);
         // Decisions made here; an awaited store is timed by its own metrics.
         if !matches!(step, Step::Await(..)) {
             shared
@@ -271,19 +349,19 @@ where
                 // its place (tower's advice on cloning inner services).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::store(future, pending.with(inner, request))
+                ResponseFuture::store(future, pending.with(inner, request, span))
             }
         }
     }
 }
 
-fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<St::ConsumeFuture> {
+fn decide<St: QuotaStore, B>(
+    shared: &Shared<St>,
+    request: &Request<B>,
+    span: &Span,
+) -> Step<St::ConsumeFuture> {
     let Some(key) = request.extensions().get::<ApiKeyContext>() else {
-        tracing::trace!(
-            layer = "quota",
-            outcome = "pass",
-            reason = "no API key context"
-        );
+        trace_pass(span, "no_api_key", None);
         shared.counters.pass.increment(1);
         return Step::Pass;
     };
@@ -291,15 +369,11 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
         .usage_plan()
         .and_then(|plan| plan.quota().map(|quota| (plan, *quota)))
     else {
-        tracing::trace!(
-            layer = "quota",
-            outcome = "pass",
-            reason = "no quota",
-            key = key.key_id()
-        );
+        trace_pass(span, "no_quota", Some(key.key_id()));
         shared.counters.pass.increment(1);
         return Step::Pass;
     };
+    record_key(span, plan.id(), key.key_id());
     let now = shared.clock.now_unix_nanos();
     let seconds = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
     let (window, day) = shared.calendar.window_at_unix(quota.period(), seconds);
@@ -319,8 +393,8 @@ fn decide<St: QuotaStore, B>(shared: &Shared<St>, request: &Request<B>) -> Step<
         style: shared.headers,
     };
     match shared.store.try_consume_now(&query) {
-        Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining)),
-        Some(Err(error)) => store_failed(shared, &query, &error),
+        Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining), span),
+        Some(Err(error)) => store_failed(shared, &query, &error, span),
         None => Step::Await(
             shared.store.consume(&query),
             PendingMeta::new(
@@ -340,30 +414,23 @@ fn step_of<St, F>(
     query: &QuotaRequest<'_>,
     decision: Decision,
     info: impl FnOnce() -> RateInfo,
+    span: &Span,
 ) -> Step<F> {
     shared.counters.store_answered();
     if decision.admitted {
-        tracing::debug!(
-            layer = "quota",
-            outcome = "admitted",
-            plan = query.plan_id,
-            key = query.key_id,
-            remaining = decision.remaining,
-        );
+        trace_admitted(span, query.plan_id, query.key_id, decision.remaining);
         shared.counters.admitted.increment(1);
         Step::Admit(
             (shared.headers_on_success && shared.headers != RateLimitHeaders::None).then(info),
         )
     } else {
         let info = info();
-        tracing::info!(
-            layer = "quota",
-            outcome = "rejected",
-            reason = "quota exceeded",
-            plan = query.plan_id,
-            key = query.key_id,
-            limit = query.quota.limit(),
-            reset_seconds = info.reset_seconds,
+        trace_refused(
+            span,
+            query.plan_id,
+            query.key_id,
+            query.quota.limit(),
+            info.reset_seconds,
         );
         shared.counters.rejected.increment(1);
         Step::Reject(info)
@@ -374,11 +441,12 @@ fn store_failed<St, F>(
     shared: &Shared<St>,
     query: &QuotaRequest<'_>,
     error: &dyn std::error::Error,
+    span: &Span,
 ) -> Step<F> {
     let on_error = shared.on_store_error;
     shared
         .counters
-        .store_failed(on_error, query.plan_id, query.key_id, &error);
+        .store_failed(on_error, query.plan_id, query.key_id, &error, span);
     match on_error {
         OnStoreError::Allow => Step::Admit(None),
         OnStoreError::Refuse => Step::Fail,
@@ -403,6 +471,8 @@ pub struct QuotaPlan {
     on_error: OnStoreError,
     headers_on_success: bool,
     counters: Arc<Counters>,
+    /// The layer's span, open until the decision.
+    span: Span,
 }
 
 impl QuotaPlan {
@@ -467,37 +537,36 @@ impl QuotaPlan {
             remaining,
             ..self.info
         };
+        let span = &self.span;
+        let _entered = span.enter();
         if result.is_ok() {
             self.counters.store_answered();
         }
         match result {
             Ok(decision) if decision.admitted => {
-                tracing::debug!(
-                    layer = "quota",
-                    outcome = "admitted",
-                    plan = &*self.plan_id,
-                    key = &*self.key_id,
-                    remaining = decision.remaining,
-                );
+                trace_admitted(span, &self.plan_id, &self.key_id, decision.remaining);
                 self.counters.admitted.increment(1);
                 Ok(self.headers_on_success.then(|| info(decision.remaining)))
             }
             Ok(decision) => {
-                tracing::info!(
-                    layer = "quota",
-                    outcome = "rejected",
-                    reason = "quota exceeded",
-                    plan = &*self.plan_id,
-                    key = &*self.key_id,
-                    limit = self.info.limit,
-                    reset_seconds = self.info.reset_seconds,
+                trace_refused(
+                    span,
+                    &self.plan_id,
+                    &self.key_id,
+                    self.info.limit,
+                    self.info.reset_seconds,
                 );
                 self.counters.rejected.increment(1);
                 Err(Box::new(info(decision.remaining).refusal(request)))
             }
             Err(error) => {
-                self.counters
-                    .store_failed(self.on_error, &self.plan_id, &self.key_id, &error);
+                self.counters.store_failed(
+                    self.on_error,
+                    &self.plan_id,
+                    &self.key_id,
+                    &error,
+                    span,
+                );
                 match self.on_error {
                     OnStoreError::Allow => Ok(None),
                     OnStoreError::Refuse => Err(Box::new(
@@ -525,16 +594,22 @@ impl<St> QuotaLayer<St> {
     /// in one call; a plain store needs none of it (use the layer).
     pub fn plan<ReqBody>(&self, request: &Request<ReqBody>) -> Option<QuotaPlan> {
         let shared = &*self.shared;
+        let span = portcullis_core::layer_span!("quota");
         let key = request.extensions().get::<ApiKeyContext>();
         let found = key.and_then(|key| {
             key.usage_plan()
                 .and_then(|plan| plan.quota().map(|quota| (key, plan, *quota)))
         });
         let Some((key, plan, quota)) = found else {
-            tracing::trace!(layer = "quota", outcome = "pass", reason = "no quota");
+            let _entered = span.enter();
+            match key {
+                None => trace_pass(&span, "no_api_key", None),
+                Some(key) => trace_pass(&span, "no_quota", Some(key.key_id())),
+            }
             shared.counters.pass.increment(1);
             return None;
         };
+        record_key(&span, plan.id(), key.key_id());
         let now = shared.clock.now_unix_nanos();
         let seconds = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
         let (window, day) = shared.calendar.window_at_unix(quota.period(), seconds);
@@ -556,6 +631,7 @@ impl<St> QuotaLayer<St> {
             headers_on_success: shared.headers_on_success
                 && shared.headers != RateLimitHeaders::None,
             counters: Arc::clone(&shared.counters),
+            span,
         })
     }
 }

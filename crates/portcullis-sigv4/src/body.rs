@@ -130,7 +130,14 @@ impl<B> SigV4Body<B> {
 }
 
 fn chunk_refused(error: &ChunkedBodyError) {
-    tracing::info!(layer = "sigv4", outcome = "refused", reason = "chunk_refused", %error, "streaming body cut off");
+    tracing::info!(
+        layer = "sigv4",
+        outcome = portcullis_core::trace::REFUSED,
+        reason = portcullis_core::GatewayResponseType::BadRequestBody.as_str(),
+        detail = "chunk_refused",
+        %error,
+        "streaming body cut off"
+    );
     metrics::counter!("portcullis_sigv4_body_chunks_refused_total").increment(1);
 }
 

@@ -10,8 +10,10 @@ use http_body::Body;
 use portcullis_core::ResponseBody;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_core::path::CanonicalPath;
+use portcullis_core::trace::{self, Decision as Traced};
 use portcullis_iam::{Decision, RequestContext};
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use crate::body::{self, SigV4Body};
 use crate::canonical;
@@ -190,14 +192,18 @@ impl Shared {
     }
 }
 
-fn record_refusal(error: &SigV4Error) {
-    let reason = error.reason();
+fn record_refusal(error: &SigV4Error, span: &Span) {
     let kind = error.to_gateway_response().kind();
+    let decision = Traced::refused(kind).with_detail(error.reason());
+    decision.record(span);
+    if let SigV4Error::AccessDenied { principal_arn, .. } = error {
+        trace::record_principal(span, principal_arn);
+    }
     tracing::info!(
         layer = "sigv4",
-        outcome = "refused",
-        reason = kind.as_str(),
-        detail = reason,
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         "request refused"
     );
     metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "refused", "reason" => kind.as_str())
@@ -210,11 +216,15 @@ fn record_seconds(start: Instant) {
     metrics::histogram!("portcullis_sigv4_decision_seconds").record(start.elapsed().as_secs_f64());
 }
 
-fn record_success(credential: &Credential, form: SignatureForm) {
+fn record_success(credential: &Credential, form: SignatureForm, span: &Span) {
+    let decision = Traced::allowed().with_detail("signature_valid");
+    decision.record(span);
+    trace::record_principal(span, credential.principal_arn());
     tracing::debug!(
         layer = "sigv4",
-        outcome = "allowed",
-        reason = "signature_valid",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         principal = credential.principal_arn(),
         form = form.as_str(),
         "request allowed"
@@ -228,8 +238,9 @@ fn admit(
     credential: &Credential,
     verified: VerifiedSignature,
     decoded_length: Option<u64>,
+    span: &Span,
 ) {
-    record_success(credential, verified.form);
+    record_success(credential, verified.form, span);
     if let Some(length) = decoded_length {
         // The inner service reads the decoded body: its length, and no
         // `aws-chunked` coding.
@@ -287,6 +298,8 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
+        let span = portcullis_core::layer_span!("sigv4");
+        let entered = span.enter();
         let shared = &*self.shared;
         let now = i64::try_from(shared.clock.now_unix_seconds()).unwrap_or(i64::MAX);
         let body_empty = body::is_known_empty(request.body());
@@ -304,7 +317,7 @@ where
         let (parsed, payload, lookup) = match started {
             Ok(started) => started,
             Err(error) => {
-                record_refusal(&error);
+                record_refusal(&error, &span);
                 record_seconds(start);
                 return ResponseFuture::reject(error.to_gateway_response().into_response(&request));
             }
@@ -328,14 +341,16 @@ where
                 });
                 drop(parsed);
                 if let Err(error) = &outcome {
-                    record_refusal(error);
+                    record_refusal(error, &span);
                 }
                 record_seconds(start);
                 return match outcome {
                     Ok((credential, (verified, decoder))) => {
                         let (mut parts, body) = request.into_parts();
                         let decoded_length = decoder.as_ref().map(Decoder::expected);
-                        admit(&mut parts, &credential, verified, decoded_length);
+                        admit(&mut parts, &credential, verified, decoded_length, &span);
+                        // The span covers the decision, not the inner service.
+                        drop(entered);
                         let body = match decoder {
                             Some(decoder) => SigV4Body::chunked(body, decoder),
                             None => SigV4Body::passthrough(body),
@@ -350,22 +365,36 @@ where
             (lookup, _) => lookup,
         };
         drop(parsed);
+        drop(entered);
 
         // Slow path: await the provider, or read and hash the body.
         let shared = self.shared.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::boxed(async move {
-            let result = lookup.resolve().await;
-            let (mut parts, body) = request.into_parts();
-            let decision = slow_path(&shared, &parts, body, result, now).await;
-            if let Err(error) = &decision {
-                record_refusal(error);
+            let (mut parts, decision) = async {
+                let result = lookup.resolve().await;
+                let (parts, body) = request.into_parts();
+                let decision = slow_path(&shared, &parts, body, result, now).await;
+                (parts, decision)
             }
-            record_seconds(start);
+            .instrument(span.clone())
+            .await;
+            let decision = {
+                let _entered = span.enter();
+                if let Err(error) = &decision {
+                    record_refusal(error, &span);
+                }
+                record_seconds(start);
+                decision.map(|(credential, body, verified, decoded_length)| {
+                    admit(&mut parts, &credential, verified, decoded_length, &span);
+                    body
+                })
+            };
+            // The span covers the decision, not the inner service.
+            drop(span);
             match decision {
-                Ok((credential, body, verified, decoded_length)) => {
-                    admit(&mut parts, &credential, verified, decoded_length);
+                Ok(body) => {
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(response.map(ResponseBody::inner))
                 }

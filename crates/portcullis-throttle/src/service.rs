@@ -7,12 +7,15 @@ use std::task::{Context, Poll};
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request, Response};
+use portcullis_core::context::ApiKeyContext;
 use portcullis_core::path::{CanonicalPath, PathRefusal};
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
 use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::resource::ApiResource;
+use portcullis_core::trace::{self, Decision};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
+use tracing::Span;
 
 use crate::clock::TimeSource;
 use crate::future::ResponseFuture;
@@ -176,6 +179,8 @@ pub(crate) struct Decider {
     /// to be matched against it: the request is refused whatever the store
     /// says.
     pub(crate) path_refusal: Option<PathRefusal>,
+    /// The layer's span, open until the decision.
+    pub(crate) span: Span,
 }
 
 impl Decider {
@@ -184,10 +189,23 @@ impl Decider {
         result: Result<Outcome, StoreError>,
         request: &Request<ReqBody>,
     ) -> Verdict<ResBody> {
+        let _entered = self.span.enter();
         if let Some(refusal) = self.path_refusal {
-            return path_refused(refusal, request);
+            return path_refused(refusal, request, &self.span);
         }
-        conclude(&self.config, &self.checked, result, request)
+        conclude(&self.config, &self.checked, result, request, &self.span)
+    }
+}
+
+/// Records on the layer's span the API key the request carries, if any.
+#[cold]
+#[inline(never)]
+fn record_key(span: &Span, extensions: &http::Extensions) {
+    if let Some(key) = extensions.get::<ApiKeyContext>() {
+        trace::record_key_id(span, key.key_id());
+        if let Some(plan) = key.usage_plan() {
+            trace::record_plan_id(span, plan.id());
+        }
     }
 }
 
@@ -204,16 +222,22 @@ fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
     checked: &R,
     result: Result<Outcome, StoreError>,
     request: &Request<ReqBody>,
+    span: &Span,
 ) -> Verdict<ResBody> {
     if result.is_ok() {
         config.counters.store_answered();
     }
+    if !span.is_disabled() {
+        record_key(span, request.extensions());
+    }
     match result {
         Ok(outcome) if outcome.admitted => {
+            Decision::allowed().record(span);
             tracing::trace!(
                 layer = "throttle",
-                outcome = "allowed",
-                reason = "tokens_available",
+                outcome = trace::ALLOWED,
+                reason = trace::OK,
+                detail = "tokens_available",
                 remaining = outcome.remaining
             );
             config.counters.admitted.increment(1);
@@ -223,8 +247,8 @@ fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
                 Verdict::Admit(None)
             }
         }
-        Ok(outcome) => refuse(config, checked, &outcome, request),
-        Err(error) => store_failed(config, &error, request),
+        Ok(outcome) => refuse(config, checked, &outcome, request, span),
+        Err(error) => store_failed(config, &error, request, span),
     }
 }
 
@@ -251,12 +275,16 @@ fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
     checked: &R,
     outcome: &Outcome,
     request: &Request<ReqBody>,
+    span: &Span,
 ) -> Verdict<ResBody> {
     let (level, gcra) = checked.reported(outcome);
+    let decision = Decision::refused(GatewayResponseType::Throttled).with_detail("bucket_empty");
+    decision.record(span);
     tracing::debug!(
         layer = "throttle",
-        outcome = "refused",
-        reason = "bucket_empty",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         level = level.as_str(),
         retry_after_ms = outcome.retry_after_nanos / 1_000_000
     );
@@ -281,25 +309,34 @@ fn store_failed<ReqBody, ResBody>(
     config: &Config,
     error: &StoreError,
     request: &Request<ReqBody>,
+    span: &Span,
 ) -> Verdict<ResBody> {
-    let outcome = if config.fail_open {
-        "allowed"
+    let decision = if config.fail_open {
+        Decision::fail_open()
     } else {
-        "refused"
-    };
+        Decision::refused(GatewayResponseType::ApiConfigurationError)
+    }
+    .with_detail("store_error");
+    decision.record(span);
+    let (outcome, reason, detail) = (
+        decision.outcome().as_str(),
+        decision.reason(),
+        decision.detail(),
+    );
     // One line when the store starts failing, not one per request: each
     // failure is counted below.
     if config.counters.store_started_failing() {
         tracing::warn!(
             layer = "throttle",
             outcome,
-            reason = "store_error",
+            reason,
+            detail,
             %error,
             "throttle store failing: requests are decided by the failure policy until it \
              answers again (each one counted in portcullis_throttle_decisions_total)"
         );
     } else {
-        tracing::debug!(layer = "throttle", outcome, reason = "store_error", %error);
+        tracing::debug!(layer = "throttle", outcome, reason, detail, %error);
     }
     config.counters.store_error(config.fail_open).increment(1);
     if config.fail_open {
@@ -318,17 +355,33 @@ fn store_failed<ReqBody, ResBody>(
 fn path_refused<ReqBody, ResBody>(
     refusal: PathRefusal,
     request: &Request<ReqBody>,
+    span: &Span,
 ) -> Verdict<ResBody> {
+    let response = refusal.gateway_response();
+    let decision = Decision::refused(response.kind()).with_detail("non_canonical_path");
+    decision.record(span);
     tracing::debug!(
         layer = "throttle",
-        outcome = "refused",
-        reason = "non_canonical_path",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail(),
         %refusal
     );
-    let response = refusal.gateway_response();
     metrics::counter!("portcullis_throttle_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
         .increment(1);
     Verdict::Reject(Box::new(response.into_response(request)))
+}
+
+/// No bucket applies: the request passes untouched.
+fn no_limit(span: &Span) {
+    let decision = Decision::allowed().with_detail("no_limit");
+    decision.record(span);
+    tracing::trace!(
+        layer = "throttle",
+        outcome = decision.outcome().as_str(),
+        reason = decision.reason(),
+        detail = decision.detail()
+    );
 }
 
 /// The request's [`CanonicalPath`], computed at most once per request and
@@ -554,7 +607,9 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let config = &*shared.config;
+        let span = portcullis_core::layer_span!("throttle");
         let next = {
+            let _entered = span.enter();
             let head = RequestHead {
                 method: request.method(),
                 uri: request.uri(),
@@ -597,17 +652,18 @@ where
                 }
             };
             if let Some(Err(refusal)) = path.get() {
-                Ok(path_refused(*refusal, &request))
+                Ok(path_refused(*refusal, &request, &span))
             } else if checks.is_empty() {
-                tracing::trace!(layer = "throttle", outcome = "allowed", reason = "no_limit");
+                no_limit(&span);
                 config.counters.no_limit.increment(1);
                 Ok(Verdict::Admit(None))
             } else {
                 let now = shared.clock.now_unix_nanos();
                 match shared.store.acquire(checks, now) {
                     Acquire::Ready(result) => {
-                        let verdict =
-                            conclude::<_, ReqBody, ResBody>(config, checks, result, &request);
+                        let verdict = conclude::<_, ReqBody, ResBody>(
+                            config, checks, result, &request, &span,
+                        );
                         // One decision in 64 (the low bits of the clock
                         // reading it needed anyway) is timed, with one more
                         // read: timing every one was +40 instructions a
@@ -640,10 +696,13 @@ where
                     config: Arc::clone(&shared.config),
                     checked,
                     path_refusal: None,
+                    span,
                 };
                 return ResponseFuture::waiting(future, service, request, decider);
             }
         };
+        // The span covers the decision, not the inner service.
+        drop(span);
         // One call site for the inner service, so that its future is built
         // in place.
         // The admitted future without headers is built directly (through
@@ -734,6 +793,8 @@ impl<St> ThrottleLayer<St> {
         decide: impl FnOnce(&[BucketCheck<'_>], u64) -> R,
     ) -> Option<(R, ThrottlePlan)> {
         let config = &*self.config;
+        let span = portcullis_core::layer_span!("throttle");
+        let entered = span.enter();
         let head = RequestHead {
             method: request.method(),
             uri: request.uri(),
@@ -757,15 +818,12 @@ impl<St> ThrottleLayer<St> {
             push(&mut checked, check, &mut checks);
         }
         if checked.len == 0 && path_refusal.is_none() {
-            tracing::trace!(
-                layer = "throttle",
-                outcome = "admitted",
-                reason = "no_limit"
-            );
+            no_limit(&span);
             return None;
         }
         let now = self.clock.now_unix_nanos();
         let answer = decide(&checks[..checked.len], now);
+        drop(entered);
         Some((
             answer,
             ThrottlePlan {
@@ -773,6 +831,7 @@ impl<St> ThrottleLayer<St> {
                     config: Arc::clone(&self.config),
                     checked,
                     path_refusal,
+                    span,
                 },
             },
         ))

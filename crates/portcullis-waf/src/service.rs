@@ -16,9 +16,11 @@ use pin_project_lite::pin_project;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::WafLabels;
+use portcullis_core::trace::Decision;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Span;
 
 use crate::body::WafBody;
 use crate::engine::{CompiledAcl, CountryLookup, Env, RequestView, WafAction, WafOutcome};
@@ -224,8 +226,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let span = portcullis_core::layer_span!("waf");
         let acl = self.shared.acl.load();
         if !acl.inspects_body() || request.body().is_end_stream() {
+            let entered = span.enter();
             let start = Instant::now();
             let outcome = acl.evaluate(
                 RequestView {
@@ -239,9 +243,10 @@ where
                 &self.shared.env,
             );
             record_seconds(start);
+            drop(entered);
             let request = request.map(WafBody::new);
             return ResponseFuture {
-                state: finish(outcome, acl.name(), request, &mut self.inner),
+                state: finish(outcome, acl.name(), request, &mut self.inner, &span),
             };
         }
         // The body must be read first: take the ready service, leave a clone.
@@ -258,6 +263,7 @@ where
                     body: Box::pin(body),
                     frames: VecDeque::new(),
                     seen: 0,
+                    span,
                 })),
             },
         }
@@ -275,17 +281,23 @@ fn finish<S, ReqBody, ResBody>(
     acl_name: &str,
     mut request: Request<WafBody<ReqBody>>,
     service: &mut S,
+    span: &Span,
 ) -> State<S, S::Future, ReqBody, ResBody>
 where
     S: Service<Request<WafBody<ReqBody>>, Response = Response<ResBody>>,
 {
+    let entered = span.enter();
     let terminating = outcome.terminating_rule().unwrap_or("Default_Action");
     match outcome.action() {
         WafAction::Block => {
+            let decision =
+                Decision::refused(GatewayResponseType::WafFiltered).with_detail("blocked");
+            decision.record(span);
             tracing::info!(
                 layer = "waf",
-                outcome = "refused",
-                reason = "web ACL",
+                outcome = decision.outcome().as_str(),
+                reason = decision.reason(),
+                detail = decision.detail(),
                 acl = %acl_name,
                 rule = %terminating,
                 labels = ?outcome.labels(),
@@ -308,10 +320,12 @@ where
             }
         }
         WafAction::Allow => {
+            let decision = Decision::allowed();
+            decision.record(span);
             tracing::debug!(
                 layer = "waf",
-                outcome = "allowed",
-                reason = "web ACL",
+                outcome = decision.outcome().as_str(),
+                reason = decision.reason(),
                 acl = %acl_name,
                 rule = %terminating,
                 labels = ?outcome.labels(),
@@ -331,6 +345,8 @@ where
                 }
             }
             request.extensions_mut().insert(outcome);
+            // The span covers the decision, not the inner service.
+            drop(entered);
             State::Inner {
                 future: service.call(request),
             }
@@ -346,6 +362,8 @@ struct Reading<S, B> {
     body: Pin<Box<B>>,
     frames: VecDeque<Frame<Bytes>>,
     seen: usize,
+    /// The layer's span, entered while the body is read and inspected.
+    span: Span,
 }
 
 pin_project! {
@@ -398,6 +416,8 @@ where
                     let Some(r) = reading.as_mut() else {
                         return Poll::Pending;
                     };
+                    let span = r.span.clone();
+                    let entered = span.enter();
                     let limit = r.acl.body_inspection_limit();
                     let mut ended = false;
                     while r.seen <= limit {
@@ -417,10 +437,15 @@ where
                                 let Some(r) = reading.take() else {
                                     return Poll::Pending;
                                 };
+                                let decision =
+                                    Decision::refused(GatewayResponseType::BadRequestBody)
+                                        .with_detail("unreadable_body");
+                                decision.record(&span);
                                 tracing::info!(
                                     layer = "waf",
-                                    outcome = "refused",
-                                    reason = "unreadable body",
+                                    outcome = decision.outcome().as_str(),
+                                    reason = decision.reason(),
+                                    detail = decision.detail(),
                                     "request body failed while the WAF read it"
                                 );
                                 metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "BAD_REQUEST_BODY").increment(1);
@@ -442,6 +467,7 @@ where
                         body,
                         frames,
                         seen,
+                        span: _,
                     } = *r;
                     let start = Instant::now();
                     let outcome = {
@@ -461,7 +487,8 @@ where
                     record_seconds(start);
                     let body = WafBody::replay(frames, (!ended).then_some(body));
                     let request = Request::from_parts(parts, body);
-                    finish(outcome, acl.name(), request, &mut service)
+                    drop(entered);
+                    finish(outcome, acl.name(), request, &mut service, &span)
                 }
             };
             self.as_mut().project().state.set(next);

@@ -637,6 +637,40 @@ fn lines_of<'o>(output: &'o str, id: &str) -> Vec<&'o str> {
     output.lines().filter(|line| line.contains(id)).collect()
 }
 
+/// The fields of `layer`'s span (`portcullis.<layer>`) as it closed, in
+/// the request's span and directly under it (no other span between them):
+/// one string per such span.
+fn layer_spans<'o>(lines: &[&'o str], layer: &str) -> Vec<&'o str> {
+    let open = format!("}}:portcullis.{layer}{{");
+    lines
+        .iter()
+        .filter(|line| line.contains(": close time."))
+        .filter_map(|line| {
+            let (context, rest) = line.split_once(&open)?;
+            // The innermost span before this one is the request's.
+            let parent = &context[context.rfind("portcullis.")?..];
+            if !parent.starts_with("portcullis.request{") {
+                return None;
+            }
+            // Its own fields, up to the end of the span context.
+            rest.split_once("}:").map(|(fields, _)| fields)
+        })
+        .collect()
+}
+
+/// That `layer`'s span closed in the request's span, with all of `fields`.
+fn assert_layer_span(lines: &[&str], layer: &str, fields: &[&str]) {
+    let spans = layer_spans(lines, layer);
+    assert!(
+        spans
+            .iter()
+            .any(|span| fields.iter().all(|field| span.contains(field))),
+        "no portcullis.{layer} span under portcullis.request with all of {fields:?}; \
+         its spans: {spans:?}\nin:\n{}",
+        lines.join("\n")
+    );
+}
+
 fn assert_has(lines: &[&str], needles: &[&str]) {
     assert!(
         lines
@@ -685,7 +719,7 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
         .next()
         .expect("a signature")
         .to_owned();
-    let (signed_id, refused_id, cognito_id, custom_id) = runtime.block_on(async {
+    let (signed_id, refused_id, cognito_id, custom_id, throttled_id) = runtime.block_on(async {
         let dir = setup("HEADER", &authorizer().await);
         let gateway = gateway(&dir).expect("the gateway builds");
         // Outermost, as an application adds it: the request's span.
@@ -724,8 +758,19 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
         let response = app.clone().oneshot(sent).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
         let custom_id = id(&response);
+        // `/public/GET` has a limit of one request: the second is throttled.
+        let public = || {
+            request("GET", "/public")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let response = app.clone().oneshot(public()).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = app.clone().oneshot(public()).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let throttled_id = id(&response);
         std::fs::remove_dir_all(dir).ok();
-        (signed_id, refused_id, cognito_id, custom_id)
+        (signed_id, refused_id, cognito_id, custom_id, throttled_id)
     });
     let output = String::from_utf8(
         captured
@@ -764,6 +809,28 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
             "key_id=pets-key",
         ],
     );
+    // Each layer's span, a child of the request's, with what it decided.
+    let allowed = ["outcome=\"allowed\"", "reason=\"OK\""];
+    assert_layer_span(&signed, "waf", &allowed);
+    let principal_field = format!("principal=\"{principal}\"");
+    assert_layer_span(
+        &signed,
+        "sigv4",
+        &[allowed[0], allowed[1], &principal_field],
+    );
+    for layer in ["api_key", "throttle", "quota"] {
+        assert_layer_span(
+            &signed,
+            layer,
+            &[
+                allowed[0],
+                allowed[1],
+                "key_id=\"pets-key\"",
+                "plan_id=\"pets-basic\"",
+            ],
+        );
+    }
+    assert_layer_span(&signed, "openapi", &["step=\"route\"", allowed[0]]);
 
     let refused = lines_of(&output, &refused_id);
     assert_has(
@@ -786,6 +853,19 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
         ],
     );
     assert_has(&refused, &["request refused", "reason=\"INVALID_API_KEY\""]);
+    assert_layer_span(
+        &refused,
+        "api_key",
+        &[
+            "outcome=\"refused\"",
+            "reason=\"INVALID_API_KEY\"",
+            "detail=\"unknown\"",
+        ],
+    );
+    assert_layer_span(&refused, "sigv4", &allowed);
+    // Refused before them: no throttle, no quota.
+    assert!(layer_spans(&refused, "throttle").is_empty());
+    assert!(layer_spans(&refused, "quota").is_empty());
 
     let cognito = lines_of(&output, &cognito_id);
     assert_has(
@@ -796,6 +876,12 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
             "principal=\"u-1\"",
             "outcome=\"allowed\"",
         ],
+    );
+
+    assert_layer_span(
+        &cognito,
+        "jwt",
+        &[allowed[0], allowed[1], "principal=\"u-1\""],
     );
 
     let custom = lines_of(&output, &custom_id);
@@ -817,6 +903,24 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
             "outcome=\"allowed\"",
         ],
     );
+    assert_layer_span(
+        &custom,
+        "authorizer",
+        &[allowed[0], allowed[1], "principal=\"user-7\""],
+    );
+    assert_layer_span(&custom, "api_key", &[allowed[0], "key_id=\"pets-key\""]);
+
+    let throttled = lines_of(&output, &throttled_id);
+    assert_layer_span(
+        &throttled,
+        "throttle",
+        &[
+            "outcome=\"refused\"",
+            "reason=\"THROTTLED\"",
+            "detail=\"bucket_empty\"",
+        ],
+    );
+    assert_layer_span(&throttled, "waf", &allowed);
 
     // No secret anywhere: not the key's value, not the IAM secret, not the
     // request's signature, not the token (nor its signature part).
