@@ -282,11 +282,15 @@ impl CompiledAcl {
         if chain.is_empty() {
             return field.values.iter().any(|v| pred(v));
         }
+        let triggers = self.triggers[input].as_ref();
         let transformed = ctx.inputs[input].get_or_insert_with(|| {
             // Empty (no allocation) while the chain changes no value, the
             // common case for ordinary requests.
             let mut changed: Vec<Option<Vec<u8>>> = Vec::new();
             for (i, value) in field.values.iter().enumerate() {
+                if triggers.is_some_and(|t| t.leave_unchanged(value)) {
+                    continue;
+                }
                 if let Cow::Owned(out) = apply_chain(chain, value) {
                     if changed.is_empty() {
                         changed.resize(field.values.len(), None);
