@@ -235,15 +235,16 @@ impl CompiledAcl {
         {
             return false;
         }
-        let key: Vec<u8> = match &rate.key {
-            RateKey::Constant => Vec::new(),
+        let mut ip_bytes = [0u8; 16];
+        let key: Cow<'_, [u8]> = match &rate.key {
+            RateKey::Constant => Cow::Borrowed(&[]),
             RateKey::Ip => match ctx.client_ip() {
-                Some(ip) => ip_key(ip),
+                Some(ip) => Cow::Borrowed(ip_key(ip, &mut ip_bytes)),
                 None => return false,
             },
             RateKey::Forwarded(f) => {
                 match forwarded_ips(ctx.req.headers, f).and_then(|ips| ips.first().copied()) {
-                    Some(ip) => ip_key(ip),
+                    Some(ip) => Cow::Borrowed(ip_key(ip, &mut ip_bytes)),
                     None => return f.fallback_match,
                 }
             }
@@ -257,7 +258,7 @@ impl CompiledAcl {
                     key.extend_from_slice(&(value.len() as u64).to_be_bytes());
                     key.extend_from_slice(&value);
                 }
-                key
+                Cow::Owned(key)
             }
         };
         let now = ctx.env.clock.now_unix_seconds();
@@ -311,11 +312,18 @@ impl CompiledAcl {
     }
 }
 
-/// An address as a rate key: its bytes, with no formatting.
-fn ip_key(ip: IpAddr) -> Vec<u8> {
+/// An address as a rate key: its bytes, with no formatting, written to
+/// `buf` (no allocation per request).
+fn ip_key(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
+        IpAddr::V4(v4) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        IpAddr::V6(v6) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
     }
 }
 
