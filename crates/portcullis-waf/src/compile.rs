@@ -1001,6 +1001,9 @@ impl<'s> Compiler<'s> {
             let path = join(path, "SqliMatchStatement");
             let input = self.input(&q.field_to_match, &q.text_transformations, &path)?;
             let high = q.sensitivity_level == Some(model::SensitivityLevel::High);
+            // The SQLi detector's keyword table is built once per process:
+            // build it now rather than during the first request.
+            crate::libinjection::sqli_data::warm_up();
             return Ok(Stmt::Sqli { input, high });
         }
         if let Some(x) = &s.xss_match_statement {
