@@ -104,9 +104,11 @@ fn form_values(input: &[u8]) -> impl Iterator<Item = &[u8]> {
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
         });
-    input
-        .split(|&b| b == b'&')
-        .filter(move |_| looks_like_form)
+    // Not a form: no pair to split (and no scan for `&`).
+    looks_like_form
+        .then(|| input.split(|&b| b == b'&'))
+        .into_iter()
+        .flatten()
         .filter_map(|pair| {
             pair.iter()
                 .position(|&b| b == b'=')
