@@ -17,7 +17,7 @@ use crate::error::{LoadError, LoadErrorKind};
 use crate::ipset::IpRanges;
 use crate::model::{self, Statement};
 use crate::rate::RateTable;
-use crate::transform::TransformKind;
+use crate::transform::{ChainTriggers, TransformKind};
 
 /// The body inspection limit AWS applies to API Gateway by default: 16 KB.
 pub const DEFAULT_BODY_INSPECTION_LIMIT: usize = 16 * 1024;
@@ -382,12 +382,18 @@ impl<'s> Compiler<'s> {
             .iter()
             .any(|f| matches!(f, Field::Body { .. } | Field::JsonBody { .. }));
         let dedupe = crate::engine::dedupe_fields(&rules, &self.inputs, self.fields.len());
+        let triggers = self
+            .inputs
+            .iter()
+            .map(|(_, chain)| ChainTriggers::new(chain))
+            .collect();
         Ok(CompiledAcl {
             name: acl.name.clone(),
             default,
             rules,
             fields: self.fields,
             inputs: self.inputs,
+            triggers,
             dedupe,
             inspects_body,
             body_limit,
@@ -995,6 +1001,9 @@ impl<'s> Compiler<'s> {
             let path = join(path, "SqliMatchStatement");
             let input = self.input(&q.field_to_match, &q.text_transformations, &path)?;
             let high = q.sensitivity_level == Some(model::SensitivityLevel::High);
+            // The SQLi detector's keyword table is built once per process:
+            // build it now rather than during the first request.
+            crate::libinjection::sqli_data::warm_up();
             return Ok(Stmt::Sqli { input, high });
         }
         if let Some(x) = &s.xss_match_statement {

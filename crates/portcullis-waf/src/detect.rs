@@ -104,9 +104,11 @@ fn form_values(input: &[u8]) -> impl Iterator<Item = &[u8]> {
                 .iter()
                 .all(|&b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
         });
-    input
-        .split(|&b| b == b'&')
-        .filter(move |_| looks_like_form)
+    // Not a form: no pair to split (and no scan for `&`).
+    looks_like_form
+        .then(|| input.split(|&b| b == b'&'))
+        .into_iter()
+        .flatten()
         .filter_map(|pair| {
             pair.iter()
                 .position(|&b| b == b'=')
@@ -188,11 +190,15 @@ fn sqli_impossible(input: &[u8]) -> bool {
     let mut previous = b' ';
     let mut apostrophe = None;
     let mut variable = false;
+    let mut prose = true;
     for (i, &b) in input.iter().enumerate() {
-        if BYTE_CLASS[usize::from(b)] & PLAIN != 0 {
+        let class = BYTE_CLASS[usize::from(b)];
+        if class & PLAIN != 0 {
+            prose &= class & PROSE != 0;
             previous = b;
             continue;
         }
+        prose = false;
         let allowed = match b {
             // `--` starts a comment; `/` is an operator (`/*` needs `*`).
             b'-' => previous != b'-',
@@ -214,8 +220,88 @@ fn sqli_impossible(input: &[u8]) -> bool {
     match apostrophe {
         Some(_) if variable => false,
         Some(at) if !apostrophe_before_word(input, at) => false,
-        _ => word_tokens_absent(input),
+        _ => word_tokens_absent(input) || (prose && plain_keyword_prose(input)),
     }
+}
+
+/// Whether libinjection reads prose `input` (word bytes and whitespace
+/// other than NUL and 0xA0: checked by the caller) as words that are each a
+/// bareword `n` or a plain keyword `k` (`Please leave at the door`, where
+/// `LEAVE` is a keyword), and not as exactly three words with a keyword
+/// among them: the fingerprint is then made of `n` and `k` and is not
+/// `nkn`, the only fingerprint of the table made of those two types (a test
+/// checks), so libinjection says "not SQLi".
+///
+/// Why the tokens are those:
+/// - With no quote, comment, operator, comma, parenthesis or `@`, the
+///   tokens are words and numbers. Each run of word bytes here must start
+///   with a word start (a letter, `_`, a byte from 0x80 up but 0xA0), so it
+///   is one word token: no numbers, and a `.` inside a run stays in the word
+///   as no prefix before a `.` is a keyword other than a listed bareword
+///   (`parse_word` splits only at such a keyword).
+/// - The word is absent from the table (`n`), a keyword `k` or a listed
+///   bareword `n`; over 31 bytes is turned away (the tokenizer truncates).
+/// - Two consecutive words merge only when `"A B"` is in the table: no such
+///   pair is, so none merges.
+/// - No folding rule drops a bareword or a keyword with no comma or
+///   operator between them, and the one that changes a type turns the
+///   keyword `IN` into a bareword (an operator needs a `(` after it): the
+///   fingerprint has one type per word, up to five, so three words make a
+///   three-type fingerprint and any other count none of `nkn`'s length.
+fn plain_keyword_prose(input: &[u8]) -> bool {
+    use crate::libinjection::TokenType;
+    use crate::libinjection::sqli_data::lookup_keyword;
+    /// The tokenizer's token size: longer words are truncated.
+    const TOKEN_SIZE: usize = 32;
+    let mut previous: Option<&[u8]> = None;
+    let (mut words, mut keywords) = (0usize, 0usize);
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if !word_byte(b) {
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+                return false;
+            }
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < input.len() && word_byte(input[i]) {
+            i += 1;
+        }
+        let word = &input[start..i];
+        if !word_start(word[0]) || word.len() >= TOKEN_SIZE {
+            return false;
+        }
+        let splits = word.iter().enumerate().any(|(dot, &b)| {
+            b == b'.'
+                && !matches!(
+                    lookup_keyword(&word[..dot]),
+                    None | Some(TokenType::Bareword)
+                )
+        });
+        if splits {
+            return false;
+        }
+        match lookup_keyword(word) {
+            None | Some(TokenType::Bareword) => {}
+            Some(TokenType::Keyword) => keywords += 1,
+            Some(_) => return false,
+        }
+        words += 1;
+        if let Some(left) = previous {
+            let mut pair = [0u8; 2 * TOKEN_SIZE];
+            let len = left.len() + 1 + word.len();
+            pair[..left.len()].copy_from_slice(left);
+            pair[left.len()] = b' ';
+            pair[left.len() + 1..len].copy_from_slice(word);
+            if lookup_keyword(&pair[..len]).is_some() {
+                return false;
+            }
+        }
+        previous = Some(word);
+    }
+    !(words == 3 && keywords > 0)
 }
 
 /// Whether the byte after the apostrophe at `at` is a word byte, or there is
@@ -242,6 +328,9 @@ const PLAIN: u8 = 1;
 const WORD: u8 = 2;
 /// `BYTE_CLASS` bit: see `word_start`.
 const WORD_START: u8 = 4;
+/// `BYTE_CLASS` bit: a byte of the prose `plain_keyword_prose` reads (word
+/// bytes, whitespace other than NUL and 0xA0).
+const PROSE: u8 = 8;
 
 /// The prefilter's byte classes, one table lookup a byte.
 const BYTE_CLASS: [u8; 256] = {
@@ -257,7 +346,11 @@ const BYTE_CLASS: [u8; 256] = {
                 byte,
                 b',' | b':' | b'/' | b'=' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
             );
-        table[b] = ((plain as u8) * PLAIN) | ((word as u8) * WORD) | ((start as u8) * WORD_START);
+        let prose = word || matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+        table[b] = ((plain as u8) * PLAIN)
+            | ((word as u8) * WORD)
+            | ((start as u8) * WORD_START)
+            | ((prose as u8) * PROSE);
         b += 1;
     }
     table
@@ -498,9 +591,11 @@ mod tests {
             let start = b.is_ascii_alphabetic() || b == b'_' || high;
             let word = start || b.is_ascii_digit() || b == b'.';
             let plain = word || b",:/= \t\n\r\x0b\x0c".contains(&b);
+            let prose = word || b" \t\n\r\x0b\x0c".contains(&b);
             assert_eq!(word_start(b), start, "{b:#x}");
             assert_eq!(word_byte(b), word, "{b:#x}");
             assert_eq!(BYTE_CLASS[usize::from(b)] & PLAIN != 0, plain, "{b:#x}");
+            assert_eq!(BYTE_CLASS[usize::from(b)] & PROSE != 0, prose, "{b:#x}");
         }
     }
 
@@ -711,6 +806,81 @@ mod tests {
         }
         // What the rules above exclude does occur: each arrangement matters.
         assert!(fingerprints.contains(&"SO1N,") && fingerprints.contains(&"N1OVO"));
+        // Barewords and keywords alone: `plain_keyword_prose` turns away
+        // exactly three words with a keyword among them.
+        let words_only: Vec<&str> = fingerprints
+            .iter()
+            .copied()
+            .filter(|f| made_of(f, "NK"))
+            .collect();
+        assert_eq!(words_only, ["NKN"]);
+    }
+
+    /// Words separated by whitespace: keywords of every type, the words
+    /// that start multi-word keywords and what follows them, ordinary words,
+    /// words with a dot, numbers.
+    fn keyword_prose() -> impl Strategy<Value = Vec<u8>> {
+        let mut words: Vec<&'static [u8]> = crate::libinjection::sqli_data::SQL_KEYWORDS
+            .iter()
+            .filter(|k| k.token_type != b'F')
+            .flat_map(|k| k.word.split(' '))
+            .map(str::as_bytes)
+            .collect();
+        words.extend([
+            &b"Please"[..],
+            b"leave",
+            b"at",
+            b"the",
+            b"door.",
+            b"Jane",
+            b"x",
+            b"St.",
+            b"leave.it",
+            b"e.g.",
+            b"\xc3\xa9t\xc3\xa9",
+            b"42",
+            b"1e5",
+        ]);
+        // Plain keywords and ordinary words often, so that the prefilter
+        // has something to pass.
+        let plain: Vec<&'static [u8]> = crate::libinjection::sqli_data::SQL_KEYWORDS
+            .iter()
+            .filter(|k| k.token_type == b'k' || k.token_type == b'n')
+            .map(|k| k.word.as_bytes())
+            .chain([&b"please"[..], b"door", b"the", b"at", b"x"])
+            .collect();
+        let word = prop_oneof![prop::sample::select(words), prop::sample::select(plain)];
+        const SEPARATORS: &[&[u8]] = &[b" ", b"  ", b"\t", b"\n", b" ", b""];
+        let separator = prop::sample::select(SEPARATORS);
+        prop::collection::vec((word, separator), 0..7).prop_map(|pairs| {
+            pairs
+                .into_iter()
+                .flat_map(|(word, separator)| [word, separator])
+                .flatten()
+                .copied()
+                .collect()
+        })
+    }
+
+    #[test]
+    fn keyword_prose_skips_the_tokenizer() {
+        for text in [
+            &b"Please leave at the door."[..],
+            b"Leave it with the neighbours",
+        ] {
+            assert!(sqli_impossible(text), "{}", String::from_utf8_lossy(text));
+            assert!(libinjection_sqli(text).is_none());
+        }
+        // Three words around a keyword, a multi-word keyword, a word that
+        // is another type, a comma: the tokenizer runs.
+        for text in [
+            &b"please leave now"[..],
+            b"lock in share mode please",
+            b"please select the door",
+            b"please leave, at the door",
+        ] {
+            assert!(!sqli_impossible(text), "{}", String::from_utf8_lossy(text));
+        }
     }
 
     /// Two words merge only when the pair is a keyword. Every multi-word
@@ -924,6 +1094,14 @@ mod tests {
         fn sqli_prefilter_skips_only_safe_bytes(
             input in prop::collection::vec(prop::sample::select(&b"abdefnoqrtxyzBEFNQUX0123456789_.,:/-=&@' \t\xc3\xa9"[..]), 0..40)
         ) {
+            if sqli_impossible(&input) {
+                prop_assert!(libinjection_sqli(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));
+            }
+        }
+
+        /// The same on words between whitespace, keywords among them.
+        #[test]
+        fn sqli_prefilter_skips_only_safe_keyword_prose(input in keyword_prose()) {
             if sqli_impossible(&input) {
                 prop_assert!(libinjection_sqli(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));
             }

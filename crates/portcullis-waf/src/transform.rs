@@ -184,6 +184,63 @@ impl TransformKind {
     }
 }
 
+/// The bytes that can make a chain of transformations change its input: a
+/// value holding none of them comes out of the chain unchanged, so it can be
+/// borrowed without running the chain. Only for chains whose every
+/// transformation changes nothing without one of its trigger bytes (the
+/// decoders need `%`, `+` or `&`, `LOWERCASE` a capital letter, and so on);
+/// see [`TransformKind::trigger`].
+#[derive(Clone)]
+pub(crate) struct ChainTriggers([bool; 256]);
+
+impl ChainTriggers {
+    /// The triggers of `chain`, or `None` when one of its transformations
+    /// may change an input whatever its bytes (a hash, base64).
+    pub(crate) fn new(chain: &[TransformKind]) -> Option<Self> {
+        let mut table = [false; 256];
+        for kind in chain {
+            let trigger = kind.trigger()?;
+            for (b, flag) in (0..=u8::MAX).zip(table.iter_mut()) {
+                *flag |= trigger(b);
+            }
+        }
+        Some(Self(table))
+    }
+
+    /// Whether the chain leaves `input` unchanged for want of a trigger
+    /// byte. Each transformation of the chain then sees the input itself
+    /// and leaves it unchanged in turn.
+    pub(crate) fn leave_unchanged(&self, input: &[u8]) -> bool {
+        !input.iter().any(|&b| self.0[usize::from(b)])
+    }
+}
+
+impl TransformKind {
+    /// A test true of every byte that can make this transformation change
+    /// its input: an input with no such byte is left unchanged (`apply`
+    /// returns `None`). `None` for transformations that change any input
+    /// (hashes, base64, `CMD_LINE`) or whose triggers are not worth spelling
+    /// out.
+    fn trigger(self) -> Option<fn(u8) -> bool> {
+        Some(match self {
+            TransformKind::None => |_| false,
+            TransformKind::Lowercase => |b| b.is_ascii_uppercase(),
+            TransformKind::Uppercase => |b| b.is_ascii_lowercase(),
+            TransformKind::UrlDecode | TransformKind::UrlDecodeUni => |b| b == b'%' || b == b'+',
+            TransformKind::HtmlEntityDecode => |b| b == b'&',
+            TransformKind::CompressWhiteSpace | TransformKind::RemoveWhitespace => {
+                |b| is_space(b) || b == 0xc2
+            }
+            TransformKind::RemoveNulls | TransformKind::ReplaceNulls => |b| b == 0,
+            TransformKind::Trim | TransformKind::TrimLeft | TransformKind::TrimRight => {
+                |b| is_space(b) || b == 0
+            }
+            TransformKind::Utf8ToUnicode => |b| b >= 0x80,
+            _ => return None,
+        })
+    }
+}
+
 /// Applies transformations in order (the caller sorts them by priority).
 #[must_use]
 pub fn apply_chain<'a>(chain: &[TransformKind], input: &'a [u8]) -> Cow<'a, [u8]> {
@@ -314,10 +371,45 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// The named references `HTML_ENTITY_DECODE` decodes, without case, with or
+/// without the `;`.
+const NAMED_ENTITIES: [(&[u8], &[u8]); 6] = [
+    (b"quot", b"\""),
+    (b"amp", b"&"),
+    (b"lt", b"<"),
+    (b"gt", b">"),
+    (b"nbsp", "\u{a0}".as_bytes()),
+    (b"apos", b"'"),
+];
+
+/// Whether `HTML_ENTITY_DECODE` decodes the `&` followed by `rest`: `&#`
+/// and a digit, `&#x` and a hex digit, or a named reference.
+fn entity_follows(rest: &[u8]) -> bool {
+    match rest {
+        [b'#', b'x' | b'X', d, ..] => d.is_ascii_hexdigit(),
+        [b'#', d, ..] => d.is_ascii_digit(),
+        _ => NAMED_ENTITIES.iter().any(|(name, _)| {
+            rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name)
+        }),
+    }
+}
+
 fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !contains_either(input, b'&', b'&') {
+    // A `&` that starts no reference (a query string's separators) is kept
+    // as it is: only a reference changes the input, so without one nothing
+    // is copied.
+    if !contains_either(input, b'&', b'&')
+        || !input
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'&' && entity_follows(&input[i + 1..]))
+    {
         return None;
     }
+    html_entity_decode_all(input)
+}
+
+fn html_entity_decode_all(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -359,15 +451,7 @@ fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
                 continue;
             }
         } else {
-            const NAMED: [(&[u8], &[u8]); 6] = [
-                (b"quot", b"\""),
-                (b"amp", b"&"),
-                (b"lt", b"<"),
-                (b"gt", b">"),
-                (b"nbsp", "\u{a0}".as_bytes()),
-                (b"apos", b"'"),
-            ];
-            if let Some((name, value)) = NAMED.iter().find(|(name, _)| {
+            if let Some((name, value)) = NAMED_ENTITIES.iter().find(|(name, _)| {
                 rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name)
             }) {
                 out.extend_from_slice(value);
@@ -900,6 +984,86 @@ mod tests {
                 has_ascii_uppercase(&input),
                 input.iter().any(u8::is_ascii_uppercase)
             );
+        }
+    }
+
+    /// Pieces that make transformations change their input, mixed with
+    /// arbitrary bytes.
+    fn fragments() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const PIECES: [&[u8]; 24] = [
+            b"%41",
+            b"%u0041",
+            b"%uff1c",
+            b"%",
+            b"+",
+            b"&",
+            b"&amp;",
+            b"&#65;",
+            b"&#x41",
+            b"&#x",
+            b"&LT",
+            b"&nbsp",
+            b"a",
+            b"Z",
+            b" ",
+            b"  ",
+            b"\t",
+            b"\0",
+            b"\xc2\xa0",
+            b"\xc3\xa9",
+            b"\\",
+            b"/*",
+            b"0x41",
+            b"-",
+        ];
+        let piece = prop_oneof![
+            prop::sample::select(&PIECES[..]).prop_map(<[u8]>::to_vec),
+            any::<u8>().prop_map(|b| vec![b]),
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// A transformation leaves an input with none of its trigger bytes
+        /// unchanged.
+        #[test]
+        fn no_trigger_byte_no_change(input in fragments()) {
+            for kind in T::ALL {
+                let Some(trigger) = kind.trigger() else { continue };
+                let mut input = input.clone();
+                input.retain(|&b| !trigger(b));
+                proptest::prop_assert_eq!(kind.apply(&input), None, "{:?} {:?}", kind, input);
+            }
+        }
+
+        /// A chain's triggers are the union of its transformations': where
+        /// they say "unchanged", running the chain borrows the input.
+        #[test]
+        fn chain_triggers_agree_with_the_chain(
+            input in fragments(),
+            picks in proptest::collection::vec(0..T::ALL.len(), 0..4),
+        ) {
+            let chain: Vec<T> = picks.iter().map(|&i| T::ALL[i]).collect();
+            let Some(triggers) = ChainTriggers::new(&chain) else {
+                proptest::prop_assert!(chain.iter().any(|k| k.trigger().is_none()));
+                return Ok(());
+            };
+            if triggers.leave_unchanged(&input) {
+                proptest::prop_assert!(
+                    matches!(apply_chain(&chain, &input), Cow::Borrowed(_)),
+                    "{:?} {:?}", chain, input
+                );
+            }
+        }
+
+        /// Skipping the copy when no `&` starts a reference gives the full
+        /// decoder's answer.
+        #[test]
+        fn entity_gate_agrees_with_the_decoder(input in fragments()) {
+            proptest::prop_assert_eq!(html_entity_decode(&input), html_entity_decode_all(&input));
         }
     }
 

@@ -235,15 +235,16 @@ impl CompiledAcl {
         {
             return false;
         }
-        let key: Vec<u8> = match &rate.key {
-            RateKey::Constant => Vec::new(),
+        let mut ip_bytes = [0u8; 16];
+        let key: Cow<'_, [u8]> = match &rate.key {
+            RateKey::Constant => Cow::Borrowed(&[]),
             RateKey::Ip => match ctx.client_ip() {
-                Some(ip) => ip_key(ip),
+                Some(ip) => Cow::Borrowed(ip_key(ip, &mut ip_bytes)),
                 None => return false,
             },
             RateKey::Forwarded(f) => {
                 match forwarded_ips(ctx.req.headers, f).and_then(|ips| ips.first().copied()) {
-                    Some(ip) => ip_key(ip),
+                    Some(ip) => Cow::Borrowed(ip_key(ip, &mut ip_bytes)),
                     None => return f.fallback_match,
                 }
             }
@@ -257,7 +258,7 @@ impl CompiledAcl {
                     key.extend_from_slice(&(value.len() as u64).to_be_bytes());
                     key.extend_from_slice(&value);
                 }
-                key
+                Cow::Owned(key)
             }
         };
         let now = ctx.env.clock.now_unix_seconds();
@@ -282,11 +283,15 @@ impl CompiledAcl {
         if chain.is_empty() {
             return field.values.iter().any(|v| pred(v));
         }
+        let triggers = self.triggers[input].as_ref();
         let transformed = ctx.inputs[input].get_or_insert_with(|| {
             // Empty (no allocation) while the chain changes no value, the
             // common case for ordinary requests.
             let mut changed: Vec<Option<Vec<u8>>> = Vec::new();
             for (i, value) in field.values.iter().enumerate() {
+                if triggers.is_some_and(|t| t.leave_unchanged(value)) {
+                    continue;
+                }
                 if let Cow::Owned(out) = apply_chain(chain, value) {
                     if changed.is_empty() {
                         changed.resize(field.values.len(), None);
@@ -307,11 +312,18 @@ impl CompiledAcl {
     }
 }
 
-/// An address as a rate key: its bytes, with no formatting.
-fn ip_key(ip: IpAddr) -> Vec<u8> {
+/// An address as a rate key: its bytes, with no formatting, written to
+/// `buf` (no allocation per request).
+fn ip_key(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
     match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
+        IpAddr::V4(v4) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        IpAddr::V6(v6) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
     }
 }
 

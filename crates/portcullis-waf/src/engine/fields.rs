@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
+use std::ops::Deref;
+use std::rc::Rc;
 
 use http::{HeaderMap, Uri};
 use serde_json::Value;
@@ -12,15 +14,36 @@ use crate::model::{InvalidFallbackBehavior, MatchScope};
 use crate::transform::TransformKind;
 
 pub(super) struct Extracted<'a> {
-    pub(super) values: Vec<Cow<'a, [u8]>>,
+    pub(super) values: Values<'a>,
     pub(super) forced: Option<bool>,
+}
+
+/// A field's values: one (a path, a method: no list allocated), a list, or
+/// the JSON body's keys or values, shared with the other fields that read
+/// them (no copy).
+pub(super) enum Values<'a> {
+    One(Cow<'a, [u8]>),
+    Many(Vec<Cow<'a, [u8]>>),
+    Shared(Rc<Vec<Cow<'a, [u8]>>>),
+}
+
+impl<'a> Deref for Values<'a> {
+    type Target = [Cow<'a, [u8]>];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Values::One(value) => std::slice::from_ref(value),
+            Values::Many(values) => values,
+            Values::Shared(values) => values,
+        }
+    }
 }
 
 /// The keys and the leaf values of a JSON body, in document order; each
 /// list made distinct the first time a field that needs it asks.
 pub(super) struct JsonItems<'a> {
-    keys: Vec<Cow<'a, [u8]>>,
-    values: Vec<Cow<'a, [u8]>>,
+    keys: Rc<Vec<Cow<'a, [u8]>>>,
+    values: Rc<Vec<Cow<'a, [u8]>>>,
     keys_distinct: bool,
     values_distinct: bool,
 }
@@ -39,27 +62,29 @@ impl<'a> JsonItems<'a> {
             }
         })?;
         Some(Self {
-            keys,
-            values,
+            keys: Rc::new(keys),
+            values: Rc::new(values),
             keys_distinct: false,
             values_distinct: false,
         })
     }
 
-    fn keys(&mut self, dedupe: bool) -> &[Cow<'a, [u8]>] {
+    fn keys(&mut self, dedupe: bool) -> Values<'a> {
         if dedupe && !self.keys_distinct {
-            self.keys = distinct(std::mem::take(&mut self.keys));
+            let keys = Rc::unwrap_or_clone(std::mem::take(&mut self.keys));
+            self.keys = Rc::new(distinct(keys));
             self.keys_distinct = true;
         }
-        &self.keys
+        Values::Shared(Rc::clone(&self.keys))
     }
 
-    fn values(&mut self, dedupe: bool) -> &[Cow<'a, [u8]>] {
+    fn values(&mut self, dedupe: bool) -> Values<'a> {
         if dedupe && !self.values_distinct {
-            self.values = distinct(std::mem::take(&mut self.values));
+            let values = Rc::unwrap_or_clone(std::mem::take(&mut self.values));
+            self.values = Rc::new(distinct(values));
             self.values_distinct = true;
         }
-        &self.values
+        Values::Shared(Rc::clone(&self.values))
     }
 }
 
@@ -187,8 +212,11 @@ pub(super) fn extract<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) ->
         Field::JsonBody { .. } => true,
         _ => false,
     };
-    if dedupe && multi_valued {
-        extracted.values = distinct(extracted.values);
+    if dedupe
+        && multi_valued
+        && let Values::Many(values) = extracted.values
+    {
+        extracted.values = Values::Many(distinct(values));
     }
     extracted
 }
@@ -250,7 +278,11 @@ pub(crate) fn dedupe_fields(
 fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extracted<'a> {
     let req = ctx.req;
     let plain = |values: Vec<Cow<'a, [u8]>>| Extracted {
-        values,
+        values: Values::Many(values),
+        forced: None,
+    };
+    let one = |value: &'a [u8]| Extracted {
+        values: Values::One(Cow::Borrowed(value)),
         forced: None,
     };
     match field {
@@ -289,7 +321,10 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
             } else {
                 None
             };
-            Extracted { values, forced }
+            Extracted {
+                values: Values::Many(values),
+                forced,
+            }
         }
         Field::Cookies {
             pattern,
@@ -314,7 +349,10 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
             } else {
                 None
             };
-            Extracted { values, forced }
+            Extracted {
+                values: Values::Many(values),
+                forced,
+            }
         }
         Field::SingleQueryArgument(name) => plain(
             query_args(req.uri)
@@ -325,13 +363,11 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
         Field::AllQueryArguments => {
             plain(query_args(req.uri).map(|(_, v)| Cow::Borrowed(v)).collect())
         }
-        Field::UriPath => plain(vec![Cow::Borrowed(req.uri.path().as_bytes())]),
-        Field::QueryString => plain(vec![Cow::Borrowed(
-            req.uri.query().unwrap_or("").as_bytes(),
-        )]),
-        Field::Method => plain(vec![Cow::Borrowed(req.method.as_str().as_bytes())]),
+        Field::UriPath => one(req.uri.path().as_bytes()),
+        Field::QueryString => one(req.uri.query().unwrap_or("").as_bytes()),
+        Field::Method => one(req.method.as_str().as_bytes()),
         Field::Body { oversize } => Extracted {
-            values: vec![Cow::Borrowed(req.body)],
+            values: Values::One(Cow::Borrowed(req.body)),
             forced: if req.body_oversize {
                 oversize_forced(*oversize)
             } else {
@@ -348,7 +384,7 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
                 && let Some(forced) = oversize_forced(*oversize)
             {
                 return Extracted {
-                    values: Vec::new(),
+                    values: Values::Many(Vec::new()),
                     forced: Some(forced),
                 };
             }
@@ -362,13 +398,13 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
                     .get_or_insert_with(|| JsonItems::read(req.body))
                     .as_mut()
                     .map(|items| match scope {
-                        MatchScope::Key => items.keys(dedupe).to_vec(),
-                        MatchScope::Value => items.values(dedupe).to_vec(),
+                        MatchScope::Key => items.keys(dedupe),
+                        MatchScope::Value => items.values(dedupe),
                         MatchScope::All => {
                             let mut all = Vec::with_capacity(items.keys.len() + items.values.len());
                             all.extend(items.keys.iter().cloned());
                             all.extend(items.values.iter().cloned());
-                            all
+                            Values::Many(all)
                         }
                     }),
                 Some(paths) => ctx
@@ -382,23 +418,24 @@ fn extract_all<'a>(field: &Field, dedupe: bool, ctx: &mut Ctx<'a, '_>) -> Extrac
                                 walk_json(v, *scope, &mut values);
                             }
                         }
-                        values
+                        Values::Many(values)
                     }),
             };
             match parsed {
-                Some(values) => plain(values),
+                Some(values) => Extracted {
+                    values,
+                    forced: None,
+                },
                 None => match invalid {
                     Some(InvalidFallbackBehavior::Match) => Extracted {
-                        values: Vec::new(),
+                        values: Values::Many(Vec::new()),
                         forced: Some(true),
                     },
                     Some(InvalidFallbackBehavior::NoMatch) => Extracted {
-                        values: Vec::new(),
+                        values: Values::Many(Vec::new()),
                         forced: Some(false),
                     },
-                    Some(InvalidFallbackBehavior::EvaluateAsString) | None => {
-                        plain(vec![Cow::Borrowed(req.body)])
-                    }
+                    Some(InvalidFallbackBehavior::EvaluateAsString) | None => one(req.body),
                 },
             }
         }

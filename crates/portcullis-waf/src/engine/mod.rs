@@ -24,7 +24,7 @@ use crate::model::{
     PositionalConstraint,
 };
 use crate::rate::RateTable;
-use crate::transform::TransformKind;
+use crate::transform::{ChainTriggers, TransformKind};
 
 /// AWS inspects at most this many bytes of headers or cookies.
 const HEADERS_LIMIT_BYTES: usize = 8 * 1024;
@@ -41,6 +41,9 @@ pub struct CompiledAcl {
     pub(crate) rules: Vec<Rule>,
     pub(crate) fields: Vec<Field>,
     pub(crate) inputs: Vec<(usize, Box<[TransformKind]>)>,
+    /// Per input, the bytes without which its chain changes no value
+    /// (`None` where the chain has no such set).
+    pub(crate) triggers: Vec<Option<ChainTriggers>>,
     /// Per field, whether its repeated values are dropped before testing:
     /// only where some test of it costs more than finding the repeats
     /// (see [`dedupe_fields`]).

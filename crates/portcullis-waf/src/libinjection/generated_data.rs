@@ -9700,6 +9700,13 @@ pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
     lookup_keyword(bytes).unwrap_or(TokenType::Bareword)
 }
 
+/// portcullis: builds the keyword table if no lookup has yet, so that a web
+/// ACL with an SQLi statement pays for it when it compiles, not on its first
+/// request.
+pub fn warm_up() {
+    keywords();
+}
+
 /// portcullis: the type of a word of the table, `None` when the word is not
 /// in it. Unlike `lookup_word_bytes`, this tells a word listed as a bareword
 /// (`n`, such as `LOCK IN` or `IN BOOLEAN`) from an absent one, as C's
