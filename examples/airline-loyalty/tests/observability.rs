@@ -175,7 +175,13 @@ async fn metrics_are_scraped_and_request_spans_name_the_key_id_not_its_value() {
         output
             .lines()
             .filter(|line| line.contains(&format!("request_id=\"{id}\"")))
-            .find(|line| line.contains("portcullis.request") && line.contains("close"))
+            // The request span's own close, not a layer span's inside it
+            // (`portcullis.request{..}:portcullis.waf{..}: ... close`).
+            .find(|line| {
+                line.contains("portcullis.request")
+                    && !line.contains("}:portcullis.")
+                    && line.contains("close")
+            })
             .unwrap_or_else(|| panic!("no closed span for {id}:\n{output}"))
             .to_owned()
     };
