@@ -8,7 +8,8 @@
 //!   at once;
 //! - [`cpu`]: the calling thread's CPU time, and a criterion measurement of
 //!   it;
-//! - [`metrics`]: a recorder that keeps what the code under test records.
+//! - [`metrics`]: a recorder that keeps what the code under test records;
+//! - [`workload`]: the command line of a fixed-workload bench program.
 //!
 //! It depends on no Portcullis crate, so a crate's tests see one copy of
 //! that crate's types. It is not published; a failed setup here panics,
@@ -24,6 +25,7 @@ pub mod cpu;
 pub mod metrics;
 pub mod serve;
 pub mod sigv4;
+pub mod workload;
 
 use std::future::Future;
 use std::pin::pin;
