@@ -4,6 +4,8 @@
 //! - [`sigv4`]: signing a request with the `aws-sigv4` crate, as an AWS SDK
 //!   would;
 //! - [`serve`]: serving a Tower service over HTTP/1 on a free loopback port;
+//! - `grpc` (feature `grpc`): a tonic health server behind a layer, and its
+//!   client;
 //! - [`poll_once`]: driving a future that a synchronous decision makes ready
 //!   at once;
 //! - [`cpu`]: the calling thread's CPU time, and a criterion measurement of
@@ -22,6 +24,8 @@
 //! ```
 
 pub mod cpu;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod metrics;
 pub mod serve;
 pub mod sigv4;
