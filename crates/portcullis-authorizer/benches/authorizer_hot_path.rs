@@ -3,13 +3,14 @@
 //! on a shared 2-core machine):
 //!
 //! ```text
-//! cargo build --release -p portcullis-authorizer --example authorizer_hot_path
-//! valgrind --tool=callgrind target/release/examples/authorizer_hot_path bare
-//! valgrind --tool=callgrind target/release/examples/authorizer_hot_path hit
+//! export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --tool=callgrind"
+//! cargo bench -p portcullis-authorizer --bench authorizer_hot_path -- bare
+//! cargo bench -p portcullis-authorizer --bench authorizer_hot_path -- hit
 //! ```
 //!
-//! (hit − bare) / 200,000 is the layer's cost per cached request: the same
-//! TOKEN request and two-statement policy as `benches/cache_hit.rs`.
+//! (hit − bare) / 200,000 is the layer's cost per cached request (a second
+//! word sets the count): the same TOKEN request and two-statement policy as
+//! `benches/cache_hit.rs`. Under `cargo test --benches` it runs 100 requests.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -17,9 +18,10 @@ use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
+use portcullis_test_support::workload::Args;
 use tower::{Layer, Service};
 
-#[path = "../benches/support/workload.rs"]
+#[path = "support/workload.rs"]
 mod workload;
 
 use workload::{layer, request};
@@ -57,7 +59,9 @@ where
 }
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".to_owned());
+    let args = Args::from_env();
+    let mode = args.word(0).unwrap_or("hit").to_owned();
+    let requests = args.requests(1, REQUESTS);
     let mut layered = layer().layer(Bare);
     // The first call runs the authorizer (ready at once: the closure never
     // waits); every later call is a cache hit.
@@ -70,7 +74,7 @@ fn main() {
     assert_eq!(first.status(), 200);
     let mut bare = Bare;
     let mut ok = 0u32;
-    for _ in 0..REQUESTS {
+    for _ in 0..requests {
         let request = black_box(request());
         let status = match mode.as_str() {
             "bare" => call_now(&mut bare, request),
@@ -78,6 +82,6 @@ fn main() {
         };
         ok += u32::from(status == Some(200));
     }
-    assert_eq!(ok, REQUESTS, "every request is admitted");
+    assert_eq!(ok, requests, "every request is admitted");
     println!("{mode}: {ok} requests");
 }
