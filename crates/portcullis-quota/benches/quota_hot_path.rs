@@ -3,15 +3,17 @@
 //! do, on a shared 2-core machine):
 //!
 //! ```text
-//! cargo build --release -p portcullis-quota --example quota_hot_path
-//! valgrind --tool=callgrind target/release/examples/quota_hot_path bare
-//! valgrind --tool=callgrind target/release/examples/quota_hot_path layer day
-//! valgrind --tool=callgrind target/release/examples/quota_hot_path layer month
-//! valgrind --tool=callgrind target/release/examples/quota_hot_path rejected
+//! export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --tool=callgrind"
+//! cargo bench -p portcullis-quota --bench quota_hot_path -- bare
+//! cargo bench -p portcullis-quota --bench quota_hot_path -- layer day
+//! cargo bench -p portcullis-quota --bench quota_hot_path -- layer month
+//! cargo bench -p portcullis-quota --bench quota_hot_path -- rejected
 //! ```
 //!
 //! (layer − bare) / 200,000 is the layer's cost per admitted request;
-//! (rejected − bare) / 200,000 the cost of a refusal (the 429 rendered).
+//! (rejected − bare) / 200,000 the cost of a refusal (the 429 rendered). A
+//! third word sets the count; under `cargo test --benches` it runs 100
+//! requests.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -24,6 +26,7 @@ use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
+use portcullis_test_support::workload::Args;
 use tower::{Layer, Service};
 
 const REQUESTS: u32 = 200_000;
@@ -59,15 +62,16 @@ where
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mode = args.next().unwrap_or_default();
+    let args = Args::from_env();
+    let mode = args.word(0).unwrap_or_default();
+    let requests = args.requests(2, REQUESTS);
     let layered = mode == "layer" || mode == "rejected";
     let limit = if mode == "rejected" {
         1
     } else {
         u64::MAX >> 20
     };
-    let period = match args.next().as_deref() {
+    let period = match args.word(1) {
         Some("week") => QuotaPeriod::Week,
         Some("month") => QuotaPeriod::Month,
         _ => QuotaPeriod::Day,
@@ -80,7 +84,7 @@ fn main() {
         .clock(ManualClock::at_unix(1_795_000_000))
         .layer(Bare);
     let mut statuses = 0u64;
-    for _ in 0..REQUESTS {
+    for _ in 0..requests {
         let mut request = Request::new(());
         request.extensions_mut().insert(context.clone());
         statuses += u64::from(if layered {
@@ -91,7 +95,7 @@ fn main() {
     }
     assert_eq!(
         statuses,
-        200 * u64::from(REQUESTS),
+        200 * u64::from(requests),
         "every request admitted"
     );
     black_box(statuses);
