@@ -56,9 +56,8 @@ fn signed(path: &str) -> Request<Empty<bytes::Bytes>> {
         .header("host", "example.com")
         .body(Empty::new())
         .expect("a valid request");
-    let signing = Signing::at(SystemTime::UNIX_EPOCH + Duration::from_secs(T0)).credentials(
-        ACCESS_KEY, SECRET, None,
-    );
+    let signing = Signing::at(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
+        .credentials(ACCESS_KEY, SECRET, None);
     sign_request(&mut request, b"", &signing);
     request
 }

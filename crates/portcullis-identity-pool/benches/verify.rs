@@ -70,8 +70,8 @@ struct Fixture {
 impl Fixture {
     fn signed(access_key: &str, secret: &str, token: Option<&str>) -> Self {
         let mut request = Request::get(URI).body(()).expect("request");
-        let signing =
-            Signing::at(UNIX_EPOCH + Duration::from_secs(NOW)).credentials(access_key, secret, token);
+        let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(NOW))
+            .credentials(access_key, secret, token);
         sign_request(&mut request, b"", &signing);
         Self {
             uri: request.uri().clone(),

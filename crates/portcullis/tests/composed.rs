@@ -176,9 +176,8 @@ fn request(case: Case, now: u64, jwt: &str) -> Request<Full<Bytes>> {
         } else {
             "not-the-secret"
         };
-        let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(now)).credentials(
-            ACCESS_KEY, secret, None,
-        );
+        let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(now))
+            .credentials(ACCESS_KEY, secret, None);
         sign_request(&mut request, case.body.as_bytes(), &signing);
     }
     request

@@ -108,9 +108,8 @@ fn signed(uri: &str, key: Option<&str>, at: u64) -> Request<Body> {
             .headers_mut()
             .insert("x-api-key", key.parse().expect("header"));
     }
-    let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(at)).credentials(
-        ACCESS_KEY, SECRET, None,
-    );
+    let signing =
+        Signing::at(UNIX_EPOCH + Duration::from_secs(at)).credentials(ACCESS_KEY, SECRET, None);
     sign_request(&mut request, b"", &signing);
     request
 }
