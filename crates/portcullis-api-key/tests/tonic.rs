@@ -9,11 +9,11 @@ mod common;
 use std::net::SocketAddr;
 
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use portcullis_test_support::grpc::{self, health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
 
 async fn serve(keys: &ApiKeys) -> SocketAddr {
-    serve_health(keys.layer("a1b2c3d4e5", "prod")).await
+    grpc::serve(keys.layer("a1b2c3d4e5", "prod"), grpc::health()).await
 }
 
 async fn check(addr: SocketAddr, key: Option<&str>) -> Result<(), tonic::Status> {

@@ -18,7 +18,7 @@ use portcullis_authorizer::{
 };
 use portcullis_core::context::Caller;
 use portcullis_iam::PolicyDocument;
-use portcullis_test_support::grpc::{self, health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use portcullis_test_support::serve::listener;
 use tower::ServiceExt;
 
@@ -93,7 +93,7 @@ async fn axum_router_layer_and_route_layer() {
 
 #[tokio::test]
 async fn tonic_server_with_a_real_client() {
-    let addr = serve_health(AuthorizerLayer::token(token_authorizer)).await;
+    let addr = grpc::serve(AuthorizerLayer::token(token_authorizer), grpc::health()).await;
     let mut client = health_client(addr).await;
     let mut check = async |token: Option<&'static str>| {
         grpc::check(&mut client, "", token.map(|token| ("authorization", token))).await

@@ -12,7 +12,7 @@ use http::{HeaderValue, Request, Response};
 use portcullis_core::future::ResponseFuture;
 use portcullis_core::response::{GatewayResponses, ResponseOverride};
 use portcullis_core::{GatewayResponse, GatewayResponseType, GatewayResponsesLayer, ResponseBody};
-use portcullis_test_support::grpc::{self, health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
 use tower::{Layer, Service, ServiceBuilder};
 
@@ -65,7 +65,7 @@ async fn serve(overrides: GatewayResponses) -> SocketAddr {
         .layer(GatewayResponsesLayer::new(overrides))
         .layer(RejectLayer)
         .into_inner();
-    serve_health(layers).await
+    grpc::serve(layers, grpc::health()).await
 }
 
 async fn call(addr: SocketAddr, reject_as: Option<&str>) -> Result<(), tonic::Status> {

@@ -10,7 +10,7 @@ use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
-use portcullis_test_support::grpc::{health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
@@ -40,7 +40,7 @@ async fn serve(clock: ManualClock) -> SocketAddr {
         .layer(api_key)
         .layer(QuotaLayer::new().clock(clock))
         .into_inner();
-    serve_health(layers).await
+    grpc::serve(layers, grpc::health()).await
 }
 
 async fn check(

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
-use portcullis_test_support::grpc::{self, serve_health};
+use portcullis_test_support::grpc;
 use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -34,7 +34,11 @@ async fn serve() -> SocketAddr {
     let api = ExecuteApiArn::new(REGION, "123456789012", "grpc", "prod").expect("arn");
     // gRPC bodies stream: the client signs UNSIGNED-PAYLOAD, which the
     // layer accepts only when asked to.
-    serve_health(SigV4Layer::new(api, provider).allow_unsigned_payload(true)).await
+    grpc::serve(
+        SigV4Layer::new(api, provider).allow_unsigned_payload(true),
+        grpc::health(),
+    )
+    .await
 }
 
 /// A channel that signs every request, as an AWS SDK would.

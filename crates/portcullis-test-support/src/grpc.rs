@@ -4,12 +4,12 @@
 //! [`tonic::Status`].
 //!
 //! ```
-//! use portcullis_test_support::grpc::{check, health_client, serve_health};
+//! use portcullis_test_support::grpc::{check, health, health_client, serve};
 //! use tower::layer::util::Identity;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let address = serve_health(Identity::new()).await;
+//! let address = serve(Identity::new(), health()).await;
 //! let mut client = health_client(address).await;
 //! check(&mut client, "", [("x-api-key", "abc")])
 //!     .await
@@ -39,29 +39,18 @@ use tower_service::Service;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Serves tonic's standard health service (every service reported serving
-/// under `""`) behind `layer`, on `127.0.0.1` at a free port, and returns its
-/// address. Several layers compose with `tower::ServiceBuilder`, the first
-/// added outermost, as `Server::builder().layer(..).layer(..)` does.
-///
-/// # Panics
-///
-/// If no loopback port can be bound; the server task panics if it fails.
-pub async fn serve_health<L, ResBody>(layer: L) -> SocketAddr
-where
-    L: Layer<Routes> + Clone + Send + 'static,
-    L::Service: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
-    <L::Service as Service<Request<Body>>>::Future: Send,
-    <L::Service as Service<Request<Body>>>::Error: Into<BoxError> + Send,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
+/// tonic's standard health service, reporting every service serving under
+/// `""`, as routes for [`serve`].
+#[must_use]
+pub fn health() -> Routes {
     let (_reporter, health) = tonic_health::server::health_reporter();
-    serve(layer, Routes::new(health)).await
+    Routes::new(health)
 }
 
-/// Serves `routes` behind `layer`, on `127.0.0.1` at a free port, and returns
-/// its address: for a service other than the plain health service.
+/// Serves `routes` ([`health`], or the test's own) behind `layer`, on
+/// `127.0.0.1` at a free port, and returns its address. Several layers
+/// compose with `tower::ServiceBuilder`, the first added outermost, as
+/// `Server::builder().layer(..).layer(..)` does.
 ///
 /// # Panics
 ///

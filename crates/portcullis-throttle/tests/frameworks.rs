@@ -15,7 +15,7 @@ use common::{API, STAGE, clock, settings};
 use http::{Request, StatusCode};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{ApiStage, UsagePlan};
-use portcullis_test_support::grpc::{check, health_client, serve_health};
+use portcullis_test_support::grpc::{self, check, health_client};
 use portcullis_throttle::{KeyBy, ThrottleLayer};
 use tower::ServiceExt;
 
@@ -100,7 +100,7 @@ async fn tonic_client_sees_resource_exhausted() {
         .clock(Arc::new(clock.clone()))
         .key_by(KeyBy::global())
         .key_limit(settings(1.0, 2));
-    let addr = serve_health(layer).await;
+    let addr = grpc::serve(layer, grpc::health()).await;
     let mut client = health_client(addr).await;
     let mut codes = Vec::new();
     for _ in 0..3 {

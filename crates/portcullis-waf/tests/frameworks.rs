@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use portcullis_test_support::grpc::{self, health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use portcullis_waf::{AclSources, WafLayer};
 use serde_json::json;
 use tonic::Code;
@@ -148,7 +148,7 @@ async fn axum_router_layer_and_route_layer() {
 }
 
 async fn serve(layer: WafLayer) -> SocketAddr {
-    serve_health(layer).await
+    grpc::serve(layer, grpc::health()).await
 }
 
 async fn check(addr: SocketAddr, service: &str, evil_header: bool) -> Result<(), tonic::Status> {

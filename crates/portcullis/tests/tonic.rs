@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 
 use portcullis::Gateway;
 use portcullis::config::Config;
-use portcullis_test_support::grpc::{self, health_client, serve_health};
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
 
 const KEY: &str = "GrpcKey0123456789abcdefghij";
 
 async fn serve(gateway: &Gateway) -> SocketAddr {
-    serve_health(gateway.layer()).await
+    grpc::serve(gateway.layer(), grpc::health()).await
 }
 
 async fn check(addr: SocketAddr, key: Option<&str>) -> Result<(), tonic::Status> {
