@@ -13,12 +13,12 @@
 //! `benches/cache_hit.rs`. Under `cargo test --benches` it runs 100 requests.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+
 use std::hint::black_box;
-use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
 use portcullis_test_support::workload::Args;
+use portcullis_test_support::{Bare, poll_once};
 use tower::{Layer, Service};
 
 #[path = "support/workload.rs"]
@@ -28,34 +28,14 @@ use workload::{layer, request};
 
 const REQUESTS: u32 = 200_000;
 
-/// The inner service: answers at once.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
-
-fn call_now<S, B>(service: &mut S, request: Request<()>) -> Option<u16>
+fn call_now<S, B>(service: &mut S, request: Request<()>) -> u16
 where
-    S: Service<Request<()>, Response = Response<B>>,
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
 {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut future = std::pin::pin!(service.call(request));
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(response)) => Some(response.status().as_u16()),
-        _ => None,
-    }
+    poll_once(service.call(request))
+        .expect("infallible")
+        .status()
+        .as_u16()
 }
 
 fn main() {
@@ -80,7 +60,7 @@ fn main() {
             "bare" => call_now(&mut bare, request),
             _ => call_now(&mut layered, request),
         };
-        ok += u32::from(status == Some(200));
+        ok += u32::from(status == 200);
     }
     assert_eq!(ok, requests, "every request is admitted");
     println!("{mode}: {ok} requests");

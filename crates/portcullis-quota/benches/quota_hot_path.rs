@@ -16,10 +16,9 @@
 //! requests.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use http::{Request, Response};
 use portcullis_core::clock::ManualClock;
@@ -27,38 +26,19 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_test_support::workload::Args;
+use portcullis_test_support::{Bare, poll_once};
 use tower::{Layer, Service};
 
 const REQUESTS: u32 = 200_000;
 
-/// The inner service: answers at once.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
-
 fn call_now<S, B>(service: &mut S, request: Request<()>) -> u16
 where
-    S: Service<Request<()>, Response = Response<B>>,
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
 {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut future = std::pin::pin!(service.call(request));
-    match future.as_mut().poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response.status().as_u16(),
-        _ => 0,
-    }
+    poll_once(service.call(request))
+        .expect("infallible")
+        .status()
+        .as_u16()
 }
 
 fn main() {

@@ -7,7 +7,7 @@
 //! - `grpc` (feature `grpc`): a tonic health server behind a layer, and its
 //!   client;
 //! - [`poll_once`]: driving a future that a synchronous decision makes ready
-//!   at once;
+//!   at once, and [`Bare`], a service that answers at once;
 //! - [`cpu`]: the calling thread's CPU time, and a criterion measurement of
 //!   it;
 //! - [`metrics`]: a recorder that keeps what the code under test records;
@@ -31,9 +31,12 @@ pub mod serve;
 pub mod sigv4;
 pub mod workload;
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+
+use tower_service::Service;
 
 /// Polls `future` once and returns its output.
 ///
@@ -49,5 +52,32 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
     {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the future did not finish in one poll"),
+    }
+}
+
+/// A service that answers `200 OK` with an empty body at once: the bare
+/// service the benches measure a layer's cost against.
+///
+/// ```
+/// use portcullis_test_support::{Bare, poll_once};
+/// use tower_service::Service;
+///
+/// let response = poll_once(Bare.call(http::Request::new(()))).expect("infallible");
+/// assert_eq!(response.status(), 200);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bare;
+
+impl<B> Service<http::Request<B>> for Bare {
+    type Response = http::Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<http::Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<B>) -> Self::Future {
+        ready(Ok(http::Response::new(String::new())))
     }
 }
