@@ -65,7 +65,7 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
 /// let response = poll_once(Bare.call(http::Request::new(()))).expect("infallible");
 /// assert_eq!(response.status(), 200);
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Bare;
 
 impl<B> Service<http::Request<B>> for Bare {
