@@ -12,13 +12,10 @@
 //! word sets the count): the same TOKEN request and two-statement policy as
 //! `benches/cache_hit.rs`. Under `cargo test --benches` it runs 100 requests.
 
-use std::convert::Infallible;
-
 use std::hint::black_box;
 
-use http::{Request, Response};
 use portcullis_test_support::workload::Args;
-use portcullis_test_support::{Bare, poll_once};
+use portcullis_test_support::{Bare, status_now};
 use tower::{Layer, Service};
 
 #[path = "support/workload.rs"]
@@ -27,16 +24,6 @@ mod workload;
 use workload::{layer, request};
 
 const REQUESTS: u32 = 200_000;
-
-fn call_now<S, B>(service: &mut S, request: Request<()>) -> u16
-where
-    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
-{
-    poll_once(service.call(request))
-        .expect("infallible")
-        .status()
-        .as_u16()
-}
 
 fn main() {
     let args = Args::from_env();
@@ -57,8 +44,8 @@ fn main() {
     for _ in 0..requests {
         let request = black_box(request());
         let status = match mode.as_str() {
-            "bare" => call_now(&mut bare, request),
-            _ => call_now(&mut layered, request),
+            "bare" => status_now(&mut bare, request),
+            _ => status_now(&mut layered, request),
         };
         ok += u32::from(status == 200);
     }

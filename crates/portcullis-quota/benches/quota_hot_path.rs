@@ -15,31 +15,19 @@
 //! third word sets the count; under `cargo test --benches` it runs 100
 //! requests.
 
-use std::convert::Infallible;
-
 use std::hint::black_box;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::Request;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_test_support::workload::Args;
-use portcullis_test_support::{Bare, poll_once};
-use tower::{Layer, Service};
+use portcullis_test_support::{Bare, status_now};
+use tower::Layer;
 
 const REQUESTS: u32 = 200_000;
-
-fn call_now<S, B>(service: &mut S, request: Request<()>) -> u16
-where
-    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
-{
-    poll_once(service.call(request))
-        .expect("infallible")
-        .status()
-        .as_u16()
-}
 
 fn main() {
     let args = Args::from_env();
@@ -67,11 +55,12 @@ fn main() {
     for _ in 0..requests {
         let mut request = Request::new(());
         request.extensions_mut().insert(context.clone());
-        statuses += u64::from(if layered {
-            call_now(&mut service, request)
+        let status = if layered {
+            status_now(&mut service, request)
         } else {
-            call_now(&mut bare, request)
-        });
+            status_now(&mut bare, request)
+        };
+        statuses += u64::from(status.as_u16());
     }
     // `rejected` admits the first request (a quota of 1) and refuses the rest.
     let expected = if mode == "rejected" {

@@ -25,10 +25,9 @@ use std::convert::Infallible;
 use std::hint::black_box;
 
 use bytes::Bytes;
-use common::{Fixture, layer};
+use common::{Fixture, handler, layer, signed_get};
 use http::{Request, Response};
 use http_body_util::Full;
-use portcullis_sigv4::SigV4Body;
 use portcullis_test_support::poll_once;
 use portcullis_test_support::workload::Args;
 use tower::{Service, ServiceBuilder};
@@ -50,15 +49,7 @@ fn main() {
     let args = Args::from_env();
     let mode = args.word(0).unwrap_or("verify");
     let requests = args.requests(1, REQUESTS);
-    let get = Fixture::signed(
-        "GET",
-        "https://example.amazonaws.com/pets?limit=10&sort=asc",
-        b"",
-        false,
-    );
-    let handler = |_request: Request<SigV4Body<Full<Bytes>>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-    };
+    let get = signed_get();
     match mode {
         "bare" => run(
             tower::service_fn(|_request: Request<Full<Bytes>>| async {

@@ -55,6 +55,22 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Calls `service` with `request`, polls the answer once, and returns its
+/// status.
+///
+/// # Panics
+///
+/// As [`poll_once`], if the answer is not ready after one poll.
+pub fn status_now<S, R, B>(service: &mut S, request: R) -> http::StatusCode
+where
+    S: Service<R, Response = http::Response<B>, Error = Infallible>,
+{
+    match poll_once(service.call(request)) {
+        Ok(response) => response.status(),
+        Err(never) => match never {},
+    }
+}
+
 /// A service that answers `200 OK` with an empty body at once: the bare
 /// service the benches measure a layer's cost against.
 ///
@@ -64,6 +80,10 @@ pub fn poll_once<F: Future>(future: F) -> F::Output {
 ///
 /// let response = poll_once(Bare.call(http::Request::new(()))).expect("infallible");
 /// assert_eq!(response.status(), 200);
+/// assert_eq!(
+///     portcullis_test_support::status_now(&mut Bare, http::Request::new(())),
+///     200
+/// );
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Bare;
