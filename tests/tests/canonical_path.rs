@@ -12,9 +12,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use portcullis_authorizer::{AuthorizerEvent, AuthorizerLayer, AuthorizerResponse};
@@ -25,6 +22,7 @@ use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::admin::{StaticKeys, UsageAdmin};
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use portcullis_throttle::ThrottleLayer;
 use proptest::prelude::*;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -58,26 +56,9 @@ fn signed(path: &str) -> Request<Empty<bytes::Bytes>> {
         .header("host", "example.com")
         .body(Empty::new())
         .expect("a valid request");
-    let identity = Credentials::new(ACCESS_KEY, SECRET, None, None, "tests").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let uri = request.uri().to_string();
-    let signable = SignableRequest::new(
-        "GET",
-        uri,
-        std::iter::once(("host", "example.com")),
-        SignableBody::Bytes(&[]),
-    )
-    .expect("a signable request");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    instructions.apply_to_request_http1x(&mut request);
+    let signing = Signing::at(SystemTime::UNIX_EPOCH + Duration::from_secs(T0))
+        .credentials(ACCESS_KEY, SECRET, None);
+    sign_request(&mut request, b"", &signing);
     request
 }
 

@@ -14,34 +14,23 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use portcullis_api_key::{ApiKeys, NewApiKey};
 use portcullis_core::context::ApiKeyContext;
 use tower::ServiceBuilder;
 
 async fn serve(keys: &ApiKeys) -> SocketAddr {
     let layer = keys.layer("a1b2c3d4e5", "prod");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = ServiceBuilder::new().layer(layer.clone()).service_fn(
-                |request: Request<Incoming>| async move {
-                    let key = request.extensions().get::<ApiKeyContext>().cloned();
-                    let body = key.map_or_else(String::new, |k| k.key_id().to_owned());
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-                },
-            );
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                    .await;
-            });
-        }
-    });
-    addr
+    portcullis_test_support::serve::serve(move |_peer| {
+        ServiceBuilder::new().layer(layer.clone()).service_fn(
+            |request: Request<Incoming>| async move {
+                let key = request.extensions().get::<ApiKeyContext>().cloned();
+                let body = key.map_or_else(String::new, |k| k.key_id().to_owned());
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            },
+        )
+    })
+    .await
 }
 
 async fn send(addr: SocketAddr, key: Option<&str>) -> (StatusCode, String) {

@@ -9,47 +9,16 @@ mod common;
 use std::net::SocketAddr;
 
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
 async fn serve(keys: &ApiKeys) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let layer = keys.layer("a1b2c3d4e5", "prod");
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("server runs");
-    });
-    addr
+    grpc::serve(keys.layer("a1b2c3d4e5", "prod"), grpc::health()).await
 }
 
 async fn check(addr: SocketAddr, key: Option<&str>) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("valid endpoint")
-        .connect()
-        .await
-        .expect("connects");
-    let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
-    if let Some(key) = key {
-        request
-            .metadata_mut()
-            .insert("x-api-key", MetadataValue::try_from(key).expect("ascii"));
-    }
-    client.check(request).await.map(|_| ())
+    let mut client = health_client(addr).await;
+    grpc::check(&mut client, "", key.map(|key| ("x-api-key", key))).await
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ use portcullis_authorizer::{
 };
 use portcullis_core::context::Caller;
 use portcullis_iam::PolicyDocument;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use portcullis_test_support::grpc::{self, health_client};
+use portcullis_test_support::serve::listener;
 use tower::ServiceExt;
 
 const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"*"}}"#;
@@ -93,40 +93,10 @@ async fn axum_router_layer_and_route_layer() {
 
 #[tokio::test]
 async fn tonic_server_with_a_real_client() {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(AuthorizerLayer::token(token_authorizer))
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("server runs");
-    });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("valid endpoint")
-        .connect()
-        .await
-        .expect("connects");
-    let check = |token: Option<&'static str>| {
-        let mut client = HealthClient::new(channel.clone());
-        async move {
-            let mut request = tonic::Request::new(HealthCheckRequest {
-                service: String::new(),
-            });
-            if let Some(token) = token {
-                request
-                    .metadata_mut()
-                    .insert("authorization", token.parse().expect("ascii"));
-            }
-            client.check(request).await.map(|_| ())
-        }
+    let addr = grpc::serve(AuthorizerLayer::token(token_authorizer), grpc::health()).await;
+    let mut client = health_client(addr).await;
+    let mut check = async |token: Option<&'static str>| {
+        grpc::check(&mut client, "", token.map(|token| ("authorization", token))).await
     };
     check(Some("good"))
         .await
@@ -190,10 +160,7 @@ async fn http_authorizer_server(calls: Arc<AtomicUsize>) -> SocketAddr {
     let app = Router::new()
         .route("/authorize", post(authorize))
         .layer(Extension(calls));
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = listener().await;
     tokio::spawn(async move { axum::serve(listener, app).await.expect("server runs") });
     addr
 }
@@ -304,8 +271,7 @@ async fn http_adapter_against_a_real_local_authorizer() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // An unreachable endpoint is a failure too.
-    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let closed_addr = closed.local_addr().expect("addr");
+    let (closed, closed_addr) = listener().await;
     drop(closed);
     let unreachable =
         HttpAuthorizer::new(format!("http://{closed_addr}/").parse().expect("valid uri"));

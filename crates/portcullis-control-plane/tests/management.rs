@@ -86,8 +86,7 @@ async fn serve(store: LocalStore) -> SocketAddr {
         .service("apigateway")
         .authentication_only();
     let app = Router::new().nest_service("/admin", api).layer(sigv4);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }

@@ -12,14 +12,9 @@ use http::{HeaderValue, Request, Response};
 use portcullis_core::future::ResponseFuture;
 use portcullis_core::response::{GatewayResponses, ResponseOverride};
 use portcullis_core::{GatewayResponse, GatewayResponseType, GatewayResponsesLayer, ResponseBody};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
-use tower::Layer;
-use tower::Service;
+use tower::{Layer, Service, ServiceBuilder};
 
 #[derive(Clone)]
 struct RejectLayer;
@@ -66,39 +61,16 @@ where
 }
 
 async fn serve(overrides: GatewayResponses) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(GatewayResponsesLayer::new(overrides))
-            .layer(RejectLayer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("server runs");
-    });
-    addr
+    let layers = ServiceBuilder::new()
+        .layer(GatewayResponsesLayer::new(overrides))
+        .layer(RejectLayer)
+        .into_inner();
+    grpc::serve(layers, grpc::health()).await
 }
 
 async fn call(addr: SocketAddr, reject_as: Option<&str>) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("valid endpoint")
-        .connect()
-        .await
-        .expect("connects");
-    let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
-    if let Some(kind) = reject_as {
-        request
-            .metadata_mut()
-            .insert("x-reject-as", MetadataValue::try_from(kind).expect("ascii"));
-    }
-    client.check(request).await.map(|_| ())
+    let mut client = health_client(addr).await;
+    grpc::check(&mut client, "", reject_as.map(|kind| ("x-reject-as", kind))).await
 }
 
 #[tokio::test]

@@ -8,12 +8,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_graphql::{Object, Schema, SimpleObject, Subscription};
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::{Request, StatusCode};
@@ -25,6 +22,7 @@ use portcullis_graphql::{
 };
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
 
@@ -150,39 +148,25 @@ fn signed_headers(
     path: &str,
     body: &str,
 ) -> serde_json::Map<String, Value> {
-    let identity = Credentials::new(key, secret, None, None, "tests").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("appsync")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let headers = [
-        ("accept", "application/json, text/javascript"),
-        ("content-encoding", "amz-1.0"),
-        ("content-type", "application/json; charset=UTF-8"),
-        ("host", HOST),
-    ];
-    let uri = format!("https://{HOST}{path}");
-    let signable = SignableRequest::new(
-        "POST",
-        &uri,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
-    let mut out: serde_json::Map<String, Value> = headers
+    let mut request = Request::post(format!("https://{HOST}{path}"))
+        .header("accept", "application/json, text/javascript")
+        .header("content-encoding", "amz-1.0")
+        .header("content-type", "application/json; charset=UTF-8")
+        .header("host", HOST)
+        .body(())
+        .expect("a valid request");
+    let signing = Signing::now()
+        .credentials(key, secret, None)
+        .scope(REGION, "appsync");
+    sign_request(&mut request, body.as_bytes(), &signing);
+    request
+        .headers()
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    for (name, value) in instructions.headers() {
-        out.insert(name.to_owned(), json!(value));
-    }
-    out
+        .map(|(name, value)| {
+            let value = value.to_str().expect("ASCII");
+            (name.as_str().to_owned(), json!(value))
+        })
+        .collect()
 }
 
 async fn post(key: &str, secret: &str, query: &str) -> (StatusCode, Value) {

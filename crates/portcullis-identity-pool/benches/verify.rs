@@ -13,18 +13,10 @@
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    SessionTokenMode, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Request, Response, Uri};
@@ -35,6 +27,9 @@ use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 use portcullis_sigv4::{
     Credential, CredentialProvider, SigV4Body, SigV4Layer, StaticCredentialProvider,
 };
+use portcullis_test_support::cpu::thread_cpu_time;
+use portcullis_test_support::poll_once;
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use serde_json::json;
 use tower::{Service, ServiceBuilder};
 
@@ -75,25 +70,9 @@ struct Fixture {
 impl Fixture {
     fn signed(access_key: &str, secret: &str, token: Option<&str>) -> Self {
         let mut request = Request::get(URI).body(()).expect("request");
-        let credentials =
-            Credentials::new(access_key, secret, token.map(str::to_owned), None, "bench");
-        let identity = credentials.into();
-        let mut settings = SigningSettings::default();
-        settings.session_token_mode = SessionTokenMode::Include;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(UNIX_EPOCH + Duration::from_secs(NOW))
-            .settings(settings)
-            .build()
-            .expect("params")
-            .into();
-        let signable =
-            SignableRequest::new("GET", URI, std::iter::empty(), SignableBody::Bytes(b""))
-                .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(NOW))
+            .credentials(access_key, secret, token);
+        sign_request(&mut request, b"", &signing);
         Self {
             uri: request.uri().clone(),
             headers: request.headers().clone(),
@@ -106,17 +85,6 @@ impl Fixture {
             .expect("request");
         *request.headers_mut() = self.headers.clone();
         request
-    }
-}
-
-fn poll_once<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the benched future did not finish in one poll"),
     }
 }
 
@@ -137,22 +105,15 @@ fn service(provider: impl CredentialProvider, clock: &ManualClock) -> Svc {
     })
 }
 
-/// User + system CPU seconds of this thread, from `/proc/thread-self/stat`.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-fn cpu_per_request(service: &mut Svc, fixture: &Fixture) -> Option<f64> {
+/// This thread's CPU time per request, in µs, over `REQUESTS` requests.
+fn cpu_per_request(service: &mut Svc, fixture: &Fixture) -> f64 {
     let requests: Vec<_> = (0..REQUESTS).map(|_| fixture.request()).collect();
-    let start = thread_cpu_seconds()?;
+    let start = thread_cpu_time();
     for request in requests {
         let response = service(request);
         assert_eq!(response.status(), 200);
     }
-    Some((thread_cpu_seconds()? - start) * 1e6 / REQUESTS as f64)
+    (thread_cpu_time() - start).as_secs_f64() * 1e6 / REQUESTS as f64
 }
 
 struct Setup {
@@ -228,22 +189,19 @@ fn benches(c: &mut Criterion) {
         std::process::exit(0);
     }
 
-    if let (Some(st), Some(warm), Some(cold)) = (
-        cpu_per_request(&mut s.static_service, &s.static_fixture),
-        cpu_per_request(&mut s.temp_service, &s.temp_fixture),
-        cpu_per_request(&mut s.cold_service, &s.temp_fixture),
-    ) {
-        println!("cpu_time: {REQUESTS} signed GETs each, per-thread CPU time");
-        println!("cpu_time: static credentials             {st:.3} us/request");
-        println!(
-            "cpu_time: temporary credentials (cached)  {warm:.3} us/request  ratio {:.2}",
-            warm / st
-        );
-        println!(
-            "cpu_time: temporary credentials (cold)    {cold:.3} us/request  ratio {:.2}",
-            cold / st
-        );
-    }
+    let st = cpu_per_request(&mut s.static_service, &s.static_fixture);
+    let warm = cpu_per_request(&mut s.temp_service, &s.temp_fixture);
+    let cold = cpu_per_request(&mut s.cold_service, &s.temp_fixture);
+    println!("cpu_time: {REQUESTS} signed GETs each, per-thread CPU time");
+    println!("cpu_time: static credentials             {st:.3} us/request");
+    println!(
+        "cpu_time: temporary credentials (cached)  {warm:.3} us/request  ratio {:.2}",
+        warm / st
+    );
+    println!(
+        "cpu_time: temporary credentials (cold)    {cold:.3} us/request  ratio {:.2}",
+        cold / st
+    );
 
     let mut group = c.benchmark_group("verify_signed_get");
     group.bench_function("static_credentials", |b| {

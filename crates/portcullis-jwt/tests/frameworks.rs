@@ -12,13 +12,9 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::context::Caller;
 use portcullis_jwt::{Claims, Issuer, JwtClaims, JwtLayer, Match};
+use portcullis_test_support::grpc::{self, health_client};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceExt;
 
 fn auth() -> JwtLayer {
@@ -118,14 +114,6 @@ async fn axum_routes_enforce_their_own_groups_and_scopes() {
 
 #[tokio::test]
 async fn a_plain_hyper_server_is_protected() {
-    use hyper::server::conn::http1;
-    use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
-
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("address");
     let service = tower::ServiceBuilder::new()
         .layer(auth().require_groups(Match::Any, ["members"]))
         .service_fn(|request: Request<hyper::body::Incoming>| async move {
@@ -138,15 +126,7 @@ async fn a_plain_hyper_server_is_protected() {
                 bytes::Bytes::from(caller.principal().to_owned()),
             )))
         });
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                break;
-            };
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
-    });
+    let addr = portcullis_test_support::serve::serve(move |_peer| service.clone()).await;
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
@@ -173,10 +153,6 @@ async fn a_plain_hyper_server_is_protected() {
 }
 
 async fn serve_grpc(layer: JwtLayer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("address");
     let (_reporter, health) = tonic_health::server::health_reporter();
     // The handler side reads the caller from the tonic request extensions.
     let health = tonic::service::interceptor::InterceptedService::new(
@@ -196,34 +172,14 @@ async fn serve_grpc(layer: JwtLayer) -> SocketAddr {
             Ok(request)
         },
     );
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("server runs");
-    });
-    addr
+    grpc::serve(layer, tonic::service::Routes::new(health)).await
 }
 
 async fn check(addr: SocketAddr, token: Option<&str>) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connects");
-    let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
-    if let Some(token) = token {
-        request.metadata_mut().insert(
-            "authorization",
-            MetadataValue::try_from(format!("Bearer {token}")).expect("ascii"),
-        );
-    }
-    client.check(request).await.map(|_| ())
+    let mut client = health_client(addr).await;
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let metadata = bearer.as_deref().map(|value| ("authorization", value));
+    grpc::check(&mut client, "", metadata).await
 }
 
 #[tokio::test]

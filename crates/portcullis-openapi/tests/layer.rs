@@ -385,8 +385,7 @@ async fn http_api_cors_and_greedy_any_method_over_a_real_socket() {
         .build()
         .unwrap();
     let app = app(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Body>();

@@ -13,8 +13,6 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -27,24 +25,8 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
 use portcullis_quota::{Calendar, QuotaLayer};
+use portcullis_test_support::Bare;
 use tower::{Layer, Service, ServiceExt};
-
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<String>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(String::new())))
-    }
-}
 
 fn plan(limit: u64, period: QuotaPeriod) -> Arc<UsagePlan> {
     Arc::new(

@@ -10,12 +10,10 @@ use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use portcullis_test_support::grpc::{self, health_client};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 
 async fn serve(clock: ManualClock) -> SocketAddr {
@@ -38,45 +36,25 @@ async fn serve(clock: ManualClock) -> SocketAddr {
         }
         request
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("test setup");
-    let addr = listener.local_addr().expect("test setup");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(api_key)
-            .layer(QuotaLayer::new().clock(clock))
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("test setup");
-    });
-    addr
+    let layers = ServiceBuilder::new()
+        .layer(api_key)
+        .layer(QuotaLayer::new().clock(clock))
+        .into_inner();
+    grpc::serve(layers, grpc::health()).await
 }
 
 async fn check(
     client: &mut HealthClient<tonic::transport::Channel>,
     key: &str,
 ) -> Result<(), tonic::Status> {
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
-    request.metadata_mut().insert(
-        "x-api-key",
-        MetadataValue::try_from(key).expect("test setup"),
-    );
-    client.check(request).await.map(|_| ())
+    portcullis_test_support::grpc::check(client, "", [("x-api-key", key)]).await
 }
 
 #[tokio::test]
 async fn a_tonic_client_sees_resource_exhausted_past_the_quota() {
     let clock = ManualClock::at(time::macros::datetime!(2026-11-23 23:00 UTC));
     let addr = serve(clock.clone()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
+    let mut client = health_client(addr).await;
 
     check(&mut client, "k").await.unwrap();
     check(&mut client, "k").await.unwrap();

@@ -11,8 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
@@ -26,44 +25,30 @@ async fn serve(layer: QuotaLayer) -> SocketAddr {
             .expect("valid id")
             .with_quota(QuotaSettings::new(2, QuotaPeriod::Month).expect("valid quota")),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let plan = plan.clone();
-            // Stands in for the API-key layer: `x-api-key` is the key id.
-            let api_key = MapRequestLayer::new(move |mut request: Request<Incoming>| {
-                let key = request
-                    .headers()
-                    .get("x-api-key")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                if let Some(key) = key {
-                    request
-                        .extensions_mut()
-                        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
-                }
+    portcullis_test_support::serve::serve(move |_peer| {
+        let plan = plan.clone();
+        // Stands in for the API-key layer: `x-api-key` is the key id.
+        let api_key = MapRequestLayer::new(move |mut request: Request<Incoming>| {
+            let key = request
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if let Some(key) = key {
                 request
-            });
-            let service = ServiceBuilder::new()
-                .layer(api_key)
-                .layer(layer.clone())
-                .service_fn(|_: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"points"))))
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                    .await;
-            });
-        }
-    });
-    addr
+                    .extensions_mut()
+                    .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+            }
+            request
+        });
+        ServiceBuilder::new()
+            .layer(api_key)
+            .layer(layer.clone())
+            .service_fn(|_: Request<Incoming>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"points"))))
+            })
+    })
+    .await
 }
 
 async fn send(addr: SocketAddr, key: &str) -> (StatusCode, Option<String>, String) {

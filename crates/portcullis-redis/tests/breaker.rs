@@ -134,8 +134,8 @@ struct CountingProxy {
 
 impl CountingProxy {
     async fn start(upstream: u16) -> CountingProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, address) = portcullis_test_support::serve::listener().await;
+        let port = address.port();
         let accepted = Arc::new(AtomicU64::new(0));
         let count = accepted.clone();
         let task = tokio::spawn(async move {

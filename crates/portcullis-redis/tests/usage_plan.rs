@@ -275,10 +275,8 @@ fn command_len(buf: &[u8]) -> Option<usize> {
 impl CountingProxy {
     async fn start(upstream: u16) -> CountingProxy {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let port = listener.local_addr().expect("bound").port();
+        let (listener, address) = portcullis_test_support::serve::listener().await;
+        let port = address.port();
         let commands = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = commands.clone();
         tokio::spawn(async move {

@@ -15,10 +15,9 @@ mod common;
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use common::{Fixture, layer};
+use common::{Fixture, handler, layer, signed_get};
 use http::{Request, Response};
 use http_body_util::Full;
-use portcullis_sigv4::SigV4Body;
 use portcullis_test_support::cpu::thread_cpu_time;
 use portcullis_test_support::poll_once;
 use tower::{Service, ServiceBuilder};
@@ -49,15 +48,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let get = Fixture::signed(
-        "GET",
-        "https://example.amazonaws.com/pets?limit=10&sort=asc",
-        b"",
-        false,
-    );
-    let handler = |_request: Request<SigV4Body<Full<Bytes>>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-    };
+    let get = signed_get();
     let bare = tower::service_fn(|_request: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(portcullis_core::ResponseBody::inner(
             Full::new(Bytes::new()),

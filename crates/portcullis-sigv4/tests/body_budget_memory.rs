@@ -17,8 +17,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use portcullis_iam::ExecuteApiArn;
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,30 +58,16 @@ async fn serve() -> SocketAddr {
     ));
     let api = ExecuteApiArn::new("us-east-1", "123456789012", "mem", "prod").expect("arn");
     let layer = SigV4Layer::new(api, provider).max_buffered_body_bytes(BUDGET);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.expect("accept");
-            // Every connection's service is a clone of one layer's: one
-            // budget for all.
-            let service = ServiceBuilder::new().layer(layer.clone()).service_fn(
-                |_request: Request<SigV4Body<Incoming>>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"admitted"))))
-                },
-            );
-            tokio::spawn(async move {
-                // Refused connections end with an error (the client's
-                // unsent body); nothing to report.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                    .await;
-            });
-        }
-    });
-    addr
+    portcullis_test_support::serve::serve(move |_peer| {
+        // Every connection's service is a clone of one layer's: one
+        // budget for all.
+        ServiceBuilder::new().layer(layer.clone()).service_fn(
+            |_request: Request<SigV4Body<Incoming>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"admitted"))))
+            },
+        )
+    })
+    .await
 }
 
 /// The head of a POST with a known key, a current date, the right scope and

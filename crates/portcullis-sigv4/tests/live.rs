@@ -71,10 +71,7 @@ async fn serve() -> SocketAddr {
     let app = Router::new()
         .fallback(echo)
         .layer(SigV4Layer::new(api, provider).max_body_bytes(4 * 1024 * 1024));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("server");
     });

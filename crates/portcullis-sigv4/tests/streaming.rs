@@ -494,10 +494,7 @@ mod live {
         let app = Router::new()
             .fallback(echo)
             .layer(SigV4Layer::new(api, provider).authentication_only());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = portcullis_test_support::serve::listener().await;
         tokio::spawn(async move { axum::serve(listener, app).await.expect("server") });
 
         let decoded: usize = chunks.iter().map(Vec::len).sum();

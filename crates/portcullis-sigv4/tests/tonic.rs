@@ -9,18 +9,13 @@ use std::task::{Context, Poll};
 
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_test_support::grpc;
 use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 async fn serve() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (_reporter, health) = tonic_health::server::health_reporter();
     let allow = PolicyDocument::from_json(
         r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"execute-api:Invoke",
             "Resource":"arn:aws:execute-api:us-east-1:123456789012:grpc/prod/POST/grpc.health.v1.Health/*"}}"#,
@@ -39,16 +34,11 @@ async fn serve() -> SocketAddr {
     let api = ExecuteApiArn::new(REGION, "123456789012", "grpc", "prod").expect("arn");
     // gRPC bodies stream: the client signs UNSIGNED-PAYLOAD, which the
     // layer accepts only when asked to.
-    let layer = SigV4Layer::new(api, provider).allow_unsigned_payload(true);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .expect("server runs");
-    });
-    addr
+    grpc::serve(
+        SigV4Layer::new(api, provider).allow_unsigned_payload(true),
+        grpc::health(),
+    )
+    .await
 }
 
 /// A channel that signs every request, as an AWS SDK would.
@@ -88,22 +78,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for Signed {
 }
 
 async fn check(addr: SocketAddr, signing: Option<Signing>) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connects");
     let mut client = HealthClient::new(Signed {
-        inner: channel,
+        inner: grpc::channel(addr).await,
         addr,
         signing,
     });
-    client
-        .check(tonic::Request::new(HealthCheckRequest {
-            service: String::new(),
-        }))
-        .await
-        .map(|_| ())
+    grpc::check(&mut client, "", []).await
 }
 
 #[tokio::test]

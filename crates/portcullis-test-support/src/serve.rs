@@ -34,7 +34,24 @@ use std::net::SocketAddr;
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tower_service::Service;
+
+/// A listener on `127.0.0.1` at a free port, and its address: for a server
+/// the test runs itself (`axum::serve`, a proxy, the program under test).
+///
+/// # Panics
+///
+/// If no loopback port can be bound.
+pub async fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port");
+    let address = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    (listener, address)
+}
 
 /// Serves on `127.0.0.1` at a free port, and returns its address.
 ///
@@ -54,12 +71,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free loopback port");
-    let address = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let (listener, address) = listener().await;
     tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
             let service = TowerToHyperService::new(make(peer));

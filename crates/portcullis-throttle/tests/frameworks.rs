@@ -15,11 +15,8 @@ use common::{API, STAGE, clock, settings};
 use http::{Request, StatusCode};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{ApiStage, UsagePlan};
+use portcullis_test_support::grpc::{self, check, health_client};
 use portcullis_throttle::{KeyBy, ThrottleLayer};
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceExt;
 
 fn plan_with_pet_override() -> Arc<UsagePlan> {
@@ -98,35 +95,20 @@ async fn axum_router_layer_refuses_with_the_gateway_body() {
 
 #[tokio::test]
 async fn tonic_client_sees_resource_exhausted() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_reporter, health) = tonic_health::server::health_reporter();
     let clock = clock();
     let layer = ThrottleLayer::new(API, STAGE)
         .clock(Arc::new(clock.clone()))
         .key_by(KeyBy::global())
         .key_limit(settings(1.0, 2));
-    let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-    });
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
+    let addr = grpc::serve(layer, grpc::health()).await;
+    let mut client = health_client(addr).await;
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let result = client.check(HealthCheckRequest::default()).await;
+        let result = check(&mut client, "", []).await;
         codes.push(result.err().map(|status| status.code()));
     }
     assert_eq!(codes[..2], [None, None]);
     assert_eq!(codes[2], Some(tonic::Code::ResourceExhausted));
     clock.advance(std::time::Duration::from_secs(1));
-    assert!(client.check(HealthCheckRequest::default()).await.is_ok());
-    server.abort();
+    assert!(check(&mut client, "", []).await.is_ok());
 }

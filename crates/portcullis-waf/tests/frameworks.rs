@@ -11,14 +11,10 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use portcullis_test_support::grpc::{self, health_client};
 use portcullis_waf::{AclSources, WafLayer};
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceExt;
 
 fn vc() -> serde_json::Value {
@@ -152,36 +148,12 @@ async fn axum_router_layer_and_route_layer() {
 }
 
 async fn serve(layer: WafLayer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    addr
+    grpc::serve(layer, grpc::health()).await
 }
 
 async fn check(addr: SocketAddr, service: &str, evil_header: bool) -> Result<(), tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = HealthClient::new(channel);
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: service.to_owned(),
-    });
-    if evil_header {
-        request
-            .metadata_mut()
-            .insert("x-evil", MetadataValue::from_static("1"));
-    }
-    client.check(request).await.map(|_| ())
+    let mut client = health_client(addr).await;
+    grpc::check(&mut client, service, evil_header.then_some(("x-evil", "1"))).await
 }
 
 #[tokio::test]

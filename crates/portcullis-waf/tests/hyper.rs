@@ -12,8 +12,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use portcullis_core::client_ip::PeerAddr;
 use portcullis_waf::{AclSources, WafBody, WafLayer, WafOutcome};
 use serde_json::json;
@@ -57,39 +56,29 @@ fn layer() -> WafLayer {
 /// and what the WAF recorded.
 async fn serve() -> SocketAddr {
     let layer = layer();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = listener.accept().await.unwrap();
-            let service = ServiceBuilder::new()
-                .map_request(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(PeerAddr(peer));
-                    request
-                })
-                .layer(layer.clone())
-                .service_fn(|request: Request<WafBody<Incoming>>| async move {
-                    let outcome = request.extensions().get::<WafOutcome>().cloned();
-                    let body = request.into_body().collect().await.unwrap().to_bytes();
-                    let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
-                    let mut response =
-                        Response::new(Full::new(Bytes::from(format!("{} {sum}", body.len()))));
-                    if let Some(outcome) = outcome {
-                        let labels = outcome.labels().join(",");
-                        response
-                            .headers_mut()
-                            .insert("x-labels", HeaderValue::from_str(&labels).unwrap());
-                    }
-                    Ok::<_, Infallible>(response)
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                    .await;
-            });
-        }
-    });
-    addr
+    portcullis_test_support::serve::serve(move |peer| {
+        ServiceBuilder::new()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            })
+            .layer(layer.clone())
+            .service_fn(|request: Request<WafBody<Incoming>>| async move {
+                let outcome = request.extensions().get::<WafOutcome>().cloned();
+                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+                let mut response =
+                    Response::new(Full::new(Bytes::from(format!("{} {sum}", body.len()))));
+                if let Some(outcome) = outcome {
+                    let labels = outcome.labels().join(",");
+                    response
+                        .headers_mut()
+                        .insert("x-labels", HeaderValue::from_str(&labels).unwrap());
+                }
+                Ok::<_, Infallible>(response)
+            })
+    })
+    .await
 }
 
 async fn send<B>(request: Request<B>) -> (StatusCode, http::HeaderMap, String)

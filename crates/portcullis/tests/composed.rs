@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as _;
@@ -27,6 +24,7 @@ use portcullis::core::client_ip::PeerAddr;
 use portcullis::core::clock::ManualClock;
 use portcullis::core::context::{ApiKeyContext, Caller, WafLabels};
 use portcullis::{Auth, Boxed, BoxedStack, Gateway, GatewayBody, GatewayLayer};
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use tower::{Layer, Service, ServiceExt};
 
 const NOW: u64 = 1_800_000_000;
@@ -178,30 +176,9 @@ fn request(case: Case, now: u64, jwt: &str) -> Request<Full<Bytes>> {
         } else {
             "not-the-secret"
         };
-        let identity = Credentials::new(ACCESS_KEY, secret, None, None, "test").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(UNIX_EPOCH + Duration::from_secs(now))
-            .settings(SigningSettings::default())
-            .build()
-            .expect("params")
-            .into();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().expect("ascii").to_owned()))
-            .collect();
-        let signable = SignableRequest::new(
-            method,
-            uri,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(case.body.as_bytes()),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(now))
+            .credentials(ACCESS_KEY, secret, None);
+        sign_request(&mut request, case.body.as_bytes(), &signing);
     }
     request
 }

@@ -6,9 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -17,6 +14,7 @@ use http_body_util::BodyExt;
 use portcullis::Gateway;
 use portcullis::config::Config;
 use portcullis_core::clock::ManualClock;
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -110,30 +108,9 @@ fn signed(uri: &str, key: Option<&str>, at: u64) -> Request<Body> {
             .headers_mut()
             .insert("x-api-key", key.parse().expect("header"));
     }
-    let identity = Credentials::new(ACCESS_KEY, SECRET, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(UNIX_EPOCH + Duration::from_secs(at))
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().expect("ascii").to_owned()))
-        .collect();
-    let signable = SignableRequest::new(
-        "GET",
-        request.uri().to_string(),
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&[]),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    instructions.apply_to_request_http1x(&mut request);
+    let signing =
+        Signing::at(UNIX_EPOCH + Duration::from_secs(at)).credentials(ACCESS_KEY, SECRET, None);
+    sign_request(&mut request, b"", &signing);
     request
 }
 

@@ -10,12 +10,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use axum::Router;
 use axum::routing::get;
 use portcullis::ReloadableGateway;
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tower::Layer;
@@ -149,10 +147,7 @@ async fn serve(gateway: &ReloadableGateway, gate: Gate) -> SocketAddr {
             }),
         );
     let app = Router::new().fallback_service(gateway.layer().layer(routes));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let addr = listener.local_addr().expect("an address");
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -195,30 +190,19 @@ impl Answer {
 async fn call(addr: SocketAddr, path: &str, key: &str) -> Answer {
     let host = addr.to_string();
     let uri = format!("http://{host}{path}");
-    let headers = [("host", host.as_str()), ("x-api-key", key)];
-    let identity = Credentials::new(ACCESS_KEY, SECRET, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let signable = SignableRequest::new(
-        "GET",
-        &uri,
-        headers.iter().copied(),
-        SignableBody::Bytes(b""),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let mut request = http::Request::get(&uri)
+        .header("host", &host)
+        .header("x-api-key", key)
+        .body(())
+        .expect("request");
+    sign_request(
+        &mut request,
+        b"",
+        &Signing::now().credentials(ACCESS_KEY, SECRET, None),
+    );
     let mut text = format!("GET {path} HTTP/1.1\r\nconnection: close\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    for (name, value) in instructions.headers() {
+    for (name, value) in request.headers() {
+        let value = value.to_str().expect("ASCII");
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");

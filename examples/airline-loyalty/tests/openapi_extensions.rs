@@ -121,10 +121,7 @@ impl Authorizers {
                     }
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port");
-        let addr = listener.local_addr().expect("an address");
+        let (listener, addr) = portcullis_test_support::serve::listener().await;
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             base: format!("http://{addr}"),

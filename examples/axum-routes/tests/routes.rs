@@ -234,10 +234,7 @@ async fn over_real_http() {
     use hyper_util::rt::TokioExecutor;
 
     let app = start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local address");
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     let service = app
         .router
         .into_make_service_with_connect_info::<std::net::SocketAddr>();

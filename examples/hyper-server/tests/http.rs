@@ -28,10 +28,7 @@ async fn start() -> Running {
     // 2026-11-24 12:00 UTC: half a day before the quota's period resets.
     let clock = ManualClock::at_unix(1_795_521_600);
     let gateway = gateway(CONFIG, Arc::new(clock.clone())).expect("the shipped config loads");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local address");
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     tokio::spawn(serve(listener, gateway));
     Running {
         addr,

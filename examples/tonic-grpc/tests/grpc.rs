@@ -28,10 +28,7 @@ async fn start() -> Running {
     let controls = AccessControls::demo(shared.clone())
         .await
         .expect("the demo configuration is valid");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local address");
+    let (listener, addr) = portcullis_test_support::serve::listener().await;
     let keys = controls.keys.clone();
     tokio::spawn(serve(listener, controls));
     let client = LoyaltyClient::connect(format!("http://{addr}"))

@@ -1,4 +1,4 @@
-//! The workload the criterion bench and the `api_key_hot_path` example
+//! The workload the criterion bench and the `api_key_hot_path` program
 //! share: 100,000 keys in the in-memory store, plus one valid key with a
 //! name, a customer id and a usage plan, polled through an identity service.
 

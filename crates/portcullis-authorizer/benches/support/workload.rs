@@ -1,5 +1,5 @@
 //! The workload the criterion bench (`benches/cache_hit.rs`) and the
-//! `authorizer_hot_path` example share: a TOKEN request, and a layer whose
+//! `authorizer_hot_path` program share: a TOKEN request, and a layer whose
 //! authorizer allows it with a two-statement policy, on a manual clock so
 //! the cached answer never expires.
 

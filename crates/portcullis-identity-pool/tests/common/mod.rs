@@ -6,11 +6,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    SessionTokenMode, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -20,6 +15,7 @@ use portcullis_core::clock::{ManualClock, SharedClock};
 use portcullis_iam::ExecuteApiArn;
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 use portcullis_sigv4::{CredentialProvider, SigV4Layer};
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -202,24 +198,10 @@ pub fn signed_get(
     let mut request = Request::get(format!("https://api.example.com{path}"))
         .body(Full::new(Bytes::new()))
         .expect("request");
-    let credentials = Credentials::new(access_key, secret, token.map(str::to_owned), None, "tests");
-    let identity = credentials.into();
-    let mut settings = SigningSettings::default();
-    settings.session_token_mode = SessionTokenMode::Include;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("execute-api")
-        .time(UNIX_EPOCH + Duration::from_secs(unix))
-        .settings(settings)
-        .build()
-        .expect("params")
-        .into();
-    let uri = request.uri().to_string();
-    let signable = SignableRequest::new("GET", uri, std::iter::empty(), SignableBody::Bytes(b""))
-        .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    instructions.apply_to_request_http1x(&mut request);
+    let signing = Signing::at(UNIX_EPOCH + Duration::from_secs(unix))
+        .credentials(access_key, secret, token)
+        .scope(REGION, "execute-api");
+    sign_request(&mut request, b"", &signing);
     request
 }
 

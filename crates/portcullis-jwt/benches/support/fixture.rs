@@ -1,5 +1,5 @@
 //! The RS256 token, its JWKS and the layer that the criterion bench
-//! (`benches/jwt.rs`) and the `jwt_hot_path` example share, so that both
+//! (`benches/jwt.rs`) and the `jwt_hot_path` program share, so that both
 //! measure the same token through the same configuration.
 
 use std::time::{SystemTime, UNIX_EPOCH};

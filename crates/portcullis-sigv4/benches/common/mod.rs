@@ -1,14 +1,16 @@
-//! The signed requests and layers both benches use.
+//! The signed requests, layers and handler the benches use.
 #![allow(dead_code, unreachable_pub)]
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body_util::Full;
 use portcullis_core::clock::ManualClock;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
-use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
 pub use portcullis_test_support::sigv4::{ACCESS_KEY, SECRET};
 use portcullis_test_support::sigv4::{Signing, sign_request};
 
@@ -80,4 +82,21 @@ pub fn layer(authorize: bool) -> SigV4Layer {
     } else {
         layer.authentication_only()
     }
+}
+
+/// The signed GET the CPU-time bench and the fixed workload send.
+pub fn signed_get() -> Fixture {
+    Fixture::signed(
+        "GET",
+        "https://example.amazonaws.com/pets?limit=10&sort=asc",
+        b"",
+        false,
+    )
+}
+
+/// The handler behind the layer: 200 with an empty body.
+pub async fn handler(
+    _request: Request<SigV4Body<Full<Bytes>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::new())))
 }

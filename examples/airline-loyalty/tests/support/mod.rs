@@ -1,25 +1,21 @@
 //! What the end-to-end tests share: the `airline-loyalty` binary on an
 //! ephemeral port, demo tokens from its `mint-token` command, and an HTTP
-//! client that signs requests with the `aws-sigv4` crate, as an AWS SDK would.
+//! client that signs requests with the `aws-sigv4` crate (through
+//! `portcullis-test-support`), as an AWS SDK would.
 // Each test binary uses a part of the support.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    SessionTokenMode, SignableBody, SignableRequest, SigningSettings, sign,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use portcullis_test_support::sigv4::{Signing, sign_request};
 use serde_json::Value;
 
 /// The demo's API key.
@@ -335,39 +331,12 @@ impl Http {
         if let Some(token) = signer.session_token {
             self.remember("session token", token);
         }
-        let identity = Credentials::new(
+        let signing = Signing::now().credentials(
             signer.access_key_id,
             signer.secret_access_key,
-            signer.session_token.map(str::to_owned),
-            None,
-            "airline-loyalty-tests",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.session_token_mode = SessionTokenMode::Include;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("execute-api")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .expect("signing parameters")
-            .into();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().expect("ASCII header").to_owned()))
-            .collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            request.uri().to_string(),
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .expect("signable");
-        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+            signer.session_token,
+        );
+        sign_request(&mut request, body.as_bytes(), &signing);
         request
     }
 

@@ -3,11 +3,12 @@
 //! move with the machine's load as criterion's wall-clock medians do.
 //!
 //! ```text
-//! cargo build --release -p portcullis-api-key --example api_key_hot_path
-//! valgrind --tool=callgrind target/release/examples/api_key_hot_path bare
-//! valgrind --tool=callgrind target/release/examples/api_key_hot_path layer
-//! target/release/examples/api_key_hot_path bare 5000000   # CPU time per request
-//! target/release/examples/api_key_hot_path layer 5000000
+//! export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --tool=callgrind"
+//! cargo bench -p portcullis-api-key --bench api_key_hot_path -- bare
+//! cargo bench -p portcullis-api-key --bench api_key_hot_path -- layer
+//! unset CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER
+//! cargo bench -p portcullis-api-key --bench api_key_hot_path -- bare 5000000   # CPU time per request
+//! cargo bench -p portcullis-api-key --bench api_key_hot_path -- layer 5000000
 //! ```
 //!
 //! Both modes load the same 100,000 keys and build the same requests (with
@@ -15,7 +16,7 @@
 //! the identity service, `layer` the layer in front of it. Each prints the
 //! thread's CPU time per request over the timed loop. The layer's cost is
 //! (layer − bare) / 200,000 instructions (the default count), or the difference of the printed
-//! CPU times.
+//! CPU times. Under `cargo test --benches` it runs 100 requests.
 
 #![allow(missing_docs)]
 
@@ -27,26 +28,21 @@ use std::time::Instant;
 use http::{Request, Response};
 use tower::{Layer, Service, service_fn};
 
-#[path = "../benches/support/workload.rs"]
+#[path = "support/workload.rs"]
 mod workload;
+use portcullis_test_support::cpu::thread_cpu_time;
 use portcullis_test_support::poll_once;
+use portcullis_test_support::workload::Args;
 use workload::setup;
 
 /// The default number of requests (a second argument overrides it: use a
 /// few million for the CPU time, whose clock ticks every 10 ms).
 const REQUESTS: u32 = 200_000;
 
-/// The calling thread's CPU time so far, in nanoseconds.
-fn thread_cpu_nanos() -> Option<u64> {
-    u64::try_from(portcullis_test_support::cpu::thread_cpu_time().as_nanos()).ok()
-}
-
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "layer".into());
-    let requests: u32 = std::env::args()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(REQUESTS);
+    let args = Args::from_env();
+    let mode = args.word(0).unwrap_or("layer");
+    let requests = args.requests(1, REQUESTS);
     let (keys, value) = setup();
     let identity = service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
     let request = || {
@@ -59,10 +55,10 @@ fn main() {
             .expect("a valid request")
     };
     let mut accepted = 0u32;
-    let (cpu, wall) = match mode.as_str() {
+    let (cpu, wall) = match mode {
         "bare" => {
             let mut service = identity;
-            let (cpu, wall) = (thread_cpu_nanos(), Instant::now());
+            let (cpu, wall) = (thread_cpu_time(), Instant::now());
             for _ in 0..requests {
                 let response = poll_once(service.call(request())).expect("infallible");
                 accepted += u32::from(black_box(response).status().is_success());
@@ -71,7 +67,7 @@ fn main() {
         }
         "layer" => {
             let mut service = keys.layer("a1b2c3d4e5", "prod").layer(identity);
-            let (cpu, wall) = (thread_cpu_nanos(), Instant::now());
+            let (cpu, wall) = (thread_cpu_time(), Instant::now());
             for _ in 0..requests {
                 let response = poll_once(service.call(request())).expect("infallible");
                 accepted += u32::from(black_box(response).status().is_success());
@@ -85,12 +81,10 @@ fn main() {
     };
     let elapsed = wall.elapsed();
     assert_eq!(accepted, requests, "every request is accepted");
-    let cpu = cpu
-        .zip(thread_cpu_nanos())
-        .map(|(start, end)| (end - start) as f64 / f64::from(requests));
+    let cpu = thread_cpu_time().saturating_sub(cpu);
     println!(
-        "{mode}: {requests} requests, wall {:.1} ns/request, thread CPU {} ns/request",
+        "{mode}: {requests} requests, wall {:.1} ns/request, thread CPU {:.1} ns/request",
         elapsed.as_nanos() as f64 / f64::from(requests),
-        cpu.map_or("n/a".into(), |c| format!("{c:.1}"))
+        cpu.as_nanos() as f64 / f64::from(requests)
     );
 }

@@ -3,10 +3,10 @@
 //! move less with the machine's load than criterion's wall-clock medians.
 //!
 //! ```text
-//! cargo build --release -p portcullis-jwt --example jwt_hot_path
-//! target/release/examples/jwt_hot_path bare 2000000   # CPU time per request
-//! target/release/examples/jwt_hot_path hit 2000000
-//! valgrind --tool=callgrind target/release/examples/jwt_hot_path hit 20000
+//! cargo bench -p portcullis-jwt --bench jwt_hot_path -- bare 2000000   # CPU time per request
+//! cargo bench -p portcullis-jwt --bench jwt_hot_path -- hit 2000000
+//! CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --tool=callgrind" \
+//!     cargo bench -p portcullis-jwt --bench jwt_hot_path -- hit 20000
 //! ```
 //!
 //! Both modes build the same request (`Authorization: Bearer` and a
@@ -14,32 +14,33 @@
 //! calls the inner `service_fn` alone, `hit` the layer in front of it with
 //! the token already cached. The layer's cost is the difference. Valgrind's
 //! CPU has no SHA extensions: SHA-256 counts for more instructions there
-//! than it takes time on the machine.
+//! than it takes time on the machine. Under `cargo test --benches` it runs 100
+//! requests.
 
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
 use std::future::ready;
 use std::hint::black_box;
+use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use portcullis_jwt::TokenCacheConfig;
 use tower::{Layer, Service, service_fn};
 
-#[path = "../benches/support/fixture.rs"]
+#[path = "support/fixture.rs"]
 mod fixture;
 
 use fixture::{fixture, layer};
+use portcullis_test_support::cpu::thread_cpu_time;
 use portcullis_test_support::poll_once;
+use portcullis_test_support::workload::Args;
 
 const REQUESTS: u32 = 200_000;
 
-/// The calling thread's CPU time so far, in nanoseconds.
-fn thread_cpu_nanos() -> Option<u64> {
-    u64::try_from(portcullis_test_support::cpu::thread_cpu_time().as_nanos()).ok()
-}
-
-fn run<S>(mut service: S, value: &HeaderValue, requests: u32) -> (Option<u64>, Option<u64>)
+/// Runs `requests` calls after a warm-up, and returns the thread's CPU time
+/// they took.
+fn run<S>(mut service: S, value: &HeaderValue, requests: u32) -> Duration
 where
     S: Service<Request<()>, Error = Infallible>,
     S::Response: IsOk,
@@ -55,12 +56,12 @@ where
     for _ in 0..1_000 {
         assert!(poll_once(service.call(request())).expect("infallible").ok());
     }
-    let start = thread_cpu_nanos();
+    let start = thread_cpu_time();
     for _ in 0..requests {
         let response = poll_once(service.call(request())).expect("infallible");
         assert!(black_box(response).ok());
     }
-    (start, thread_cpu_nanos())
+    thread_cpu_time().saturating_sub(start)
 }
 
 trait IsOk {
@@ -74,16 +75,14 @@ impl<B> IsOk for Response<B> {
 }
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "hit".into());
-    let requests: u32 = std::env::args()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(REQUESTS);
+    let args = Args::from_env();
+    let mode = args.word(0).unwrap_or("hit");
+    let requests = args.requests(1, REQUESTS);
     let fixture = fixture();
     let token = &fixture.token;
     let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
     let inner = service_fn(|_: Request<()>| ready(Ok::<_, Infallible>(Response::new(()))));
-    let (start, end) = match mode.as_str() {
+    let cpu = match mode {
         "bare" => run(inner, &value, requests),
         "hit" => run(
             layer(&fixture, TokenCacheConfig::default()).layer(inner),
@@ -95,12 +94,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let cpu = start
-        .zip(end)
-        .map(|(start, end)| (end - start) as f64 / f64::from(requests));
     println!(
-        "{mode}: {requests} requests ({} token bytes), thread CPU {} ns/request",
+        "{mode}: {requests} requests ({} token bytes), thread CPU {:.1} ns/request",
         token.len(),
-        cpu.map_or("n/a".into(), |c| format!("{c:.1}"))
+        cpu.as_nanos() as f64 / f64::from(requests)
     );
 }

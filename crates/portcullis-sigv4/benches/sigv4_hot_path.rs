@@ -3,10 +3,10 @@
 //! wall-clock medians do.
 //!
 //! ```text
-//! cargo build --release -p portcullis-sigv4 --example sigv4_hot_path
-//! valgrind --tool=callgrind target/release/examples/sigv4_hot_path bare
-//! valgrind --tool=callgrind target/release/examples/sigv4_hot_path verify
-//! valgrind --tool=callgrind target/release/examples/sigv4_hot_path policy
+//! export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="valgrind --tool=callgrind"
+//! cargo bench -p portcullis-sigv4 --bench sigv4_hot_path -- bare
+//! cargo bench -p portcullis-sigv4 --bench sigv4_hot_path -- verify
+//! cargo bench -p portcullis-sigv4 --bench sigv4_hot_path -- policy
 //! ```
 //!
 //! Every mode signs the same GET with `aws-sigv4` and rebuilds it per
@@ -14,22 +14,22 @@
 //! only), `policy` the layer with the 20-statement policy evaluated. The
 //! layer's cost is (mode − bare) / requests instructions. Valgrind's CPU has
 //! no SHA extensions, so SHA-256 and HMAC count for more instructions there
-//! than they take time on the machine.
+//! than they take time on the machine. A second word sets the count; under
+//! `cargo test --benches` it runs 100 requests.
 
 #![allow(missing_docs)]
 
-#[path = "../benches/common/mod.rs"]
 mod common;
 
 use std::convert::Infallible;
 use std::hint::black_box;
 
 use bytes::Bytes;
-use common::{Fixture, layer};
+use common::{Fixture, handler, layer, signed_get};
 use http::{Request, Response};
 use http_body_util::Full;
-use portcullis_sigv4::SigV4Body;
 use portcullis_test_support::poll_once;
+use portcullis_test_support::workload::Args;
 use tower::{Service, ServiceBuilder};
 
 const REQUESTS: u32 = 20_000;
@@ -46,21 +46,11 @@ where
 }
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "verify".into());
-    let requests: u32 = std::env::args()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(REQUESTS);
-    let get = Fixture::signed(
-        "GET",
-        "https://example.amazonaws.com/pets?limit=10&sort=asc",
-        b"",
-        false,
-    );
-    let handler = |_request: Request<SigV4Body<Full<Bytes>>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-    };
-    match mode.as_str() {
+    let args = Args::from_env();
+    let mode = args.word(0).unwrap_or("verify");
+    let requests = args.requests(1, REQUESTS);
+    let get = signed_get();
+    match mode {
         "bare" => run(
             tower::service_fn(|_request: Request<Full<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))

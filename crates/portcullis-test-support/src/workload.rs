@@ -1,0 +1,95 @@
+//! The command line of a fixed-workload program: a `harness = false` bench
+//! target that callgrind or `perf stat` runs, rather than criterion.
+//!
+//! Such a program takes its mode and counts as words:
+//! `cargo bench --bench NAME -- MODE [COUNT]` runs it with those words (and
+//! the `--bench` flag Cargo appends, which is ignored), as does running the
+//! built binary directly. `cargo test --benches` runs it with no words at
+//! all: then it is a smoke test, and [`Args::requests`] is small.
+//!
+//! ```
+//! use portcullis_test_support::workload::Args;
+//!
+//! let args = Args::from_words(["hit", "5000", "--bench"]);
+//! assert_eq!(args.word(0), Some("hit"));
+//! assert_eq!(args.requests(1, 200_000), 5_000);
+//!
+//! // As `cargo test --benches` runs it.
+//! let smoke = Args::from_words(Vec::<String>::new());
+//! assert_eq!(smoke.word(0), None);
+//! assert_eq!(smoke.requests(1, 200_000), 100);
+//! ```
+
+/// The requests of a smoke run: enough to exercise the workload once.
+const SMOKE_REQUESTS: u32 = 100;
+
+/// A fixed-workload program's words, without the flags Cargo passes.
+#[derive(Clone, Debug)]
+pub struct Args {
+    words: Vec<String>,
+    smoke: bool,
+}
+
+impl Args {
+    /// The process's arguments, without the program's name.
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::from_words(std::env::args().skip(1))
+    }
+
+    /// These arguments: with none at all, a smoke run (`cargo test
+    /// --benches`); words starting with `--` (Cargo's `--bench`) are
+    /// dropped.
+    #[must_use]
+    pub fn from_words<I>(arguments: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let arguments: Vec<String> = arguments.into_iter().map(Into::into).collect();
+        let smoke = arguments.is_empty();
+        let words = arguments
+            .into_iter()
+            .filter(|argument| !argument.starts_with("--"))
+            .collect();
+        Self { words, smoke }
+    }
+
+    /// The word at `index`, if given.
+    #[must_use]
+    pub fn word(&self, index: usize) -> Option<&str> {
+        self.words.get(index).map(String::as_str)
+    }
+
+    /// The number of requests: the word at `index` if it is one, else
+    /// `default`; in a smoke run, at most 100.
+    #[must_use]
+    pub fn requests(&self, index: usize, default: u32) -> u32 {
+        if self.smoke {
+            return default.min(SMOKE_REQUESTS);
+        }
+        self.word(index)
+            .and_then(|word| word.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    #[test]
+    fn cargo_bench_flag_alone_runs_the_default_workload() {
+        let args = Args::from_words(["--bench"]);
+        assert_eq!(args.word(0), None);
+        assert_eq!(args.requests(1, 200_000), 200_000);
+    }
+
+    #[test]
+    fn a_word_that_is_not_a_number_leaves_the_default() {
+        let args = Args::from_words(["layer", "day"]);
+        assert_eq!(args.word(1), Some("day"));
+        assert_eq!(args.requests(1, 20_000), 20_000);
+        assert_eq!(args.requests(2, 20_000), 20_000);
+    }
+}
