@@ -186,10 +186,17 @@ pub struct OpenedRequest {
 pub fn open<B>(request: &mut Request<B>) -> OpenedRequest {
     let (id, extended_id) = new_request_id();
     let id: Arc<str> = Arc::from(id);
-    // Key ids and principals only, never a secret.
-    let span = tracing::info_span!(
+    let span = new_span(&id, request);
+    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    opened(request, id, extended_id, span)
+}
+
+/// The request's span, `portcullis.request`, with its fields: key ids and
+/// principals only, never a secret.
+fn new_span<B>(id: &str, request: &Request<B>) -> Span {
+    tracing::info_span!(
         "portcullis.request",
-        request_id = &*id,
+        request_id = id,
         method = %request.method(),
         path = request.uri().path(),
         key_id = tracing::field::Empty,
@@ -197,10 +204,18 @@ pub fn open<B>(request: &mut Request<B>) -> OpenedRequest {
         outcome = tracing::field::Empty,
         reason = tracing::field::Empty,
         status = tracing::field::Empty,
-    );
+    )
+}
+
+/// Puts a [`RequestRecord`] into `request` for the span.
+fn opened<B>(
+    request: &mut Request<B>,
+    id: Arc<str>,
+    extended_id: String,
+    span: Span,
+) -> OpenedRequest {
     let record = RequestRecord::default();
     request.extensions_mut().insert(record.clone());
-    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
     OpenedRequest {
         id,
         extended_id,
@@ -367,16 +382,22 @@ where
                 state: State::PassThrough,
             };
         }
-        if self.ids_only {
-            let (id, _) = new_request_id();
-            let id: Arc<str> = Arc::from(id);
-            request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+        let (id, extended_id) = new_request_id();
+        let id: Arc<str> = Arc::from(id);
+        let span = if self.ids_only {
+            Span::none()
+        } else {
+            new_span(&id, &request)
+        };
+        request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+        if span.is_disabled() {
+            // No span (or none a subscriber wants): nothing to record.
             return ResponseFuture {
                 future: self.inner.call(request),
                 state: State::IdOnly(id),
             };
         }
-        let opened = open(&mut request);
+        let opened = opened(&mut request, id, extended_id, span);
         let future = opened.span.in_scope(|| self.inner.call(request));
         ResponseFuture {
             future,

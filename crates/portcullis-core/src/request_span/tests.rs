@@ -59,15 +59,36 @@ async fn echo(request: Request<()>) -> Result<Response<Seen>, Infallible> {
     Ok(Response::new(id.map(|id| (id, record))))
 }
 
+/// A subscriber that wants every span, and keeps nothing.
+struct Everything(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Everything {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let next = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(next + 1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[tokio::test]
 async fn the_response_carries_the_id_the_request_had() {
+    let _subscriber =
+        tracing::subscriber::set_default(Everything(std::sync::atomic::AtomicU64::new(0)));
     for layer in [RequestSpanLayer::new(), RequestSpanLayer::ids_only()] {
         let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
         let response = service.oneshot(Request::new(())).await.expect("infallible");
         let (id, record) = response.body().clone().expect("the request had an id");
         assert!(is_uuid_v4(&id), "{id}");
         assert_eq!(response.headers()[X_AMZN_REQUEST_ID], &*id);
-        // A record only where a span is there to record on.
+        // A record only where a span (one a subscriber wants) is there to
+        // record on.
         assert_eq!(record, !layer.ids_only, "{layer:?}");
     }
 }
