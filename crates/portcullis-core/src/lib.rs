@@ -25,6 +25,8 @@
 //! - [`resource`]: the [`ApiResource`](resource::ApiResource) a routing layer
 //!   matched the request to (`/loyalty/{proxy+}` and its path parameters),
 //!   which per-method settings and REQUEST authorizers read when present.
+//! - [`request_span`]: the request's own span, `portcullis.request`, and
+//!   its id, sent back as `x-amzn-RequestId`.
 //! - [`trace`]: the one `tracing` vocabulary of every layer's decision, and
 //!   [`layer_span!`], the span each layer opens around it.
 //!
@@ -82,6 +84,7 @@ pub mod hash;
 pub mod path;
 pub mod plan;
 pub mod ratelimit;
+pub mod request_span;
 pub mod resource;
 pub mod response;
 pub mod trace;

@@ -19,20 +19,20 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
 use portcullis_core::GatewayResponseType;
 use portcullis_core::client_ip::{ClientIp, ClientIpResolver};
-use portcullis_core::context::{ApiKeyContext, Caller, WafLabels};
-use portcullis_core::response::X_AMZN_ERROR_TYPE;
+use portcullis_core::request_span::{self, OpenedRequest};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::layer::{RefusalInfo, ResourcePath};
 
-/// The request-id header API Gateway sets on every response.
-pub const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// What the inner layers learned, shared with the log layer: the request
+/// span's [`RequestRecord`](portcullis_core::request_span::RequestRecord).
+pub use portcullis_core::request_span::RequestRecord as AccessLogSlot;
+pub use portcullis_core::request_span::{RequestId, X_AMZN_REQUEST_ID, record_context};
 
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -56,39 +56,6 @@ pub const VARIABLES: &[&str] = &[
     "$context.error.responseType",
     "$context.waf.status",
 ];
-
-/// The request's id, in the request extensions for the application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(pub Arc<str>);
-
-/// What the inner layers learned, shared with the log layer.
-#[derive(Clone, Debug, Default)]
-pub struct AccessLogSlot(Arc<Mutex<Recorded>>);
-
-#[derive(Debug, Default)]
-struct Recorded {
-    caller: Option<Caller>,
-    api_key: Option<ApiKeyContext>,
-    waf_seen: bool,
-}
-
-/// Copies the caller, API key and WAF labels found in the request's
-/// extensions into its [`AccessLogSlot`], if it has one.
-pub fn record_context<B>(request: &Request<B>) {
-    let extensions = request.extensions();
-    let Some(slot) = extensions.get::<AccessLogSlot>() else {
-        return;
-    };
-    if let Ok(mut recorded) = slot.0.lock() {
-        if let Some(caller) = extensions.get::<Caller>() {
-            recorded.caller = Some(caller.clone());
-        }
-        if let Some(key) = extensions.get::<ApiKeyContext>() {
-            recorded.api_key = Some(key.clone());
-        }
-        recorded.waf_seen |= extensions.get::<WafLabels>().is_some();
-    }
-}
 
 /// Why a template is refused.
 #[derive(Debug, thiserror::Error)]
@@ -224,8 +191,6 @@ pub struct AccessLog<S> {
 }
 
 struct Line {
-    request_id: Arc<str>,
-    extended_id: String,
     source_ip: String,
     user_agent: String,
     method: String,
@@ -233,33 +198,6 @@ struct Line {
     protocol: String,
     time: time::OffsetDateTime,
     start: Instant,
-    slot: AccessLogSlot,
-}
-
-fn random_id() -> (String, String) {
-    let mut bytes: [u8; 16] = rand::random();
-    // An RFC 4122 version-4 UUID: the variant bits of the fourth group are
-    // `10` (the version nibble is written below).
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let uuid = format!(
-        "{}-{}-4{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    let extended: String = bytes[..12]
-        .iter()
-        .map(|b| {
-            char::from(
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                    [usize::from(*b) % 62],
-            )
-        })
-        .collect();
-    (uuid, format!("{extended}="))
 }
 
 impl<S, B, RB> Service<Request<B>> for AccessLog<S>
@@ -278,8 +216,6 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (id, extended_id) = random_id();
-        let request_id: Arc<str> = Arc::from(id);
         let header = |name: http::header::HeaderName| {
             request
                 .headers()
@@ -294,50 +230,32 @@ where
             .map(|ip| ip.0)
             .or_else(|| self.layer.resolver.resolve(&request))
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-        let slot = AccessLogSlot::default();
+        let user_agent = header(http::header::USER_AGENT);
+        // The request's span: every layer's events inside it carry the
+        // request id; what they decided is recorded when the response is
+        // known.
+        let opened = request_span::open(&mut request);
         let line = Line {
-            request_id: Arc::clone(&request_id),
-            extended_id,
             source_ip,
-            user_agent: header(http::header::USER_AGENT),
+            user_agent,
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
             protocol: format!("{:?}", request.version()),
             time: time::OffsetDateTime::now_utc(),
             start: Instant::now(),
-            slot: slot.clone(),
         };
-        // The request's span: every layer's events inside it carry the
-        // request id; what they decided is recorded when the response is
-        // known. Key ids and principals only, never a secret.
-        let span = tracing::info_span!(
-            "portcullis.request",
-            request_id = &*request_id,
-            method = %request.method(),
-            path = request.uri().path(),
-            key_id = tracing::field::Empty,
-            principal = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-            reason = tracing::field::Empty,
-            status = tracing::field::Empty,
-        );
-        request.extensions_mut().insert(slot.clone());
-        request
-            .extensions_mut()
-            .insert(RequestId(Arc::clone(&request_id)));
         let layer = self.layer.clone();
+        let span = opened.span().clone();
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(tracing::Instrument::instrument(
             async move {
                 let mut response = future.await?;
-                record_outcome(&tracing::Span::current(), &slot, &response);
-                if let Ok(value) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert(X_AMZN_REQUEST_ID, value);
-                }
+                let refusal = refusal_of(&response);
+                opened.finish(&mut response, refusal.as_ref().map(|r| r.0));
                 if !layer.enabled {
                     return Ok(response);
                 }
-                let rendered = render(&layer.pieces, &line, &response);
+                let rendered = render(&layer.pieces, &opened, &line, &response, refusal);
                 match &layer.sink {
                     Some(sink) => {
                         if let Ok(mut writer) = sink.lock() {
@@ -358,74 +276,25 @@ where
 /// response that is not a refusal. This crate's refusals say what they were;
 /// others are known by their `x-amzn-ErrorType` and status.
 fn refusal_of<RB>(response: &Response<RB>) -> Option<(GatewayResponseType, String)> {
-    let error_type = response
-        .headers()
-        .get(X_AMZN_ERROR_TYPE)
-        .and_then(|v| v.to_str().ok());
     response
         .extensions()
         .get::<RefusalInfo>()
         .map(|r| (r.kind, r.message.clone()))
         .or_else(|| {
-            let error_type = error_type?;
-            GatewayResponseType::ALL
-                .iter()
-                .find(|k| k.error_type() == error_type && k.default_status() == response.status())
-                .or_else(|| {
-                    GatewayResponseType::ALL
-                        .iter()
-                        .find(|k| k.error_type() == error_type)
-                })
-                .map(|k| (*k, k.default_message().to_owned()))
+            request_span::refusal_type(response).map(|k| (k, k.default_message().to_owned()))
         })
 }
 
-/// Records on the request's `portcullis.request` span what the layers
-/// decided: the API key's id (never its value), the principal, the outcome,
-/// the refusal's type and the status; and logs one INFO line per refusal.
-fn record_outcome<RB>(span: &tracing::Span, slot: &AccessLogSlot, response: &Response<RB>) {
-    let recorded = slot.0.lock().ok();
-    let key_id = recorded
-        .as_ref()
-        .and_then(|r| r.api_key.as_ref().map(|k| k.key_id().to_owned()));
-    let principal = recorded
-        .as_ref()
-        .and_then(|r| r.caller.as_ref().map(|c| c.principal().to_owned()));
-    drop(recorded);
-    if let Some(key_id) = &key_id {
-        span.record("key_id", key_id.as_str());
-    }
-    if let Some(principal) = &principal {
-        span.record("principal", principal.as_str());
-    }
-    span.record("status", response.status().as_u16());
-    match refusal_of(response) {
-        Some((kind, _)) => {
-            span.record("outcome", "refused");
-            span.record("reason", kind.as_str());
-            tracing::info!(
-                parent: span,
-                outcome = "refused",
-                reason = kind.as_str(),
-                status = response.status().as_u16(),
-                key_id = key_id.as_deref().unwrap_or("-"),
-                principal = principal.as_deref().unwrap_or("-"),
-                "request refused"
-            );
-        }
-        None => {
-            span.record("outcome", "allowed");
-        }
-    }
-}
-
-fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> String {
-    let recorded = line.slot.0.lock().ok();
-    let caller = recorded.as_ref().and_then(|r| r.caller.clone());
-    let api_key = recorded.as_ref().and_then(|r| r.api_key.clone());
-    let waf_seen = recorded.as_ref().is_some_and(|r| r.waf_seen);
-    drop(recorded);
-    let refusal = refusal_of(response);
+fn render<RB: Body>(
+    pieces: &[Piece],
+    opened: &OpenedRequest,
+    line: &Line,
+    response: &Response<RB>,
+    refusal: Option<(GatewayResponseType, String)>,
+) -> String {
+    let caller = opened.record().caller();
+    let api_key = opened.record().api_key();
+    let waf_seen = opened.record().waf_seen();
     let length = response
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -441,8 +310,8 @@ fn render<RB: Body>(pieces: &[Piece], line: &Line, response: &Response<RB>) -> S
                 continue;
             }
             Piece::Var(i) => match VARIABLES[*i] {
-                "$context.requestId" => line.request_id.to_string(),
-                "$context.extendedRequestId" => line.extended_id.clone(),
+                "$context.requestId" => opened.id().to_string(),
+                "$context.extendedRequestId" => opened.extended_id().to_owned(),
                 "$context.identity.sourceIp" => line.source_ip.clone(),
                 "$context.identity.userAgent" => line.user_agent.clone(),
                 "$context.identity.apiKeyId" => api_key

@@ -107,6 +107,25 @@ fn bench(c: &mut Criterion) {
             assert_eq!(response.status(), 200);
         });
     });
+
+    // The same stack without the request's span (the request id and its
+    // header stay): what the span costs when no subscriber wants it.
+    let without_span = gateway
+        .layer()
+        .without_request_span()
+        .layer(tower::service_fn(|_: Request<GatewayBody>| async {
+            Ok::<_, Infallible>(Response::new(String::from("ok")))
+        }));
+    group.bench_function("composed_gateway_layer_without_request_span", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = without_span
+                .clone()
+                .oneshot(request())
+                .await
+                .expect("infallible");
+            assert_eq!(response.status(), 200);
+        });
+    });
     group.finish();
 }
 

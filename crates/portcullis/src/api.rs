@@ -239,8 +239,8 @@ impl ApiStack {
             })
     }
 
-    /// The stack: gateway responses, then the WAF (if `layer` has one),
-    /// then the per-method chains, then `inner`.
+    /// The stack: the request's span, gateway responses, then the WAF (if
+    /// `layer` has one), then the per-method chains, then `inner`.
     pub(crate) fn layer<S, ResBody>(
         &self,
         layer: &GatewayLayer,
@@ -267,17 +267,13 @@ impl ApiStack {
                     %error,
                     "the API definition names a protection this stack lacks: every request gets 500 API_CONFIGURATION_ERROR"
                 );
-                return Boxed::new(BoxedStack::erase(tower::service_fn(
-                    |request: Request<GatewayBody>| {
-                        let response =
-                            GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
-                                .render(&request)
-                                .map(|bytes| {
-                                    crate::stack::unwrap_body(ResponseBody::rejection(bytes))
-                                });
-                        std::future::ready(Ok::<_, S::Error>(response))
-                    },
-                )));
+                let refuse = tower::service_fn(|request: Request<GatewayBody>| {
+                    let response = GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
+                        .render(&request)
+                        .map(|bytes| crate::stack::unwrap_body(ResponseBody::rejection(bytes)));
+                    std::future::ready(Ok::<_, S::Error>(response))
+                });
+                return Boxed::new(BoxedStack::erase(layer.request_span().layer(refuse)));
             }
         };
         let app = inner
@@ -302,9 +298,10 @@ impl ApiStack {
                 |r: Response<ResponseBody<GatewayBody>>| r.map(crate::stack::unwrap_body),
             );
             let stack = Boxed::new(waf).map_request(with_responses);
-            return Boxed::new(BoxedStack::erase(stack));
+            return Boxed::new(BoxedStack::erase(layer.request_span().layer(stack)));
         }
-        Boxed::new(BoxedStack::erase(routed.map_request(with_responses)))
+        let stack = routed.map_request(with_responses);
+        Boxed::new(BoxedStack::erase(layer.request_span().layer(stack)))
     }
 }
 

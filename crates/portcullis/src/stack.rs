@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 use portcullis_api_key::ApiKeyLayer;
 use portcullis_core::ResponseBody;
+use portcullis_core::request_span::{RecordContext, RequestSpanLayer};
 #[cfg(feature = "jwt")]
 use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
@@ -216,7 +217,10 @@ pub enum Auth {
 }
 
 /// The composed layer: WAF, then IAM or JWT, then API key, then throttle,
-/// then quota (API Gateway's order), each present only if configured.
+/// then quota (API Gateway's order), each present only if configured, all
+/// inside the request's span, `portcullis.request`, whose id every
+/// response carries as `x-amzn-RequestId` (see
+/// [`without_request_span`](GatewayLayer::without_request_span)).
 ///
 /// The layers are composed with static types: each optional layer sits in a
 /// slot that is either the layer's service or the service inside it, so the
@@ -242,6 +246,9 @@ pub struct GatewayLayer {
     /// `[api]`: per-method chains from the definition, in place of the
     /// one stack for every route.
     pub(crate) api: Option<ApiSlot>,
+    /// Set by [`without_request_span`](GatewayLayer::without_request_span):
+    /// request ids only, no `portcullis.request` span.
+    pub(crate) no_request_span: bool,
 }
 
 /// The WAF slot's layer.
@@ -300,6 +307,30 @@ impl GatewayLayer {
     pub fn without_waf(mut self) -> Self {
         self.waf = None;
         self
+    }
+
+    /// Opens no `portcullis.request` span: the layers' spans are then
+    /// children of whatever span the application entered. Each request
+    /// still gets its `RequestId` and its response `x-amzn-RequestId`.
+    ///
+    /// By default the stack opens the request's span outermost (unless an
+    /// outer layer, such as the access-log layer, already did), with the
+    /// request id, and records on it the API key's id, the principal, the
+    /// outcome, the reason and the status.
+    pub fn without_request_span(mut self) -> Self {
+        self.no_request_span = true;
+        self
+    }
+
+    /// The request-span layer the stack opens outermost: the span and the
+    /// id, or the id only after
+    /// [`without_request_span`](Self::without_request_span).
+    pub(crate) fn request_span(&self) -> RequestSpanLayer {
+        if self.no_request_span {
+            RequestSpanLayer::ids_only()
+        } else {
+            RequestSpanLayer::new()
+        }
     }
 
     /// Sets (or removes, with `None`) the authorizer: `Auth::Iam` (the
@@ -528,14 +559,19 @@ where
             return api.layer(self, inner);
         }
         // Inside out: quota, (the Redis usage plan), throttle, API key, the
-        // authorizer, the WAF. Each slot is an `Opt`, so the type is the
-        // same whatever is configured and nothing is boxed per layer.
+        // authorizer, the WAF, the request's span. Each slot is an `Opt`, so
+        // the type is the same whatever is configured and nothing is boxed
+        // per layer. Under the API key and under the authorizer, what they
+        // found is copied to the request's span (`RecordContext`), so that
+        // it names the key and the caller of a request refused further in.
         let stack = Innermost(inner);
         let stack = Opt::new(self.quota.as_ref(), stack);
         #[cfg(feature = "redis")]
         let stack = Opt::new(self.usage_plan.as_ref(), stack);
         let stack = Opt::new(self.throttle.as_ref(), stack);
+        let stack = RecordContext::new(stack);
         let stack = Opt::new(self.api_key.as_ref(), stack);
+        let stack = RecordContext::new(stack);
         // IAM or JWT or neither: two nested slots, or one slot when only
         // one of the two is built, or none.
         #[cfg(all(feature = "sigv4", feature = "jwt"))]
@@ -559,6 +595,6 @@ where
         let _: &Option<Auth> = &self.auth;
         #[cfg(feature = "waf")]
         let stack = Opt::new(self.waf.as_ref(), stack);
-        Boxed(BoxedStack::erase(stack))
+        Boxed(BoxedStack::erase(self.request_span().layer(stack)))
     }
 }

@@ -23,7 +23,9 @@ use portcullis::config::{Config, ConfigError};
 use portcullis_core::clock::ManualClock;
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
-use tracing_subscriber::layer::SubscriberExt as _;
+
+#[path = "support/capture.rs"]
+mod capture;
 
 const ACCESS_KEY: &str = "AKIAAPITESTCLIENT001";
 const SECRET: &str = "api/test/secret/EXAMPLEKEY000000000001";
@@ -614,23 +616,6 @@ fn configuration_errors_name_the_field() {
     assert!(e.message.contains("cannot read"), "{e}");
 }
 
-/// What a `tracing_subscriber::fmt` subscriber writes, kept for the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("no writer panicked holding the lock")
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The lines of `output` under the request `id`'s span (its layers' events
 /// and the span's own line when it closes).
 fn lines_of<'o>(output: &'o str, id: &str) -> Vec<&'o str> {
@@ -683,26 +668,9 @@ fn assert_has(lines: &[&str], needles: &[&str]) {
 
 #[test]
 fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    // The process-wide subscriber, not a scoped one: with only this thread's
-    // subscriber, a callsite that another test's thread reached first kept
-    // the interest it got there (none), and the WAF's events went missing
-    // whenever the file's tests ran together. Only Portcullis's own targets
-    // are kept: the other tests' requests run through them too, and their
-    // lines are told apart by request id.
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish()
-        .with(
-            tracing_subscriber::filter::Targets::new()
-                .with_target("portcullis", tracing::Level::TRACE),
-        );
-    tracing::subscriber::set_global_default(subscriber)
-        .expect("the only process-wide subscriber of this test binary");
+    // The process-wide subscriber: this test's lines are told apart from
+    // the other tests' by request id.
+    let captured = capture::captured();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -772,14 +740,16 @@ fn spans_carry_request_id_key_id_principal_and_outcome_never_a_secret() {
         std::fs::remove_dir_all(dir).ok();
         (signed_id, refused_id, cognito_id, custom_id, throttled_id)
     });
-    let output = String::from_utf8(
-        captured
-            .0
-            .lock()
-            .expect("no writer panicked holding the lock")
-            .clone(),
-    )
-    .expect("UTF-8");
+    let output = captured.text();
+
+    // One request span per request: the access log opened it, and the
+    // stack inside it (which opens one when alone) did not open another.
+    for line in output.lines() {
+        assert!(
+            line.matches("portcullis.request{").count() <= 1,
+            "two nested request spans: {line}"
+        );
+    }
 
     let principal = "arn:aws:iam::123456789012:user/pets-client";
     let signed = lines_of(&output, &signed_id);

@@ -7,7 +7,9 @@
 //! meets every refusal (WAF block, missing or bad signature or token, no or
 //! unknown key, throttled, over quota) and admits others, with and without a
 //! request body. Status, headers, body bytes, the body's size hint and end of
-//! stream, and what the service behind the stack saw must all be equal.
+//! stream, and what the service behind the stack saw must all be equal
+//! (the request's span outermost in both; its `x-amzn-RequestId`, new for
+//! each request, only has to be there).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use portcullis::config::Config;
 use portcullis::core::client_ip::PeerAddr;
 use portcullis::core::clock::ManualClock;
 use portcullis::core::context::{ApiKeyContext, Caller, WafLabels};
+use portcullis::core::request_span::{RequestSpanLayer, X_AMZN_REQUEST_ID};
 use portcullis::{Auth, Boxed, BoxedStack, Gateway, GatewayBody, GatewayLayer};
 use portcullis_test_support::sigv4::{Signing, sign_request};
 use tower::{Layer, Service, ServiceExt};
@@ -299,6 +302,7 @@ where
     if let Some(waf) = &parts.waf {
         stack = BoxedStack::new(waf.layer(Boxed::new(stack)));
     }
+    stack = BoxedStack::new(RequestSpanLayer::new().layer(Boxed::new(stack)));
     Boxed::new(stack)
 }
 
@@ -341,7 +345,10 @@ impl Parts {
 #[derive(Debug, PartialEq)]
 struct Seen {
     status: u16,
+    /// The headers but `x-amzn-RequestId`, whose value is new each time.
     headers: Vec<(String, Vec<u8>)>,
+    /// The length of the `x-amzn-RequestId`, a UUID's.
+    request_id_len: Option<usize>,
     size_hint: (u64, Option<u64>),
     end_of_stream: bool,
     body: Bytes,
@@ -352,14 +359,20 @@ async fn seen(response: Response<GatewayBody>) -> Seen {
     let headers = response
         .headers()
         .iter()
+        .filter(|(name, _)| *name != X_AMZN_REQUEST_ID)
         .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
         .collect();
+    let request_id_len = response
+        .headers()
+        .get(X_AMZN_REQUEST_ID)
+        .map(|v| v.as_bytes().len());
     let body = response.into_body();
     let hint = body.size_hint();
     let end_of_stream = body.is_end_stream();
     Seen {
         status,
         headers,
+        request_id_len,
         size_hint: (hint.lower(), hint.upper()),
         end_of_stream,
         body: body.collect().await.expect("a full body").to_bytes(),
@@ -405,6 +418,7 @@ async fn the_composed_stack_answers_as_the_layers_erased_one_by_one() {
                 .expect("infallible");
             let (a, b) = (seen(a).await, seen(b).await);
             assert_eq!(a, b, "combination {combination:06b}, request {i}: {case:?}");
+            assert_eq!(a.request_id_len, Some(36), "{a:?}");
             statuses.insert(a.status);
         }
     }
