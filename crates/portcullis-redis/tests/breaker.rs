@@ -306,9 +306,17 @@ async fn with_redis_down_decisions_answer_at_once_and_log_once_per_change() {
         2,
         "one when it answers"
     );
-    // Whatever else logged (the change subscription's lost and restored
-    // lines), a handful in all, not one per decision.
-    assert!(lines.len() <= 8, "{} lines for {N} decisions", lines.len());
+    // The change subscription logs each of its state changes once: lost,
+    // failed (only if it tried again while Redis was still down), restored.
+    for change in [
+        "change subscription lost",
+        "change subscription failed",
+        "change subscription restored",
+    ] {
+        assert!(count(change) <= 1, "{change}: one line at most");
+    }
+    // Nothing else: a handful in all, not one per decision.
+    assert!(lines.len() <= 9, "{} lines for {N} decisions", lines.len());
     assert_eq!(
         counters.get("portcullis_redis_circuit_changes_total{state=open}"),
         1
