@@ -81,12 +81,6 @@ fn every_decision_is_counted_and_timed() {
             "{outcome} {reason}"
         );
     }
-    let seconds = recorder.of("portcullis_authorizer_decision_seconds");
-    assert_eq!(seconds.len(), 5, "one sample per decision: {seconds:?}");
-    assert!(
-        seconds
-            .iter()
-            .all(|s| s.value.is_finite() && s.value >= 0.0 && s.labels.is_empty()),
-        "{seconds:?}"
-    );
+    // One sample per decision.
+    recorder.assert_durations("portcullis_authorizer_decision_seconds", 5);
 }

@@ -64,6 +64,23 @@ impl CapturedMetrics {
             .sum()
     }
 
+    /// Asserts that the histogram `name` holds exactly `count` samples, each
+    /// a duration in seconds (finite, not negative) with no labels.
+    ///
+    /// # Panics
+    ///
+    /// When it does not.
+    pub fn assert_durations(&self, name: &str, count: usize) {
+        let samples = self.of(name);
+        assert_eq!(samples.len(), count, "{name}: {samples:?}");
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.value.is_finite() && s.value >= 0.0 && s.labels.is_empty()),
+            "{name}: {samples:?}"
+        );
+    }
+
     fn handle(&self, key: &metrics::Key) -> Arc<Handle> {
         let mut labels: Vec<_> = key
             .labels()
