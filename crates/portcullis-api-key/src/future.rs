@@ -41,7 +41,7 @@ pin_project! {
         S: Service<Request<ReqBody>>,
         St: ApiKeyStore,
     {
-        Decided { #[pin] future: Decided<S::Future, ResBody> },
+        Decided { #[pin] future: Decided<S::Future, ResBody, S::Error> },
         // The layer's span, entered while the store is awaited and the
         // decision made.
         Lookup { #[pin] lookup: St::Lookup, span: Span, pending: Option<Pending<S, ReqBody, St>> },
@@ -63,7 +63,7 @@ where
     pub(crate) fn call(future: S::Future) -> Self {
         Self {
             kind: Kind::Decided {
-                future: Decided::future(future),
+                future: Decided::inner(future),
             },
         }
     }
@@ -71,7 +71,7 @@ where
     pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             kind: Kind::Decided {
-                future: Decided::reject(response),
+                future: Decided::answered(response),
             },
         }
     }
@@ -139,11 +139,11 @@ where
                             // The span covers the decision, not the inner
                             // service.
                             drop(entered);
-                            Decided::future(service.call(request))
+                            Decided::inner(service.call(request))
                         }
                         Err(refusal) => {
                             record_refusal(refusal, span);
-                            Decided::reject(refusal.response().into_response(&request))
+                            Decided::answered(refusal.response().into_response(&request))
                         }
                     }
                 }

@@ -3,9 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::num::NonZeroUsize;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -13,10 +11,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, Request, Response};
-use pin_project_lite::pin_project;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
+pub use portcullis_core::future::ResponseFuture;
 use portcullis_core::path::CanonicalPath;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::response::messages;
@@ -838,54 +836,6 @@ impl Refusal {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-pin_project! {
-    /// The future of [`CustomAuthorizer`]: unboxed when the answer was
-    /// cached or the request was refused at once, boxed while the authorizer
-    /// is called.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Decided { #[pin] future: portcullis_core::future::ResponseFuture<F, B> },
-        Authorizing { future: BoxFuture<Result<Response<ResponseBody<B>>, E>> },
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Decided { future } => future.poll(cx),
-            KindProj::Authorizing { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E> {
-    fn decided(future: portcullis_core::future::ResponseFuture<F, B>) -> Self {
-        Self {
-            kind: Kind::Decided { future },
-        }
-    }
-}
-
 impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for CustomAuthorizer<S, A>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -904,8 +854,6 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        use portcullis_core::future::ResponseFuture as Decided;
-
         let start = Instant::now();
         let span = portcullis_core::layer_span!("authorizer");
         let entered = span.enter();
@@ -926,12 +874,12 @@ where
                     start,
                     &span,
                 );
-                return ResponseFuture::decided(Decided::reject(
+                return ResponseFuture::answered(
                     refusal
                         .gateway_response()
                         .render_parts(&parts)
                         .map(ResponseBody::rejection),
-                ));
+                );
             }
         };
         let source_ip = config
@@ -947,9 +895,9 @@ where
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
-                return ResponseFuture::decided(Decided::reject(
+                return ResponseFuture::answered(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
-                ));
+                );
             }
         };
         let slot = match (&self.cache, key) {
@@ -961,12 +909,12 @@ where
                     // The span covers the decision, not the inner service.
                     drop(entered);
                     return match applied {
-                        Ok(()) => ResponseFuture::decided(Decided::future(
-                            self.inner.call(Request::from_parts(parts, body)),
-                        )),
-                        Err(refusal) => ResponseFuture::decided(Decided::reject(
+                        Ok(()) => {
+                            ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+                        }
+                        Err(refusal) => ResponseFuture::answered(
                             refusal.render(&parts).map(ResponseBody::rejection),
-                        )),
+                        ),
                     };
                 }
                 Lookup::Miss(slot) => Some((cache.clone(), key, slot)),
@@ -988,9 +936,9 @@ where
             ),
             Err(reason) => {
                 let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
-                return ResponseFuture::decided(Decided::reject(
+                return ResponseFuture::answered(
                     refusal.render_parts(&parts).map(ResponseBody::rejection),
-                ));
+                );
             }
         };
         drop(entered);
@@ -1032,10 +980,6 @@ where
                 Err(refusal) => Ok(refusal.render(&parts).map(ResponseBody::rejection)),
             }
         };
-        ResponseFuture {
-            kind: Kind::Authorizing {
-                future: Box::pin(future),
-            },
-        }
+        ResponseFuture::waiting(Box::pin(future))
     }
 }

@@ -1,5 +1,20 @@
-//! A response future shared by the layers that decide synchronously.
+//! [`ResponseFuture`]: the one response future of every Portcullis layer.
+//!
+//! A layer's call ends in one of three states:
+//!
+//! - **inner running**: the request was let through and the inner service's
+//!   future runs in place, unboxed ([`ResponseFuture::inner`]);
+//! - **answered at once**: the layer refused without calling the inner
+//!   service ([`ResponseFuture::answered`]);
+//! - **awaiting async work**: the decision needs I/O first (a JWKS fetch, a
+//!   Redis round trip, a custom authorizer), so the future is boxed and
+//!   calls the inner service itself when it is done
+//!   ([`ResponseFuture::waiting`]).
+//!
+//! The two common states allocate nothing, so a layer whose store answers
+//! [`Ready`](crate::answer::Answer::Ready) keeps a fast path free of boxing.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,60 +24,84 @@ use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
 
+/// The boxed future of a layer that awaits async work before deciding.
+pub type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
 pin_project! {
-    /// The future of a layer that either calls the inner service or refuses at
-    /// once. It is not boxed: the inner future is stored in place.
-    #[derive(Debug)]
-    pub struct ResponseFuture<F, B> {
+    /// The response future of a Portcullis layer: the inner service's future
+    /// `F` (whose response body is `B` and error `E`) run in place, a refusal
+    /// answered at once, or async work awaited in a box.
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F, B>,
+        state: State<F, B, E>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<F, B> {
-        Future { #[pin] future: F },
-        Reject { response: Option<Response<ResponseBody<B>>> },
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Answered { response: Option<Response<ResponseBody<B>>> },
+        Waiting { future: Waiting<B, E> },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+impl<F, B, E> ResponseFuture<F, B, E> {
     /// The inner service's future: the request was let through.
-    pub fn future(future: F) -> Self {
+    pub fn inner(future: F) -> Self {
         Self {
-            kind: Kind::Future { future },
+            state: State::Inner { future },
         }
     }
 
-    /// A refusal, answered without calling the inner service.
-    pub fn reject(response: Response<ResponseBody<B>>) -> Self {
+    /// A response given without calling the inner service (a refusal).
+    pub fn answered(response: Response<ResponseBody<B>>) -> Self {
         Self {
-            kind: Kind::Reject {
+            state: State::Answered {
                 response: Some(response),
             },
         }
     }
+
+    /// Async work that decides, then calls the inner service or refuses.
+    pub fn waiting(future: Waiting<B, E>) -> Self {
+        Self {
+            state: State::Waiting { future },
+        }
+    }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Future { future } => future
+        match self.project().state.project() {
+            StateProj::Inner { future } => future
                 .poll(cx)
                 .map(|result| result.map(|response| response.map(ResponseBody::inner))),
-            KindProj::Reject { response } => match response.take() {
+            StateProj::Answered { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 // Polling a completed future is a caller bug; answer pending
                 // rather than panic, as library code never panics.
                 None => Poll::Pending,
             },
+            StateProj::Waiting { future } => future.as_mut().poll(cx),
         }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Inner { .. } => "inner",
+            State::Answered { .. } => "answered",
+            State::Waiting { .. } => "waiting",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }

@@ -37,7 +37,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -53,9 +53,9 @@ where
             Some(kind) => {
                 let refusal = GatewayResponse::new(kind)
                     .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("3"));
-                ResponseFuture::reject(refusal.into_response(&request))
+                ResponseFuture::answered(refusal.into_response(&request))
             }
-            None => ResponseFuture::future(self.inner.call(request)),
+            None => ResponseFuture::inner(self.inner.call(request)),
         }
     }
 }

@@ -6,16 +6,15 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
-use portcullis_core::future::ResponseFuture as CoreFuture;
 use portcullis_core::trace::{self, Decision as Traced};
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
 use crate::claims::Verified;
-use crate::future::ResponseFuture;
 use crate::layer::{JwtLayer, Step};
 use crate::reject::RejectReason;
 use crate::store::SharedFetch;
+use portcullis_core::future::ResponseFuture;
 
 /// The service [`JwtLayer`] wraps around an inner service.
 #[derive(Clone, Debug)]
@@ -149,12 +148,12 @@ where
                 record_seconds(start);
                 // The span covers the decision, not the inner service.
                 drop(entered);
-                ResponseFuture::now(CoreFuture::future(self.inner.call(request)))
+                ResponseFuture::inner(self.inner.call(request))
             }
             Decision::Reject(reason) => {
                 let response = reject(&request, reason, &span);
                 record_seconds(start);
-                ResponseFuture::now(CoreFuture::reject(response))
+                ResponseFuture::answered(response)
             }
             Decision::Wait(fetch) => {
                 drop(entered);

@@ -21,7 +21,6 @@ pub mod canonical;
 pub mod chunked;
 mod credentials;
 mod error;
-mod future;
 mod layer;
 mod service;
 mod verified;
@@ -34,11 +33,11 @@ pub use credentials::{
     CredentialsConfigError, LookupResult, ProviderError, Secret, StaticCredentialProvider,
 };
 pub use error::SigV4Error;
-pub use future::ResponseFuture;
 pub use layer::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BODY_BYTES,
     DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4ConfigError, SigV4Layer,
 };
+pub use portcullis_core::future::ResponseFuture;
 pub use service::SigV4;
 pub use verified::{CredentialScope, VerifiedSignature};
 pub use verify::{

@@ -20,10 +20,10 @@ use crate::canonical;
 use crate::chunked::{ChunkVerifier, Decoder};
 use crate::credentials::{Credential, CredentialLookup, LookupResult};
 use crate::error::SigV4Error;
-use crate::future::ResponseFuture;
 use crate::layer::{Shared, SigV4Layer};
 use crate::verified::VerifiedSignature;
 use crate::verify::{self, Payload, RequestView, SignatureForm};
+use portcullis_core::future::ResponseFuture;
 
 /// The SigV4 service: see [`SigV4Layer`].
 #[derive(Clone, Debug)]
@@ -319,7 +319,9 @@ where
             Err(error) => {
                 record_refusal(&error, &span);
                 record_seconds(start);
-                return ResponseFuture::reject(error.to_gateway_response().into_response(&request));
+                return ResponseFuture::answered(
+                    error.to_gateway_response().into_response(&request),
+                );
             }
         };
 
@@ -357,9 +359,9 @@ where
                         };
                         ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                     }
-                    Err(error) => {
-                        ResponseFuture::reject(error.to_gateway_response().into_response(&request))
-                    }
+                    Err(error) => ResponseFuture::answered(
+                        error.to_gateway_response().into_response(&request),
+                    ),
                 };
             }
             (lookup, _) => lookup,
@@ -371,7 +373,7 @@ where
         let shared = self.shared.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::boxed(async move {
+        ResponseFuture::waiting(Box::pin(async move {
             let (mut parts, decision) = async {
                 let result = lookup.resolve().await;
                 let (parts, body) = request.into_parts();
@@ -403,7 +405,7 @@ where
                     .render_parts(&parts)
                     .map(ResponseBody::rejection)),
             }
-        })
+        }))
     }
 }
 
