@@ -175,12 +175,9 @@ impl UsagePlan {
         method: &str,
         resource_path: &str,
     ) -> Option<(&MethodSelector, &ThrottleSettings)> {
-        self.api_stages
-            .iter()
-            .filter(|s| s.api_id == api_id && s.stage == stage)
-            .flat_map(|s| s.throttle.iter())
-            .filter(|(selector, _)| selector.matches_resource(method, resource_path))
-            .max_by_key(|(selector, _)| selector.specificity())
+        self.most_specific_throttle(api_id, stage, |selector| {
+            selector.matches_resource(method, resource_path)
+        })
     }
 
     /// The most specific per-method override for `method` on `resource_path`
@@ -194,11 +191,24 @@ impl UsagePlan {
         method: &str,
         resource_path: &str,
     ) -> Option<(&MethodSelector, &ThrottleSettings)> {
+        self.most_specific_throttle(api_id, stage, |selector| {
+            selector.matches(method, resource_path)
+        })
+    }
+
+    /// The most specific per-method override in this stage whose selector
+    /// `matches`.
+    fn most_specific_throttle(
+        &self,
+        api_id: &str,
+        stage: &str,
+        matches: impl Fn(&MethodSelector) -> bool,
+    ) -> Option<(&MethodSelector, &ThrottleSettings)> {
         self.api_stages
             .iter()
             .filter(|s| s.api_id == api_id && s.stage == stage)
             .flat_map(|s| s.throttle.iter())
-            .filter(|(selector, _)| selector.matches(method, resource_path))
+            .filter(|(selector, _)| matches(selector))
             .max_by_key(|(selector, _)| selector.specificity())
     }
 }
