@@ -12,7 +12,7 @@
 //!   ([`ResponseFuture::waiting`]).
 //!
 //! The two common states allocate nothing, so a layer whose store answers
-//! [`Ready`](crate::answer::Answer::Ready) keeps a fast path free of boxing.
+//! [`Ready`](crate::store::Answer::Ready) keeps a fast path free of boxing.
 
 use std::fmt;
 use std::future::Future;
