@@ -1,15 +1,4 @@
-//! The full-stack load benchmark of Portcullis: an axum
-//! hello-world served bare and behind the whole stack built by the facade,
-//! the signed headers a load tool replays, the memory and scaling figures of
-//! the throttle and quota layers, and the table of every crate's criterion
-//! figures.
-//!
-//! `scripts/bench.sh` drives it; `BENCHMARKS.md` (at the workspace root)
-//! holds the tables and how to reproduce them. Every layer does its
-//! production work: the WAF evaluates ten rules, the JWT layer checks the
-//! token (a verified-token cache hit, as in production), the SigV4 layer
-//! verifies the signature and evaluates the IAM policy on every request, and
-//! the throttle and quota take a token and count the request.
+#![doc = include_str!("../README.md")]
 
 mod criterion_table;
 mod fleet;
