@@ -27,7 +27,8 @@ use portcullis_core::request_span::{self, OpenedRequest};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{RefusalInfo, ResourcePath};
+use crate::refusal::RefusalInfo;
+use crate::service::ResourcePath;
 
 /// What the inner layers learned, shared with the log layer: the request
 /// span's [`RequestRecord`](portcullis_core::request_span::RequestRecord).
