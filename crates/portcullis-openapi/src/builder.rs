@@ -13,7 +13,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::chain::{Route, Wrap, wrap};
-use crate::definition::{ApiDefinition, AuthKind, DefinitionError};
+use portcullis_core::config::ConfigError;
+
+use crate::definition::{ApiDefinition, AuthKind};
 use crate::layer::{DEFAULT_BODY_LIMIT, OpenApiLayer, Shared};
 
 /// Builds an [`OpenApiLayer`] from a definition and one layer per kind of
@@ -166,10 +168,10 @@ where
     ///
     /// # Errors
     ///
-    /// [`DefinitionError::Invalid`] naming the security scheme (or the API
-    /// key) that no layer was given for: failing here is what keeps a
+    /// A [`ConfigError`] naming the security scheme (`securitySchemes.{name}`,
+    /// or `security.api_key`) that no layer was given for: failing here is what keeps a
     /// method from being served unprotected.
-    pub fn build(self) -> Result<OpenApiLayer<B, RB, E>, DefinitionError> {
+    pub fn build(self) -> Result<OpenApiLayer<B, RB, E>, ConfigError> {
         let mut chains = Vec::new();
         for key in &self.definition.chains {
             let auth = match &key.auth {
@@ -185,23 +187,22 @@ where
                             .get(scheme)
                             .or(general)
                             .cloned()
-                            .ok_or_else(|| DefinitionError::Invalid {
-                                path: format!("/securitySchemes/{scheme}"),
-                                reason: "no layer was given for this security scheme".to_owned(),
+                            .ok_or_else(|| {
+                                ConfigError::new(
+                                    format!("securitySchemes.{scheme}"),
+                                    "no layer was given for this security scheme",
+                                )
                             })?,
                     )
                 }
             };
             let api_key = if key.api_key {
-                Some(
-                    self.api_key
-                        .clone()
-                        .ok_or_else(|| DefinitionError::Invalid {
-                            path: "/security/api_key".to_owned(),
-                            reason: "methods require an API key, and no api_key layer was given"
-                                .to_owned(),
-                        })?,
-                )
+                Some(self.api_key.clone().ok_or_else(|| {
+                    ConfigError::new(
+                        "security.api_key",
+                        "methods require an API key, and no api_key layer was given",
+                    )
+                })?)
             } else {
                 None
             };

@@ -12,7 +12,7 @@ mod validate;
 
 pub use builder::OpenApiLayerBuilder;
 pub use chain::Route;
-pub use definition::{ApiDefinition, DefinitionError, MethodSettings};
+pub use definition::{ApiDefinition, MethodSettings};
 pub use layer::{DEFAULT_BODY_LIMIT, OpenApiLayer};
 pub use refusal::RefusalInfo;
 pub use service::{OpenApi, ResourcePath};
