@@ -16,4 +16,3 @@ pub(crate) use policy::SharedPolicy;
 pub use policy::{AuthPolicy, Source};
 pub use request_auth::RequestAuth;
 pub use rule_set::Rules;
-pub use sdl::PolicyError;

@@ -3,44 +3,11 @@
 use async_graphql::Value;
 use async_graphql::parser::types::{ConstDirective, TypeKind, TypeSystemDefinition};
 
+use portcullis_core::config::ConfigError;
+
 use super::policy::AuthPolicy;
 use super::rule_set::Rules;
 use crate::mode::AuthMode;
-
-/// A schema whose directives cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// The SDL does not parse.
-    #[error("the schema does not parse: {0}")]
-    Parse(#[from] async_graphql::parser::Error),
-    /// A directive's `cognito_groups` argument is not a list of strings.
-    #[error("{at}: `cognito_groups` must be a list of strings")]
-    BadGroups {
-        /// The type or `Type.field`, and the directive.
-        at: String,
-    },
-    /// `@aws_auth` on a type, or on a field of a type that is not a root
-    /// operation type: AppSync accepts it on top-level fields only.
-    #[error(
-        "{at}: @aws_auth works only on the fields of the query, mutation and subscription types"
-    )]
-    AwsAuthNotTopLevel {
-        /// The type or `Type.field` carrying it.
-        at: String,
-    },
-    /// `@aws_auth`, which AppSync accepts only when Cognito user pools are
-    /// the default mode.
-    #[error(
-        "{at}: @aws_auth works only when AMAZON_COGNITO_USER_POOLS is the default mode (the default is {default})"
-    )]
-    AwsAuthNeedsUserPools {
-        /// The `Type.field` carrying it.
-        at: String,
-        /// The API's default mode.
-        default: AuthMode,
-    },
-}
 
 impl AuthPolicy {
     /// Reads the `@aws_*` directives of a schema's SDL: AppSync's schema, or
@@ -50,11 +17,14 @@ impl AuthPolicy {
     ///
     /// # Errors
     ///
-    /// [`PolicyError`]: the SDL does not parse, a `cognito_groups` argument
-    /// is not a list of strings, or `@aws_auth` is used with a default mode
-    /// other than AMAZON_COGNITO_USER_POOLS.
-    pub fn from_sdl(default_mode: AuthMode, sdl: &str) -> Result<Self, PolicyError> {
-        let document = async_graphql::parser::parse_schema(sdl)?;
+    /// A [`ConfigError`]: the SDL does not parse (an empty path), a
+    /// `cognito_groups` argument is not a list of strings (at
+    /// `Type.field.@directive.cognito_groups`), or `@aws_auth` is used off
+    /// the root types' fields or with a default mode other than
+    /// AMAZON_COGNITO_USER_POOLS (at `Type.field.@aws_auth`).
+    pub fn from_sdl(default_mode: AuthMode, sdl: &str) -> Result<Self, ConfigError> {
+        let document = async_graphql::parser::parse_schema(sdl)
+            .map_err(|e| ConfigError::whole(format!("the schema does not parse: {e}")))?;
         let mut roots: Vec<String> = Vec::new();
         let mut subscription_type = None;
         for definition in &document.definitions {
@@ -88,9 +58,7 @@ impl AuthPolicy {
                 _ => continue,
             };
             if ty.directives.iter().any(|d| d.node.name.node == "aws_auth") {
-                return Err(PolicyError::AwsAuthNotTopLevel {
-                    at: type_name.to_owned(),
-                });
+                return Err(not_top_level(type_name));
             }
             let top_level = roots.iter().any(|r| r == type_name);
             let rules = rules_of(
@@ -113,7 +81,7 @@ impl AuthPolicy {
                         .iter()
                         .any(|d| d.node.name.node == "aws_auth")
                 {
-                    return Err(PolicyError::AwsAuthNotTopLevel { at });
+                    return Err(not_top_level(&at));
                 }
                 let rules = rules_of(field.directives.iter().map(|d| &d.node), &at, default_mode)?;
                 if !rules.is_empty() {
@@ -134,7 +102,7 @@ fn rules_of<'a>(
     directives: impl Iterator<Item = &'a ConstDirective>,
     at: &str,
     default_mode: AuthMode,
-) -> Result<Rules, PolicyError> {
+) -> Result<Rules, ConfigError> {
     let mut rules = Rules::new();
     for directive in directives {
         let name = directive.name.node.as_str();
@@ -146,10 +114,12 @@ fn rules_of<'a>(
             "aws_cognito_user_pools" => AuthMode::AmazonCognitoUserPools,
             "aws_auth" => {
                 if default_mode != AuthMode::AmazonCognitoUserPools {
-                    return Err(PolicyError::AwsAuthNeedsUserPools {
-                        at: at.to_owned(),
-                        default: default_mode,
-                    });
+                    return Err(ConfigError::new(
+                        format!("{at}.@aws_auth"),
+                        format!(
+                            "works only when AMAZON_COGNITO_USER_POOLS is the default mode (the default is {default_mode})"
+                        ),
+                    ));
                 }
                 AuthMode::AmazonCognitoUserPools
             }
@@ -159,13 +129,25 @@ fn rules_of<'a>(
         if mode == AuthMode::AmazonCognitoUserPools
             && let Some(value) = directive.get_argument("cognito_groups")
         {
-            let groups = string_list(&value.node).ok_or_else(|| PolicyError::BadGroups {
-                at: format!("{at} @{name}"),
+            let groups = string_list(&value.node).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{at}.@{name}.cognito_groups"),
+                    "must be a list of strings",
+                )
             })?;
             rules = rules.allow_groups(groups);
         }
     }
     Ok(rules)
+}
+
+/// `@aws_auth` on a type, or on a field of a type that is not a root
+/// operation type: AppSync accepts it on top-level fields only.
+fn not_top_level(at: &str) -> ConfigError {
+    ConfigError::new(
+        format!("{at}.@aws_auth"),
+        "works only on the fields of the query, mutation and subscription types",
+    )
 }
 
 fn string_list(value: &Value) -> Option<Vec<String>> {

@@ -104,26 +104,40 @@ fn bad_schemas_fail_at_load_time() {
         AuthMode::AmazonCognitoUserPools,
         "type Query { a: String @aws_cognito_user_pools(cognito_groups: [1]) }",
     );
-    assert!(
-        matches!(bad_groups, Err(PolicyError::BadGroups { at }) if at == "Query.a @aws_cognito_user_pools")
+    let bad_groups = bad_groups.expect_err("groups of numbers");
+    assert_eq!(
+        bad_groups.path(),
+        "Query.a.@aws_cognito_user_pools.cognito_groups"
     );
+    assert_eq!(bad_groups.message(), "must be a list of strings");
     let aws_auth = AuthPolicy::from_sdl(
         AuthMode::ApiKey,
         r#"type Query { a: String @aws_auth(cognito_groups: ["A"]) }"#,
     );
-    assert!(matches!(
-        aws_auth,
-        Err(PolicyError::AwsAuthNeedsUserPools { .. })
-    ));
-    assert!(matches!(
-        AuthPolicy::from_sdl(AuthMode::ApiKey, "type Query {"),
-        Err(PolicyError::Parse(_))
-    ));
+    let aws_auth = aws_auth.expect_err("@aws_auth without user pools");
+    assert_eq!(aws_auth.path(), "Query.a.@aws_auth");
+    assert!(
+        aws_auth
+            .message()
+            .starts_with("works only when AMAZON_COGNITO_USER_POOLS is the default mode"),
+        "{aws_auth}"
+    );
+    let parse = AuthPolicy::from_sdl(AuthMode::ApiKey, "type Query {").expect_err("no parse");
+    assert_eq!(parse.path(), "");
+    assert!(
+        parse.message().starts_with("the schema does not parse: "),
+        "{parse}"
+    );
     let nested = AuthPolicy::from_sdl(
         AuthMode::AmazonCognitoUserPools,
         r#"type Query { a: A } type A { b: String @aws_auth(cognito_groups: ["X"]) }"#,
     );
-    assert!(matches!(nested, Err(PolicyError::AwsAuthNotTopLevel { at }) if at == "A.b"));
+    let nested = nested.expect_err("@aws_auth off the root types");
+    assert_eq!(nested.path(), "A.b.@aws_auth");
+    assert_eq!(
+        nested.message(),
+        "works only on the fields of the query, mutation and subscription types"
+    );
     // A renamed root is a root.
     let renamed = AuthPolicy::from_sdl(
         AuthMode::AmazonCognitoUserPools,
