@@ -6,10 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use portcullis_core::ResponseBody;
 use portcullis_core::context::{ApiKeyContext, Caller};
-use portcullis_core::response::GatewayResponses;
 use portcullis_core::trace::{self, Decision};
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceExt, service_fn};
 use tower_layer::Layer;
@@ -17,7 +16,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use crate::definition::{Authorization, MethodSettings};
-use crate::refusal::{record_refusal, record_seconds, refuse};
+use crate::refusal::{OpenApiRefusal, refused};
 
 /// The type-erased service each protection layer wraps.
 pub type Route<B, RB, E> = BoxCloneSyncService<Request<B>, Response<RB>, E>;
@@ -76,18 +75,13 @@ where
             };
             crate::access_log::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
-            let overrides = request.extensions().get::<GatewayResponses>();
-            let grpc = portcullis_core::response::is_grpc_request(request.headers());
             let refusal = match what {
                 Require::ApiKey => (request.extensions().get::<ApiKeyContext>().is_none())
-                    .then(|| GatewayResponse::new(GatewayResponseType::InvalidApiKey)),
+                    .then_some(OpenApiRefusal::NoApiKey),
                 Require::Caller => {
                     match (request.extensions().get::<Caller>(), settings.as_deref()) {
-                        (None, Some(s)) => Some(match s.authorization {
-                            Authorization::Iam { .. } => GatewayResponse::new(
-                                GatewayResponseType::MissingAuthenticationToken,
-                            ),
-                            _ => GatewayResponse::new(GatewayResponseType::Unauthorized),
+                        (None, Some(s)) => Some(OpenApiRefusal::NoCaller {
+                            iam: matches!(s.authorization, Authorization::Iam { .. }),
                         }),
                         (
                             Some(caller),
@@ -96,26 +90,14 @@ where
                                 ..
                             }),
                         ) if !scopes.is_empty() && !scopes.iter().any(|s| caller.has_scope(s)) => {
-                            Some(GatewayResponse::new(GatewayResponseType::Unauthorized))
+                            Some(OpenApiRefusal::ScopeMissing)
                         }
                         _ => None,
                     }
                 }
             };
             if let Some(refusal) = refusal {
-                record_seconds(start.elapsed());
-                let detail = match what {
-                    Require::Caller
-                        if refusal.kind() == GatewayResponseType::Unauthorized
-                            && request.extensions().get::<Caller>().is_some() =>
-                    {
-                        "scope_missing"
-                    }
-                    Require::Caller => "no_caller",
-                    Require::ApiKey => "no_api_key",
-                };
-                record_refusal(&refusal, detail, &span);
-                return Ok(refuse(&refusal, overrides, grpc));
+                return refused(refusal, &request, start.elapsed(), &span);
             }
             record_allowed(&request, &span);
             drop(span);

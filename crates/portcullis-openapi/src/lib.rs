@@ -14,5 +14,5 @@ pub use builder::OpenApiLayerBuilder;
 pub use chain::Route;
 pub use definition::{ApiDefinition, MethodSettings};
 pub use layer::{DEFAULT_BODY_LIMIT, OpenApiLayer};
-pub use refusal::RefusalInfo;
+pub use refusal::{OpenApiRefusal, RefusalInfo};
 pub use service::{OpenApi, ResourcePath};

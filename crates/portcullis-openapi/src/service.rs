@@ -11,10 +11,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use portcullis_core::path::CanonicalPath;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::response::GatewayResponses;
 use portcullis_core::trace::Decision;
-use portcullis_core::{GatewayResponse, GatewayResponseType};
 use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Span;
@@ -22,7 +22,7 @@ use tracing::Span;
 use crate::chain::Route;
 use crate::cors::{is_preflight, preflight_response};
 use crate::definition::ApiDefinition;
-use crate::refusal::refuse;
+use crate::refusal::{OpenApiRefusal, refuse};
 
 /// The service made by [`OpenApiLayer`](crate::OpenApiLayer).
 pub struct OpenApi<B, RB, E> {
@@ -118,15 +118,13 @@ async fn route<B, RB, E>(
 where
     RB: From<Bytes>,
 {
-    let overrides = request.extensions().get::<GatewayResponses>().cloned();
-    let grpc = portcullis_core::response::is_grpc_request(request.headers());
     let span = portcullis_core::layer_span!("openapi", step = "route");
     let path = match CanonicalPath::of_uri(request.uri()) {
         Ok(path) => path.into_owned(),
         Err(refusal) => {
-            let refusal = refusal.gateway_response();
-            route_refused(&refusal, "non_canonical_path", &span);
-            return Ok(refuse(&refusal, overrides.as_ref(), grpc));
+            let refusal = OpenApiRefusal::NonCanonicalPath(refusal);
+            route_refused(&refusal, &span);
+            return Ok(refuse(refusal, &request));
         }
     };
     let preflight = is_preflight(&request);
@@ -135,9 +133,8 @@ where
         return Ok(preflight_response(cors, &request));
     }
     let Some(settings) = definition.route(request.method(), &path).cloned() else {
-        let refusal = GatewayResponse::new(GatewayResponseType::MissingAuthenticationToken);
-        route_refused(&refusal, "no_route", &span);
-        return Ok(refuse(&refusal, overrides.as_ref(), grpc));
+        route_refused(&OpenApiRefusal::NoRoute, &span);
+        return Ok(refuse(OpenApiRefusal::NoRoute, &request));
     };
     let resource = ResourcePath(Arc::from(settings.resource_path.as_str()));
     if preflight && let Some(mock) = &settings.mock {
@@ -176,9 +173,8 @@ where
             chain.oneshot(request).await?
         }
         None => {
-            let refusal = GatewayResponse::new(GatewayResponseType::ApiConfigurationError);
-            route_refused(&refusal, "no_chain", &span);
-            refuse(&refusal, overrides.as_ref(), grpc)
+            route_refused(&OpenApiRefusal::NoChain, &span);
+            refuse(OpenApiRefusal::NoChain, &request)
         }
     };
     response.extensions_mut().insert(resource);
@@ -187,8 +183,8 @@ where
 
 /// The span and event of a request no route takes (a client's mistake: at
 /// DEBUG).
-fn route_refused(refusal: &GatewayResponse, detail: &'static str, span: &Span) {
-    let decision = Decision::refused(refusal.kind()).with_detail(detail);
+fn route_refused(refusal: &OpenApiRefusal, span: &Span) {
+    let decision = refusal.decision();
     decision.record(span);
     let _entered = span.enter();
     tracing::debug!(

@@ -9,16 +9,14 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use portcullis_core::response::GatewayResponses;
 use portcullis_core::trace::Decision;
-use portcullis_core::{GatewayResponse, GatewayResponseType};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceExt, service_fn};
 use tracing::Instrument;
 
 use crate::chain::Route;
 use crate::definition::{MethodSettings, Parameter};
-use crate::refusal::{record_refusal, record_seconds, refuse};
+use crate::refusal::{OpenApiRefusal, record_seconds, refused};
 
 /// The innermost step: request validation, then the mock integration or the
 /// application.
@@ -41,27 +39,14 @@ where
                 drop(span);
                 return inner.oneshot(request).await;
             };
-            let overrides = request.extensions().get::<GatewayResponses>().cloned();
-            let grpc = portcullis_core::response::is_grpc_request(request.headers());
-            let refuse_with = |refusal: GatewayResponse,
-                               detail: &'static str,
-                               spent: Duration|
-             -> Result<Response<RB>, E> {
-                record_seconds(spent);
-                record_refusal(&refusal, detail, &span);
-                Ok(refuse(&refusal, overrides.as_ref(), grpc))
-            };
             if settings.validate_parameters {
                 let missing = missing_parameters(&request, &settings.required);
                 if !missing.is_empty() {
-                    return refuse_with(
-                        GatewayResponse::new(GatewayResponseType::BadRequestParameters)
-                            .with_message(format!(
-                                "Missing required request parameters: [{}]",
-                                missing.join(", ")
-                            )),
-                        "missing_parameters",
+                    return refused(
+                        OpenApiRefusal::MissingParameters(missing),
+                        &request,
                         since.elapsed(),
+                        &span,
                     );
                 }
             }
@@ -73,10 +58,11 @@ where
                     .and_then(|v| v.parse::<u64>().ok())
                     .is_some_and(|n| n > limit as u64);
                 if too_large {
-                    return refuse_with(
-                        GatewayResponse::new(GatewayResponseType::RequestTooLarge),
-                        "body_too_large",
+                    return refused(
+                        OpenApiRefusal::BodyTooLarge,
+                        &request,
                         since.elapsed(),
+                        &span,
                     );
                 }
                 spent += since.elapsed();
@@ -88,20 +74,23 @@ where
                 {
                     Ok(collected) => collected.to_bytes(),
                     Err(error) => {
-                        let (kind, detail) = if error.is::<http_body_util::LengthLimitError>() {
-                            (GatewayResponseType::RequestTooLarge, "body_too_large")
+                        let refusal = if error.is::<http_body_util::LengthLimitError>() {
+                            OpenApiRefusal::BodyTooLarge
                         } else {
-                            (GatewayResponseType::BadRequestBody, "unreadable_body")
+                            OpenApiRefusal::UnreadableBody
                         };
-                        return refuse_with(GatewayResponse::new(kind), detail, spent);
+                        let request = Request::from_parts(parts, ());
+                        return refused(refusal, &request, spent, &span);
                     }
                 };
                 since = Instant::now();
                 if !body_is_valid(&settings, parts.headers.get(header::CONTENT_TYPE), &bytes) {
-                    return refuse_with(
-                        GatewayResponse::new(GatewayResponseType::BadRequestBody),
-                        "body_invalid",
+                    let request = Request::from_parts(parts, ());
+                    return refused(
+                        OpenApiRefusal::BodyInvalid,
+                        &request,
                         spent + since.elapsed(),
+                        &span,
                     );
                 }
                 Request::from_parts(parts, B::from(bytes))

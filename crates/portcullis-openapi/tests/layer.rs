@@ -12,9 +12,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::config::ConfigError;
 use portcullis_core::context::{ApiKeyContext, AuthMethod, Caller};
+use portcullis_core::path::PathRefusal;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
-use portcullis_openapi::{ApiDefinition, OpenApiLayer, Route};
+use portcullis_openapi::{ApiDefinition, OpenApiLayer, OpenApiRefusal, RefusalInfo, Route};
 use tower::ServiceExt;
 use tower::layer::layer_fn;
 use tower::service_fn;
@@ -209,6 +211,74 @@ async fn request_validation_follows_the_guides_sample() {
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#)
+    );
+}
+
+/// The reason a refused response carries in its extensions, with the
+/// `RefusalInfo` the access log reads agreeing with it.
+async fn refusal_of(app: &Router, request: Request<Body>) -> Option<OpenApiRefusal> {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let refusal = response.extensions().get::<OpenApiRefusal>().cloned();
+    if let Some(refusal) = &refusal {
+        let info = response.extensions().get::<RefusalInfo>().unwrap();
+        assert_eq!(info.kind, refusal.gateway_response().kind());
+        assert_eq!(response.status(), info.kind.default_status());
+    }
+    refusal
+}
+
+#[tokio::test]
+async fn refusals_carry_their_reason_in_the_response_extensions() {
+    let app = validation_app();
+    let key = "a-valid-key-0123456789";
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        refusal_of(&app, get("/validation")).await,
+        Some(OpenApiRefusal::MissingParameters(vec!["q1".to_owned()]))
+    );
+    assert_eq!(refusal_of(&app, get("/validation?q1=cat")).await, None);
+    let bad_body = Request::post("/validation")
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .header("h1", "v")
+        .body(Body::from("not json"))
+        .unwrap();
+    let refusal = refusal_of(&app, bad_body).await;
+    assert_eq!(refusal, Some(OpenApiRefusal::BodyInvalid));
+    assert_eq!(refusal.unwrap().decision().detail(), Some("body_invalid"));
+    assert_eq!(
+        refusal_of(&app, get("/elsewhere")).await,
+        Some(OpenApiRefusal::NoRoute)
+    );
+    assert_eq!(
+        refusal_of(&app, get("/validation/../validation")).await,
+        Some(OpenApiRefusal::NonCanonicalPath(PathRefusal::DotSegment))
+    );
+
+    let app = authorizers_app(bearer);
+    let with = |path: &str, name: &str, value: &str| {
+        Request::get(path)
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        refusal_of(
+            &app,
+            with("/profile", "authorization", "Bearer u1 other/scope")
+        )
+        .await,
+        Some(OpenApiRefusal::ScopeMissing)
+    );
+    // The authorizer admits without leaving a caller: the layer fails closed.
+    assert_eq!(
+        refusal_of(&app, with("/request", "auth", "anything")).await,
+        Some(OpenApiRefusal::NoCaller { iam: false })
     );
 }
 
