@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::config::ConfigError;
 use portcullis_iam::{Decision, PolicyDocument, RequestContext};
 
@@ -175,8 +175,8 @@ impl FieldIam {
 
     /// Takes `aws:CurrentTime` from `clock` (a manual clock in tests).
     #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

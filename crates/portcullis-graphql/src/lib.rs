@@ -19,7 +19,7 @@ pub use mode::{
 };
 pub use realtime::{AppSyncRealtime, CONNECT_PATH, REALTIME_SUBPROTOCOL, START_PATH};
 pub use response::{
-    AppSyncResponse, UNAUTHORIZED_EXCEPTION, UNAUTHORIZED_MESSAGE, execute, unauthorized_body,
-    unauthorized_response,
+    AppSyncRefusal, AppSyncResponse, UNAUTHORIZED_EXCEPTION, UNAUTHORIZED_MESSAGE, execute,
+    unauthorized_body, unauthorized_response,
 };
 pub use rules::{AuthPolicy, RequestAuth, Rules, Source};
