@@ -630,8 +630,18 @@ async fn access_log_renders_every_request_and_every_response_has_a_request_id() 
 #[test]
 fn access_log_templates_are_checked() {
     use portcullis_openapi::access_log::AccessLogLayer;
-    assert!(AccessLogLayer::new("$context.requestId $context.nope").is_err());
-    assert!(AccessLogLayer::new("$context.status").is_err());
+    assert_eq!(
+        AccessLogLayer::new("$context.requestId $context.nope")
+            .unwrap_err()
+            .to_string(),
+        "unknown variable `$context.nope`"
+    );
+    assert_eq!(
+        AccessLogLayer::new("$context.status")
+            .unwrap_err()
+            .to_string(),
+        "the template must contain $context.requestId"
+    );
     // API Gateway's CLF example.
     let _clf = AccessLogLayer::new(
         r#"$context.identity.sourceIp - - [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.requestId"#,
