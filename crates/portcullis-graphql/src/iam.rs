@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_iam::{Decision, PolicyDocument, RequestContext};
 
 use crate::mode::AuthMode;
@@ -27,7 +28,7 @@ pub const APPSYNC_GRAPHQL: &str = "appsync:GraphQL";
 ///     "arn:aws:appsync:us-east-1:123456789012:apis/airlinegraphql/types/Query/fields/flightStatus"
 /// );
 /// assert!(GraphqlApiArn::new("us-east-1", "123456789012", "a/b").is_err());
-/// # Ok::<(), portcullis_graphql::ApiArnError>(())
+/// # Ok::<(), portcullis_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GraphqlApiArn {
@@ -35,21 +36,14 @@ pub struct GraphqlApiArn {
     prefix: Box<str>,
 }
 
-/// A [`GraphqlApiArn`] part that is empty or holds `:` or `/`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid AppSync API ARN field `{field}`: must be non-empty, without `:` or `/`")]
-pub struct ApiArnError {
-    /// The bad field: `partition`, `region`, `account_id` or `api_id`.
-    pub field: &'static str,
-}
-
 impl GraphqlApiArn {
     /// The API `api_id` of `account_id` in `region`, in the `aws` partition.
     ///
     /// # Errors
     ///
-    /// [`ApiArnError`] when a part is empty or contains `:` or `/`.
-    pub fn new(region: &str, account_id: &str, api_id: &str) -> Result<Self, ApiArnError> {
+    /// A [`ConfigError`] at the part (`partition`, `region`, `account_id` or
+    /// `api_id`) that is empty or contains `:` or `/`.
+    pub fn new(region: &str, account_id: &str, api_id: &str) -> Result<Self, ConfigError> {
         Self::in_partition("aws", region, account_id, api_id)
     }
 
@@ -57,13 +51,14 @@ impl GraphqlApiArn {
     ///
     /// # Errors
     ///
-    /// [`ApiArnError`] when a part is empty or contains `:` or `/`.
+    /// A [`ConfigError`] at the part (`partition`, `region`, `account_id` or
+    /// `api_id`) that is empty or contains `:` or `/`.
     pub fn in_partition(
         partition: &str,
         region: &str,
         account_id: &str,
         api_id: &str,
-    ) -> Result<Self, ApiArnError> {
+    ) -> Result<Self, ConfigError> {
         for (field, value) in [
             ("partition", partition),
             ("region", region),
@@ -71,7 +66,10 @@ impl GraphqlApiArn {
             ("api_id", api_id),
         ] {
             if value.is_empty() || value.contains([':', '/']) {
-                return Err(ApiArnError { field });
+                return Err(ConfigError::new(
+                    field,
+                    "must be non-empty, without `:` or `/`",
+                ));
             }
         }
         Ok(Self {
@@ -177,8 +175,8 @@ impl FieldIam {
 
     /// Takes `aws:CurrentTime` from `clock` (a manual clock in tests).
     #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

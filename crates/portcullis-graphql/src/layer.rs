@@ -14,9 +14,9 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use portcullis_core::GatewayResponseType;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision};
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -26,7 +26,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use crate::mode::{AuthMode, AuthModes, select_mode};
-use crate::response::unauthorized_response;
+use crate::response::AppSyncRefusal;
 use crate::rules::RequestAuth;
 
 /// The error type of boxed bodies.
@@ -65,17 +65,6 @@ struct Reached;
 #[derive(Clone, Debug)]
 struct DecisionStart(Instant, Span);
 
-/// A refusal [`ModeTerminal`] made itself, and why, for the layer's span:
-/// the mode's layer let the request through without a caller, or with an
-/// expired API key.
-#[derive(Clone, Debug)]
-struct RefusedByTerminal(&'static str, Option<ApiKeyContext>);
-
-/// The decision of a refusal: UNAUTHORIZED, with `detail`.
-fn refused(detail: &'static str) -> Decision {
-    Decision::refused(GatewayResponseType::Unauthorized).with_detail(detail)
-}
-
 /// `portcullis_graphql_decision_seconds`: from the request's arrival to the
 /// verdict (the mode's layer included, the resolvers not).
 fn record_seconds(start: Instant) {
@@ -84,8 +73,8 @@ fn record_seconds(start: Instant) {
 }
 
 /// A refusal's span, counter and duration.
-fn record_refusal(start: Instant, span: &Span, detail: &'static str) {
-    refused(detail).record(span);
+fn record_refusal(start: Instant, span: &Span, refusal: &AppSyncRefusal) {
+    refusal.decision().record(span);
     record_seconds(start);
     metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
 }
@@ -199,8 +188,8 @@ impl AppSyncAuthLayer {
     }
 
     /// Takes time from `clock` for key expiry (a manual clock in tests).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        Arc::make_mut(&mut self.settings).clock = clock;
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        Arc::make_mut(&mut self.settings).clock = Arc::new(clock);
         self
     }
 
@@ -233,8 +222,20 @@ where
     request.map(|body| body.map_err(|e| BodyError(e.into())).boxed_unsync())
 }
 
-fn unauthorized() -> Response<BoxBody> {
-    box_response(unauthorized_response().map(http_body_util::Full::new))
+/// AppSync's 401 for `refusal`, with the refusal in its extensions.
+///
+/// AppSync has no gateway responses to override its 401 and no gRPC, so the
+/// refusal is rendered the same for every request (the request itself is
+/// gone by the time the mode's layer has answered).
+fn refuse(refusal: AppSyncRefusal) -> Response<BoxBody> {
+    refusal
+        .into_response::<(), BoxBody>(&Request::new(()))
+        .map(|body| match body.into_inner() {
+            Ok(body) => body,
+            Err(bytes) => http_body_util::Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        })
 }
 
 impl<S, B> Layer<S> for AppSyncAuthLayer
@@ -310,7 +311,8 @@ where
             Ok(mode) => mode,
             Err(why) => {
                 let _entered = span.enter();
-                let decision = refused("no_mode");
+                let refusal = AppSyncRefusal::NoMode(why);
+                let decision = refusal.decision();
                 tracing::info!(
                     layer = "graphql",
                     outcome = decision.outcome().as_str(),
@@ -318,8 +320,8 @@ where
                     detail = ?why,
                     "no authorization mode"
                 );
-                record_refusal(start, &span, "no_mode");
-                return Box::pin(async { Ok(unauthorized()) });
+                record_refusal(start, &span, &refusal);
+                return Box::pin(async { Ok(refuse(refusal)) });
             }
         };
         if !span.is_disabled() {
@@ -331,8 +333,9 @@ where
             .find(|(m, _)| *m == mode)
             .map(|(_, s)| s.clone())
         else {
-            record_refusal(start, &span, "mode_not_configured");
-            return Box::pin(async { Ok(unauthorized()) });
+            let refusal = AppSyncRefusal::ModeNotConfigured;
+            record_refusal(start, &span, &refusal);
+            return Box::pin(async { Ok(refuse(refusal)) });
         };
         let mut request = box_request(request);
         request
@@ -348,16 +351,15 @@ where
                 );
             if was_refused {
                 let _entered = span.enter();
-                let detail = match response.extensions().get::<RefusedByTerminal>() {
-                    Some(RefusedByTerminal(detail, key)) => {
-                        if let Some(key) = key {
-                            trace::record_key_id(&span, key.key_id());
-                        }
-                        detail
-                    }
-                    None => "mode_refused",
-                };
-                let decision = refused(detail);
+                let refusal = response
+                    .extensions()
+                    .get::<AppSyncRefusal>()
+                    .cloned()
+                    .unwrap_or(AppSyncRefusal::ModeRefused);
+                if let AppSyncRefusal::ApiKeyExpired { key_id } = &refusal {
+                    trace::record_key_id(&span, key_id);
+                }
+                let decision = refusal.decision();
                 tracing::info!(
                     layer = "graphql",
                     outcome = decision.outcome().as_str(),
@@ -367,8 +369,8 @@ where
                     status = response.status().as_u16(),
                     "the mode's layer refused the credentials"
                 );
-                record_refusal(start, &span, detail);
-                return Ok(unauthorized());
+                record_refusal(start, &span, &refusal);
+                return Ok(refuse(refusal));
             }
             if response.extensions().get::<Reached>().is_none() {
                 // The mode's layer answered itself (not with 401 or 403): its
@@ -417,8 +419,8 @@ where
         let caller = request.extensions().get::<Caller>().cloned();
         let key = request.extensions().get::<ApiKeyContext>().cloned();
         let mut auth = RequestAuth::new(self.mode);
-        // Why the request is refused here, if it is: for the span.
-        let mut refusal = ("no_caller", None);
+        // Why the request is refused here, if it is.
+        let mut refusal = AppSyncRefusal::NoCaller;
         let established = match self.mode {
             AuthMode::ApiKey => match key {
                 Some(key) => {
@@ -428,8 +430,10 @@ where
                         .get(key.key_id())
                         .is_some_and(|expires| self.settings.clock.now() >= *expires);
                     if expired {
-                        refusal = ("api_key_expired", Some(key.clone()));
-                        let decision = refused("api_key_expired");
+                        refusal = AppSyncRefusal::ApiKeyExpired {
+                            key_id: key.key_id().to_owned(),
+                        };
+                        let decision = refusal.decision();
                         tracing::info!(
                             layer = "graphql",
                             outcome = decision.outcome().as_str(),
@@ -463,15 +467,8 @@ where
         if !established {
             // Fail closed: the mode's layer let the request through without
             // saying who made it (or the key has expired). The span is
-            // recorded by the layer, which sees this answer.
-            let (detail, key) = refusal;
-            return Box::pin(async move {
-                let mut response = unauthorized();
-                response
-                    .extensions_mut()
-                    .insert(RefusedByTerminal(detail, key));
-                Ok(response)
-            });
+            // recorded by the layer, which sees this answer and its reason.
+            return Box::pin(async move { Ok(refuse(refusal)) });
         }
         if let Some(start) = start {
             record_seconds(start);

@@ -10,7 +10,7 @@ mod response;
 mod rules;
 
 pub use extension::{AppSyncDirectives, UNAUTHORIZED_FIELD};
-pub use iam::{APPSYNC_GRAPHQL, ApiArnError, FieldIam, GraphqlApiArn, PrincipalPolicies};
+pub use iam::{APPSYNC_GRAPHQL, FieldIam, GraphqlApiArn, PrincipalPolicies};
 pub use layer::{
     AppSyncAuth, AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer, ModeTerminal,
 };
@@ -19,7 +19,7 @@ pub use mode::{
 };
 pub use realtime::{AppSyncRealtime, CONNECT_PATH, REALTIME_SUBPROTOCOL, START_PATH};
 pub use response::{
-    AppSyncResponse, UNAUTHORIZED_EXCEPTION, UNAUTHORIZED_MESSAGE, execute, unauthorized_body,
-    unauthorized_response,
+    AppSyncRefusal, AppSyncResponse, UNAUTHORIZED_EXCEPTION, UNAUTHORIZED_MESSAGE, execute,
+    unauthorized_body, unauthorized_response,
 };
-pub use rules::{AuthPolicy, PolicyError, RequestAuth, Rules, Source};
+pub use rules::{AuthPolicy, RequestAuth, Rules, Source};

@@ -4,10 +4,13 @@
 use async_graphql::{Executor, Response, ServerError};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
+use portcullis_core::refusal::Refusal;
+use portcullis_core::{GatewayResponse, GatewayResponseType};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Value as Json, json};
 
+use crate::mode::NoMode;
 use crate::rules::RequestAuth;
 
 /// AppSync's `errorType` for a request whose credentials are missing or bad.
@@ -43,6 +46,55 @@ pub fn unauthorized_response() -> http::Response<Bytes> {
         HeaderValue::from_static(UNAUTHORIZED_EXCEPTION),
     );
     response
+}
+
+/// Why [`AppSyncAuthLayer`](crate::AppSyncAuthLayer) refused a request.
+/// Every reason gets AppSync's 401 `UnauthorizedException`
+/// ([`unauthorized_response`]); the refused response carries the reason in
+/// its extensions, so an outer layer, a test or the application can tell
+/// why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppSyncRefusal {
+    /// The request carries no credentials an accepted mode takes.
+    NoMode(NoMode),
+    /// The selected mode has no layer.
+    ModeNotConfigured,
+    /// The mode's layer refused the credentials (with a 401 or 403 of its
+    /// own).
+    ModeRefused,
+    /// The mode's layer let the request through without a caller (or, in
+    /// API_KEY mode, without a key): the layer fails closed.
+    NoCaller,
+    /// The API key has expired
+    /// ([`api_key_expires`](crate::AppSyncAuthLayer::api_key_expires)).
+    ApiKeyExpired {
+        /// The key's id.
+        key_id: String,
+    },
+}
+
+impl Refusal for AppSyncRefusal {
+    fn gateway_response(&self) -> GatewayResponse {
+        GatewayResponse::new(GatewayResponseType::Unauthorized)
+            .with_status(StatusCode::UNAUTHORIZED)
+            .with_error_type(UNAUTHORIZED_EXCEPTION)
+            .with_message(UNAUTHORIZED_MESSAGE)
+            .with_body(
+                HeaderValue::from_static("application/json; charset=UTF-8"),
+                unauthorized_body(),
+            )
+    }
+
+    fn detail(&self) -> &'static str {
+        match self {
+            Self::NoMode(_) => "no_mode",
+            Self::ModeNotConfigured => "mode_not_configured",
+            Self::ModeRefused => "mode_refused",
+            Self::NoCaller => "no_caller",
+            Self::ApiKeyExpired { .. } => "api_key_expired",
+        }
+    }
 }
 
 /// A GraphQL response as AppSync writes it: `data`, then `errors`, each

@@ -15,8 +15,11 @@ use http_body_util::{BodyExt, Full};
 use portcullis_api_key::{ApiKeys, NewApiKey};
 use portcullis_authorizer::AuthorizerLayer;
 use portcullis_core::clock::{Clock, ManualClock};
+use portcullis_core::refusal::Refusal;
 use portcullis_graphql::directives::{aws_api_key, aws_cognito_user_pools, aws_lambda, aws_oidc};
-use portcullis_graphql::{AppSyncAuthLayer, AppSyncDirectives, AuthMode, AuthPolicy, BoxBody};
+use portcullis_graphql::{
+    AppSyncAuthLayer, AppSyncDirectives, AppSyncRefusal, AuthMode, AuthPolicy, BoxBody, NoMode,
+};
 use portcullis_jwt::{HmacSecret, Issuer, JwtLayer};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
@@ -314,4 +317,82 @@ async fn a_mode_layer_that_names_no_caller_fails_closed() {
     .additional_mode(AuthMode::ApiKey, tower::layer::util::Identity::new());
     let (status, _) = endpoint_status(layer).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The reason a response carries in its extensions (`None` if it was not
+/// refused), with the 401's shape checked.
+async fn refusal_of(service: &Svc, header: Option<(&str, &str)>) -> Option<AppSyncRefusal> {
+    let mut request = Request::post("/graphql").header("content-type", "application/json");
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let body = serde_json::to_vec(&json!({ "query": "{ public }" })).expect("JSON");
+    let response = service
+        .clone()
+        .oneshot(
+            request
+                .body(Full::new(Bytes::from(body)))
+                .expect("a request"),
+        )
+        .await
+        .expect("infallible");
+    let refusal = response.extensions().get::<AppSyncRefusal>().cloned();
+    if refusal.is_some() {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json; charset=UTF-8"
+        );
+        assert_eq!(
+            response.headers()["x-amzn-errortype"],
+            "UnauthorizedException"
+        );
+        let body = response.into_body().collect().await.expect("a body");
+        assert_eq!(body.to_bytes(), portcullis_graphql::unauthorized_body());
+    }
+    refusal
+}
+
+#[tokio::test]
+async fn refused_responses_carry_their_reason() {
+    let clock = ManualClock::starting_now();
+    let (service, key) = app(clock.clone()).await;
+    assert_eq!(
+        refusal_of(&service, None).await,
+        Some(AppSyncRefusal::NoMode(NoMode::MissingCredentials))
+    );
+    let forged = common::token(OIDC_ISSUER, "not-the-secret-0000000000000000000000", &[]);
+    assert_eq!(
+        refusal_of(&service, Some(("authorization", forged.as_str()))).await,
+        Some(AppSyncRefusal::ModeRefused)
+    );
+    assert_eq!(refusal_of(&service, Some(("x-api-key", &key))).await, None);
+    clock.advance(Duration::from_secs(7 * 86_400));
+    let expired = refusal_of(&service, Some(("x-api-key", &key))).await;
+    assert_eq!(
+        expired,
+        Some(AppSyncRefusal::ApiKeyExpired {
+            key_id: "da2-test".to_owned()
+        })
+    );
+    assert_eq!(
+        expired.expect("refused").decision().detail(),
+        Some("api_key_expired")
+    );
+
+    // A mode layer that passes every request on without a caller.
+    let layer = AppSyncAuthLayer::new(
+        AuthMode::AmazonCognitoUserPools,
+        tower::layer::util::Identity::new(),
+    )
+    .additional_mode(AuthMode::ApiKey, tower::layer::util::Identity::new());
+    let careless: Svc = tower::util::BoxCloneSyncService::new(layer.layer(tower::service_fn(
+        |_: Request<BoxBody>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+        },
+    )));
+    assert_eq!(
+        refusal_of(&careless, Some(("x-api-key", "any-key-0000000000000000"))).await,
+        Some(AppSyncRefusal::NoCaller)
+    );
 }

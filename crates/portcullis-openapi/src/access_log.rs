@@ -23,11 +23,13 @@ use http::{Request, Response};
 use http_body::Body;
 use portcullis_core::GatewayResponseType;
 use portcullis_core::client_ip::{ClientIp, ClientIpResolver};
+use portcullis_core::config::ConfigError;
 use portcullis_core::request_span::{self, OpenedRequest};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{RefusalInfo, ResourcePath};
+use crate::refusal::RefusalInfo;
+use crate::service::ResourcePath;
 
 /// What the inner layers learned, shared with the log layer: the request
 /// span's [`RequestRecord`](portcullis_core::request_span::RequestRecord).
@@ -56,18 +58,6 @@ pub const VARIABLES: &[&str] = &[
     "$context.error.responseType",
     "$context.waf.status",
 ];
-
-/// Why a template is refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TemplateError {
-    /// A `$context` variable this layer does not know.
-    #[error("unknown variable `{0}`")]
-    UnknownVariable(String),
-    /// The template lacks `$context.requestId`, which API Gateway requires.
-    #[error("the template must contain $context.requestId")]
-    NoRequestId,
-}
 
 #[derive(Clone, Debug)]
 enum Piece {
@@ -104,9 +94,10 @@ impl AccessLogLayer {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] for an unknown variable or a missing
-    /// `$context.requestId`.
-    pub fn new(template: &str) -> Result<Self, TemplateError> {
+    /// A [`ConfigError`] about the template as a whole: an unknown variable
+    /// (`unknown variable `$context.nope``), or no `$context.requestId`,
+    /// which API Gateway requires.
+    pub fn new(template: &str) -> Result<Self, ConfigError> {
         let mut pieces = Vec::new();
         let mut rest = template;
         let mut has_id = false;
@@ -124,7 +115,7 @@ impl AccessLogLayer {
             let index = VARIABLES
                 .iter()
                 .position(|v| *v == name)
-                .ok_or_else(|| TemplateError::UnknownVariable(name.to_owned()))?;
+                .ok_or_else(|| ConfigError::whole(format!("unknown variable `{name}`")))?;
             has_id |= index == 0;
             pieces.push(Piece::Var(index));
             rest = &tail[name.len()..];
@@ -133,7 +124,9 @@ impl AccessLogLayer {
             pieces.push(Piece::Text(rest.to_owned()));
         }
         if !has_id {
-            return Err(TemplateError::NoRequestId);
+            return Err(ConfigError::whole(
+                "the template must contain $context.requestId",
+            ));
         }
         Ok(Self {
             pieces: pieces.into(),
@@ -188,6 +181,10 @@ impl<S> Layer<S> for AccessLogLayer {
 pub struct AccessLog<S> {
     inner: S,
     layer: AccessLogLayer,
+}
+
+impl<S> AccessLog<S> {
+    portcullis_core::inner_service_accessors!();
 }
 
 struct Line {

@@ -1,11 +1,18 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access_log;
+mod builder;
+mod chain;
+mod cors;
 pub mod definition;
 mod layer;
+mod refusal;
+mod service;
+mod validate;
 
-pub use definition::{ApiDefinition, DefinitionError, MethodSettings};
-pub use layer::{
-    DEFAULT_BODY_LIMIT, OpenApi, OpenApiLayer, OpenApiLayerBuilder, RefusalInfo, ResourcePath,
-    Route,
-};
+pub use builder::OpenApiLayerBuilder;
+pub use chain::Route;
+pub use definition::{ApiDefinition, MethodSettings};
+pub use layer::{DEFAULT_BODY_LIMIT, OpenApiLayer};
+pub use refusal::{OpenApiRefusal, RefusalInfo};
+pub use service::{OpenApi, ResourcePath};

@@ -10,10 +10,13 @@ use axum::body::Body;
 use axum::routing::any;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use portcullis_core::config::ConfigError;
 use portcullis_core::context::{ApiKeyContext, AuthMethod, Caller};
+use portcullis_core::path::PathRefusal;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
-use portcullis_openapi::{ApiDefinition, DefinitionError, OpenApiLayer, Route};
+use portcullis_openapi::{ApiDefinition, OpenApiLayer, OpenApiRefusal, RefusalInfo, Route};
 use tower::ServiceExt;
 use tower::layer::layer_fn;
 use tower::service_fn;
@@ -211,6 +214,74 @@ async fn request_validation_follows_the_guides_sample() {
     );
 }
 
+/// The reason a refused response carries in its extensions, with the
+/// `RefusalInfo` the access log reads agreeing with it.
+async fn refusal_of(app: &Router, request: Request<Body>) -> Option<OpenApiRefusal> {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let refusal = response.extensions().get::<OpenApiRefusal>().cloned();
+    if let Some(refusal) = &refusal {
+        let info = response.extensions().get::<RefusalInfo>().unwrap();
+        assert_eq!(info.kind, refusal.gateway_response().kind());
+        assert_eq!(response.status(), info.kind.default_status());
+    }
+    refusal
+}
+
+#[tokio::test]
+async fn refusals_carry_their_reason_in_the_response_extensions() {
+    let app = validation_app();
+    let key = "a-valid-key-0123456789";
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        refusal_of(&app, get("/validation")).await,
+        Some(OpenApiRefusal::MissingParameters(vec!["q1".to_owned()]))
+    );
+    assert_eq!(refusal_of(&app, get("/validation?q1=cat")).await, None);
+    let bad_body = Request::post("/validation")
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .header("h1", "v")
+        .body(Body::from("not json"))
+        .unwrap();
+    let refusal = refusal_of(&app, bad_body).await;
+    assert_eq!(refusal, Some(OpenApiRefusal::BodyInvalid));
+    assert_eq!(refusal.unwrap().decision().detail(), Some("body_invalid"));
+    assert_eq!(
+        refusal_of(&app, get("/elsewhere")).await,
+        Some(OpenApiRefusal::NoRoute)
+    );
+    assert_eq!(
+        refusal_of(&app, get("/validation/../validation")).await,
+        Some(OpenApiRefusal::NonCanonicalPath(PathRefusal::DotSegment))
+    );
+
+    let app = authorizers_app(bearer);
+    let with = |path: &str, name: &str, value: &str| {
+        Request::get(path)
+            .header(name, value)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        refusal_of(
+            &app,
+            with("/profile", "authorization", "Bearer u1 other/scope")
+        )
+        .await,
+        Some(OpenApiRefusal::ScopeMissing)
+    );
+    // The authorizer admits without leaving a caller: the layer fails closed.
+    assert_eq!(
+        refusal_of(&app, with("/request", "auth", "anything")).await,
+        Some(OpenApiRefusal::NoCaller { iam: false })
+    );
+}
+
 #[tokio::test]
 async fn unknown_paths_and_methods_get_missing_authentication_token() {
     let app = validation_app();
@@ -343,7 +414,12 @@ async fn a_missing_layer_fails_at_build() {
         .sigv4(stand_in(signed))
         .build()
         .unwrap_err();
-    assert!(matches!(error, DefinitionError::Invalid { .. }), "{error}");
+    assert!(error.path().starts_with("securitySchemes."), "{error}");
+    assert_eq!(
+        error.message(),
+        "no layer was given for this security scheme",
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -437,13 +513,11 @@ fn unsupported_extensions_fail_with_their_path() {
         br#"{"openapi":"3.0.1","paths":{"/a":{"get":{"x-amazon-apigateway-policy":{}}}}}"#,
     )
     .unwrap_err();
-    match error {
-        DefinitionError::UnsupportedExtension { path, name } => {
-            assert_eq!(path, "/paths/~1a/get/x-amazon-apigateway-policy");
-            assert_eq!(name, "x-amazon-apigateway-policy");
-        }
-        other => panic!("{other}"),
-    }
+    assert_eq!(error.path(), "paths./a.get.x-amazon-apigateway-policy");
+    assert_eq!(
+        error.message(),
+        "the extension `x-amazon-apigateway-policy` is not supported"
+    );
     // Ignored on purpose: loads.
     ApiDefinition::from_slice(
         br#"{"openapi":"3.0.1","x-amazon-apigateway-binary-media-types":["*/*"],"paths":{}}"#,
@@ -556,8 +630,18 @@ async fn access_log_renders_every_request_and_every_response_has_a_request_id() 
 #[test]
 fn access_log_templates_are_checked() {
     use portcullis_openapi::access_log::AccessLogLayer;
-    assert!(AccessLogLayer::new("$context.requestId $context.nope").is_err());
-    assert!(AccessLogLayer::new("$context.status").is_err());
+    assert_eq!(
+        AccessLogLayer::new("$context.requestId $context.nope")
+            .unwrap_err()
+            .to_string(),
+        "unknown variable `$context.nope`"
+    );
+    assert_eq!(
+        AccessLogLayer::new("$context.status")
+            .unwrap_err()
+            .to_string(),
+        "the template must contain $context.requestId"
+    );
     // API Gateway's CLF example.
     let _clf = AccessLogLayer::new(
         r#"$context.identity.sourceIp - - [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.requestId"#,
@@ -568,7 +652,7 @@ fn access_log_templates_are_checked() {
 /// A definition SAM's translator generated (aws/serverless-application-model
 /// `tests/translator/output/`, the `Body` it gives `AWS::ApiGateway::RestApi`;
 /// see `tests/fixtures/README.md`).
-fn sam(name: &str) -> Result<ApiDefinition, DefinitionError> {
+fn sam(name: &str) -> Result<ApiDefinition, ConfigError> {
     let bytes = std::fs::read(format!(
         "{}/tests/fixtures/sam/{name}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -652,12 +736,12 @@ fn sams_generated_definitions_load() {
 
 /// SAM's CORS output writes the values its test template gave (`methods`,
 /// `origins`) unquoted, which API Gateway reads as mapping expressions, not
-/// static values: refused, with the JSON pointer.
+/// static values: refused, with their path in the definition.
 #[test]
-fn sams_unquoted_cors_values_are_refused_with_their_pointer() {
+fn sams_unquoted_cors_values_are_refused_with_their_path() {
     let error = sam("api_with_cors_openapi_3").unwrap_err().to_string();
     assert!(
-        error.contains("/x-amazon-apigateway-integration/responses/default/responseParameters/"),
+        error.contains(".x-amazon-apigateway-integration.responses.default.responseParameters."),
         "{error}"
     );
 }

@@ -35,7 +35,6 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
-use portcullis_api_key::ApiKeySource as KeySource;
 #[cfg(feature = "authorizer")]
 use portcullis_authorizer::{AuthorizerConfig, AuthorizerLayer, AuthorizerType, HttpAuthorizer};
 use portcullis_core::client_ip::ClientIpResolver;
@@ -48,7 +47,6 @@ use portcullis_iam::ExecuteApiArn;
 #[cfg(feature = "jwt")]
 use portcullis_jwt::JwtLayer;
 use portcullis_openapi::access_log::AccessLogLayer;
-use portcullis_openapi::definition::ApiKeySource;
 #[cfg(feature = "authorizer")]
 use portcullis_openapi::definition::{Authorization, CustomAuthorizerKind};
 use portcullis_openapi::{ApiDefinition, OpenApiLayer, OpenApiLayerBuilder, Route};
@@ -206,9 +204,14 @@ impl ApiStack {
             builder = builder.authorizer(name.clone(), authorizer.clone());
         }
         if let Some(api_key) = &layer.api_key {
+            // One idea in two crates that may not depend on each other: the
+            // definition's `x-amazon-apigateway-api-key-source`, read by the
+            // API-key layer.
             let source = match self.definition.api_key_source() {
-                ApiKeySource::Authorizer => KeySource::Authorizer,
-                _ => KeySource::Header,
+                portcullis_openapi::definition::ApiKeySource::Authorizer => {
+                    portcullis_api_key::ApiKeySource::Authorizer
+                }
+                _ => portcullis_api_key::ApiKeySource::Header,
             };
             builder = builder.api_key(api_key.clone().source(source));
         }

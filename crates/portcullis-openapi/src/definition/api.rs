@@ -1,5 +1,6 @@
 //! [`ApiDefinition`]: loading a definition and looking its methods up.
 
+use portcullis_core::config::ConfigError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use super::chain::ChainKey;
 use super::cors::{CorsConfig, cors};
-use super::error::{DefinitionError, escape, invalid};
+use super::error::{escape, invalid, unreadable};
 use super::extensions::check_extensions;
 use super::gateway_responses::gateway_responses;
 use super::loader::Loader;
@@ -37,19 +38,20 @@ impl ApiDefinition {
     ///
     /// # Errors
     ///
-    /// A [`DefinitionError`] naming the JSON pointer of what is wrong, or an
+    /// A [`ConfigError`] whose path says where in the definition the problem
+    /// is (`paths./pets/{id}.get.security[0]`): a value of the wrong shape, or an
     /// unsupported extension.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, DefinitionError> {
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, ConfigError> {
         if bytes.len() > MAX_DEFINITION_BYTES {
-            return Err(DefinitionError::Syntax(format!(
+            return Err(unreadable(format_args!(
                 "larger than {MAX_DEFINITION_BYTES} bytes"
             )));
         }
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         let value: Value = if first == Some(&b'{') {
-            serde_json::from_slice(bytes).map_err(|e| DefinitionError::Syntax(e.to_string()))?
+            serde_json::from_slice(bytes).map_err(unreadable)?
         } else {
-            serde_norway::from_slice(bytes).map_err(|e| DefinitionError::Syntax(e.to_string()))?
+            serde_norway::from_slice(bytes).map_err(unreadable)?
         };
         Self::from_value(&value)
     }
@@ -59,7 +61,7 @@ impl ApiDefinition {
     /// # Errors
     ///
     /// As [`from_slice`](Self::from_slice).
-    pub fn from_value(root: &Value) -> Result<Self, DefinitionError> {
+    pub fn from_value(root: &Value) -> Result<Self, ConfigError> {
         check_extensions(root, &mut String::new())?;
         let obj = root
             .as_object()
@@ -163,11 +165,12 @@ impl ApiDefinition {
     ///
     /// # Errors
     ///
-    /// [`DefinitionError::Invalid`] naming the selector that matches no method.
+    /// A [`ConfigError`] at `methodSettings.{selector}` when a selector
+    /// matches no method.
     pub fn method_throttles(
         &self,
         throttles: impl IntoIterator<Item = (MethodSelector, ThrottleSettings)>,
-    ) -> Result<Vec<(MethodSelector, ThrottleSettings)>, DefinitionError> {
+    ) -> Result<Vec<(MethodSelector, ThrottleSettings)>, ConfigError> {
         let mut out = Vec::new();
         for (selector, settings) in throttles {
             let known = self.methods().any(|m| {

@@ -1,8 +1,9 @@
 //! CORS settings of an HTTP API (`x-amazon-apigateway-cors`).
 
+use portcullis_core::config::ConfigError;
 use serde_json::Value;
 
-use super::error::{DefinitionError, escape, invalid};
+use super::error::{escape, invalid};
 use super::values::str_list;
 
 /// CORS settings of an HTTP API (`x-amazon-apigateway-cors`).
@@ -41,7 +42,7 @@ impl CorsConfig {
     }
 }
 
-pub(super) fn cors(value: &Value, path: &str) -> Result<CorsConfig, DefinitionError> {
+pub(super) fn cors(value: &Value, path: &str) -> Result<CorsConfig, ConfigError> {
     let obj = value
         .as_object()
         .ok_or_else(|| invalid(path, "not an object"))?;

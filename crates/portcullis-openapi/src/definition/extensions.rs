@@ -1,11 +1,12 @@
 //! The `x-amazon-apigateway-*` extensions: which are applied, which are
 //! ignored on purpose, and the check that refuses any other.
 
+use portcullis_core::config::ConfigError;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::error::{DefinitionError, escape};
+use super::error::{escape, index, unsupported};
 
 /// The extensions read and applied.
 pub(super) const SUPPORTED: &[&str] = &[
@@ -35,7 +36,7 @@ pub const IGNORED_ON_PURPOSE: &[&str] = &[
     "x-amazon-apigateway-tag-value",
 ];
 
-pub(super) fn check_extensions(value: &Value, path: &mut String) -> Result<(), DefinitionError> {
+pub(super) fn check_extensions(value: &Value, path: &mut String) -> Result<(), ConfigError> {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
@@ -50,10 +51,7 @@ pub(super) fn check_extensions(value: &Value, path: &mut String) -> Result<(), D
                         continue;
                     }
                     if !SUPPORTED.contains(&key.as_str()) {
-                        return Err(DefinitionError::UnsupportedExtension {
-                            path: path.clone(),
-                            name: key.clone(),
-                        });
+                        return Err(unsupported(path, key));
                     }
                 }
                 check_extensions(child, path)?;
@@ -63,7 +61,8 @@ pub(super) fn check_extensions(value: &Value, path: &mut String) -> Result<(), D
         Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("/{i}"));
+                path.push('/');
+                path.push_str(&index(i));
                 check_extensions(child, path)?;
                 path.truncate(len);
             }

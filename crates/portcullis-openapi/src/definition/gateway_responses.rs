@@ -3,16 +3,17 @@
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 use portcullis_core::GatewayResponseType;
+use portcullis_core::config::ConfigError;
 use portcullis_core::response::{BodyTemplate, GatewayResponses, ResponseOverride};
 use serde_json::Value;
 
-use super::error::{DefinitionError, escape, invalid};
+use super::error::{escape, invalid};
 use super::values::static_value;
 
 pub(super) fn gateway_responses(
     value: &Value,
     path: &str,
-) -> Result<GatewayResponses, DefinitionError> {
+) -> Result<GatewayResponses, ConfigError> {
     let obj = value
         .as_object()
         .ok_or_else(|| invalid(path, "not an object"))?;

@@ -1,6 +1,7 @@
 //! The loader: a definition's security schemes, validators, resources
 //! and methods, checked as they are read.
 
+use portcullis_core::config::ConfigError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use http::header::HeaderName;
 use serde_json::Value;
 
 use super::chain::{AuthKind, ChainKey};
-use super::error::{DefinitionError, escape, invalid};
+use super::error::{escape, index, invalid};
 use super::method::{
     ApiKeySource, Authorization, CustomAuthorizerKind, MethodSettings, MockResponse, Model,
     Parameter,
@@ -30,7 +31,7 @@ pub(super) struct Loader<'a> {
 const HTTP_METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
 
 impl Loader<'_> {
-    pub(super) fn top_level(&mut self) -> Result<(), DefinitionError> {
+    pub(super) fn top_level(&mut self) -> Result<(), ConfigError> {
         let root = self.root;
         if let Some(v) = root.get("x-amazon-apigateway-request-validators") {
             let path = "/x-amazon-apigateway-request-validators";
@@ -39,7 +40,7 @@ impl Loader<'_> {
                 .ok_or_else(|| invalid(path, "not an object"))?;
             for (name, validator) in map {
                 let at = format!("{path}/{}", escape(name));
-                let flag = |key: &str| -> Result<bool, DefinitionError> {
+                let flag = |key: &str| -> Result<bool, ConfigError> {
                     match validator.get(key) {
                         None => Ok(false),
                         Some(Value::Bool(b)) => Ok(*b),
@@ -91,7 +92,7 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn validator_name(&self, v: &Value, path: &str) -> Result<String, DefinitionError> {
+    fn validator_name(&self, v: &Value, path: &str) -> Result<String, ConfigError> {
         let name = v.as_str().ok_or_else(|| invalid(path, "not a string"))?;
         if !self.validators.contains_key(name) {
             return Err(invalid(
@@ -106,7 +107,7 @@ impl Loader<'_> {
         &mut self,
         template: &str,
         item: &Value,
-    ) -> Result<Resource, DefinitionError> {
+    ) -> Result<Resource, ConfigError> {
         let path = format!("/paths/{}", escape(template));
         if !template.starts_with('/') {
             return Err(invalid(&path, "a path starts with `/`"));
@@ -160,7 +161,7 @@ impl Loader<'_> {
         op: &Value,
         shared_params: Option<&Value>,
         path: &str,
-    ) -> Result<MethodSettings, DefinitionError> {
+    ) -> Result<MethodSettings, ConfigError> {
         let obj = op
             .as_object()
             .ok_or_else(|| invalid(path, "not an object"))?;
@@ -186,9 +187,9 @@ impl Loader<'_> {
             for (i, requirement) in list.iter().enumerate() {
                 let req = requirement
                     .as_object()
-                    .ok_or_else(|| invalid(&format!("{spath}/{i}"), "not an object"))?;
+                    .ok_or_else(|| invalid(&format!("{spath}/{}", index(i)), "not an object"))?;
                 for (name, scopes) in req {
-                    let at = format!("{spath}/{i}/{}", escape(name));
+                    let at = format!("{spath}/{}/{}", index(i), escape(name));
                     if name == "NONE" && !self.schemes.contains_key(name) {
                         continue;
                     }
@@ -253,7 +254,7 @@ impl Loader<'_> {
                 .as_array()
                 .ok_or_else(|| invalid(&ppath, "not an array"))?;
             for (i, param) in list.iter().enumerate() {
-                let at = format!("{ppath}/{i}");
+                let at = format!("{ppath}/{}", index(i));
                 let param = self.deref(param, &at)?;
                 let name = param
                     .get("name")
@@ -347,7 +348,7 @@ impl Loader<'_> {
     }
 
     /// Follows a local `$ref` (one level, as exports write them).
-    fn deref<'v>(&'v self, value: &'v Value, path: &str) -> Result<&'v Value, DefinitionError> {
+    fn deref<'v>(&'v self, value: &'v Value, path: &str) -> Result<&'v Value, ConfigError> {
         match value.get("$ref").and_then(Value::as_str) {
             Some(reference) => {
                 let pointer = reference
@@ -361,7 +362,7 @@ impl Loader<'_> {
         }
     }
 
-    fn model(&self, schema: &Value, path: &str) -> Result<Model, DefinitionError> {
+    fn model(&self, schema: &Value, path: &str) -> Result<Model, ConfigError> {
         let name = schema
             .get("$ref")
             .and_then(Value::as_str)
@@ -390,7 +391,7 @@ impl Loader<'_> {
         name: &str,
         scopes: Vec<String>,
         path: &str,
-    ) -> Result<Option<Authorization>, DefinitionError> {
+    ) -> Result<Option<Authorization>, ConfigError> {
         let Some(scheme) = self.schemes.get(name) else {
             // The developer guide's own samples name `api_key` without
             // declaring it; API Gateway reads it as the API-key requirement.
@@ -479,7 +480,7 @@ impl Loader<'_> {
     }
 }
 
-fn mock_response(integration: &Value, path: &str) -> Result<MockResponse, DefinitionError> {
+fn mock_response(integration: &Value, path: &str) -> Result<MockResponse, ConfigError> {
     let default = integration.get("responses").and_then(|r| r.get("default"));
     let status = match default.and_then(|d| d.get("statusCode")) {
         None => StatusCode::OK,

@@ -68,7 +68,10 @@ pub enum CustomAuthorizerKind {
     Request,
 }
 
-/// Where API keys come from (`x-amazon-apigateway-api-key-source`).
+/// Where API keys come from (`x-amazon-apigateway-api-key-source`): the
+/// same idea, with the same variants, as portcullis-api-key's
+/// `ApiKeySource`, which the API-key layer is configured with (this crate
+/// may not depend on that one; the facade maps one to the other).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ApiKeySource {

@@ -15,6 +15,5 @@ mod values;
 pub use api::{ApiDefinition, MAX_DEFINITION_BYTES};
 pub(crate) use chain::AuthKind;
 pub use cors::CorsConfig;
-pub use error::DefinitionError;
 pub use extensions::{IGNORED_ON_PURPOSE, supported_extensions};
 pub use method::{ApiKeySource, Authorization, CustomAuthorizerKind, MethodSettings, Parameter};

@@ -2,11 +2,12 @@
 //! parameter values.
 
 use http::header::HeaderValue;
+use portcullis_core::config::ConfigError;
 use serde_json::Value;
 
-use super::error::{DefinitionError, invalid};
+use super::error::{index, invalid};
 
-pub(super) fn str_list(value: Option<&Value>, path: &str) -> Result<Vec<String>, DefinitionError> {
+pub(super) fn str_list(value: Option<&Value>, path: &str) -> Result<Vec<String>, ConfigError> {
     match value {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -15,7 +16,7 @@ pub(super) fn str_list(value: Option<&Value>, path: &str) -> Result<Vec<String>,
             .map(|(i, v)| {
                 v.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| invalid(&format!("{path}/{i}"), "not a string"))
+                    .ok_or_else(|| invalid(&format!("{path}/{}", index(i)), "not a string"))
             })
             .collect(),
         Some(_) => Err(invalid(path, "not an array of strings")),
@@ -23,7 +24,7 @@ pub(super) fn str_list(value: Option<&Value>, path: &str) -> Result<Vec<String>,
 }
 
 /// A static value of a response parameter: `'text'`.
-pub(super) fn static_value(value: &Value, path: &str) -> Result<HeaderValue, DefinitionError> {
+pub(super) fn static_value(value: &Value, path: &str) -> Result<HeaderValue, ConfigError> {
     let text = value
         .as_str()
         .ok_or_else(|| invalid(path, "not a string"))?;

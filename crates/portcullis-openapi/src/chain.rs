@@ -1,0 +1,119 @@
+//! The protection chains: the type-erased route each protection layer
+//! wraps, and the checks after each layer that it left what it vouches for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use portcullis_core::ResponseBody;
+use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::trace::{self, Decision};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceExt, service_fn};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Span;
+
+use crate::definition::{Authorization, MethodSettings};
+use crate::refusal::{OpenApiRefusal, refused};
+
+/// The type-erased service each protection layer wraps.
+pub type Route<B, RB, E> = BoxCloneSyncService<Request<B>, Response<RB>, E>;
+
+pub(crate) type Wrap<B, RB, E> = Arc<dyn Fn(Route<B, RB, E>) -> Route<B, RB, E> + Send + Sync>;
+
+/// One chain's authorizer layer and API-key layer.
+pub(crate) type ChainLayers<B, RB, E> = (Option<Wrap<B, RB, E>>, Option<Wrap<B, RB, E>>);
+
+pub(crate) fn wrap<B, RB, E, L>(layer: L) -> Wrap<B, RB, E>
+where
+    L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
+    L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as Service<Request<B>>>::Future: Send + 'static,
+    B: 'static,
+    RB: From<Bytes> + 'static,
+    E: 'static,
+{
+    Arc::new(move |route| {
+        BoxCloneSyncService::new(layer.layer(route).map_response(|response| {
+            response.map(|body| match body.into_inner() {
+                Ok(body) => body,
+                Err(bytes) => RB::from(bytes),
+            })
+        }))
+    })
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Require {
+    Caller,
+    ApiKey,
+}
+
+/// After a protection layer: fail closed if it let the request through
+/// without leaving what it vouches for, and check the method's scopes.
+pub(crate) fn require<B, RB, E>(next: Route<B, RB, E>, what: Require) -> Route<B, RB, E>
+where
+    B: Send + 'static,
+    RB: From<Bytes> + Send + 'static,
+    E: Send + 'static,
+{
+    BoxCloneSyncService::new(service_fn(move |request: Request<B>| {
+        let next = next.clone();
+        async move {
+            let start = Instant::now();
+            let span = match what {
+                Require::Caller => portcullis_core::layer_span!("openapi", step = "require_caller"),
+                Require::ApiKey => {
+                    portcullis_core::layer_span!("openapi", step = "require_api_key")
+                }
+            };
+            crate::access_log::record_context(&request);
+            let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
+            let refusal = match what {
+                Require::ApiKey => (request.extensions().get::<ApiKeyContext>().is_none())
+                    .then_some(OpenApiRefusal::NoApiKey),
+                Require::Caller => {
+                    match (request.extensions().get::<Caller>(), settings.as_deref()) {
+                        (None, Some(s)) => Some(OpenApiRefusal::NoCaller {
+                            iam: matches!(s.authorization, Authorization::Iam { .. }),
+                        }),
+                        (
+                            Some(caller),
+                            Some(MethodSettings {
+                                authorization: Authorization::CognitoUserPools { scopes, .. },
+                                ..
+                            }),
+                        ) if !scopes.is_empty() && !scopes.iter().any(|s| caller.has_scope(s)) => {
+                            Some(OpenApiRefusal::ScopeMissing)
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(refusal) = refusal {
+                return refused(refusal, &request, start.elapsed(), &span);
+            }
+            record_allowed(&request, &span);
+            drop(span);
+            next.oneshot(request).await
+        }
+    }))
+}
+
+/// Records on a `require` step's span that the layer before it left what
+/// it vouches for.
+pub(crate) fn record_allowed<B>(request: &Request<B>, span: &Span) {
+    Decision::allowed().record(span);
+    if let Some(caller) = request.extensions().get::<Caller>() {
+        trace::record_principal(span, caller.principal());
+    }
+    if let Some(key) = request.extensions().get::<ApiKeyContext>() {
+        trace::record_key_id(span, key.key_id());
+    }
+}
