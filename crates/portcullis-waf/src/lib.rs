@@ -22,6 +22,7 @@ pub mod managed;
 mod libinjection;
 pub mod model;
 mod rate;
+mod refusal;
 mod service;
 pub mod transform;
 mod xss;
@@ -31,4 +32,5 @@ pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KE
 pub use engine::{CompiledAcl, CountryLookup, RuleGroupMatch, WafAction, WafOutcome};
 pub use error::{LoadError, LoadErrorKind};
 pub use geo::MaxMindCountries;
+pub use refusal::WafRefusal;
 pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};

@@ -17,8 +17,9 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::WafLabels;
+use portcullis_core::refusal::Refusal;
 use portcullis_waf::{
-    AclSources, CompiledAcl, LoadErrorKind, WafAction, WafBody, WafLayer, WafOutcome,
+    AclSources, CompiledAcl, LoadErrorKind, WafAction, WafBody, WafLayer, WafOutcome, WafRefusal,
 };
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
@@ -191,6 +192,11 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
     assert!(outcome.is_blocked());
     assert_eq!(outcome.block_status(), Some(StatusCode::FORBIDDEN));
     assert_eq!(outcome.terminating_rule(), Some("plain"));
+    let refusal = plain.extensions().get::<WafRefusal>().unwrap();
+    assert!(refusal.is_blocked());
+    assert!(!refusal.has_custom_response());
+    assert_eq!(refusal.detail(), "blocked");
+    assert_eq!(refusal.decision().reason(), "WAF_FILTERED");
     assert_eq!(
         plain.into_body().collect().await.unwrap().to_bytes(),
         r#"{"message":"Forbidden"}"#
@@ -207,6 +213,15 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
     assert_eq!(outcome.block_status(), Some(StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(outcome.terminating_rule(), Some("custom"));
     assert_eq!(outcome.matched_rules().collect::<Vec<_>>(), ["custom"]);
+    let refusal = custom.extensions().get::<WafRefusal>().unwrap();
+    assert!(refusal.has_custom_response());
+    assert_eq!(
+        refusal
+            .gateway_response()
+            .render(&Request::new(()))
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(custom.headers()["content-type"], "application/json");
     assert_eq!(
         custom.into_body().collect().await.unwrap().to_bytes(),
