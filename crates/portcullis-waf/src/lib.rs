@@ -30,7 +30,7 @@ mod xss;
 pub use body::WafBody;
 pub use compile::{AclSources, DEFAULT_BODY_INSPECTION_LIMIT, DEFAULT_MAX_RATE_KEYS};
 pub use engine::{CompiledAcl, CountryLookup, RuleGroupMatch, WafAction, WafOutcome};
-pub use error::{LoadError, LoadErrorKind};
+pub use error::LoadError;
 pub use geo::MaxMindCountries;
 pub use refusal::WafRefusal;
 pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::engine::{Action, BlockResponse};
-use crate::error::LoadErrorKind;
 use crate::model::{self};
 
 use super::compiler::{Compiler, Res, join};
@@ -21,7 +20,6 @@ impl Compiler<'_> {
             };
             return Err(self.err(
                 &join(path, which),
-                LoadErrorKind::Unsupported,
                 format!(
                     "the {which} action is not supported: it needs AWS's token and puzzle service; use Block or Count"
                 ),
@@ -39,7 +37,6 @@ impl Compiler<'_> {
             )),
             _ => Err(self.err(
                 path,
-                LoadErrorKind::Invalid,
                 "an action must be exactly one of Allow, Block or Count",
             )),
         }
@@ -70,17 +67,11 @@ impl Compiler<'_> {
         let name = HeaderName::try_from(format!("x-amzn-waf-{}", pair.name)).map_err(|_| {
             self.err(
                 &join(path, "Name"),
-                LoadErrorKind::Invalid,
                 format!("`{}` is not a valid header name", pair.name),
             )
         })?;
-        let value = HeaderValue::try_from(pair.value.as_str()).map_err(|_| {
-            self.err(
-                &join(path, "Value"),
-                LoadErrorKind::Invalid,
-                "not a valid header value",
-            )
-        })?;
+        let value = HeaderValue::try_from(pair.value.as_str())
+            .map_err(|_| self.err(&join(path, "Value"), "not a valid header value"))?;
         Ok((name, value))
     }
 
@@ -99,7 +90,6 @@ impl Compiler<'_> {
             .ok_or_else(|| {
                 self.err(
                     &join(&path, "ResponseCode"),
-                    LoadErrorKind::Invalid,
                     format!("response code {} is outside 200-599", custom.response_code),
                 )
             })?;
@@ -115,7 +105,6 @@ impl Compiler<'_> {
                 let Some(body) = self.bodies.get(key) else {
                     return Err(self.err(
                         &join(&path, "CustomResponseBodyKey"),
-                        LoadErrorKind::UnresolvedReference,
                         format!("no CustomResponseBodies entry `{key}`"),
                     ));
                 };

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::{Action, CompiledAcl, Field, Group, Rule, RuleBody, Stmt};
-use crate::error::{LoadError, LoadErrorKind};
+use portcullis_core::config::ConfigError;
+
+use crate::error::LoadError;
 use crate::ipset::IpRanges;
 use crate::model::{self, Statement};
 use crate::rate::RateTable;
@@ -27,7 +29,10 @@ impl AclSources {
 
 pub(super) struct Compiler<'s> {
     pub(super) sources: &'s AclSources,
-    pub(super) document: String,
+    /// The path of the statement that refers to the document being compiled
+    /// (a rule group), in front of every path inside it; empty for the web
+    /// ACL itself.
+    pub(super) base: String,
     /// The custom response bodies of the document being compiled (copied:
     /// a managed group's document lives only while it is compiled).
     pub(super) bodies: BTreeMap<String, model::CustomResponseBody>,
@@ -54,7 +59,6 @@ pub(super) fn join(path: &str, segment: &str) -> String {
 struct GroupUse<'g> {
     group: &'g model::RuleGroup,
     id: Arc<str>,
-    document: String,
     excluded: &'g [model::LabelName],
     overrides: &'g [model::RuleActionOverride],
     scope_down: Option<Stmt>,
@@ -99,7 +103,7 @@ impl<'s> Compiler<'s> {
     fn new(sources: &'s AclSources) -> Self {
         Self {
             sources,
-            document: "web ACL".to_owned(),
+            base: String::new(),
             bodies: sources.web_acl.custom_response_bodies.clone(),
             fields: Vec::new(),
             field_ids: HashMap::new(),
@@ -111,13 +115,9 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    pub(super) fn err(
-        &self,
-        path: &str,
-        kind: LoadErrorKind,
-        message: impl Into<String>,
-    ) -> LoadError {
-        LoadError::new(&self.document, path, kind, message)
+    /// A configuration error at `path` in the document being compiled.
+    pub(super) fn err(&self, path: &str, message: impl Into<String>) -> LoadError {
+        LoadError::Config(ConfigError::new(path.to_owned(), message).within(&self.base))
     }
 
     fn account(&self) -> String {
@@ -139,7 +139,6 @@ impl<'s> Compiler<'s> {
             _ => {
                 return Err(self.err(
                     "DefaultAction",
-                    LoadErrorKind::Invalid,
                     "DefaultAction must be exactly one of Allow or Block",
                 ));
             }
@@ -192,7 +191,6 @@ impl<'s> Compiler<'s> {
             other => {
                 return Err(self.err(
                     "AssociationConfig.RequestBody.API_GATEWAY.DefaultSizeInspectionLimit",
-                    LoadErrorKind::Invalid,
                     format!("unknown size `{other}`: expected KB_16, KB_32, KB_48 or KB_64"),
                 ));
             }
@@ -215,14 +213,12 @@ impl<'s> Compiler<'s> {
             if !names.insert(rule.name.as_str()) {
                 return Err(self.err(
                     &join(&path, "Name"),
-                    LoadErrorKind::Invalid,
                     format!("duplicate rule name `{}`", rule.name),
                 ));
             }
             if !priorities.insert(rule.priority) {
                 return Err(self.err(
                     &join(&path, "Priority"),
-                    LoadErrorKind::Invalid,
                     format!("duplicate rule priority {}", rule.priority),
                 ));
             }
@@ -250,7 +246,6 @@ impl<'s> Compiler<'s> {
                 if label.name.is_empty() {
                     Err(self.err(
                         &join(path, &format!("RuleLabels[{i}].Name")),
-                        LoadErrorKind::Invalid,
                         "empty label name",
                     ))
                 } else {
@@ -271,7 +266,6 @@ impl<'s> Compiler<'s> {
             if !name_prefix.is_empty() {
                 return Err(self.err(
                     &join(&statement_path, kind),
-                    LoadErrorKind::Invalid,
                     "a rule group cannot reference another rule group",
                 ));
             }
@@ -282,7 +276,6 @@ impl<'s> Compiler<'s> {
                 _ => {
                     return Err(self.err(
                         &join(path, "OverrideAction"),
-                        LoadErrorKind::Invalid,
                         "a rule that references a rule group needs OverrideAction {\"None\":{}} or {\"Count\":{}}",
                     ));
                 }
@@ -300,11 +293,7 @@ impl<'s> Compiler<'s> {
             }
         } else {
             let Some(action) = &rule.action else {
-                return Err(self.err(
-                    &join(path, "Action"),
-                    LoadErrorKind::Invalid,
-                    "a rule needs an Action",
-                ));
+                return Err(self.err(&join(path, "Action"), "a rule needs an Action"));
             };
             let action = self.action(action, &join(path, "Action"))?;
             let stmt = self.statement(&rule.statement, &statement_path, false)?;
@@ -327,7 +316,6 @@ impl<'s> Compiler<'s> {
         let Some(group) = self.sources.rule_groups.get(&reference.arn) else {
             return Err(self.err(
                 &join(path, "ARN"),
-                LoadErrorKind::UnresolvedReference,
                 format!(
                     "no rule group with ARN `{}` was supplied (AclSources::with_rule_group_json)",
                     reference.arn
@@ -338,7 +326,6 @@ impl<'s> Compiler<'s> {
             GroupUse {
                 group,
                 id: Arc::from(group.arn.as_str()),
-                document: format!("rule group {}", reference.arn),
                 excluded: &reference.excluded_rules,
                 overrides: &reference.rule_action_overrides,
                 scope_down: None,
@@ -359,7 +346,6 @@ impl<'s> Compiler<'s> {
         if statement.vendor_name != "AWS" {
             return Err(self.err(
                 &join(path, "VendorName"),
-                LoadErrorKind::Unsupported,
                 format!(
                     "managed rule groups of vendor `{}` are not supported: their rules are the vendor's; only AWS's groups have equivalents here",
                     statement.vendor_name
@@ -406,14 +392,12 @@ impl<'s> Compiler<'s> {
                 };
                 return Err(self.err(
                     &join(path, "Name"),
-                    LoadErrorKind::Unsupported,
                     format!("AWS managed rule group `{name}` needs data only AWS has{hint}"),
                 ));
             }
         } else {
             return Err(self.err(
                 &join(path, "Name"),
-                LoadErrorKind::Unsupported,
                 format!(
                     "unknown AWS managed rule group `{name}`; the groups provided are {}",
                     crate::managed::available().collect::<Vec<_>>().join(", ")
@@ -449,7 +433,6 @@ impl<'s> Compiler<'s> {
             GroupUse {
                 group: &group,
                 id: Arc::from(format!("AWS#{name}")),
-                document: format!("managed rule group AWS {name}"),
                 excluded: &statement.excluded_rules,
                 overrides: &statement.rule_action_overrides,
                 scope_down,
@@ -470,7 +453,6 @@ impl<'s> Compiler<'s> {
         let GroupUse {
             group,
             id,
-            document,
             excluded,
             overrides: action_overrides,
             scope_down,
@@ -486,7 +468,8 @@ impl<'s> Compiler<'s> {
             )?;
             overrides.insert(o.name.clone(), action);
         }
-        let saved_document = std::mem::replace(&mut self.document, document);
+        let base = join(&self.base, path);
+        let saved_base = std::mem::replace(&mut self.base, base);
         let saved_bodies =
             std::mem::replace(&mut self.bodies, group.custom_response_bodies.clone());
         let saved_prefix = std::mem::replace(&mut self.rate_prefix, format!("{acl_rule}/"));
@@ -498,7 +481,7 @@ impl<'s> Compiler<'s> {
         });
         let prefix = format!("{acl_rule}/");
         let rules = self.rules(&group.rules, "", &namespace, &prefix);
-        self.document = saved_document;
+        self.base = saved_base;
         self.bodies = saved_bodies;
         self.rate_prefix = saved_prefix;
         let mut rules = rules?;

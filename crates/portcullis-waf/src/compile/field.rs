@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use http::HeaderName;
 
 use crate::engine::{Field, NamePattern, Oversize};
-use crate::error::LoadErrorKind;
 use crate::model::{self};
 use crate::transform::TransformKind;
 
@@ -21,7 +20,6 @@ impl Compiler<'_> {
         if tts.is_empty() && !optional {
             return Err(self.err(
                 &join(path, "TextTransformations"),
-                LoadErrorKind::Invalid,
                 "at least one TextTransformation is required (use NONE)",
             ));
         }
@@ -30,7 +28,6 @@ impl Compiler<'_> {
             if !seen.insert(t.priority) {
                 return Err(self.err(
                     &join(path, &format!("TextTransformations[{i}].Priority")),
-                    LoadErrorKind::Invalid,
                     format!("duplicate transformation priority {}", t.priority),
                 ));
             }
@@ -75,7 +72,6 @@ impl Compiler<'_> {
         if let Some(key) = f.other.keys().next() {
             return Err(self.err(
                 &join(path, key),
-                LoadErrorKind::Unsupported,
                 format!("FieldToMatch `{key}` is not supported"),
             ));
         }
@@ -97,7 +93,6 @@ impl Compiler<'_> {
         if count != 1 {
             return Err(self.err(
                 path,
-                LoadErrorKind::Invalid,
                 format!("FieldToMatch must set exactly one field, this one sets {count}"),
             ));
         }
@@ -110,7 +105,6 @@ impl Compiler<'_> {
             let name = HeaderName::try_from(h.name.as_str()).map_err(|_| {
                 self.err(
                     &join(path, "SingleHeader.Name"),
-                    LoadErrorKind::Invalid,
                     format!("`{}` is not a valid header name", h.name),
                 )
             })?;
@@ -157,7 +151,6 @@ impl Compiler<'_> {
                         if !(p.is_empty() || p.starts_with('/')) {
                             return Err(self.err(
                                 &join(path, &format!("JsonBody.MatchPattern.IncludedPaths[{i}]")),
-                                LoadErrorKind::Invalid,
                                 format!("`{p}` is not a JSON pointer (it must start with `/`)"),
                             ));
                         }
@@ -167,7 +160,6 @@ impl Compiler<'_> {
                 _ => {
                     return Err(self.err(
                         &join(path, "JsonBody.MatchPattern"),
-                        LoadErrorKind::Invalid,
                         "MatchPattern must set exactly one of All or IncludedPaths",
                     ));
                 }
@@ -179,7 +171,7 @@ impl Compiler<'_> {
                 oversize: oversize(j.oversize_handling),
             }
         } else {
-            return Err(self.err(path, LoadErrorKind::Invalid, "empty FieldToMatch"));
+            return Err(self.err(path, "empty FieldToMatch"));
         })
     }
 
@@ -202,7 +194,6 @@ impl Compiler<'_> {
             (None, None, Some(names)) => Ok(NamePattern::Excluded(norm(names))),
             _ => Err(self.err(
                 path,
-                LoadErrorKind::Invalid,
                 "MatchPattern must set exactly one of All, Included... or Excluded...",
             )),
         }

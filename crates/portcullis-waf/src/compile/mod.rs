@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{LoadError, LoadErrorKind};
+use crate::error::LoadError;
 use crate::model::{self};
 
 /// The body inspection limit AWS applies to API Gateway by default: 16 KB.
@@ -48,13 +48,15 @@ fn parse_document<T: DeserializeOwned>(
     wrapper: &str,
     document: &str,
 ) -> Result<T, LoadError> {
-    let mut value: Value = serde_json::from_str(json)
-        .map_err(|e| LoadError::new(document, "", LoadErrorKind::Syntax, e.to_string()))?;
+    let mut value: Value = serde_json::from_str(json).map_err(|e| LoadError::Json {
+        document: document.to_owned(),
+        message: e.to_string(),
+    })?;
     // `aws wafv2 get-*` wraps the document (`{"WebACL": {...}, "LockToken": ...}`).
     if let Some(inner) = value.get_mut(wrapper) {
         value = inner.take();
     }
-    serde_path_to_error::deserialize(value).map_err(|e| LoadError::from_json(document, e))
+    serde_path_to_error::deserialize(value).map_err(LoadError::from_json)
 }
 
 impl AclSources {
@@ -204,10 +206,8 @@ impl AclSources {
             .iter()
             .any(|(g, _, _)| *g == group)
         {
-            return Err(LoadError::new(
-                "managed IP list",
+            return Err(LoadError::config(
                 "",
-                LoadErrorKind::Invalid,
                 format!(
                     "`{group}` is not an IP-list managed group: expected AWSManagedRulesAmazonIpReputationList or AWSManagedRulesAnonymousIpList"
                 ),

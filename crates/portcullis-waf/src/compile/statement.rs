@@ -6,7 +6,7 @@ use aho_corasick::AhoCorasick;
 use http::HeaderName;
 
 use crate::engine::{Forwarded, KeyPart, RateKey, RateStmt, SetMatcher, Stmt};
-use crate::error::{LoadError, LoadErrorKind};
+
 use crate::ipset::IpRanges;
 use crate::model::{self, Statement};
 use crate::rate::RateTable;
@@ -22,7 +22,7 @@ impl Compiler<'_> {
             } else {
                 format!("`{key}` is not a statement type this engine supports")
             };
-            return Err(self.err(&join(path, key), LoadErrorKind::Unsupported, message));
+            return Err(self.err(&join(path, key), message));
         }
         let set = [
             s.byte_match_statement.is_some(),
@@ -47,7 +47,6 @@ impl Compiler<'_> {
         if set != 1 {
             return Err(self.err(
                 path,
-                LoadErrorKind::Invalid,
                 format!("a statement must set exactly one statement type, this one sets {set}"),
             ));
         }
@@ -59,14 +58,12 @@ impl Compiler<'_> {
         if s.managed_rule_group_statement.is_some() {
             return Err(self.err(
                 &join(path, "ManagedRuleGroupStatement"),
-                LoadErrorKind::Invalid,
                 "ManagedRuleGroupStatement can only be a rule's top-level statement",
             ));
         }
         if s.rule_group_reference_statement.is_some() {
             return Err(self.err(
                 &join(path, "RuleGroupReferenceStatement"),
-                LoadErrorKind::Invalid,
                 "RuleGroupReferenceStatement can only be a rule's top-level statement",
             ));
         }
@@ -81,7 +78,6 @@ impl Compiler<'_> {
                         .map_err(|e| {
                             self.err(
                                 &join(&path, "SearchStringBase64"),
-                                LoadErrorKind::Invalid,
                                 format!("not base64: {e}"),
                             )
                         })?
@@ -89,7 +85,6 @@ impl Compiler<'_> {
                 _ => {
                     return Err(self.err(
                         &path,
-                        LoadErrorKind::Invalid,
                         "set exactly one of SearchString or SearchStringBase64",
                     ));
                 }
@@ -97,18 +92,12 @@ impl Compiler<'_> {
             if needle.is_empty() || needle.len() > 200 {
                 return Err(self.err(
                     &join(&path, "SearchString"),
-                    LoadErrorKind::Invalid,
                     format!("SearchString must be 1 to 200 bytes, not {}", needle.len()),
                 ));
             }
             let input = self.input(&b.field_to_match, &b.text_transformations, &path)?;
-            let finder = AhoCorasick::new([&needle]).map_err(|e| {
-                self.err(
-                    &join(&path, "SearchString"),
-                    LoadErrorKind::Invalid,
-                    e.to_string(),
-                )
-            })?;
+            let finder = AhoCorasick::new([&needle])
+                .map_err(|e| self.err(&join(&path, "SearchString"), e.to_string()))?;
             return Ok(Stmt::Byte {
                 input,
                 needle: needle.into(),
@@ -127,14 +116,13 @@ impl Compiler<'_> {
             let Some(set) = self.sources.regex_sets.get(&r.arn) else {
                 return Err(self.err(
                     &join(&path, "ARN"),
-                    LoadErrorKind::UnresolvedReference,
                     format!(
                         "no regex pattern set with ARN `{}` was supplied (AclSources::with_regex_pattern_set_json)",
                         r.arn
                     ),
                 ));
             };
-            let matcher = self.regex_set(set)?;
+            let matcher = self.regex_set(set, &path)?;
             let input = self.input(&r.field_to_match, &r.text_transformations, &path)?;
             return Ok(Stmt::RegexSet { input, matcher });
         }
@@ -169,18 +157,13 @@ impl Compiler<'_> {
                 if bytes.len() != 2 || !bytes.iter().all(u8::is_ascii_uppercase) {
                     return Err(self.err(
                         &join(&path, &format!("CountryCodes[{i}]")),
-                        LoadErrorKind::Invalid,
                         format!("`{code}` is not an ISO 3166 alpha-2 country code"),
                     ));
                 }
                 codes.push([bytes[0], bytes[1]]);
             }
             if codes.is_empty() {
-                return Err(self.err(
-                    &join(&path, "CountryCodes"),
-                    LoadErrorKind::Invalid,
-                    "CountryCodes is empty",
-                ));
+                return Err(self.err(&join(&path, "CountryCodes"), "CountryCodes is empty"));
             }
             let forwarded = g
                 .forwarded_ip_config
@@ -194,7 +177,7 @@ impl Compiler<'_> {
         }
         if let Some(ip) = &s.ip_set_reference_statement {
             let path = join(path, "IPSetReferenceStatement");
-            let set = self.ip_set(&ip.arn, &join(&path, "ARN"))?;
+            let set = self.ip_set(&ip.arn, &path)?;
             let forwarded = ip
                 .ip_set_forwarded_ip_config
                 .as_ref()
@@ -204,11 +187,7 @@ impl Compiler<'_> {
         }
         if let Some(l) = &s.label_match_statement {
             if l.key.is_empty() {
-                return Err(self.err(
-                    &join(path, "LabelMatchStatement.Key"),
-                    LoadErrorKind::Invalid,
-                    "empty label key",
-                ));
+                return Err(self.err(&join(path, "LabelMatchStatement.Key"), "empty label key"));
             }
             return Ok(Stmt::Label {
                 scope: l.scope,
@@ -220,7 +199,6 @@ impl Compiler<'_> {
             if nested {
                 return Err(self.err(
                     &path,
-                    LoadErrorKind::Invalid,
                     "RateBasedStatement cannot be nested in another statement",
                 ));
             }
@@ -244,16 +222,12 @@ impl Compiler<'_> {
         }
         // `only_statement` guarantees exactly one type is set, and every type
         // is handled above.
-        Err(self.err(path, LoadErrorKind::Invalid, "empty statement"))
+        Err(self.err(path, "empty statement"))
     }
 
     fn statements(&mut self, list: &[Statement], path: &str) -> Res<Box<[Stmt]>> {
         if list.is_empty() {
-            return Err(self.err(
-                &join(path, "Statements"),
-                LoadErrorKind::Invalid,
-                "Statements is empty",
-            ));
+            return Err(self.err(&join(path, "Statements"), "Statements is empty"));
         }
         list.iter()
             .enumerate()
@@ -263,11 +237,7 @@ impl Compiler<'_> {
 
     fn regex(&self, pattern: &str, path: &str) -> Res<regex::bytes::Regex> {
         if pattern.chars().count() > 512 {
-            return Err(self.err(
-                path,
-                LoadErrorKind::Invalid,
-                "RegexString is longer than 512 characters",
-            ));
+            return Err(self.err(path, "RegexString is longer than 512 characters"));
         }
         regex::bytes::RegexBuilder::new(pattern)
             .unicode(false)
@@ -276,33 +246,26 @@ impl Compiler<'_> {
             .map_err(|e| {
                 self.err(
                     path,
-                    LoadErrorKind::Unsupported,
                     format!("the regex crate cannot compile this expression (no look-around or back-references): {e}"),
                 )
             })
     }
 
-    fn regex_set(&mut self, set: &model::RegexPatternSet) -> Res<SetMatcher> {
-        let document = format!("regex pattern set {}", set.arn);
+    /// Compiles a regex pattern set that the statement at `path` refers to:
+    /// a fault in the set is named by `path` and the path inside the set.
+    fn regex_set(&mut self, set: &model::RegexPatternSet, path: &str) -> Res<SetMatcher> {
+        let list = join(path, "RegularExpressionList");
         let patterns: Vec<&str> = set
             .regular_expression_list
             .iter()
             .map(|r| r.regex_string.as_str())
             .collect();
         if patterns.is_empty() {
-            return Err(LoadError::new(
-                &document,
-                "RegularExpressionList",
-                LoadErrorKind::Invalid,
-                "the set has no expressions",
-            ));
+            return Err(self.err(&list, "the set has no expressions"));
         }
         for (i, p) in patterns.iter().enumerate() {
             // Each expression must compile on its own, to name the bad one.
-            let saved = std::mem::replace(&mut self.document, document.clone());
-            let checked = self.regex(p, &format!("RegularExpressionList[{i}].RegexString"));
-            self.document = saved;
-            checked?;
+            self.regex(p, &format!("{list}[{i}].RegexString"))?;
         }
         let literal = |p: &&str| {
             !p.is_empty()
@@ -311,14 +274,7 @@ impl Compiler<'_> {
         };
         if patterns.iter().all(literal) {
             // Plain strings: one Aho-Corasick automaton beats a regex set.
-            let ac = AhoCorasick::new(&patterns).map_err(|e| {
-                LoadError::new(
-                    &document,
-                    "RegularExpressionList",
-                    LoadErrorKind::Invalid,
-                    e.to_string(),
-                )
-            })?;
+            let ac = AhoCorasick::new(&patterns).map_err(|e| self.err(&list, e.to_string()))?;
             return Ok(SetMatcher::Literals(ac));
         }
         regex::bytes::RegexSetBuilder::new(&patterns)
@@ -326,32 +282,24 @@ impl Compiler<'_> {
             .build()
             .or_else(|_| regex::bytes::RegexSet::new(&patterns))
             .map(SetMatcher::Regexes)
-            .map_err(|e| {
-                LoadError::new(
-                    &document,
-                    "RegularExpressionList",
-                    LoadErrorKind::Unsupported,
-                    e.to_string(),
-                )
-            })
+            .map_err(|e| self.err(&list, e.to_string()))
     }
 
+    /// Compiles the IP set that the statement at `path` refers to: a fault
+    /// in the set is named by `path` and the path inside the set.
     fn ip_set(&mut self, arn: &str, path: &str) -> Res<Arc<IpRanges>> {
         if let Some(set) = self.ip_sets.get(arn) {
             return Ok(set.clone());
         }
         let Some(set) = self.sources.ip_sets.get(arn) else {
             return Err(self.err(
-                path,
-                LoadErrorKind::UnresolvedReference,
+                &join(path, "ARN"),
                 format!("no IP set with ARN `{arn}` was supplied (AclSources::with_ip_set_json)"),
             ));
         };
         let ranges = IpRanges::from_cidrs(&set.addresses).map_err(|bad| {
-            LoadError::new(
-                &format!("IP set {arn}"),
-                &format!("Addresses[{}]", bad.index),
-                LoadErrorKind::Invalid,
+            self.err(
+                &join(path, &format!("Addresses[{}]", bad.index)),
                 format!("`{}` is not an IP address or CIDR", bad.value),
             )
         })?;
@@ -364,7 +312,6 @@ impl Compiler<'_> {
         let header = HeaderName::try_from(f.header_name.as_str()).map_err(|_| {
             self.err(
                 &join(path, "HeaderName"),
-                LoadErrorKind::Invalid,
                 format!("`{}` is not a valid header name", f.header_name),
             )
         })?;
@@ -379,7 +326,6 @@ impl Compiler<'_> {
         if !(10..=2_000_000_000).contains(&r.limit) {
             return Err(self.err(
                 &join(path, "Limit"),
-                LoadErrorKind::Invalid,
                 format!("Limit must be 10 to 2,000,000,000, not {}", r.limit),
             ));
         }
@@ -387,7 +333,6 @@ impl Compiler<'_> {
         if ![60, 120, 300, 600].contains(&window) {
             return Err(self.err(
                 &join(path, "EvaluationWindowSec"),
-                LoadErrorKind::Invalid,
                 format!("EvaluationWindowSec must be 60, 120, 300 or 600, not {window}"),
             ));
         }
@@ -402,7 +347,6 @@ impl Compiler<'_> {
                 if r.scope_down_statement.is_none() {
                     return Err(self.err(
                         &join(path, "ScopeDownStatement"),
-                        LoadErrorKind::Invalid,
                         "AggregateKeyType CONSTANT needs a ScopeDownStatement",
                     ));
                 }
@@ -413,7 +357,6 @@ impl Compiler<'_> {
                 None => {
                     return Err(self.err(
                         &join(path, "ForwardedIPConfig"),
-                        LoadErrorKind::Invalid,
                         "AggregateKeyType FORWARDED_IP needs a ForwardedIPConfig",
                     ));
                 }
@@ -422,7 +365,6 @@ impl Compiler<'_> {
                 if r.custom_keys.is_empty() || r.custom_keys.len() > 5 {
                     return Err(self.err(
                         &join(path, "CustomKeys"),
-                        LoadErrorKind::Invalid,
                         format!("CUSTOM_KEYS needs 1 to 5 keys, not {}", r.custom_keys.len()),
                     ));
                 }
@@ -463,20 +405,14 @@ impl Compiler<'_> {
         if let Some(other) = k.other.keys().next() {
             return Err(self.err(
                 &join(path, other),
-                LoadErrorKind::Unsupported,
                 format!("custom key `{other}` is not supported"),
             ));
         }
         let chain =
             |this: &Self, tts: &[model::TextTransformation], p: &str| this.chain(tts, p, true);
         let part = if let Some(h) = &k.header {
-            let name = HeaderName::try_from(h.name.as_str()).map_err(|_| {
-                self.err(
-                    &join(path, "Header.Name"),
-                    LoadErrorKind::Invalid,
-                    "not a valid header name",
-                )
-            })?;
+            let name = HeaderName::try_from(h.name.as_str())
+                .map_err(|_| self.err(&join(path, "Header.Name"), "not a valid header name"))?;
             KeyPart::Header(
                 name,
                 chain(self, &h.text_transformations, &join(path, "Header"))?,
@@ -513,7 +449,6 @@ impl Compiler<'_> {
                 None => {
                     return Err(self.err(
                         &join(path, "ForwardedIP"),
-                        LoadErrorKind::Invalid,
                         "a ForwardedIP key needs the statement's ForwardedIPConfig",
                     ));
                 }
@@ -521,7 +456,7 @@ impl Compiler<'_> {
         } else if let Some(ns) = &k.label_namespace {
             KeyPart::LabelNamespace(ns.namespace.clone())
         } else {
-            return Err(self.err(path, LoadErrorKind::Invalid, "an empty custom key"));
+            return Err(self.err(path, "an empty custom key"));
         };
         Ok(part)
     }
