@@ -491,6 +491,50 @@ async fn body_is_inspected_and_passed_on_whole_and_unchanged() {
 }
 
 #[tokio::test]
+async fn a_body_that_fails_while_inspected_is_refused_with_its_reason() {
+    type Failing =
+        StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>;
+    let layer = WafLayer::new(compile(&acl(vec![rule(
+        "evil",
+        1,
+        body_contains("EVIL", "CONTINUE"),
+        "Block",
+    )])));
+    let called = Arc::new(AtomicUsize::new(0));
+    let inner_calls = called.clone();
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |_: Request<WafBody<Failing>>| {
+                inner_calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
+    let frames = vec![
+        Ok(Frame::data(Bytes::from_static(b"abc"))),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let response = service
+        .oneshot(
+            Request::post("/upload")
+                .body(StreamBody::new(tokio_stream::iter(frames)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        0,
+        "the inner service is not called"
+    );
+    let refusal = response.extensions().get::<WafRefusal>().unwrap();
+    assert!(!refusal.is_blocked());
+    assert_eq!(refusal.detail(), "unreadable_body");
+    assert_eq!(refusal.decision().reason(), "BAD_REQUEST_BODY");
+    assert!(response.extensions().get::<WafOutcome>().is_none());
+}
+
+#[tokio::test]
 async fn oversize_handling_match_no_match_continue() {
     let build = |handling: &str| {
         WafLayer::new(
