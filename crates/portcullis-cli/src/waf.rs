@@ -43,27 +43,28 @@ fn missing_field(message: &str) -> Option<&str> {
 /// field's own (`Rules[0].VisibilityConfig`), not its parent's, and
 /// `missing_field` names it.
 fn load_failure(error: &LoadError) -> Failure {
-    let mut extra = json!({
-        "document": error.document,
-        "path": error.path,
-        "kind": format!("{:?}", error.kind),
-    });
-    if let Some(field) = missing_field(&error.message) {
-        extra["path"] = json!(if error.path.is_empty() {
+    let Some(config) = error.as_config() else {
+        // Not JSON, or a file that cannot be read: no path.
+        return Failure::new("load_error", error.to_string()).with(json!({"path": ""}));
+    };
+    let (path, message) = (config.path(), config.message());
+    let mut extra = json!({ "path": path });
+    if let Some(field) = missing_field(message) {
+        extra["path"] = json!(if path.is_empty() {
             field.to_owned()
         } else {
-            format!("{}.{field}", error.path)
+            format!("{path}.{field}")
         });
         extra["missing_field"] = json!(field);
     }
-    Failure::new("load_error", error.message.clone()).with(extra)
+    Failure::new("load_error", message.to_owned()).with(extra)
 }
 
 /// Splits a file into documents: a JSON array gives its elements.
 fn documents(text: &str, what: &str) -> Result<Vec<String>, Failure> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         Failure::new("load_error", format!("{what}: {e}")).with(json!({
-            "document": what, "path": "", "kind": "Syntax"
+            "path": ""
         }))
     })?;
     Ok(match value {

@@ -8,7 +8,7 @@ use std::path::Path;
 use maxminddb::{PathElement, Reader};
 
 use crate::engine::CountryLookup;
-use crate::error::{LoadError, LoadErrorKind};
+use crate::error::LoadError;
 
 /// A [`CountryLookup`] over a MaxMind-format database, read with the
 /// [`maxminddb`] crate. It answers a record's `country.iso_code`, or its
@@ -48,8 +48,10 @@ impl MaxMindCountries {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref();
         let source = format!("MaxMind database {}", path.display());
-        let bytes = std::fs::read(path)
-            .map_err(|e| LoadError::new(&source, "", LoadErrorKind::Invalid, e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io {
+            source: source.clone(),
+            message: e.to_string(),
+        })?;
         Self::build(bytes, source)
     }
 
@@ -64,8 +66,10 @@ impl MaxMindCountries {
     }
 
     fn build(bytes: Vec<u8>, source: String) -> Result<Self, LoadError> {
-        let reader = Reader::from_source(bytes)
-            .map_err(|e| LoadError::new(&source, "", LoadErrorKind::Syntax, e.to_string()))?;
+        let reader = Reader::from_source(bytes).map_err(|e| LoadError::Database {
+            source: source.clone(),
+            message: e.to_string(),
+        })?;
         Ok(Self { reader, source })
     }
 
@@ -140,8 +144,9 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_database() {
         let err = MaxMindCountries::from_bytes(b"not a database".to_vec()).unwrap_err();
-        assert_eq!(err.kind, LoadErrorKind::Syntax);
+        assert!(matches!(err, LoadError::Database { .. }), "{err}");
         let err = MaxMindCountries::open("/nonexistent/country.mmdb").unwrap_err();
+        assert!(matches!(err, LoadError::Io { .. }), "{err}");
         assert!(
             err.to_string().contains("/nonexistent/country.mmdb"),
             "{err}"

@@ -13,17 +13,19 @@ use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
+use portcullis_core::ResponseBody;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::context::WafLabels;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::Decision;
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Span;
 
 use crate::body::WafBody;
 use crate::engine::{CompiledAcl, CountryLookup, Env, RequestView, WafAction, WafOutcome};
+use crate::refusal::WafRefusal;
 
 /// A Tower layer that enforces an AWS WAFv2 web ACL.
 ///
@@ -196,20 +198,7 @@ impl<S> Waf<S> {
         WafLayer::new(acl)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Waf<S>
@@ -290,8 +279,8 @@ where
     let terminating = outcome.terminating_rule().unwrap_or("Default_Action");
     match outcome.action() {
         WafAction::Block => {
-            let decision =
-                Decision::refused(GatewayResponseType::WafFiltered).with_detail("blocked");
+            let refusal = WafRefusal::blocked(outcome.block.clone());
+            let decision = refusal.decision();
             decision.record(span);
             tracing::info!(
                 layer = "waf",
@@ -304,15 +293,6 @@ where
                 "request blocked by the web ACL"
             );
             metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "WAF_FILTERED").increment(1);
-            let mut refusal = GatewayResponse::new(GatewayResponseType::WafFiltered);
-            if let Some(block) = &outcome.block {
-                refusal = refusal
-                    .with_status(block.status)
-                    .with_headers(block.headers.clone());
-                if let Some((content_type, body)) = &block.body {
-                    refusal = refusal.with_body(content_type.clone(), body.clone());
-                }
-            }
             let mut response = refusal.into_response(&request);
             response.extensions_mut().insert(outcome);
             State::Reject {
@@ -437,9 +417,8 @@ where
                                 let Some(r) = reading.take() else {
                                     return Poll::Pending;
                                 };
-                                let decision =
-                                    Decision::refused(GatewayResponseType::BadRequestBody)
-                                        .with_detail("unreadable_body");
+                                let refusal = WafRefusal::unreadable_body();
+                                let decision = refusal.decision();
                                 decision.record(&span);
                                 tracing::info!(
                                     layer = "waf",
@@ -450,8 +429,6 @@ where
                                 );
                                 metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "BAD_REQUEST_BODY").increment(1);
                                 let request = Request::from_parts(r.parts, ());
-                                let refusal =
-                                    GatewayResponse::new(GatewayResponseType::BadRequestBody);
                                 return Poll::Ready(Ok(refusal.into_response(&request)));
                             }
                         }

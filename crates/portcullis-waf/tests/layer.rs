@@ -16,9 +16,11 @@ use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portcullis_core::clock::ManualClock;
+use portcullis_core::config::ConfigError;
 use portcullis_core::context::WafLabels;
+use portcullis_core::refusal::Refusal;
 use portcullis_waf::{
-    AclSources, CompiledAcl, LoadErrorKind, WafAction, WafBody, WafLayer, WafOutcome,
+    AclSources, CompiledAcl, LoadError, WafAction, WafBody, WafLayer, WafOutcome, WafRefusal,
 };
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
@@ -191,6 +193,11 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
     assert!(outcome.is_blocked());
     assert_eq!(outcome.block_status(), Some(StatusCode::FORBIDDEN));
     assert_eq!(outcome.terminating_rule(), Some("plain"));
+    let refusal = plain.extensions().get::<WafRefusal>().unwrap();
+    assert!(refusal.is_blocked());
+    assert!(!refusal.has_custom_response());
+    assert_eq!(refusal.detail(), "blocked");
+    assert_eq!(refusal.decision().reason(), "WAF_FILTERED");
     assert_eq!(
         plain.into_body().collect().await.unwrap().to_bytes(),
         r#"{"message":"Forbidden"}"#
@@ -207,6 +214,15 @@ async fn block_renders_waf_filtered_or_the_custom_response() {
     assert_eq!(outcome.block_status(), Some(StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(outcome.terminating_rule(), Some("custom"));
     assert_eq!(outcome.matched_rules().collect::<Vec<_>>(), ["custom"]);
+    let refusal = custom.extensions().get::<WafRefusal>().unwrap();
+    assert!(refusal.has_custom_response());
+    assert_eq!(
+        refusal
+            .gateway_response()
+            .render(&Request::new(()))
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(custom.headers()["content-type"], "application/json");
     assert_eq!(
         custom.into_body().collect().await.unwrap().to_bytes(),
@@ -475,6 +491,50 @@ async fn body_is_inspected_and_passed_on_whole_and_unchanged() {
 }
 
 #[tokio::test]
+async fn a_body_that_fails_while_inspected_is_refused_with_its_reason() {
+    type Failing =
+        StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>;
+    let layer = WafLayer::new(compile(&acl(vec![rule(
+        "evil",
+        1,
+        body_contains("EVIL", "CONTINUE"),
+        "Block",
+    )])));
+    let called = Arc::new(AtomicUsize::new(0));
+    let inner_calls = called.clone();
+    let service =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(move |_: Request<WafBody<Failing>>| {
+                inner_calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
+    let frames = vec![
+        Ok(Frame::data(Bytes::from_static(b"abc"))),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let response = service
+        .oneshot(
+            Request::post("/upload")
+                .body(StreamBody::new(tokio_stream::iter(frames)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        0,
+        "the inner service is not called"
+    );
+    let refusal = response.extensions().get::<WafRefusal>().unwrap();
+    assert!(!refusal.is_blocked());
+    assert_eq!(refusal.detail(), "unreadable_body");
+    assert_eq!(refusal.decision().reason(), "BAD_REQUEST_BODY");
+    assert!(response.extensions().get::<WafOutcome>().is_none());
+}
+
+#[tokio::test]
 async fn oversize_handling_match_no_match_continue() {
     let build = |handling: &str| {
         WafLayer::new(
@@ -526,10 +586,12 @@ fn association_config_sets_the_body_limit() {
     assert_eq!(compile(&acl(vec![])).body_inspection_limit(), 16 * 1024);
 }
 
-fn load_error(doc: &Value) -> portcullis_waf::LoadError {
-    AclSources::from_json(&doc.to_string())
-        .and_then(|s| s.compile())
-        .unwrap_err()
+/// The configuration error `doc` fails to load with.
+fn load_error(doc: &Value) -> ConfigError {
+    match AclSources::from_json(&doc.to_string()).and_then(|s| s.compile()) {
+        Err(LoadError::Config(error)) => error,
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
 }
 
 #[test]
@@ -550,7 +612,10 @@ fn load_errors_name_the_json_path() {
         err.path,
         "Rules[3].Statement.AndStatement.Statements[1].AsnMatchStatement"
     );
-    assert_eq!(err.kind, LoadErrorKind::Unsupported);
+    assert_eq!(
+        err.message(),
+        "AsnMatchStatement is not supported: it needs AWS's ASN database"
+    );
     assert!(
         err.to_string()
             .contains("Rules[3].Statement.AndStatement.Statements[1]"),
@@ -572,7 +637,10 @@ fn load_errors_name_the_json_path() {
     let captcha = acl(vec![rule("c", 1, path_starts("/"), "Captcha")]);
     assert_eq!(load_error(&captcha).path, "Rules[0].Action.Captcha");
     let challenge = acl(vec![rule("c", 1, path_starts("/"), "Challenge")]);
-    assert_eq!(load_error(&challenge).kind, LoadErrorKind::Unsupported);
+    assert_eq!(
+        load_error(&challenge).message(),
+        "the Challenge action is not supported: it needs AWS's token and puzzle service; use Block or Count"
+    );
 
     let bad_position = acl(vec![rule(
         "p",
@@ -586,7 +654,10 @@ fn load_errors_name_the_json_path() {
         err.path,
         "Rules[0].Statement.ByteMatchStatement.PositionalConstraint"
     );
-    assert_eq!(err.kind, LoadErrorKind::Syntax);
+    assert!(
+        err.message().starts_with("unknown variant `SOMEWHERE`"),
+        "{err}"
+    );
 
     let bad_transform = acl(vec![rule(
         "t",
@@ -661,10 +732,10 @@ fn load_errors_name_the_json_path() {
     )]);
     let err = load_error(&missing_set);
     assert_eq!(
-        (err.path.as_str(), err.kind),
+        (err.path(), err.message()),
         (
             "Rules[0].Statement.IPSetReferenceStatement.ARN",
-            LoadErrorKind::UnresolvedReference
+            "no IP set with ARN `arn:nope` was supplied (AclSources::with_ip_set_json)"
         )
     );
 
@@ -709,9 +780,17 @@ fn load_errors_name_the_json_path() {
         .unwrap()
         .compile()
         .unwrap_err();
+    let LoadError::Config(err) = err else {
+        panic!("expected a configuration error, got {err:?}");
+    };
+    // A fault in a referenced set: the referring statement, then the path
+    // inside the set.
     assert_eq!(
-        (err.document.as_str(), err.path.as_str()),
-        ("IP set arn:s", "Addresses[1]")
+        (err.path(), err.message()),
+        (
+            "Rules[0].Statement.IPSetReferenceStatement.Addresses[1]",
+            "`nope` is not an IP address or CIDR"
+        )
     );
     assert!(
         bad_set.compile().is_ok(),

@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use http::{Request, StatusCode};
-use portcullis_waf::{AclSources, LoadErrorKind, WafLayer, WafOutcome};
+use portcullis_waf::{AclSources, LoadError, WafLayer, WafOutcome};
 use serde_json::{Value, json};
 
 const EXPORTED: &str = include_str!("fixtures/managed_acl.json");
@@ -468,7 +468,15 @@ fn groups_that_need_aws_data_are_refused_with_their_path_unless_asked() {
                 "ManagedRuleGroupConfigs": [{"AWSManagedRulesBotControlRuleSet": {"InspectionLevel": "COMMON"}}]}}}]}})
         .to_string();
         let err = AclSources::from_json(&acl).unwrap().compile().unwrap_err();
-        assert_eq!(err.kind, LoadErrorKind::Unsupported, "{name}");
+        let LoadError::Config(config) = &err else {
+            panic!("{name}: expected a configuration error, got {err:?}");
+        };
+        assert!(
+            config.message().starts_with(&format!(
+                "AWS managed rule group `{name}` needs data only AWS has"
+            )),
+            "{err}"
+        );
         assert!(
             err.to_string()
                 .contains("Rules[1].Statement.ManagedRuleGroupStatement.Name"),

@@ -978,14 +978,8 @@ fn build_waf(
     clock: &SharedClock,
     resolver: ClientIpResolver,
 ) -> Result<WafLayer, ConfigError> {
-    let load = |field: &str, e: portcullis_waf::LoadError| {
-        let at = if e.path.is_empty() {
-            String::new()
-        } else {
-            format!(" at {}", e.path)
-        };
-        ConfigError::new(field, format!("{}{at}: {}", e.document, e.message))
-    };
+    // The WAF's error names the JSON path inside the document.
+    let load = |field: &str, e: portcullis_waf::LoadError| ConfigError::new(field, e.to_string());
     let text = read(base, &waf.web_acl, "waf.web_acl")?;
     let mut sources = AclSources::from_json(&text).map_err(|e| load("waf.web_acl", e))?;
     let documents = |field: &str, text: &str| -> Result<Vec<String>, ConfigError> {
