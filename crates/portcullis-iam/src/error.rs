@@ -35,13 +35,3 @@ impl PolicyError {
         }
     }
 }
-
-/// Why an [`ExecuteApiArn`](crate::ExecuteApiArn) configuration was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid execute-api ARN field `{field}`: {message}")]
-pub struct ArnConfigError {
-    /// The bad field: `partition`, `region`, `account_id`, `api_id` or `stage`.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: &'static str,
-}

@@ -464,7 +464,7 @@ impl GatewayBuilder {
         } = self;
         let g = &config.gateway;
         let api = ExecuteApiArn::new(&g.region, &g.account_id, &g.api_id, &g.stage)
-            .map_err(|e| ConfigError::new(format!("gateway.{}", e.field), e.message.to_owned()))?;
+            .map_err(|e| ConfigError::new(format!("gateway.{}", e.path()), e.message()))?;
         let resolver =
             ClientIpResolver::new().trust_proxies(config.client_ip.trusted_proxies.iter().copied());
 
