@@ -4,21 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_core::context::Caller;
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
 
 use crate::cache::{TokenCache, TokenCacheConfig};
 use crate::claims::{JwtClaims, Verified};
-use crate::error::ConfigError;
 use crate::fetch::key_url;
-use crate::issuer::{Issuer, KeySource, TokenUse};
+use crate::issuer::{Issuer, JwksSource, TokenUse};
 use crate::keys::{AlgSet, JwksError, KeySet, Lookup, VerifyKey};
-use crate::location::TokenLocation;
 use crate::policy::{Match, RoutePolicy};
 use crate::reject::RejectReason;
 use crate::service::Jwt;
+use crate::source::TokenSource;
 use crate::store::{KeyStore, RemoteOptions, RemoteSource, SharedFetch};
 use crate::verify::{ClaimRules, check_signature, parse};
 
@@ -43,16 +43,17 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// assert_eq!(config.issuers.len(), 1);
 ///
 /// let error = JwtConfig::from_json(r#"{"issuers":[{"issuer":"i","algorithms":["XX999"]}]}"#).unwrap_err();
-/// assert_eq!(error.field(), "issuers[0].algorithms[0]");
+/// assert_eq!(error.path(), "issuers[0].algorithms[0]");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// The trusted issuers. A token's `iss` picks one.
     pub issuers: Vec<Issuer>,
-    /// Where the token is found (default `Authorization: Bearer`).
-    #[serde(default)]
-    pub token_location: TokenLocation,
+    /// Where the token is found (default `Authorization: Bearer`). Read as
+    /// `token_location` too, its name before 0.x's rename.
+    #[serde(default, alias = "token_location")]
+    pub token_source: TokenSource,
     /// Tokens longer than this are refused before parsing (default 8 KB).
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
@@ -70,13 +71,11 @@ impl JwtConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Parse`] with the path of the bad field.
+    /// A [`ConfigError`] whose path is the bad field's.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
-            path: e.path().to_string(),
-            message: e.into_inner().to_string(),
-        })
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| ConfigError::new(e.path().to_string(), e.into_inner().to_string()))
     }
 }
 
@@ -96,8 +95,8 @@ impl JwtLayerBuilder {
     }
 
     /// Where the token is found.
-    pub fn token_location(mut self, location: TokenLocation) -> Self {
-        self.config.token_location = location;
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.config.token_source = source;
         self
     }
 
@@ -114,8 +113,8 @@ impl JwtLayerBuilder {
     }
 
     /// The clock claims are checked against (the system clock by default).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -287,7 +286,7 @@ pub(crate) struct IssuerState {
 /// The state every clone of a layer shares.
 pub(crate) struct Shared {
     pub(crate) issuers: Vec<IssuerState>,
-    pub(crate) location: TokenLocation,
+    pub(crate) source: TokenSource,
     pub(crate) max_token_bytes: usize,
     cache: Option<TokenCache>,
     clock: SharedClock,
@@ -301,13 +300,13 @@ pub(crate) enum Step {
 impl Shared {
     fn new(config: &JwtConfig, clock: SharedClock) -> Result<Self, ConfigError> {
         if config.issuers.is_empty() {
-            return Err(ConfigError::NoIssuer);
+            return Err(ConfigError::new(
+                "issuers",
+                "at least one issuer is required",
+            ));
         }
         if config.max_token_bytes == 0 {
-            return Err(ConfigError::invalid(
-                "max_token_bytes",
-                "must be above zero",
-            ));
+            return Err(ConfigError::new("max_token_bytes", "must be above zero"));
         }
         let mut issuers = Vec::with_capacity(config.issuers.len());
         for (i, issuer) in config.issuers.iter().enumerate() {
@@ -316,14 +315,14 @@ impl Shared {
                 .iter()
                 .any(|other| other.issuer == issuer.issuer)
             {
-                return Err(ConfigError::invalid(field("issuer"), "duplicate issuer"));
+                return Err(ConfigError::new(field("issuer"), "duplicate issuer"));
             }
             if issuer.issuer.is_empty() {
-                return Err(ConfigError::invalid(field("issuer"), "must not be empty"));
+                return Err(ConfigError::new(field("issuer"), "must not be empty"));
             }
             let mut algs = AlgSet::of(&issuer.algorithms);
             if algs.is_empty() {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     field("algorithms"),
                     "at least one algorithm is required",
                 ));
@@ -331,7 +330,7 @@ impl Shared {
             let mut secrets = Vec::new();
             for (j, secret) in issuer.hmac_secrets.iter().enumerate() {
                 if secret.secret.len() < 32 {
-                    return Err(ConfigError::invalid(
+                    return Err(ConfigError::new(
                         field(&format!("hmac_secrets[{j}].secret")),
                         "an HMAC secret needs at least 32 bytes",
                     ));
@@ -353,7 +352,7 @@ impl Shared {
                         .collect::<Vec<_>>(),
                 );
                 if algs.is_empty() {
-                    return Err(ConfigError::invalid(
+                    return Err(ConfigError::new(
                         field("algorithms"),
                         "HS256/384/512 need an hmac_secrets entry",
                     ));
@@ -372,7 +371,7 @@ impl Shared {
                     },
                     secrets.clone(),
                 )
-                .map_err(|e| ConfigError::invalid(field("keys"), e))
+                .map_err(|e| ConfigError::new(field("keys"), e))
             };
             let static_set = |json: &[u8], name: &str| match KeySet::from_jwks(json) {
                 Ok(set) => Ok(KeyStore::fixed(set.with_extra(&secrets))),
@@ -380,34 +379,34 @@ impl Shared {
                 Err(JwksError::NoUsableKey) if !secrets.is_empty() => {
                     Ok(KeyStore::fixed(KeySet::new(secrets.clone())))
                 }
-                Err(e) => Err(ConfigError::invalid(field(name), e.to_string())),
+                Err(e) => Err(ConfigError::new(field(name), e.to_string())),
             };
             let keys = match &issuer.keys {
-                KeySource::Jwks(json) => static_set(json.as_bytes(), "keys.jwks")?,
-                KeySource::JwksFile(path) => {
+                JwksSource::Jwks(json) => static_set(json.as_bytes(), "keys.jwks")?,
+                JwksSource::JwksFile(path) => {
                     let json = std::fs::read(path).map_err(|e| {
-                        ConfigError::invalid(
+                        ConfigError::new(
                             field("keys.jwks_file"),
                             format!("{}: {e}", path.display()),
                         )
                     })?;
                     static_set(&json, "keys.jwks_file")?
                 }
-                KeySource::JwksUrl(url) => {
+                JwksSource::JwksUrl(url) => {
                     let uri = key_url(url, issuer.allow_insecure_http)
-                        .map_err(|e| ConfigError::invalid(field("keys.jwks_url"), e))?;
+                        .map_err(|e| ConfigError::new(field("keys.jwks_url"), e))?;
                     remote(RemoteSource::Jwks(uri))?
                 }
-                KeySource::Discovery | KeySource::DiscoveryUrl(_) => {
+                JwksSource::Discovery | JwksSource::DiscoveryUrl(_) => {
                     let url = match &issuer.keys {
-                        KeySource::DiscoveryUrl(url) => url.clone(),
+                        JwksSource::DiscoveryUrl(url) => url.clone(),
                         _ => format!(
                             "{}/.well-known/openid-configuration",
                             issuer.issuer.trim_end_matches('/')
                         ),
                     };
                     let uri = key_url(&url, issuer.allow_insecure_http)
-                        .map_err(|e| ConfigError::invalid(field("keys"), e))?;
+                        .map_err(|e| ConfigError::new(field("keys"), e))?;
                     remote(RemoteSource::Discovery(uri))?
                 }
             };
@@ -419,7 +418,7 @@ impl Shared {
         }
         Ok(Self {
             issuers,
-            location: config.token_location.clone(),
+            source: config.token_source.clone(),
             max_token_bytes: config.max_token_bytes,
             cache: TokenCache::new(&config.cache),
             clock,
@@ -507,7 +506,7 @@ impl std::fmt::Debug for Shared {
                     .map(|i| i.rules.issuer.as_str())
                     .collect::<Vec<_>>(),
             )
-            .field("location", &self.location)
+            .field("source", &self.source)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("cache", &self.cache)
             .finish_non_exhaustive()

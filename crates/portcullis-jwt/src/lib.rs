@@ -150,15 +150,14 @@
 
 mod cache;
 mod claims;
-mod error;
 mod fetch;
 mod issuer;
 mod keys;
 mod layer;
-mod location;
 mod policy;
 mod reject;
 mod service;
+mod source;
 mod store;
 mod verify;
 
@@ -169,12 +168,11 @@ pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
 pub use claims::Claims;
 pub use claims::{JwtClaims, Verified};
-pub use error::ConfigError;
-pub use issuer::{HmacSecret, Issuer, KeySource, TokenUse};
+pub use issuer::{HmacSecret, Issuer, JwksSource, TokenUse};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig, JwtLayer, JwtLayerBuilder};
-pub use location::TokenLocation;
 pub use policy::Match;
 pub use portcullis_core::future::ResponseFuture;
 pub use reject::RejectReason;
 pub use service::Jwt;
+pub use source::TokenSource;

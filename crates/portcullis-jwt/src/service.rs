@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision as Traced};
 use tower_service::Service;
 use tracing::{Instrument, Span};
@@ -40,27 +41,14 @@ impl<S> Jwt<S> {
         layer
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decision {
     let shared = &layer.shared;
     let token =
         match shared
-            .location
+            .source
             .extract(request.headers(), request.uri(), shared.max_token_bytes)
         {
             Ok(Some(token)) => token,
@@ -106,9 +94,8 @@ fn reject<B, ResBody>(
     reason: RejectReason,
     span: &Span,
 ) -> Response<ResponseBody<ResBody>> {
-    let response = reason.gateway_response();
-    let kind = response.kind().as_str();
-    let decision = Traced::refused(response.kind()).with_detail(reason.as_str());
+    let decision = Refusal::decision(&reason);
+    let kind = decision.reason();
     decision.record(span);
     tracing::debug!(
         layer = "jwt",
@@ -119,7 +106,7 @@ fn reject<B, ResBody>(
     );
     metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "refused", "reason" => kind)
         .increment(1);
-    response.into_response(request)
+    reason.into_response(request)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Jwt<S>
