@@ -555,3 +555,31 @@ fn the_readme_toml_configuration_builds() {
     let pool = IdentityPool::from_config(config).expect("builds");
     assert_eq!(pool.region(), "us-east-1");
 }
+
+#[tokio::test]
+async fn a_refused_exchange_carries_its_error_in_the_extensions() {
+    use http_body_util::Full;
+    use portcullis_identity_pool::ExchangeError;
+    use tower::ServiceExt;
+
+    let clock = clock();
+    let pool = pool(config(), &clock);
+    let cases = [
+        (http::Method::GET, "{}", ExchangeError::MethodNotAllowed),
+        (http::Method::POST, "not json", ExchangeError::Malformed),
+    ];
+    for (method, body, error) in cases {
+        let request = http::Request::builder()
+            .method(method)
+            .uri("/credentials")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        let response = pool
+            .credentials_service()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert!(response.status().is_client_error(), "{error}");
+        assert_eq!(response.extensions().get::<ExchangeError>(), Some(&error));
+    }
+}

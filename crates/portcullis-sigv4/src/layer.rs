@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::client_ip::ClientIpResolver;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
@@ -121,27 +122,24 @@ impl SigV4Layer {
     pub fn from_config(
         config: SigV4Config,
         provider: impl CredentialProvider,
-    ) -> Result<Self, SigV4ConfigError> {
+    ) -> Result<Self, ConfigError> {
         if config.max_body_bytes == 0 {
-            return Err(SigV4ConfigError::new(
-                "max_body_bytes",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
         }
         if config.max_buffered_body_bytes < config.max_body_bytes {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "max_buffered_body_bytes",
                 "must be at least max_body_bytes (a body the limit allows could never be read)",
             ));
         }
         if config.clock_skew_seconds > 3600 {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "clock_skew_seconds",
                 "must be at most 3600",
             ));
         }
         if config.service.is_empty() || config.service.contains('/') {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "service",
                 "must be a non-empty name without `/`",
             ));
@@ -177,7 +175,8 @@ impl SigV4Layer {
     }
 
     /// Takes time from `clock` (a manual clock in tests).
-    pub fn clock(self, clock: SharedClock) -> Self {
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock: SharedClock = Arc::new(clock);
         self.update(|s| s.clock = clock)
     }
 
@@ -419,21 +418,4 @@ fn default_key_cache() -> usize {
 }
 fn yes() -> bool {
     true
-}
-
-/// An invalid [`SigV4Config`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("sigv4 configuration: `{field}` {message}")]
-#[non_exhaustive]
-pub struct SigV4ConfigError {
-    /// The bad field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: &'static str,
-}
-
-impl SigV4ConfigError {
-    fn new(field: &'static str, message: &'static str) -> Self {
-        Self { field, message }
-    }
 }

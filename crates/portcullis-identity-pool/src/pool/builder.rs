@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use dashmap::DashMap;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
 use portcullis_core::config::ConfigError;
 use portcullis_jwt::JwtLayer;
 
@@ -31,8 +31,8 @@ pub struct IdentityPoolBuilder {
 impl IdentityPoolBuilder {
     /// Takes time from `clock` (a manual clock in tests). The pool's JWT
     /// verifier uses it too, unless one is given with [`jwt`](Self::jwt).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
