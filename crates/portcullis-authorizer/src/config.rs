@@ -87,17 +87,6 @@ fn default_max_entries() -> usize {
     DEFAULT_MAX_CACHE_ENTRIES
 }
 
-/// An invalid [`AuthorizerConfig`], naming the bad field.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid authorizer configuration `{field}`: {message}")]
-#[non_exhaustive]
-pub struct AuthorizerConfigError {
-    /// The field.
-    pub field: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
 /// Where the identity comes from.
 #[derive(Clone, Debug)]
 pub(crate) enum Identity {

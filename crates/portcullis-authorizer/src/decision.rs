@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::Response;
 use http::request::Parts;
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
+use portcullis_core::path::PathRefusal;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::response::messages;
 use portcullis_core::trace::{self, Decision as Traced};
-use portcullis_core::{GatewayResponse, GatewayResponseType};
+use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_iam::{Decision, RequestContext};
 use tracing::Span;
 
@@ -20,15 +21,17 @@ use crate::cache::{DecisionMemo, Outcome, Prepared};
 use crate::config::{AUTHORIZER_DENIED_EXPLICIT, Config};
 use crate::event::AuthorizerResponse;
 
-/// A refusal before the authorizer answered.
-pub(crate) fn refuse(
-    kind: GatewayResponseType,
-    reason: &'static str,
-    start: Instant,
-    span: &Span,
-) -> GatewayResponse {
-    record(reason, kind, None, start, span);
-    GatewayResponse::new(kind)
+/// A refusal before the authorizer answered: recorded, and handed back to
+/// be rendered.
+pub(crate) fn refuse(refusal: AuthorizerRefusal, start: Instant, span: &Span) -> AuthorizerRefusal {
+    record(
+        refusal.detail(),
+        refusal.gateway_response().kind(),
+        None,
+        start,
+        span,
+    );
+    refusal
 }
 
 /// A refusal's event (with its `detail`, and the principal the authorizer
@@ -97,7 +100,7 @@ pub(crate) fn apply(
     source_ip: Option<std::net::IpAddr>,
     start: Instant,
     span: &Span,
-) -> Result<(), Refusal> {
+) -> Result<(), AuthorizerRefusal> {
     let prepared = match outcome {
         Ok(prepared) => prepared,
         Err(AuthorizerError::Unauthorized) => {
@@ -108,7 +111,7 @@ pub(crate) fn apply(
                 start,
                 span,
             );
-            return Err(Refusal::Unauthorized);
+            return Err(AuthorizerRefusal::Unauthorized);
         }
         Err(error) => {
             tracing::warn!(
@@ -126,7 +129,10 @@ pub(crate) fn apply(
                 start,
                 span,
             );
-            return Err(Refusal::Failure);
+            return Err(match error {
+                AuthorizerError::Malformed(_) => AuthorizerRefusal::MalformedAnswer,
+                _ => AuthorizerRefusal::AuthorizerFailed,
+            });
         }
     };
     let memo = prepared.memo.as_ref();
@@ -187,7 +193,7 @@ pub(crate) fn apply(
                 start,
                 span,
             );
-            Err(Refusal::ExplicitDeny)
+            Err(AuthorizerRefusal::ExplicitDeny)
         }
         Decision::ImplicitDeny => {
             record(
@@ -197,30 +203,107 @@ pub(crate) fn apply(
                 start,
                 span,
             );
-            Err(Refusal::ImplicitDeny)
+            Err(AuthorizerRefusal::ImplicitDeny)
         }
     }
 }
 
-/// Why [`apply`] refused: small, so the `Result` stays small.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Refusal {
+/// Why the layer refused a request. The layer refuses through
+/// [`Refusal::into_response`], so a refused response carries it in its
+/// extensions:
+///
+/// ```
+/// use http::{Request, StatusCode};
+/// use portcullis_authorizer::{AuthorizerLayer, AuthorizerRefusal};
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let authorizer = |_event| async { Err(portcullis_authorizer::AuthorizerError::Unauthorized) };
+/// let service = ServiceBuilder::new()
+///     .layer(AuthorizerLayer::token(authorizer))
+///     .service_fn(|_: Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// let response = service.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(
+///     response.extensions().get::<AuthorizerRefusal>(),
+///     Some(&AuthorizerRefusal::MissingIdentity)
+/// );
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorizerRefusal {
+    /// The request path has no canonical form, so it has no method ARN:
+    /// the core path refusal's response.
+    NonCanonicalPath(PathRefusal),
+    /// An identity source is missing or empty: 401 UNAUTHORIZED, the
+    /// authorizer not called.
+    MissingIdentity,
+    /// The identity-source values are over the layer's limit: 401
+    /// UNAUTHORIZED, the authorizer not called.
+    IdentityTooLarge,
+    /// The token does not match the validation expression: 401
+    /// UNAUTHORIZED, the authorizer not called.
+    TokenFailedValidation,
+    /// The authorizer answered `Unauthorized`: 401 UNAUTHORIZED.
     Unauthorized,
-    Failure,
+    /// The authorizer failed or timed out: 500 AUTHORIZER_FAILURE.
+    AuthorizerFailed,
+    /// The authorizer's answer is not a valid answer: 500
+    /// AUTHORIZER_FAILURE.
+    MalformedAnswer,
+    /// The policy denies explicitly: 403 ACCESS_DENIED.
     ExplicitDeny,
+    /// The policy allows nothing that matches: 403 ACCESS_DENIED.
     ImplicitDeny,
 }
 
-impl Refusal {
-    pub(crate) fn render(self, parts: &Parts) -> Response<Bytes> {
-        let response = match self {
-            Refusal::Unauthorized => GatewayResponse::new(GatewayResponseType::Unauthorized),
-            Refusal::Failure => GatewayResponse::new(GatewayResponseType::AuthorizerFailure),
-            Refusal::ExplicitDeny => GatewayResponse::new(GatewayResponseType::AccessDenied)
+impl Refusal for AuthorizerRefusal {
+    fn gateway_response(&self) -> GatewayResponse {
+        match self {
+            Self::NonCanonicalPath(refusal) => refusal.gateway_response(),
+            Self::MissingIdentity
+            | Self::IdentityTooLarge
+            | Self::TokenFailedValidation
+            | Self::Unauthorized => GatewayResponse::new(GatewayResponseType::Unauthorized),
+            Self::AuthorizerFailed | Self::MalformedAnswer => {
+                GatewayResponse::new(GatewayResponseType::AuthorizerFailure)
+            }
+            Self::ExplicitDeny => GatewayResponse::new(GatewayResponseType::AccessDenied)
                 .with_message(AUTHORIZER_DENIED_EXPLICIT),
-            Refusal::ImplicitDeny => GatewayResponse::new(GatewayResponseType::AccessDenied)
+            Self::ImplicitDeny => GatewayResponse::new(GatewayResponseType::AccessDenied)
                 .with_message(messages::AUTHORIZER_DENIED),
-        };
-        response.render_parts(parts)
+        }
+    }
+
+    /// The `detail` the layer's span and event record.
+    fn detail(&self) -> &'static str {
+        match self {
+            Self::NonCanonicalPath(_) => "non_canonical_path",
+            Self::MissingIdentity => "missing_identity",
+            Self::IdentityTooLarge => "identity_too_large",
+            Self::TokenFailedValidation => "token_failed_validation",
+            Self::Unauthorized => "authorizer_unauthorized",
+            Self::AuthorizerFailed => "failed",
+            Self::MalformedAnswer => "malformed",
+            Self::ExplicitDeny => "explicit_deny",
+            Self::ImplicitDeny => "no_matching_allow",
+        }
+    }
+}
+
+impl AuthorizerRefusal {
+    /// The refusal rendered for a request already split into parts, with
+    /// `self` in its extensions, as [`Refusal::into_response`] leaves it.
+    pub(crate) fn respond<B>(self, parts: &Parts) -> Response<ResponseBody<B>> {
+        let mut response = self
+            .gateway_response()
+            .render_parts(parts)
+            .map(ResponseBody::rejection);
+        response.extensions_mut().insert(self);
+        response
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_iam::ExecuteApiArn;
 use regex::Regex;
 use tower_layer::Layer;
@@ -16,7 +17,7 @@ use tower_layer::Layer;
 use crate::authorizer::Authorizer;
 use crate::cache::Cache;
 use crate::config::{
-    AuthorizerConfig, AuthorizerConfigError, AuthorizerType, Config, DEFAULT_MAX_CACHE_ENTRIES,
+    AuthorizerConfig, AuthorizerType, Config, DEFAULT_MAX_CACHE_ENTRIES,
     DEFAULT_MAX_IDENTITY_BYTES, DEFAULT_TTL_SECONDS, Identity, MAX_TTL_SECONDS, next_config_id,
 };
 use crate::identity::IdentitySource;
@@ -108,17 +109,11 @@ impl<A: Authorizer> AuthorizerLayer<A> {
     ///
     /// # Errors
     ///
-    /// When a field is invalid: a TOKEN authorizer without exactly one header
-    /// source, a REQUEST authorizer without sources, a bad regex, a TTL over
-    /// 3,600 s, or no room in the cache.
-    pub fn from_config(
-        authorizer: A,
-        config: &AuthorizerConfig,
-    ) -> Result<Self, AuthorizerConfigError> {
-        let bad = |field, message: &str| AuthorizerConfigError {
-            field,
-            message: message.to_owned(),
-        };
+    /// A [`ConfigError`] whose path is the invalid field: a TOKEN authorizer
+    /// without exactly one header source, a REQUEST authorizer without
+    /// sources, a bad regex, a TTL over 3,600 s, or no room in the cache.
+    pub fn from_config(authorizer: A, config: &AuthorizerConfig) -> Result<Self, ConfigError> {
+        let bad = |field: &'static str, message: &str| ConfigError::new(field, message);
         if config.result_ttl_in_seconds > MAX_TTL_SECONDS {
             return Err(bad("result_ttl_in_seconds", "at most 3600"));
         }
@@ -138,9 +133,8 @@ impl<A: Authorizer> AuthorizerLayer<A> {
                 };
                 let mut layer = Self::token(authorizer).token_header(header);
                 if let Some(expression) = &config.identity_validation_expression {
-                    let regex = Regex::new(expression).map_err(|e| AuthorizerConfigError {
-                        field: "identity_validation_expression",
-                        message: e.to_string(),
+                    let regex = Regex::new(expression).map_err(|e| {
+                        ConfigError::new("identity_validation_expression", e.to_string())
                     })?;
                     layer = layer.identity_validation(regex);
                 }

@@ -13,9 +13,10 @@ mod service;
 
 pub use crate::authorizer::{Authorizer, AuthorizerError};
 pub use crate::config::{
-    AUTHORIZER_DENIED_EXPLICIT, AuthorizerConfig, AuthorizerConfigError, AuthorizerType,
-    DEFAULT_MAX_CACHE_ENTRIES, DEFAULT_MAX_IDENTITY_BYTES, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS,
+    AUTHORIZER_DENIED_EXPLICIT, AuthorizerConfig, AuthorizerType, DEFAULT_MAX_CACHE_ENTRIES,
+    DEFAULT_MAX_IDENTITY_BYTES, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS,
 };
+pub use crate::decision::AuthorizerRefusal;
 pub use crate::event::{
     AuthorizerEvent, AuthorizerResponse, IdentityEvent, RequestContextEvent, RequestEvent,
     TokenEvent,

@@ -8,6 +8,7 @@ use http::request::Parts;
 use portcullis_core::resource::ApiResource;
 
 use crate::config::{Config, Identity};
+use crate::decision::AuthorizerRefusal;
 use crate::event::{AuthorizerEvent, IdentityEvent, RequestContextEvent, RequestEvent, TokenEvent};
 use crate::identity;
 
@@ -34,18 +35,18 @@ impl Config {
         parts: &'r Parts,
         source_ip: Option<&'r str>,
         path: &'r str,
-    ) -> Result<IdentityValues<'r>, &'static str> {
+    ) -> Result<IdentityValues<'r>, AuthorizerRefusal> {
         let stage = self.arns.stage();
         let values = match &self.identity {
             Identity::Token { source, validation } => {
                 let token =
                     identity::read(source, parts, &self.stage_variables, stage, source_ip, path)
-                        .ok_or("missing_identity")?;
+                        .ok_or(AuthorizerRefusal::MissingIdentity)?;
                 if token.len() > self.max_identity_bytes {
-                    return Err("identity_too_large");
+                    return Err(AuthorizerRefusal::IdentityTooLarge);
                 }
                 if validation.as_ref().is_some_and(|re| !re.is_match(&token)) {
-                    return Err("token_failed_validation");
+                    return Err(AuthorizerRefusal::TokenFailedValidation);
                 }
                 IdentityValues::Token(token)
             }
@@ -61,10 +62,10 @@ impl Config {
                         source_ip,
                         path,
                     )
-                    .ok_or("missing_identity")?;
+                    .ok_or(AuthorizerRefusal::MissingIdentity)?;
                     total += value.len();
                     if total > self.max_identity_bytes {
-                        return Err("identity_too_large");
+                        return Err(AuthorizerRefusal::IdentityTooLarge);
                     }
                     values.push(value);
                 }

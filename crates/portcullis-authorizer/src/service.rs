@@ -7,16 +7,16 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
+use portcullis_core::ResponseBody;
 pub use portcullis_core::future::ResponseFuture;
 use portcullis_core::path::CanonicalPath;
-use portcullis_core::{GatewayResponseType, ResponseBody};
 use tower_service::Service;
 use tracing::Instrument;
 
 use crate::authorizer::Authorizer;
 use crate::cache::{Cache, Lookup, Outcome};
 use crate::config::{Config, Identity};
-use crate::decision::{apply, prepare, record, refuse};
+use crate::decision::{AuthorizerRefusal, apply, prepare, refuse};
 
 /// The service [`AuthorizerLayer`](crate::AuthorizerLayer) builds.
 pub struct CustomAuthorizer<S, A> {
@@ -48,20 +48,7 @@ impl<S: fmt::Debug, A> fmt::Debug for CustomAuthorizer<S, A> {
 }
 
 impl<S, A> CustomAuthorizer<S, A> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer's service, giving back the inner one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for CustomAuthorizer<S, A>
@@ -94,20 +81,9 @@ where
         let uri = parts.uri.clone();
         let path = match CanonicalPath::of_uri(&uri) {
             Ok(path) => path,
-            Err(refusal) => {
-                record(
-                    "non_canonical_path",
-                    refusal.gateway_response().kind(),
-                    None,
-                    start,
-                    &span,
-                );
-                return ResponseFuture::answered(
-                    refusal
-                        .gateway_response()
-                        .render_parts(&parts)
-                        .map(ResponseBody::rejection),
-                );
+            Err(path) => {
+                let refusal = refuse(AuthorizerRefusal::NonCanonicalPath(path), start, &span);
+                return ResponseFuture::answered(refusal.respond(&parts));
             }
         };
         let source_ip = config
@@ -121,11 +97,9 @@ where
 
         let key = match config.read_identity(&parts, source_ip_text.as_deref(), &path) {
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
-            Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
-                return ResponseFuture::answered(
-                    refusal.render_parts(&parts).map(ResponseBody::rejection),
-                );
+            Err(refusal) => {
+                let refusal = refuse(refusal, start, &span);
+                return ResponseFuture::answered(refusal.respond(&parts));
             }
         };
         let slot = match (&self.cache, key) {
@@ -140,9 +114,7 @@ where
                         Ok(()) => {
                             ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                         }
-                        Err(refusal) => ResponseFuture::answered(
-                            refusal.render(&parts).map(ResponseBody::rejection),
-                        ),
+                        Err(refusal) => ResponseFuture::answered(refusal.respond(&parts)),
                     };
                 }
                 Lookup::Miss(slot) => Some((cache.clone(), key, slot)),
@@ -162,11 +134,9 @@ where
                 &identity,
                 source_ip_text.as_deref(),
             ),
-            Err(reason) => {
-                let refusal = refuse(GatewayResponseType::Unauthorized, reason, start, &span);
-                return ResponseFuture::answered(
-                    refusal.render_parts(&parts).map(ResponseBody::rejection),
-                );
+            Err(refusal) => {
+                let refusal = refuse(refusal, start, &span);
+                return ResponseFuture::answered(refusal.respond(&parts));
             }
         };
         drop(entered);
@@ -205,7 +175,7 @@ where
                     .call(Request::from_parts(parts, body))
                     .await
                     .map(|response| response.map(ResponseBody::inner)),
-                Err(refusal) => Ok(refusal.render(&parts).map(ResponseBody::rejection)),
+                Err(refusal) => Ok(refusal.respond(&parts)),
             }
         };
         ResponseFuture::waiting(Box::pin(future))
