@@ -150,6 +150,8 @@
 
 mod cache;
 mod claims;
+mod config;
+mod engine;
 mod fetch;
 mod issuer;
 mod keys;
@@ -168,9 +170,10 @@ pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
 pub use claims::Claims;
 pub use claims::{JwtClaims, Verified};
+pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
 pub use issuer::{HmacSecret, Issuer, JwksSource, TokenUse};
 pub use jsonwebtoken::Algorithm;
-pub use layer::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig, JwtLayer, JwtLayerBuilder};
+pub use layer::{JwtLayer, JwtLayerBuilder};
 pub use policy::Match;
 pub use portcullis_core::future::ResponseFuture;
 pub use reject::RejectReason;

@@ -12,16 +12,18 @@ use tower_service::Service;
 use tracing::{Instrument, Span};
 
 use crate::claims::Verified;
-use crate::layer::{JwtLayer, Step};
+use crate::engine::{Shared, Step};
+use crate::policy::RoutePolicy;
 use crate::reject::RejectReason;
 use crate::store::SharedFetch;
 use portcullis_core::future::ResponseFuture;
 
-/// The service [`JwtLayer`] wraps around an inner service.
+/// The service [`JwtLayer`](crate::JwtLayer) wraps around an inner service.
 #[derive(Clone, Debug)]
 pub struct Jwt<S> {
-    inner: S,
-    layer: JwtLayer,
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: Arc<RoutePolicy>,
 }
 
 enum Decision {
@@ -31,21 +33,15 @@ enum Decision {
 }
 
 impl<S> Jwt<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, layer: JwtLayer) -> Self {
-        Self { inner, layer }
-    }
-
-    /// The layer that builds this service, as `Jwt::layer(..)`.
-    pub fn layer(layer: JwtLayer) -> JwtLayer {
-        layer
-    }
-
     portcullis_core::inner_service_accessors!();
 }
 
-fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decision {
-    let shared = &layer.shared;
+fn decide<B>(
+    shared: &Shared,
+    policy: &RoutePolicy,
+    request: &Request<B>,
+    allow_fetch: bool,
+) -> Decision {
     let token =
         match shared
             .source
@@ -56,7 +52,7 @@ fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decis
             Err(reason) => return Decision::Reject(reason),
         };
     match shared.verify_token(&token, allow_fetch) {
-        Step::Done(Ok(verified)) => match layer.policy.check(&verified.caller, &verified.claims) {
+        Step::Done(Ok(verified)) => match policy.check(&verified.caller, &verified.claims) {
             Ok(()) => Decision::Allow(verified),
             Err(reason) => Decision::Reject(reason),
         },
@@ -129,7 +125,7 @@ where
         let start = Instant::now();
         let span = portcullis_core::layer_span!("jwt");
         let entered = span.enter();
-        match decide(&self.layer, &request, true) {
+        match decide(&self.shared, &self.policy, &request, true) {
             Decision::Allow(verified) => {
                 allow(&mut request, &verified, &span);
                 record_seconds(start);
@@ -148,12 +144,13 @@ where
                 // (tower's "be careful when cloning inner services").
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let layer = self.layer.clone();
+                let shared = self.shared.clone();
+                let policy = self.policy.clone();
                 ResponseFuture::waiting(Box::pin(async move {
                     fetch.instrument(span.clone()).await;
                     let refusal = {
                         let _entered = span.enter();
-                        let decision = decide(&layer, &request, false);
+                        let decision = decide(&shared, &policy, &request, false);
                         record_seconds(start);
                         match decision {
                             Decision::Allow(verified) => {
