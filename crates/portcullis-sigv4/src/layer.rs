@@ -15,6 +15,7 @@ use crate::canonical::UriEncoding;
 use crate::credentials::CredentialProvider;
 use crate::error::SigV4Error;
 use crate::service::SigV4;
+use crate::shared::Shared;
 use crate::verify::{self, RequestView, Settings, SigningKeys, SigningTexts};
 
 /// The default limit on the bytes of a body the layer reads to hash it: 10 MB,
@@ -29,42 +30,6 @@ pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The default number of derived signing keys kept.
 pub const DEFAULT_SIGNING_KEY_CACHE: usize = 4096;
-
-/// Everything the layer's services share: built once, with the layer.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) settings: Settings,
-    pub(crate) provider: Arc<dyn CredentialProvider>,
-    pub(crate) clock: SharedClock,
-    pub(crate) keys: SigningKeys,
-    pub(crate) key_cache_size: usize,
-    pub(crate) max_body_bytes: u64,
-    pub(crate) budget: BodyBudget,
-    pub(crate) api: ExecuteApiArn,
-    pub(crate) authorize: bool,
-    pub(crate) resource_policy: Option<Arc<PolicyDocument>>,
-    pub(crate) client_ip: ClientIpResolver,
-    pub(crate) secure_transport: Option<bool>,
-}
-
-impl Shared {
-    fn fresh_copy(&self) -> Self {
-        Self {
-            settings: self.settings.clone(),
-            provider: self.provider.clone(),
-            clock: self.clock.clone(),
-            keys: SigningKeys::new(self.key_cache_size),
-            key_cache_size: self.key_cache_size,
-            max_body_bytes: self.max_body_bytes,
-            budget: self.budget.clone(),
-            api: self.api.clone(),
-            authorize: self.authorize,
-            resource_policy: self.resource_policy.clone(),
-            client_ip: self.client_ip.clone(),
-            secure_transport: self.secure_transport,
-        }
-    }
-}
 
 /// API Gateway's IAM authorization as a Tower layer: verifies AWS Signature
 /// Version 4 (header or presigned query), finds the principal behind the
@@ -342,6 +307,19 @@ impl<S> Layer<S> for SigV4Layer {
 
     fn layer(&self, inner: S) -> Self::Service {
         SigV4::from_shared(inner, self.shared.clone())
+    }
+}
+
+impl<S> SigV4<S> {
+    /// Wraps `inner` with the settings of `layer`.
+    pub fn new(inner: S, layer: &SigV4Layer) -> Self {
+        Layer::layer(layer, inner)
+    }
+
+    /// A [`SigV4Layer`] for the API stage `api` with credentials from
+    /// `provider`: the same as [`SigV4Layer::new`].
+    pub fn layer(api: ExecuteApiArn, provider: impl CredentialProvider) -> SigV4Layer {
+        SigV4Layer::new(api, provider)
     }
 }
 

@@ -23,6 +23,7 @@ mod credentials;
 mod error;
 mod layer;
 mod service;
+mod shared;
 mod verified;
 mod verify;
 

@@ -22,12 +22,12 @@ use crate::canonical;
 use crate::chunked::{ChunkVerifier, Decoder};
 use crate::credentials::{Credential, CredentialResult};
 use crate::error::SigV4Error;
-use crate::layer::{Shared, SigV4Layer};
+use crate::shared::Shared;
 use crate::verified::VerifiedSignature;
 use crate::verify::{self, Payload, RequestView, SignatureForm};
 use portcullis_core::future::ResponseFuture;
 
-/// The SigV4 service: see [`SigV4Layer`].
+/// The SigV4 service: see [`SigV4Layer`](crate::SigV4Layer).
 #[derive(Clone, Debug)]
 pub struct SigV4<S> {
     inner: S,
@@ -37,20 +37,6 @@ pub struct SigV4<S> {
 impl<S> SigV4<S> {
     pub(crate) fn from_shared(inner: S, shared: Arc<Shared>) -> Self {
         Self { inner, shared }
-    }
-
-    /// Wraps `inner` with the settings of `layer`.
-    pub fn new(inner: S, layer: &SigV4Layer) -> Self {
-        tower_layer::Layer::layer(layer, inner)
-    }
-
-    /// A [`SigV4Layer`] for the API stage `api` with credentials from
-    /// `provider`: the same as [`SigV4Layer::new`].
-    pub fn layer(
-        api: portcullis_iam::ExecuteApiArn,
-        provider: impl crate::credentials::CredentialProvider,
-    ) -> SigV4Layer {
-        SigV4Layer::new(api, provider)
     }
 
     portcullis_core::inner_service_accessors!();
