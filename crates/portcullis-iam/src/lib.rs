@@ -16,6 +16,8 @@ mod condition;
 mod context;
 mod error;
 mod eval;
+mod json;
+mod keys;
 mod pattern;
 mod policy;
 
