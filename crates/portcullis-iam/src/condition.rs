@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::context::{ContextValue, RequestContext};
-use crate::error::PolicyError;
+use crate::error::PolicyDocumentError;
 use crate::json::{Path, as_object};
 use crate::keys::{ConditionKey, parse_bool, parse_date};
 use crate::pattern::Pattern;
@@ -111,7 +111,10 @@ fn parse_operator(name: &str) -> Option<(SetQualifier, Test, bool, bool)> {
 
 impl Condition {
     /// Compiles a whole `Condition` element.
-    pub(crate) fn compile_block(value: &Value, path: &mut Path) -> Result<Vec<Self>, PolicyError> {
+    pub(crate) fn compile_block(
+        value: &Value,
+        path: &mut Path,
+    ) -> Result<Vec<Self>, PolicyDocumentError> {
         let mut out = Vec::new();
         for (operator, keys) in as_object(value, path)? {
             path.push_key(operator);
@@ -226,8 +229,8 @@ fn arn_like(fields: &[Pattern], arn: &str) -> bool {
 
 /// A condition value, or a list of them. IAM accepts strings, numbers and
 /// booleans and compares their string forms.
-fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyError> {
-    fn scalar(value: &Value, path: &Path) -> Result<String, PolicyError> {
+fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyDocumentError> {
+    fn scalar(value: &Value, path: &Path) -> Result<String, PolicyDocumentError> {
         match value {
             Value::String(s) => Ok(s.clone()),
             Value::Bool(b) => Ok(b.to_string()),
@@ -251,12 +254,16 @@ fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyErro
     }
 }
 
-fn compile_operands(test: Test, raw: &[String], path: &mut Path) -> Result<Operands, PolicyError> {
+fn compile_operands(
+    test: Test,
+    raw: &[String],
+    path: &mut Path,
+) -> Result<Operands, PolicyDocumentError> {
     fn each<T>(
         raw: &[String],
         path: &mut Path,
-        f: impl Fn(&str, &Path) -> Result<T, PolicyError>,
-    ) -> Result<Vec<T>, PolicyError> {
+        f: impl Fn(&str, &Path) -> Result<T, PolicyDocumentError>,
+    ) -> Result<Vec<T>, PolicyDocumentError> {
         raw.iter()
             .enumerate()
             .map(|(index, s)| {

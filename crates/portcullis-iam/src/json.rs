@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::error::PolicyError;
+use crate::error::PolicyDocumentError;
 
 /// The JSON path of the field being compiled, for error messages:
 /// `Statement[2].Condition.IpAddress.aws:SourceIp`.
@@ -33,8 +33,8 @@ impl Path {
         self.segments.pop();
     }
 
-    pub(crate) fn invalid(&self, message: impl Into<String>) -> PolicyError {
-        PolicyError::Invalid {
+    pub(crate) fn invalid(&self, message: impl Into<String>) -> PolicyDocumentError {
+        PolicyDocumentError::Invalid {
             path: self.to_string(),
             message: message.into(),
         }
@@ -57,13 +57,13 @@ impl fmt::Display for Path {
 pub(crate) fn as_object<'v>(
     value: &'v Value,
     path: &Path,
-) -> Result<&'v Map<String, Value>, PolicyError> {
+) -> Result<&'v Map<String, Value>, PolicyDocumentError> {
     value
         .as_object()
         .ok_or_else(|| path.invalid("expected an object"))
 }
 
-pub(crate) fn as_str<'v>(value: &'v Value, path: &Path) -> Result<&'v str, PolicyError> {
+pub(crate) fn as_str<'v>(value: &'v Value, path: &Path) -> Result<&'v str, PolicyDocumentError> {
     value
         .as_str()
         .ok_or_else(|| path.invalid("expected a string"))
@@ -74,8 +74,8 @@ pub(crate) fn as_str<'v>(value: &'v Value, path: &Path) -> Result<&'v str, Polic
 pub(crate) fn string_list<T>(
     value: &Value,
     path: &mut Path,
-    mut each: impl FnMut(&str, &Path) -> Result<T, PolicyError>,
-) -> Result<Vec<T>, PolicyError> {
+    mut each: impl FnMut(&str, &Path) -> Result<T, PolicyDocumentError>,
+) -> Result<Vec<T>, PolicyDocumentError> {
     match value {
         Value::String(s) => Ok(vec![each(s, path)?]),
         Value::Array(items) if !items.is_empty() => {

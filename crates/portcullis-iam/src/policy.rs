@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::error::PolicyError;
+use crate::error::PolicyDocumentError;
 use crate::json::{Path, as_object, as_str, string_list};
 use crate::pattern::Pattern;
 
@@ -51,7 +51,7 @@ const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
 /// let err = PolicyDocument::from_json(r#"{"Statement":[{"Effect":"Allow","Action":"x","Resource":"*"}]}"#)
 ///     .unwrap_err();
 /// assert_eq!(err.path(), Some("Statement[0].Action"));
-/// # Ok::<(), portcullis_iam::PolicyError>(())
+/// # Ok::<(), portcullis_iam::PolicyDocumentError>(())
 /// ```
 #[derive(Clone)]
 pub struct PolicyDocument {
@@ -67,10 +67,10 @@ impl PolicyDocument {
     ///
     /// # Errors
     ///
-    /// [`PolicyError::TooLarge`] over the size limit, [`PolicyError::Json`] for
-    /// text that is not JSON, and [`PolicyError::Invalid`] (with the path of
+    /// [`PolicyDocumentError::TooLarge`] over the size limit, [`PolicyDocumentError::Json`] for
+    /// text that is not JSON, and [`PolicyDocumentError::Invalid`] (with the path of
     /// the bad field) for JSON that is not a valid policy.
-    pub fn from_json(json: &str) -> Result<Self, PolicyError> {
+    pub fn from_json(json: &str) -> Result<Self, PolicyDocumentError> {
         Self::from_json_with_limit(json, MAX_POLICY_BYTES)
     }
 
@@ -79,15 +79,15 @@ impl PolicyDocument {
     /// # Errors
     ///
     /// As [`from_json`](Self::from_json).
-    pub fn from_json_with_limit(json: &str, limit: usize) -> Result<Self, PolicyError> {
+    pub fn from_json_with_limit(json: &str, limit: usize) -> Result<Self, PolicyDocumentError> {
         if json.len() > limit {
-            return Err(PolicyError::TooLarge {
+            return Err(PolicyDocumentError::TooLarge {
                 size: json.len(),
                 limit,
             });
         }
         let value: Value =
-            serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+            serde_json::from_str(json).map_err(|e| PolicyDocumentError::Json(e.to_string()))?;
         Self::from_value(value)
     }
 
@@ -95,8 +95,8 @@ impl PolicyDocument {
     ///
     /// # Errors
     ///
-    /// [`PolicyError::Invalid`], with the path of the bad field.
-    pub fn from_value(value: Value) -> Result<Self, PolicyError> {
+    /// [`PolicyDocumentError::Invalid`], with the path of the bad field.
+    pub fn from_value(value: Value) -> Result<Self, PolicyDocumentError> {
         let mut path = Path::default();
         let object = as_object(&value, &path)?;
         let mut version = None;
@@ -200,7 +200,7 @@ impl<'de> Deserialize<'de> for PolicyDocument {
 }
 
 impl std::str::FromStr for PolicyDocument {
-    type Err = PolicyError;
+    type Err = PolicyDocumentError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::from_json(s)
@@ -250,7 +250,7 @@ impl Statement {
         self.principal.is_some()
     }
 
-    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyError> {
+    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyDocumentError> {
         let object = as_object(value, path)?;
         let mut sid = None;
         let mut effect = None;
@@ -358,7 +358,7 @@ pub(crate) enum PrincipalId {
 }
 
 impl PrincipalSpec {
-    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyError> {
+    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyDocumentError> {
         match value {
             Value::String(s) if s == "*" => Ok(PrincipalSpec::Any),
             Value::String(_) => {
