@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{ManualClock, SharedClock, SystemClock};
-use portcullis_jwt::{Algorithm, Issuer, JwtLayer, JwksSource, TokenCacheConfig, TokenUse};
+use portcullis_jwt::{Algorithm, Issuer, JwksSource, JwtLayer, TokenCacheConfig, TokenUse};
 use serde_json::{Value, json};
 
 use crate::{Failure, Report};
