@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use portcullis_authorizer::{
     AUTHORIZER_DENIED_EXPLICIT, AuthorizerConfig, AuthorizerError, AuthorizerEvent,
-    AuthorizerLayer, AuthorizerResponse, IdentitySource,
+    AuthorizerLayer, AuthorizerRefusal, AuthorizerResponse, IdentitySource,
 };
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
@@ -661,6 +661,44 @@ async fn source_ip_reaches_policy_conditions() {
 }
 
 #[tokio::test]
+async fn a_refused_response_carries_its_reason_in_the_extensions() {
+    let counting = Counting::default();
+    let service = ServiceBuilder::new()
+        .layer(AuthorizerLayer::token(counting.authorizer()))
+        .service_fn(handler);
+    let cases = [
+        (None, AuthorizerRefusal::MissingIdentity),
+        (Some("unauthorized"), AuthorizerRefusal::Unauthorized),
+        (Some("fail"), AuthorizerRefusal::AuthorizerFailed),
+        (Some("malformed"), AuthorizerRefusal::MalformedAnswer),
+        (Some("nomatch"), AuthorizerRefusal::ImplicitDeny),
+        // Twice: the authorizer's answer, then the cached one.
+        (Some("deny"), AuthorizerRefusal::ExplicitDeny),
+        (Some("deny"), AuthorizerRefusal::ExplicitDeny),
+    ];
+    for (token, refusal) in cases {
+        let response = service
+            .clone()
+            .oneshot(get("/pets", token))
+            .await
+            .expect("infallible");
+        assert!(!response.status().is_success(), "{refusal:?}");
+        assert_eq!(
+            response.extensions().get::<AuthorizerRefusal>(),
+            Some(&refusal)
+        );
+    }
+    let response = service
+        .oneshot(get("/pets/%2e%2e/x", Some("allow")))
+        .await
+        .expect("infallible");
+    assert!(matches!(
+        response.extensions().get::<AuthorizerRefusal>(),
+        Some(AuthorizerRefusal::NonCanonicalPath(_))
+    ));
+}
+
+#[tokio::test]
 async fn configuration_as_data() {
     let counting = Counting::default();
     let config: AuthorizerConfig = serde_json::from_str(
@@ -680,7 +718,8 @@ async fn configuration_as_data() {
         let config: AuthorizerConfig = serde_json::from_str(json).expect("parses");
         AuthorizerLayer::from_config(counting.authorizer(), &config)
             .expect_err("invalid")
-            .field
+            .path()
+            .to_owned()
     };
     assert_eq!(
         bad(r#"{"type":"TOKEN","result_ttl_in_seconds":3601}"#),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{ManualClock, SharedClock, SystemClock};
-use portcullis_jwt::{Algorithm, Issuer, JwtLayer, KeySource, TokenCacheConfig, TokenUse};
+use portcullis_jwt::{Algorithm, Issuer, JwksSource, JwtLayer, TokenCacheConfig, TokenUse};
 use serde_json::{Value, json};
 
 use crate::{Failure, Report};
@@ -99,9 +99,9 @@ fn issuer(args: &VerifyArgs) -> Result<Issuer, Failure> {
         }
     };
     let keys = match &args.jwks {
-        JwksArg::Url(url) => KeySource::JwksUrl(url.clone()),
-        JwksArg::File(path) => KeySource::JwksFile(path.clone()),
-        JwksArg::Json(json) => KeySource::Jwks(json.clone()),
+        JwksArg::Url(url) => JwksSource::JwksUrl(url.clone()),
+        JwksArg::File(path) => JwksSource::JwksFile(path.clone()),
+        JwksArg::Json(json) => JwksSource::Jwks(json.clone()),
     };
     issuer = issuer.keys(keys).allow_insecure_http(true);
     if !args.audiences.is_empty() {

@@ -4,7 +4,7 @@ use http::Request;
 use portcullis_core::path::{CanonicalPath, PathRefusal};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ArnConfigError;
+use portcullis_core::config::ConfigError;
 
 /// Builds the resource ARN API Gateway authorizes a request against:
 /// `arn:{partition}:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/{path}`.
@@ -34,7 +34,7 @@ use crate::error::ArnConfigError;
 /// // Every spelling of a path is one resource.
 /// let request = http::Request::get("https://example.com/pets/%37").body(()).unwrap();
 /// assert_eq!(arns.for_request(&request).unwrap(), arns.resource("GET", "/pets/7"));
-/// # Ok::<(), portcullis_iam::ArnConfigError>(())
+/// # Ok::<(), portcullis_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ArnConfig", into = "ArnConfig")]
@@ -60,21 +60,15 @@ fn default_partition() -> String {
 }
 
 impl TryFrom<ArnConfig> for ExecuteApiArn {
-    type Error = ArnConfigError;
+    type Error = ConfigError;
 
     fn try_from(config: ArnConfig) -> Result<Self, Self::Error> {
         let check = |field: &'static str, value: &str| {
             if value.is_empty() {
-                return Err(ArnConfigError {
-                    field,
-                    message: "must not be empty",
-                });
+                return Err(ConfigError::new(field, "must not be empty"));
             }
             if value.contains(':') || value.contains('/') {
-                return Err(ArnConfigError {
-                    field,
-                    message: "must not contain `:` or `/`",
-                });
+                return Err(ConfigError::new(field, "must not contain `:` or `/`"));
             }
             Ok(())
         };
@@ -109,7 +103,7 @@ impl ExecuteApiArn {
         account_id: impl Into<String>,
         api_id: impl Into<String>,
         stage: impl Into<String>,
-    ) -> Result<Self, ArnConfigError> {
+    ) -> Result<Self, ConfigError> {
         ArnConfig {
             partition: default_partition(),
             region: region.into(),
@@ -125,7 +119,7 @@ impl ExecuteApiArn {
     /// # Errors
     ///
     /// When the partition is empty or contains `:` or `/`.
-    pub fn with_partition(self, partition: impl Into<String>) -> Result<Self, ArnConfigError> {
+    pub fn with_partition(self, partition: impl Into<String>) -> Result<Self, ConfigError> {
         let mut config = self.config;
         config.partition = partition.into();
         config.try_into()

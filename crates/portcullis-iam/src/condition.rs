@@ -1,48 +1,16 @@
 //! The `Condition` element: operators, keys and their typed values, compiled
 //! once.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::context::{ContextValue, RequestContext};
-use crate::error::PolicyError;
+use crate::error::PolicyDocumentError;
+use crate::json::{Path, as_object};
+use crate::keys::{ConditionKey, parse_bool, parse_date};
 use crate::pattern::Pattern;
-use crate::policy::{Path, as_object};
-
-/// A condition key the engine knows by name. Names are case-insensitive, as in
-/// IAM.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ConditionKey {
-    SourceIp,
-    CurrentTime,
-    EpochTime,
-    PrincipalArn,
-    SecureTransport,
-    UserAgent,
-    Other(Box<str>),
-}
-
-impl ConditionKey {
-    pub(crate) fn parse(name: &str) -> Self {
-        const KNOWN: [(&str, ConditionKey); 6] = [
-            ("aws:SourceIp", ConditionKey::SourceIp),
-            ("aws:CurrentTime", ConditionKey::CurrentTime),
-            ("aws:EpochTime", ConditionKey::EpochTime),
-            ("aws:PrincipalArn", ConditionKey::PrincipalArn),
-            ("aws:SecureTransport", ConditionKey::SecureTransport),
-            ("aws:UserAgent", ConditionKey::UserAgent),
-        ];
-        KNOWN
-            .into_iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
-            .map_or_else(|| ConditionKey::Other(name.into()), |(_, key)| key)
-    }
-}
 
 /// What an operator tests, before negation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +111,10 @@ fn parse_operator(name: &str) -> Option<(SetQualifier, Test, bool, bool)> {
 
 impl Condition {
     /// Compiles a whole `Condition` element.
-    pub(crate) fn compile_block(value: &Value, path: &mut Path) -> Result<Vec<Self>, PolicyError> {
+    pub(crate) fn compile_block(
+        value: &Value,
+        path: &mut Path,
+    ) -> Result<Vec<Self>, PolicyDocumentError> {
         let mut out = Vec::new();
         for (operator, keys) in as_object(value, path)? {
             path.push_key(operator);
@@ -258,8 +229,8 @@ fn arn_like(fields: &[Pattern], arn: &str) -> bool {
 
 /// A condition value, or a list of them. IAM accepts strings, numbers and
 /// booleans and compares their string forms.
-fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyError> {
-    fn scalar(value: &Value, path: &Path) -> Result<String, PolicyError> {
+fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyDocumentError> {
+    fn scalar(value: &Value, path: &Path) -> Result<String, PolicyDocumentError> {
         match value {
             Value::String(s) => Ok(s.clone()),
             Value::Bool(b) => Ok(b.to_string()),
@@ -283,12 +254,16 @@ fn scalar_list(value: &Value, path: &mut Path) -> Result<Vec<String>, PolicyErro
     }
 }
 
-fn compile_operands(test: Test, raw: &[String], path: &mut Path) -> Result<Operands, PolicyError> {
+fn compile_operands(
+    test: Test,
+    raw: &[String],
+    path: &mut Path,
+) -> Result<Operands, PolicyDocumentError> {
     fn each<T>(
         raw: &[String],
         path: &mut Path,
-        f: impl Fn(&str, &Path) -> Result<T, PolicyError>,
-    ) -> Result<Vec<T>, PolicyError> {
+        f: impl Fn(&str, &Path) -> Result<T, PolicyDocumentError>,
+    ) -> Result<Vec<T>, PolicyDocumentError> {
         raw.iter()
             .enumerate()
             .map(|(index, s)| {
@@ -347,43 +322,9 @@ fn compile_operands(test: Test, raw: &[String], path: &mut Path) -> Result<Opera
     })
 }
 
-pub(crate) fn parse_bool(s: &str) -> Option<bool> {
-    if s.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if s.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
-    }
-}
-
 fn parse_net(s: &str) -> Option<IpNet> {
     let s = s.trim();
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// A date as IAM writes it: ISO 8601 / RFC 3339 (`2026-01-01T00:00:00Z`), a
-/// bare date (`2026-01-01`, midnight UTC), or seconds since the epoch.
-pub(crate) fn parse_date(s: &str) -> Option<i128> {
-    let s = s.trim();
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t.unix_timestamp_nanos());
-    }
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<i64>()
-            .ok()
-            .map(|secs| i128::from(secs) * 1_000_000_000);
-    }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, format)
-        .ok()
-        .map(|d| d.midnight().assume_utc().unix_timestamp_nanos())
-}
-
-/// A context value's text, for the string operators.
-pub(crate) fn time_string(t: OffsetDateTime) -> Cow<'static, str> {
-    t.format(&Rfc3339).map_or(Cow::Borrowed(""), Cow::Owned)
 }

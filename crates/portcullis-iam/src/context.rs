@@ -8,7 +8,7 @@ use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::Clock;
 use time::OffsetDateTime;
 
-use crate::condition::{ConditionKey, parse_bool, parse_date, time_string};
+use crate::keys::{ConditionKey, parse_bool, parse_date, time_string};
 
 /// The action API Gateway authorizes: `execute-api:Invoke`.
 pub const EXECUTE_API_INVOKE: &str = "execute-api:Invoke";

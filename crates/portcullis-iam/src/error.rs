@@ -3,7 +3,7 @@
 /// Why a policy document was refused at load time.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum PolicyError {
+pub enum PolicyDocumentError {
     /// The document is larger than the limit, so it was not parsed.
     #[error("policy document is {size} bytes, more than the limit of {limit} bytes")]
     TooLarge {
@@ -25,23 +25,13 @@ pub enum PolicyError {
     },
 }
 
-impl PolicyError {
-    /// The path of the bad field, for [`PolicyError::Invalid`].
+impl PolicyDocumentError {
+    /// The path of the bad field, for [`PolicyDocumentError::Invalid`].
     #[must_use]
     pub fn path(&self) -> Option<&str> {
         match self {
-            PolicyError::Invalid { path, .. } => Some(path),
+            PolicyDocumentError::Invalid { path, .. } => Some(path),
             _ => None,
         }
     }
-}
-
-/// Why an [`ExecuteApiArn`](crate::ExecuteApiArn) configuration was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid execute-api ARN field `{field}`: {message}")]
-pub struct ArnConfigError {
-    /// The bad field: `partition`, `region`, `account_id`, `api_id` or `stage`.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: &'static str,
 }

@@ -181,7 +181,7 @@ impl PolicyDocument {
 /// let delete = RequestContext::new(user, "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/DELETE/pets/1");
 /// assert_eq!(evaluate(&[identity.clone()], Some(&resource), &get), Decision::Allow);
 /// assert_eq!(evaluate(&[identity], Some(&resource), &delete), Decision::ExplicitDeny);
-/// # Ok::<(), portcullis_iam::PolicyError>(())
+/// # Ok::<(), portcullis_iam::PolicyDocumentError>(())
 /// ```
 #[must_use]
 pub fn evaluate(

@@ -16,12 +16,14 @@ mod condition;
 mod context;
 mod error;
 mod eval;
+mod json;
+mod keys;
 mod pattern;
 mod policy;
 
 pub use arn::ExecuteApiArn;
 pub use context::{EXECUTE_API_INVOKE, RequestContext};
-pub use error::{ArnConfigError, PolicyError};
+pub use error::PolicyDocumentError;
 pub use eval::{Decision, evaluate, evaluate_cross_account};
 pub use pattern::Pattern;
 pub use policy::{Effect, MAX_POLICY_BYTES, PolicyDocument, Statement};

@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::error::PolicyError;
+use crate::error::PolicyDocumentError;
+use crate::json::{Path, as_object, as_str, string_list};
 use crate::pattern::Pattern;
 
 /// The largest policy document [`PolicyDocument::from_json`] reads: 128 KiB.
@@ -50,7 +51,7 @@ const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
 /// let err = PolicyDocument::from_json(r#"{"Statement":[{"Effect":"Allow","Action":"x","Resource":"*"}]}"#)
 ///     .unwrap_err();
 /// assert_eq!(err.path(), Some("Statement[0].Action"));
-/// # Ok::<(), portcullis_iam::PolicyError>(())
+/// # Ok::<(), portcullis_iam::PolicyDocumentError>(())
 /// ```
 #[derive(Clone)]
 pub struct PolicyDocument {
@@ -66,10 +67,10 @@ impl PolicyDocument {
     ///
     /// # Errors
     ///
-    /// [`PolicyError::TooLarge`] over the size limit, [`PolicyError::Json`] for
-    /// text that is not JSON, and [`PolicyError::Invalid`] (with the path of
+    /// [`PolicyDocumentError::TooLarge`] over the size limit, [`PolicyDocumentError::Json`] for
+    /// text that is not JSON, and [`PolicyDocumentError::Invalid`] (with the path of
     /// the bad field) for JSON that is not a valid policy.
-    pub fn from_json(json: &str) -> Result<Self, PolicyError> {
+    pub fn from_json(json: &str) -> Result<Self, PolicyDocumentError> {
         Self::from_json_with_limit(json, MAX_POLICY_BYTES)
     }
 
@@ -78,15 +79,15 @@ impl PolicyDocument {
     /// # Errors
     ///
     /// As [`from_json`](Self::from_json).
-    pub fn from_json_with_limit(json: &str, limit: usize) -> Result<Self, PolicyError> {
+    pub fn from_json_with_limit(json: &str, limit: usize) -> Result<Self, PolicyDocumentError> {
         if json.len() > limit {
-            return Err(PolicyError::TooLarge {
+            return Err(PolicyDocumentError::TooLarge {
                 size: json.len(),
                 limit,
             });
         }
         let value: Value =
-            serde_json::from_str(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+            serde_json::from_str(json).map_err(|e| PolicyDocumentError::Json(e.to_string()))?;
         Self::from_value(value)
     }
 
@@ -94,8 +95,8 @@ impl PolicyDocument {
     ///
     /// # Errors
     ///
-    /// [`PolicyError::Invalid`], with the path of the bad field.
-    pub fn from_value(value: Value) -> Result<Self, PolicyError> {
+    /// [`PolicyDocumentError::Invalid`], with the path of the bad field.
+    pub fn from_value(value: Value) -> Result<Self, PolicyDocumentError> {
         let mut path = Path::default();
         let object = as_object(&value, &path)?;
         let mut version = None;
@@ -199,7 +200,7 @@ impl<'de> Deserialize<'de> for PolicyDocument {
 }
 
 impl std::str::FromStr for PolicyDocument {
-    type Err = PolicyError;
+    type Err = PolicyDocumentError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::from_json(s)
@@ -249,7 +250,7 @@ impl Statement {
         self.principal.is_some()
     }
 
-    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyError> {
+    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyDocumentError> {
         let object = as_object(value, path)?;
         let mut sid = None;
         let mut effect = None;
@@ -357,7 +358,7 @@ pub(crate) enum PrincipalId {
 }
 
 impl PrincipalSpec {
-    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyError> {
+    fn compile(value: &Value, path: &mut Path) -> Result<Self, PolicyDocumentError> {
         match value {
             Value::String(s) if s == "*" => Ok(PrincipalSpec::Any),
             Value::String(_) => {
@@ -454,90 +455,4 @@ fn role_matches_session(role_arn: &str, principal: &str) -> bool {
         && arn_field(principal, 2) == Some("sts")
         && arn_field(role_arn, 4) == arn_field(principal, 4)
         && role_name == session_role
-}
-
-/// The JSON path of the field being compiled, for error messages:
-/// `Statement[2].Condition.IpAddress.aws:SourceIp`.
-#[derive(Default, Debug)]
-pub(crate) struct Path {
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-impl Path {
-    pub(crate) fn push_key(&mut self, key: &str) {
-        self.segments.push(Segment::Key(key.to_owned()));
-    }
-
-    pub(crate) fn push_index(&mut self, index: usize) {
-        self.segments.push(Segment::Index(index));
-    }
-
-    pub(crate) fn pop(&mut self) {
-        self.segments.pop();
-    }
-
-    pub(crate) fn invalid(&self, message: impl Into<String>) -> PolicyError {
-        PolicyError::Invalid {
-            path: self.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, segment) in self.segments.iter().enumerate() {
-            match segment {
-                Segment::Key(key) if i == 0 => f.write_str(key)?,
-                Segment::Key(key) => write!(f, ".{key}")?,
-                Segment::Index(index) => write!(f, "[{index}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn as_object<'v>(
-    value: &'v Value,
-    path: &Path,
-) -> Result<&'v Map<String, Value>, PolicyError> {
-    value
-        .as_object()
-        .ok_or_else(|| path.invalid("expected an object"))
-}
-
-pub(crate) fn as_str<'v>(value: &'v Value, path: &Path) -> Result<&'v str, PolicyError> {
-    value
-        .as_str()
-        .ok_or_else(|| path.invalid("expected a string"))
-}
-
-/// A string or a non-empty array of strings, each converted by `each`, with
-/// each item's index in the path of its error.
-pub(crate) fn string_list<T>(
-    value: &Value,
-    path: &mut Path,
-    mut each: impl FnMut(&str, &Path) -> Result<T, PolicyError>,
-) -> Result<Vec<T>, PolicyError> {
-    match value {
-        Value::String(s) => Ok(vec![each(s, path)?]),
-        Value::Array(items) if !items.is_empty() => {
-            let mut out = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
-                path.push_index(index);
-                let s = as_str(item, path)?;
-                out.push(each(s, path)?);
-                path.pop();
-            }
-            Ok(out)
-        }
-        Value::Array(_) => Err(path.invalid("expected at least one value")),
-        _ => Err(path.invalid("expected a string or an array of strings")),
-    }
 }

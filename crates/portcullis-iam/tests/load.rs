@@ -1,6 +1,6 @@
 //! Loading policies: validation errors name the bad field; serde round trips.
 
-use portcullis_iam::{ExecuteApiArn, MAX_POLICY_BYTES, PolicyDocument, PolicyError};
+use portcullis_iam::{ExecuteApiArn, MAX_POLICY_BYTES, PolicyDocument, PolicyDocumentError};
 
 #[test]
 fn invalid_documents_name_the_bad_field() {
@@ -89,7 +89,7 @@ fn invalid_documents_name_the_bad_field() {
     ];
     for (json, path) in cases {
         match PolicyDocument::from_json(json) {
-            Err(PolicyError::Invalid { path: got, message }) => {
+            Err(PolicyDocumentError::Invalid { path: got, message }) => {
                 assert_eq!(got, *path, "{json}: {message}");
             }
             other => panic!("{json}: expected an invalid-policy error, got {other:?}"),
@@ -105,15 +105,15 @@ fn size_limit_and_bad_json() {
     );
     assert!(matches!(
         PolicyDocument::from_json(&huge),
-        Err(PolicyError::TooLarge { .. })
+        Err(PolicyDocumentError::TooLarge { .. })
     ));
     assert!(matches!(
         PolicyDocument::from_json_with_limit(r#"{"Statement":[]}"#, 4),
-        Err(PolicyError::TooLarge { size: 16, limit: 4 })
+        Err(PolicyDocumentError::TooLarge { size: 16, limit: 4 })
     ));
     assert!(matches!(
         PolicyDocument::from_json(r#"{"Statement":"#),
-        Err(PolicyError::Json(_))
+        Err(PolicyDocumentError::Json(_))
     ));
 }
 

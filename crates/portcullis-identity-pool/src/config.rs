@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use portcullis_core::config::ConfigError;
 use portcullis_iam::PolicyDocument;
 use portcullis_jwt::{JwtConfig, TokenUse};
 use serde::{Deserialize, Serialize};
@@ -254,51 +255,21 @@ pub enum AmbiguousRoleResolution {
     Deny,
 }
 
-/// Invalid identity-pool configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IdentityPoolConfigError {
-    /// The configuration did not parse.
-    #[error("identity pool configuration at `{path}`: {message}")]
-    Parse {
-        /// Where.
-        path: String,
-        /// What the parser said.
-        message: String,
-    },
-    /// A field has an invalid value.
-    #[error("identity pool configuration: `{path}` {message}")]
-    Invalid {
-        /// The path of the bad field.
-        path: String,
-        /// What is wrong with it.
-        message: &'static str,
-    },
-    /// The `jwt` table is invalid.
-    #[error("identity pool configuration: `jwt`: {0}")]
-    Jwt(#[from] portcullis_jwt::ConfigError),
-}
-
 impl IdentityPoolConfig {
     /// Parses JSON configuration.
     ///
     /// # Errors
     ///
-    /// [`IdentityPoolConfigError::Parse`] with the path of the bad field.
-    pub fn from_json(json: &str) -> Result<Self, IdentityPoolConfigError> {
+    /// A [`ConfigError`] whose path is the bad field's.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|e| IdentityPoolConfigError::Parse {
-            path: e.path().to_string(),
-            message: e.into_inner().to_string(),
-        })
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| ConfigError::new(e.path().to_string(), e.into_inner().to_string()))
     }
 }
 
-pub(crate) fn invalid(path: impl Into<String>, message: &'static str) -> IdentityPoolConfigError {
-    IdentityPoolConfigError::Invalid {
-        path: path.into(),
-        message,
-    }
+pub(crate) fn invalid(path: impl Into<String>, message: &'static str) -> ConfigError {
+    ConfigError::new(path.into(), message)
 }
 
 /// IAM role names: 1 to 64 of `A-Za-z0-9+=,.@_-`.

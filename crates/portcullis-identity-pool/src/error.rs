@@ -3,11 +3,14 @@
 use std::fmt;
 
 use http::StatusCode;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
 use portcullis_jwt::RejectReason;
 
 /// Why the credentials service refused an exchange. Each variant renders as a
-/// gateway response ([`ExchangeError::to_gateway_response`]).
+/// gateway response ([`ExchangeError::gateway_response`]); the credentials
+/// service refuses through [`Refusal::into_response`], so the refused response
+/// carries the `ExchangeError` in its extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExchangeError {
@@ -65,7 +68,7 @@ impl ExchangeError {
     }
 
     /// The gateway response for this refusal.
-    pub fn to_gateway_response(&self) -> GatewayResponse {
+    pub fn gateway_response(&self) -> GatewayResponse {
         match self {
             Self::MethodNotAllowed => GatewayResponse::new(GatewayResponseType::Default4xx)
                 .with_status(StatusCode::METHOD_NOT_ALLOWED)
@@ -90,9 +93,19 @@ impl ExchangeError {
     }
 }
 
+impl Refusal for ExchangeError {
+    fn gateway_response(&self) -> GatewayResponse {
+        ExchangeError::gateway_response(self)
+    }
+
+    fn detail(&self) -> &'static str {
+        self.reason()
+    }
+}
+
 impl fmt::Display for ExchangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let response = self.to_gateway_response();
+        let response = self.gateway_response();
         write!(f, "{}: {}", response.error_type(), response.message())
     }
 }

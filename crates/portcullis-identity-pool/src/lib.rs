@@ -67,9 +67,8 @@ mod service;
 mod token;
 
 pub use config::{
-    AmbiguousRoleResolution, DEFAULT_LIFETIME_SECONDS, IdentityPoolConfig, IdentityPoolConfigError,
-    MAX_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS, MatchType, PoolKeyConfig, RoleConfig,
-    RoleMappingRule,
+    AmbiguousRoleResolution, DEFAULT_LIFETIME_SECONDS, IdentityPoolConfig, MAX_LIFETIME_SECONDS,
+    MIN_LIFETIME_SECONDS, MatchType, PoolKeyConfig, RoleConfig, RoleMappingRule,
 };
 pub use error::ExchangeError;
 pub use pool::{CredentialsRequest, IdentityPool, IdentityPoolBuilder, IssuedCredentials};

@@ -58,7 +58,7 @@ impl CredentialProvider for IdentityPoolProvider {
     fn lookup(&self, access_key_id: &str) -> CredentialLookup {
         match &self.fallback {
             Some(fallback) => fallback.lookup(access_key_id),
-            None => CredentialLookup::ready(Ok(None)),
+            None => CredentialLookup::Ready(Ok(None)),
         }
     }
 
@@ -82,10 +82,10 @@ impl CredentialProvider for IdentityPoolProvider {
                     metrics::counter!("portcullis_identity_pool_session_tokens_refused_total")
                         .increment(1);
                 }
-                CredentialLookup::ready(Ok(credential))
+                CredentialLookup::Ready(Ok(credential))
             }
             (_, Some(fallback)) => fallback.lookup_with_token(access_key_id, session_token),
-            (_, None) => CredentialLookup::ready(Ok(None)),
+            (_, None) => CredentialLookup::Ready(Ok(None)),
         }
     }
 }

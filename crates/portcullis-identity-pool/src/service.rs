@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision};
 use tower_service::Service;
 use tracing::Instrument;
@@ -66,8 +67,8 @@ fn refuse(
     start: Instant,
 ) -> Response<Full<Bytes>> {
     record_seconds(start);
-    let response = error.to_gateway_response();
-    let decision = Decision::refused(response.kind()).with_detail(error.reason());
+    let response = error.gateway_response();
+    let decision = Refusal::decision(error);
     decision.record(span);
     tracing::info!(
         layer = "identity_pool",
@@ -78,7 +79,10 @@ fn refuse(
     );
     metrics::counter!("portcullis_identity_pool_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
         .increment(1);
-    response.render_parts(parts).map(Full::new)
+    // As `Refusal::into_response` leaves it (this service's body is its own).
+    let mut response = response.render_parts(parts).map(Full::new);
+    response.extensions_mut().insert(error.clone());
+    response
 }
 
 impl<B> Service<Request<B>> for CredentialsService

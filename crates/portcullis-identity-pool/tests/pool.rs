@@ -508,13 +508,10 @@ fn invalid_configuration_names_the_field() {
         let mut config = config();
         break_it(&mut config);
         let error = IdentityPool::from_config(config).expect_err(field);
-        assert!(
-            error.to_string().contains(&format!("`{field}`")),
-            "{field}: {error}"
-        );
+        assert_eq!(error.path(), field, "{error}");
     }
     let error = IdentityPoolConfig::from_json(r#"{"region": 3}"#).expect_err("type");
-    assert!(error.to_string().contains("`region`"), "{error}");
+    assert_eq!(error.path(), "region", "{error}");
 }
 
 #[test]
@@ -557,4 +554,32 @@ fn the_readme_toml_configuration_builds() {
     assert_eq!(config.token_use, Some(portcullis_jwt::TokenUse::Id));
     let pool = IdentityPool::from_config(config).expect("builds");
     assert_eq!(pool.region(), "us-east-1");
+}
+
+#[tokio::test]
+async fn a_refused_exchange_carries_its_error_in_the_extensions() {
+    use http_body_util::Full;
+    use portcullis_identity_pool::ExchangeError;
+    use tower::ServiceExt;
+
+    let clock = clock();
+    let pool = pool(config(), &clock);
+    let cases = [
+        (http::Method::GET, "{}", ExchangeError::MethodNotAllowed),
+        (http::Method::POST, "not json", ExchangeError::Malformed),
+    ];
+    for (method, body, error) in cases {
+        let request = http::Request::builder()
+            .method(method)
+            .uri("/credentials")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        let response = pool
+            .credentials_service()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert!(response.status().is_client_error(), "{error}");
+        assert_eq!(response.extensions().get::<ExchangeError>(), Some(&error));
+    }
 }

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 #[derive(Default)]
-pub enum KeySource {
+pub enum JwksSource {
     /// OpenID Connect discovery: `{issuer}/.well-known/openid-configuration`,
     /// whose `jwks_uri` is then fetched. The document's `issuer` must equal the
     /// configured issuer.
@@ -104,7 +104,7 @@ impl fmt::Debug for HmacSecret {
 /// tokens must carry.
 ///
 /// ```
-/// use portcullis_jwt::{Issuer, KeySource};
+/// use portcullis_jwt::{Issuer, JwksSource};
 ///
 /// // A Cognito user pool: issuer, JWKS URL, RS256, token_use and app clients.
 /// let pool = Issuer::user_pool("eu-west-1", "eu-west-1_AbCdEf123").client_ids(["app-client"]);
@@ -112,7 +112,7 @@ impl fmt::Debug for HmacSecret {
 ///
 /// // Any OpenID Connect issuer, found by discovery.
 /// let oidc = Issuer::new("https://login.example.com").audiences(["api://loyalty"]);
-/// assert_eq!(oidc.key_source(), &KeySource::Discovery);
+/// assert_eq!(oidc.key_source(), &JwksSource::Discovery);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,7 +120,7 @@ impl fmt::Debug for HmacSecret {
 pub struct Issuer {
     pub(crate) issuer: String,
     #[serde(default)]
-    pub(crate) keys: KeySource,
+    pub(crate) keys: JwksSource,
     #[serde(default = "default_algorithms")]
     pub(crate) algorithms: Vec<Algorithm>,
     #[serde(default)]
@@ -185,7 +185,7 @@ impl Issuer {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
-            keys: KeySource::Discovery,
+            keys: JwksSource::Discovery,
             algorithms: default_algorithms(),
             audiences: Vec::new(),
             cognito: false,
@@ -220,7 +220,7 @@ impl Issuer {
         let issuer = issuer.into();
         let jwks = format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'));
         Self {
-            keys: KeySource::JwksUrl(jwks),
+            keys: JwksSource::JwksUrl(jwks),
             algorithms: vec![Algorithm::RS256],
             cognito: true,
             max_lifetime_seconds: Some(86_400),
@@ -236,12 +236,12 @@ impl Issuer {
 
     /// Where the keys come from.
     #[must_use]
-    pub fn key_source(&self) -> &KeySource {
+    pub fn key_source(&self) -> &JwksSource {
         &self.keys
     }
 
     /// Sets where the keys come from.
-    pub fn keys(mut self, source: KeySource) -> Self {
+    pub fn keys(mut self, source: JwksSource) -> Self {
         self.keys = source;
         self
     }
@@ -249,12 +249,12 @@ impl Issuer {
     /// Fetches the JWKS from `url` (which may differ from the issuer, as with
     /// local Cognito emulators).
     pub fn jwks_url(self, url: impl Into<String>) -> Self {
-        self.keys(KeySource::JwksUrl(url.into()))
+        self.keys(JwksSource::JwksUrl(url.into()))
     }
 
     /// Uses a static JWKS, given as JSON.
     pub fn jwks(self, json: impl Into<String>) -> Self {
-        self.keys(KeySource::Jwks(json.into()))
+        self.keys(JwksSource::Jwks(json.into()))
     }
 
     /// The algorithm allow-list for this issuer. HS256/384/512 also need an

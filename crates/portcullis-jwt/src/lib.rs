@@ -150,15 +150,16 @@
 
 mod cache;
 mod claims;
-mod error;
+mod config;
+mod engine;
 mod fetch;
 mod issuer;
 mod keys;
 mod layer;
-mod location;
 mod policy;
 mod reject;
 mod service;
+mod source;
 mod store;
 mod verify;
 
@@ -169,12 +170,12 @@ pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
 pub use claims::Claims;
 pub use claims::{JwtClaims, Verified};
-pub use error::ConfigError;
-pub use issuer::{HmacSecret, Issuer, KeySource, TokenUse};
+pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
+pub use issuer::{HmacSecret, Issuer, JwksSource, TokenUse};
 pub use jsonwebtoken::Algorithm;
-pub use layer::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig, JwtLayer, JwtLayerBuilder};
-pub use location::TokenLocation;
+pub use layer::{JwtLayer, JwtLayerBuilder};
 pub use policy::Match;
 pub use portcullis_core::future::ResponseFuture;
 pub use reject::RejectReason;
 pub use service::Jwt;
+pub use source::TokenSource;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use http::HeaderValue;
 use http::header::WWW_AUTHENTICATE;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::response::messages::EXPIRED_USER_POOL_TOKEN;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
 
@@ -132,6 +133,18 @@ impl RejectReason {
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),
             ),
         }
+    }
+}
+
+/// The layer refuses through [`Refusal::into_response`], so the reason is in
+/// the refused response's extensions.
+impl Refusal for RejectReason {
+    fn gateway_response(&self) -> GatewayResponse {
+        RejectReason::gateway_response(*self)
+    }
+
+    fn detail(&self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -6,21 +6,24 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision as Traced};
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
 use crate::claims::Verified;
-use crate::layer::{JwtLayer, Step};
+use crate::engine::{Shared, Step};
+use crate::policy::RoutePolicy;
 use crate::reject::RejectReason;
 use crate::store::SharedFetch;
 use portcullis_core::future::ResponseFuture;
 
-/// The service [`JwtLayer`] wraps around an inner service.
+/// The service [`JwtLayer`](crate::JwtLayer) wraps around an inner service.
 #[derive(Clone, Debug)]
 pub struct Jwt<S> {
-    inner: S,
-    layer: JwtLayer,
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: Arc<RoutePolicy>,
 }
 
 enum Decision {
@@ -30,37 +33,18 @@ enum Decision {
 }
 
 impl<S> Jwt<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, layer: JwtLayer) -> Self {
-        Self { inner, layer }
-    }
-
-    /// The layer that builds this service, as `Jwt::layer(..)`.
-    pub fn layer(layer: JwtLayer) -> JwtLayer {
-        layer
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
-fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decision {
-    let shared = &layer.shared;
+fn decide<B>(
+    shared: &Shared,
+    policy: &RoutePolicy,
+    request: &Request<B>,
+    allow_fetch: bool,
+) -> Decision {
     let token =
         match shared
-            .location
+            .source
             .extract(request.headers(), request.uri(), shared.max_token_bytes)
         {
             Ok(Some(token)) => token,
@@ -68,7 +52,7 @@ fn decide<B>(layer: &JwtLayer, request: &Request<B>, allow_fetch: bool) -> Decis
             Err(reason) => return Decision::Reject(reason),
         };
     match shared.verify_token(&token, allow_fetch) {
-        Step::Done(Ok(verified)) => match layer.policy.check(&verified.caller, &verified.claims) {
+        Step::Done(Ok(verified)) => match policy.check(&verified.caller, &verified.claims) {
             Ok(()) => Decision::Allow(verified),
             Err(reason) => Decision::Reject(reason),
         },
@@ -106,9 +90,8 @@ fn reject<B, ResBody>(
     reason: RejectReason,
     span: &Span,
 ) -> Response<ResponseBody<ResBody>> {
-    let response = reason.gateway_response();
-    let kind = response.kind().as_str();
-    let decision = Traced::refused(response.kind()).with_detail(reason.as_str());
+    let decision = Refusal::decision(&reason);
+    let kind = decision.reason();
     decision.record(span);
     tracing::debug!(
         layer = "jwt",
@@ -119,7 +102,7 @@ fn reject<B, ResBody>(
     );
     metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "refused", "reason" => kind)
         .increment(1);
-    response.into_response(request)
+    reason.into_response(request)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Jwt<S>
@@ -142,7 +125,7 @@ where
         let start = Instant::now();
         let span = portcullis_core::layer_span!("jwt");
         let entered = span.enter();
-        match decide(&self.layer, &request, true) {
+        match decide(&self.shared, &self.policy, &request, true) {
             Decision::Allow(verified) => {
                 allow(&mut request, &verified, &span);
                 record_seconds(start);
@@ -161,12 +144,13 @@ where
                 // (tower's "be careful when cloning inner services").
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let layer = self.layer.clone();
+                let shared = self.shared.clone();
+                let policy = self.policy.clone();
                 ResponseFuture::waiting(Box::pin(async move {
                     fetch.instrument(span.clone()).await;
                     let refusal = {
                         let _entered = span.enter();
-                        let decision = decide(&layer, &request, false);
+                        let decision = decide(&shared, &policy, &request, false);
                         record_seconds(start);
                         match decision {
                             Decision::Allow(verified) => {

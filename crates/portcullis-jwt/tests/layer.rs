@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis_core::response::messages::EXPIRED_USER_POOL_TOKEN;
 use portcullis_jwt::{
-    HmacSecret, Issuer, JwtLayer, Match, RejectReason, TokenCacheConfig, TokenLocation, TokenUse,
+    HmacSecret, Issuer, JwtLayer, Match, RejectReason, TokenCacheConfig, TokenSource, TokenUse,
 };
 use serde_json::json;
 
@@ -92,14 +92,14 @@ async fn hmac_needs_an_explicit_secret() {
             .algorithms([Algorithm::HS256]),
     )
     .unwrap_err();
-    assert_eq!(error.field(), "issuers[0].algorithms");
+    assert_eq!(error.path(), "issuers[0].algorithms");
     let short = JwtLayer::new(
         Issuer::new(ISS)
             .jwks(jwks(&[&rsa1()]))
             .hmac_secret(HmacSecret::new("short")),
     )
     .unwrap_err();
-    assert_eq!(short.field(), "issuers[0].hmac_secrets[0].secret");
+    assert_eq!(short.path(), "issuers[0].hmac_secrets[0].secret");
     assert!(!format!("{:?}", HmacSecret::new(secret)).contains("0123456789"));
 }
 
@@ -120,6 +120,28 @@ async fn a_missing_token_is_401_with_a_bearer_challenge() {
         .body(String::new())
         .expect("request");
     assert_eq!(send(&rsa_layer(), basic).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_refused_response_carries_its_reason_in_the_extensions() {
+    use tower::{ServiceBuilder, ServiceExt};
+    let service = ServiceBuilder::new()
+        .layer(rsa_layer().require_groups(Match::Any, ["admins"]))
+        .service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+    let expired = sign(&rsa1(), &claims(json!({"exp": NOW - 1, "iat": NOW - 3600})));
+    let not_admin = sign(&rsa1(), &claims(json!({"cognito:groups": ["members"]})));
+    let cases = [
+        (Request::new(String::new()), RejectReason::MissingToken, 401),
+        (bearer(&expired), RejectReason::Expired, 401),
+        (bearer(&not_admin), RejectReason::MissingGroup, 403),
+    ];
+    for (request, reason, status) in cases {
+        let response = service.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status().as_u16(), status, "{reason}");
+        assert_eq!(response.extensions().get::<RejectReason>(), Some(&reason));
+    }
 }
 
 #[tokio::test]
@@ -476,7 +498,7 @@ async fn tokens_from_a_cookie_a_query_or_another_header() {
             .clock(clock())
     };
     let cookie = base()
-        .token_location(TokenLocation::Cookie("id_token".into()))
+        .token_source(TokenSource::Cookie("id_token".into()))
         .build()
         .expect("config");
     let request = Request::builder()
@@ -486,7 +508,7 @@ async fn tokens_from_a_cookie_a_query_or_another_header() {
     assert_eq!(send(&cookie, request).await.0, StatusCode::OK);
 
     let query = base()
-        .token_location(TokenLocation::Query("access_token".into()))
+        .token_source(TokenSource::Query("access_token".into()))
         .build()
         .expect("config");
     let request = Request::builder()
@@ -496,7 +518,7 @@ async fn tokens_from_a_cookie_a_query_or_another_header() {
     assert_eq!(send(&query, request).await.0, StatusCode::OK);
 
     let header = base()
-        .token_location(TokenLocation::Header {
+        .token_source(TokenSource::Header {
             name: "x-token".into(),
             scheme: None,
         })
@@ -578,27 +600,27 @@ async fn grpc_clients_get_grpc_statuses() {
 
 #[test]
 fn invalid_configuration_names_the_field() {
-    assert_eq!(JwtLayer::builder().build().unwrap_err().field(), "issuers");
+    assert_eq!(JwtLayer::builder().build().unwrap_err().path(), "issuers");
     let bad_url = JwtLayer::new(Issuer::new(ISS).jwks_url("http://example.com/jwks")).unwrap_err();
-    assert_eq!(bad_url.field(), "issuers[0].keys.jwks_url");
+    assert_eq!(bad_url.path(), "issuers[0].keys.jwks_url");
     let bad_jwks = JwtLayer::new(Issuer::new(ISS).jwks("{}")).unwrap_err();
-    assert_eq!(bad_jwks.field(), "issuers[0].keys.jwks");
+    assert_eq!(bad_jwks.path(), "issuers[0].keys.jwks");
     let dup = JwtLayer::builder()
         .issuer(Issuer::new(ISS).jwks(jwks(&[&rsa1()])))
         .issuer(Issuer::new(ISS).jwks(jwks(&[&rsa1()])))
         .build()
         .unwrap_err();
-    assert_eq!(dup.field(), "issuers[1].issuer");
+    assert_eq!(dup.path(), "issuers[1].issuer");
     let parse = portcullis_jwt::JwtConfig::from_json(r#"{"issuers":[{"issuer":"i","leeway":5}]}"#)
         .unwrap_err();
-    assert_eq!(parse.field(), "issuers[0].leeway");
+    assert_eq!(parse.path(), "issuers[0].leeway");
 }
 
 #[tokio::test]
 async fn a_static_jwks_file_is_read_at_build() {
     let path = std::env::temp_dir().join(format!("portcullis-jwt-{}.json", std::process::id()));
     std::fs::write(&path, jwks(&[&rsa1()])).expect("write");
-    let layer = layer(Issuer::new(ISS).keys(portcullis_jwt::KeySource::JwksFile(path.clone())));
+    let layer = layer(Issuer::new(ISS).keys(portcullis_jwt::JwksSource::JwksFile(path.clone())));
     assert!(
         layer
             .verify(&sign(&rsa1(), &claims(json!({}))))
@@ -606,7 +628,7 @@ async fn a_static_jwks_file_is_read_at_build() {
             .is_ok()
     );
     std::fs::remove_file(&path).expect("remove");
-    let missing = JwtLayer::new(Issuer::new(ISS).keys(portcullis_jwt::KeySource::JwksFile(path)))
+    let missing = JwtLayer::new(Issuer::new(ISS).keys(portcullis_jwt::JwksSource::JwksFile(path)))
         .unwrap_err();
-    assert_eq!(missing.field(), "issuers[0].keys.jwks_file");
+    assert_eq!(missing.path(), "issuers[0].keys.jwks_file");
 }

@@ -12,6 +12,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use portcullis_core::config::ConfigError;
+use portcullis_core::store::Answer;
 use portcullis_iam::PolicyDocument;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -209,58 +211,28 @@ impl ProviderError {
     }
 }
 
-/// What a lookup finds: the credential, or `None` for an access key id the
-/// provider does not know.
-pub type LookupResult = Result<Option<Arc<Credential>>, ProviderError>;
+/// What a credential lookup finds: the credential, or `None` for an access
+/// key id the provider does not know.
+pub type CredentialResult = Result<Option<Arc<Credential>>, ProviderError>;
 
-/// The answer of [`CredentialProvider::lookup`]: at once (an in-memory map), or
-/// a boxed future (a database, a remote service).
+/// The answer of [`CredentialProvider::lookup`]: the workspace's one store
+/// answer ([`Answer`]), known at once ([`Answer::Ready`], from an in-memory
+/// map) or a boxed future ([`Answer::Pending`], a database or a remote
+/// service).
 ///
 /// An answer given at once keeps the layer's fast path free of allocation.
-pub enum CredentialLookup {
-    /// The answer, known now.
-    Ready(LookupResult),
-    /// The answer, once the future completes.
-    Pending(Pin<Box<dyn Future<Output = LookupResult> + Send + 'static>>),
-}
+pub type CredentialLookup = Answer<CredentialResult, PendingCredential>;
 
-impl CredentialLookup {
-    /// An answer known now.
-    #[must_use]
-    pub fn ready(result: LookupResult) -> Self {
-        Self::Ready(result)
-    }
-
-    /// An answer that needs async work. The future must own what it uses (clone
-    /// an `Arc` of the provider's state into it).
-    pub fn pending(future: impl Future<Output = LookupResult> + Send + 'static) -> Self {
-        Self::Pending(Box::pin(future))
-    }
-
-    /// Waits for the answer.
-    pub async fn resolve(self) -> LookupResult {
-        match self {
-            Self::Ready(result) => result,
-            Self::Pending(future) => future.await,
-        }
-    }
-}
-
-impl fmt::Debug for CredentialLookup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
-            Self::Pending(_) => f.write_str("Pending(..)"),
-        }
-    }
-}
+/// The future of a [`CredentialLookup`] that needs async work. It must own
+/// what it uses (clone an `Arc` of the provider's state into it).
+pub type PendingCredential = Pin<Box<dyn Future<Output = CredentialResult> + Send + 'static>>;
 
 /// Maps an access key id to its [`Credential`].
 ///
 /// The trait is object-safe (the layer holds an `Arc<dyn CredentialProvider>`)
 /// and async-friendly: a provider that must do I/O returns
-/// [`CredentialLookup::pending`] with a `'static` future; one that knows at
-/// once returns [`CredentialLookup::ready`] and costs no allocation.
+/// [`Answer::Pending`] with a boxed `'static` future; one that knows at
+/// once returns [`Answer::Ready`] and costs no allocation.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -273,10 +245,10 @@ impl fmt::Debug for CredentialLookup {
 /// impl CredentialProvider for Remote {
 ///     fn lookup(&self, access_key_id: &str) -> CredentialLookup {
 ///         let known = (access_key_id == self.0.access_key_id()).then(|| self.0.clone());
-///         CredentialLookup::pending(async move {
+///         CredentialLookup::Pending(Box::pin(async move {
 ///             // ... await the store here ...
 ///             Ok(known)
-///         })
+///         }))
 ///     }
 /// }
 /// ```
@@ -332,7 +304,7 @@ impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
 /// assert_eq!(provider.len(), 1);
 /// assert!(format!("{provider:?}").contains("AKIDEXAMPLE"));
 /// assert!(!format!("{provider:?}").contains("wJalr"));
-/// # Ok::<(), portcullis_sigv4::CredentialsConfigError>(())
+/// # Ok::<(), portcullis_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct StaticCredentialProvider {
@@ -377,40 +349,37 @@ impl StaticCredentialProvider {
     ///
     /// An empty access key id, secret or principal ARN, or an access key id
     /// given twice, named by its path (`credentials[2].access_key_id`).
-    pub fn from_config(config: CredentialsConfig) -> Result<Self, CredentialsConfigError> {
+    pub fn from_config(config: CredentialsConfig) -> Result<Self, ConfigError> {
         let mut provider = Self::new();
         for (i, entry) in config.credentials.into_iter().enumerate() {
             let field = |name: &str| format!("credentials[{i}].{name}");
             let id = &entry.access_key_id;
             if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(CredentialsConfigError::Invalid {
-                    path: field("access_key_id"),
-                    message: "must be 1 to 128 ASCII letters and digits",
-                });
+                return Err(ConfigError::new(
+                    field("access_key_id"),
+                    "must be 1 to 128 ASCII letters and digits",
+                ));
             }
             if entry.secret_access_key.is_empty() {
-                return Err(CredentialsConfigError::Invalid {
-                    path: field("secret_access_key"),
-                    message: "must not be empty",
-                });
+                return Err(ConfigError::new(
+                    field("secret_access_key"),
+                    "must not be empty",
+                ));
             }
             if entry.principal_arn.is_empty() {
-                return Err(CredentialsConfigError::Invalid {
-                    path: field("principal_arn"),
-                    message: "must not be empty",
-                });
+                return Err(ConfigError::new(
+                    field("principal_arn"),
+                    "must not be empty",
+                ));
             }
             if entry.session_token.as_deref() == Some("") {
-                return Err(CredentialsConfigError::Invalid {
-                    path: field("session_token"),
-                    message: "must not be empty",
-                });
+                return Err(ConfigError::new(
+                    field("session_token"),
+                    "must not be empty",
+                ));
             }
             if provider.credentials.contains_key(id.as_str()) {
-                return Err(CredentialsConfigError::Invalid {
-                    path: field("access_key_id"),
-                    message: "is given twice",
-                });
+                return Err(ConfigError::new(field("access_key_id"), "is given twice"));
             }
             let mut credential = Credential::new(
                 entry.access_key_id.as_str(),
@@ -433,14 +402,11 @@ impl StaticCredentialProvider {
     /// # Errors
     ///
     /// Malformed JSON or an invalid field, named by its path.
-    pub fn from_json(json: &str) -> Result<Self, CredentialsConfigError> {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let deserializer = &mut serde_json::Deserializer::from_str(json);
         let config: CredentialsConfig =
             serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                CredentialsConfigError::Parse {
-                    path: error.path().to_string(),
-                    message: error.inner().to_string(),
-                }
+                ConfigError::new(error.path().to_string(), error.inner().to_string())
             })?;
         Self::from_config(config)
     }
@@ -511,26 +477,4 @@ impl fmt::Debug for CredentialConfig {
             .field("expiration", &self.expiration)
             .finish()
     }
-}
-
-/// Invalid credentials configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CredentialsConfigError {
-    /// The configuration did not parse.
-    #[error("credentials configuration at `{path}`: {message}")]
-    Parse {
-        /// Where.
-        path: String,
-        /// What serde said.
-        message: String,
-    },
-    /// A field has an invalid value.
-    #[error("credentials configuration: `{path}` {message}")]
-    Invalid {
-        /// The path of the bad field.
-        path: String,
-        /// What is wrong with it.
-        message: &'static str,
-    },
 }

@@ -4,11 +4,14 @@ use std::borrow::Cow;
 use std::fmt;
 
 use portcullis_core::path::PathRefusal;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::response::messages;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
 
 /// Why a request was refused. Each variant renders as the gateway response
-/// API Gateway sends for it ([`SigV4Error::to_gateway_response`]).
+/// API Gateway sends for it ([`SigV4Error::gateway_response`]); the layer
+/// refuses through [`Refusal::into_response`], so the refused response carries
+/// the `SigV4Error` in its extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SigV4Error {
@@ -97,7 +100,7 @@ impl SigV4Error {
     }
 
     /// The gateway response API Gateway sends for this refusal.
-    pub fn to_gateway_response(&self) -> GatewayResponse {
+    pub fn gateway_response(&self) -> GatewayResponse {
         const INVALID_SIGNATURE_EXCEPTION: &str = "InvalidSignatureException";
         match self {
             Self::MissingAuthenticationToken => {
@@ -145,9 +148,19 @@ impl SigV4Error {
     }
 }
 
+impl Refusal for SigV4Error {
+    fn gateway_response(&self) -> GatewayResponse {
+        SigV4Error::gateway_response(self)
+    }
+
+    fn detail(&self) -> &'static str {
+        self.reason()
+    }
+}
+
 impl fmt::Display for SigV4Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let response = self.to_gateway_response();
+        let response = self.gateway_response();
         write!(f, "{}: {}", response.error_type(), response.message())
     }
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::client_ip::ClientIpResolver;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use serde::{Deserialize, Serialize};
 use tower_layer::Layer;
@@ -14,6 +15,7 @@ use crate::canonical::UriEncoding;
 use crate::credentials::CredentialProvider;
 use crate::error::SigV4Error;
 use crate::service::SigV4;
+use crate::shared::Shared;
 use crate::verify::{self, RequestView, Settings, SigningKeys, SigningTexts};
 
 /// The default limit on the bytes of a body the layer reads to hash it: 10 MB,
@@ -28,42 +30,6 @@ pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// The default number of derived signing keys kept.
 pub const DEFAULT_SIGNING_KEY_CACHE: usize = 4096;
-
-/// Everything the layer's services share: built once, with the layer.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) settings: Settings,
-    pub(crate) provider: Arc<dyn CredentialProvider>,
-    pub(crate) clock: SharedClock,
-    pub(crate) keys: SigningKeys,
-    pub(crate) key_cache_size: usize,
-    pub(crate) max_body_bytes: u64,
-    pub(crate) budget: BodyBudget,
-    pub(crate) api: ExecuteApiArn,
-    pub(crate) authorize: bool,
-    pub(crate) resource_policy: Option<Arc<PolicyDocument>>,
-    pub(crate) client_ip: ClientIpResolver,
-    pub(crate) secure_transport: Option<bool>,
-}
-
-impl Shared {
-    fn fresh_copy(&self) -> Self {
-        Self {
-            settings: self.settings.clone(),
-            provider: self.provider.clone(),
-            clock: self.clock.clone(),
-            keys: SigningKeys::new(self.key_cache_size),
-            key_cache_size: self.key_cache_size,
-            max_body_bytes: self.max_body_bytes,
-            budget: self.budget.clone(),
-            api: self.api.clone(),
-            authorize: self.authorize,
-            resource_policy: self.resource_policy.clone(),
-            client_ip: self.client_ip.clone(),
-            secure_transport: self.secure_transport,
-        }
-    }
-}
 
 /// API Gateway's IAM authorization as a Tower layer: verifies AWS Signature
 /// Version 4 (header or presigned query), finds the principal behind the
@@ -121,27 +87,24 @@ impl SigV4Layer {
     pub fn from_config(
         config: SigV4Config,
         provider: impl CredentialProvider,
-    ) -> Result<Self, SigV4ConfigError> {
+    ) -> Result<Self, ConfigError> {
         if config.max_body_bytes == 0 {
-            return Err(SigV4ConfigError::new(
-                "max_body_bytes",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
         }
         if config.max_buffered_body_bytes < config.max_body_bytes {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "max_buffered_body_bytes",
                 "must be at least max_body_bytes (a body the limit allows could never be read)",
             ));
         }
         if config.clock_skew_seconds > 3600 {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "clock_skew_seconds",
                 "must be at most 3600",
             ));
         }
         if config.service.is_empty() || config.service.contains('/') {
-            return Err(SigV4ConfigError::new(
+            return Err(ConfigError::new(
                 "service",
                 "must be a non-empty name without `/`",
             ));
@@ -177,7 +140,8 @@ impl SigV4Layer {
     }
 
     /// Takes time from `clock` (a manual clock in tests).
-    pub fn clock(self, clock: SharedClock) -> Self {
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock: SharedClock = Arc::new(clock);
         self.update(|s| s.clock = clock)
     }
 
@@ -346,6 +310,19 @@ impl<S> Layer<S> for SigV4Layer {
     }
 }
 
+impl<S> SigV4<S> {
+    /// Wraps `inner` with the settings of `layer`.
+    pub fn new(inner: S, layer: &SigV4Layer) -> Self {
+        Layer::layer(layer, inner)
+    }
+
+    /// A [`SigV4Layer`] for the API stage `api` with credentials from
+    /// `provider`: the same as [`SigV4Layer::new`].
+    pub fn layer(api: ExecuteApiArn, provider: impl CredentialProvider) -> SigV4Layer {
+        SigV4Layer::new(api, provider)
+    }
+}
+
 /// The serde form of a [`SigV4Layer`]'s settings.
 ///
 /// ```
@@ -419,21 +396,4 @@ fn default_key_cache() -> usize {
 }
 fn yes() -> bool {
     true
-}
-
-/// An invalid [`SigV4Config`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("sigv4 configuration: `{field}` {message}")]
-#[non_exhaustive]
-pub struct SigV4ConfigError {
-    /// The bad field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: &'static str,
-}
-
-impl SigV4ConfigError {
-    fn new(field: &'static str, message: &'static str) -> Self {
-        Self { field, message }
-    }
 }

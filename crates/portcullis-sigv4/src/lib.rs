@@ -23,19 +23,20 @@ mod credentials;
 mod error;
 mod layer;
 mod service;
+mod shared;
 mod verified;
 mod verify;
 
 pub use body::{SigV4Body, SigV4BodyError};
 pub use chunked::ChunkedBodyError;
 pub use credentials::{
-    Credential, CredentialConfig, CredentialLookup, CredentialProvider, CredentialsConfig,
-    CredentialsConfigError, LookupResult, ProviderError, Secret, StaticCredentialProvider,
+    Credential, CredentialConfig, CredentialLookup, CredentialProvider, CredentialResult,
+    CredentialsConfig, PendingCredential, ProviderError, Secret, StaticCredentialProvider,
 };
 pub use error::SigV4Error;
 pub use layer::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BODY_BYTES,
-    DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4ConfigError, SigV4Layer,
+    DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4Layer,
 };
 pub use portcullis_core::future::ResponseFuture;
 pub use service::SigV4;

@@ -10,6 +10,8 @@ use http_body::Body;
 use portcullis_core::ResponseBody;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_core::path::CanonicalPath;
+use portcullis_core::refusal::Refusal;
+use portcullis_core::store::Answer;
 use portcullis_core::trace::{self, Decision as Traced};
 use portcullis_iam::{Decision, RequestContext};
 use tower_service::Service;
@@ -18,14 +20,14 @@ use tracing::{Instrument, Span};
 use crate::body::{self, SigV4Body};
 use crate::canonical;
 use crate::chunked::{ChunkVerifier, Decoder};
-use crate::credentials::{Credential, CredentialLookup, LookupResult};
+use crate::credentials::{Credential, CredentialResult};
 use crate::error::SigV4Error;
-use crate::layer::{Shared, SigV4Layer};
+use crate::shared::Shared;
 use crate::verified::VerifiedSignature;
 use crate::verify::{self, Payload, RequestView, SignatureForm};
 use portcullis_core::future::ResponseFuture;
 
-/// The SigV4 service: see [`SigV4Layer`].
+/// The SigV4 service: see [`SigV4Layer`](crate::SigV4Layer).
 #[derive(Clone, Debug)]
 pub struct SigV4<S> {
     inner: S,
@@ -37,34 +39,7 @@ impl<S> SigV4<S> {
         Self { inner, shared }
     }
 
-    /// Wraps `inner` with the settings of `layer`.
-    pub fn new(inner: S, layer: &SigV4Layer) -> Self {
-        tower_layer::Layer::layer(layer, inner)
-    }
-
-    /// A [`SigV4Layer`] for the API stage `api` with credentials from
-    /// `provider`: the same as [`SigV4Layer::new`].
-    pub fn layer(
-        api: portcullis_iam::ExecuteApiArn,
-        provider: impl crate::credentials::CredentialProvider,
-    ) -> SigV4Layer {
-        SigV4Layer::new(api, provider)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 /// The URI the client signed: axum's `OriginalUri` when the `axum` feature is
@@ -95,7 +70,7 @@ fn view_parts(parts: &http::request::Parts) -> RequestView<'_> {
     }
 }
 
-fn found(result: LookupResult) -> Result<Arc<Credential>, SigV4Error> {
+fn found(result: CredentialResult) -> Result<Arc<Credential>, SigV4Error> {
     match result {
         Ok(Some(credential)) => Ok(credential),
         Ok(None) => Err(SigV4Error::UnrecognizedClient),
@@ -193,8 +168,8 @@ impl Shared {
 }
 
 fn record_refusal(error: &SigV4Error, span: &Span) {
-    let kind = error.to_gateway_response().kind();
-    let decision = Traced::refused(kind).with_detail(error.reason());
+    let decision = Refusal::decision(error);
+    let kind = decision.reason();
     decision.record(span);
     if let SigV4Error::AccessDenied { principal_arn, .. } = error {
         trace::record_principal(span, principal_arn);
@@ -206,7 +181,7 @@ fn record_refusal(error: &SigV4Error, span: &Span) {
         detail = decision.detail(),
         "request refused"
     );
-    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "refused", "reason" => kind.as_str())
+    metrics::counter!("portcullis_sigv4_decisions_total", "outcome" => "refused", "reason" => kind)
         .increment(1);
 }
 
@@ -319,16 +294,14 @@ where
             Err(error) => {
                 record_refusal(&error, &span);
                 record_seconds(start);
-                return ResponseFuture::answered(
-                    error.to_gateway_response().into_response(&request),
-                );
+                return ResponseFuture::answered(error.into_response(&request));
             }
         };
 
         // Fast path: the credential is known now and the body need not be read
         // before the inner service is called.
         let lookup = match (lookup, payload) {
-            (CredentialLookup::Ready(result), Payload::Known(_) | Payload::Streaming { .. }) => {
+            (Answer::Ready(result), Payload::Known(_) | Payload::Streaming { .. }) => {
                 let outcome = found(result).and_then(|credential| {
                     shared
                         .finish_known(
@@ -359,9 +332,7 @@ where
                         };
                         ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                     }
-                    Err(error) => ResponseFuture::answered(
-                        error.to_gateway_response().into_response(&request),
-                    ),
+                    Err(error) => ResponseFuture::answered(error.into_response(&request)),
                 };
             }
             (lookup, _) => lookup,
@@ -400,13 +371,21 @@ where
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(response.map(ResponseBody::inner))
                 }
-                Err(error) => Ok(error
-                    .to_gateway_response()
-                    .render_parts(&parts)
-                    .map(ResponseBody::rejection)),
+                Err(error) => Ok(refuse_parts(error, &parts)),
             }
         }))
     }
+}
+
+/// A refusal rendered for a request already split into parts, with the
+/// `SigV4Error` in its extensions, as [`Refusal::into_response`] leaves it.
+fn refuse_parts<B>(error: SigV4Error, parts: &http::request::Parts) -> Response<ResponseBody<B>> {
+    let mut response = error
+        .gateway_response()
+        .render_parts(parts)
+        .map(ResponseBody::rejection);
+    response.extensions_mut().insert(error);
+    response
 }
 
 type Admitted<B> = (
@@ -420,7 +399,7 @@ async fn slow_path<B>(
     shared: &Shared,
     parts: &http::request::Parts,
     body: B,
-    result: LookupResult,
+    result: CredentialResult,
     now: i64,
 ) -> Result<Admitted<B>, SigV4Error>
 where

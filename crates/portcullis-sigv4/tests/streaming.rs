@@ -367,10 +367,10 @@ impl portcullis_sigv4::CredentialProvider for AsyncProvider {
     fn lookup(&self, access_key_id: &str) -> portcullis_sigv4::CredentialLookup {
         let credential = self.0.clone();
         let known = access_key_id == credential.access_key_id();
-        portcullis_sigv4::CredentialLookup::pending(async move {
+        portcullis_sigv4::CredentialLookup::Pending(Box::pin(async move {
             tokio::task::yield_now().await;
             Ok(known.then_some(credential))
-        })
+        }))
     }
 }
 

@@ -432,7 +432,7 @@ pub(crate) fn authorizers(
             stage_variables: BTreeMap::new(),
         };
         let layer = AuthorizerLayer::from_config(client, &config)
-            .map_err(|e| ConfigError::new(format!("{field}.{}", e.field), e.message))?
+            .map_err(|e| ConfigError::new(format!("{field}.{}", e.path()), e.message()))?
             .clock(inputs.clock.clone())
             .client_ip_resolver(inputs.resolver.clone());
         out.insert(name.clone(), layer);

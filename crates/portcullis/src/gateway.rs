@@ -18,9 +18,9 @@ use portcullis_iam::ExecuteApiArn;
 #[cfg(feature = "sigv4")]
 use portcullis_iam::PolicyDocument;
 #[cfg(feature = "identity-pool")]
-use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig, IdentityPoolConfigError};
+use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 #[cfg(feature = "jwt")]
-use portcullis_jwt::{Issuer, JwtLayer, KeySource};
+use portcullis_jwt::{Issuer, JwksSource, JwtLayer};
 use portcullis_quota::QuotaLayer;
 #[cfg(feature = "sigv4")]
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
@@ -464,7 +464,7 @@ impl GatewayBuilder {
         } = self;
         let g = &config.gateway;
         let api = ExecuteApiArn::new(&g.region, &g.account_id, &g.api_id, &g.stage)
-            .map_err(|e| ConfigError::new(format!("gateway.{}", e.field), e.message.to_owned()))?;
+            .map_err(|e| ConfigError::new(format!("gateway.{}", e.path()), e.message()))?;
         let resolver =
             ClientIpResolver::new().trust_proxies(config.client_ip.trusted_proxies.iter().copied());
 
@@ -903,12 +903,9 @@ fn build_identity_pool(
     {
         builder = builder.jwt(jwt.clone());
     }
-    builder.build().map_err(|e| match e {
-        IdentityPoolConfigError::Invalid { path, message } => {
-            ConfigError::new(format!("identity_pool.{path}"), message)
-        }
-        other => ConfigError::new("identity_pool", other.to_string()),
-    })
+    builder
+        .build()
+        .map_err(|e| ConfigError::new(format!("identity_pool.{}", e.path()), e.message()))
 }
 
 #[cfg(feature = "jwt")]
@@ -939,10 +936,10 @@ fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtL
     };
     if let Some(jwks) = &jwt.jwks {
         let source = if jwks.starts_with("https://") || jwks.starts_with("http://") {
-            KeySource::JwksUrl(jwks.clone())
+            JwksSource::JwksUrl(jwks.clone())
         } else {
             let text = read(base, Path::new(jwks), "jwt.jwks")?;
-            KeySource::Jwks(text)
+            JwksSource::Jwks(text)
         };
         issuer = issuer.keys(source);
     }
@@ -963,7 +960,7 @@ fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtL
         .issuer(issuer)
         .clock(clock.clone())
         .build()
-        .map_err(|e| ConfigError::new(format!("jwt.{}", e.field()), e.to_string()))?;
+        .map_err(|e| ConfigError::new(format!("jwt.{}", e.path()), e.message()))?;
     if let Some(token_use) = jwt.token_use {
         layer = layer.token_use(token_use);
     }

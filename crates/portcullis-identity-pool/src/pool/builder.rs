@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use dashmap::DashMap;
-use portcullis_core::clock::{SharedClock, SystemClock};
+use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::config::ConfigError;
 use portcullis_jwt::JwtLayer;
 
 use crate::config::{
-    IdentityPoolConfig, IdentityPoolConfigError, MAX_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS,
-    invalid, valid_key_id, valid_role_name,
+    IdentityPoolConfig, MAX_LIFETIME_SECONDS, MIN_LIFETIME_SECONDS, invalid, valid_key_id,
+    valid_role_name,
 };
 use crate::token::{KeyRing, MIN_KEY_BYTES, PoolKey};
 
@@ -30,8 +31,8 @@ pub struct IdentityPoolBuilder {
 impl IdentityPoolBuilder {
     /// Takes time from `clock` (a manual clock in tests). The pool's JWT
     /// verifier uses it too, unless one is given with [`jwt`](Self::jwt).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = Some(clock);
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -46,10 +47,10 @@ impl IdentityPoolBuilder {
     ///
     /// # Errors
     ///
-    /// An [`IdentityPoolConfigError`] naming the bad field: no key, a short
+    /// An [`ConfigError`] naming the bad field: no key, a short
     /// key, a bad key id, a lifetime outside 15 min..12 h, a role that is not
     /// declared, an invalid `jwt` table.
-    pub fn build(self) -> Result<IdentityPool, IdentityPoolConfigError> {
+    pub fn build(self) -> Result<IdentityPool, ConfigError> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         if config.region.is_empty()
@@ -165,7 +166,8 @@ impl IdentityPoolBuilder {
                     .cache(config.jwt.cache.clone())
                     .clock(clock.clone())
                     .issuers(config.jwt.issuers.iter().cloned())
-                    .build()?,
+                    .build()
+                    .map_err(|e| e.within("jwt"))?,
             ),
         };
         let jwt = match (jwt, config.token_use) {
@@ -222,7 +224,7 @@ impl IdentityPool {
     /// # Errors
     ///
     /// See [`IdentityPoolBuilder::build`].
-    pub fn from_config(config: IdentityPoolConfig) -> Result<Self, IdentityPoolConfigError> {
+    pub fn from_config(config: IdentityPoolConfig) -> Result<Self, ConfigError> {
         Self::builder(config).build()
     }
 }

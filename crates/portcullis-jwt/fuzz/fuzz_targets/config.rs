@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_jwt::{JwtConfig, JwtLayer, KeySource};
+use portcullis_jwt::{JwtConfig, JwtLayer, JwksSource};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -15,16 +15,16 @@ fuzz_target!(|data: &[u8]| {
             if config
                 .issuers
                 .iter()
-                .any(|i| matches!(i.key_source(), KeySource::JwksFile(_)))
+                .any(|i| matches!(i.key_source(), JwksSource::JwksFile(_)))
             {
                 return;
             }
             if let Err(error) = JwtLayer::from_config(config) {
-                assert!(!error.field().is_empty());
+                assert!(!error.path().is_empty());
             }
         }
         Err(error) => {
-            let _ = error.field();
+            let _ = error.path();
         }
     }
 });

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         match layer.signing_texts(&request, portcullis_sigv4::EMPTY_SHA256) {
             Ok(texts) => assert!(texts.string_to_sign.starts_with("AWS4-HMAC-SHA256\n")),
             Err(error) => {
-                let status = error.to_gateway_response().render(&request).status();
+                let status = error.gateway_response().render(&request).status();
                 assert!(status.is_client_error(), "{status} for {error}");
             }
         }

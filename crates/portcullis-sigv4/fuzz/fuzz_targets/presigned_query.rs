@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let request = http::Request::builder().uri(uri).header("host", "example.com").body(()).expect("valid request");
     LAYER.with(|layer| {
         if let Err(error) = layer.signing_texts(&request, portcullis_sigv4::UNSIGNED_PAYLOAD) {
-            let status = error.to_gateway_response().render(&request).status();
+            let status = error.gateway_response().render(&request).status();
             assert!(status.is_client_error(), "{status} for {error}");
         }
     });

@@ -1,4 +1,4 @@
-//! Where the token is found in a request.
+//! [`TokenSource`]: where the token is found in a request.
 
 use std::borrow::Cow;
 
@@ -11,16 +11,16 @@ use crate::reject::RejectReason;
 /// Where the layer looks for the token.
 ///
 /// ```
-/// use portcullis_jwt::TokenLocation;
+/// use portcullis_jwt::TokenSource;
 ///
-/// assert_eq!(TokenLocation::default(), TokenLocation::bearer());
-/// let from_cookie = TokenLocation::Cookie("id_token".into());
+/// assert_eq!(TokenSource::default(), TokenSource::bearer());
+/// let from_cookie = TokenSource::Cookie("id_token".into());
 /// # let _ = from_cookie;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum TokenLocation {
+pub enum TokenSource {
     /// A header. With a `scheme` (`Bearer` for `Authorization`), the value is
     /// `<scheme> <token>`; a bare token with no space is also taken, as API
     /// Gateway's Cognito authorizer takes it. A value with another scheme
@@ -38,11 +38,11 @@ pub enum TokenLocation {
     Query(String),
 }
 
-impl TokenLocation {
+impl TokenSource {
     /// `Authorization: Bearer <token>`, the default.
     #[must_use]
     pub fn bearer() -> Self {
-        TokenLocation::Header {
+        TokenSource::Header {
             name: "authorization".to_owned(),
             scheme: Some("Bearer".to_owned()),
         }
@@ -57,7 +57,7 @@ impl TokenLocation {
         max_bytes: usize,
     ) -> Result<Option<Cow<'a, [u8]>>, RejectReason> {
         let token: Option<Cow<'a, [u8]>> = match self {
-            TokenLocation::Header { name, scheme } => {
+            TokenSource::Header { name, scheme } => {
                 let Some(value) = headers.get(name.as_str()) else {
                     return Ok(None);
                 };
@@ -81,7 +81,7 @@ impl TokenLocation {
                     },
                 }
             }
-            TokenLocation::Cookie(name) => {
+            TokenSource::Cookie(name) => {
                 let mut found = None;
                 for header in headers.get_all(http::header::COOKIE) {
                     if header.len() > max_bytes.saturating_mul(4) {
@@ -100,7 +100,7 @@ impl TokenLocation {
                 }
                 found
             }
-            TokenLocation::Query(name) => {
+            TokenSource::Query(name) => {
                 let query = uri.query().unwrap_or_default();
                 let mut found = None;
                 for pair in query.split('&') {
@@ -134,9 +134,9 @@ impl TokenLocation {
     }
 }
 
-impl Default for TokenLocation {
+impl Default for TokenSource {
     fn default() -> Self {
-        TokenLocation::bearer()
+        TokenSource::bearer()
     }
 }
 
@@ -155,40 +155,43 @@ mod tests {
     #[test]
     fn finds_bearer_tokens() {
         let uri = Uri::from_static("/");
-        let loc = TokenLocation::bearer();
+        let source = TokenSource::bearer();
         let h = headers(&[("authorization", "Bearer abc.def.ghi")]);
         assert_eq!(
-            loc.extract(&h, &uri, 100).unwrap().as_deref(),
+            source.extract(&h, &uri, 100).unwrap().as_deref(),
             Some(&b"abc.def.ghi"[..])
         );
         let h = headers(&[("authorization", "bearer   abc")]);
         assert_eq!(
-            loc.extract(&h, &uri, 100).unwrap().as_deref(),
+            source.extract(&h, &uri, 100).unwrap().as_deref(),
             Some(&b"abc"[..])
         );
         let h = headers(&[("authorization", "abc.def.ghi")]);
         assert_eq!(
-            loc.extract(&h, &uri, 100).unwrap().as_deref(),
+            source.extract(&h, &uri, 100).unwrap().as_deref(),
             Some(&b"abc.def.ghi"[..])
         );
         let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
-        assert_eq!(loc.extract(&h, &uri, 100).unwrap(), None);
+        assert_eq!(source.extract(&h, &uri, 100).unwrap(), None);
         let h = headers(&[("authorization", "Bearer")]);
-        assert_eq!(loc.extract(&h, &uri, 100).unwrap(), None);
-        assert_eq!(loc.extract(&HeaderMap::new(), &uri, 100).unwrap(), None);
+        assert_eq!(source.extract(&h, &uri, 100).unwrap(), None);
+        assert_eq!(source.extract(&HeaderMap::new(), &uri, 100).unwrap(), None);
         let h = headers(&[("authorization", "Bearer 0123456789")]);
-        assert_eq!(loc.extract(&h, &uri, 5), Err(RejectReason::TokenTooLarge));
+        assert_eq!(
+            source.extract(&h, &uri, 5),
+            Err(RejectReason::TokenTooLarge)
+        );
     }
 
     #[test]
     fn finds_cookie_and_query_tokens() {
         let uri = Uri::from_static("/x?a=1&access_token=a%2Eb.c");
-        let q = TokenLocation::Query("access_token".into());
+        let q = TokenSource::Query("access_token".into());
         assert_eq!(
             q.extract(&HeaderMap::new(), &uri, 100).unwrap().as_deref(),
             Some(&b"a.b.c"[..])
         );
-        let c = TokenLocation::Cookie("id".into());
+        let c = TokenSource::Cookie("id".into());
         let h = headers(&[("cookie", "x=1; id=t.o.k"), ("cookie", "y=2")]);
         assert_eq!(
             c.extract(&h, &uri, 100).unwrap().as_deref(),
