@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::Response;
 use http::request::Parts;
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
 use portcullis_core::path::PathRefusal;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::response::messages;
 use portcullis_core::trace::{self, Decision as Traced};
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use portcullis_core::{GatewayResponse, GatewayResponseType};
 use portcullis_iam::{Decision, RequestContext};
 use tracing::Span;
 
@@ -292,18 +291,5 @@ impl Refusal for AuthorizerRefusal {
             Self::ExplicitDeny => "explicit_deny",
             Self::ImplicitDeny => "no_matching_allow",
         }
-    }
-}
-
-impl AuthorizerRefusal {
-    /// The refusal rendered for a request already split into parts, with
-    /// `self` in its extensions, as [`Refusal::into_response`] leaves it.
-    pub(crate) fn respond<B>(self, parts: &Parts) -> Response<ResponseBody<B>> {
-        let mut response = self
-            .gateway_response()
-            .render_parts(parts)
-            .map(ResponseBody::rejection);
-        response.extensions_mut().insert(self);
-        response
     }
 }

@@ -16,6 +16,8 @@ use tracing::Instrument;
 use crate::authorizer::Authorizer;
 use crate::cache::{Cache, Lookup, Outcome};
 use crate::config::{Config, Identity};
+use portcullis_core::refusal::Refusal as _;
+
 use crate::decision::{AuthorizerRefusal, apply, prepare, refuse};
 
 /// The service [`AuthorizerLayer`](crate::AuthorizerLayer) builds.
@@ -83,7 +85,7 @@ where
             Ok(path) => path,
             Err(path) => {
                 let refusal = refuse(AuthorizerRefusal::NonCanonicalPath(path), start, &span);
-                return ResponseFuture::answered(refusal.respond(&parts));
+                return ResponseFuture::answered(refusal.into_response_parts(&parts));
             }
         };
         let source_ip = config
@@ -99,7 +101,7 @@ where
             Ok(identity) => self.cache.as_ref().map(|cache| cache.key(identity.iter())),
             Err(refusal) => {
                 let refusal = refuse(refusal, start, &span);
-                return ResponseFuture::answered(refusal.respond(&parts));
+                return ResponseFuture::answered(refusal.into_response_parts(&parts));
             }
         };
         let slot = match (&self.cache, key) {
@@ -114,7 +116,9 @@ where
                         Ok(()) => {
                             ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
                         }
-                        Err(refusal) => ResponseFuture::answered(refusal.respond(&parts)),
+                        Err(refusal) => {
+                            ResponseFuture::answered(refusal.into_response_parts(&parts))
+                        }
                     };
                 }
                 Lookup::Miss(slot) => Some((cache.clone(), key, slot)),
@@ -136,7 +140,7 @@ where
             ),
             Err(refusal) => {
                 let refusal = refuse(refusal, start, &span);
-                return ResponseFuture::answered(refusal.respond(&parts));
+                return ResponseFuture::answered(refusal.into_response_parts(&parts));
             }
         };
         drop(entered);
@@ -175,7 +179,7 @@ where
                     .call(Request::from_parts(parts, body))
                     .await
                     .map(|response| response.map(ResponseBody::inner)),
-                Err(refusal) => Ok(refusal.respond(&parts)),
+                Err(refusal) => Ok(refusal.into_response_parts(&parts)),
             }
         };
         ResponseFuture::waiting(Box::pin(future))

@@ -37,8 +37,14 @@
 //! assert_eq!(response.status(), StatusCode::FORBIDDEN);
 //! assert_eq!(response.extensions().get::<KeyRefusal>(), Some(&KeyRefusal::Unknown));
 //! assert_eq!(KeyRefusal::Unknown.decision().detail(), Some("unknown"));
+//!
+//! // The same, for a request already split into its parts.
+//! let (parts, ()) = Request::new(()).into_parts();
+//! let response = KeyRefusal::Unknown.into_response_parts::<()>(&parts);
+//! assert_eq!(response.extensions().get::<KeyRefusal>(), Some(&KeyRefusal::Unknown));
 //! ```
 
+use http::request::Parts;
 use http::{Request, Response};
 
 use crate::body::ResponseBody;
@@ -70,6 +76,21 @@ pub trait Refusal: Clone + Send + Sync + 'static {
         Self: Sized,
     {
         let mut response = self.gateway_response().into_response(request);
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    /// [`into_response`](Self::into_response) for a request already split
+    /// into its parts (a layer that decides after reading the body, or after
+    /// awaiting a store, holds only the parts).
+    fn into_response_parts<ResBody>(self, parts: &Parts) -> Response<ResponseBody<ResBody>>
+    where
+        Self: Sized,
+    {
+        let mut response = self
+            .gateway_response()
+            .render_parts(parts)
+            .map(ResponseBody::rejection);
         response.extensions_mut().insert(self);
         response
     }

@@ -371,21 +371,10 @@ where
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(response.map(ResponseBody::inner))
                 }
-                Err(error) => Ok(refuse_parts(error, &parts)),
+                Err(error) => Ok(error.into_response_parts(&parts)),
             }
         }))
     }
-}
-
-/// A refusal rendered for a request already split into parts, with the
-/// `SigV4Error` in its extensions, as [`Refusal::into_response`] leaves it.
-fn refuse_parts<B>(error: SigV4Error, parts: &http::request::Parts) -> Response<ResponseBody<B>> {
-    let mut response = error
-        .gateway_response()
-        .render_parts(parts)
-        .map(ResponseBody::rejection);
-    response.extensions_mut().insert(error);
-    response
 }
 
 type Admitted<B> = (
