@@ -71,7 +71,7 @@ fn now_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The low 32 bits of a [`now_ms`] time (see `Slow::idle_since`).
+/// The low 32 bits of a [`now_ms`] time (see `Slow::since`).
 fn ms32(ms: u64) -> u32 {
     // Truncation is the point: compared with wrapping arithmetic.
     #[allow(clippy::cast_possible_truncation)]
@@ -147,11 +147,12 @@ struct Slow {
     /// This replica's request rate for the counter, per second, as its
     /// last blocks measured it (0 before the first).
     rate: f32,
-    /// When ([`now_ms`], its low 32 bits) the entry last held no block
-    /// from: its creation or the end of its last block. It wraps after 49
-    /// days; the flusher looks at it every second, and a wrapped value only
-    /// keeps an idle entry one more round.
-    idle_since: u32,
+    /// A [`now_ms`] time, its low 32 bits: while the entry holds a block,
+    /// when the block was granted; else since when it has held none (its
+    /// creation or the end of its last block). It wraps after 49 days; the
+    /// flusher looks at it every second, and a wrapped value only keeps an
+    /// idle entry, or a block, one more round.
+    since: u32,
 }
 
 struct Lease {
@@ -160,8 +161,6 @@ struct Lease {
     granted: u64,
     /// Spent requests already reported.
     reported: u64,
-    /// When ([`now_ms`]) it was granted.
-    at: u64,
 }
 
 impl Entry {
@@ -176,7 +175,7 @@ impl Entry {
             slow: tokio::sync::Mutex::new(Slow {
                 lease: None,
                 rate: 0.0,
-                idle_since: ms32(now_ms()),
+                since: ms32(now_ms()),
             }),
         }
     }
@@ -206,7 +205,7 @@ impl Entry {
         };
         let marked = self.word.load(Ordering::Acquire) & EXHAUSTED != 0
             && now < self.exhausted_until.load(Ordering::Relaxed);
-        let idle_for = ms32(now).wrapping_sub(slow.idle_since);
+        let idle_for = ms32(now).wrapping_sub(slow.since);
         slow.lease.is_none() && !marked && u64::from(idle_for) >= idle
     }
 
@@ -534,10 +533,8 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
                 continue;
             };
             let now = now_ms();
-            let expired = slow
-                .lease
-                .as_ref()
-                .is_some_and(|l| now.saturating_sub(l.at) >= ttl);
+            let held_for = ms32(now).wrapping_sub(slow.since);
+            let expired = slow.lease.is_some() && u64::from(held_for) >= ttl;
             if expired {
                 settle(&self.inner.store, &entry, &mut slow).await?;
             } else {
@@ -681,10 +678,11 @@ fn close(entry: &Entry, slow: &mut Slow) -> Option<(Lease, Report)> {
 /// After a final report succeeded: learns the replica's rate from the block.
 fn closed(slow: &mut Slow, lease: &Lease, report: &Report) {
     let spent = lease.granted.saturating_sub(report.returned);
-    let now = now_ms();
-    slow.idle_since = ms32(now);
-    #[allow(clippy::cast_precision_loss)] // milliseconds fit f64's 52 bits
-    let seconds = (now.saturating_sub(lease.at) as f64 / 1000.0).max(0.001);
+    // `since` is still when the block was granted.
+    let now = ms32(now_ms());
+    let held_for = now.wrapping_sub(slow.since);
+    slow.since = now;
+    let seconds = (f64::from(held_for) / 1000.0).max(0.001);
     #[allow(clippy::cast_precision_loss)] // a rate needs no more than f64's 52 bits
     let sample = spent as f64 / seconds;
     // f32 keeps 24 bits: a block size from it is within 1 in 16 million.
@@ -884,8 +882,8 @@ async fn consume_slow<S: ControlPlaneStore>(
         generation: grant.generation,
         granted: grant.granted,
         reported: 0,
-        at: now_ms(),
     });
+    slow.since = ms32(now_ms());
     Ok(Decision {
         admitted: true,
         remaining: (grant.granted - 1).saturating_add(grant.remaining),
@@ -972,13 +970,13 @@ mod tests {
     /// field added to an entry shows here first.
     #[test]
     fn an_entry_is_as_small_as_the_docs_say() {
-        assert_eq!(size_of::<KeyId>(), 24, "a key id of up to 22 bytes inline");
-        assert_eq!(size_of::<Lease>(), 40, "a block points to its period");
-        assert_eq!(size_of::<Slow>(), 48);
+        assert_eq!(size_of::<KeyId>(), 16, "a key id of up to 14 bytes inline");
+        assert_eq!(size_of::<Lease>(), 32, "a block points to its period");
+        assert_eq!(size_of::<Slow>(), 40);
         assert_eq!(size_of::<Handle>(), 8, "the map holds one pointer");
         assert!(
-            size_of::<Entry>() <= 152,
-            "an entry is {} bytes: with Arc's counts more than a 176-byte malloc block",
+            size_of::<Entry>() <= 136,
+            "an entry is {} bytes: with Arc's counts more than a 160-byte malloc block",
             size_of::<Entry>()
         );
     }

@@ -126,13 +126,18 @@ pub(crate) fn date_of(julian: i32) -> Date {
 
 /// Bytes of a key id kept in the entry itself: AWS key ids are 10
 /// characters, so most never take a heap block of their own.
-pub(crate) const INLINE_KEY: usize = 22;
+pub(crate) const INLINE_KEY: usize = 14;
 
-/// A key id: its bytes inline when they fit, else on the heap. Always the
-/// bytes of a `str`.
+/// A key id in 16 bytes: its bytes inline when they fit, else on the heap
+/// behind a thin pointer. Always the bytes of a `str`.
 pub(crate) enum KeyId {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<str>),
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY],
+    },
+    // A thin pointer (8 bytes), so the id is 16 bytes, not 24.
+    #[allow(clippy::redundant_allocation)]
+    Heap(Box<Box<str>>),
 }
 
 impl KeyId {
@@ -143,7 +148,7 @@ impl KeyId {
                 bytes[..key.len()].copy_from_slice(key.as_bytes());
                 Self::Inline { len, bytes }
             }
-            _ => Self::Heap(key.into()),
+            _ => Self::Heap(Box::new(key.into())),
         }
     }
 
