@@ -2,20 +2,17 @@
 //! a [redb](https://docs.rs/redb) database in one durable transaction before
 //! it is applied.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use portcullis_api_key::{ApiKeyValue, KeyDigest};
 use portcullis_core::clock::{SharedClock, SystemClock};
-use portcullis_core::plan::UsagePlan;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{ApiKey, UsagePlanRecord};
+use crate::record::{StoredKey, StoredPlan};
 use crate::state::{Change, Counter, DayRec, State, StoreOptions};
 use crate::store::{Inner, Journal, LocalStore};
 
@@ -35,29 +32,6 @@ const DAYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("usage_recor
 /// Turns one stored entry into the change that loads it.
 type Loader<'a> = dyn FnMut(&str, &[u8]) -> Result<Change, StoreError> + 'a;
 
-#[derive(Serialize, Deserialize)]
-struct StoredKey {
-    id: String,
-    name: Option<String>,
-    customer_id: Option<String>,
-    description: Option<String>,
-    enabled: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    created_date: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    last_updated_date: OffsetDateTime,
-    stage_keys: Vec<String>,
-    tags: BTreeMap<String, String>,
-    digest: KeyDigest,
-    value: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredPlan {
-    plan: UsagePlan,
-    tags: BTreeMap<String, String>,
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(StoreError::backend)
 }
@@ -74,41 +48,8 @@ fn day_key(pair: &(String, String), day: i32) -> Result<String, StoreError> {
     serde_json::to_string(&(&pair.0, &pair.1, day)).map_err(StoreError::backend)
 }
 
-fn stored_key(key: &ApiKey) -> StoredKey {
-    StoredKey {
-        id: key.id.clone(),
-        name: key.name.clone(),
-        customer_id: key.customer_id.clone(),
-        description: key.description.clone(),
-        enabled: key.enabled,
-        created_date: key.created_date,
-        last_updated_date: key.last_updated_date,
-        stage_keys: key.stage_keys.clone(),
-        tags: key.tags.clone(),
-        digest: key.digest,
-        value: key.value.as_ref().map(|v| v.expose().to_owned()),
-    }
-}
-
 fn api_key(stored: StoredKey) -> Result<ApiKey, StoreError> {
-    let value = stored
-        .value
-        .map(ApiKeyValue::new)
-        .transpose()
-        .map_err(StoreError::backend)?;
-    Ok(ApiKey {
-        id: stored.id,
-        name: stored.name,
-        customer_id: stored.customer_id,
-        description: stored.description,
-        enabled: stored.enabled,
-        created_date: stored.created_date,
-        last_updated_date: stored.last_updated_date,
-        stage_keys: stored.stage_keys,
-        tags: stored.tags,
-        digest: stored.digest,
-        value,
-    })
+    ApiKey::try_from(stored).map_err(StoreError::backend)
 }
 
 /// The embedded store's journal: one redb write transaction per operation,
@@ -132,18 +73,15 @@ impl RedbJournal {
             for change in changes {
                 let done = match change {
                     Change::PutKey(key) => keys
-                        .insert(key.id.as_str(), encode(&stored_key(key))?.as_slice())
+                        .insert(
+                            key.id.as_str(),
+                            encode(&StoredKey::from(&**key))?.as_slice(),
+                        )
                         .map(drop),
                     Change::DelKey(id) => keys.remove(id.as_str()).map(drop),
-                    Change::PutPlan(plan) => {
-                        let stored = StoredPlan {
-                            plan: plan.plan.clone(),
-                            tags: plan.tags.clone(),
-                        };
-                        plans
-                            .insert(plan.id(), encode(&stored)?.as_slice())
-                            .map(drop)
-                    }
+                    Change::PutPlan(plan) => plans
+                        .insert(plan.id(), encode(&StoredPlan::from(&**plan))?.as_slice())
+                        .map(drop),
                     Change::DelPlan(id) => plans.remove(id.as_str()).map(drop),
                     Change::PutAssoc(pair) => assocs
                         .insert(pair_key(pair)?.as_str(), [].as_slice())
@@ -188,10 +126,7 @@ impl RedbJournal {
         })?;
         each(PLANS, &mut |_, v| {
             let stored: StoredPlan = decode(v)?;
-            Ok(Change::PutPlan(Box::new(UsagePlanRecord {
-                plan: stored.plan,
-                tags: stored.tags,
-            })))
+            Ok(Change::PutPlan(Box::new(UsagePlanRecord::from(stored))))
         })?;
         each(ASSOCS, &mut |k, _| {
             Ok(Change::PutAssoc(decode(k.as_bytes())?))

@@ -8,6 +8,7 @@ mod keys;
 pub mod management;
 pub mod model;
 mod packed;
+pub mod record;
 pub mod reservation;
 mod state;
 mod store;
@@ -22,6 +23,7 @@ pub use model::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
     UsagePlanRecord, UsageRecord,
 };
+pub use record::{StoredKey, StoredPlan};
 pub use reservation::{CounterChange, CounterRef, Grant, QuotaReservation, Report};
 pub use state::{NewUsagePlan, StoreOptions};
 pub use store::{ControlPlaneStore, LocalStore, MemoryStore, Snapshot};

@@ -1,0 +1,315 @@
+//! One plan/key counter in the engine's memory ([`Entry`]): the lock-free
+//! block word, the slow path's lease, what the entries share, and the
+//! engine's state that holds them ([`EngineInner`]).
+
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use portcullis_core::plan::QuotaSettings;
+use portcullis_quota::Window;
+use portcullis_quota::store::{Decision, QuotaRequest};
+use time::Date;
+
+use crate::reservation::{CounterRef, period_kind};
+use crate::state::{KeyId, PairRef};
+
+use super::config::EngineConfig;
+
+/// Milliseconds since this process first asked: the engine's cheap clock.
+pub(super) fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The low 32 bits of a [`now_ms`] time (see `Slow::since`).
+pub(super) fn ms32(ms: u64) -> u32 {
+    // Truncation is the point: compared with wrapping arithmetic.
+    #[allow(clippy::cast_possible_truncation)]
+    let low = ms as u32;
+    low
+}
+
+pub(super) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) const TAG_SHIFT: u32 = 48;
+pub(super) const EXHAUSTED: u64 = 1 << 47;
+pub(super) const REMAINING: u64 = EXHAUSTED - 1;
+
+pub(super) fn tag_of(day: Date) -> u64 {
+    u64::from(day.to_julian_day().cast_unsigned() & 0xFFFF)
+}
+
+pub(super) fn pack(tag: u64, exhausted: bool, remaining: u64) -> u64 {
+    (tag << TAG_SHIFT) | if exhausted { EXHAUSTED } else { 0 } | remaining.min(REMAINING)
+}
+
+pub(super) fn sig_of(quota: &QuotaSettings) -> u64 {
+    (quota.limit().min(REMAINING) << 2) | u64::from(period_kind(quota.period()))
+}
+
+/// The period a block was reserved in, shared by every block reserved for
+/// the same plan quota on the same day (a handful at a time), so a block
+/// holds a pointer to it rather than 68 bytes of its own.
+#[derive(PartialEq, Eq)]
+pub(super) struct Period {
+    pub(super) quota: QuotaSettings,
+    pub(super) window: Window,
+    pub(super) day: Date,
+    pub(super) initial_window: Option<Window>,
+}
+
+impl Period {
+    pub(super) fn of(request: &QuotaRequest<'_>) -> Self {
+        Self {
+            quota: request.quota,
+            window: request.window,
+            day: request.day,
+            initial_window: request.initial_window,
+        }
+    }
+}
+
+/// One counter's block in this process: 160 bytes while it holds a block
+/// (see the [crate docs](crate) for what each part costs), dropped by the
+/// flusher once it has held none for [`EngineConfig::block_ttl`].
+pub(super) struct Entry {
+    /// The plan's id, shared by every entry of the plan (a thin pointer).
+    pub(super) plan: Arc<String>,
+    pub(super) key: KeyId,
+    /// `tag(day) << 48 | exhausted << 47 | what remains of the block`.
+    pub(super) word: AtomicU64,
+    /// `sig_of` the quota the block was reserved under.
+    pub(super) sig: AtomicU64,
+    /// What remained to reserve in the period after the last grant.
+    pub(super) pool: AtomicU64,
+    /// With the exhausted flag: until when ([`now_ms`]) it is trusted.
+    pub(super) exhausted_until: AtomicU64,
+    pub(super) slow: tokio::sync::Mutex<Slow>,
+}
+
+pub(super) struct Slow {
+    pub(super) lease: Option<Lease>,
+    /// This replica's request rate for the counter, per second, as its
+    /// last blocks measured it (0 before the first).
+    pub(super) rate: f32,
+    /// A [`now_ms`] time, its low 32 bits: while the entry holds a block,
+    /// when the block was granted; else since when it has held none (its
+    /// creation or the end of its last block). It wraps after 49 days; the
+    /// flusher looks at it every second, and a wrapped value only keeps an
+    /// idle entry, or a block, one more round.
+    pub(super) since: u32,
+}
+
+pub(super) struct Lease {
+    pub(super) period: Arc<Period>,
+    pub(super) generation: u64,
+    pub(super) granted: u64,
+    /// Spent requests already reported.
+    pub(super) reported: u64,
+}
+
+impl Entry {
+    pub(super) fn new(plan: Arc<String>, key: &str) -> Self {
+        Self {
+            plan,
+            key: KeyId::new(key),
+            word: AtomicU64::new(0),
+            sig: AtomicU64::new(u64::MAX),
+            pool: AtomicU64::new(0),
+            exhausted_until: AtomicU64::new(0),
+            slow: tokio::sync::Mutex::new(Slow {
+                lease: None,
+                rate: 0.0,
+                since: ms32(now_ms()),
+            }),
+        }
+    }
+
+    /// The store's name for this entry's counter in `period`.
+    pub(super) fn counter(&self, period: &Period) -> CounterRef {
+        CounterRef {
+            plan_id: self.plan.to_string(),
+            key_id: self.key.to_owned_string(),
+            quota: period.quota,
+            window: period.window,
+            day: period.day,
+            initial_window: period.initial_window,
+        }
+    }
+
+    /// Whether the entry carries nothing worth keeping at `now`: no block,
+    /// none for `idle` already, no fresh "quota spent" mark, and nobody
+    /// using it (the map holds the only reference; the caller holds the
+    /// map's write lock, so no other can be taken).
+    pub(super) fn evictable(self: &Arc<Self>, now: u64, idle: u64) -> bool {
+        if Arc::strong_count(self) > 1 {
+            return false;
+        }
+        let Ok(slow) = self.slow.try_lock() else {
+            return false;
+        };
+        let marked = self.word.load(Ordering::Acquire) & EXHAUSTED != 0
+            && now < self.exhausted_until.load(Ordering::Relaxed);
+        let idle_for = ms32(now).wrapping_sub(slow.since);
+        slow.lease.is_none() && !marked && u64::from(idle_for) >= idle
+    }
+
+    /// The lock-free path: `None` when the block is spent or belongs to
+    /// another day or quota.
+    #[inline]
+    pub(super) fn consume_fast(&self, request: &QuotaRequest<'_>) -> Option<Decision> {
+        if self.sig.load(Ordering::Acquire) != sig_of(&request.quota) {
+            return None;
+        }
+        let tag = tag_of(request.day);
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if word >> TAG_SHIFT != tag {
+                return None;
+            }
+            let remaining = word & REMAINING;
+            if remaining == 0 {
+                // Spent: refused at once while the store's "nothing left"
+                // is fresh, then the slow path asks again.
+                let fresh = word & EXHAUSTED != 0
+                    && now_ms() < self.exhausted_until.load(Ordering::Relaxed);
+                return fresh.then_some(Decision {
+                    admitted: false,
+                    remaining: 0,
+                });
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                word - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(Decision {
+                        admitted: true,
+                        remaining: (remaining - 1)
+                            .saturating_add(self.pool.load(Ordering::Relaxed)),
+                    });
+                }
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Takes what remains of the block (the fast path then finds nothing).
+    pub(super) fn take_remaining(&self) -> u64 {
+        let word = self.word.load(Ordering::Acquire);
+        let old = self
+            .word
+            .swap(pack(word >> TAG_SHIFT, false, 0), Ordering::AcqRel);
+        old & REMAINING
+    }
+}
+
+/// The map's key: the entry itself, found by its plan and key ids (so the
+/// ids are stored once, in the entry).
+pub(super) struct Handle(pub(super) Arc<Entry>);
+
+impl PairRef for Handle {
+    #[inline]
+    fn pair(&self) -> (&str, &[u8]) {
+        (self.0.plan.as_str(), self.0.key.as_bytes())
+    }
+}
+
+impl Hash for Handle {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn PairRef).hash(state);
+    }
+}
+
+impl PartialEq for Handle {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for Handle {}
+
+impl<'a> Borrow<dyn PairRef + 'a> for Handle {
+    fn borrow(&self) -> &(dyn PairRef + 'a) {
+        self
+    }
+}
+
+/// What the entries share: plan ids and periods, each kept once while some
+/// entry uses it.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) plans: Vec<Arc<String>>,
+    pub(super) periods: Vec<Arc<Period>>,
+}
+
+impl Shared {
+    pub(super) fn plan(&mut self, plan_id: &str) -> Arc<String> {
+        if let Some(plan) = self.plans.iter().find(|p| p.as_str() == plan_id) {
+            return plan.clone();
+        }
+        let plan = Arc::new(plan_id.to_owned());
+        self.plans.push(plan.clone());
+        plan
+    }
+
+    pub(super) fn period(&mut self, period: Period) -> Arc<Period> {
+        if let Some(shared) = self.periods.iter().rev().find(|p| ***p == period) {
+            return shared.clone();
+        }
+        let period = Arc::new(period);
+        self.periods.push(period.clone());
+        period
+    }
+
+    /// Forgets what no entry uses any more.
+    pub(super) fn prune(&mut self) {
+        self.plans.retain(|p| Arc::strong_count(p) > 1);
+        self.periods.retain(|p| Arc::strong_count(p) > 1);
+        self.plans.shrink_to_fit();
+        self.periods.shrink_to_fit();
+    }
+}
+
+pub(super) struct EngineInner<S> {
+    pub(super) store: S,
+    pub(super) config: EngineConfig,
+    pub(super) entries: DashMap<Handle, (), foldhash::fast::RandomState>,
+    pub(super) shared: Mutex<Shared>,
+}
+
+impl<S> EngineInner<S> {
+    pub(super) fn shared(&self) -> MutexGuard<'_, Shared> {
+        // `Shared` holds no invariant a panic half-way could break.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizes the crate docs' table of what each byte costs states: a
+    /// field added to an entry shows here first.
+    #[test]
+    fn an_entry_is_as_small_as_the_docs_say() {
+        assert_eq!(size_of::<KeyId>(), 16, "a key id of up to 14 bytes inline");
+        assert_eq!(size_of::<Lease>(), 32, "a block points to its period");
+        assert_eq!(size_of::<Slow>(), 40);
+        assert_eq!(size_of::<Handle>(), 8, "the map holds one pointer");
+        assert!(
+            size_of::<Entry>() <= 136,
+            "an entry is {} bytes: with Arc's counts more than a 160-byte malloc block",
+            size_of::<Entry>()
+        );
+    }
+}
