@@ -16,17 +16,7 @@ use crate::service::{Counters, Quota};
 use crate::store::{DEFAULT_RETENTION_DAYS, MemoryStore, QuotaStore};
 use crate::usage::UsageApi;
 
-/// What the layer does with a request when the store fails.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStoreError {
-    /// Serve the request anyway, and log the failure (API Gateway's
-    /// behaviour when its usage-plan check fails).
-    #[default]
-    Allow,
-    /// Refuse the request with API_CONFIGURATION_ERROR (500).
-    Refuse,
-}
+pub use portcullis_core::store::OnStoreError;
 
 /// The shared state and settings of a [`QuotaLayer`], its services and its
 /// [`UsageApi`].

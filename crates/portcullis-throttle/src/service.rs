@@ -12,25 +12,27 @@ use portcullis_core::path::{CanonicalPath, PathRefusal};
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
 use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::resource::ApiResource;
+use portcullis_core::store::OnStoreError;
 use portcullis_core::trace::{self, Decision};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 use tracing::Span;
 
-use crate::clock::TimeSource;
+use crate::clock::LayerClock;
 use crate::future::ResponseFuture;
 use crate::gcra::Gcra;
 use crate::headers::{self, RateLimitHeaders, SuccessHeaders};
 use crate::key::{RequestHead, ResolvedKey};
 use crate::layer::{Config, ThrottleHandle, ThrottleLayer};
-use crate::memory::InMemoryStore;
+use crate::memory::InMemoryThrottleStore;
 use crate::store::{
-    Acquire, BucketCheck, BucketKey, CallerKey, Level, Outcome, StageId, StoreError, ThrottleStore,
+    Answer, BucketCheck, BucketKey, CallerKey, Level, Outcome, StageId, ThrottleStore,
+    ThrottleStoreError,
 };
 
 /// The service [`ThrottleLayer`] makes: decides in `call`, and either calls
 /// the inner service or answers 429 (`THROTTLED`) at once.
-pub struct Throttle<S, St = InMemoryStore> {
+pub struct Throttle<S, St = InMemoryThrottleStore> {
     inner: S,
     /// Everything but the inner service behind one `Arc`, so that cloning
     /// the service (axum and tonic clone it per request) touches one
@@ -41,7 +43,7 @@ pub struct Throttle<S, St = InMemoryStore> {
 struct Shared<St> {
     config: Arc<Config>,
     store: Arc<St>,
-    clock: TimeSource,
+    clock: LayerClock,
     handle: ThrottleHandle,
 }
 
@@ -186,7 +188,7 @@ pub(crate) struct Decider {
 impl Decider {
     pub(crate) fn conclude<ReqBody, ResBody>(
         &self,
-        result: Result<Outcome, StoreError>,
+        result: Result<Outcome, ThrottleStoreError>,
         request: &Request<ReqBody>,
     ) -> Verdict<ResBody> {
         let _entered = self.span.enter();
@@ -220,7 +222,7 @@ const DECISION_SAMPLE_MASK: u64 = 0x3f;
 fn conclude<R: Reported + ?Sized, ReqBody, ResBody>(
     config: &Config,
     checked: &R,
-    result: Result<Outcome, StoreError>,
+    result: Result<Outcome, ThrottleStoreError>,
     request: &Request<ReqBody>,
     span: &Span,
 ) -> Verdict<ResBody> {
@@ -307,11 +309,12 @@ fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
 #[inline(never)]
 fn store_failed<ReqBody, ResBody>(
     config: &Config,
-    error: &StoreError,
+    error: &ThrottleStoreError,
     request: &Request<ReqBody>,
     span: &Span,
 ) -> Verdict<ResBody> {
-    let decision = if config.fail_open {
+    let fail_open = config.on_store_error == OnStoreError::Allow;
+    let decision = if fail_open {
         Decision::fail_open()
     } else {
         Decision::refused(GatewayResponseType::ApiConfigurationError)
@@ -338,8 +341,11 @@ fn store_failed<ReqBody, ResBody>(
     } else {
         tracing::debug!(layer = "throttle", outcome, reason, detail, %error);
     }
-    config.counters.store_error(config.fail_open).increment(1);
-    if config.fail_open {
+    config
+        .counters
+        .store_error(config.on_store_error)
+        .increment(1);
+    if fail_open {
         Verdict::Admit(None)
     } else {
         Verdict::Reject(Box::new(
@@ -392,7 +398,7 @@ type PathSlot<'a> = OnceCell<Result<CanonicalPath<'a>, PathRefusal>>;
 /// caller's key (under its plan's per-method override, else the plan's
 /// throttle, else the layer's key limit), the stage's per-method limit, and
 /// the account. `None` where a level does not apply. The service and
-/// [`ThrottleLayer::plan`] both decide through this one function (the
+/// [`ThrottleLayer::resolve`] both decide through this one function (the
 /// service's key-only fast path through [`key_check`], the first of the
 /// three), so a store that plans ahead sees exactly the buckets the layer
 /// would take.
@@ -660,7 +666,7 @@ where
             } else {
                 let now = shared.clock.now_unix_nanos();
                 match shared.store.acquire(checks, now) {
-                    Acquire::Ready(result) => {
+                    Answer::Ready(result) => {
                         let verdict = conclude::<_, ReqBody, ResBody>(
                             config, checks, result, &request, &span,
                         );
@@ -674,7 +680,7 @@ where
                         }
                         Ok(verdict)
                     }
-                    Acquire::Pending(future) => {
+                    Answer::Pending(future) => {
                         let mut checked = NOTHING_CHECKED;
                         for check in checks {
                             checked.levels[checked.len] = (check.key.level, check.gcra);
@@ -722,13 +728,13 @@ where
 /// combined usage-plan layer, which decides the throttle and the quota in one
 /// round trip), and how to conclude once that store has answered.
 ///
-/// Made by [`ThrottleLayer::plan`].
+/// Made by [`ThrottleLayer::resolve`].
 #[derive(Clone, Debug)]
-pub struct ThrottlePlan {
+pub struct ThrottleChecks {
     decider: Decider,
 }
 
-impl ThrottlePlan {
+impl ThrottleChecks {
     /// What the layer would do with `result`: `Ok` with the rate-limit
     /// headers to add to the inner service's response (when the layer writes
     /// them on success), or `Err` with the refusal (429 `THROTTLED`, or 500
@@ -740,7 +746,7 @@ impl ThrottlePlan {
     /// The refusal, as a response ready to send.
     pub fn conclude<ReqBody, ResBody>(
         &self,
-        result: Result<Outcome, StoreError>,
+        result: Result<Outcome, ThrottleStoreError>,
         request: &Request<ReqBody>,
     ) -> Result<Option<HeaderMap>, Box<Response<ResponseBody<ResBody>>>> {
         match self.decider.conclude(result, request) {
@@ -765,7 +771,7 @@ impl ThrottlePlan {
     /// extensions, for a layer outside to merge into).
     pub fn conclude_rate_limit<ReqBody, ResBody>(
         &self,
-        result: Result<Outcome, StoreError>,
+        result: Result<Outcome, ThrottleStoreError>,
         request: &Request<ReqBody>,
     ) -> Result<Option<Policy>, Box<Response<ResponseBody<ResBody>>>> {
         match self.decider.conclude(result, request) {
@@ -787,11 +793,11 @@ impl<St> ThrottleLayer<St> {
     ///
     /// This is for a store that decides the throttle together with other
     /// work in one call; a plain store needs none of it (use the layer).
-    pub fn plan<ReqBody, R>(
+    pub fn resolve<ReqBody, R>(
         &self,
         request: &Request<ReqBody>,
         decide: impl FnOnce(&[BucketCheck<'_>], u64) -> R,
-    ) -> Option<(R, ThrottlePlan)> {
+    ) -> Option<(R, ThrottleChecks)> {
         let config = &*self.config;
         let span = portcullis_core::layer_span!("throttle");
         let entered = span.enter();
@@ -826,7 +832,7 @@ impl<St> ThrottleLayer<St> {
         drop(entered);
         Some((
             answer,
-            ThrottlePlan {
+            ThrottleChecks {
                 decider: Decider {
                     config: Arc::clone(&self.config),
                     checked,

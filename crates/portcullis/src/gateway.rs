@@ -24,7 +24,7 @@ use portcullis_jwt::{Issuer, JwtLayer, KeySource};
 use portcullis_quota::QuotaLayer;
 #[cfg(feature = "sigv4")]
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
-use portcullis_throttle::{InMemoryStore, ThrottleLayer};
+use portcullis_throttle::{InMemoryThrottleStore, ThrottleLayer};
 #[cfg(feature = "waf")]
 use portcullis_waf::{AclSources, WafLayer};
 
@@ -334,7 +334,7 @@ impl GatewayBuilder {
             let reused = Reused {
                 store: running.store.clone(),
                 database: running.database.clone(),
-                throttle: running.throttle.store_ref().clone(),
+                throttle: running.throttle.store().clone(),
                 keys: running.keys.clone(),
                 engine: running.engine.clone(),
             };
@@ -481,7 +481,7 @@ impl GatewayBuilder {
             Opened::Local(store, database) => (
                 GatewayStore::Local(store),
                 database,
-                GatewayThrottleStore::Memory(InMemoryStore::new()),
+                GatewayThrottleStore::Memory(InMemoryThrottleStore::new()),
             ),
             #[cfg(feature = "redis")]
             Opened::Redis(control_plane, throttle) => (
@@ -545,7 +545,7 @@ impl GatewayBuilder {
         let throttle = throttle
             .rate_limit_headers(g.rate_limit_headers)
             .rate_limit_headers_on_success(headers_on_success)
-            .store(throttle_store);
+            .with_store(throttle_store);
 
         let settings = &config.quota;
         let mut quota = QuotaLayer::with_store(engine.clone())
@@ -1325,7 +1325,7 @@ impl Gateway {
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         // Throttle leases not given back cost only under-admission until
         // their deadline (250 ms): a failure is logged, not returned.
-        if let Err(error) = self.throttle.store_ref().shutdown().await {
+        if let Err(error) = self.throttle.store().shutdown().await {
             tracing::warn!(%error, "giving back throttle leases failed");
         }
         self.engine.shutdown().await
