@@ -8,7 +8,7 @@
 //! `mem --stores throttle`, `quota`, `both` and `facade` one after the other:
 //!
 //! - `throttle`: `ThrottleLayer` with its in-memory store;
-//! - `quota`: `QuotaLayer` with portcullis-quota's `MemoryStore`;
+//! - `quota`: `QuotaLayer` with portcullis-quota's `InMemoryQuotaStore`;
 //! - `both`: the two layers stacked, each with its in-memory store;
 //! - `facade`: the layers the facade builds from `[store] kind = "memory"`
 //!   (the throttle's in-memory store, and the quota through the control
@@ -28,7 +28,7 @@ use http::{Request, Response, StatusCode};
 use portcullis::config::Config;
 use portcullis::control_plane::EngineConfig;
 use portcullis::quota::QuotaLayer;
-use portcullis::quota::store::MemoryStore;
+use portcullis::quota::store::InMemoryQuotaStore;
 use portcullis::throttle::{InMemoryThrottleStore, ThrottleLayer};
 use portcullis::{Gateway, GatewayThrottleStore};
 use portcullis_core::clock::{Clock, ManualClock, SharedClock};
@@ -108,7 +108,7 @@ struct Probe {
 }
 
 enum QuotaCounters {
-    Memory(MemoryStore),
+    Memory(InMemoryQuotaStore),
     Facade(portcullis::GatewayQuotaStore),
 }
 

@@ -87,7 +87,7 @@ use serde_json::Value;
 use time::Date;
 use tower_service::Service;
 
-use crate::store::{MemoryStore, QuotaStore, UsageUpdate};
+use crate::store::{InMemoryQuotaStore, QuotaStore, UsageUpdate};
 use crate::usage::{MAX_USAGE_PAGE_LIMIT, UsageApi, UsageError, UsagePage};
 
 /// The default limit of a request body, in bytes.
@@ -188,7 +188,7 @@ impl KeyDirectory for StaticKeys {
 }
 
 /// The usage admin service. See the [module docs](self).
-pub struct UsageAdmin<St = MemoryStore, D = StaticKeys> {
+pub struct UsageAdmin<St = InMemoryQuotaStore, D = StaticKeys> {
     inner: Arc<AdminInner<St, D>>,
     body_limit: usize,
 }

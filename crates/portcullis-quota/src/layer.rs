@@ -13,7 +13,7 @@ use tower_layer::Layer;
 
 use crate::calendar::{Calendar, Window};
 use crate::service::{Counters, Quota};
-use crate::store::{DEFAULT_RETENTION_DAYS, MemoryStore, QuotaStore};
+use crate::store::{DEFAULT_RETENTION_DAYS, InMemoryQuotaStore, QuotaStore};
 use crate::usage::UsageApi;
 
 pub use portcullis_core::store::OnStoreError;
@@ -86,7 +86,7 @@ impl<St: fmt::Debug> fmt::Debug for Shared<St> {
 ///
 /// [`ApiKeyContext`]: portcullis_core::context::ApiKeyContext
 #[must_use]
-pub struct QuotaLayer<St = MemoryStore> {
+pub struct QuotaLayer<St = InMemoryQuotaStore> {
     pub(crate) shared: Arc<Shared<St>>,
 }
 
@@ -106,26 +106,28 @@ impl<St: fmt::Debug> fmt::Debug for QuotaLayer<St> {
     }
 }
 
-impl Default for QuotaLayer<MemoryStore> {
+impl Default for QuotaLayer<InMemoryQuotaStore> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl QuotaLayer<MemoryStore> {
-    /// A layer counting in a new [`MemoryStore`], on the system clock, with
+impl QuotaLayer<InMemoryQuotaStore> {
+    /// A layer counting in a new [`InMemoryQuotaStore`], on the system clock, with
     /// weeks starting on Sunday.
     pub fn new() -> Self {
-        Self::with_store(MemoryStore::new())
+        Self::with_store(InMemoryQuotaStore::new())
     }
 
-    /// A layer configured from `config`, counting in a new [`MemoryStore`]
+    /// A layer configured from `config`, counting in a new [`InMemoryQuotaStore`]
     /// with the configured retention.
     pub fn from_config(config: &QuotaConfig) -> Self {
-        let mut layer = Self::with_store(MemoryStore::with_retention_days(config.retention_days))
-            .week_start(config.week_start.0)
-            .on_store_error(config.on_store_error)
-            .rate_limit_headers_on_success(config.rate_limit_headers_on_success);
+        let mut layer = Self::with_store(InMemoryQuotaStore::with_retention_days(
+            config.retention_days,
+        ))
+        .week_start(config.week_start.0)
+        .on_store_error(config.on_store_error)
+        .rate_limit_headers_on_success(config.rate_limit_headers_on_success);
         for (plan, start) in &config.plan_starts {
             layer = layer.plan_start(plan.clone(), *start);
         }

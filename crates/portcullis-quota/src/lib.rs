@@ -99,7 +99,7 @@
 //!
 //! [`store::QuotaStore`] is async so that a Redis backend
 //! (`portcullis-redis`) can implement it. The in-memory
-//! [`MemoryStore`] answers synchronously, so the layer's
+//! [`InMemoryQuotaStore`] answers synchronously, so the layer's
 //! future is the inner future stored in place: nothing is boxed on the hot
 //! path. [`conformance::check_store`] is the suite every store must pass.
 //!
@@ -118,6 +118,6 @@ pub mod usage;
 pub use calendar::{Calendar, Window};
 pub use future::ResponseFuture;
 pub use layer::{ConfigWeekday, OnStoreError, QuotaConfig, QuotaLayer};
-pub use service::{Quota, QuotaPlan, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
-pub use store::{MemoryStore, QuotaStore, UsageUpdate};
+pub use service::{Quota, QuotaCheck, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use store::{InMemoryQuotaStore, QuotaStore, UsageUpdate};
 pub use usage::{Usage, UsageApi, UsageError};

@@ -17,12 +17,12 @@ use tracing::Span;
 
 use crate::future::{PendingMeta, ResponseFuture};
 use crate::layer::{OnStoreError, QuotaLayer, Shared};
-use crate::store::{Decision, MemoryStore, QuotaRequest, QuotaStore};
+use crate::store::{Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore};
 
 pub use portcullis_core::ratelimit::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 
 /// Enforces usage-plan quotas on the inner service; built by [`QuotaLayer`].
-pub struct Quota<S, St = MemoryStore> {
+pub struct Quota<S, St = InMemoryQuotaStore> {
     inner: S,
     shared: Arc<Shared<St>>,
 }
@@ -45,10 +45,10 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for Quota<S, St> {
     }
 }
 
-impl<S> Quota<S, MemoryStore> {
+impl<S> Quota<S, InMemoryQuotaStore> {
     /// A [`QuotaLayer`] with the in-memory store: the same as
     /// [`QuotaLayer::new`].
-    pub fn layer() -> QuotaLayer<MemoryStore> {
+    pub fn layer() -> QuotaLayer<InMemoryQuotaStore> {
         QuotaLayer::new()
     }
 }
@@ -458,9 +458,9 @@ fn store_failed<St, F>(
 /// combined usage-plan layer, which decides the throttle and the quota in one
 /// round trip), and how to conclude once that store has answered.
 ///
-/// Made by [`QuotaLayer::plan`].
+/// Made by [`QuotaLayer::resolve`].
 #[derive(Debug)]
-pub struct QuotaPlan {
+pub struct QuotaCheck {
     plan_id: Arc<str>,
     key_id: Arc<str>,
     quota: portcullis_core::plan::QuotaSettings,
@@ -475,7 +475,7 @@ pub struct QuotaPlan {
     span: Span,
 }
 
-impl QuotaPlan {
+impl QuotaCheck {
     /// The question for the store, as the layer would ask it.
     #[must_use]
     pub fn request(&self) -> QuotaRequest<'_> {
@@ -592,7 +592,7 @@ impl<St> QuotaLayer<St> {
     ///
     /// This is for a store that decides the quota together with other work
     /// in one call; a plain store needs none of it (use the layer).
-    pub fn plan<ReqBody>(&self, request: &Request<ReqBody>) -> Option<QuotaPlan> {
+    pub fn resolve<ReqBody>(&self, request: &Request<ReqBody>) -> Option<QuotaCheck> {
         let shared = &*self.shared;
         let span = portcullis_core::layer_span!("quota");
         let key = request.extensions().get::<ApiKeyContext>();
@@ -613,7 +613,7 @@ impl<St> QuotaLayer<St> {
         let now = shared.clock.now_unix_nanos();
         let seconds = i64::try_from(now / 1_000_000_000).unwrap_or(i64::MAX);
         let (window, day) = shared.calendar.window_at_unix(quota.period(), seconds);
-        Some(QuotaPlan {
+        Some(QuotaCheck {
             plan_id: Arc::from(plan.id()),
             key_id: key.key_id_arc().clone(),
             quota,

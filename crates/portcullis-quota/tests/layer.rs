@@ -17,7 +17,7 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_quota::store::{
-    DayUsage, Decision, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate,
+    DayUsage, Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate,
 };
 use portcullis_quota::{OnStoreError, QuotaConfig, QuotaLayer};
 use time::Date;
@@ -238,7 +238,7 @@ async fn configuration_as_data() {
 /// failing on demand.
 #[derive(Clone, Debug)]
 struct AsyncStore {
-    memory: MemoryStore,
+    memory: InMemoryQuotaStore,
     fail: bool,
     calls: Arc<AtomicUsize>,
 }
@@ -302,7 +302,7 @@ async fn an_awaited_store_decides_as_the_memory_store_does() {
     let plan = plan("p", 3, QuotaPeriod::Day, 0);
     let calls = Arc::new(AtomicUsize::new(0));
     let store = AsyncStore {
-        memory: MemoryStore::new(),
+        memory: InMemoryQuotaStore::new(),
         fail: false,
         calls: calls.clone(),
     };
@@ -326,7 +326,7 @@ async fn an_awaited_store_decides_as_the_memory_store_does() {
 async fn a_failing_store_serves_by_default_and_refuses_when_told() {
     let plan = plan("p", 1, QuotaPeriod::Day, 0);
     let store = AsyncStore {
-        memory: MemoryStore::new(),
+        memory: InMemoryQuotaStore::new(),
         fail: true,
         calls: Arc::default(),
     };

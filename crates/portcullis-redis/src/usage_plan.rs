@@ -209,7 +209,7 @@ where
         let throttle = parts
             .throttle
             .resolve(&request, |checks, now| (store.buckets(checks), now));
-        let quota = parts.quota.plan(&request);
+        let quota = parts.quota.resolve(&request);
         if throttle.is_none() && quota.is_none() {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map(|r| r.map(ResponseBody::inner)) });

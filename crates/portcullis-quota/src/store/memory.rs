@@ -47,7 +47,7 @@
 //! # Forgetting, and giving memory back
 //!
 //! A counter is needed until its period has ended and its last usage record
-//! has passed the retention: [`MemoryStore::prune`] then drops it, and
+//! has passed the retention: [`InMemoryQuotaStore::prune`] then drops it, and
 //! rebuilds each shard that dropped any at the size of what is left, so the
 //! memory goes back to the allocator. A key seen again after that starts as
 //! a new key (its first period is the current one, so a plan's `offset`
@@ -71,7 +71,7 @@ use super::{
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 
 /// The in-memory store cannot fail: its error type has no values.
-pub type MemoryStoreError = Infallible;
+pub type InMemoryQuotaStoreError = Infallible;
 
 /// The default store: counters and usage records in this process's memory.
 ///
@@ -81,12 +81,12 @@ pub type MemoryStoreError = Infallible;
 /// Redis store to share quotas between instances.
 ///
 /// ```
-/// use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
+/// use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 /// use portcullis_quota::Calendar;
 /// use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 /// use time::macros::datetime;
 ///
-/// let store = MemoryStore::new();
+/// let store = InMemoryQuotaStore::new();
 /// let now = datetime!(2026-11-23 10:00 UTC);
 /// let request = QuotaRequest {
 ///     plan_id: "basic",
@@ -102,7 +102,7 @@ pub type MemoryStoreError = Infallible;
 /// assert!(!admitted(&request));
 /// ```
 #[derive(Clone)]
-pub struct MemoryStore {
+pub struct InMemoryQuotaStore {
     inner: Arc<Inner>,
 }
 
@@ -316,22 +316,22 @@ fn store(words: &[AtomicU64], i: usize, value: u64) {
     }
 }
 
-impl fmt::Debug for MemoryStore {
+impl fmt::Debug for InMemoryQuotaStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryStore")
+        f.debug_struct("InMemoryQuotaStore")
             .field("tracked_keys", &self.tracked_keys())
             .field("retention_days", &self.inner.retention_days)
             .finish()
     }
 }
 
-impl Default for MemoryStore {
+impl Default for InMemoryQuotaStore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl MemoryStore {
+impl InMemoryQuotaStore {
     /// An empty store keeping usage records for
     /// [`DEFAULT_RETENTION_DAYS`] (90) days.
     #[must_use]
@@ -719,7 +719,7 @@ impl Table {
             .collect()
     }
 
-    /// See [`MemoryStore::prune`].
+    /// See [`InMemoryQuotaStore::prune`].
     fn prune(&mut self, today: Date, oldest: Date, hasher: &foldhash::fast::RandomState) {
         self.history.retain(|_, records| {
             while records.front().is_some_and(|r| r.day() < oldest) {
@@ -801,7 +801,7 @@ fn write(lock: &RwLock<Table>) -> RwLockWriteGuard<'_, Table> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl QuotaStore for MemoryStore {
+impl QuotaStore for InMemoryQuotaStore {
     type Error = Infallible;
     type ConsumeFuture = Ready<Result<Decision, Infallible>>;
 
@@ -903,7 +903,7 @@ mod tests {
     use time::macros::date;
 
     /// The usage records of key `k` in plan `plan`.
-    fn records(store: &MemoryStore, from: Date, to: Date) -> Vec<DayUsage> {
+    fn records(store: &InMemoryQuotaStore, from: Date, to: Date) -> Vec<DayUsage> {
         let mut future = std::pin::pin!(store.usage("plan", "k", from, to));
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         match future.as_mut().poll(&mut context) {
@@ -936,7 +936,7 @@ mod tests {
 
     #[test]
     fn a_new_day_files_a_record_and_keeps_the_period() {
-        let store = MemoryStore::new();
+        let store = InMemoryQuotaStore::new();
         let quota = QuotaSettings::new(5, QuotaPeriod::Week).unwrap();
         let monday = date!(2026 - 11 - 23);
         let tuesday = date!(2026 - 11 - 24);
@@ -971,7 +971,7 @@ mod tests {
 
     #[test]
     fn a_raised_limit_adds_to_what_remains() {
-        let store = MemoryStore::new();
+        let store = InMemoryQuotaStore::new();
         let day = date!(2026 - 11 - 23);
         let small = QuotaSettings::new(2, QuotaPeriod::Day).unwrap();
         let big = QuotaSettings::new(4, QuotaPeriod::Day).unwrap();
@@ -989,7 +989,7 @@ mod tests {
 
     #[test]
     fn records_past_the_retention_are_dropped() {
-        let store = MemoryStore::with_retention_days(2);
+        let store = InMemoryQuotaStore::with_retention_days(2);
         let quota = QuotaSettings::new(5, QuotaPeriod::Day).unwrap();
         let first = date!(2026 - 11 - 01);
         for offset in 0..6 {
@@ -1012,7 +1012,7 @@ mod tests {
 
     #[test]
     fn ids_that_concatenate_alike_are_distinct_keys() {
-        let store = MemoryStore::new();
+        let store = InMemoryQuotaStore::new();
         let quota = QuotaSettings::new(1, QuotaPeriod::Day).unwrap();
         let day = date!(2026 - 11 - 23);
         let pairs = [("ab", "c"), ("a", "bc"), ("abc", ""), ("", "abc")];
@@ -1031,7 +1031,7 @@ mod tests {
         // the boundary, and with ids whose bytes run alike, each pair keeps
         // its own counter, is found again after a prune rebuilds the shard,
         // and is listed with its own id.
-        let store = MemoryStore::with_retention_days(0);
+        let store = InMemoryQuotaStore::with_retention_days(0);
         let quota = QuotaSettings::new(3, QuotaPeriod::Month).unwrap();
         let day = date!(2026 - 03 - 10);
         let mut pairs: Vec<(String, String)> = Vec::new();
@@ -1043,7 +1043,7 @@ mod tests {
         pairs.push(("p".repeat(127), "k".repeat(126)));
         pairs.sort();
         pairs.dedup();
-        let consume = |store: &MemoryStore, plan: &str, key: &str, day| {
+        let consume = |store: &InMemoryQuotaStore, plan: &str, key: &str, day| {
             let mut r = request(key, quota, day);
             r.plan_id = plan;
             store.consume_sync(&r)
@@ -1083,7 +1083,7 @@ mod tests {
 
     #[test]
     fn prune_drops_only_counters_that_carry_nothing_and_keeps_finding_the_rest() {
-        let store = MemoryStore::with_retention_days(10);
+        let store = InMemoryQuotaStore::with_retention_days(10);
         let quota = QuotaSettings::new(5, QuotaPeriod::Month).unwrap();
         let old_day = date!(2026 - 01 - 05);
         let today = date!(2026 - 03 - 20);
@@ -1107,7 +1107,7 @@ mod tests {
         }
         // A counter in a running period is never dropped, however old its
         // last day.
-        let store = MemoryStore::with_retention_days(0);
+        let store = InMemoryQuotaStore::with_retention_days(0);
         assert!(
             store
                 .consume_sync(&request("k", quota, date!(2026 - 03 - 01)))
@@ -1121,7 +1121,7 @@ mod tests {
 
     #[test]
     fn an_earlier_day_counts_in_the_current_one() {
-        let store = MemoryStore::new();
+        let store = InMemoryQuotaStore::new();
         let quota = QuotaSettings::new(3, QuotaPeriod::Day).unwrap();
         store.consume_sync(&request("k", quota, date!(2026 - 11 - 24)));
         let late = store.consume_sync(&request("k", quota, date!(2026 - 11 - 23)));
