@@ -474,7 +474,7 @@ impl GatewayBuilder {
         keys_config.usage_plans.clone_from(&config.usage_plans);
         keys_config.api_keys.clone_from(&config.api_keys);
         ApiKeys::from_config_with_clock(keys_config, clock.clone())
-            .map_err(|e| ConfigError::new(e.path, e.problem))?;
+            .map_err(|e| ConfigError::new(e.path.into_owned(), e.message))?;
 
         let mut reused = None;
         let (store, database, throttle_store) = match opened {
