@@ -103,7 +103,7 @@ where
     }
 
     #[inline]
-    pub(crate) fn reject(response: Box<Response<ResponseBody<ResBody>>>) -> Self {
+    pub(crate) fn answered(response: Box<Response<ResponseBody<ResBody>>>) -> Self {
         Self {
             state: State::Reject {
                 response: Some(response),

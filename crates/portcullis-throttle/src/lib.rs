@@ -156,6 +156,7 @@ mod headers;
 mod key;
 mod layer;
 mod memory;
+mod refusal;
 mod service;
 pub mod store;
 
@@ -167,6 +168,7 @@ pub use key::{KeyBy, RequestHead};
 pub use layer::{ThrottleHandle, ThrottleLayer, aws_account_default};
 pub use memory::{InMemoryThrottleStore, MAX_CHECKS};
 pub use portcullis_core::store::OnStoreError;
+pub use refusal::ThrottleRefusal;
 pub use service::{Throttle, ThrottleChecks};
 pub use store::{
     Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome, StageId,

@@ -11,10 +11,11 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::path::{CanonicalPath, PathRefusal};
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
 use portcullis_core::ratelimit::RateLimitInfo;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::resource::ApiResource;
 use portcullis_core::store::OnStoreError;
 use portcullis_core::trace::{self, Decision};
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use portcullis_core::{GatewayResponseType, ResponseBody};
 use tower_service::Service;
 use tracing::Span;
 
@@ -25,6 +26,7 @@ use crate::headers::{self, RateLimitHeaders, SuccessHeaders};
 use crate::key::{RequestHead, ResolvedKey};
 use crate::layer::{Config, ThrottleHandle, ThrottleLayer};
 use crate::memory::InMemoryThrottleStore;
+use crate::refusal::ThrottleRefusal;
 use crate::store::{
     Answer, BucketCheck, BucketKey, CallerKey, Level, Outcome, StageId, ThrottleStore,
     ThrottleStoreError,
@@ -86,20 +88,7 @@ impl<S, St> Throttle<S, St> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 /// The levels a request's checks belong to, with their parameters, kept to
@@ -280,7 +269,8 @@ fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
     span: &Span,
 ) -> Verdict<ResBody> {
     let (level, gcra) = checked.reported(outcome);
-    let decision = Decision::refused(GatewayResponseType::Throttled).with_detail("bucket_empty");
+    let refusal = ThrottleRefusal::BucketEmpty(level);
+    let decision = refusal.decision();
     decision.record(span);
     tracing::debug!(
         layer = "throttle",
@@ -295,9 +285,14 @@ fn refuse<R: Reported + ?Sized, ReqBody, ResBody>(
     let mut map = HeaderMap::new();
     info.write(config.headers, &mut map);
     map.insert(RETRY_AFTER, headers::retry_after(outcome));
-    let mut response = GatewayResponse::new(GatewayResponseType::Throttled)
+    // `Refusal::into_response`, with the headers given to the gateway
+    // response before it renders (so a configured override of one of them
+    // still wins, as it does for every gateway response).
+    let mut response = refusal
+        .gateway_response()
         .with_headers(map)
         .into_response(request);
+    response.extensions_mut().insert(refusal);
     // For a layer outside that merges its own policies in.
     response.extensions_mut().insert(info);
     Verdict::Reject(Box::new(response))
@@ -349,7 +344,7 @@ fn store_failed<ReqBody, ResBody>(
         Verdict::Admit(None)
     } else {
         Verdict::Reject(Box::new(
-            GatewayResponse::new(GatewayResponseType::ApiConfigurationError).into_response(request),
+            ThrottleRefusal::StoreFailed.into_response(request),
         ))
     }
 }
@@ -363,19 +358,21 @@ fn path_refused<ReqBody, ResBody>(
     request: &Request<ReqBody>,
     span: &Span,
 ) -> Verdict<ResBody> {
-    let response = refusal.gateway_response();
-    let decision = Decision::refused(response.kind()).with_detail("non_canonical_path");
+    let kind = refusal.gateway_response().kind();
+    let path_refusal = refusal;
+    let refusal = ThrottleRefusal::NonCanonicalPath(path_refusal);
+    let decision = refusal.decision();
     decision.record(span);
     tracing::debug!(
         layer = "throttle",
         outcome = decision.outcome().as_str(),
         reason = decision.reason(),
         detail = decision.detail(),
-        %refusal
+        refusal = %path_refusal
     );
-    metrics::counter!("portcullis_throttle_decisions_total", "outcome" => "refused", "reason" => response.kind().as_str())
+    metrics::counter!("portcullis_throttle_decisions_total", "outcome" => "refused", "reason" => kind.as_str())
         .increment(1);
-    Verdict::Reject(Box::new(response.into_response(request)))
+    Verdict::Reject(Box::new(refusal.into_response(request)))
 }
 
 /// No bucket applies: the request passes untouched.
@@ -718,7 +715,7 @@ where
             Verdict::Admit(Some(headers)) => {
                 ResponseFuture::inner_headers(self.inner.call(request), headers)
             }
-            Verdict::Reject(response) => ResponseFuture::reject(response),
+            Verdict::Reject(response) => ResponseFuture::answered(response),
         }
     }
 }

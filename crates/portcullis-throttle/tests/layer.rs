@@ -15,8 +15,8 @@ use http_body_util::Full;
 use portcullis_core::client_ip::{ClientIpResolver, PeerAddr};
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_throttle::{
-    Answer, BucketCheck, InMemoryThrottleStore, KeyBy, OnStoreError, Outcome, RateLimitHeaders,
-    ThrottleLayer, ThrottleStore, ThrottleStoreError,
+    Answer, BucketCheck, InMemoryThrottleStore, KeyBy, Level, OnStoreError, Outcome,
+    RateLimitHeaders, ThrottleLayer, ThrottleRefusal, ThrottleStore, ThrottleStoreError,
 };
 use tower::ServiceExt;
 
@@ -36,6 +36,10 @@ async fn seed_rate_1_burst_2() {
     assert_eq!(
         refused.headers()["x-amzn-errortype"],
         "TooManyRequestsException"
+    );
+    assert_eq!(
+        refused.extensions().get::<ThrottleRefusal>(),
+        Some(&ThrottleRefusal::BucketEmpty(Level::Key))
     );
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(refused.headers()["ratelimit-policy"], r#""key";q=2;w=2"#);
@@ -428,6 +432,10 @@ async fn a_failing_store_fails_open_unless_told_otherwise() {
     );
     let refused = svc.clone().oneshot(get("k", &plan)).await.unwrap();
     assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        refused.extensions().get::<ThrottleRefusal>(),
+        Some(&ThrottleRefusal::StoreFailed)
+    );
 }
 
 #[tokio::test]
