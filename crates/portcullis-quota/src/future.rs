@@ -17,8 +17,9 @@ use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 use tracing::Span;
 
-use crate::layer::OnStoreError;
-use crate::service::{Counters, RateInfo, trace_admitted, trace_refused};
+use portcullis_core::store::OnStoreError;
+
+use crate::shared::{Counters, RateInfo, trace_admitted, trace_refused};
 use crate::store::Decision;
 
 /// What the future needs to finish a decision the store makes later.

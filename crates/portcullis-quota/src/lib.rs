@@ -108,16 +108,19 @@
 
 pub mod admin;
 pub mod calendar;
+mod check;
 pub mod conformance;
 mod future;
 mod layer;
 mod service;
+mod shared;
 pub mod store;
 pub mod usage;
 
 pub use calendar::{Calendar, Window};
+pub use check::QuotaCheck;
 pub use future::ResponseFuture;
 pub use layer::{ConfigWeekday, OnStoreError, QuotaConfig, QuotaLayer};
-pub use service::{Quota, QuotaCheck, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use service::{Quota, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 pub use store::{InMemoryQuotaStore, QuotaStore, UsageUpdate};
 pub use usage::{Usage, UsageApi, UsageError};

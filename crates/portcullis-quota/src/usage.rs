@@ -42,8 +42,9 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
 use crate::calendar::Calendar;
-use crate::layer::{OnStoreError, Shared};
-use crate::service::Counters;
+use portcullis_core::store::OnStoreError;
+
+use crate::shared::{Counters, Shared};
 use crate::store::{DayUsage, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate};
 
 /// The longest date range one GetUsage call may span, in days (a bound on
