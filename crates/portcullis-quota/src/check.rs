@@ -7,11 +7,12 @@ use std::sync::Arc;
 use http::{HeaderMap, Request, Response};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::ratelimit::{RateLimitHeaders, RateLimitInfo};
+use portcullis_core::refusal::Refusal;
 use portcullis_core::store::OnStoreError;
-use portcullis_core::{GatewayResponse, GatewayResponseType};
 use tracing::Span;
 
 use crate::layer::QuotaLayer;
+use crate::refusal::QuotaRefusal;
 use crate::shared::{
     Counters, RateInfo, record_key, trace_admitted, trace_pass, trace_refused, window_seconds,
 };
@@ -133,10 +134,9 @@ impl QuotaCheck {
                 );
                 match self.on_error {
                     OnStoreError::Allow => Ok(None),
-                    OnStoreError::Refuse => Err(Box::new(
-                        GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
-                            .into_response(request),
-                    )),
+                    OnStoreError::Refuse => {
+                        Err(Box::new(QuotaRefusal::StoreFailed.into_response(request)))
+                    }
                 }
             }
         }

@@ -8,12 +8,13 @@ use std::time::Instant;
 use http::{Request, Response};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::ratelimit::RateLimitHeaders;
+use portcullis_core::refusal::Refusal;
 use portcullis_core::store::OnStoreError;
-use portcullis_core::{GatewayResponse, GatewayResponseType};
 use tower_service::Service;
 use tracing::Span;
 
 use crate::future::{PendingMeta, ResponseFuture};
+use crate::refusal::QuotaRefusal;
 use crate::shared::{
     RateInfo, Shared, record_key, trace_admitted, trace_pass, trace_refused, window_seconds,
 };
@@ -50,20 +51,7 @@ impl<S, St> Quota<S, St> {
         Self { inner, shared }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 /// What `call` decided before touching the inner service.
@@ -106,11 +94,10 @@ where
         match step {
             Step::Pass => ResponseFuture::inner(self.inner.call(request), None),
             Step::Admit(info) => ResponseFuture::inner(self.inner.call(request), info),
-            Step::Reject(info) => ResponseFuture::reject(info.refusal(&request)),
-            Step::Fail => ResponseFuture::reject(
-                GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
-                    .into_response(&request),
-            ),
+            Step::Reject(info) => ResponseFuture::answered(info.refusal(&request)),
+            Step::Fail => {
+                ResponseFuture::answered(QuotaRefusal::StoreFailed.into_response(&request))
+            }
             Step::Await(future, pending) => {
                 // Keep the service that was polled ready; leave a clone in
                 // its place (tower's advice on cloning inner services).

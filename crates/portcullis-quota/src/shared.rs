@@ -14,13 +14,15 @@ use http::{HeaderMap, Request, Response};
 use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::QuotaPeriod;
 use portcullis_core::ratelimit::{RateLimitHeaders, RateLimitInfo, RateLimitPolicy};
+use portcullis_core::refusal::Refusal;
 use portcullis_core::store::OnStoreError;
 use portcullis_core::trace;
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
+use portcullis_core::{GatewayResponseType, ResponseBody};
 use time::OffsetDateTime;
 use tracing::Span;
 
 use crate::calendar::{Calendar, Window};
+use crate::refusal::QuotaRefusal;
 
 /// The shared state and settings of a [`QuotaLayer`](crate::QuotaLayer),
 /// its services and its [`UsageApi`](crate::UsageApi).
@@ -128,9 +130,15 @@ impl RateInfo {
         let mut map = HeaderMap::new();
         info.write(self.style, &mut map);
         map.insert(RETRY_AFTER, HeaderValue::from(self.reset_seconds));
-        let mut response = GatewayResponse::new(GatewayResponseType::QuotaExceeded)
+        // `Refusal::into_response`, with the headers given to the gateway
+        // response before it renders (so a configured override of one of
+        // them still wins, as it does for every gateway response).
+        let refusal = QuotaRefusal::Exceeded;
+        let mut response = refusal
+            .gateway_response()
             .with_headers(map)
             .into_response(request);
+        response.extensions_mut().insert(refusal);
         response.extensions_mut().insert(info);
         response
     }
@@ -265,8 +273,7 @@ pub(crate) fn trace_refused(
     limit: u64,
     reset_seconds: u64,
 ) {
-    let decision =
-        trace::Decision::refused(GatewayResponseType::QuotaExceeded).with_detail("quota_exhausted");
+    let decision = QuotaRefusal::Exceeded.decision();
     decision.record(span);
     tracing::info!(
         layer = "quota",
