@@ -12,8 +12,8 @@ use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use tower_service::Service;
 
+use crate::decision::{Decider, Verdict};
 use crate::headers::SuccessHeaders;
-use crate::service::{Decider, Verdict};
 use crate::store::{Outcome, ThrottleStoreError};
 
 pin_project! {

@@ -149,7 +149,9 @@
 //! keeps behind its unstable raw API. Run-time overrides sit in an
 //! `arc-swap`, read without a lock on every request.
 
+mod checks;
 mod clock;
+mod decision;
 mod future;
 pub mod gcra;
 mod headers;
@@ -157,9 +159,11 @@ mod key;
 mod layer;
 mod memory;
 mod refusal;
+mod route;
 mod service;
 pub mod store;
 
+pub use checks::ThrottleChecks;
 pub use clock::MonotonicClock;
 pub use future::ResponseFuture;
 pub use gcra::{Gcra, GcraDecision};
@@ -169,7 +173,7 @@ pub use layer::{ThrottleHandle, ThrottleLayer, aws_account_default};
 pub use memory::{InMemoryThrottleStore, MAX_CHECKS};
 pub use portcullis_core::store::OnStoreError;
 pub use refusal::ThrottleRefusal;
-pub use service::{Throttle, ThrottleChecks};
+pub use service::Throttle;
 pub use store::{
     Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome, StageId,
     ThrottleStore, ThrottleStoreError,
