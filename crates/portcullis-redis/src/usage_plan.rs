@@ -43,7 +43,7 @@ use crate::{TimeSource, record_call};
 /// # async fn run() -> Result<(), redis::RedisError> {
 /// let config = RedisConfig::single("redis://127.0.0.1:6379");
 /// let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod")
-///     .store(RedisThrottleStore::connect(&config).await?);
+///     .with_store(RedisThrottleStore::connect(&config).await?);
 /// let quota = QuotaLayer::with_store(RedisQuotaStore::connect(&config).await?);
 /// let usage_plan = RedisUsagePlanLayer::new(throttle, quota);
 /// # let _ = usage_plan;
