@@ -10,27 +10,10 @@ use time::OffsetDateTime;
 use crate::key::{ApiKeyRecord, ApiKeyValue, KeyDigest, check_one_plan_per_stage};
 use crate::layer::ApiKeySource;
 
-/// A configuration that failed to load or to validate. The message starts
-/// with the path of the bad field, such as `api_keys[2].usage_plans[0]`; it
-/// never quotes a key value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {problem}")]
-#[non_exhaustive]
-pub struct ConfigError {
-    /// The path of the bad field.
-    pub path: String,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(path: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            problem: problem.into(),
-        }
-    }
-}
+// The configuration error of every crate: its path names the bad field,
+// such as `api_keys[2].usage_plans[0]`; this crate never quotes a key value
+// in its message.
+pub use portcullis_core::config::ConfigError;
 
 /// One API key in a configuration file.
 ///

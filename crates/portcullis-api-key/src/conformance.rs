@@ -17,7 +17,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::key::{ApiKeyRecord, KeyDigest};
-use crate::store::{ApiKeyStore, LookupResult, StoreError};
+use crate::store::{ApiKeyLookupResult, ApiKeyStore, ApiKeyStoreError};
 
 /// A check of the suite that failed, with what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +32,11 @@ fn check(ok: bool, what: &str) -> Result<(), ConformanceFailure> {
     }
 }
 
-fn store_ok<T>(result: Result<T, StoreError>, what: &str) -> Result<T, ConformanceFailure> {
+fn store_ok<T>(result: Result<T, ApiKeyStoreError>, what: &str) -> Result<T, ConformanceFailure> {
     result.map_err(|e| ConformanceFailure(format!("{what}: {e}")))
 }
 
-fn id_of(found: &LookupResult) -> Option<String> {
+fn id_of(found: &ApiKeyLookupResult) -> Option<String> {
     match found {
         Ok(Some(record)) => Some(record.id().to_owned()),
         _ => None,
@@ -95,7 +95,7 @@ pub async fn run<St: ApiKeyStore>(store: &St) -> Result<(), ConformanceFailure> 
 
     let duplicate = store.put(record("conformance-b", 1)).await;
     check(
-        matches!(duplicate, Err(StoreError::DuplicateValue { .. })),
+        matches!(duplicate, Err(ApiKeyStoreError::DuplicateValue { .. })),
         "a second key with the same digest is refused with DuplicateValue",
     )?;
     check(

@@ -16,6 +16,7 @@ use tracing::Span;
 use crate::key::KeyDigest;
 use crate::layer::{Shared, record_accept, record_refusal};
 use crate::store::ApiKeyStore;
+use portcullis_core::refusal::Refusal as _;
 
 pin_project! {
     /// The future of [`ApiKey`](crate::ApiKey).
@@ -60,7 +61,7 @@ where
     S: Service<Request<ReqBody>>,
     St: ApiKeyStore,
 {
-    pub(crate) fn call(future: S::Future) -> Self {
+    pub(crate) fn inner(future: S::Future) -> Self {
         Self {
             kind: Kind::Decided {
                 future: Decided::inner(future),
@@ -68,7 +69,7 @@ where
         }
     }
 
-    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+    pub(crate) fn answered(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             kind: Kind::Decided {
                 future: Decided::answered(response),
@@ -143,7 +144,7 @@ where
                         }
                         Err(refusal) => {
                             record_refusal(refusal, span);
-                            Decided::answered(refusal.response().into_response(&request))
+                            Decided::answered(refusal.into_response(&request))
                         }
                     }
                 }

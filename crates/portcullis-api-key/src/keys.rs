@@ -14,7 +14,7 @@ use crate::key::{
     random_alphanumeric,
 };
 use crate::layer::ApiKeyLayer;
-use crate::store::{ApiKeyStore, InMemoryApiKeyStore, StoreError};
+use crate::store::{ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};
 
 /// Why a key operation failed. No variant carries a key value.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum ApiKeyError {
     Generate(#[from] GenerateError),
     /// The store failed, or refused the write.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] ApiKeyStoreError),
 }
 
 /// A key to create with [`ApiKeys::create`]. Without a value, one is generated
@@ -483,7 +483,7 @@ impl<St: ApiKeyStore> ApiKeys<St> {
     ///
     /// # Errors
     ///
-    /// [`ApiKeyError::NotFound`]; [`StoreError::DuplicateValue`] when another
+    /// [`ApiKeyError::NotFound`]; [`ApiKeyStoreError::DuplicateValue`] when another
     /// key has the value; store failures.
     pub async fn rotate_to(
         &self,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
 use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
+use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision, REFUSED};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::config::ApiKeyLayerConfig;
 use crate::future::ResponseFuture;
 use crate::key::ApiKeyRecord;
 use crate::key::{KeyDigest, validate_key_value};
-use crate::store::{ApiKeyStore, InMemoryApiKeyStore, StoreError};
+use crate::store::{ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};
 
 /// The header API Gateway reads keys from: `x-api-key`.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -39,10 +40,10 @@ pub enum ApiKeySource {
 }
 
 /// Why the layer refused a request. Every refusal is API Gateway's
-/// INVALID_API_KEY (403 `Forbidden`), except [`Refusal::StoreFailed`].
+/// INVALID_API_KEY (403 `Forbidden`), except [`ApiKeyRefusal::StoreFailed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Refusal {
+pub enum ApiKeyRefusal {
     /// No key: no header, an empty one, or no `UsageIdentifierKey`.
     Missing,
     /// A key that cannot be valid: not 20 to 128 alphanumeric characters, or
@@ -62,36 +63,34 @@ pub enum Refusal {
     StoreFailed,
 }
 
-impl Refusal {
-    /// A short name for logs and metrics.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Missing => "missing",
-            Refusal::Malformed => "malformed",
-            Refusal::Unknown => "unknown",
-            Refusal::Disabled => "disabled",
-            Refusal::NoUsagePlan => "no_usage_plan",
-            Refusal::StoreFailed => "store_failed",
-        }
-    }
-
-    /// The gateway response the layer answers with.
-    pub fn response(self) -> GatewayResponse {
-        GatewayResponse::new(self.kind())
-    }
-
+impl ApiKeyRefusal {
     /// The type of the gateway response the layer answers with.
     fn kind(self) -> GatewayResponseType {
         match self {
-            Refusal::StoreFailed => GatewayResponseType::ApiConfigurationError,
+            ApiKeyRefusal::StoreFailed => GatewayResponseType::ApiConfigurationError,
             _ => GatewayResponseType::InvalidApiKey,
         }
     }
+}
 
-    /// The decision, as the layer's span and events record it.
-    fn decision(self) -> Decision {
-        Decision::refused(self.kind()).with_detail(self.as_str())
+impl Refusal for ApiKeyRefusal {
+    /// API Gateway's INVALID_API_KEY (403), or API_CONFIGURATION_ERROR (500)
+    /// when the store failed.
+    fn gateway_response(&self) -> GatewayResponse {
+        GatewayResponse::new(self.kind())
+    }
+
+    /// A short name for logs and metrics (`missing`, `malformed`, `unknown`,
+    /// `disabled`, `no_usage_plan`, `store_failed`).
+    fn detail(&self) -> &'static str {
+        match self {
+            ApiKeyRefusal::Missing => "missing",
+            ApiKeyRefusal::Malformed => "malformed",
+            ApiKeyRefusal::Unknown => "unknown",
+            ApiKeyRefusal::Disabled => "disabled",
+            ApiKeyRefusal::NoUsagePlan => "no_usage_plan",
+            ApiKeyRefusal::StoreFailed => "store_failed",
+        }
     }
 }
 
@@ -120,27 +119,27 @@ impl<St> Shared<St> {
     }
 
     /// The digest of the key the request presents, after the cheap checks.
-    fn presented<B>(&self, request: &Request<B>) -> Result<KeyDigest, Refusal> {
+    fn presented<B>(&self, request: &Request<B>) -> Result<KeyDigest, ApiKeyRefusal> {
         let bytes = match self.source {
             ApiKeySource::Header => {
                 let mut values = request.headers().get_all(&self.header).iter();
-                let value = values.next().ok_or(Refusal::Missing)?;
+                let value = values.next().ok_or(ApiKeyRefusal::Missing)?;
                 if values.next().is_some() {
-                    return Err(Refusal::Malformed);
+                    return Err(ApiKeyRefusal::Malformed);
                 }
                 value.as_bytes()
             }
             ApiKeySource::Authorizer => request
                 .extensions()
                 .get::<UsageIdentifierKey>()
-                .ok_or(Refusal::Missing)?
+                .ok_or(ApiKeyRefusal::Missing)?
                 .expose()
                 .as_bytes(),
         };
         if bytes.is_empty() {
-            return Err(Refusal::Missing);
+            return Err(ApiKeyRefusal::Missing);
         }
-        validate_key_value(bytes).map_err(|_| Refusal::Malformed)?;
+        validate_key_value(bytes).map_err(|_| ApiKeyRefusal::Malformed)?;
         Ok(KeyDigest::of(bytes))
     }
 
@@ -148,26 +147,26 @@ impl<St> Shared<St> {
     pub(crate) fn decide(
         &self,
         digest: &KeyDigest,
-        found: Result<Option<&ApiKeyRecord>, StoreError>,
+        found: Result<Option<&ApiKeyRecord>, ApiKeyStoreError>,
         span: &Span,
-    ) -> Result<ApiKeyContext, Refusal> {
+    ) -> Result<ApiKeyContext, ApiKeyRefusal> {
         let record = match found {
             Ok(Some(record)) => record,
-            Ok(None) => return Err(Refusal::Unknown),
+            Ok(None) => return Err(ApiKeyRefusal::Unknown),
             Err(error) => {
-                tracing::warn!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::ApiConfigurationError.as_str(), detail = Refusal::StoreFailed.as_str(), %error, "API key store failed");
-                return Err(Refusal::StoreFailed);
+                tracing::warn!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::ApiConfigurationError.as_str(), detail = ApiKeyRefusal::StoreFailed.detail(), %error, "API key store failed");
+                return Err(ApiKeyRefusal::StoreFailed);
             }
         };
         // The map matched on the digest already; compare again in constant
         // time so that a store answering the wrong record cannot let a key in.
         if !bool::from(record.digest.ct_eq(digest)) {
-            return Err(Refusal::Unknown);
+            return Err(ApiKeyRefusal::Unknown);
         }
         if !record.enabled {
             trace::record_key_id(span, &record.id);
-            tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = Refusal::Disabled.as_str(), key_id = %record.id, "API key refused");
-            return Err(Refusal::Disabled);
+            tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = ApiKeyRefusal::Disabled.detail(), key_id = %record.id, "API key refused");
+            return Err(ApiKeyRefusal::Disabled);
         }
         let mut context = ApiKeyContext::new(record.id.clone());
         if let Some(name) = &record.name {
@@ -180,8 +179,8 @@ impl<St> Shared<St> {
             Some(plan) => context = context.with_usage_plan(plan.clone()),
             None if self.usage_plan_required => {
                 trace::record_key_id(span, &record.id);
-                tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = Refusal::NoUsagePlan.as_str(), key_id = %record.id, "API key refused");
-                return Err(Refusal::NoUsagePlan);
+                tracing::debug!(layer = "api_key", outcome = REFUSED, reason = GatewayResponseType::InvalidApiKey.as_str(), detail = ApiKeyRefusal::NoUsagePlan.detail(), key_id = %record.id, "API key refused");
+                return Err(ApiKeyRefusal::NoUsagePlan);
             }
             None => {}
         }
@@ -207,40 +206,40 @@ fn record_seconds(start: Instant) {
         .record(start.elapsed().as_secs_f64());
 }
 
-pub(crate) fn record_refusal(refusal: Refusal, span: &Span) {
+pub(crate) fn record_refusal(refusal: ApiKeyRefusal, span: &Span) {
     let decision = refusal.decision();
     decision.record(span);
     // Literal labels on every arm: the metric key is static and costs no
     // allocation.
     match refusal {
-        Refusal::Missing => {
+        ApiKeyRefusal::Missing => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
-        Refusal::Malformed => {
+        ApiKeyRefusal::Malformed => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
-        Refusal::Unknown => {
+        ApiKeyRefusal::Unknown => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
-        Refusal::Disabled => {
+        ApiKeyRefusal::Disabled => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
-        Refusal::NoUsagePlan => {
+        ApiKeyRefusal::NoUsagePlan => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "INVALID_API_KEY").increment(1);
         }
-        Refusal::StoreFailed => {
+        ApiKeyRefusal::StoreFailed => {
             metrics::counter!("portcullis_api_key_decisions_total", "outcome" => "refused", "reason" => "API_CONFIGURATION_ERROR").increment(1);
         }
     }
     if !matches!(
         refusal,
-        Refusal::Disabled | Refusal::NoUsagePlan | Refusal::StoreFailed
+        ApiKeyRefusal::Disabled | ApiKeyRefusal::NoUsagePlan | ApiKeyRefusal::StoreFailed
     ) {
         tracing::debug!(
             layer = "api_key",
             outcome = decision.outcome().as_str(),
             reason = decision.reason(),
-            detail = refusal.as_str(),
+            detail = refusal.detail(),
             "API key refused"
         );
     }
@@ -312,7 +311,7 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
 
     /// Whether a key must be in a usage plan for the layer's stage (default
     /// `true`, as API Gateway: a key in no plan for the stage gets
-    /// [`Refusal::NoUsagePlan`], 403 `Forbidden`). Turn it off to use API keys
+    /// [`ApiKeyRefusal::NoUsagePlan`], 403 `Forbidden`). Turn it off to use API keys
     /// as plain credentials with no usage plans, as AppSync's keys are.
     pub fn require_usage_plan(self, required: bool) -> Self {
         Self {
@@ -333,7 +332,7 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
     pub fn authenticate_now<B>(
         &self,
         request: &Request<B>,
-    ) -> Option<Result<ApiKeyContext, Refusal>> {
+    ) -> Option<Result<ApiKeyContext, ApiKeyRefusal>> {
         let span = portcullis_core::layer_span!("api_key");
         let _entered = span.enter();
         let outcome = match self.shared.presented(request) {
@@ -393,20 +392,7 @@ impl<S, St: ApiKeyStore> ApiKey<S, St> {
 }
 
 impl<S, St> ApiKey<S, St> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    portcullis_core::inner_service_accessors!();
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKey<S, St>
@@ -432,7 +418,7 @@ where
             Err(refusal) => {
                 record_refusal(refusal, &span);
                 record_seconds(start);
-                return ResponseFuture::reject(refusal.response().into_response(&request));
+                return ResponseFuture::answered(refusal.into_response(&request));
             }
         };
         match shared
@@ -445,12 +431,12 @@ where
                 request.extensions_mut().insert(context);
                 // The span covers the decision, not the inner service.
                 drop(entered);
-                ResponseFuture::call(self.inner.call(request))
+                ResponseFuture::inner(self.inner.call(request))
             }
             Some(Err(refusal)) => {
                 record_refusal(refusal, &span);
                 record_seconds(start);
-                ResponseFuture::reject(refusal.response().into_response(&request))
+                ResponseFuture::answered(refusal.into_response(&request))
             }
             None => {
                 drop(entered);

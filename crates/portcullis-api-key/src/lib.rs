@@ -15,5 +15,5 @@ pub use key::{
     KeyDigest, MAX_KEY_LEN, MIN_KEY_LEN, PlanConflict, validate_key_value,
 };
 pub use keys::{ApiKeyError, ApiKeys, CreatedApiKey, NewApiKey};
-pub use layer::{ApiKey, ApiKeyLayer, ApiKeySource, Refusal, X_API_KEY};
-pub use store::{ApiKeyStore, InMemoryApiKeyStore, LookupResult, StoreError};
+pub use layer::{ApiKey, ApiKeyLayer, ApiKeyRefusal, ApiKeySource, X_API_KEY};
+pub use store::{ApiKeyLookupResult, ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};

@@ -12,12 +12,12 @@ use portcullis_core::hash::BuildPrehashed;
 
 /// What a lookup answers: the record, `None` for an unknown key, or the
 /// store's failure.
-pub type LookupResult = Result<Option<Arc<ApiKeyRecord>>, StoreError>;
+pub type ApiKeyLookupResult = Result<Option<Arc<ApiKeyRecord>>, ApiKeyStoreError>;
 
 /// Why a store operation failed. No variant carries a key value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub enum ApiKeyStoreError {
     /// Another key already has this value.
     #[error("key `{id}` cannot take this value: key `{holder}` already has it")]
     DuplicateValue {
@@ -41,8 +41,8 @@ pub enum StoreError {
 /// Writes replace whole records; [`ApiKeys`](crate::ApiKeys) builds them.
 pub trait ApiKeyStore: Send + Sync + 'static {
     /// The future of [`lookup`](Self::lookup). A store without a nameable
-    /// future may use `Pin<Box<dyn Future<Output = LookupResult> + Send>>`.
-    type Lookup: Future<Output = LookupResult> + Send + 'static;
+    /// future may use `Pin<Box<dyn Future<Output = ApiKeyLookupResult> + Send>>`.
+    type Lookup: Future<Output = ApiKeyLookupResult> + Send + 'static;
 
     /// The record whose value has this digest.
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup;
@@ -52,27 +52,37 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// reference count is touched on the hot path) and its answer is
     /// returned. `None` when the store must go through
     /// [`lookup`](Self::lookup); the default is `None`.
+    ///
+    /// This is the store's fast path, and it is a borrowing closure rather
+    /// than core's [`Answer`](portcullis_core::store::Answer) on purpose: an
+    /// `Answer` would have to hand the record out by value, an
+    /// `Arc<ApiKeyRecord>` clone and drop (two atomic operations on a cache
+    /// line every request for that key shares) that the closure avoids.
     fn lookup_now<R>(
         &self,
         digest: &KeyDigest,
-        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, StoreError>) -> R,
+        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, ApiKeyStoreError>) -> R,
     ) -> Option<R> {
         let _ = (digest, decide);
         None
     }
 
     /// The record with this id.
-    fn get(&self, id: &str) -> impl Future<Output = LookupResult> + Send;
+    fn get(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send;
 
     /// Every record, in no particular order.
-    fn list(&self) -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, StoreError>> + Send;
+    fn list(&self)
+    -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, ApiKeyStoreError>> + Send;
 
     /// Inserts the record, or replaces the record with the same id (whose old
     /// digest then stops matching: this is how a rotation takes effect).
     ///
-    /// Fails with [`StoreError::DuplicateValue`] when another key has the
+    /// Fails with [`ApiKeyStoreError::DuplicateValue`] when another key has the
     /// same digest.
-    fn put(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put(
+        &self,
+        record: ApiKeyRecord,
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send;
 
     /// [`put`](Self::put) for many records at once, all or none. The
     /// in-memory store makes this one write, where `put` in a loop would copy
@@ -80,10 +90,10 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     fn put_many(
         &self,
         records: Vec<ApiKeyRecord>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send;
 
     /// Removes the record with this id, and answers it.
-    fn delete(&self, id: &str) -> impl Future<Output = LookupResult> + Send;
+    fn delete(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send;
 }
 
 #[derive(Default)]
@@ -93,11 +103,11 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn insert(&mut self, record: ApiKeyRecord) -> Result<(), StoreError> {
+    fn insert(&mut self, record: ApiKeyRecord) -> Result<(), ApiKeyStoreError> {
         if let Some(holder) = self.by_digest.get(&DigestKey::from(&record.digest))
             && holder.id != record.id
         {
-            return Err(StoreError::DuplicateValue {
+            return Err(ApiKeyStoreError::DuplicateValue {
                 id: record.id.to_string(),
                 holder: holder.id.to_string(),
             });
@@ -155,10 +165,10 @@ impl InMemoryApiKeyStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::DuplicateValue`] when two records share a digest.
+    /// [`ApiKeyStoreError::DuplicateValue`] when two records share a digest.
     pub fn from_records(
         records: impl IntoIterator<Item = ApiKeyRecord>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, ApiKeyStoreError> {
         let mut snapshot = Snapshot::default();
         for record in records {
             snapshot.insert(record)?;
@@ -199,8 +209,8 @@ impl InMemoryApiKeyStore {
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut Snapshot) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&mut Snapshot) -> Result<T, ApiKeyStoreError>,
+    ) -> Result<T, ApiKeyStoreError> {
         // A panic while holding the lock leaves no half-written state behind
         // (the snapshot is swapped whole), so a poisoned lock is safe to reuse.
         let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,8 +224,8 @@ impl InMemoryApiKeyStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::DuplicateValue`] when another key has the same digest.
-    pub fn put_now(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
+    /// [`ApiKeyStoreError::DuplicateValue`] when another key has the same digest.
+    pub fn put_now(&self, record: ApiKeyRecord) -> Result<(), ApiKeyStoreError> {
         self.write(|s| s.insert(record))
     }
 
@@ -223,9 +233,9 @@ impl InMemoryApiKeyStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::DuplicateValue`] when two keys would share a digest; then
+    /// [`ApiKeyStoreError::DuplicateValue`] when two keys would share a digest; then
     /// nothing is written.
-    pub fn put_many_now(&self, records: Vec<ApiKeyRecord>) -> Result<(), StoreError> {
+    pub fn put_many_now(&self, records: Vec<ApiKeyRecord>) -> Result<(), ApiKeyStoreError> {
         self.write(|s| records.into_iter().try_for_each(|r| s.insert(r)))
     }
 
@@ -260,7 +270,7 @@ impl fmt::Debug for InMemoryApiKeyStore {
 }
 
 impl ApiKeyStore for InMemoryApiKeyStore {
-    type Lookup = Ready<LookupResult>;
+    type Lookup = Ready<ApiKeyLookupResult>;
 
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
         ready(Ok(self.find(digest)))
@@ -269,33 +279,38 @@ impl ApiKeyStore for InMemoryApiKeyStore {
     fn lookup_now<R>(
         &self,
         digest: &KeyDigest,
-        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, StoreError>) -> R,
+        decide: impl FnOnce(Result<Option<&ApiKeyRecord>, ApiKeyStoreError>) -> R,
     ) -> Option<R> {
         let snapshot = self.snapshot.load();
         let found = snapshot.by_digest.get(&DigestKey::from(digest));
         Some(decide(Ok(found.map(|record| &**record))))
     }
 
-    fn get(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn get(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         ready(Ok(self.find_by_id(id)))
     }
 
-    fn list(&self) -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, StoreError>> + Send {
+    fn list(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, ApiKeyStoreError>> + Send {
         ready(Ok(self.snapshot.load().by_id.values().cloned().collect()))
     }
 
-    fn put(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn put(
+        &self,
+        record: ApiKeyRecord,
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send {
         ready(self.put_now(record))
     }
 
     fn put_many(
         &self,
         records: Vec<ApiKeyRecord>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send {
         ready(self.put_many_now(records))
     }
 
-    fn delete(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn delete(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         ready(Ok(self.delete_now(id)))
     }
 }

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use common::*;
 use http::{HeaderName, Request, Response, StatusCode};
 use portcullis_api_key::{
-    ApiKeyLayer, ApiKeyRecord, ApiKeySource, ApiKeyStore, ApiKeyValue, ApiKeys,
-    InMemoryApiKeyStore, KeyDigest, LookupResult, NewApiKey, Refusal, StoreError,
+    ApiKeyLayer, ApiKeyLookupResult, ApiKeyRecord, ApiKeyRefusal, ApiKeySource, ApiKeyStore,
+    ApiKeyStoreError, ApiKeyValue, ApiKeys, InMemoryApiKeyStore, KeyDigest, NewApiKey,
 };
 use portcullis_core::context::UsageIdentifierKey;
 use tower::{ServiceBuilder, ServiceExt};
@@ -69,7 +69,7 @@ async fn a_key_in_no_usage_plan_for_the_stage_is_refused_as_api_gateway_does() {
         .layer(API_ID, STAGE)
         .authenticate_now(&with_key(loose.expose()))
         .expect("the in-memory store answers at once");
-    assert_eq!(decided.unwrap_err(), Refusal::NoUsagePlan);
+    assert_eq!(decided.unwrap_err(), ApiKeyRefusal::NoUsagePlan);
 
     // ...until the layer is told keys need no plan, as AppSync's keys.
     let plain = keys.layer(API_ID, STAGE).require_usage_plan(false);
@@ -325,11 +325,14 @@ async fn authenticate_now_gives_the_reason() {
     assert_eq!(ctx.key_id(), "k1");
     assert_eq!(ctx.usage_plan().unwrap().id(), "basic");
     let reason = |r: Request<String>| layer.authenticate_now(&r).unwrap().unwrap_err();
-    assert_eq!(reason(Request::new(String::new())), Refusal::Missing);
-    assert_eq!(reason(with_key("short")), Refusal::Malformed);
-    assert_eq!(reason(with_key("UnknownUnknownUnknown0")), Refusal::Unknown);
+    assert_eq!(reason(Request::new(String::new())), ApiKeyRefusal::Missing);
+    assert_eq!(reason(with_key("short")), ApiKeyRefusal::Malformed);
+    assert_eq!(
+        reason(with_key("UnknownUnknownUnknown0")),
+        ApiKeyRefusal::Unknown
+    );
     keys.disable("k1").await.unwrap();
-    assert_eq!(reason(with_key(value.expose())), Refusal::Disabled);
+    assert_eq!(reason(with_key(value.expose())), ApiKeyRefusal::Disabled);
 }
 
 #[tokio::test]
@@ -471,37 +474,42 @@ impl<T: Unpin> Future for YieldOnce<T> {
 }
 
 impl ApiKeyStore for SlowStore {
-    type Lookup = YieldOnce<LookupResult>;
+    type Lookup = YieldOnce<ApiKeyLookupResult>;
 
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
         let answer = if self.fail {
-            Err(StoreError::Backend("connection refused".into()))
+            Err(ApiKeyStoreError::Backend("connection refused".into()))
         } else {
             Ok(self.inner.find(digest))
         };
         YieldOnce(Some(answer), false)
     }
 
-    fn get(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn get(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         self.inner.get(id)
     }
 
-    fn list(&self) -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, StoreError>> + Send {
+    fn list(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Arc<ApiKeyRecord>>, ApiKeyStoreError>> + Send {
         self.inner.list()
     }
 
-    fn put(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn put(
+        &self,
+        record: ApiKeyRecord,
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send {
         self.inner.put(record)
     }
 
     fn put_many(
         &self,
         records: Vec<ApiKeyRecord>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<(), ApiKeyStoreError>> + Send {
         self.inner.put_many(records)
     }
 
-    fn delete(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn delete(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         self.inner.delete(id)
     }
 }
@@ -534,6 +542,11 @@ async fn an_async_store_is_awaited_before_the_inner_service_is_called() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // The reason is in the response's extensions after an awaited lookup too.
+    assert_eq!(
+        response.extensions().get::<ApiKeyRefusal>(),
+        Some(&ApiKeyRefusal::Unknown)
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // With such a store there is no synchronous answer.
     assert!(
@@ -560,6 +573,44 @@ async fn a_failing_store_fails_closed_with_a_500() {
     assert_eq!(
         response.headers()["x-amzn-errortype"],
         "InternalServerErrorException"
+    );
+    assert_eq!(
+        response.extensions().get::<ApiKeyRefusal>(),
+        Some(&ApiKeyRefusal::StoreFailed)
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_leaves_its_reason_in_the_response_extensions() {
+    let (keys, value) = keys_with_one_key().await;
+    let service = ServiceBuilder::new()
+        .layer(keys.layer(API_ID, STAGE))
+        .service_fn(echo_context);
+    let reason = |request: Request<String>| {
+        let service = service.clone();
+        async move {
+            let response = service.oneshot(request).await.unwrap();
+            response.extensions().get::<ApiKeyRefusal>().copied()
+        }
+    };
+    assert_eq!(
+        reason(Request::new(String::new())).await,
+        Some(ApiKeyRefusal::Missing)
+    );
+    assert_eq!(
+        reason(with_key("short")).await,
+        Some(ApiKeyRefusal::Malformed)
+    );
+    assert_eq!(
+        reason(with_key("UnknownUnknownUnknown0")).await,
+        Some(ApiKeyRefusal::Unknown)
+    );
+    // An accepted key's response carries no refusal.
+    assert_eq!(reason(with_key(value.expose())).await, None);
+    keys.disable("k1").await.unwrap();
+    assert_eq!(
+        reason(with_key(value.expose())).await,
+        Some(ApiKeyRefusal::Disabled)
     );
 }
 

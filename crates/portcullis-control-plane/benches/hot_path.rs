@@ -3,7 +3,7 @@
 //!
 //! - `quota/engine_block`: one quota decision by `QuotaEngine` on a block
 //!   already reserved (the path every request takes but one per block);
-//!   `quota/quota_memory_store` is `portcullis-quota`'s `MemoryStore` doing
+//!   `quota/quota_memory_store` is `portcullis-quota`'s `InMemoryQuotaStore` doing
 //!   the same decision. Target: ≤ 150 ns.
 //! - `api_key/key_cache/*`: an API key lookup through `KeyCache` (the
 //!   adapter on a control-plane store holding 10,000 keys), with and without
@@ -25,7 +25,7 @@ use portcullis_control_plane::{
 };
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
-use portcullis_quota::store::{MemoryStore as QuotaMemoryStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use time::OffsetDateTime;
 use time::macros::date;
 
@@ -70,7 +70,7 @@ fn quota(c: &mut Criterion) {
             }
         });
     });
-    let memory = QuotaMemoryStore::new();
+    let memory = InMemoryQuotaStore::new();
     group.bench_function("quota_memory_store", |b| {
         b.iter(|| {
             memory

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use portcullis_api_key::{
-    ApiKeyRecord, ApiKeyStore, InMemoryApiKeyStore, KeyDigest, LookupResult,
-    StoreError as KeyStoreError,
+    ApiKeyLookupResult, ApiKeyRecord, ApiKeyStore, ApiKeyStoreError as KeyStoreError,
+    InMemoryApiKeyStore, KeyDigest,
 };
 use portcullis_core::plan::UsagePlan;
 
@@ -261,7 +261,7 @@ impl<S: ControlPlaneStore> KeyCache<S> {
 }
 
 impl<S: ControlPlaneStore> ApiKeyStore for KeyCache<S> {
-    type Lookup = Ready<LookupResult>;
+    type Lookup = Ready<ApiKeyLookupResult>;
 
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
         ready(Ok(self.snapshot.load().find(digest)))
@@ -276,7 +276,7 @@ impl<S: ControlPlaneStore> ApiKeyStore for KeyCache<S> {
         self.snapshot.load().lookup_now(digest, decide)
     }
 
-    fn get(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn get(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         ready(Ok(self.snapshot.load().find_by_id(id)))
     }
 
@@ -322,7 +322,7 @@ impl<S: ControlPlaneStore> ApiKeyStore for KeyCache<S> {
         }
     }
 
-    fn delete(&self, id: &str) -> impl Future<Output = LookupResult> + Send {
+    fn delete(&self, id: &str) -> impl Future<Output = ApiKeyLookupResult> + Send {
         let id = id.to_owned();
         async move {
             let old = self.snapshot.load().find_by_id(&id);

@@ -8,7 +8,7 @@
 //! `mem --stores throttle`, `quota`, `both` and `facade` one after the other:
 //!
 //! - `throttle`: `ThrottleLayer` with its in-memory store;
-//! - `quota`: `QuotaLayer` with portcullis-quota's `MemoryStore`;
+//! - `quota`: `QuotaLayer` with portcullis-quota's `InMemoryQuotaStore`;
 //! - `both`: the two layers stacked, each with its in-memory store;
 //! - `facade`: the layers the facade builds from `[store] kind = "memory"`
 //!   (the throttle's in-memory store, and the quota through the control
@@ -28,8 +28,8 @@ use http::{Request, Response, StatusCode};
 use portcullis::config::Config;
 use portcullis::control_plane::EngineConfig;
 use portcullis::quota::QuotaLayer;
-use portcullis::quota::store::MemoryStore;
-use portcullis::throttle::{InMemoryStore, ThrottleLayer};
+use portcullis::quota::store::InMemoryQuotaStore;
+use portcullis::throttle::{InMemoryThrottleStore, ThrottleLayer};
 use portcullis::{Gateway, GatewayThrottleStore};
 use portcullis_core::clock::{Clock, ManualClock, SharedClock};
 use portcullis_core::context::ApiKeyContext;
@@ -79,7 +79,7 @@ pub(crate) fn resident_bytes() -> Option<u64> {
 
 /// The facade's in-process throttle buckets (the `memory` store this
 /// measurement builds).
-fn memory_buckets(store: &GatewayThrottleStore) -> Result<&InMemoryStore, Error> {
+fn memory_buckets(store: &GatewayThrottleStore) -> Result<&InMemoryThrottleStore, Error> {
     match store {
         GatewayThrottleStore::Memory(buckets) => Ok(buckets),
         #[allow(unreachable_patterns)]
@@ -103,12 +103,12 @@ fn ok(_: Request<String>) -> std::future::Ready<Result<Response<String>, Infalli
 /// What a variant measures: how many entries each store holds, and how to
 /// drop what is idle at the clock's time.
 struct Probe {
-    throttle: Option<InMemoryStore>,
+    throttle: Option<InMemoryThrottleStore>,
     quota: Option<QuotaCounters>,
 }
 
 enum QuotaCounters {
-    Memory(MemoryStore),
+    Memory(InMemoryQuotaStore),
     Facade(portcullis::GatewayQuotaStore),
 }
 
@@ -172,7 +172,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
         Stores::Throttle => {
             let service = ServiceBuilder::new().layer(throttle.clone()).service(bare);
             let probe = Probe {
-                throttle: Some(throttle.store_ref().clone()),
+                throttle: Some(throttle.store().clone()),
                 quota: None,
             };
             (drive(service, &plan, keys).await?, probe)
@@ -191,7 +191,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
                 .layer(quota.clone())
                 .service(bare);
             let probe = Probe {
-                throttle: Some(throttle.store_ref().clone()),
+                throttle: Some(throttle.store().clone()),
                 quota: Some(QuotaCounters::Memory(quota.store().as_ref().clone())),
             };
             (drive(service, &plan, keys).await?, probe)
@@ -205,7 +205,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
                 .layer(quota.clone())
                 .service(bare);
             let probe = Probe {
-                throttle: Some(memory_buckets(throttle.store_ref())?.clone()),
+                throttle: Some(memory_buckets(throttle.store())?.clone()),
                 quota: Some(QuotaCounters::Facade(quota.store().as_ref().clone())),
             };
             (drive(service, &plan, keys).await?, probe)
@@ -215,7 +215,10 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     let per_key = |bytes: u64| bytes.saturating_sub(before) as f64 / keys as f64;
     let count = |probe: &Probe| {
         (
-            probe.throttle.as_ref().map_or(0, InMemoryStore::len),
+            probe
+                .throttle
+                .as_ref()
+                .map_or(0, InMemoryThrottleStore::len),
             probe.quota.as_ref().map_or(0, QuotaCounters::tracked_keys),
         )
     };

@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use time::{Date, Duration};
 
 const KEYS: usize = 200_000;
@@ -19,7 +19,7 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-fn count(store: &MemoryStore, keys: &[String], day: Date) {
+fn count(store: &InMemoryQuotaStore, keys: &[String], day: Date) {
     let quota = QuotaSettings::new(1_000_000, QuotaPeriod::Month).expect("valid quota");
     let window = Calendar::new().window_of_date(QuotaPeriod::Month, day);
     for key in keys {
@@ -42,7 +42,7 @@ fn main() {
     let keys_n = if quick { 1_000 } else { KEYS };
     // Key ids as API Gateway makes them: 10 characters.
     let keys: Vec<String> = (0..keys_n).map(|i| format!("k{i:09}")).collect();
-    let store = MemoryStore::new();
+    let store = InMemoryQuotaStore::new();
     let first = time::macros::date!(2026 - 01 - 01);
 
     let Some(before) = resident_bytes() else {

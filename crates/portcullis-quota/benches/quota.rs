@@ -23,7 +23,7 @@ use http::{Request, Response};
 use portcullis_core::clock::{Clock, ManualClock, SystemClock};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use portcullis_quota::{Calendar, QuotaLayer};
 use portcullis_test_support::Bare;
 use tower::{Layer, Service, ServiceExt};
@@ -88,7 +88,7 @@ fn single(c: &mut Criterion) {
         }
     }
 
-    let store = MemoryStore::new();
+    let store = InMemoryQuotaStore::new();
     let calendar = Calendar::new();
     for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
         let quota = QuotaSettings::new(u64::MAX >> 20, period).expect("valid quota");

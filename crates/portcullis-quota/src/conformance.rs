@@ -5,8 +5,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use portcullis_quota::store::MemoryStore;
-//! portcullis_quota::conformance::check_store(|| async { MemoryStore::new() }).await;
+//! use portcullis_quota::store::InMemoryQuotaStore;
+//! portcullis_quota::conformance::check_store(|| async { InMemoryQuotaStore::new() }).await;
 //! # }
 //! ```
 //!

@@ -12,13 +12,16 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use portcullis_core::ResponseBody;
 use portcullis_core::ratelimit::RateLimitHeaders;
-use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use tower_service::Service;
 use tracing::Span;
 
-use crate::layer::OnStoreError;
-use crate::service::{Counters, RateInfo, trace_admitted, trace_refused};
+use portcullis_core::refusal::Refusal;
+use portcullis_core::store::OnStoreError;
+
+use crate::refusal::QuotaRefusal;
+use crate::shared::{Counters, RateInfo, trace_admitted, trace_refused};
 use crate::store::Decision;
 
 /// What the future needs to finish a decision the store makes later.
@@ -108,7 +111,7 @@ where
         }
     }
 
-    pub(crate) fn reject(response: Response<ResponseBody<ResBody>>) -> Self {
+    pub(crate) fn answered(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
             state: State::Reject {
                 response: Some(response),
@@ -219,10 +222,7 @@ where
                                 },
                                 OnStoreError::Refuse => State::Reject {
                                     response: Some(
-                                        GatewayResponse::new(
-                                            GatewayResponseType::ApiConfigurationError,
-                                        )
-                                        .into_response(&request),
+                                        QuotaRefusal::StoreFailed.into_response(&request),
                                     ),
                                 },
                             }

@@ -1,86 +1,23 @@
-//! [`QuotaLayer`]: the layer, its configuration and its shared state.
+//! [`QuotaLayer`]: the layer and its configuration (the state it shares is
+//! in `shared`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
-use portcullis_core::plan::QuotaPeriod;
 use portcullis_core::ratelimit::RateLimitHeaders;
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, Weekday};
 use tower_layer::Layer;
 
-use crate::calendar::{Calendar, Window};
-use crate::service::{Counters, Quota};
-use crate::store::{DEFAULT_RETENTION_DAYS, MemoryStore, QuotaStore};
+use crate::calendar::Calendar;
+use crate::service::Quota;
+use crate::shared::{Counters, Shared};
+use crate::store::{DEFAULT_RETENTION_DAYS, InMemoryQuotaStore, QuotaStore};
 use crate::usage::UsageApi;
 
-/// What the layer does with a request when the store fails.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStoreError {
-    /// Serve the request anyway, and log the failure (API Gateway's
-    /// behaviour when its usage-plan check fails).
-    #[default]
-    Allow,
-    /// Refuse the request with API_CONFIGURATION_ERROR (500).
-    Refuse,
-}
-
-/// The shared state and settings of a [`QuotaLayer`], its services and its
-/// [`UsageApi`].
-pub(crate) struct Shared<St> {
-    pub(crate) store: Arc<St>,
-    pub(crate) clock: SharedClock,
-    pub(crate) calendar: Calendar,
-    pub(crate) plan_starts: BTreeMap<String, OffsetDateTime>,
-    pub(crate) on_store_error: OnStoreError,
-    pub(crate) headers_on_success: bool,
-    pub(crate) headers: RateLimitHeaders,
-    pub(crate) counters: Arc<Counters>,
-}
-
-impl<St> Clone for Shared<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: Arc::clone(&self.store),
-            clock: Arc::clone(&self.clock),
-            calendar: self.calendar,
-            plan_starts: self.plan_starts.clone(),
-            on_store_error: self.on_store_error,
-            headers_on_success: self.headers_on_success,
-            headers: self.headers,
-            counters: Arc::clone(&self.counters),
-        }
-    }
-}
-
-impl<St> Shared<St> {
-    /// The initial period of `plan_id`, when a start was configured for it.
-    pub(crate) fn initial_window(&self, plan_id: &str, period: QuotaPeriod) -> Option<Window> {
-        if self.plan_starts.is_empty() {
-            return None;
-        }
-        self.plan_starts
-            .get(plan_id)
-            .map(|start| self.calendar.window(period, *start))
-    }
-}
-
-impl<St: fmt::Debug> fmt::Debug for Shared<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QuotaSettings")
-            .field("store", &self.store)
-            .field("clock", &self.clock)
-            .field("calendar", &self.calendar)
-            .field("plan_starts", &self.plan_starts)
-            .field("on_store_error", &self.on_store_error)
-            .field("headers_on_success", &self.headers_on_success)
-            .field("headers", &self.headers)
-            .finish()
-    }
-}
+pub use portcullis_core::store::OnStoreError;
 
 /// Enforces usage-plan quotas: at most `limit` requests per API key per UTC
 /// day, week or month.
@@ -96,7 +33,7 @@ impl<St: fmt::Debug> fmt::Debug for Shared<St> {
 ///
 /// [`ApiKeyContext`]: portcullis_core::context::ApiKeyContext
 #[must_use]
-pub struct QuotaLayer<St = MemoryStore> {
+pub struct QuotaLayer<St = InMemoryQuotaStore> {
     pub(crate) shared: Arc<Shared<St>>,
 }
 
@@ -116,26 +53,28 @@ impl<St: fmt::Debug> fmt::Debug for QuotaLayer<St> {
     }
 }
 
-impl Default for QuotaLayer<MemoryStore> {
+impl Default for QuotaLayer<InMemoryQuotaStore> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl QuotaLayer<MemoryStore> {
-    /// A layer counting in a new [`MemoryStore`], on the system clock, with
+impl QuotaLayer<InMemoryQuotaStore> {
+    /// A layer counting in a new [`InMemoryQuotaStore`], on the system clock, with
     /// weeks starting on Sunday.
     pub fn new() -> Self {
-        Self::with_store(MemoryStore::new())
+        Self::with_store(InMemoryQuotaStore::new())
     }
 
-    /// A layer configured from `config`, counting in a new [`MemoryStore`]
+    /// A layer configured from `config`, counting in a new [`InMemoryQuotaStore`]
     /// with the configured retention.
     pub fn from_config(config: &QuotaConfig) -> Self {
-        let mut layer = Self::with_store(MemoryStore::with_retention_days(config.retention_days))
-            .week_start(config.week_start.0)
-            .on_store_error(config.on_store_error)
-            .rate_limit_headers_on_success(config.rate_limit_headers_on_success);
+        let mut layer = Self::with_store(InMemoryQuotaStore::with_retention_days(
+            config.retention_days,
+        ))
+        .week_start(config.week_start.0)
+        .on_store_error(config.on_store_error)
+        .rate_limit_headers_on_success(config.rate_limit_headers_on_success);
         for (plan, start) in &config.plan_starts {
             layer = layer.plan_start(plan.clone(), *start);
         }
@@ -237,6 +176,14 @@ impl<St: QuotaStore> QuotaLayer<St> {
     #[must_use]
     pub fn usage_api(&self) -> UsageApi<St> {
         UsageApi::from_shared(Arc::clone(&self.shared))
+    }
+}
+
+impl<S> Quota<S, InMemoryQuotaStore> {
+    /// A [`QuotaLayer`] with the in-memory store: the same as
+    /// [`QuotaLayer::new`].
+    pub fn layer() -> QuotaLayer<InMemoryQuotaStore> {
+        QuotaLayer::new()
     }
 }
 

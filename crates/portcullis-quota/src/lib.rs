@@ -99,7 +99,7 @@
 //!
 //! [`store::QuotaStore`] is async so that a Redis backend
 //! (`portcullis-redis`) can implement it. The in-memory
-//! [`MemoryStore`] answers synchronously, so the layer's
+//! [`InMemoryQuotaStore`] answers synchronously, so the layer's
 //! future is the inner future stored in place: nothing is boxed on the hot
 //! path. [`conformance::check_store`] is the suite every store must pass.
 //!
@@ -108,16 +108,21 @@
 
 pub mod admin;
 pub mod calendar;
+mod check;
 pub mod conformance;
 mod future;
 mod layer;
+mod refusal;
 mod service;
+mod shared;
 pub mod store;
 pub mod usage;
 
 pub use calendar::{Calendar, Window};
+pub use check::QuotaCheck;
 pub use future::ResponseFuture;
 pub use layer::{ConfigWeekday, OnStoreError, QuotaConfig, QuotaLayer};
-pub use service::{Quota, QuotaPlan, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
-pub use store::{MemoryStore, QuotaStore, UsageUpdate};
+pub use refusal::QuotaRefusal;
+pub use service::{Quota, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use store::{InMemoryQuotaStore, QuotaStore, UsageUpdate};
 pub use usage::{Usage, UsageApi, UsageError};

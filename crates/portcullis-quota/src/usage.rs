@@ -42,9 +42,10 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 
 use crate::calendar::Calendar;
-use crate::layer::{OnStoreError, Shared};
-use crate::service::Counters;
-use crate::store::{DayUsage, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate};
+use portcullis_core::store::OnStoreError;
+
+use crate::shared::{Counters, Shared};
+use crate::store::{DayUsage, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate};
 
 /// The longest date range one GetUsage call may span, in days (a bound on
 /// the size of the answer).
@@ -220,7 +221,7 @@ pub enum UsageError {
 ///
 /// Get one from [`QuotaLayer::usage_api`](crate::QuotaLayer::usage_api) so
 /// that it shares the layer's store, clock and calendar.
-pub struct UsageApi<St = MemoryStore> {
+pub struct UsageApi<St = InMemoryQuotaStore> {
     shared: Arc<Shared<St>>,
 }
 

@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use portcullis_core::clock::{Clock, ManualClock};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use portcullis_quota::{Calendar, QuotaLayer};
 use time::macros::{date, datetime};
 use tower::{ServiceBuilder, ServiceExt};
@@ -91,7 +91,7 @@ fn sixty_four_threads_twenty_thousand_attempts_each_exactly_ten_thousand_admitte
     const ATTEMPTS: u64 = 20_000;
     const LIMIT: u64 = 10_000;
 
-    let store = MemoryStore::new();
+    let store = InMemoryQuotaStore::new();
     let quota = QuotaSettings::new(LIMIT, QuotaPeriod::Month).unwrap();
     let day = date!(2026 - 11 - 23);
     let window = Calendar::new().window_of_date(QuotaPeriod::Month, day);
@@ -132,7 +132,7 @@ fn a_day_change_under_contention_loses_nothing() {
     const ATTEMPTS: u64 = 20_000;
     const LIMIT: u64 = 50_000;
 
-    let store = MemoryStore::new();
+    let store = InMemoryQuotaStore::new();
     let quota = QuotaSettings::new(LIMIT, QuotaPeriod::Week).unwrap();
     let clock = ManualClock::at(datetime!(2026-11-24 23:59:59 UTC));
     let admitted = Arc::new(AtomicU64::new(0));

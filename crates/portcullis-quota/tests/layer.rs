@@ -17,9 +17,9 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_quota::store::{
-    DayUsage, Decision, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate,
+    DayUsage, Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate,
 };
-use portcullis_quota::{OnStoreError, QuotaConfig, QuotaLayer};
+use portcullis_quota::{OnStoreError, QuotaConfig, QuotaLayer, QuotaRefusal};
 use time::Date;
 use time::macros::datetime;
 
@@ -39,6 +39,10 @@ async fn seed_ten_admitted_the_eleventh_refused_then_admitted_after_midnight_utc
     let refused = send(&service, request_for("key-1", &plan)).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.body(), r#"{"message":"Limit Exceeded"}"#);
+    assert_eq!(
+        refused.extensions().get::<QuotaRefusal>(),
+        Some(&QuotaRefusal::Exceeded)
+    );
     assert_eq!(
         refused.headers()["x-amzn-errortype"],
         "LimitExceededException"
@@ -238,7 +242,7 @@ async fn configuration_as_data() {
 /// failing on demand.
 #[derive(Clone, Debug)]
 struct AsyncStore {
-    memory: MemoryStore,
+    memory: InMemoryQuotaStore,
     fail: bool,
     calls: Arc<AtomicUsize>,
 }
@@ -302,7 +306,7 @@ async fn an_awaited_store_decides_as_the_memory_store_does() {
     let plan = plan("p", 3, QuotaPeriod::Day, 0);
     let calls = Arc::new(AtomicUsize::new(0));
     let store = AsyncStore {
-        memory: MemoryStore::new(),
+        memory: InMemoryQuotaStore::new(),
         fail: false,
         calls: calls.clone(),
     };
@@ -320,13 +324,18 @@ async fn an_awaited_store_decides_as_the_memory_store_does() {
     assert_eq!(refused.headers()["retry-after"], "3600");
     assert_eq!(refused.headers()["ratelimit"], r#""quota";r=0;t=3600"#);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // Refused after an awaited store too, with the reason in the extensions.
+    assert_eq!(
+        refused.extensions().get::<QuotaRefusal>(),
+        Some(&QuotaRefusal::Exceeded)
+    );
 }
 
 #[tokio::test]
 async fn a_failing_store_serves_by_default_and_refuses_when_told() {
     let plan = plan("p", 1, QuotaPeriod::Day, 0);
     let store = AsyncStore {
-        memory: MemoryStore::new(),
+        memory: InMemoryQuotaStore::new(),
         fail: true,
         calls: Arc::default(),
     };
@@ -337,6 +346,10 @@ async fn a_failing_store_serves_by_default_and_refuses_when_told() {
     let closed = service(QuotaLayer::with_store(store).on_store_error(OnStoreError::Refuse));
     let refused = send(&closed, request_for("k", &plan)).await;
     assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        refused.extensions().get::<QuotaRefusal>(),
+        Some(&QuotaRefusal::StoreFailed)
+    );
     assert_eq!(
         refused.headers()["x-amzn-errortype"],
         "InternalServerErrorException"

@@ -5,13 +5,13 @@
 
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use time::macros::date;
 
 #[test]
 fn two_hundred_thousand_keys_fit_in_68_bytes_each_and_prune_gives_them_back() {
     const KEYS: usize = 200_000;
-    let store = MemoryStore::with_retention_days(30);
+    let store = InMemoryQuotaStore::with_retention_days(30);
     let quota = QuotaSettings::new(1_000, QuotaPeriod::Month).unwrap();
     let day = date!(2026 - 01 - 10);
     let window = Calendar::new().window_of_date(QuotaPeriod::Month, day);

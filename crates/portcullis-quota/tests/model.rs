@@ -9,7 +9,9 @@ use std::task::{Context, Poll, Waker};
 
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
-use portcullis_quota::store::{DayUsage, MemoryStore, QuotaRequest, QuotaStore, UsageUpdate};
+use portcullis_quota::store::{
+    DayUsage, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate,
+};
 use proptest::prelude::*;
 use time::{Date, Duration, Weekday};
 
@@ -101,7 +103,7 @@ proptest! {
              Weekday::Thursday, Weekday::Friday, Weekday::Saturday][usize::from(week_start)],
         );
         // Retention is tested on its own; here every record is kept.
-        let store = MemoryStore::with_retention_days(100_000);
+        let store = InMemoryQuotaStore::with_retention_days(100_000);
         let mut model = Model::default();
         let mut day = time::macros::date!(2026 - 01 - 01) + Duration::days(start_day);
         let first_day = day;

@@ -9,7 +9,7 @@ use common::*;
 use http::StatusCode;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
-use portcullis_quota::store::MemoryStore;
+use portcullis_quota::store::InMemoryQuotaStore;
 use portcullis_quota::usage::{DEFAULT_USAGE_PAGE_LIMIT, MAX_USAGE_PAGE_LIMIT, UsagePage};
 use portcullis_quota::{QuotaLayer, UsageError, UsageUpdate};
 use time::macros::{date, datetime};
@@ -313,7 +313,8 @@ async fn get_usage_refuses_bad_pages() {
 async fn usage_records_older_than_the_retention_are_gone() {
     let plan = plan("p", 5, QuotaPeriod::Day, 0);
     let clock = ManualClock::at(datetime!(2026-11-01 10:00 UTC));
-    let layer = QuotaLayer::with_store(MemoryStore::with_retention_days(3)).clock(clock.clone());
+    let layer =
+        QuotaLayer::with_store(InMemoryQuotaStore::with_retention_days(3)).clock(clock.clone());
     let usage = layer.usage_api();
     let service = service(layer);
     for _ in 0..6 {

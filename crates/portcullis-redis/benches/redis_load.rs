@@ -148,7 +148,7 @@ async fn main() {
     let one_script = boxed(
         ServiceBuilder::new()
             .layer(RedisUsagePlanLayer::new(
-                ThrottleLayer::new("a1", "prod").store(
+                ThrottleLayer::new("a1", "prod").with_store(
                     RedisThrottleStore::connect(&config)
                         .await
                         .expect("connects"),
@@ -160,7 +160,7 @@ async fn main() {
     let two_layers = boxed(
         ServiceBuilder::new()
             .layer(
-                ThrottleLayer::new("a1", "prod").store(
+                ThrottleLayer::new("a1", "prod").with_store(
                     RedisThrottleStore::connect(&config)
                         .await
                         .expect("connects"),

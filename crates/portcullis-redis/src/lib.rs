@@ -18,7 +18,7 @@
 //! # async fn run() -> Result<(), redis::RedisError> {
 //! let config = RedisConfig::single("redis://127.0.0.1:6379");
 //! let store = RedisThrottleStore::connect(&config).await?;
-//! let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod").store(store);
+//! let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod").with_store(store);
 //! # let _ = throttle;
 //! # Ok(()) }
 //! ```

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use portcullis_throttle::ThrottleStore;
-use portcullis_throttle::store::{Acquire, BucketCheck, Level, Outcome, StoreError};
+use portcullis_throttle::store::{Answer, BucketCheck, Level, Outcome, ThrottleStoreError};
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::script::{Lua, LuaCall};
@@ -263,11 +263,11 @@ pub(crate) fn decode_outcome(
     code: u64,
     buckets: &[Bucket],
     script: &str,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome, ThrottleStoreError> {
     let local = usize::try_from(code >> 1)
         .ok()
         .and_then(|i| buckets.get(i))
-        .ok_or_else(|| StoreError::msg(format!("the {script} script named no bucket")))?;
+        .ok_or_else(|| ThrottleStoreError::msg(format!("the {script} script named no bucket")))?;
     let admitted = code & 1 == 1;
     let (remaining, retry) = if admitted {
         let left = local.cap.saturating_sub(held) / local.t.max(1);
@@ -289,13 +289,14 @@ pub(crate) async fn run_acquire(
     buckets: &[Bucket],
     time: TimeSource,
     now: u64,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome, ThrottleStoreError> {
     let reply: redis::Value = invocation(acquire_script(), buckets, time, now)
         .invoke(&mut connection)
         .await
-        .map_err(StoreError::new)?;
-    let (held, code) = split_reply(&reply)
-        .ok_or_else(|| StoreError::msg("the throttle script answered an unexpected reply"))?;
+        .map_err(ThrottleStoreError::new)?;
+    let (held, code) = split_reply(&reply).ok_or_else(|| {
+        ThrottleStoreError::msg("the throttle script answered an unexpected reply")
+    })?;
     decode_outcome(held, code, buckets, "throttle")
 }
 
@@ -306,7 +307,7 @@ impl RedisThrottleStore {
         time: TimeSource,
         now: u64,
         cluster: bool,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ThrottleStoreError> {
         if !cluster {
             return run_acquire(connection, &buckets, time, now).await;
         }
@@ -350,23 +351,27 @@ pub(crate) async fn refund(
     buckets: &[Bucket],
     time: TimeSource,
     now: u64,
-) -> Result<(), StoreError> {
+) -> Result<(), ThrottleStoreError> {
     let _: i64 = invocation(refund_script(), buckets, time, now)
         .invoke(&mut connection)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(ThrottleStoreError::new)?;
     Ok(())
 }
 
 /// The future of a Redis throttle decision.
-pub type AcquireFuture = Pin<Box<dyn Future<Output = Result<Outcome, StoreError>> + Send>>;
+pub type AcquireFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleStoreError>> + Send>>;
 
 impl ThrottleStore for RedisThrottleStore {
     type Future = AcquireFuture;
 
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         if checks.len() > MAX_BUCKETS {
-            return Acquire::Ready(Err(StoreError::msg(format!(
+            return Answer::Ready(Err(ThrottleStoreError::msg(format!(
                 "{} buckets in one request; at most {MAX_BUCKETS}",
                 checks.len()
             ))));
@@ -375,7 +380,7 @@ impl ThrottleStore for RedisThrottleStore {
         let connection = self.connection.clone();
         let time = self.time;
         let cluster = connection.is_cluster();
-        Acquire::Pending(Box::pin(async move {
+        Answer::Pending(Box::pin(async move {
             let started = Instant::now();
             let result = Self::decide(connection, buckets, time, now_unix_nanos, cluster).await;
             record_call("throttle", started, result.as_ref().err());

@@ -12,7 +12,7 @@ use portcullis_core::ResponseBody;
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::store::Decision;
 use portcullis_throttle::ThrottleLayer;
-use portcullis_throttle::store::{Outcome, StoreError};
+use portcullis_throttle::store::{Outcome, ThrottleStoreError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -43,7 +43,7 @@ use crate::{TimeSource, record_call};
 /// # async fn run() -> Result<(), redis::RedisError> {
 /// let config = RedisConfig::single("redis://127.0.0.1:6379");
 /// let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod")
-///     .store(RedisThrottleStore::connect(&config).await?);
+///     .with_store(RedisThrottleStore::connect(&config).await?);
 /// let quota = QuotaLayer::with_store(RedisQuotaStore::connect(&config).await?);
 /// let usage_plan = RedisUsagePlanLayer::new(throttle, quota);
 /// # let _ = usage_plan;
@@ -81,7 +81,7 @@ use crate::{TimeSource, record_call};
 /// # Failures
 ///
 /// The call has the connection's deadline (20 ms by default). When it
-/// fails, the throttle layer's policy applies first (`fail_open(false)`
+/// fails, the throttle layer's policy applies first (`on_store_error(OnStoreError::Refuse)`
 /// answers 500), then the quota layer's (`OnStoreError::Refuse` answers
 /// 500); with both open the request is served. Failures are counted in
 /// `portcullis_redis_call_errors_total{store="usage_plan"}` and in each layer's
@@ -205,11 +205,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let parts = &*self.parts;
-        let store = parts.throttle.store_ref();
+        let store = parts.throttle.store();
         let throttle = parts
             .throttle
-            .plan(&request, |checks, now| (store.buckets(checks), now));
-        let quota = parts.quota.plan(&request);
+            .resolve(&request, |checks, now| (store.buckets(checks), now));
+        let quota = parts.quota.resolve(&request);
         if throttle.is_none() && quota.is_none() {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map(|r| r.map(ResponseBody::inner)) });
@@ -236,9 +236,9 @@ where
             if let Some(plan) = throttle {
                 let answer = match &result {
                     Ok(combined) => combined.throttle.ok_or_else(|| {
-                        StoreError::msg("the usage-plan script gave no throttle answer")
+                        ThrottleStoreError::msg("the usage-plan script gave no throttle answer")
                     }),
-                    Err(error) => Err(StoreError::msg(error.to_string())),
+                    Err(error) => Err(ThrottleStoreError::msg(error.to_string())),
                 };
                 match plan.conclude_rate_limit(answer, &request) {
                     Ok(policy) => throttle_policy = policy,
@@ -247,7 +247,7 @@ where
             }
             let mut quota_policy = None;
             if let Some(plan) = quota {
-                let missing = StoreError::msg("the usage-plan script gave no quota answer");
+                let missing = ThrottleStoreError::msg("the usage-plan script gave no quota answer");
                 let answer: Result<Decision, &(dyn std::error::Error + 'static)> = match &result {
                     Ok(Combined {
                         quota: Some(decision),
@@ -324,7 +324,7 @@ async fn run_combined(
     time: TimeSource,
     now: u64,
     quota: Option<&QuotaCall>,
-) -> Result<Combined, StoreError> {
+) -> Result<Combined, ThrottleStoreError> {
     let mut invocation = combined_script().call();
     for bucket in own {
         invocation.key(&bucket.key);
@@ -355,7 +355,7 @@ async fn run_combined(
     let (held, code, decided, q_admitted, q_remaining, q_new): Reply = invocation
         .invoke(&mut connection)
         .await
-        .map_err(StoreError::new)?;
+        .map_err(ThrottleStoreError::new)?;
     let throttle = if own.is_empty() {
         None
     } else {
@@ -369,7 +369,7 @@ async fn run_combined(
         quota
             .index_new_key(&mut connection)
             .await
-            .map_err(StoreError::new)?;
+            .map_err(ThrottleStoreError::new)?;
     }
     Ok(Combined {
         throttle,
@@ -383,7 +383,7 @@ async fn decide(
     time: TimeSource,
     now: u64,
     quota: Option<QuotaCall>,
-) -> Result<Combined, StoreError> {
+) -> Result<Combined, ThrottleStoreError> {
     let cluster = connection.is_cluster();
     let Some(quota) = quota else {
         let outcome = RedisThrottleStore::decide(connection, buckets, time, now, cluster).await?;

@@ -67,7 +67,7 @@ async fn cold_burst(config: &RedisConfig, ports: &[u16], replicas: usize) -> (us
     );
     let mut services = Vec::new();
     for _ in 0..replicas {
-        let throttle = ThrottleLayer::new("a1", "prod").store(
+        let throttle = ThrottleLayer::new("a1", "prod").with_store(
             RedisThrottleStore::connect(&config)
                 .await
                 .expect("connects"),

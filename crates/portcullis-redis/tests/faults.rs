@@ -115,14 +115,14 @@ async fn redis_stopped_and_restarted_under_load() {
     };
     // Fail-open, API Gateway's behaviour, and fail-closed.
     let open = ServiceBuilder::new()
-        .layer(ThrottleLayer::new("a1", "prod").store(throttle.clone()))
+        .layer(ThrottleLayer::new("a1", "prod").with_store(throttle.clone()))
         .layer(QuotaLayer::with_store(quota.clone()))
         .service(inner());
     let closed = ServiceBuilder::new()
         .layer(
             ThrottleLayer::new("a1", "prod")
-                .store(throttle.clone())
-                .fail_open(false),
+                .with_store(throttle.clone())
+                .on_store_error(OnStoreError::Refuse),
         )
         .layer(QuotaLayer::with_store(quota.clone()).on_store_error(OnStoreError::Refuse))
         .service(inner());
@@ -291,8 +291,12 @@ async fn usage_plan_layer(
     open: bool,
 ) -> portcullis_redis::RedisUsagePlanLayer {
     let throttle = ThrottleLayer::new("a1", "prod")
-        .store(RedisThrottleStore::connect(config).await.expect("connects"))
-        .fail_open(open);
+        .with_store(RedisThrottleStore::connect(config).await.expect("connects"))
+        .on_store_error(if open {
+            OnStoreError::Allow
+        } else {
+            OnStoreError::Refuse
+        });
     let quota = QuotaLayer::with_store(RedisQuotaStore::connect(config).await.expect("connects"))
         .on_store_error(if open {
             OnStoreError::Allow

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
-use portcullis_quota::store::{MemoryStore, QuotaRequest, QuotaStore, UsageUpdate};
+use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate};
 use portcullis_quota::{Calendar, QuotaLayer};
 use portcullis_redis::RedisQuotaStore;
 use time::Date;
@@ -43,7 +43,7 @@ async fn redis_counts_exactly_as_the_in_memory_store() {
             .await
             .expect("connects")
             .retention_days(10);
-        let memory = MemoryStore::with_retention_days(10);
+        let memory = InMemoryQuotaStore::with_retention_days(10);
         let calendar = Calendar::new();
         let quotas = [
             QuotaSettings::with_offset(5, QuotaPeriod::Day, 2).expect("valid"),
@@ -306,7 +306,7 @@ where
 async fn first_calls_together_count_exactly_cold_and_warm() {
     let monday = date!(2026 - 11 - 23);
     let tuesday = date!(2026 - 11 - 24);
-    let memory = MemoryStore::new();
+    let memory = InMemoryQuotaStore::new();
     together(&memory, "first", 40, monday, "memory, cold key").await;
     together(&memory, "first", 40, tuesday, "memory, new period").await;
     for (name, config) in support::backends("quota-first-calls") {

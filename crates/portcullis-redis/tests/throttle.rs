@@ -19,17 +19,17 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
 use portcullis_redis::{RedisThrottleStore, TimeSource};
 use portcullis_throttle::store::{
-    Acquire, BucketCheck, BucketKey, CallerKey, KeySource, Level, Outcome, StageId,
+    Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome, StageId,
 };
-use portcullis_throttle::{Gcra, InMemoryStore, ThrottleLayer, ThrottleStore};
+use portcullis_throttle::{Gcra, InMemoryThrottleStore, ThrottleLayer, ThrottleStore};
 use tower::{ServiceBuilder, ServiceExt};
 
 const S: u64 = 1_000_000_000;
 
 async fn decide<St: ThrottleStore>(store: &St, checks: &[BucketCheck<'_>], now: u64) -> Outcome {
     match store.acquire(checks, now) {
-        Acquire::Ready(result) => result.expect("the store decides"),
-        Acquire::Pending(future) => future.await.expect("the store decides"),
+        Answer::Ready(result) => result.expect("the store decides"),
+        Answer::Pending(future) => future.await.expect("the store decides"),
     }
 }
 
@@ -55,7 +55,7 @@ async fn redis_decides_exactly_as_the_in_memory_store() {
             .await
             .expect("connects")
             .time_source(TimeSource::Caller);
-        let memory = InMemoryStore::new();
+        let memory = InMemoryThrottleStore::new();
         let selector: MethodSelector = "/pets/GET".parse().expect("valid");
         let stage = StageId {
             api_id: "a1",
@@ -78,7 +78,7 @@ async fn redis_decides_exactly_as_the_in_memory_store() {
             now += rng.below(700_000_000);
             let who = rng.below(4) as usize;
             let caller = CallerKey {
-                source: KeySource::ApiKey,
+                source: CallerKeySource::ApiKey,
                 value: &keys[who],
             };
             let key_bucket = BucketCheck {
@@ -162,7 +162,11 @@ async fn replicas_with_skewed_clocks_share_one_clock() {
                 .expect("connects");
             let clock: SharedClock = Arc::new(ManualClock::at_unix(1_900_000_000 + offset));
             let service = ServiceBuilder::new()
-                .layer(ThrottleLayer::new("a1", "prod").store(store).clock(clock))
+                .layer(
+                    ThrottleLayer::new("a1", "prod")
+                        .with_store(store)
+                        .clock(clock),
+                )
                 .service_fn(|_: Request<()>| async {
                     Ok::<_, Infallible>(Response::new(String::new()))
                 });
@@ -218,7 +222,7 @@ async fn a_fleet_admits_exactly_the_burst() {
                     .await
                     .expect("connects");
             let service = ServiceBuilder::new()
-                .layer(ThrottleLayer::new("a1", "prod").store(store))
+                .layer(ThrottleLayer::new("a1", "prod").with_store(store))
                 .service_fn(|_: Request<()>| async {
                     Ok::<_, Infallible>(Response::new(String::new()))
                 });

@@ -30,7 +30,7 @@ use portcullis_redis::{
     LeaseConfig, LeasedThrottleStore, RedisConfig, RedisThrottleStore, TimeSource,
 };
 use portcullis_throttle::store::{
-    Acquire, BucketCheck, BucketKey, CallerKey, KeySource, Level, Outcome,
+    Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome,
 };
 use portcullis_throttle::{Gcra, ThrottleStore};
 
@@ -38,8 +38,8 @@ const S: u64 = 1_000_000_000;
 
 async fn decide<St: ThrottleStore>(store: &St, checks: &[BucketCheck<'_>], now: u64) -> Outcome {
     match store.acquire(checks, now) {
-        Acquire::Ready(result) => result.expect("the store decides"),
-        Acquire::Pending(future) => future.await.expect("the store decides"),
+        Answer::Ready(result) => result.expect("the store decides"),
+        Answer::Pending(future) => future.await.expect("the store decides"),
     }
 }
 
@@ -50,7 +50,7 @@ fn key_check(caller: &[u8], gcra: Gcra) -> BucketCheck<'_> {
             stage: None,
             method: None,
             caller: Some(CallerKey {
-                source: KeySource::ApiKey,
+                source: CallerKeySource::ApiKey,
                 value: caller,
             }),
         },

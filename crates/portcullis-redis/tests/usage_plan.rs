@@ -70,7 +70,7 @@ async fn redis_layer(
     clock: &SharedClock,
     throttle: ThrottleLayer,
 ) -> RedisUsagePlanLayer {
-    let throttle = throttle.store(
+    let throttle = throttle.with_store(
         RedisThrottleStore::connect(config)
             .await
             .expect("connects")
@@ -201,7 +201,7 @@ async fn one_set_of_rate_limit_headers_describes_throttle_and_quota() {
             QuotaLayer::with_store(RedisQuotaStore::connect(&config).await.expect("connects"))
                 .shared_clock(redis_clock.clone())
                 .rate_limit_headers_on_success(true);
-        let throttle = throttle(&redis_clock).store(
+        let throttle = throttle(&redis_clock).with_store(
             RedisThrottleStore::connect(&config)
                 .await
                 .expect("connects")
@@ -478,7 +478,7 @@ async fn one_round_trip_per_decision_on_a_single_server() {
     // The same plan through the two layers, each on its Redis store: two.
     let two_layers = ServiceBuilder::new()
         .layer(
-            throttle().store(
+            throttle().with_store(
                 RedisThrottleStore::connect(&config)
                     .await
                     .expect("connects")
@@ -525,7 +525,7 @@ async fn a_fleet_admits_exactly_the_quota_through_one_script() {
         for _instance in 0..4 {
             // Four gateway instances, each with its own connections.
             let config = config.clone().timeout(Duration::from_secs(2));
-            let throttle = ThrottleLayer::new("a1", "prod").store(
+            let throttle = ThrottleLayer::new("a1", "prod").with_store(
                 RedisThrottleStore::connect(&config)
                     .await
                     .expect("connects"),

@@ -3,7 +3,7 @@
 //! `cargo bench -p portcullis-throttle --bench memory`
 //!
 //! Reports two figures: the hash tables' own size (capacity times entry and
-//! control byte, from `InMemoryStore::table_bytes`) and the growth of the
+//! control byte, from `InMemoryThrottleStore::table_bytes`) and the growth of the
 //! process's resident memory (`/proc/self/statm`) while the keys were added,
 //! which includes the allocator's overhead and the tables the store outgrew.
 
@@ -13,7 +13,7 @@
 use std::num::NonZeroU32;
 
 use portcullis_throttle::{
-    BucketCheck, BucketKey, CallerKey, Gcra, InMemoryStore, KeySource, Level,
+    BucketCheck, BucketKey, CallerKey, CallerKeySource, Gcra, InMemoryThrottleStore, Level,
 };
 
 const KEYS: u64 = 1_000_000;
@@ -32,7 +32,7 @@ fn main() {
     {
         return;
     }
-    let store = InMemoryStore::with_max_keys(4 * KEYS as usize);
+    let store = InMemoryThrottleStore::with_max_keys(4 * KEYS as usize);
     // One token per 1,000 s: no bucket is full again during the run, so
     // every key stays tracked.
     let gcra = Gcra::from_parts(1_000_000_000_000, NonZeroU32::new(10).unwrap());
@@ -46,7 +46,7 @@ fn main() {
                 stage: None,
                 method: None,
                 caller: Some(CallerKey {
-                    source: KeySource::ApiKey,
+                    source: CallerKeySource::ApiKey,
                     value: &value,
                 }),
             },

@@ -59,26 +59,26 @@ impl Clock for MonotonicClock {
 /// given to [`ThrottleLayer::clock`](crate::ThrottleLayer::clock), such as a
 /// manual clock in tests.
 #[derive(Clone)]
-pub(crate) enum TimeSource {
+pub(crate) enum LayerClock {
     Monotonic(MonotonicClock),
     Shared(SharedClock),
 }
 
-impl TimeSource {
+impl LayerClock {
     #[inline]
     pub(crate) fn now_unix_nanos(&self) -> u64 {
         match self {
-            TimeSource::Monotonic(clock) => clock.now_unix_nanos(),
-            TimeSource::Shared(clock) => clock.now_unix_nanos(),
+            LayerClock::Monotonic(clock) => clock.now_unix_nanos(),
+            LayerClock::Shared(clock) => clock.now_unix_nanos(),
         }
     }
 }
 
-impl fmt::Debug for TimeSource {
+impl fmt::Debug for LayerClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TimeSource::Monotonic(clock) => clock.fmt(f),
-            TimeSource::Shared(clock) => clock.fmt(f),
+            LayerClock::Monotonic(clock) => clock.fmt(f),
+            LayerClock::Shared(clock) => clock.fmt(f),
         }
     }
 }

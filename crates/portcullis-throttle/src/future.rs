@@ -1,6 +1,6 @@
 //! The layer's response future. Not boxed: the in-memory store decides in
 //! `call`, so the future is the inner service's future (or the refusal); only
-//! a store that answers [`Acquire::Pending`](crate::Acquire::Pending) makes it
+//! a store that answers [`Answer::Pending`](crate::Answer::Pending) makes it
 //! wait for the store first.
 
 use std::future::Future;
@@ -12,9 +12,9 @@ use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use tower_service::Service;
 
+use crate::decision::{Decider, Verdict};
 use crate::headers::SuccessHeaders;
-use crate::service::{Decider, Verdict};
-use crate::store::{Outcome, StoreError};
+use crate::store::{Outcome, ThrottleStoreError};
 
 pin_project! {
     /// The response future of [`Throttle`](crate::Throttle).
@@ -103,7 +103,7 @@ where
     }
 
     #[inline]
-    pub(crate) fn reject(response: Box<Response<ResponseBody<ResBody>>>) -> Self {
+    pub(crate) fn answered(response: Box<Response<ResponseBody<ResBody>>>) -> Self {
         Self {
             state: State::Reject {
                 response: Some(response),
@@ -149,7 +149,7 @@ where
 impl<S, ReqBody, ResBody, SF> Future for ResponseFuture<S, ReqBody, ResBody, SF>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    SF: Future<Output = Result<Outcome, StoreError>>,
+    SF: Future<Output = Result<Outcome, ThrottleStoreError>>,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -171,7 +171,7 @@ where
 impl<S, ReqBody, ResBody, SF> ResponseFuture<S, ReqBody, ResBody, SF>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    SF: Future<Output = Result<Outcome, StoreError>>,
+    SF: Future<Output = Result<Outcome, ThrottleStoreError>>,
 {
     /// [`poll`](Future::poll) for every state but the admitted one without
     /// headers.

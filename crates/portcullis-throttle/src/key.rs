@@ -9,7 +9,7 @@ use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::context::{ApiKeyContext, Caller};
 
-use crate::store::KeySource;
+use crate::store::CallerKeySource;
 
 /// The parts of a request a key function may read.
 #[derive(Clone, Copy, Debug)]
@@ -164,7 +164,7 @@ impl KeyBytes<'_> {
 /// A resolved caller key.
 #[derive(Debug)]
 pub(crate) struct ResolvedKey<'a> {
-    pub(crate) source: KeySource,
+    pub(crate) source: CallerKeySource,
     pub(crate) bytes: KeyBytes<'a>,
     /// The API key, when the key is one (its plan gives the limit).
     pub(crate) api_key: Option<&'a ApiKeyContext>,
@@ -181,7 +181,7 @@ fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a
         Source::ApiKey => {
             let ctx = head.extensions.get::<ApiKeyContext>()?;
             Some(ResolvedKey {
-                source: KeySource::ApiKey,
+                source: CallerKeySource::ApiKey,
                 bytes: KeyBytes::Borrowed(ctx.key_id().as_bytes()),
                 api_key: Some(ctx),
             })
@@ -189,7 +189,7 @@ fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a
         Source::Principal => {
             let caller = head.extensions.get::<Caller>()?;
             Some(plain(
-                KeySource::Principal,
+                CallerKeySource::Principal,
                 KeyBytes::Borrowed(caller.principal().as_bytes()),
             ))
         }
@@ -206,19 +206,22 @@ fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a
                     16
                 }
             };
-            Some(plain(KeySource::ClientIp, KeyBytes::Ip(buf, len)))
+            Some(plain(CallerKeySource::ClientIp, KeyBytes::Ip(buf, len)))
         }
         Source::Header(name) => {
             let value = head.headers.get(name)?;
             Some(plain(
-                KeySource::Header,
+                CallerKeySource::Header,
                 KeyBytes::Borrowed(value.as_bytes()),
             ))
         }
-        Source::Global => Some(plain(KeySource::Global, KeyBytes::Borrowed(&[]))),
+        Source::Global => Some(plain(CallerKeySource::Global, KeyBytes::Borrowed(&[]))),
         Source::Custom(f) => {
             let key = f(head)?;
-            Some(plain(KeySource::Custom, KeyBytes::Owned(key.into_bytes())))
+            Some(plain(
+                CallerKeySource::Custom,
+                KeyBytes::Owned(key.into_bytes()),
+            ))
         }
     }
 }

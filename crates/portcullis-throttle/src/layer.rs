@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use portcullis_core::clock::SharedClock;
+use portcullis_core::clock::Clock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
+use portcullis_core::store::OnStoreError;
 use tower_layer::Layer;
 
-use crate::clock::{MonotonicClock, TimeSource};
+use crate::clock::{LayerClock, MonotonicClock};
 use crate::gcra::Gcra;
 use crate::headers::RateLimitHeaders;
 use crate::key::KeyBy;
-use crate::memory::InMemoryStore;
+use crate::memory::InMemoryThrottleStore;
 use crate::service::Throttle;
 use crate::store::{Level, ThrottleStore};
 
@@ -36,7 +37,7 @@ pub(crate) struct Config {
     pub(crate) key_only: bool,
     pub(crate) headers: RateLimitHeaders,
     pub(crate) headers_on_success: bool,
-    pub(crate) fail_open: bool,
+    pub(crate) on_store_error: OnStoreError,
     pub(crate) counters: Counters,
 }
 
@@ -105,8 +106,8 @@ impl Counters {
     }
 
     /// A store failure's counter: admitted when the layer fails open.
-    pub(crate) fn store_error(&self, fail_open: bool) -> &metrics::Counter {
-        if fail_open {
+    pub(crate) fn store_error(&self, policy: OnStoreError) -> &metrics::Counter {
+        if policy == OnStoreError::Allow {
             &self.store_error_open
         } else {
             &self.store_error_closed
@@ -130,10 +131,10 @@ impl fmt::Debug for Counters {
 /// and an example.
 #[derive(Clone)]
 #[must_use]
-pub struct ThrottleLayer<St = InMemoryStore> {
+pub struct ThrottleLayer<St = InMemoryThrottleStore> {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<St>,
-    pub(crate) clock: TimeSource,
+    pub(crate) clock: LayerClock,
     pub(crate) handle: ThrottleHandle,
 }
 
@@ -146,7 +147,7 @@ impl<St> fmt::Debug for ThrottleLayer<St> {
     }
 }
 
-impl ThrottleLayer<InMemoryStore> {
+impl ThrottleLayer<InMemoryThrottleStore> {
     /// A throttle for the stage `stage` of the API `api_id`, keyed by API key
     /// under each key's usage plan, with the in-memory store and the system
     /// [`MonotonicClock`]. No stage or account limit applies until set.
@@ -162,11 +163,11 @@ impl ThrottleLayer<InMemoryStore> {
                 key_only: true,
                 headers: RateLimitHeaders::default(),
                 headers_on_success: false,
-                fail_open: true,
+                on_store_error: OnStoreError::Allow,
                 counters: Counters::register(),
             }),
-            store: Arc::new(InMemoryStore::new()),
-            clock: TimeSource::Monotonic(MonotonicClock::new()),
+            store: Arc::new(InMemoryThrottleStore::new()),
+            clock: LayerClock::Monotonic(MonotonicClock::new()),
             handle: ThrottleHandle::default(),
         }
     }
@@ -185,7 +186,7 @@ impl<St> ThrottleLayer<St> {
 
     /// Keeps the buckets in `store` (for example a Redis store shared by
     /// several gateways).
-    pub fn store<St2: ThrottleStore>(self, store: St2) -> ThrottleLayer<St2> {
+    pub fn with_store<St2: ThrottleStore>(self, store: St2) -> ThrottleLayer<St2> {
         ThrottleLayer {
             config: self.config,
             store: Arc::new(store),
@@ -196,8 +197,8 @@ impl<St> ThrottleLayer<St> {
 
     /// Reads time from `clock` (default [`MonotonicClock`]; a `ManualClock`
     /// in tests).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = TimeSource::Shared(clock);
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = LayerClock::Shared(Arc::new(clock));
         self
     }
 
@@ -277,12 +278,13 @@ impl<St> ThrottleLayer<St> {
         self.rate_limit_headers_on_success(on)
     }
 
-    /// Whether a request is served when the store fails (default `true`, as
-    /// API Gateway serves the request when its usage-plan check fails).
-    /// With `false`, a store failure is answered 500
+    /// What a request gets when the store fails (default
+    /// [`OnStoreError::Allow`]: it is served, as API Gateway serves the
+    /// request when its usage-plan check fails). With
+    /// [`OnStoreError::Refuse`], a store failure is answered 500
     /// (`API_CONFIGURATION_ERROR`).
-    pub fn fail_open(mut self, open: bool) -> Self {
-        self.config_mut().fail_open = open;
+    pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
+        self.config_mut().on_store_error = policy;
         self
     }
 
@@ -295,7 +297,7 @@ impl<St> ThrottleLayer<St> {
 
     /// The store.
     #[must_use]
-    pub fn store_ref(&self) -> &St {
+    pub fn store(&self) -> &St {
         &self.store
     }
 }

@@ -139,7 +139,7 @@
 //!   API Gateway's 10,000 rps, burst 5,000).
 //! - API Gateway's buckets are approximate and distributed; these are exact.
 //! - A store failure serves the request (fail-open, as API Gateway) unless
-//!   [`ThrottleLayer::fail_open`] is turned off.
+//!   [`ThrottleLayer::on_store_error`] says [`OnStoreError::Refuse`].
 //!
 //! # Why these crates
 //!
@@ -149,25 +149,32 @@
 //! keeps behind its unstable raw API. Run-time overrides sit in an
 //! `arc-swap`, read without a lock on every request.
 
+mod checks;
 mod clock;
+mod decision;
 mod future;
 pub mod gcra;
 mod headers;
 mod key;
 mod layer;
 mod memory;
+mod refusal;
+mod route;
 mod service;
 pub mod store;
 
+pub use checks::ThrottleChecks;
 pub use clock::MonotonicClock;
 pub use future::ResponseFuture;
 pub use gcra::{Gcra, GcraDecision};
 pub use headers::RateLimitHeaders;
 pub use key::{KeyBy, RequestHead};
 pub use layer::{ThrottleHandle, ThrottleLayer, aws_account_default};
-pub use memory::{InMemoryStore, MAX_CHECKS};
-pub use service::{Throttle, ThrottlePlan};
+pub use memory::{InMemoryThrottleStore, MAX_CHECKS};
+pub use portcullis_core::store::OnStoreError;
+pub use refusal::ThrottleRefusal;
+pub use service::Throttle;
 pub use store::{
-    Acquire, BucketCheck, BucketKey, CallerKey, KeySource, Level, Outcome, StageId, StoreError,
-    ThrottleStore,
+    Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome, StageId,
+    ThrottleStore, ThrottleStoreError,
 };

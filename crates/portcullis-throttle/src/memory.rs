@@ -17,8 +17,8 @@
 //! - A full bucket (TAT at or before now) carries no information. Every time a
 //!   shard has doubled since its last sweep, the insert that finds it so
 //!   drops its full buckets (amortised O(1) per new key). A periodic task may
-//!   also call [`InMemoryStore::sweep`].
-//! - The store holds at most [`max_keys`](InMemoryStore::with_max_keys)
+//!   also call [`InMemoryThrottleStore::sweep`].
+//! - The store holds at most [`max_keys`](InMemoryThrottleStore::with_max_keys)
 //!   buckets (4,194,304 by default; each shard holds its share). When a shard
 //!   is at its share after a sweep, it forgets the eighth of its buckets that
 //!   are closest to full. A forgotten bucket is full when next seen, so a
@@ -45,7 +45,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use portcullis_core::hash::BuildPrehashed;
 
 use crate::gcra::{Gcra, GcraDecision};
-use crate::store::{Acquire, BucketCheck, BucketKey, Outcome, StoreError, ThrottleStore};
+use crate::store::{Answer, BucketCheck, BucketKey, Outcome, ThrottleStore, ThrottleStoreError};
 
 /// The most buckets one request may touch in this store.
 pub const MAX_CHECKS: usize = 8;
@@ -57,7 +57,7 @@ const MIN_SWEEP: usize = 64;
 /// The in-memory store (the default). Cheap to clone; clones share the
 /// buckets.
 #[derive(Clone)]
-pub struct InMemoryStore {
+pub struct InMemoryThrottleStore {
     inner: Arc<Inner>,
 }
 
@@ -79,22 +79,22 @@ struct Table {
     sweep_at: usize,
 }
 
-impl std::fmt::Debug for InMemoryStore {
+impl std::fmt::Debug for InMemoryThrottleStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryStore")
+        f.debug_struct("InMemoryThrottleStore")
             .field("shards", &self.inner.shards.len())
             .field("max_keys", &self.max_keys())
             .finish_non_exhaustive()
     }
 }
 
-impl Default for InMemoryStore {
+impl Default for InMemoryThrottleStore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl InMemoryStore {
+impl InMemoryThrottleStore {
     /// An empty store holding at most 4,194,304 buckets.
     #[must_use]
     pub fn new() -> Self {
@@ -265,7 +265,7 @@ impl InMemoryStore {
         &self,
         checks: &[BucketCheck<'_>],
         now_unix_nanos: u64,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ThrottleStoreError> {
         if let [check] = checks {
             // One bucket: nothing to give back.
             let digest = self.digest(&check.key);
@@ -303,9 +303,9 @@ impl InMemoryStore {
         &self,
         checks: &[BucketCheck<'_>],
         now_unix_nanos: u64,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ThrottleStoreError> {
         if checks.len() > MAX_CHECKS {
-            return Err(StoreError::msg(format!(
+            return Err(ThrottleStoreError::msg(format!(
                 "a request may touch at most {MAX_CHECKS} buckets, got {}",
                 checks.len()
             )));
@@ -409,19 +409,23 @@ fn write(lock: &RwLock<Table>) -> RwLockWriteGuard<'_, Table> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ThrottleStore for InMemoryStore {
-    type Future = std::future::Ready<Result<Outcome, StoreError>>;
+impl ThrottleStore for InMemoryThrottleStore {
+    type Future = std::future::Ready<Result<Outcome, ThrottleStoreError>>;
 
     #[inline]
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
-        Acquire::Ready(self.acquire_now(checks, now_unix_nanos))
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
+        Answer::Ready(self.acquire_now(checks, now_unix_nanos))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{CallerKey, KeySource, Level};
+    use crate::store::{CallerKey, CallerKeySource, Level};
     use portcullis_core::plan::ThrottleSettings;
 
     const S: u64 = 1_000_000_000;
@@ -432,7 +436,7 @@ mod tests {
             stage: None,
             method: None,
             caller: Some(CallerKey {
-                source: KeySource::Custom,
+                source: CallerKeySource::Custom,
                 value,
             }),
         }
@@ -444,7 +448,7 @@ mod tests {
 
     #[test]
     fn full_buckets_are_swept_as_the_store_grows() {
-        let store = InMemoryStore::new();
+        let store = InMemoryThrottleStore::new();
         let g = gcra(1.0, 1);
         for i in 0u32..10_000 {
             let value = i.to_be_bytes();
@@ -468,7 +472,7 @@ mod tests {
 
     #[test]
     fn the_cap_bounds_memory_under_a_flood_of_keys() {
-        let store = InMemoryStore::with_max_keys(64 * 100);
+        let store = InMemoryThrottleStore::with_max_keys(64 * 100);
         // A slow bucket: nothing refills during the flood.
         let g = gcra(0.001, 5);
         for i in 0u32..200_000 {
@@ -485,7 +489,7 @@ mod tests {
 
     #[test]
     fn a_refused_request_keeps_no_token() {
-        let store = InMemoryStore::new();
+        let store = InMemoryThrottleStore::new();
         let wide = gcra(1.0, 10);
         let narrow = gcra(1.0, 1);
         let a = key(b"a");
@@ -510,7 +514,7 @@ mod tests {
 
     #[test]
     fn too_many_checks_is_an_error() {
-        let store = InMemoryStore::new();
+        let store = InMemoryThrottleStore::new();
         let g = gcra(1.0, 1);
         let checks = [BucketCheck {
             key: key(b"x"),

@@ -8,8 +8,8 @@
 //! admitted, or none keeps a token taken for it and the request is refused. A
 //! networked store (Redis) runs the whole decision in one round trip, for
 //! example in one Lua script; the in-memory store
-//! ([`InMemoryStore`](crate::InMemoryStore)) decides synchronously and
-//! answers [`Acquire::Ready`], so the layer neither boxes nor waits.
+//! ([`InMemoryThrottleStore`](crate::InMemoryThrottleStore)) decides synchronously and
+//! answers [`Answer::Ready`], so the layer neither boxes nor waits.
 
 use std::error::Error as StdError;
 use std::fmt::{self, Write as _};
@@ -17,6 +17,7 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 
 use portcullis_core::plan::MethodSelector;
+pub use portcullis_core::store::Answer;
 
 use crate::gcra::Gcra;
 
@@ -55,7 +56,7 @@ impl fmt::Display for Level {
 /// a bucket, even when their bytes are equal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum KeySource {
+pub enum CallerKeySource {
     /// The id of the API key (`ApiKeyContext::key_id`).
     ApiKey,
     /// The authenticated caller's principal.
@@ -70,17 +71,17 @@ pub enum KeySource {
     Custom,
 }
 
-impl KeySource {
+impl CallerKeySource {
     /// A short name, used in the canonical bucket name.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
-            KeySource::ApiKey => "apikey",
-            KeySource::Principal => "principal",
-            KeySource::ClientIp => "ip",
-            KeySource::Header => "header",
-            KeySource::Global => "global",
-            KeySource::Custom => "custom",
+            CallerKeySource::ApiKey => "apikey",
+            CallerKeySource::Principal => "principal",
+            CallerKeySource::ClientIp => "ip",
+            CallerKeySource::Header => "header",
+            CallerKeySource::Global => "global",
+            CallerKeySource::Custom => "custom",
         }
     }
 }
@@ -89,7 +90,7 @@ impl KeySource {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallerKey<'a> {
     /// Where the key came from.
-    pub source: KeySource,
+    pub source: CallerKeySource,
     /// The key's bytes. They may be secret-free identifiers only: the layer
     /// never puts an API key's value here, only its id.
     pub value: &'a [u8],
@@ -126,7 +127,7 @@ pub struct BucketKey<'a> {
 
 // The common form's tag holds the level in bits 4..6 and the source in bits
 // 0..3.
-const _: () = assert!((Level::Account as u8) < 8 && (KeySource::Custom as u8) < 16);
+const _: () = assert!((Level::Account as u8) < 8 && (CallerKeySource::Custom as u8) < 16);
 
 impl Hash for BucketKey<'_> {
     /// Feeds the hasher few, large pieces (a hasher such as SipHash pays per
@@ -262,17 +263,6 @@ impl Outcome {
     }
 }
 
-/// A store's answer to [`ThrottleStore::acquire`]: decided already, or a
-/// future that will decide.
-#[derive(Debug)]
-pub enum Acquire<F> {
-    /// The decision, made synchronously (the in-memory store always answers
-    /// this way, so the layer's fast path neither boxes nor polls).
-    Ready(Result<Outcome, StoreError>),
-    /// The decision, once the future completes (a round trip to a server).
-    Pending(F),
-}
-
 /// A store failed to decide (a network error, a timeout, a script error).
 ///
 /// The layer fails open by default, as API Gateway does when its usage-plan
@@ -280,7 +270,7 @@ pub enum Acquire<F> {
 #[derive(Debug, thiserror::Error)]
 #[error("throttle store failed: {message}")]
 #[non_exhaustive]
-pub struct StoreError {
+pub struct ThrottleStoreError {
     /// What went wrong.
     pub message: String,
     /// The underlying error.
@@ -288,7 +278,7 @@ pub struct StoreError {
     pub source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
-impl StoreError {
+impl ThrottleStoreError {
     /// An error with a message and no source.
     pub fn msg(message: impl Into<String>) -> Self {
         Self {
@@ -332,20 +322,28 @@ impl StoreError {
 /// too, and must document which.
 pub trait ThrottleStore: Send + Sync + 'static {
     /// The future of a decision that could not be made synchronously.
-    type Future: Future<Output = Result<Outcome, StoreError>> + Send + 'static;
+    type Future: Future<Output = Result<Outcome, ThrottleStoreError>> + Send + 'static;
 
     /// Takes one token from every bucket in `checks`, or from none.
     ///
     /// `checks` is never empty. The store copies what it needs from `checks`
     /// before returning: the future must not borrow them.
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future>;
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future>;
 }
 
 impl<T: ThrottleStore> ThrottleStore for std::sync::Arc<T> {
     type Future = T::Future;
 
     #[inline]
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         (**self).acquire(checks, now_unix_nanos)
     }
 }
@@ -366,7 +364,7 @@ mod tests {
             stage: Some(stage),
             method: Some(&selector),
             caller: Some(CallerKey {
-                source: KeySource::ApiKey,
+                source: CallerKeySource::ApiKey,
                 value: b"k1",
             }),
         };
@@ -380,7 +378,7 @@ mod tests {
         assert_eq!(account.canonical(), "account|||");
         let by_ip = BucketKey {
             caller: Some(CallerKey {
-                source: KeySource::ClientIp,
+                source: CallerKeySource::ClientIp,
                 value: b"k1",
             }),
             ..key

@@ -10,7 +10,7 @@
 use std::hash::{Hash, Hasher};
 
 use portcullis_core::plan::MethodSelector;
-use portcullis_throttle::{BucketKey, CallerKey, KeySource, Level, StageId};
+use portcullis_throttle::{BucketKey, CallerKey, CallerKeySource, Level, StageId};
 use proptest::prelude::*;
 
 /// Records the bytes a `Hash` impl feeds, as one stream (SipHash digests the
@@ -35,13 +35,13 @@ fn stream(key: &BucketKey<'_>) -> Vec<u8> {
 
 const SELECTORS: [&str; 3] = ["/pets/GET", "/*/*", "//POST"];
 const LEVELS: [Level; 3] = [Level::Key, Level::Stage, Level::Account];
-const SOURCES: [KeySource; 6] = [
-    KeySource::ApiKey,
-    KeySource::Principal,
-    KeySource::ClientIp,
-    KeySource::Header,
-    KeySource::Global,
-    KeySource::Custom,
+const SOURCES: [CallerKeySource; 6] = [
+    CallerKeySource::ApiKey,
+    CallerKeySource::Principal,
+    CallerKeySource::ClientIp,
+    CallerKeySource::Header,
+    CallerKeySource::Global,
+    CallerKeySource::Custom,
 ];
 
 /// A key's parts: level, stage (api id, stage), selector index, caller

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use portcullis_core::clock::Clock;
 use portcullis_throttle::{
-    BucketKey, CallerKey, Gcra, InMemoryStore, KeySource, Level, ThrottleLayer,
+    BucketKey, CallerKey, CallerKeySource, Gcra, InMemoryThrottleStore, Level, ThrottleLayer,
 };
 
 const TASKS: usize = 64;
@@ -63,10 +63,10 @@ async fn exactly_the_account_burst_is_admitted_across_keys() {
     const KEY_BURST: u32 = 100;
     const ACCOUNT_BURST: u32 = 1_000;
     let clock = clock();
-    let store = InMemoryStore::new();
+    let store = InMemoryThrottleStore::new();
     let plan = Arc::new(plan("p", 1.0, KEY_BURST));
     let layer = ThrottleLayer::new(API, STAGE)
-        .store(store.clone())
+        .with_store(store.clone())
         .account_limit(settings(1.0, ACCOUNT_BURST));
     let svc = service(layer, &clock);
     let per_task = hammer(&svc, PER_TASK / 10, |task| format!("key-{task}"), &plan).await;
@@ -84,7 +84,7 @@ async fn exactly_the_account_burst_is_admitted_across_keys() {
             stage: None,
             method: None,
             caller: Some(CallerKey {
-                source: KeySource::ApiKey,
+                source: CallerKeySource::ApiKey,
                 value: name.as_bytes(),
             }),
         };

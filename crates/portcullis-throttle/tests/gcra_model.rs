@@ -12,7 +12,8 @@ use std::num::NonZeroU32;
 
 use portcullis_core::plan::ThrottleSettings;
 use portcullis_throttle::{
-    BucketCheck, BucketKey, CallerKey, Gcra, GcraDecision, InMemoryStore, KeySource, Level,
+    BucketCheck, BucketKey, CallerKey, CallerKeySource, Gcra, GcraDecision, InMemoryThrottleStore,
+    Level,
 };
 use proptest::prelude::*;
 
@@ -102,7 +103,7 @@ proptest! {
     #[test]
     fn the_in_memory_store_matches_the_token_bucket(settings in settings(), gaps in gaps()) {
         // A small store, so that sweeps run between requests.
-        let store = InMemoryStore::with_max_keys(64);
+        let store = InMemoryThrottleStore::with_max_keys(64);
         let start = 1_700_000_000_000_000_000u64;
         let gcra = Gcra::new(&settings);
         let mut bucket = TokenBucket::new(&settings, start);
@@ -115,7 +116,7 @@ proptest! {
                     level: Level::Key,
                     stage: None,
                     method: None,
-                    caller: Some(CallerKey { source: KeySource::Custom, value: b"k" }),
+                    caller: Some(CallerKey { source: CallerKeySource::Custom, value: b"k" }),
                 },
                 gcra,
             };
@@ -123,7 +124,7 @@ proptest! {
             let other = (i as u64).to_be_bytes();
             let noise = BucketCheck {
                 key: BucketKey {
-                    caller: Some(CallerKey { source: KeySource::Custom, value: &other }),
+                    caller: Some(CallerKey { source: CallerKeySource::Custom, value: &other }),
                     ..check.key
                 },
                 gcra: Gcra::from_parts(1, NonZeroU32::MIN),

@@ -15,8 +15,8 @@ use http_body_util::Full;
 use portcullis_core::client_ip::{ClientIpResolver, PeerAddr};
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_throttle::{
-    Acquire, BucketCheck, InMemoryStore, KeyBy, Outcome, RateLimitHeaders, StoreError,
-    ThrottleLayer, ThrottleStore,
+    Answer, BucketCheck, InMemoryThrottleStore, KeyBy, Level, OnStoreError, Outcome,
+    RateLimitHeaders, ThrottleLayer, ThrottleRefusal, ThrottleStore, ThrottleStoreError,
 };
 use tower::ServiceExt;
 
@@ -36,6 +36,10 @@ async fn seed_rate_1_burst_2() {
     assert_eq!(
         refused.headers()["x-amzn-errortype"],
         "TooManyRequestsException"
+    );
+    assert_eq!(
+        refused.extensions().get::<ThrottleRefusal>(),
+        Some(&ThrottleRefusal::BucketEmpty(Level::Key))
     );
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(refused.headers()["ratelimit-policy"], r#""key";q=2;w=2"#);
@@ -367,21 +371,26 @@ async fn clones_of_the_layer_share_buckets() {
 /// A store that answers later, through a future: the layer's waiting path.
 #[derive(Clone, Debug)]
 struct Deferred {
-    inner: InMemoryStore,
+    inner: InMemoryThrottleStore,
     fail: bool,
 }
 
 impl ThrottleStore for Deferred {
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, StoreError>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Outcome, ThrottleStoreError>> + Send>,
+    >;
 
-    fn acquire(&self, checks: &[BucketCheck<'_>], now: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         let result = if self.fail {
-            Err(StoreError::msg("connection refused"))
+            Err(ThrottleStoreError::msg("connection refused"))
         } else {
             self.inner.acquire_now(checks, now)
         };
-        Acquire::Pending(Box::pin(async move {
+        Answer::Pending(Box::pin(async move {
             tokio::task::yield_now().await;
             result
         }))
@@ -393,10 +402,10 @@ async fn a_pending_store_decides_the_same() {
     let clock = clock();
     let plan = Arc::new(plan("p", 1.0, 2));
     let store = Deferred {
-        inner: InMemoryStore::new(),
+        inner: InMemoryThrottleStore::new(),
         fail: false,
     };
-    let svc = service(ThrottleLayer::new(API, STAGE).store(store), &clock);
+    let svc = service(ThrottleLayer::new(API, STAGE).with_store(store), &clock);
     assert_eq!(statuses(&svc, 3, || get("k", &plan)).await, [200, 200, 429]);
     let refused = svc.clone().oneshot(get("k", &plan)).await.unwrap();
     assert_eq!(refused.headers()["retry-after"], "1");
@@ -407,22 +416,26 @@ async fn a_failing_store_fails_open_unless_told_otherwise() {
     let clock = clock();
     let plan = Arc::new(plan("p", 1.0, 1));
     let failing = Deferred {
-        inner: InMemoryStore::new(),
+        inner: InMemoryThrottleStore::new(),
         fail: true,
     };
     let svc = service(
-        ThrottleLayer::new(API, STAGE).store(failing.clone()),
+        ThrottleLayer::new(API, STAGE).with_store(failing.clone()),
         &clock,
     );
     assert_eq!(statuses(&svc, 3, || get("k", &plan)).await, [200, 200, 200]);
     let svc = service(
         ThrottleLayer::new(API, STAGE)
-            .store(failing)
-            .fail_open(false),
+            .with_store(failing)
+            .on_store_error(OnStoreError::Refuse),
         &clock,
     );
     let refused = svc.clone().oneshot(get("k", &plan)).await.unwrap();
     assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        refused.extensions().get::<ThrottleRefusal>(),
+        Some(&ThrottleRefusal::StoreFailed)
+    );
 }
 
 #[tokio::test]

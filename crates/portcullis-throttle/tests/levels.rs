@@ -12,7 +12,8 @@ use common::*;
 use http::Method;
 use portcullis_core::plan::{ApiStage, MethodSelector, UsagePlan};
 use portcullis_throttle::{
-    BucketKey, CallerKey, Gcra, InMemoryStore, KeySource, Level, StageId, ThrottleLayer,
+    BucketKey, CallerKey, CallerKeySource, Gcra, InMemoryThrottleStore, Level, StageId,
+    ThrottleLayer,
 };
 
 fn selector(s: &str) -> MethodSelector {
@@ -130,7 +131,7 @@ fn key_bucket<'a>(key: &'a str) -> BucketKey<'a> {
         stage: None,
         method: None,
         caller: Some(CallerKey {
-            source: KeySource::ApiKey,
+            source: CallerKeySource::ApiKey,
             value: key.as_bytes(),
         }),
     }
@@ -138,7 +139,7 @@ fn key_bucket<'a>(key: &'a str) -> BucketKey<'a> {
 
 struct Scenario {
     clock: portcullis_core::clock::ManualClock,
-    store: InMemoryStore,
+    store: InMemoryThrottleStore,
     svc: Svc,
     stage_sel: MethodSelector,
     key: Gcra,
@@ -151,10 +152,10 @@ impl Scenario {
     /// Buckets of these sizes, all refilling one token per second.
     fn new(key_burst: u32, stage_burst: u32, account_burst: u32) -> Self {
         let clock = clock();
-        let store = InMemoryStore::new();
+        let store = InMemoryThrottleStore::new();
         let stage_sel = selector("/*/*");
         let layer = ThrottleLayer::new(API, STAGE)
-            .store(store.clone())
+            .with_store(store.clone())
             .stage_limit(stage_sel.clone(), settings(1.0, stage_burst))
             .account_limit(settings(1.0, account_burst));
         let svc = service(layer, &clock);

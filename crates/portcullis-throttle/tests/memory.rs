@@ -5,13 +5,13 @@
 use std::num::NonZeroU32;
 
 use portcullis_throttle::{
-    BucketCheck, BucketKey, CallerKey, Gcra, InMemoryStore, KeySource, Level,
+    BucketCheck, BucketKey, CallerKey, CallerKeySource, Gcra, InMemoryThrottleStore, Level,
 };
 
 #[test]
 fn a_million_keys_fit_in_36_bytes_each() {
     const KEYS: u64 = 1_000_000;
-    let store = InMemoryStore::with_max_keys(4 * KEYS as usize);
+    let store = InMemoryThrottleStore::with_max_keys(4 * KEYS as usize);
     let gcra = Gcra::from_parts(1_000_000_000_000, NonZeroU32::new(10).unwrap());
     for i in 0..KEYS {
         let value = i.to_be_bytes();
@@ -21,7 +21,7 @@ fn a_million_keys_fit_in_36_bytes_each() {
                 stage: None,
                 method: None,
                 caller: Some(CallerKey {
-                    source: KeySource::ApiKey,
+                    source: CallerKeySource::ApiKey,
                     value: &value,
                 }),
             },

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::*;
 use portcullis_throttle::{
-    Acquire, BucketCheck, InMemoryStore, Outcome, StoreError, ThrottleLayer, ThrottleStore,
+    Answer, BucketCheck, InMemoryThrottleStore, Outcome, ThrottleLayer, ThrottleStore,
+    ThrottleStoreError,
 };
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -64,21 +65,26 @@ impl Subscriber for Counting {
 /// a future, as a networked store answers).
 #[derive(Clone)]
 struct Switchable {
-    inner: InMemoryStore,
+    inner: InMemoryThrottleStore,
     fail: Arc<AtomicBool>,
 }
 
 impl ThrottleStore for Switchable {
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, StoreError>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Outcome, ThrottleStoreError>> + Send>,
+    >;
 
-    fn acquire(&self, checks: &[BucketCheck<'_>], now: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         let result = if self.fail.load(Ordering::Relaxed) {
-            Err(StoreError::msg("connection refused"))
+            Err(ThrottleStoreError::msg("connection refused"))
         } else {
             self.inner.acquire_now(checks, now)
         };
-        Acquire::Pending(Box::pin(async move { result }))
+        Answer::Pending(Box::pin(async move { result }))
     }
 }
 
@@ -90,10 +96,10 @@ async fn a_failing_store_logs_once_when_it_fails_and_once_when_it_answers() {
     let plan = Arc::new(plan("p", 10_000.0, 10_000));
     let fail = Arc::new(AtomicBool::new(false));
     let store = Switchable {
-        inner: InMemoryStore::new(),
+        inner: InMemoryThrottleStore::new(),
         fail: fail.clone(),
     };
-    let svc = service(ThrottleLayer::new(API, STAGE).store(store), &clock);
+    let svc = service(ThrottleLayer::new(API, STAGE).with_store(store), &clock);
     let warn = || counted.warn.load(Ordering::Relaxed);
     let info = || counted.info.load(Ordering::Relaxed);
 

@@ -24,7 +24,7 @@ use portcullis_jwt::{Issuer, JwksSource, JwtLayer};
 use portcullis_quota::QuotaLayer;
 #[cfg(feature = "sigv4")]
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
-use portcullis_throttle::{InMemoryStore, ThrottleLayer};
+use portcullis_throttle::{InMemoryThrottleStore, ThrottleLayer};
 #[cfg(feature = "waf")]
 use portcullis_waf::{AclSources, WafLayer};
 
@@ -334,7 +334,7 @@ impl GatewayBuilder {
             let reused = Reused {
                 store: running.store.clone(),
                 database: running.database.clone(),
-                throttle: running.throttle.store_ref().clone(),
+                throttle: running.throttle.store().clone(),
                 keys: running.keys.clone(),
                 engine: running.engine.clone(),
             };
@@ -474,14 +474,14 @@ impl GatewayBuilder {
         keys_config.usage_plans.clone_from(&config.usage_plans);
         keys_config.api_keys.clone_from(&config.api_keys);
         ApiKeys::from_config_with_clock(keys_config, clock.clone())
-            .map_err(|e| ConfigError::new(e.path, e.problem))?;
+            .map_err(|e| ConfigError::new(e.path.into_owned(), e.message))?;
 
         let mut reused = None;
         let (store, database, throttle_store) = match opened {
             Opened::Local(store, database) => (
                 GatewayStore::Local(store),
                 database,
-                GatewayThrottleStore::Memory(InMemoryStore::new()),
+                GatewayThrottleStore::Memory(InMemoryThrottleStore::new()),
             ),
             #[cfg(feature = "redis")]
             Opened::Redis(control_plane, throttle) => (
@@ -545,7 +545,7 @@ impl GatewayBuilder {
         let throttle = throttle
             .rate_limit_headers(g.rate_limit_headers)
             .rate_limit_headers_on_success(headers_on_success)
-            .store(throttle_store);
+            .with_store(throttle_store);
 
         let settings = &config.quota;
         let mut quota = QuotaLayer::with_store(engine.clone())
@@ -1316,7 +1316,7 @@ impl Gateway {
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         // Throttle leases not given back cost only under-admission until
         // their deadline (250 ms): a failure is logged, not returned.
-        if let Err(error) = self.throttle.store_ref().shutdown().await {
+        if let Err(error) = self.throttle.store().shutdown().await {
             tracing::warn!(%error, "giving back throttle leases failed");
         }
         self.engine.shutdown().await

@@ -14,10 +14,8 @@ use portcullis_control_plane::{
     Page, PageRequest, Snapshot, StoreError, UsagePlanKey, UsagePlanRecord, UsageRecord,
 };
 use portcullis_quota::store::UsageUpdate;
-use portcullis_throttle::InMemoryStore;
-use portcullis_throttle::store::{
-    Acquire, BucketCheck, Outcome, StoreError as ThrottleError, ThrottleStore,
-};
+use portcullis_throttle::InMemoryThrottleStore;
+use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStore, ThrottleStoreError};
 use time::Date;
 use tokio::sync::{broadcast, watch};
 
@@ -217,7 +215,7 @@ impl ControlPlaneStore for GatewayStore {
 
 /// The future of a [`GatewayThrottleStore`] decision that is not made
 /// synchronously (a Redis round trip).
-pub type ThrottleFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleError>> + Send>>;
+pub type ThrottleFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleStoreError>> + Send>>;
 
 /// The throttle's store of a [`Gateway`](crate::Gateway): buckets in this
 /// process, or on Redis (shared by a fleet) with `[store] kind = "redis"`.
@@ -227,7 +225,7 @@ pub type ThrottleFuture = Pin<Box<dyn Future<Output = Result<Outcome, ThrottleEr
 #[non_exhaustive]
 pub enum GatewayThrottleStore {
     /// Buckets in this process (`embedded` and `memory` stores).
-    Memory(InMemoryStore),
+    Memory(InMemoryThrottleStore),
     /// Buckets on Redis, every request decided by a script.
     #[cfg(feature = "redis")]
     Redis(portcullis_redis::RedisThrottleStore),
@@ -246,7 +244,7 @@ impl GatewayThrottleStore {
     ///
     /// The first lease Redis did not take back (it is counted spent at its
     /// deadline, within 250 ms).
-    pub async fn shutdown(&self) -> Result<(), ThrottleError> {
+    pub async fn shutdown(&self) -> Result<(), ThrottleStoreError> {
         match self {
             #[cfg(feature = "redis")]
             GatewayThrottleStore::RedisLeased(store) => store.shutdown().await,
@@ -268,11 +266,15 @@ impl ThrottleStore for GatewayThrottleStore {
     type Future = ThrottleFuture;
 
     #[inline]
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         match self {
             GatewayThrottleStore::Memory(store) => match store.acquire(checks, now_unix_nanos) {
-                Acquire::Ready(outcome) => Acquire::Ready(outcome),
-                Acquire::Pending(ready) => Acquire::Pending(Box::pin(ready)),
+                Answer::Ready(outcome) => Answer::Ready(outcome),
+                Answer::Pending(ready) => Answer::Pending(Box::pin(ready)),
             },
             #[cfg(feature = "redis")]
             GatewayThrottleStore::Redis(store) => store.acquire(checks, now_unix_nanos),

@@ -11,10 +11,11 @@ use std::sync::{Arc, OnceLock};
 use http::{HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use portcullis_api_key::{
-    ApiKeyLayer, ApiKeyRecord, ApiKeySource, ApiKeyValue, InMemoryApiKeyStore, Refusal,
+    ApiKeyLayer, ApiKeyRecord, ApiKeyRefusal, ApiKeySource, ApiKeyValue, InMemoryApiKeyStore,
 };
 use portcullis_core::clock::{Clock, SystemClock};
 use portcullis_core::context::UsageIdentifierKey;
+use portcullis_core::refusal::Refusal as _;
 
 const ENABLED: &str = "FuzzEnabledKey0123456789";
 const DISABLED: &str = "FuzzDisabledKey012345678";
@@ -58,17 +59,20 @@ fuzz_target!(|data: &[u8]| {
         .expect("the in-memory store answers at once");
     match &outcome {
         Ok(ctx) => {
-            assert!(expected_accept, "accepted an input that is not the issued key");
+            assert!(
+                expected_accept,
+                "accepted an input that is not the issued key"
+            );
             assert_eq!(ctx.key_id(), "enabled");
         }
         Err(refusal) => {
             assert!(!expected_accept, "refused the issued key: {refusal:?}");
             if rest == DISABLED.as_bytes() && copies == 1 {
-                assert_eq!(*refusal, Refusal::Disabled);
+                assert_eq!(*refusal, ApiKeyRefusal::Disabled);
             }
             // The refusal is the same fixed body whatever was presented: it
             // cannot echo the input.
-            let response = refusal.response().render(&request);
+            let response = refusal.gateway_response().render(&request);
             assert_eq!(response.status(), 403);
             assert_eq!(response.body().as_ref(), br#"{"message":"Forbidden"}"#);
         }

@@ -1,7 +1,7 @@
 //! Where quota counters and usage records live.
 //!
 //! [`QuotaStore`] is the async trait every backend implements: the in-memory
-//! [`MemoryStore`] here, and Redis in `portcullis-redis`. The layer and the
+//! [`InMemoryQuotaStore`] here, and Redis in `portcullis-redis`. The layer and the
 //! usage API do the calendar maths and hand the store a [`QuotaRequest`] that
 //! names the period; the store keeps, per usage plan and API key:
 //!
@@ -23,7 +23,7 @@ use time::Date;
 
 use crate::calendar::Window;
 
-pub use memory::{MemoryStore, MemoryStoreError};
+pub use memory::{InMemoryQuotaStore, InMemoryQuotaStoreError};
 
 /// The default retention of usage records, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;

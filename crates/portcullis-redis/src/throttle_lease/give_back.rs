@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use portcullis_throttle::store::StoreError;
+use portcullis_throttle::store::ThrottleStoreError;
 
 use super::entry::{Entry, Slow};
 use super::slow_path::Op;
@@ -16,7 +16,7 @@ impl Inner {
         key: &str,
         entry: &Entry,
         slow: &mut Slow,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ThrottleStoreError> {
         if slow.held == 0 {
             return Ok(());
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use portcullis_throttle::store::{Outcome, StoreError};
+use portcullis_throttle::store::{Outcome, ThrottleStoreError};
 
 use crate::{TimeSource, record_call};
 
@@ -126,7 +126,7 @@ impl Inner {
         fields: &[String],
         ops: &[Op],
         now: u64,
-    ) -> Result<Answer, StoreError> {
+    ) -> Result<Answer, ThrottleStoreError> {
         let mut call = lease_script().call();
         for key in keys {
             call.key(*key);
@@ -152,9 +152,9 @@ impl Inner {
         let started = Instant::now();
         let reply: Result<Vec<i64>, _> = call.invoke(&mut connection).await;
         record_call("throttle_lease", started, reply.as_ref().err());
-        let reply = reply.map_err(StoreError::new)?;
+        let reply = reply.map_err(ThrottleStoreError::new)?;
         if reply.len() != 3 + 3 * keys.len() {
-            return Err(StoreError::msg(
+            return Err(ThrottleStoreError::msg(
                 "the lease script answered an unexpected shape",
             ));
         }
@@ -178,7 +178,7 @@ impl Inner {
         &self,
         wanted: Vec<Wanted>,
         now: u64,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, ThrottleStoreError> {
         // With a caller's clock, the latest time this replica has seen: the
         // tokens a report counts were spent at or before it.
         let now = match self.time {
@@ -227,7 +227,7 @@ impl Inner {
                         .iter_mut()
                         .find(|(j, _)| *j == i)
                         .map(|(_, g)| &mut **g)
-                        .ok_or_else(|| StoreError::msg("a bucket's lock went missing"))?;
+                        .ok_or_else(|| ThrottleStoreError::msg("a bucket's lock went missing"))?;
                     let empty = entries[i].tokens() == 0;
                     ops.push(self.op(&entries[i], slow, &wanted[i], sent_at, empty));
                     fields.push(self.field(slow.lease_id));

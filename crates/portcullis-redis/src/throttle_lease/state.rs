@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use portcullis_throttle::store::{BucketCheck, Outcome, StoreError};
+use portcullis_throttle::store::{BucketCheck, Outcome, ThrottleStoreError};
 
 use crate::TimeSource;
 use crate::connection::RedisConnection;
@@ -77,7 +77,7 @@ impl Inner {
         &self,
         checks: &[BucketCheck<'_>],
         now: u64,
-    ) -> Option<Result<Outcome, StoreError>> {
+    ) -> Option<Result<Outcome, ThrottleStoreError>> {
         if self.time == TimeSource::Caller {
             self.last_now.fetch_max(now, Ordering::Relaxed);
         }

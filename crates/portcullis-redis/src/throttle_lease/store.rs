@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use portcullis_throttle::ThrottleStore;
-use portcullis_throttle::store::{Acquire, BucketCheck, StoreError};
+use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStoreError};
 
 use crate::TimeSource;
 use crate::connection::{RedisConfig, RedisConnection};
@@ -243,7 +243,7 @@ impl LeasedThrottleStore {
     ///
     /// The first failed call; the leases it touched are forfeited (counted
     /// spent at their deadline).
-    pub async fn shutdown(&self) -> Result<(), StoreError> {
+    pub async fn shutdown(&self) -> Result<(), ThrottleStoreError> {
         let mut first = Ok(());
         for (key, entry) in self.inner.all() {
             let mut slow = entry.slow.lock().await;
@@ -279,15 +279,19 @@ impl LeasedThrottleStore {
 impl ThrottleStore for LeasedThrottleStore {
     type Future = AcquireFuture;
 
-    fn acquire(&self, checks: &[BucketCheck<'_>], now_unix_nanos: u64) -> Acquire<Self::Future> {
+    fn acquire(
+        &self,
+        checks: &[BucketCheck<'_>],
+        now_unix_nanos: u64,
+    ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
         if checks.len() > MAX_BUCKETS {
-            return Acquire::Ready(Err(StoreError::msg(format!(
+            return Answer::Ready(Err(ThrottleStoreError::msg(format!(
                 "{} buckets in one request; at most {MAX_BUCKETS}",
                 checks.len()
             ))));
         }
         if let Some(result) = self.inner.try_fast(checks, now_unix_nanos) {
-            return Acquire::Ready(result);
+            return Answer::Ready(result);
         }
         let wanted: Vec<Wanted> = checks
             .iter()
@@ -304,7 +308,7 @@ impl ThrottleStore for LeasedThrottleStore {
             })
             .collect();
         let inner = self.inner.clone();
-        Acquire::Pending(Box::pin(async move {
+        Answer::Pending(Box::pin(async move {
             inner.acquire_slow(wanted, now_unix_nanos).await
         }))
     }
