@@ -9,7 +9,6 @@ use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision, REFUSED};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -24,20 +23,10 @@ use crate::store::{ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};
 /// The header API Gateway reads keys from: `x-api-key`.
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Where the layer reads a request's key: API Gateway's `apiKeySource`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum ApiKeySource {
-    /// A request header, `x-api-key` unless configured otherwise. gRPC
-    /// metadata are HTTP/2 headers, so this covers gRPC clients too.
-    #[default]
-    #[serde(rename = "HEADER")]
-    Header,
-    /// The key an authorizer chose: the
-    /// [`UsageIdentifierKey`] an earlier layer put in the request extensions.
-    #[serde(rename = "AUTHORIZER")]
-    Authorizer,
-}
+/// Where the layer reads a request's key: API Gateway's `apiKeySource`,
+/// defined in `portcullis-core` so that an OpenAPI definition names the same
+/// type.
+pub use portcullis_core::context::ApiKeySource;
 
 /// Why the layer refused a request. Every refusal is API Gateway's
 /// INVALID_API_KEY (403 `Forbidden`), except [`ApiKeyRefusal::StoreFailed`].

@@ -5,6 +5,8 @@
 //!   authorizer layers.
 //! - [`ApiKeyContext`]: which API key, and its usage plan, written by the API-key
 //!   layer and read by the throttle and quota layers.
+//! - [`ApiKeySource`]: where the API-key layer reads a key, shared by the
+//!   API-key layer and the OpenAPI definitions that name it.
 //! - [`UsageIdentifierKey`]: the API key an authorizer chose (API Gateway's
 //!   AUTHORIZER key source).
 //! - [`WafLabels`]: the labels WAF rules added.
@@ -247,6 +249,35 @@ impl ApiKeyContext {
     pub fn usage_plan(&self) -> Option<&Arc<UsagePlan>> {
         self.inner.usage_plan.as_ref()
     }
+}
+
+/// Where the API-key layer reads a request's key: API Gateway's
+/// `apiKeySource` (`x-amazon-apigateway-api-key-source` in an OpenAPI
+/// export), with its two values.
+///
+/// ```
+/// use portcullis_core::context::ApiKeySource;
+///
+/// assert_eq!(ApiKeySource::default(), ApiKeySource::Header);
+/// let source: ApiKeySource = serde_json::from_str(r#""AUTHORIZER""#).unwrap();
+/// assert_eq!(source, ApiKeySource::Authorizer);
+/// ```
+///
+/// API Gateway defines exactly these two values, so the enum is exhaustive:
+/// a layer matches on it without a fallback arm.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum ApiKeySource {
+    /// A request header, `x-api-key` unless configured otherwise. gRPC
+    /// metadata are HTTP/2 headers, so this covers gRPC clients too.
+    #[default]
+    #[serde(rename = "HEADER")]
+    Header,
+    /// The key an authorizer chose: the [`UsageIdentifierKey`] an earlier
+    /// layer put in the request extensions.
+    #[serde(rename = "AUTHORIZER")]
+    Authorizer,
 }
 
 /// The API key an authorizer chose for the request, API Gateway's

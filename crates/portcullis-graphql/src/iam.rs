@@ -145,7 +145,7 @@ impl PrincipalPolicies for HashMap<String, Vec<Arc<PolicyDocument>>> {
 /// assert!(!iam.allows("Query", "listBookings", &auth));
 /// // Other modes are not IAM's to decide.
 /// assert!(iam.allows("Query", "listBookings", &RequestAuth::new(AuthMode::ApiKey)));
-/// # Ok::<(), portcullis_iam::PolicyError>(())
+/// # Ok::<(), portcullis_iam::PolicyDocumentError>(())
 /// ```
 #[derive(Clone)]
 pub struct FieldIam {

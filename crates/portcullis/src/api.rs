@@ -204,15 +204,9 @@ impl ApiStack {
             builder = builder.authorizer(name.clone(), authorizer.clone());
         }
         if let Some(api_key) = &layer.api_key {
-            // One idea in two crates that may not depend on each other: the
-            // definition's `x-amazon-apigateway-api-key-source`, read by the
-            // API-key layer.
-            let source = match self.definition.api_key_source() {
-                portcullis_openapi::definition::ApiKeySource::Authorizer => {
-                    portcullis_api_key::ApiKeySource::Authorizer
-                }
-                _ => portcullis_api_key::ApiKeySource::Header,
-            };
+            // The definition's `x-amazon-apigateway-api-key-source`, read by
+            // the API-key layer: one core type for both crates.
+            let source = self.definition.api_key_source();
             builder = builder.api_key(api_key.clone().source(source));
         }
         let usage = GatewayLayer::new()

@@ -68,19 +68,9 @@ pub enum CustomAuthorizerKind {
     Request,
 }
 
-/// Where API keys come from (`x-amazon-apigateway-api-key-source`): the
-/// same idea, with the same variants, as portcullis-api-key's
-/// `ApiKeySource`, which the API-key layer is configured with (this crate
-/// may not depend on that one; the facade maps one to the other).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ApiKeySource {
-    /// The `x-api-key` header.
-    #[default]
-    Header,
-    /// The authorizer's `usageIdentifierKey`.
-    Authorizer,
-}
+/// Where API keys come from (`x-amazon-apigateway-api-key-source`): the one
+/// type of `portcullis-core`, which the API-key layer is configured with too.
+pub use portcullis_core::context::ApiKeySource;
 
 /// A required request parameter.
 #[derive(Clone, Debug, PartialEq, Eq)]
