@@ -17,7 +17,7 @@ pub struct EngineConfig {
     /// this (100 ms by default), within `initial_block..=max_block`.
     pub block_duration: Duration,
     /// A block not spent within this is given back by the background task
-    /// ([`QuotaEngine::spawn_flusher`]), so an idle replica does not sit on
+    /// ([`QuotaEngine::spawn_flusher`](super::QuotaEngine::spawn_flusher)), so an idle replica does not sit on
     /// quota another replica could use (1 s by default).
     pub block_ttl: Duration,
     /// How long the engine trusts "this key's quota is spent" before it
@@ -27,7 +27,7 @@ pub struct EngineConfig {
     /// How long a request that finds the quota spent while other replicas
     /// hold blocks of it ([`Grant::outstanding`](crate::reservation::Grant::outstanding))
     /// waits for them to give back what they have not spent
-    /// ([`QuotaReservation::reclaim`]) before it is refused (200 ms by
+    /// ([`QuotaReservation::reclaim`](crate::reservation::QuotaReservation::reclaim)) before it is refused (200 ms by
     /// default; zero refuses at once and leaves the blocks to expire).
     pub reclaim_wait: Duration,
 }

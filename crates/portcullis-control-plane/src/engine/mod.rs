@@ -53,7 +53,7 @@ pub type ConsumeFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError
 ///   reaches the engine in the requests themselves, and the block reserved
 ///   under the old quota is given back at once.
 /// - A request that finds the quota spent while other replicas still hold
-///   blocks of it ([`Grant::outstanding`]) asks them to give back what they
+///   blocks of it ([`Grant::outstanding`](crate::reservation::Grant::outstanding)) asks them to give back what they
 ///   have not spent ([`QuotaReservation::reclaim`](crate::reservation::QuotaReservation::reclaim)) and waits for it, up to
 ///   [`EngineConfig::reclaim_wait`]: the last requests of a quota are not
 ///   stranded in a block on a replica whose traffic for the key has
