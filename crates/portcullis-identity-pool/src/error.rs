@@ -5,7 +5,7 @@ use std::fmt;
 use http::StatusCode;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::{GatewayResponse, GatewayResponseType};
-use portcullis_jwt::RejectReason;
+use portcullis_jwt::JwtRefusal;
 
 /// Why the credentials service refused an exchange. Each variant renders as a
 /// gateway response ([`ExchangeError::gateway_response`]); the credentials
@@ -27,7 +27,7 @@ pub enum ExchangeError {
     WrongPool,
     /// The ID token was refused: UNAUTHORIZED (401), with `The incoming token
     /// has expired` for an expired one.
-    Token(RejectReason),
+    Token(JwtRefusal),
     /// The login's provider name is not the token's issuer: UNAUTHORIZED
     /// (401).
     ProviderMismatch,
@@ -79,7 +79,7 @@ impl ExchangeError {
                 .with_message("Only one login per request is supported"),
             Self::WrongPool => GatewayResponse::new(GatewayResponseType::ResourceNotFound)
                 .with_message("IdentityPool not found"),
-            Self::Token(RejectReason::Expired) => RejectReason::Expired.gateway_response(),
+            Self::Token(JwtRefusal::Expired) => JwtRefusal::Expired.gateway_response(),
             Self::Token(_) | Self::ProviderMismatch | Self::NoSubject => {
                 GatewayResponse::new(GatewayResponseType::Unauthorized)
             }

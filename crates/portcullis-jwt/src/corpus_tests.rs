@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::keys::{AlgSet, VerifyKey, jwk_to_key};
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 use crate::verify::{check_signature, split};
 
 fn corpus() -> PathBuf {
@@ -68,7 +68,7 @@ fn compact_vectors_verify_and_tampering_is_caught() {
         let jws = split(&tampered).expect("still splits");
         assert_eq!(
             check_signature(&jws, &key),
-            Err(RejectReason::BadSignature),
+            Err(JwtRefusal::BadSignature),
             "{name}"
         );
 
@@ -76,7 +76,7 @@ fn compact_vectors_verify_and_tampering_is_caught() {
         let jws = split(truncated).expect("still splits");
         assert_eq!(
             check_signature(&jws, &key),
-            Err(RejectReason::BadSignature),
+            Err(JwtRefusal::BadSignature),
             "{name}"
         );
     }
@@ -89,7 +89,7 @@ fn es512_is_refused_cleanly() {
     let compact = v["output"]["compact"].as_str().expect("compact form");
     assert_eq!(
         split(compact).unwrap_err(),
-        RejectReason::UnsupportedAlgorithm
+        JwtRefusal::UnsupportedAlgorithm
     );
     assert!(jwk_to_key(&v["input"]["key"]).is_none());
 }
@@ -99,7 +99,7 @@ fn detached_content_is_malformed_as_a_jwt() {
     let v = vector("4_5.signature_with_detached_content.json");
     let compact = v["output"]["compact"].as_str().expect("compact form");
     assert!(compact.contains(".."), "detached payload");
-    assert_eq!(split(compact).unwrap_err(), RejectReason::Malformed);
+    assert_eq!(split(compact).unwrap_err(), JwtRefusal::Malformed);
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn json_serialized_signatures_verify_in_compact_form() {
                     checked += 1;
                 }
                 Err(reason) => {
-                    assert_eq!(reason, RejectReason::UnsupportedAlgorithm, "{name} #{i}")
+                    assert_eq!(reason, JwtRefusal::UnsupportedAlgorithm, "{name} #{i}")
                 }
             }
         }

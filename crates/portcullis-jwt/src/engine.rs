@@ -13,7 +13,7 @@ use crate::config::JwtConfig;
 use crate::fetch::key_url;
 use crate::issuer::JwksSource;
 use crate::keys::{AlgSet, JwksError, KeySet, Lookup, VerifyKey};
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 use crate::source::TokenSource;
 use crate::store::{KeyStore, RemoteOptions, RemoteSource, SharedFetch};
 use crate::verify::{ClaimRules, check_signature, parse};
@@ -34,7 +34,7 @@ pub(crate) struct Shared {
 }
 
 pub(crate) enum Step {
-    Done(Result<Arc<Verified>, RejectReason>),
+    Done(Result<Arc<Verified>, JwtRefusal>),
     Wait(SharedFetch),
 }
 
@@ -180,35 +180,35 @@ impl Shared {
             return Step::Done(Ok(hit));
         }
         let result = (|| {
-            let token = std::str::from_utf8(token).map_err(|_| RejectReason::Malformed)?;
+            let token = std::str::from_utf8(token).map_err(|_| JwtRefusal::Malformed)?;
             let parsed = parse(token)?;
             let iss = parsed
                 .claims
                 .get("iss")
                 .and_then(serde_json::Value::as_str)
-                .ok_or(RejectReason::UnknownIssuer)?;
+                .ok_or(JwtRefusal::UnknownIssuer)?;
             let issuer = self
                 .issuers
                 .iter()
                 .find(|i| i.rules.issuer == iss)
-                .ok_or(RejectReason::UnknownIssuer)?;
+                .ok_or(JwtRefusal::UnknownIssuer)?;
             if !issuer.algs.contains(parsed.jws.alg) {
-                return Err(RejectReason::AlgorithmNotAllowed);
+                return Err(JwtRefusal::AlgorithmNotAllowed);
             }
             {
                 let keys = issuer.keys.current();
                 match keys.find(parsed.jws.kid.as_deref(), parsed.jws.alg) {
                     Lookup::Found(key) => check_signature(&parsed.jws, key)?,
-                    Lookup::Mismatch => return Err(RejectReason::KeyAlgorithmMismatch),
+                    Lookup::Mismatch => return Err(JwtRefusal::KeyAlgorithmMismatch),
                     Lookup::Unknown => {
                         drop(keys);
                         if allow_fetch && let Some(fetch) = issuer.keys.refetch() {
                             return Ok(Err(fetch));
                         }
                         return Err(if issuer.keys.loaded() {
-                            RejectReason::UnknownKeyId
+                            JwtRefusal::UnknownKeyId
                         } else {
-                            RejectReason::KeysUnavailable
+                            JwtRefusal::KeysUnavailable
                         });
                     }
                 }

@@ -13,7 +13,7 @@ use crate::config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
 use crate::engine::{Shared, Step};
 use crate::issuer::{Issuer, TokenUse};
 use crate::policy::{Match, RoutePolicy};
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 use crate::service::Jwt;
 use crate::source::TokenSource;
 
@@ -172,9 +172,9 @@ impl JwtLayer {
     /// # Errors
     ///
     /// Why the token is refused.
-    pub async fn verify(&self, token: &str) -> Result<Verified, RejectReason> {
+    pub async fn verify(&self, token: &str) -> Result<Verified, JwtRefusal> {
         if token.len() > self.shared.max_token_bytes {
-            return Err(RejectReason::TokenTooLarge);
+            return Err(JwtRefusal::TokenTooLarge);
         }
         let verified = match self.shared.verify_token(token.as_bytes(), true) {
             Step::Done(result) => result?,
@@ -182,7 +182,7 @@ impl JwtLayer {
                 fetch.await;
                 match self.shared.verify_token(token.as_bytes(), false) {
                     Step::Done(result) => result?,
-                    Step::Wait(_) => return Err(RejectReason::KeysUnavailable),
+                    Step::Wait(_) => return Err(JwtRefusal::KeysUnavailable),
                 }
             }
         };

@@ -176,6 +176,6 @@ pub use jsonwebtoken::Algorithm;
 pub use layer::{JwtLayer, JwtLayerBuilder};
 pub use policy::Match;
 pub use portcullis_core::future::ResponseFuture;
-pub use reject::RejectReason;
+pub use reject::JwtRefusal;
 pub use service::Jwt;
 pub use source::TokenSource;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::claims::JwtClaims;
 use crate::issuer::TokenUse;
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 
 /// Whether any one, or all, of a list must match.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,24 +64,24 @@ impl RoutePolicy {
     }
 
     /// Checks an authenticated caller against the route.
-    pub(crate) fn check(&self, caller: &Caller, claims: &JwtClaims) -> Result<(), RejectReason> {
+    pub(crate) fn check(&self, caller: &Caller, claims: &JwtClaims) -> Result<(), JwtRefusal> {
         if let Some(token_use) = self.token_use
             && !claims.token_use().is_some_and(|t| token_use.accepts(t))
         {
-            return Err(RejectReason::WrongTokenUse);
+            return Err(JwtRefusal::WrongTokenUse);
         }
         for (how, groups) in &self.groups {
             if !how.check(groups, |g| caller.in_group(g)) {
-                return Err(RejectReason::MissingGroup);
+                return Err(JwtRefusal::MissingGroup);
             }
         }
         for (how, scopes) in &self.scopes {
             if !how.check(scopes, |s| caller.has_scope(s)) {
-                return Err(RejectReason::MissingScope);
+                return Err(JwtRefusal::MissingScope);
             }
         }
         if self.predicates.iter().any(|p| !p(caller, claims)) {
-            return Err(RejectReason::PredicateFailed);
+            return Err(JwtRefusal::PredicateFailed);
         }
         Ok(())
     }

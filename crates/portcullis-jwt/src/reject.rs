@@ -11,14 +11,14 @@ use portcullis_core::{GatewayResponse, GatewayResponseType};
 /// Why the layer refused a request.
 ///
 /// Every reason is answered as API Gateway's Cognito authorizer answers:
-/// [`Forbidden`](RejectReason::is_forbidden) reasons (an authenticated caller
+/// [`Forbidden`](JwtRefusal::is_forbidden) reasons (an authenticated caller
 /// who lacks a group, a scope or the predicate) get ACCESS_DENIED (403) with
 /// `WWW-Authenticate: Bearer error="insufficient_scope"`; an expired token gets
 /// UNAUTHORIZED (401) `The incoming token has expired`; every other reason gets
 /// UNAUTHORIZED (401) `Unauthorized`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum RejectReason {
+pub enum JwtRefusal {
     /// No token where the layer looks for one.
     MissingToken,
     /// The token is longer than the configured limit; it was not parsed.
@@ -68,34 +68,34 @@ pub enum RejectReason {
     PredicateFailed,
 }
 
-impl RejectReason {
+impl JwtRefusal {
     /// A short snake_case name, used in logs and as the `reason` metric label.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
-            RejectReason::MissingToken => "missing_token",
-            RejectReason::TokenTooLarge => "token_too_large",
-            RejectReason::Malformed => "malformed",
-            RejectReason::AlgorithmNone => "alg_none",
-            RejectReason::UnsupportedAlgorithm => "unsupported_alg",
-            RejectReason::AlgorithmNotAllowed => "alg_not_allowed",
-            RejectReason::CriticalHeader => "crit_header",
-            RejectReason::UnknownIssuer => "unknown_issuer",
-            RejectReason::UnknownKeyId => "unknown_kid",
-            RejectReason::KeyAlgorithmMismatch => "key_alg_mismatch",
-            RejectReason::BadSignature => "bad_signature",
-            RejectReason::KeysUnavailable => "keys_unavailable",
-            RejectReason::Expired => "expired",
-            RejectReason::NotYetValid => "not_yet_valid",
-            RejectReason::IssuedInFuture => "issued_in_future",
-            RejectReason::LifetimeTooLong => "lifetime_too_long",
-            RejectReason::MissingClaim => "missing_claim",
-            RejectReason::WrongAudience => "wrong_audience",
-            RejectReason::WrongClientId => "wrong_client_id",
-            RejectReason::WrongTokenUse => "wrong_token_use",
-            RejectReason::MissingGroup => "missing_group",
-            RejectReason::MissingScope => "missing_scope",
-            RejectReason::PredicateFailed => "predicate_failed",
+            JwtRefusal::MissingToken => "missing_token",
+            JwtRefusal::TokenTooLarge => "token_too_large",
+            JwtRefusal::Malformed => "malformed",
+            JwtRefusal::AlgorithmNone => "alg_none",
+            JwtRefusal::UnsupportedAlgorithm => "unsupported_alg",
+            JwtRefusal::AlgorithmNotAllowed => "alg_not_allowed",
+            JwtRefusal::CriticalHeader => "crit_header",
+            JwtRefusal::UnknownIssuer => "unknown_issuer",
+            JwtRefusal::UnknownKeyId => "unknown_kid",
+            JwtRefusal::KeyAlgorithmMismatch => "key_alg_mismatch",
+            JwtRefusal::BadSignature => "bad_signature",
+            JwtRefusal::KeysUnavailable => "keys_unavailable",
+            JwtRefusal::Expired => "expired",
+            JwtRefusal::NotYetValid => "not_yet_valid",
+            JwtRefusal::IssuedInFuture => "issued_in_future",
+            JwtRefusal::LifetimeTooLong => "lifetime_too_long",
+            JwtRefusal::MissingClaim => "missing_claim",
+            JwtRefusal::WrongAudience => "wrong_audience",
+            JwtRefusal::WrongClientId => "wrong_client_id",
+            JwtRefusal::WrongTokenUse => "wrong_token_use",
+            JwtRefusal::MissingGroup => "missing_group",
+            JwtRefusal::MissingScope => "missing_scope",
+            JwtRefusal::PredicateFailed => "predicate_failed",
         }
     }
 
@@ -105,16 +105,16 @@ impl RejectReason {
     pub const fn is_forbidden(self) -> bool {
         matches!(
             self,
-            RejectReason::MissingGroup | RejectReason::MissingScope | RejectReason::PredicateFailed
+            JwtRefusal::MissingGroup | JwtRefusal::MissingScope | JwtRefusal::PredicateFailed
         )
     }
 
     /// The gateway response for this reason (see the type's docs).
     pub fn gateway_response(self) -> GatewayResponse {
         match self {
-            RejectReason::MissingToken => GatewayResponse::new(GatewayResponseType::Unauthorized)
+            JwtRefusal::MissingToken => GatewayResponse::new(GatewayResponseType::Unauthorized)
                 .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
-            RejectReason::Expired => GatewayResponse::new(GatewayResponseType::Unauthorized)
+            JwtRefusal::Expired => GatewayResponse::new(GatewayResponseType::Unauthorized)
                 .with_message(EXPIRED_USER_POOL_TOKEN)
                 .with_header(
                     WWW_AUTHENTICATE,
@@ -138,9 +138,9 @@ impl RejectReason {
 
 /// The layer refuses through [`Refusal::into_response`], so the reason is in
 /// the refused response's extensions.
-impl Refusal for RejectReason {
+impl Refusal for JwtRefusal {
     fn gateway_response(&self) -> GatewayResponse {
-        RejectReason::gateway_response(*self)
+        JwtRefusal::gateway_response(*self)
     }
 
     fn detail(&self) -> &'static str {
@@ -148,10 +148,10 @@ impl Refusal for RejectReason {
     }
 }
 
-impl fmt::Display for RejectReason {
+impl fmt::Display for JwtRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::error::Error for RejectReason {}
+impl std::error::Error for JwtRefusal {}

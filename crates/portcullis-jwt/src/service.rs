@@ -14,7 +14,7 @@ use tracing::{Instrument, Span};
 use crate::claims::Verified;
 use crate::engine::{Shared, Step};
 use crate::policy::RoutePolicy;
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 use crate::store::SharedFetch;
 use portcullis_core::future::ResponseFuture;
 
@@ -28,7 +28,7 @@ pub struct Jwt<S> {
 
 enum Decision {
     Allow(Arc<Verified>),
-    Reject(RejectReason),
+    Reject(JwtRefusal),
     Wait(SharedFetch),
 }
 
@@ -48,7 +48,7 @@ fn decide<B>(
             .extract(request.headers(), request.uri(), shared.max_token_bytes)
         {
             Ok(Some(token)) => token,
-            Ok(None) => return Decision::Reject(RejectReason::MissingToken),
+            Ok(None) => return Decision::Reject(JwtRefusal::MissingToken),
             Err(reason) => return Decision::Reject(reason),
         };
     match shared.verify_token(&token, allow_fetch) {
@@ -58,7 +58,7 @@ fn decide<B>(
         },
         Step::Done(Err(reason)) => Decision::Reject(reason),
         Step::Wait(fetch) if allow_fetch => Decision::Wait(fetch),
-        Step::Wait(_) => Decision::Reject(RejectReason::KeysUnavailable),
+        Step::Wait(_) => Decision::Reject(JwtRefusal::KeysUnavailable),
     }
 }
 
@@ -87,7 +87,7 @@ fn allow<B>(request: &mut Request<B>, verified: &Verified, span: &Span) {
 
 fn reject<B, ResBody>(
     request: &Request<B>,
-    reason: RejectReason,
+    reason: JwtRefusal,
     span: &Span,
 ) -> Response<ResponseBody<ResBody>> {
     let decision = Refusal::decision(&reason);
@@ -159,7 +159,7 @@ where
                             }
                             Decision::Reject(reason) => Some(reject(&request, reason, &span)),
                             Decision::Wait(_) => {
-                                Some(reject(&request, RejectReason::KeysUnavailable, &span))
+                                Some(reject(&request, JwtRefusal::KeysUnavailable, &span))
                             }
                         }
                     };

@@ -6,7 +6,7 @@ use http::{HeaderMap, Uri};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 
 /// Where the layer looks for the token.
 ///
@@ -55,7 +55,7 @@ impl TokenSource {
         headers: &'a HeaderMap,
         uri: &'a Uri,
         max_bytes: usize,
-    ) -> Result<Option<Cow<'a, [u8]>>, RejectReason> {
+    ) -> Result<Option<Cow<'a, [u8]>>, JwtRefusal> {
         let token: Option<Cow<'a, [u8]>> = match self {
             TokenSource::Header { name, scheme } => {
                 let Some(value) = headers.get(name.as_str()) else {
@@ -63,7 +63,7 @@ impl TokenSource {
                 };
                 // The scheme and its space are allowed on top of the limit.
                 if value.len() > max_bytes.saturating_add(16) {
-                    return Err(RejectReason::TokenTooLarge);
+                    return Err(JwtRefusal::TokenTooLarge);
                 }
                 // Bytes, not text: a cache hit compares the token's digest
                 // with that of a token already verified (and so already
@@ -85,7 +85,7 @@ impl TokenSource {
                 let mut found = None;
                 for header in headers.get_all(http::header::COOKIE) {
                     if header.len() > max_bytes.saturating_mul(4) {
-                        return Err(RejectReason::TokenTooLarge);
+                        return Err(JwtRefusal::TokenTooLarge);
                     }
                     let Ok(header) = header.to_str() else {
                         continue;
@@ -110,12 +110,12 @@ impl TokenSource {
                         .is_ok_and(|k| k == name.as_str())
                     {
                         if v.len() > max_bytes.saturating_mul(3) {
-                            return Err(RejectReason::TokenTooLarge);
+                            return Err(JwtRefusal::TokenTooLarge);
                         }
                         found = Some(
                             match percent_decode_str(v)
                                 .decode_utf8()
-                                .map_err(|_| RejectReason::Malformed)?
+                                .map_err(|_| JwtRefusal::Malformed)?
                             {
                                 Cow::Borrowed(v) => Cow::Borrowed(v.as_bytes()),
                                 Cow::Owned(v) => Cow::Owned(v.into_bytes()),
@@ -128,7 +128,7 @@ impl TokenSource {
         };
         match token {
             Some(token) if token.is_empty() => Ok(None),
-            Some(token) if token.len() > max_bytes => Err(RejectReason::TokenTooLarge),
+            Some(token) if token.len() > max_bytes => Err(JwtRefusal::TokenTooLarge),
             other => Ok(other),
         }
     }
@@ -177,10 +177,7 @@ mod tests {
         assert_eq!(source.extract(&h, &uri, 100).unwrap(), None);
         assert_eq!(source.extract(&HeaderMap::new(), &uri, 100).unwrap(), None);
         let h = headers(&[("authorization", "Bearer 0123456789")]);
-        assert_eq!(
-            source.extract(&h, &uri, 5),
-            Err(RejectReason::TokenTooLarge)
-        );
+        assert_eq!(source.extract(&h, &uri, 5), Err(JwtRefusal::TokenTooLarge));
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(crate) type ClaimMap = BTreeMap<String, Value>;
 use crate::claims::JwtClaims;
 use crate::issuer::Issuer;
 use crate::keys::VerifyKey;
-use crate::reject::RejectReason;
+use crate::reject::JwtRefusal;
 
 /// The largest decoded JOSE header accepted. Real headers are under 200 bytes.
 const MAX_HEADER_BYTES: usize = 1024;
@@ -57,32 +57,32 @@ struct RawHeader<'a> {
 /// # Errors
 ///
 /// The reason the token cannot be a JWS this layer accepts.
-pub(crate) fn split(token: &str) -> Result<Jws<'_>, RejectReason> {
-    let (header_b64, rest) = token.split_once('.').ok_or(RejectReason::Malformed)?;
-    let (payload, signature) = rest.split_once('.').ok_or(RejectReason::Malformed)?;
+pub(crate) fn split(token: &str) -> Result<Jws<'_>, JwtRefusal> {
+    let (header_b64, rest) = token.split_once('.').ok_or(JwtRefusal::Malformed)?;
+    let (payload, signature) = rest.split_once('.').ok_or(JwtRefusal::Malformed)?;
     if signature.contains('.') || header_b64.is_empty() || payload.is_empty() {
-        return Err(RejectReason::Malformed);
+        return Err(JwtRefusal::Malformed);
     }
     if header_b64.len() > MAX_HEADER_BYTES * 4 / 3 + 4 {
-        return Err(RejectReason::Malformed);
+        return Err(JwtRefusal::Malformed);
     }
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
-        .map_err(|_| RejectReason::Malformed)?;
+        .map_err(|_| JwtRefusal::Malformed)?;
     let header: RawHeader<'_> =
-        serde_json::from_slice(&header_bytes).map_err(|_| RejectReason::Malformed)?;
+        serde_json::from_slice(&header_bytes).map_err(|_| JwtRefusal::Malformed)?;
     if header.crit.is_some() {
-        return Err(RejectReason::CriticalHeader);
+        return Err(JwtRefusal::CriticalHeader);
     }
     if header.alg.eq_ignore_ascii_case("none") {
-        return Err(RejectReason::AlgorithmNone);
+        return Err(JwtRefusal::AlgorithmNone);
     }
     let alg: Algorithm = header
         .alg
         .parse()
-        .map_err(|_| RejectReason::UnsupportedAlgorithm)?;
+        .map_err(|_| JwtRefusal::UnsupportedAlgorithm)?;
     if signature.is_empty() {
-        return Err(RejectReason::BadSignature);
+        return Err(JwtRefusal::BadSignature);
     }
     Ok(Jws {
         alg,
@@ -98,23 +98,23 @@ pub(crate) fn split(token: &str) -> Result<Jws<'_>, RejectReason> {
 /// # Errors
 ///
 /// The reason the token cannot be a JWT this layer accepts.
-pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, RejectReason> {
+pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, JwtRefusal> {
     let jws = split(token)?;
     let payload = URL_SAFE_NO_PAD
         .decode(jws.payload)
-        .map_err(|_| RejectReason::Malformed)?;
-    let claims: ClaimMap = serde_json::from_slice(&payload).map_err(|_| RejectReason::Malformed)?;
+        .map_err(|_| JwtRefusal::Malformed)?;
+    let claims: ClaimMap = serde_json::from_slice(&payload).map_err(|_| JwtRefusal::Malformed)?;
     Ok(Parsed { jws, claims })
 }
 
 /// Checks the signature of a JWS with `key`.
-pub(crate) fn check_signature(jws: &Jws<'_>, key: &VerifyKey) -> Result<(), RejectReason> {
+pub(crate) fn check_signature(jws: &Jws<'_>, key: &VerifyKey) -> Result<(), JwtRefusal> {
     if !key.algs.contains(jws.alg) {
-        return Err(RejectReason::KeyAlgorithmMismatch);
+        return Err(JwtRefusal::KeyAlgorithmMismatch);
     }
     match jsonwebtoken::crypto::verify(jws.signature, jws.message.as_bytes(), &key.key, jws.alg) {
         Ok(true) => Ok(()),
-        _ => Err(RejectReason::BadSignature),
+        _ => Err(JwtRefusal::BadSignature),
     }
 }
 
@@ -146,36 +146,36 @@ impl ClaimRules {
     }
 
     /// Checks the claims at `now` (Unix seconds), returning `exp`.
-    pub(crate) fn check(&self, claims: &ClaimMap, now: u64) -> Result<u64, RejectReason> {
+    pub(crate) fn check(&self, claims: &ClaimMap, now: u64) -> Result<u64, JwtRefusal> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(RejectReason::UnknownIssuer);
+            return Err(JwtRefusal::UnknownIssuer);
         }
-        let exp = numeric(claims, "exp")?.ok_or(RejectReason::MissingClaim)?;
+        let exp = numeric(claims, "exp")?.ok_or(JwtRefusal::MissingClaim)?;
         if now >= exp.saturating_add(self.leeway) {
-            return Err(RejectReason::Expired);
+            return Err(JwtRefusal::Expired);
         }
         if let Some(nbf) = numeric(claims, "nbf")?
             && now.saturating_add(self.leeway) < nbf
         {
-            return Err(RejectReason::NotYetValid);
+            return Err(JwtRefusal::NotYetValid);
         }
         let iat = numeric(claims, "iat")?;
         if let Some(iat) = iat
             && iat > now.saturating_add(self.leeway)
         {
-            return Err(RejectReason::IssuedInFuture);
+            return Err(JwtRefusal::IssuedInFuture);
         }
         if let Some(max) = self.max_lifetime {
             let start = iat.unwrap_or(now);
             if exp.saturating_sub(start) > max.saturating_add(self.leeway) {
-                return Err(RejectReason::LifetimeTooLong);
+                return Err(JwtRefusal::LifetimeTooLong);
             }
         }
         if self.required.iter().any(|c| !claims.contains_key(c)) {
-            return Err(RejectReason::MissingClaim);
+            return Err(JwtRefusal::MissingClaim);
         }
         if !self.audiences.is_empty() && !audience_matches(claims.get("aud"), &self.audiences) {
-            return Err(RejectReason::WrongAudience);
+            return Err(JwtRefusal::WrongAudience);
         }
         if self.cognito {
             match claims.get("token_use").and_then(Value::as_str) {
@@ -183,7 +183,7 @@ impl ClaimRules {
                     if !self.client_ids.is_empty()
                         && !audience_matches(claims.get("aud"), &self.client_ids)
                     {
-                        return Err(RejectReason::WrongAudience);
+                        return Err(JwtRefusal::WrongAudience);
                     }
                 }
                 Some("access") => {
@@ -191,10 +191,10 @@ impl ClaimRules {
                     if !self.client_ids.is_empty()
                         && !client.is_some_and(|c| self.client_ids.iter().any(|id| id == c))
                     {
-                        return Err(RejectReason::WrongClientId);
+                        return Err(JwtRefusal::WrongClientId);
                     }
                 }
-                _ => return Err(RejectReason::WrongTokenUse),
+                _ => return Err(JwtRefusal::WrongTokenUse),
             }
         }
         Ok(exp)
@@ -255,7 +255,7 @@ fn strings_at(claims: &ClaimMap, path: &[String]) -> Vec<String> {
 }
 
 /// A NumericDate claim: absent is `None`, a non-number is malformed.
-fn numeric(claims: &ClaimMap, name: &str) -> Result<Option<u64>, RejectReason> {
+fn numeric(claims: &ClaimMap, name: &str) -> Result<Option<u64>, JwtRefusal> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
@@ -265,10 +265,10 @@ fn numeric(claims: &ClaimMap, name: &str) -> Result<Option<u64>, RejectReason> {
                 // Truncation is the intent: NumericDate may carry fractions.
                 Ok(Some(f as u64))
             } else {
-                Err(RejectReason::MissingClaim)
+                Err(JwtRefusal::MissingClaim)
             }
         }
-        Some(_) => Err(RejectReason::MissingClaim),
+        Some(_) => Err(JwtRefusal::MissingClaim),
     }
 }
 
@@ -295,25 +295,22 @@ mod tests {
     fn refuses_bad_shapes_before_any_key() {
         let payload = b64(r#"{"sub":"a"}"#);
         let none = format!("{}.{payload}.", b64(r#"{"alg":"none"}"#));
-        assert_eq!(parse(&none).unwrap_err(), RejectReason::AlgorithmNone);
+        assert_eq!(parse(&none).unwrap_err(), JwtRefusal::AlgorithmNone);
         let none_case = format!("{}.{payload}.c2ln", b64(r#"{"alg":"NoNe"}"#));
-        assert_eq!(parse(&none_case).unwrap_err(), RejectReason::AlgorithmNone);
+        assert_eq!(parse(&none_case).unwrap_err(), JwtRefusal::AlgorithmNone);
         let crit = format!(
             "{}.{payload}.c2ln",
             b64(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#)
         );
-        assert_eq!(parse(&crit).unwrap_err(), RejectReason::CriticalHeader);
+        assert_eq!(parse(&crit).unwrap_err(), JwtRefusal::CriticalHeader);
         let es512 = format!("{}.{payload}.c2ln", b64(r#"{"alg":"ES512"}"#));
-        assert_eq!(
-            parse(&es512).unwrap_err(),
-            RejectReason::UnsupportedAlgorithm
-        );
-        assert_eq!(parse("a.b").unwrap_err(), RejectReason::Malformed);
-        assert_eq!(parse("a.b.c.d").unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse(&es512).unwrap_err(), JwtRefusal::UnsupportedAlgorithm);
+        assert_eq!(parse("a.b").unwrap_err(), JwtRefusal::Malformed);
+        assert_eq!(parse("a.b.c.d").unwrap_err(), JwtRefusal::Malformed);
         let not_object = format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64("[1]"));
-        assert_eq!(parse(&not_object).unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse(&not_object).unwrap_err(), JwtRefusal::Malformed);
         let dup = format!("{}.{payload}.c2ln", b64(r#"{"alg":"RS256","alg":"none"}"#));
-        assert_eq!(parse(&dup).unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse(&dup).unwrap_err(), JwtRefusal::Malformed);
     }
 
     #[test]
@@ -335,14 +332,14 @@ mod tests {
             "]".repeat(5000)
         );
         let token = format!("{}.{}.c2ln", b64(&deep), b64("{}"));
-        assert_eq!(parse(&token).unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse(&token).unwrap_err(), JwtRefusal::Malformed);
         // Many keys, or a nested object where `kid` belongs, are refused.
         let wide = format!(
             r#"{{"alg":"RS256","kid":{{"a":{}}}}}"#,
             "[".repeat(50) + &"]".repeat(50)
         );
         let token = format!("{}.{}.c2ln", b64(&wide), b64("{}"));
-        assert_eq!(parse(&token).unwrap_err(), RejectReason::Malformed);
+        assert_eq!(parse(&token).unwrap_err(), JwtRefusal::Malformed);
     }
 
     #[test]
@@ -359,20 +356,20 @@ mod tests {
         );
         assert_eq!(rules.check(&ok, 950), Ok(1000));
         assert_eq!(rules.check(&ok, 1004), Ok(1000));
-        assert_eq!(rules.check(&ok, 1005), Err(RejectReason::Expired));
-        assert_eq!(rules.check(&ok, 800), Err(RejectReason::IssuedInFuture));
+        assert_eq!(rules.check(&ok, 1005), Err(JwtRefusal::Expired));
+        assert_eq!(rules.check(&ok, 800), Err(JwtRefusal::IssuedInFuture));
         let nbf =
             claims(serde_json::json!({"iss":"https://issuer","exp":1000,"nbf":960,"aud":"api"}));
-        assert_eq!(rules.check(&nbf, 950), Err(RejectReason::NotYetValid));
+        assert_eq!(rules.check(&nbf, 950), Err(JwtRefusal::NotYetValid));
         let long =
             claims(serde_json::json!({"iss":"https://issuer","exp":10000,"iat":900,"aud":"api"}));
-        assert_eq!(rules.check(&long, 950), Err(RejectReason::LifetimeTooLong));
+        assert_eq!(rules.check(&long, 950), Err(JwtRefusal::LifetimeTooLong));
         let aud = claims(serde_json::json!({"iss":"https://issuer","exp":1000,"aud":"other"}));
-        assert_eq!(rules.check(&aud, 950), Err(RejectReason::WrongAudience));
+        assert_eq!(rules.check(&aud, 950), Err(JwtRefusal::WrongAudience));
         let no_exp = claims(serde_json::json!({"iss":"https://issuer","aud":"api"}));
-        assert_eq!(rules.check(&no_exp, 950), Err(RejectReason::MissingClaim));
+        assert_eq!(rules.check(&no_exp, 950), Err(JwtRefusal::MissingClaim));
         let bad_exp = claims(serde_json::json!({"iss":"https://issuer","exp":"1000","aud":"api"}));
-        assert_eq!(rules.check(&bad_exp, 950), Err(RejectReason::MissingClaim));
+        assert_eq!(rules.check(&bad_exp, 950), Err(JwtRefusal::MissingClaim));
     }
 
     #[test]

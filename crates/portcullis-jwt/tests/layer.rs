@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis_core::response::messages::EXPIRED_USER_POOL_TOKEN;
 use portcullis_jwt::{
-    HmacSecret, Issuer, JwtLayer, Match, RejectReason, TokenCacheConfig, TokenSource, TokenUse,
+    HmacSecret, Issuer, JwtLayer, JwtRefusal, Match, TokenCacheConfig, TokenSource, TokenUse,
 };
 use serde_json::json;
 
@@ -82,7 +82,7 @@ async fn hmac_needs_an_explicit_secret() {
     .expect("sign");
     assert_eq!(
         layer.verify(&wrong).await.unwrap_err(),
-        RejectReason::BadSignature
+        JwtRefusal::BadSignature
     );
 
     // Without a secret, HS256 is not allowed at all, even if listed.
@@ -133,14 +133,14 @@ async fn a_refused_response_carries_its_reason_in_the_extensions() {
     let expired = sign(&rsa1(), &claims(json!({"exp": NOW - 1, "iat": NOW - 3600})));
     let not_admin = sign(&rsa1(), &claims(json!({"cognito:groups": ["members"]})));
     let cases = [
-        (Request::new(String::new()), RejectReason::MissingToken, 401),
-        (bearer(&expired), RejectReason::Expired, 401),
-        (bearer(&not_admin), RejectReason::MissingGroup, 403),
+        (Request::new(String::new()), JwtRefusal::MissingToken, 401),
+        (bearer(&expired), JwtRefusal::Expired, 401),
+        (bearer(&not_admin), JwtRefusal::MissingGroup, 403),
     ];
     for (request, reason, status) in cases {
         let response = service.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status().as_u16(), status, "{reason}");
-        assert_eq!(response.extensions().get::<RejectReason>(), Some(&reason));
+        assert_eq!(response.extensions().get::<JwtRefusal>(), Some(&reason));
     }
 }
 
@@ -203,37 +203,33 @@ async fn negative_cases_are_refused_for_the_right_reason() {
         b64(r#"{"alg":"RS256","kid":"rsa1","crit":["b64"],"b64":false}"#)
     );
 
-    let cases: Vec<(&str, String, RejectReason)> = vec![
-        ("alg none", alg_none, RejectReason::AlgorithmNone),
-        (
-            "key confusion",
-            confusion,
-            RejectReason::AlgorithmNotAllowed,
-        ),
+    let cases: Vec<(&str, String, JwtRefusal)> = vec![
+        ("alg none", alg_none, JwtRefusal::AlgorithmNone),
+        ("key confusion", confusion, JwtRefusal::AlgorithmNotAllowed),
         (
             "expired",
             sign(&key, &claims(json!({"exp": NOW - 10}))),
-            RejectReason::Expired,
+            JwtRefusal::Expired,
         ),
         (
             "nbf in the future",
             sign(&key, &claims(json!({"nbf": NOW + 60}))),
-            RejectReason::NotYetValid,
+            JwtRefusal::NotYetValid,
         ),
         (
             "iat in the future",
             sign(&key, &claims(json!({"iat": NOW + 60}))),
-            RejectReason::IssuedInFuture,
+            JwtRefusal::IssuedInFuture,
         ),
         (
             "no exp",
             sign(&key, &claims(json!({"exp": null}))),
-            RejectReason::MissingClaim,
+            JwtRefusal::MissingClaim,
         ),
         (
             "wrong iss",
             sign(&key, &claims(json!({"iss": "https://evil.test"}))),
-            RejectReason::UnknownIssuer,
+            JwtRefusal::UnknownIssuer,
         ),
         (
             "unknown kid",
@@ -241,7 +237,7 @@ async fn negative_cases_are_refused_for_the_right_reason() {
                 &rsa("nope", "rsa1.pem", Algorithm::RS256),
                 &claims(json!({})),
             ),
-            RejectReason::UnknownKeyId,
+            JwtRefusal::UnknownKeyId,
         ),
         (
             "other key, known kid",
@@ -249,14 +245,14 @@ async fn negative_cases_are_refused_for_the_right_reason() {
                 &rsa("rsa1", "rsa2.pem", Algorithm::RS256),
                 &claims(json!({})),
             ),
-            RejectReason::BadSignature,
+            JwtRefusal::BadSignature,
         ),
-        ("tampered payload", tampered, RejectReason::BadSignature),
-        ("truncated signature", truncated, RejectReason::BadSignature),
-        ("oversized", oversized, RejectReason::TokenTooLarge),
-        ("json bomb header", json_bomb, RejectReason::Malformed),
-        ("crit header", crit, RejectReason::CriticalHeader),
-        ("garbage", "not-a-jwt".to_owned(), RejectReason::Malformed),
+        ("tampered payload", tampered, JwtRefusal::BadSignature),
+        ("truncated signature", truncated, JwtRefusal::BadSignature),
+        ("oversized", oversized, JwtRefusal::TokenTooLarge),
+        ("json bomb header", json_bomb, JwtRefusal::Malformed),
+        ("crit header", crit, JwtRefusal::CriticalHeader),
+        ("garbage", "not-a-jwt".to_owned(), JwtRefusal::Malformed),
     ];
     let layer = rsa_layer();
     for (name, token, reason) in cases {
@@ -277,7 +273,7 @@ async fn negative_cases_are_refused_for_the_right_reason() {
     .expect("sign");
     assert_eq!(
         with_hmac.verify(&confusion).await.unwrap_err(),
-        RejectReason::KeyAlgorithmMismatch
+        JwtRefusal::KeyAlgorithmMismatch
     );
 }
 
@@ -308,16 +304,16 @@ async fn audience_leeway_lifetime_and_required_claims() {
     let cases = [
         (
             json!({"aud": "api-c", "email": "a@b.c"}),
-            RejectReason::WrongAudience,
+            JwtRefusal::WrongAudience,
         ),
         (
             json!({"email": "a@b.c", "aud": null}),
-            RejectReason::WrongAudience,
+            JwtRefusal::WrongAudience,
         ),
-        (json!({"aud": "api-a"}), RejectReason::MissingClaim),
+        (json!({"aud": "api-a"}), JwtRefusal::MissingClaim),
         (
             json!({"aud": "api-a", "email": "e", "exp": NOW + 7200}),
-            RejectReason::LifetimeTooLong,
+            JwtRefusal::LifetimeTooLong,
         ),
     ];
     for (extra, reason) in cases {
@@ -363,21 +359,21 @@ async fn cognito_preset_checks_token_use_and_app_client() {
     let cases = [
         (
             json!({"token_use": "id", "aud": "client-b"}),
-            RejectReason::WrongAudience,
+            JwtRefusal::WrongAudience,
         ),
         (
             json!({"token_use": "access", "client_id": "client-b"}),
-            RejectReason::WrongClientId,
+            JwtRefusal::WrongClientId,
         ),
-        (json!({"token_use": "access"}), RejectReason::WrongClientId),
+        (json!({"token_use": "access"}), JwtRefusal::WrongClientId),
         (
             json!({"token_use": "refresh", "aud": "client-a"}),
-            RejectReason::WrongTokenUse,
+            JwtRefusal::WrongTokenUse,
         ),
-        (json!({"aud": "client-a"}), RejectReason::WrongTokenUse),
+        (json!({"aud": "client-a"}), JwtRefusal::WrongTokenUse),
         (
             json!({"token_use": "id", "aud": "client-a", "exp": NOW + 2 * 86_400}),
-            RejectReason::LifetimeTooLong,
+            JwtRefusal::LifetimeTooLong,
         ),
     ];
     for (extra, reason) in cases {
@@ -397,7 +393,7 @@ async fn cognito_preset_checks_token_use_and_app_client() {
     );
     assert_eq!(
         layer.verify(&ps).await.unwrap_err(),
-        RejectReason::AlgorithmNotAllowed
+        JwtRefusal::AlgorithmNotAllowed
     );
 
     // Per route: an ID-token route refuses access tokens, and the other way.
@@ -408,7 +404,7 @@ async fn cognito_preset_checks_token_use_and_app_client() {
             .verify(&access)
             .await
             .unwrap_err(),
-        RejectReason::WrongTokenUse
+        JwtRefusal::WrongTokenUse
     );
     assert!(
         layer
@@ -446,22 +442,22 @@ async fn groups_scopes_and_predicates_give_403() {
     let denied = [
         (
             auth.clone().require_groups(Match::Any, ["admins"]),
-            RejectReason::MissingGroup,
+            JwtRefusal::MissingGroup,
         ),
         (
             auth.clone()
                 .require_groups(Match::All, ["members", "admins"]),
-            RejectReason::MissingGroup,
+            JwtRefusal::MissingGroup,
         ),
         (
             auth.clone()
                 .require_scopes(Match::All, ["loyalty/read", "loyalty/write"]),
-            RejectReason::MissingScope,
+            JwtRefusal::MissingScope,
         ),
         (
             auth.clone()
                 .require(|caller, _| caller.principal() == "someone-else"),
-            RejectReason::PredicateFailed,
+            JwtRefusal::PredicateFailed,
         ),
     ];
     for (layer, reason) in &denied {
@@ -550,10 +546,7 @@ async fn the_cache_serves_until_exp_and_is_bounded() {
     assert_eq!(layer.cached_tokens(), 1);
     assert!(layer.verify(&token).await.is_ok());
     clock.advance(Duration::from_secs(61));
-    assert_eq!(
-        layer.verify(&token).await.unwrap_err(),
-        RejectReason::Expired
-    );
+    assert_eq!(layer.verify(&token).await.unwrap_err(), JwtRefusal::Expired);
 
     for i in 0..200 {
         let token = sign(&key, &claims(json!({"jti": i})));

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis_core::clock::Clock;
-use portcullis_jwt::{Issuer, JwtLayer, Match, RejectReason, TokenCacheConfig};
+use portcullis_jwt::{Issuer, JwtLayer, JwtRefusal, Match, TokenCacheConfig};
 
 /// The system clock plus an offset the test moves forward (to pass the 10 s
 /// refetch limit without sleeping).
@@ -147,7 +147,7 @@ async fn real_issuer_discovery_rotation_and_outage() {
     assert!(rotated_kid.contains(&kid_of(&second)), "{rotated_kid}");
     assert_eq!(
         layer.verify(&second).await.unwrap_err(),
-        RejectReason::UnknownKeyId
+        JwtRefusal::UnknownKeyId
     );
     assert_eq!(layer.key_fetches(), 1, "rate-limited: no fetch within 10 s");
     clock.advance(Duration::from_secs(11));
@@ -198,7 +198,7 @@ async fn real_issuer_discovery_rotation_and_outage() {
             if response.status() == StatusCode::OK {
                 Ok(())
             } else {
-                Err(RejectReason::UnknownKeyId)
+                Err(JwtRefusal::UnknownKeyId)
             }
         }));
     }
@@ -241,7 +241,7 @@ async fn real_issuer_discovery_rotation_and_outage() {
     };
     assert_eq!(
         layer.verify(&unknown).await.unwrap_err(),
-        RejectReason::UnknownKeyId
+        JwtRefusal::UnknownKeyId
     );
     assert_eq!(
         layer.key_fetches(),
@@ -266,7 +266,7 @@ async fn an_issuer_that_never_answered_gives_keys_unavailable() {
     let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xOjkiLCJleHAiOjk5OTk5OTk5OTl9.c2ln";
     assert_eq!(
         layer.verify(token).await.unwrap_err(),
-        RejectReason::KeysUnavailable
+        JwtRefusal::KeysUnavailable
     );
 }
 
@@ -372,6 +372,6 @@ async fn an_issuer_minted_id_token_through_the_layer() {
     let other = JwtLayer::new(Issuer::new(&issuer).audiences(["someone-else"])).expect("config");
     assert_eq!(
         other.verify(&id_token).await.unwrap_err(),
-        RejectReason::WrongAudience
+        JwtRefusal::WrongAudience
     );
 }

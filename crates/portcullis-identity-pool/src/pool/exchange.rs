@@ -170,7 +170,7 @@ impl IdentityPool {
             return self.guest(request.identity_id.as_deref());
         };
         let jwt = shared.jwt.as_ref().ok_or(ExchangeError::Token(
-            portcullis_jwt::RejectReason::UnknownIssuer,
+            portcullis_jwt::JwtRefusal::UnknownIssuer,
         ))?;
         let verified = jwt.verify(token).await.map_err(ExchangeError::Token)?;
         let claims = verified.claims();
