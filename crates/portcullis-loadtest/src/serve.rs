@@ -67,8 +67,9 @@ async fn serve(args: &Args) -> Result<(), Error> {
 }
 
 /// The JWT variant with throttle and quota on Redis, through the facade:
-/// `[store] kind = "redis"` makes `Gateway::layer()` decide a key's throttle
-/// and quota in one Redis script (`portcullis_redis::RedisUsagePlanLayer`).
+/// `[store] kind = "redis"` makes `Gateway::layer()` take throttle leases
+/// (`portcullis_redis::LeasedThrottleStore`) and quota blocks (the control
+/// plane's quota engine) from Redis, and decide each request locally.
 async fn redis_stack(app: Router, redis_url: &str) -> Result<(Router, String), Error> {
     let gateway = Gateway::connect(setup::write_config(Variant::Redis, redis_url)?).await?;
     Ok((
