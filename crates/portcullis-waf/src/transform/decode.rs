@@ -261,15 +261,8 @@ pub(super) fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
             out.push(v as u8);
             i += 4;
         } else if (b'0'..=b'7').contains(&c) {
-            let digits = input[i + 1..]
-                .iter()
-                .take(3)
-                .take_while(|b| (b'0'..=b'7').contains(b))
-                .count();
-            let v = input[i + 1..i + 1 + digits]
-                .iter()
-                .fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
-            out.push((v & 0xff) as u8);
+            let (v, digits) = octal_escape(&input[i + 1..]);
+            out.push(v);
             i += 1 + digits;
         } else {
             out.push(b'\\');
@@ -389,15 +382,8 @@ pub(super) fn js_decode(input: &[u8], extended: bool) -> Option<Vec<u8>> {
             out.push(code as u8);
             i += 4;
         } else if (b'0'..=b'7').contains(&c) {
-            let digits = input[i + 1..]
-                .iter()
-                .take(3)
-                .take_while(|b| (b'0'..=b'7').contains(b))
-                .count();
-            let v = input[i + 1..i + 1 + digits]
-                .iter()
-                .fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
-            out.push((v & 0xff) as u8);
+            let (v, digits) = octal_escape(&input[i + 1..]);
+            out.push(v);
             i += 1 + digits;
         } else {
             out.push(match c {
@@ -433,4 +419,19 @@ pub(super) fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(chunk.invalid());
     }
     Some(out)
+}
+
+/// The byte of an octal escape (`\7`, `\101`, up to three digits, the value
+/// taken modulo 256 as C does) at the start of `digits`, and how many digits
+/// it used. `digits` starts with at least one octal digit.
+fn octal_escape(digits: &[u8]) -> (u8, usize) {
+    let count = digits
+        .iter()
+        .take(3)
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .count();
+    let value = digits[..count]
+        .iter()
+        .fold(0u32, |acc, &d| acc * 8 + u32::from(d - b'0'));
+    ((value & 0xff) as u8, count)
 }
