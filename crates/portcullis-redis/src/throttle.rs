@@ -14,7 +14,19 @@ use crate::script::{Lua, LuaCall};
 use crate::{TimeSource, record_call};
 
 /// The most buckets one request may touch (the layer sends at most three).
-const MAX_BUCKETS: usize = 8;
+pub(crate) const MAX_BUCKETS: usize = 8;
+
+/// Refuses a request that touches more than [`MAX_BUCKETS`] buckets, before
+/// any work: both Redis throttle stores check this first.
+pub(crate) fn check_bucket_count(checks: &[BucketCheck<'_>]) -> Result<(), ThrottleStoreError> {
+    if checks.len() > MAX_BUCKETS {
+        return Err(ThrottleStoreError::msg(format!(
+            "{} buckets in one request; at most {MAX_BUCKETS}",
+            checks.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Throttle buckets in Redis or Redis Cluster, shared by every replica.
 ///
@@ -370,11 +382,8 @@ impl ThrottleStore for RedisThrottleStore {
         checks: &[BucketCheck<'_>],
         now_unix_nanos: u64,
     ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
-        if checks.len() > MAX_BUCKETS {
-            return Answer::Ready(Err(ThrottleStoreError::msg(format!(
-                "{} buckets in one request; at most {MAX_BUCKETS}",
-                checks.len()
-            ))));
+        if let Err(error) = check_bucket_count(checks) {
+            return Answer::Ready(Err(error));
         }
         let buckets = self.buckets(checks);
         let connection = self.connection.clone();

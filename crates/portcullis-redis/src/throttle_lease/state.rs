@@ -14,9 +14,7 @@ use crate::throttle::write_key;
 
 use super::config::{LeaseConfig, nanos};
 use super::entry::Entry;
-
-/// The most buckets one request may touch (the layer sends at most three).
-pub(super) const MAX_BUCKETS: usize = 8;
+use crate::throttle::MAX_BUCKETS;
 
 pub(super) struct Inner {
     pub(super) connection: RedisConnection,

@@ -12,12 +12,12 @@ use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStoreErro
 
 use crate::TimeSource;
 use crate::connection::{RedisConfig, RedisConnection};
-use crate::throttle::{AcquireFuture, write_key};
+use crate::throttle::{AcquireFuture, check_bucket_count, write_key};
 
 use super::config::LeaseConfig;
 use super::entry::TOKENS;
 use super::slow_path::Wanted;
-use super::state::{Inner, MAX_BUCKETS};
+use super::state::Inner;
 
 /// Throttle buckets on Redis, spent from leases: the hot path decides in
 /// memory, and a replica asks Redis about a bucket about once per lease,
@@ -284,11 +284,8 @@ impl ThrottleStore for LeasedThrottleStore {
         checks: &[BucketCheck<'_>],
         now_unix_nanos: u64,
     ) -> Answer<Result<Outcome, ThrottleStoreError>, Self::Future> {
-        if checks.len() > MAX_BUCKETS {
-            return Answer::Ready(Err(ThrottleStoreError::msg(format!(
-                "{} buckets in one request; at most {MAX_BUCKETS}",
-                checks.len()
-            ))));
+        if let Err(error) = check_bucket_count(checks) {
+            return Answer::Ready(Err(error));
         }
         if let Some(result) = self.inner.try_fast(checks, now_unix_nanos) {
             return Answer::Ready(result);
