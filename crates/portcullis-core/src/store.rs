@@ -79,15 +79,6 @@ impl<T, F> Answer<T, F> {
     pub fn is_ready(&self) -> bool {
         matches!(self, Self::Ready(_))
     }
-
-    /// Maps the pending future, leaving a ready value as it is (to box a
-    /// store's own future, say).
-    pub fn map_pending<G>(self, f: impl FnOnce(F) -> G) -> Answer<T, G> {
-        match self {
-            Self::Ready(value) => Answer::Ready(value),
-            Self::Pending(future) => Answer::Pending(f(future)),
-        }
-    }
 }
 
 impl<T, F: Future<Output = T>> Answer<T, F> {
