@@ -25,7 +25,7 @@ use portcullis_control_plane::{
 };
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
-use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
+use portcullis_quota::store::{Answer, InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use time::OffsetDateTime;
 use time::macros::date;
 
@@ -58,15 +58,10 @@ fn quota(c: &mut Criterion) {
     group.bench_function("engine_block", |b| {
         b.iter(|| {
             let request = black_box(&request);
-            match engine.try_consume_now(request) {
-                Some(decision) => decision.expect("in memory").admitted,
+            match engine.consume(request) {
+                Answer::Ready(decision) => decision.expect("in memory").admitted,
                 // Once per block (a million requests): reserve the next.
-                None => {
-                    runtime
-                        .block_on(engine.consume(request))
-                        .expect("in memory")
-                        .admitted
-                }
+                Answer::Pending(future) => runtime.block_on(future).expect("in memory").admitted,
             }
         });
     });
@@ -74,8 +69,10 @@ fn quota(c: &mut Criterion) {
     group.bench_function("quota_memory_store", |b| {
         b.iter(|| {
             memory
-                .try_consume_now(black_box(&request))
+                .consume(black_box(&request))
+                .ready()
                 .expect("in memory")
+                .as_ref()
                 .expect("infallible")
                 .admitted
         });

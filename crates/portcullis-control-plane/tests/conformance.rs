@@ -74,7 +74,7 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
             .unwrap();
         let engine = QuotaEngine::new(store.clone());
         for _ in 0..3 {
-            let decision = engine.consume(&request("k")).await.unwrap();
+            let decision = engine.consume(&request("k")).resolve().await.unwrap();
             assert!(decision.admitted);
         }
         engine.shutdown().await.unwrap();
@@ -116,7 +116,14 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
     let engine = QuotaEngine::with_config(store.clone(), EngineConfig::default());
     let mut admitted = 0;
     for _ in 0..20 {
-        admitted += u64::from(engine.consume(&request("k")).await.unwrap().admitted);
+        admitted += u64::from(
+            engine
+                .consume(&request("k"))
+                .resolve()
+                .await
+                .unwrap()
+                .admitted,
+        );
     }
     assert_eq!(admitted, 7, "counting resumes where it stopped");
     let listed = store
@@ -150,12 +157,7 @@ async fn an_update_made_on_the_store_reaches_an_exhausted_key_after_release() {
         day,
         initial_window: None,
     };
-    let admit = || async {
-        match engine.try_consume_now(&request) {
-            Some(decision) => decision.unwrap().admitted,
-            None => engine.consume(&request).await.unwrap().admitted,
-        }
-    };
+    let admit = || async { engine.consume(&request).resolve().await.unwrap().admitted };
     assert!(admit().await && admit().await);
     assert!(!admit().await, "spent");
     store

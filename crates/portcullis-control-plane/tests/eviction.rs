@@ -29,10 +29,7 @@ fn request(key_id: &str, limit: u64) -> QuotaRequest<'_> {
 }
 
 async fn admit(engine: &QuotaEngine<MemoryStore>, request: &QuotaRequest<'_>) -> bool {
-    match engine.try_consume_now(request) {
-        Some(decision) => decision.unwrap().admitted,
-        None => engine.consume(request).await.unwrap().admitted,
-    }
+    engine.consume(request).resolve().await.unwrap().admitted
 }
 
 fn engine(store: &MemoryStore, exhausted_recheck: Duration) -> QuotaEngine<MemoryStore> {
@@ -109,14 +106,28 @@ async fn a_key_marked_spent_is_kept_while_the_mark_is_trusted() {
     assert!(admit(&engine, &spent).await);
     assert!(!admit(&engine, &spent).await);
     // Refused on the fast path: the mark is fresh.
-    assert!(!engine.try_consume_now(&spent).unwrap().unwrap().admitted);
+    assert!(
+        !engine
+            .consume(&spent)
+            .ready()
+            .expect("answered on the fast path")
+            .as_ref()
+            .unwrap()
+            .admitted
+    );
     for _ in 0..3 {
         tokio::time::sleep(TTL + Duration::from_millis(10)).await;
         engine.flush().await.unwrap();
     }
     assert_eq!(engine.tracked_keys(), 1, "the spent mark keeps its entry");
     assert!(
-        !engine.try_consume_now(&spent).unwrap().unwrap().admitted,
+        !engine
+            .consume(&spent)
+            .ready()
+            .expect("answered on the fast path")
+            .as_ref()
+            .unwrap()
+            .admitted,
         "and is still answered without the store"
     );
 }

@@ -55,10 +55,7 @@ fn engine(path: &str) -> QuotaEngine<EmbeddedStore> {
 
 async fn admit<S: ControlPlaneStore + Clone>(engine: &QuotaEngine<S>) -> bool {
     let request = request();
-    match engine.try_consume_now(&request) {
-        Some(decision) => decision.unwrap().admitted,
-        None => engine.consume(&request).await.unwrap().admitted,
-    }
+    engine.consume(&request).resolve().await.unwrap().admitted
 }
 
 /// The child: admits under load until killed. Run only by the test below.

@@ -41,7 +41,7 @@ fn quota(limit: u64, period: QuotaPeriod, offset: u64) -> QuotaSettings {
 }
 
 async fn consume<St: QuotaStore>(store: &St, request: &QuotaRequest<'_>) -> Decision {
-    match store.consume(request).await {
+    match store.consume(request).resolve().await {
         Ok(decision) => decision,
         Err(error) => panic!("conformance: consume failed: {error}"),
     }

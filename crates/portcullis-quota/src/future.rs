@@ -3,7 +3,7 @@
 //! With a store that decides synchronously (the in-memory one) the future is
 //! the inner service's future, stored in place, or the refusal: nothing is
 //! boxed. With a store that must do I/O, the future first awaits the store's
-//! named `ConsumeFuture`, then calls the inner service.
+//! named `Future` (`QuotaStore::Future`), then calls the inner service.
 
 use std::future::Future;
 use std::pin::Pin;

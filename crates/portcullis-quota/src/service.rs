@@ -18,7 +18,7 @@ use crate::refusal::QuotaRefusal;
 use crate::shared::{
     RateInfo, Shared, record_key, trace_admitted, trace_pass, trace_refused, window_seconds,
 };
-use crate::store::{Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore};
+use crate::store::{Answer, Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore};
 
 pub use portcullis_core::ratelimit::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
 
@@ -70,7 +70,7 @@ where
 {
     type Response = Response<portcullis_core::ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, ResBody, St::ConsumeFuture>;
+    type Future = ResponseFuture<S, ReqBody, ResBody, St::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -113,7 +113,7 @@ fn decide<St: QuotaStore, B>(
     shared: &Shared<St>,
     request: &Request<B>,
     span: &Span,
-) -> Step<St::ConsumeFuture> {
+) -> Step<St::Future> {
     let Some(key) = request.extensions().get::<ApiKeyContext>() else {
         trace_pass(span, "no_api_key", None);
         shared.counters.pass.increment(1);
@@ -146,11 +146,13 @@ fn decide<St: QuotaStore, B>(
         window_seconds: window_seconds(window),
         style: shared.headers,
     };
-    match shared.store.try_consume_now(&query) {
-        Some(Ok(decision)) => step_of(shared, &query, decision, || info(decision.remaining), span),
-        Some(Err(error)) => store_failed(shared, &query, &error, span),
-        None => Step::Await(
-            shared.store.consume(&query),
+    match shared.store.consume(&query) {
+        Answer::Ready(Ok(decision)) => {
+            step_of(shared, &query, decision, || info(decision.remaining), span)
+        }
+        Answer::Ready(Err(error)) => store_failed(shared, &query, &error, span),
+        Answer::Pending(future) => Step::Await(
+            future,
             PendingMeta::new(
                 key.key_id_arc().clone(),
                 Arc::from(plan.id()),

@@ -109,7 +109,14 @@ fn sixty_four_threads_twenty_thousand_attempts_each_exactly_ten_thousand_admitte
                 };
                 let mut mine = 0;
                 for _ in 0..ATTEMPTS {
-                    if store.try_consume_now(&request).unwrap().unwrap().admitted {
+                    if store
+                        .consume(&request)
+                        .ready()
+                        .copied()
+                        .unwrap()
+                        .unwrap()
+                        .admitted
+                    {
                         mine += 1;
                     }
                 }
@@ -159,7 +166,7 @@ fn a_day_change_under_contention_loses_nothing() {
                         day,
                         initial_window: None,
                     };
-                    let decision = store.try_consume_now(&request).unwrap().unwrap();
+                    let decision = store.consume(&request).ready().copied().unwrap().unwrap();
                     if decision.admitted {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }

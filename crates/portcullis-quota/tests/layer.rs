@@ -17,7 +17,7 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_quota::store::{
-    DayUsage, Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate,
+    Answer, DayUsage, Decision, InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate,
 };
 use portcullis_quota::{OnStoreError, QuotaConfig, QuotaLayer, QuotaRefusal};
 use time::Date;
@@ -253,23 +253,27 @@ struct Unavailable;
 
 impl QuotaStore for AsyncStore {
     type Error = Unavailable;
-    type ConsumeFuture = Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send>>;
 
-    fn consume(&self, request: &QuotaRequest<'_>) -> Self::ConsumeFuture {
+    fn consume(
+        &self,
+        request: &QuotaRequest<'_>,
+    ) -> Answer<Result<Decision, Unavailable>, Self::Future> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let decision = self
-            .memory
-            .try_consume_now(request)
-            .map(|r| r.unwrap_or_else(|e| match e {}));
+        let decision = match self.memory.consume(request) {
+            Answer::Ready(Ok(decision)) => Some(decision),
+            Answer::Ready(Err(never)) => match never {},
+            Answer::Pending(_) => None,
+        };
         let fail = self.fail;
-        Box::pin(async move {
+        Answer::Pending(Box::pin(async move {
             tokio::task::yield_now().await;
             if fail {
                 Err(Unavailable)
             } else {
                 decision.ok_or(Unavailable)
             }
-        })
+        }))
     }
 
     async fn update(

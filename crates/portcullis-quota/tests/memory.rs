@@ -26,7 +26,7 @@ fn two_hundred_thousand_keys_fit_in_68_bytes_each_and_prune_gives_them_back() {
             day,
             initial_window: None,
         };
-        let decision = store.try_consume_now(&request).unwrap().unwrap();
+        let decision = store.consume(&request).ready().copied().unwrap().unwrap();
         assert_eq!(decision.remaining, 999);
     }
     assert_eq!(store.tracked_keys(), KEYS);

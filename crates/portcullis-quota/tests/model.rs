@@ -125,7 +125,7 @@ proptest! {
                     let entry = model.touch(day);
                     entry.0 += u64::from(expected);
                     entry.1 = remaining;
-                    let decision = store.try_consume_now(&request).unwrap().unwrap();
+                    let decision = store.consume(&request).ready().copied().unwrap().unwrap();
                     prop_assert_eq!(decision.admitted, expected, "on {}", day);
                     prop_assert_eq!(decision.remaining, remaining);
                 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use portcullis_core::plan::QuotaPeriod;
 use portcullis_quota::store::{
-    DEFAULT_RETENTION_DAYS, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate,
+    Answer, DEFAULT_RETENTION_DAYS, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate,
 };
 use redis::AsyncCommands;
 use time::Date;
@@ -253,17 +253,20 @@ pub type ConsumeFuture = Pin<Box<dyn Future<Output = Result<Decision, RedisQuota
 
 impl QuotaStore for RedisQuotaStore {
     type Error = RedisQuotaError;
-    type ConsumeFuture = ConsumeFuture;
+    type Future = ConsumeFuture;
 
-    fn consume(&self, request: &QuotaRequest<'_>) -> Self::ConsumeFuture {
+    fn consume(
+        &self,
+        request: &QuotaRequest<'_>,
+    ) -> Answer<Result<Decision, Self::Error>, Self::Future> {
         let call = self.call("consume", request, 0);
-        Box::pin(async move {
+        Answer::Pending(Box::pin(async move {
             let (admitted, remaining, ..) = call.await?;
             Ok(Decision {
                 admitted: admitted == 1,
                 remaining: count(remaining),
             })
-        })
+        }))
     }
 
     fn update(

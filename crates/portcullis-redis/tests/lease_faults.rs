@@ -428,10 +428,7 @@ async fn steady_state_round_trips_per_request_and_redis_cpu_per_call() {
             let request = c.as_request();
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..20 {
-                    let decision = match engine.try_consume_now(&request) {
-                        Some(d) => d,
-                        None => engine.consume(&request).await,
-                    };
+                    let decision = engine.consume(&request).resolve().await;
                     assert!(decision.unwrap().admitted);
                     decided.fetch_add(1, Ordering::Relaxed);
                 }
@@ -464,12 +461,12 @@ async fn steady_state_round_trips_per_request_and_redis_cpu_per_call() {
     let q = counter("per-request", 1_000_000_000);
     let request = q.as_request();
     for _ in 0..200 {
-        quota.consume(&request).await.unwrap();
+        quota.consume(&request).resolve().await.unwrap();
     }
     support::reset_stats(server.port);
     const PER_REQUEST: u64 = 2000;
     for _ in 0..PER_REQUEST {
-        quota.consume(&request).await.unwrap();
+        quota.consume(&request).resolve().await.unwrap();
     }
     let (quota_calls, quota_usec) = support::command_stats(server.port, "evalsha");
     #[allow(clippy::cast_precision_loss)]
@@ -510,10 +507,7 @@ fn clients(
             let request = counter.as_request();
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..20 {
-                    let decision = match engine.try_consume_now(&request) {
-                        Some(d) => d,
-                        None => engine.consume(&request).await,
-                    };
+                    let decision = engine.consume(&request).resolve().await;
                     if decision.expect("the store answers").admitted {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -580,6 +574,7 @@ async fn a_replica_killed_mid_load_loses_at_most_its_block() {
         let mut drained = 0;
         while b
             .consume(&request)
+            .resolve()
             .await
             .expect("the store answers")
             .admitted

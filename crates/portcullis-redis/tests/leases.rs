@@ -66,10 +66,7 @@ impl Engine {
 }
 
 async fn admit(engine: &QuotaEngine<RedisControlPlane>, request: &QuotaRequest<'_>) -> bool {
-    let decision = match engine.try_consume_now(request) {
-        Some(decision) => decision,
-        None => engine.consume(request).await,
-    };
+    let decision = engine.consume(request).resolve().await;
     decision.expect("the store answers").admitted
 }
 

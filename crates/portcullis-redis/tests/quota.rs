@@ -29,10 +29,7 @@ impl Rng {
 }
 
 async fn consume<St: QuotaStore>(store: &St, request: &QuotaRequest<'_>) -> (bool, u64) {
-    let decision = match store.try_consume_now(request) {
-        Some(result) => result.expect("decides"),
-        None => store.consume(request).await.expect("decides"),
-    };
+    let decision = store.consume(request).resolve().await.expect("decides");
     (decision.admitted, decision.remaining)
 }
 
@@ -274,7 +271,7 @@ where
     let quota = QuotaSettings::new(limit, QuotaPeriod::Day).expect("valid");
     let request = first_call_request(key, quota, day);
     let tasks: Vec<_> = (0..CALLS)
-        .map(|_| tokio::spawn(store.consume(&request)))
+        .map(|_| tokio::spawn(store.consume(&request).resolve()))
         .collect();
     let mut remaining = Vec::new();
     for task in tasks {

@@ -65,10 +65,7 @@ async fn consume_concurrently<S: ControlPlaneStore + Clone>(
         let counter = counter.clone();
         set.spawn(async move {
             let request = counter.as_request();
-            match engine.try_consume_now(&request) {
-                Some(decision) => decision,
-                None => engine.consume(&request).await,
-            }
+            engine.consume(&request).resolve().await
         });
     }
     let mut admitted = 0;

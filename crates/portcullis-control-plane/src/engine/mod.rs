@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use portcullis_quota::store::{DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate};
+use portcullis_quota::store::{Answer, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate};
 use time::Date;
 use tokio::sync::broadcast;
 
@@ -320,20 +320,29 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
 
 impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
     type Error = StoreError;
-    type ConsumeFuture = ConsumeFuture;
+    type Future = ConsumeFuture;
 
     #[inline]
-    fn try_consume_now(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+    fn consume(
+        &self,
+        request: &QuotaRequest<'_>,
+    ) -> Answer<Result<Decision, StoreError>, ConsumeFuture> {
         let pair = (request.plan_id, request.key_id.as_bytes());
-        let entry = self.inner.entries.get(&pair as &dyn PairRef)?;
-        entry.key().0.consume_fast(request).map(Ok)
-    }
-
-    fn consume(&self, request: &QuotaRequest<'_>) -> ConsumeFuture {
+        let fast = self
+            .inner
+            .entries
+            .get(&pair as &dyn PairRef)
+            .and_then(|entry| entry.key().0.consume_fast(request));
+        // The map's guard is released above: `entry` below may insert.
+        if let Some(decision) = fast {
+            return Answer::Ready(Ok(decision));
+        }
         let entry = self.entry(request.plan_id, request.key_id);
         let period = Period::of(request);
         let inner = self.inner.clone();
-        Box::pin(async move { consume_slow(&inner, &entry, period).await })
+        Answer::Pending(Box::pin(async move {
+            consume_slow(&inner, &entry, period).await
+        }))
     }
 
     fn update(

@@ -61,7 +61,9 @@ use std::sync::{Arc, RwLock};
 
 use time::Date;
 
-use super::{DEFAULT_RETENTION_DAYS, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate};
+use super::{
+    Answer, DEFAULT_RETENTION_DAYS, DayUsage, Decision, QuotaRequest, QuotaStore, UsageUpdate,
+};
 
 mod table;
 
@@ -81,7 +83,7 @@ pub type InMemoryQuotaStoreError = Infallible;
 /// Redis store to share quotas between instances.
 ///
 /// ```
-/// use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
+/// use portcullis_quota::store::{Answer, InMemoryQuotaStore, QuotaRequest, QuotaStore};
 /// use portcullis_quota::Calendar;
 /// use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 /// use time::macros::datetime;
@@ -96,7 +98,11 @@ pub type InMemoryQuotaStoreError = Infallible;
 ///     day: now.date(),
 ///     initial_window: None,
 /// };
-/// let admitted = |r: &QuotaRequest<'_>| store.try_consume_now(r).unwrap().unwrap().admitted;
+/// // An in-memory store always answers at once.
+/// let admitted = |r: &QuotaRequest<'_>| match store.consume(r) {
+///     Answer::Ready(decision) => decision.unwrap().admitted,
+///     Answer::Pending(_) => unreachable!(),
+/// };
 /// assert!(admitted(&request));
 /// assert!(admitted(&request));
 /// assert!(!admitted(&request));
@@ -300,15 +306,14 @@ fn consume_fast(words: &[AtomicU64], at: usize, request: &QuotaRequest<'_>) -> O
 
 impl QuotaStore for InMemoryQuotaStore {
     type Error = Infallible;
-    type ConsumeFuture = Ready<Result<Decision, Infallible>>;
+    type Future = Ready<Result<Decision, Infallible>>;
 
     #[inline]
-    fn try_consume_now(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, Infallible>> {
-        Some(Ok(self.consume_sync(request)))
-    }
-
-    fn consume(&self, request: &QuotaRequest<'_>) -> Self::ConsumeFuture {
-        ready(Ok(self.consume_sync(request)))
+    fn consume(
+        &self,
+        request: &QuotaRequest<'_>,
+    ) -> Answer<Result<Decision, Infallible>, Self::Future> {
+        Answer::Ready(Ok(self.consume_sync(request)))
     }
 
     fn update(

@@ -19,6 +19,7 @@ use std::error::Error;
 use std::future::Future;
 
 use portcullis_core::plan::QuotaSettings;
+pub use portcullis_core::store::Answer;
 use time::Date;
 
 use crate::calendar::Window;
@@ -118,12 +119,12 @@ pub enum UsageUpdate {
 /// decrements it in the same atomic step (a compare-and-swap in memory, a
 /// script in Redis). A refused request changes nothing.
 ///
-/// The hot path is [`try_consume_now`](Self::try_consume_now): a store that
-/// can decide synchronously (in memory) answers there, and the layer calls
-/// the inner service without boxing or awaiting anything. A store that must
-/// do I/O returns `None` and the layer awaits
-/// [`consume`](Self::consume)'s future, a named associated type so the
-/// layer's future stays nameable (a Redis store may box it).
+/// [`consume`](Self::consume) is the hot path and answers the workspace's
+/// one store answer, [`Answer`]: a store that can decide synchronously (in
+/// memory) answers [`Answer::Ready`], and the layer calls the inner service
+/// without boxing or awaiting anything. A store that must do I/O answers
+/// [`Answer::Pending`] with its [`Future`](Self::Future), a named associated
+/// type so the layer's future stays nameable (a Redis store may box it).
 ///
 /// The other operations are for the usage API and admin service and return
 /// `impl Future + Send`: an implementation may write them as `async fn`.
@@ -131,15 +132,8 @@ pub trait QuotaStore: Send + Sync + 'static {
     /// The store's error.
     type Error: Error + Send + Sync + 'static;
 
-    /// The future of [`consume`](Self::consume).
-    type ConsumeFuture: Future<Output = Result<Decision, Self::Error>> + Send + 'static;
-
-    /// Counts one request now if the store can decide without I/O; `None`
-    /// if the caller must await [`consume`](Self::consume) instead.
-    fn try_consume_now(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, Self::Error>> {
-        let _ = request;
-        None
-    }
+    /// The future of a decision that could not be made synchronously.
+    type Future: Future<Output = Result<Decision, Self::Error>> + Send + 'static;
 
     /// Counts one request: admits it and decrements the remaining count if
     /// anything remains, else refuses it and changes nothing.
@@ -147,7 +141,13 @@ pub trait QuotaStore: Send + Sync + 'static {
     /// The first request of a new period (or day) moves the key to it: the
     /// previous day's `[used, remaining]` becomes a usage record, and a new
     /// period starts with [`QuotaRequest::allowance`].
-    fn consume(&self, request: &QuotaRequest<'_>) -> Self::ConsumeFuture;
+    ///
+    /// The store copies what it needs from `request` before returning: the
+    /// future must not borrow it.
+    fn consume(
+        &self,
+        request: &QuotaRequest<'_>,
+    ) -> Answer<Result<Decision, Self::Error>, Self::Future>;
 
     /// Changes what remains of the key's current period, first moving the
     /// key to the request's period as [`consume`](Self::consume) would, and
