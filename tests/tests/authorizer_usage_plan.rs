@@ -123,7 +123,7 @@ async fn gateway(kind: Kind) -> Gateway {
         )
         .await
         .expect("key created");
-    let quota = QuotaLayer::new().shared_clock(shared.clone());
+    let quota = QuotaLayer::new().clock(shared.clone());
     let usage = quota.usage_api();
 
     let calls = Arc::new(AtomicUsize::new(0));

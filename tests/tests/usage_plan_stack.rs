@@ -54,7 +54,7 @@ async fn gateway() -> Gateway {
         .await
         .expect("key created");
     let plan = keys.usage_plan("loyalty-basic").expect("plan stored");
-    let quota = QuotaLayer::new().shared_clock(shared.clone());
+    let quota = QuotaLayer::new().clock(shared.clone());
     let usage = quota.usage_api();
 
     let app = Router::new()

@@ -164,7 +164,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     let clock = ManualClock::at_unix(START_UNIX);
     let shared: SharedClock = Arc::new(clock.clone());
     let throttle = ThrottleLayer::new("a1b2c3d4e5", "prod").clock(shared.clone());
-    let quota = QuotaLayer::new().shared_clock(shared.clone());
+    let quota = QuotaLayer::new().clock(shared.clone());
     let bare = ServiceBuilder::new().service_fn(ok as Respond);
 
     let before = resident_bytes().ok_or("/proc/self/statm is not readable")?;

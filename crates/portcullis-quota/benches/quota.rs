@@ -77,7 +77,7 @@ fn single(c: &mut Criterion) {
     ] {
         for period in [QuotaPeriod::Day, QuotaPeriod::Month] {
             let context = ApiKeyContext::new("key-1").with_usage_plan(plan(u64::MAX >> 20, period));
-            let mut service = QuotaLayer::new().shared_clock(clock.clone()).layer(Bare);
+            let mut service = QuotaLayer::new().clock(clock.clone()).layer(Bare);
             group.bench_function(format!("layer/{name}/{period}"), |b| {
                 b.iter_batched(
                     || request(&context),

@@ -114,11 +114,7 @@ impl<St: QuotaStore> QuotaLayer<St> {
     ///
     /// [`ManualClock`]: portcullis_core::clock::ManualClock
     pub fn clock(self, clock: impl Clock) -> Self {
-        self.shared_clock(Arc::new(clock))
-    }
-
-    /// Reads time from a clock already behind an `Arc`.
-    pub fn shared_clock(self, clock: SharedClock) -> Self {
+        let clock: SharedClock = Arc::new(clock);
         self.edit(|s| s.clock = clock)
     }
 

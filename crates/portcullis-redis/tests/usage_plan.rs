@@ -77,7 +77,7 @@ async fn redis_layer(
             .time_source(TimeSource::Caller),
     );
     let quota = QuotaLayer::with_store(RedisQuotaStore::connect(config).await.expect("connects"))
-        .shared_clock(clock.clone());
+        .clock(clock.clone());
     RedisUsagePlanLayer::new(throttle, quota)
 }
 
@@ -92,7 +92,7 @@ async fn one_script_decides_as_the_two_layers_in_memory() {
         let redis_shared: SharedClock = redis_clock.clone();
         let memory = ServiceBuilder::new()
             .layer(throttle_layer(&memory_shared))
-            .layer(QuotaLayer::new().shared_clock(memory_shared.clone()))
+            .layer(QuotaLayer::new().clock(memory_shared.clone()))
             .service_fn(ok);
         let redis = ServiceBuilder::new()
             .layer(redis_layer(&config, &redis_shared, throttle_layer(&redis_shared)).await)
@@ -193,13 +193,13 @@ async fn one_set_of_rate_limit_headers_describes_throttle_and_quota() {
             .layer(throttle(&memory_clock))
             .layer(
                 QuotaLayer::new()
-                    .shared_clock(memory_clock.clone())
+                    .clock(memory_clock.clone())
                     .rate_limit_headers_on_success(true),
             )
             .service_fn(ok);
         let quota =
             QuotaLayer::with_store(RedisQuotaStore::connect(&config).await.expect("connects"))
-                .shared_clock(redis_clock.clone())
+                .clock(redis_clock.clone())
                 .rate_limit_headers_on_success(true);
         let throttle = throttle(&redis_clock).with_store(
             RedisThrottleStore::connect(&config)
@@ -487,7 +487,7 @@ async fn one_round_trip_per_decision_on_a_single_server() {
         )
         .layer(
             QuotaLayer::with_store(RedisQuotaStore::connect(&config).await.expect("connects"))
-                .shared_clock(clock.clone()),
+                .clock(clock.clone()),
         )
         .service_fn(ok);
     let _ = commands_for(

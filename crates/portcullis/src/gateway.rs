@@ -549,7 +549,7 @@ impl GatewayBuilder {
 
         let settings = &config.quota;
         let mut quota = QuotaLayer::with_store(engine.clone())
-            .shared_clock(clock.clone())
+            .clock(clock.clone())
             .week_start(settings.week_start.0)
             .on_store_error(settings.on_store_error)
             .rate_limit_headers(g.rate_limit_headers)

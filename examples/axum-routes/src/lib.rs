@@ -108,7 +108,7 @@ pub async fn app(clock: SharedClock) -> Result<Router, BoxError> {
             .usage_plan("partners"),
     )
     .await?;
-    let quota = QuotaLayer::new().shared_clock(clock.clone());
+    let quota = QuotaLayer::new().clock(clock.clone());
 
     // Members' tokens.
     let jwt = JwtLayer::builder()
