@@ -157,10 +157,12 @@ pub use throttle::{AcquireFuture, RedisThrottleStore};
 pub use throttle_lease::{LeaseConfig, LeasedThrottleStore};
 pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
 
-/// Where a store's scripts take the time from.
+/// Which clock a store's Lua scripts read: Redis's own `TIME`, or the time
+/// the caller passes from its [`Clock`](portcullis_core::clock::Clock). Set
+/// with the stores' `script_clock(..)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum TimeSource {
+pub enum ScriptClock {
     /// Redis's own `TIME`, read inside the script: one clock for every
     /// replica, whatever their local clocks say.
     #[default]

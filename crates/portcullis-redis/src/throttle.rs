@@ -11,7 +11,7 @@ use portcullis_throttle::store::{Answer, BucketCheck, Level, Outcome, ThrottleSt
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::script::{Lua, LuaCall};
-use crate::{TimeSource, record_call};
+use crate::{ScriptClock, record_call};
 
 /// The most buckets one request may touch (the layer sends at most three).
 pub(crate) const MAX_BUCKETS: usize = 8;
@@ -58,9 +58,9 @@ pub(crate) fn check_bucket_count(checks: &[BucketCheck<'_>]) -> Result<(), Throt
 ///
 /// # Time
 ///
-/// By default ([`TimeSource::Redis`]) the script reads Redis's own `TIME`,
+/// By default ([`ScriptClock::Redis`]) the script reads Redis's own `TIME`,
 /// so replicas whose clocks disagree still share one clock. With
-/// [`TimeSource::Caller`] it uses the time the layer passes (its `Clock`),
+/// [`ScriptClock::Caller`] it uses the time the layer passes (its `Clock`),
 /// which tests use to drive the store with a manual clock.
 ///
 /// # Storage
@@ -78,7 +78,7 @@ pub(crate) fn check_bucket_count(checks: &[BucketCheck<'_>]) -> Result<(), Throt
 pub struct RedisThrottleStore {
     connection: RedisConnection,
     prefix: String,
-    time: TimeSource,
+    time: ScriptClock,
 }
 
 impl fmt::Debug for RedisThrottleStore {
@@ -168,13 +168,13 @@ impl RedisThrottleStore {
         Self {
             connection,
             prefix: prefix.into(),
-            time: TimeSource::Redis,
+            time: ScriptClock::Redis,
         }
     }
 
-    /// Where the script takes the time from (default [`TimeSource::Redis`]).
+    /// Where the script takes the time from (default [`ScriptClock::Redis`]).
     #[must_use]
-    pub fn time_source(mut self, time: TimeSource) -> Self {
+    pub fn script_clock(mut self, time: ScriptClock) -> Self {
         self.time = time;
         self
     }
@@ -227,7 +227,7 @@ pub(crate) fn write_key(prefix: &str, check: &BucketCheck<'_>, key: &mut String)
 pub(crate) fn invocation<'a>(
     script: &'a Lua,
     buckets: &[Bucket],
-    time: TimeSource,
+    time: ScriptClock,
     now_unix_nanos: u64,
 ) -> LuaCall<'a> {
     let mut invocation = script.call();
@@ -235,8 +235,8 @@ pub(crate) fn invocation<'a>(
         invocation.key(&bucket.key);
     }
     match time {
-        TimeSource::Redis => invocation.arg("r").arg(0).arg(0),
-        TimeSource::Caller => invocation
+        ScriptClock::Redis => invocation.arg("r").arg(0).arg(0),
+        ScriptClock::Caller => invocation
             .arg("c")
             .arg(now_unix_nanos / 1_000_000_000)
             .arg(now_unix_nanos % 1_000_000_000),
@@ -299,7 +299,7 @@ pub(crate) fn decode_outcome(
 pub(crate) async fn run_acquire(
     mut connection: RedisConnection,
     buckets: &[Bucket],
-    time: TimeSource,
+    time: ScriptClock,
     now: u64,
 ) -> Result<Outcome, ThrottleStoreError> {
     let reply: redis::Value = invocation(acquire_script(), buckets, time, now)
@@ -316,7 +316,7 @@ impl RedisThrottleStore {
     pub(crate) async fn decide(
         connection: RedisConnection,
         buckets: Vec<Bucket>,
-        time: TimeSource,
+        time: ScriptClock,
         now: u64,
         cluster: bool,
     ) -> Result<Outcome, ThrottleStoreError> {
@@ -352,7 +352,7 @@ impl RedisThrottleStore {
         &self.connection
     }
 
-    pub(crate) fn time(&self) -> TimeSource {
+    pub(crate) fn time(&self) -> ScriptClock {
         self.time
     }
 }
@@ -361,7 +361,7 @@ impl RedisThrottleStore {
 pub(crate) async fn refund(
     mut connection: RedisConnection,
     buckets: &[Bucket],
-    time: TimeSource,
+    time: ScriptClock,
     now: u64,
 ) -> Result<(), ThrottleStoreError> {
     let _: i64 = invocation(refund_script(), buckets, time, now)

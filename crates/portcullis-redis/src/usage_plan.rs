@@ -20,7 +20,7 @@ use crate::connection::RedisConnection;
 use crate::quota::{QuotaCall, RedisQuotaStore, quota_source};
 use crate::script::Lua;
 use crate::throttle::{Bucket, RedisThrottleStore, acquire_source, decode_outcome, refund};
-use crate::{TimeSource, record_call};
+use crate::{ScriptClock, record_call};
 
 /// API Gateway's usage plan (throttle, then quota) as one Tower layer over
 /// Redis: a request's throttle buckets and its quota are decided by **one**
@@ -321,7 +321,7 @@ type Reply = (u64, u64, i64, i64, i64, i64);
 async fn run_combined(
     mut connection: RedisConnection,
     own: &[Bucket],
-    time: TimeSource,
+    time: ScriptClock,
     now: u64,
     quota: Option<&QuotaCall>,
 ) -> Result<Combined, ThrottleStoreError> {
@@ -337,8 +337,8 @@ async fn run_combined(
         .arg(if quota.is_some() { "1" } else { "0" });
     if !own.is_empty() {
         match time {
-            TimeSource::Redis => invocation.arg("r").arg(0).arg(0),
-            TimeSource::Caller => invocation
+            ScriptClock::Redis => invocation.arg("r").arg(0).arg(0),
+            ScriptClock::Caller => invocation
                 .arg("c")
                 .arg(now / 1_000_000_000)
                 .arg(now % 1_000_000_000),
@@ -380,7 +380,7 @@ async fn run_combined(
 async fn decide(
     connection: RedisConnection,
     buckets: Vec<Bucket>,
-    time: TimeSource,
+    time: ScriptClock,
     now: u64,
     quota: Option<QuotaCall>,
 ) -> Result<Combined, ThrottleStoreError> {

@@ -17,7 +17,7 @@ use http::{Request, Response, StatusCode};
 use portcullis_core::clock::{ManualClock, SharedClock};
 use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
-use portcullis_redis::{RedisThrottleStore, TimeSource};
+use portcullis_redis::{RedisThrottleStore, ScriptClock};
 use portcullis_throttle::store::{
     Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome, StageId,
 };
@@ -54,7 +54,7 @@ async fn redis_decides_exactly_as_the_in_memory_store() {
         let redis = RedisThrottleStore::connect(&config.timeout(Duration::from_secs(2)))
             .await
             .expect("connects")
-            .time_source(TimeSource::Caller);
+            .script_clock(ScriptClock::Caller);
         let memory = InMemoryThrottleStore::new();
         let selector: MethodSelector = "/pets/GET".parse().expect("valid");
         let stage = StageId {

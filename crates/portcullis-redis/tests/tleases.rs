@@ -4,7 +4,7 @@
 //! window of length τ.
 //!
 //! The exactness tests drive the stores with the caller's clock
-//! (`TimeSource::Caller`, the clock the scripts then use too) in phases:
+//! (`ScriptClock::Caller`, the clock the scripts then use too) in phases:
 //! every request of a phase is decided at the phase's time, so each
 //! admission has an exact time and every window can be counted. The clock
 //! never runs slower than real time, so keys expire no earlier than the
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis_redis::{
-    LeaseConfig, LeasedThrottleStore, RedisConfig, RedisThrottleStore, TimeSource,
+    LeaseConfig, LeasedThrottleStore, RedisConfig, RedisThrottleStore, ScriptClock,
 };
 use portcullis_throttle::store::{
     Answer, BucketCheck, BucketKey, CallerKey, CallerKeySource, Level, Outcome,
@@ -74,7 +74,7 @@ async fn replica(config: &RedisConfig) -> LeasedThrottleStore {
     LeasedThrottleStore::connect(&config.clone().timeout(Duration::from_secs(5)))
         .await
         .expect("connects")
-        .time_source(TimeSource::Caller)
+        .script_clock(ScriptClock::Caller)
 }
 
 /// A phase clock: each phase's time is at least `step` after the last, and

@@ -14,7 +14,7 @@ use portcullis_core::context::ApiKeyContext;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_redis::{
-    RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer, TimeSource,
+    RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer, ScriptClock,
 };
 use portcullis_throttle::ThrottleLayer;
 use tower::{ServiceBuilder, ServiceExt};
@@ -74,7 +74,7 @@ async fn redis_layer(
         RedisThrottleStore::connect(config)
             .await
             .expect("connects")
-            .time_source(TimeSource::Caller),
+            .script_clock(ScriptClock::Caller),
     );
     let quota = QuotaLayer::with_store(RedisQuotaStore::connect(config).await.expect("connects"))
         .clock(clock.clone());
@@ -205,7 +205,7 @@ async fn one_set_of_rate_limit_headers_describes_throttle_and_quota() {
             RedisThrottleStore::connect(&config)
                 .await
                 .expect("connects")
-                .time_source(TimeSource::Caller),
+                .script_clock(ScriptClock::Caller),
         );
         let redis = ServiceBuilder::new()
             .layer(RedisUsagePlanLayer::new(throttle, quota))
@@ -482,7 +482,7 @@ async fn one_round_trip_per_decision_on_a_single_server() {
                 RedisThrottleStore::connect(&config)
                     .await
                     .expect("connects")
-                    .time_source(TimeSource::Caller),
+                    .script_clock(ScriptClock::Caller),
             ),
         )
         .layer(

@@ -392,7 +392,7 @@ impl GatewayBuilder {
     #[cfg(feature = "redis")]
     async fn connect_redis(&self) -> Result<Opened, ConfigError> {
         use portcullis_redis::{
-            DEFAULT_POLL_INTERVAL, LeasedThrottleStore, RedisConfig, RedisControlPlane, TimeSource,
+            DEFAULT_POLL_INTERVAL, LeasedThrottleStore, RedisConfig, RedisControlPlane, ScriptClock,
         };
         let store = &self.config.store;
         let mut redis = match (&store.url, store.cluster_urls.is_empty()) {
@@ -433,16 +433,16 @@ impl GatewayBuilder {
             ConfigError::new("store", format!("cannot connect to Redis at {where_}: {e}"))
         };
         let time = if self.custom_clock {
-            TimeSource::Caller
+            ScriptClock::Caller
         } else {
-            TimeSource::Redis
+            ScriptClock::Redis
         };
         // Throttle leases: about one script per lease instead of one per
         // request, with the same fleet-wide bound.
         let throttle = LeasedThrottleStore::connect(&redis)
             .await
             .map_err(|e| failed(&e))?
-            .time_source(time);
+            .script_clock(time);
         let control_plane = RedisControlPlane::connect_with(
             &redis,
             self.store_options(),

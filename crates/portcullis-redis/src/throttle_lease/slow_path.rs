@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_throttle::store::{Outcome, ThrottleStoreError};
 
-use crate::{TimeSource, record_call};
+use crate::{ScriptClock, record_call};
 
 use super::config::nanos;
 use super::entry::{Entry, Slow};
@@ -132,8 +132,8 @@ impl Inner {
             call.key(*key);
         }
         match self.time {
-            TimeSource::Redis => call.arg("r").arg(0).arg(0),
-            TimeSource::Caller => call
+            ScriptClock::Redis => call.arg("r").arg(0).arg(0),
+            ScriptClock::Caller => call
                 .arg("c")
                 .arg(now / 1_000_000_000)
                 .arg(now % 1_000_000_000),
@@ -182,8 +182,8 @@ impl Inner {
         // With a caller's clock, the latest time this replica has seen: the
         // tokens a report counts were spent at or before it.
         let now = match self.time {
-            TimeSource::Redis => now,
-            TimeSource::Caller => now.max(self.last_now.load(Ordering::Relaxed)),
+            ScriptClock::Redis => now,
+            ScriptClock::Caller => now.max(self.last_now.load(Ordering::Relaxed)),
         };
         let entries: Vec<Arc<Entry>> = wanted.iter().map(|w| self.entry(&w.key)).collect();
         // Locks in key order, once per distinct bucket.

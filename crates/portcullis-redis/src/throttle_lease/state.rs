@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use portcullis_throttle::store::{BucketCheck, Outcome, ThrottleStoreError};
 
-use crate::TimeSource;
+use crate::ScriptClock;
 use crate::connection::RedisConnection;
 use crate::throttle::write_key;
 
@@ -19,14 +19,14 @@ use crate::throttle::MAX_BUCKETS;
 pub(super) struct Inner {
     pub(super) connection: RedisConnection,
     pub(super) prefix: String,
-    pub(super) time: TimeSource,
+    pub(super) time: ScriptClock,
     pub(super) config: LeaseConfig,
     /// This replica's id in lease fields.
     pub(super) replica: String,
     pub(super) next_lease: AtomicU64,
-    /// The lease clock's origin (with [`TimeSource::Redis`]).
+    /// The lease clock's origin (with [`ScriptClock::Redis`]).
     pub(super) epoch: Instant,
-    /// The latest caller time seen (with [`TimeSource::Caller`]), for the
+    /// The latest caller time seen (with [`ScriptClock::Caller`]), for the
     /// background task.
     pub(super) last_now: AtomicU64,
     pub(super) entries: RwLock<HashMap<String, Arc<Entry>>>,
@@ -37,8 +37,8 @@ impl Inner {
     /// clock of this process times the leases; with a caller's clock, that.
     pub(super) fn clock(&self, now_unix_nanos: u64) -> u64 {
         match self.time {
-            TimeSource::Redis => nanos(self.epoch.elapsed()),
-            TimeSource::Caller => now_unix_nanos,
+            ScriptClock::Redis => nanos(self.epoch.elapsed()),
+            ScriptClock::Caller => now_unix_nanos,
         }
     }
 
@@ -76,7 +76,7 @@ impl Inner {
         checks: &[BucketCheck<'_>],
         now: u64,
     ) -> Option<Result<Outcome, ThrottleStoreError>> {
-        if self.time == TimeSource::Caller {
+        if self.time == ScriptClock::Caller {
             self.last_now.fetch_max(now, Ordering::Relaxed);
         }
         let clock = self.clock(now);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use portcullis_throttle::ThrottleStore;
 use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStoreError};
 
-use crate::TimeSource;
+use crate::ScriptClock;
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::throttle::{AcquireFuture, check_bucket_count, write_key};
 
@@ -100,9 +100,9 @@ use super::state::Inner;
 ///
 /// # Clocks
 ///
-/// With [`TimeSource::Redis`] (the default) the scripts read Redis's
+/// With [`ScriptClock::Redis`] (the default) the scripts read Redis's
 /// `TIME` and the replica times its leases with its monotonic clock; with
-/// [`TimeSource::Caller`] both use the time the layer passes.
+/// [`ScriptClock::Caller`] both use the time the layer passes.
 ///
 /// # Background task
 ///
@@ -153,7 +153,7 @@ impl LeasedThrottleStore {
             inner: Arc::new(Inner {
                 connection,
                 prefix: prefix.into(),
-                time: TimeSource::Redis,
+                time: ScriptClock::Redis,
                 config: LeaseConfig::default(),
                 replica: format!("{:016x}", hasher.finish()),
                 next_lease: AtomicU64::new(1),
@@ -193,10 +193,10 @@ impl LeasedThrottleStore {
         }
     }
 
-    /// Where the scripts take the time from (default [`TimeSource::Redis`]).
+    /// Where the scripts take the time from (default [`ScriptClock::Redis`]).
     /// Call it before the store is cloned or used.
     #[must_use]
-    pub fn time_source(self, time: TimeSource) -> Self {
+    pub fn script_clock(self, time: ScriptClock) -> Self {
         self.rebuild(|inner| inner.time = time)
     }
 
