@@ -229,18 +229,8 @@ pub(super) fn hex_decode(input: &[u8]) -> Vec<u8> {
 }
 
 pub(super) fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'\\') {
-        return None;
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' || i + 1 >= input.len() {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        let c = input[i + 1];
+    backslash_escapes(input, |rest, out| {
+        let c = rest[0];
         let simple = match c {
             b'a' => Some(0x07),
             b'b' => Some(0x08),
@@ -254,22 +244,21 @@ pub(super) fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
         };
         if let Some(v) = simple {
             out.push(v);
-            i += 2;
+            1
         } else if (c == b'x' || c == b'X')
-            && let Some(v) = hex_run(&input[(i + 2).min(input.len())..], 2)
+            && let Some(v) = hex_run(&rest[1..], 2)
         {
             out.push(v as u8);
-            i += 4;
+            3
         } else if (b'0'..=b'7').contains(&c) {
-            let (v, digits) = octal_escape(&input[i + 1..]);
+            let (v, digits) = octal_escape(rest);
             out.push(v);
-            i += 1 + digits;
+            digits
         } else {
             out.push(b'\\');
-            i += 1;
+            0
         }
-    }
-    (out != input).then_some(out)
+    })
 }
 
 pub(super) fn sql_hex_decode(input: &[u8]) -> Option<Vec<u8>> {
@@ -343,19 +332,9 @@ pub(super) fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub(super) fn js_decode(input: &[u8], extended: bool) -> Option<Vec<u8>> {
-    if !input.contains(&b'\\') {
-        return None;
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' || i + 1 >= input.len() {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
-        let c = input[i + 1];
-        let tail = &input[i + 2..];
+    backslash_escapes(input, |rest, out| {
+        let c = rest[0];
+        let tail = &rest[1..];
         if c == b'u' && extended && tail.first() == Some(&b'{') {
             let digits = tail[1..]
                 .iter()
@@ -366,25 +345,24 @@ pub(super) fn js_decode(input: &[u8], extended: bool) -> Option<Vec<u8>> {
                 let code = tail[1..1 + digits].iter().fold(0u32, |acc, &d| {
                     acc * 16 + u32::from(hex_val(d).unwrap_or(0))
                 });
-                push_char(&mut out, fold_full_width(code));
-                i += 2 + digits + 2;
-                continue;
+                push_char(out, fold_full_width(code));
+                return digits + 3;
             }
         }
         if c == b'u'
             && let Some(code) = hex_run(tail, 4)
         {
-            push_char(&mut out, fold_full_width(code));
-            i += 6;
+            push_char(out, fold_full_width(code));
+            5
         } else if c == b'x'
             && let Some(code) = hex_run(tail, 2)
         {
             out.push(code as u8);
-            i += 4;
+            3
         } else if (b'0'..=b'7').contains(&c) {
-            let (v, digits) = octal_escape(&input[i + 1..]);
+            let (v, digits) = octal_escape(rest);
             out.push(v);
-            i += 1 + digits;
+            digits
         } else {
             out.push(match c {
                 b'a' => 0x07,
@@ -396,10 +374,9 @@ pub(super) fn js_decode(input: &[u8], extended: bool) -> Option<Vec<u8>> {
                 b'v' => 0x0b,
                 other => other,
             });
-            i += 2;
+            1
         }
-    }
-    (out != input).then_some(out)
+    })
 }
 
 pub(super) fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
@@ -419,6 +396,31 @@ pub(super) fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(chunk.invalid());
     }
     Some(out)
+}
+
+/// Copies `input`, decoding each backslash escape with `escape`: it gets
+/// the bytes after the backslash (at least one), pushes what the escape
+/// decodes to, and answers how many of those bytes it used (0 keeps them for
+/// the next round). A backslash at the very end is kept. `None` when nothing
+/// changed.
+fn backslash_escapes(
+    input: &[u8],
+    mut escape: impl FnMut(&[u8], &mut Vec<u8>) -> usize,
+) -> Option<Vec<u8>> {
+    if !input.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] != b'\\' || i + 1 >= input.len() {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        i += 1 + escape(&input[i + 1..], &mut out);
+    }
+    (out != input).then_some(out)
 }
 
 /// The byte of an octal escape (`\7`, `\101`, up to three digits, the value
