@@ -3,6 +3,8 @@
 
 use super::*;
 
+mod three;
+
 impl<'a> SqliState<'a> {
     pub fn fold_tokens(&mut self) -> usize {
         /*
@@ -116,22 +118,7 @@ impl<'a> SqliState<'a> {
             }
             
             // Get up to two tokens
-            while more && pos <= LIBINJECTION_SQLI_MAX_TOKENS && (pos - left) < 2 {
-                if let Some(token) = tokenizer.next_token() {
-                    // Count all tokens processed for stats_tokens
-                    self.stats_tokens += 1;
-                    
-                    if token.token_type == TokenType::Comment {
-                        last_comment = token;
-                    } else {
-                        last_comment.token_type = TokenType::None;
-                        self.token_vec[pos] = token;
-                        pos += 1;
-                    }
-                } else {
-                    more = false;
-                }
-            }
+            self.read_tokens(&mut tokenizer, &mut last_comment, &mut more, &mut pos, left, 2);
             
             // Did we get 2 tokens? If not then we are done
             if pos - left < 2 {
@@ -414,22 +401,7 @@ impl<'a> SqliState<'a> {
             }
             
             // all cases of handling 2 tokens is done and nothing matched. Get one more token
-            while more && pos <= LIBINJECTION_SQLI_MAX_TOKENS && pos - left < 3 {
-                if let Some(token) = tokenizer.next_token() {
-                    // Count all tokens processed for stats_tokens
-                    self.stats_tokens += 1;
-                    
-                    if token.token_type == TokenType::Comment {
-                        last_comment = token;
-                    } else {
-                        last_comment.token_type = TokenType::None;
-                        self.token_vec[pos] = token;
-                        pos += 1;
-                    }
-                } else {
-                    more = false;
-                }
-            }
+            self.read_tokens(&mut tokenizer, &mut last_comment, &mut more, &mut pos, left, 3);
             
             // Do we have three tokens? If not then we are done
             if pos - left < 3 {
@@ -437,171 +409,9 @@ impl<'a> SqliState<'a> {
                 continue;
             }
             
-            /* ALL 3-TOKEN FOLDING RULES - exactly matching C implementation with else-if chain */
-            
-            // FOLD: number operator number -> number - from apply_three_token_fold
-            if self.token_vec[left].token_type == TokenType::Number &&
-               self.token_vec[left + 1].token_type == TokenType::Operator &&
-               self.token_vec[left + 2].token_type == TokenType::Number {
-                pos -= 2;
-                left = 0;
+            /* ALL 3-TOKEN FOLDING RULES: see `three.rs` */
+            if self.fold_three_tokens(&mut left, &mut pos) {
                 continue;
-            
-            // FOLD: operator X operator -> operator (where X != leftparens) - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Operator &&
-                      self.token_vec[left + 1].token_type != TokenType::LeftParenthesis &&
-                      self.token_vec[left + 2].token_type == TokenType::Operator {
-                left = 0;
-                pos -= 2;
-                continue;
-            
-            // FOLD: logic_operator X logic_operator -> logic_operator - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::LogicOperator &&
-                      self.token_vec[left + 2].token_type == TokenType::LogicOperator {
-                pos -= 2;
-                left = 0;
-                continue;
-            
-            // FOLD: variable operator (variable|number|bareword) -> variable - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Variable &&
-                      self.token_vec[left + 1].token_type == TokenType::Operator &&
-                      (self.token_vec[left + 2].token_type == TokenType::Variable ||
-                       self.token_vec[left + 2].token_type == TokenType::Number ||
-                       self.token_vec[left + 2].token_type == TokenType::Bareword) {
-                pos -= 2;
-                left = 0;
-                continue;
-            
-            // FOLD: (bareword|number) operator (number|bareword) -> first - from apply_three_token_fold
-            } else if (self.token_vec[left].token_type == TokenType::Bareword ||
-                       self.token_vec[left].token_type == TokenType::Number) &&
-                      self.token_vec[left + 1].token_type == TokenType::Operator &&
-                      (self.token_vec[left + 2].token_type == TokenType::Number ||
-                       self.token_vec[left + 2].token_type == TokenType::Bareword) {
-                pos -= 2;
-                left = 0;
-                continue;
-            
-            // FOLD: (bareword|number|string|variable) operator :: sqltype -> first (PostgreSQL casting) - from apply_three_token_fold
-            } else if (self.token_vec[left].token_type == TokenType::Bareword ||
-                       self.token_vec[left].token_type == TokenType::Number ||
-                       self.token_vec[left].token_type == TokenType::Variable ||
-                       self.token_vec[left].token_type == TokenType::String) &&
-                      self.token_vec[left + 1].token_type == TokenType::Operator &&
-                      self.token_vec[left + 1].len == 2 && 
-                      self.token_vec[left + 1].val[0] == b':' && 
-                      self.token_vec[left + 1].val[1] == b':' &&
-                      self.token_vec[left + 2].token_type == TokenType::SqlType {
-                pos -= 2;
-                left = 0;
-                self.stats_folds += 2; // Only this 3-token rule increments stats_folds (by 2)
-                continue;
-            
-            // FOLD: (bareword|number|string|variable) comma (number|bareword|string|variable) -> first_token - from apply_three_token_fold
-            } else if (self.token_vec[left].token_type == TokenType::Bareword ||
-                       self.token_vec[left].token_type == TokenType::Number ||
-                       self.token_vec[left].token_type == TokenType::String ||
-                       self.token_vec[left].token_type == TokenType::Variable) &&
-                      self.token_vec[left + 1].token_type == TokenType::Comma &&
-                      (self.token_vec[left + 2].token_type == TokenType::Number ||
-                       self.token_vec[left + 2].token_type == TokenType::Bareword ||
-                       self.token_vec[left + 2].token_type == TokenType::String ||
-                       self.token_vec[left + 2].token_type == TokenType::Variable) {
-                pos -= 2;
-                left = 0;
-                continue;
-            
-            // FOLD: (expression|group|comma) + unary_op + leftparens -> remove unary - from apply_three_token_fold
-            } else if (self.token_vec[left].token_type == TokenType::Expression ||
-                       self.token_vec[left].token_type == TokenType::Group ||
-                       self.token_vec[left].token_type == TokenType::Comma) &&
-                      self.is_unary_op(&self.token_vec[left + 1]) &&
-                      self.token_vec[left + 2].token_type == TokenType::LeftParenthesis {
-                // got something like SELECT + (, LIMIT + ( - remove unary operator
-                self.token_vec[left + 1] = self.token_vec[left + 2].clone();
-                pos -= 1;
-                left = 0;
-                continue;
-            
-            // FOLD: (keyword|expression|group) + unary_op + (number|bareword|variable|string|function) -> remove unary - from apply_three_token_fold
-            } else if (self.token_vec[left].token_type == TokenType::Keyword ||
-                       self.token_vec[left].token_type == TokenType::Expression ||
-                       self.token_vec[left].token_type == TokenType::Group) &&
-                      self.is_unary_op(&self.token_vec[left + 1]) &&
-                      (self.token_vec[left + 2].token_type == TokenType::Number ||
-                       self.token_vec[left + 2].token_type == TokenType::Bareword ||
-                       self.token_vec[left + 2].token_type == TokenType::Variable ||
-                       self.token_vec[left + 2].token_type == TokenType::String ||
-                       self.token_vec[left + 2].token_type == TokenType::Function) {
-                // remove unary operators - select - 1
-                self.token_vec[left + 1] = self.token_vec[left + 2].clone();
-                pos -= 1;
-                left = 0;
-                continue;
-            
-            // FOLD: comma + unary_op + (number|bareword|variable|string) -> remove unary, backup - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Comma &&
-                      self.is_unary_op(&self.token_vec[left + 1]) &&
-                      (self.token_vec[left + 2].token_type == TokenType::Number ||
-                       self.token_vec[left + 2].token_type == TokenType::Bareword ||
-                       self.token_vec[left + 2].token_type == TokenType::Variable ||
-                       self.token_vec[left + 2].token_type == TokenType::String) {
-                // interesting case turn ", -1" ->> ",1" PLUS we need to back up one token if possible 
-                // to see if more folding can be done - "1,-1" --> "1"
-                self.token_vec[left + 1] = self.token_vec[left + 2].clone();
-                left = 0;
-                // pos is >= 3 so this is safe
-                if pos >= 3 {
-                    pos -= 3;
-                }
-                continue;
-            
-            // FOLD: comma + unary_op + function -> remove unary only - from apply_three_token_fold  
-            } else if self.token_vec[left].token_type == TokenType::Comma &&
-                      self.is_unary_op(&self.token_vec[left + 1]) &&
-                      self.token_vec[left + 2].token_type == TokenType::Function {
-                // Separate case from above since you end up with
-                // 1,-sin(1) --> 1 (1)
-                // Here, just do
-                // 1,-sin(1) --> 1,sin(1)
-                // just remove unary operator
-                self.token_vec[left + 1] = self.token_vec[left + 2].clone();
-                pos -= 1;
-                left = 0;
-                continue;
-            
-            // FOLD: bareword . bareword -> bareword (database.table -> table) - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Bareword &&
-                      self.token_vec[left + 1].token_type == TokenType::Dot &&
-                      self.token_vec[left + 2].token_type == TokenType::Bareword {
-                // ignore the '.n' - typically is this databasename.table
-                pos -= 2;
-                left = 0;
-                continue;
-            
-            // FOLD: expression . bareword -> bareword (SELECT . `foo` -> SELECT `foo`) - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Expression &&
-                      self.token_vec[left + 1].token_type == TokenType::Dot &&
-                      self.token_vec[left + 2].token_type == TokenType::Bareword {
-                // select . `foo` --> select `foo`
-                self.token_vec[left + 1] = self.token_vec[left + 2].clone();
-                pos -= 1;
-                left = 0;
-                continue;
-            
-            // FOLD: function + leftparens + (not rightparens) -> handle special functions - from apply_three_token_fold
-            } else if self.token_vec[left].token_type == TokenType::Function &&
-                      self.token_vec[left + 1].token_type == TokenType::LeftParenthesis &&
-                      self.token_vec[left + 2].token_type != TokenType::RightParenthesis {
-                // whats going on here
-                // Some SQL functions like USER() have 0 args
-                // if we get User(foo), then User is not a function
-                // This should be expanded since it eliminated a lot of false positives.
-                let val = self.token_vec[left].value_as_str();
-                if self.cstrcasecmp("USER", val) == 0 {
-                    self.token_vec[left].token_type = TokenType::Bareword;
-                }
-                // NOTE: C version falls through here - no continue
             }
             
             // no folding -- assume left-most token is good, now use the existing 2 tokens -- do not get another
@@ -654,6 +464,38 @@ impl<'a> SqliState<'a> {
         }
         
         left
+    }
+    
+    /// Reads tokens into `token_vec` at `pos` until it holds `count` from `left`
+    /// (C's "get up to two tokens" and "get one more token" loops): a comment
+    /// is kept aside in `last_comment`, and `more` turns false at the end of
+    /// the input.
+    #[inline]
+    fn read_tokens(
+        &mut self,
+        tokenizer: &mut SqliTokenizer<'_>,
+        last_comment: &mut Token,
+        more: &mut bool,
+        pos: &mut usize,
+        left: usize,
+        count: usize,
+    ) {
+        while *more && *pos <= LIBINJECTION_SQLI_MAX_TOKENS && *pos - left < count {
+            if let Some(token) = tokenizer.next_token() {
+                // Count all tokens processed for stats_tokens
+                self.stats_tokens += 1;
+                
+                if token.token_type == TokenType::Comment {
+                    *last_comment = token;
+                } else {
+                    last_comment.token_type = TokenType::None;
+                    self.token_vec[*pos] = token;
+                    *pos += 1;
+                }
+            } else {
+                *more = false;
+            }
+        }
     }
     
     fn is_unary_op(&self, token: &Token) -> bool {

@@ -18,7 +18,8 @@
 //! library itself.
 //!
 //! The port is split along libinjection's phases: `tokenizer.rs` (with its
-//! character parsers in `tokenizer/`), `fold.rs` (token folding) and
+//! character parsers in `tokenizer/`), `fold.rs` (token folding, its
+//! three-token rules in `fold/three.rs`) and
 //! `verdict.rs` (the fingerprint and its blacklist and whitelist checks).
 
 #![allow(
