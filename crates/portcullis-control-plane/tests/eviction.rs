@@ -1,7 +1,8 @@
 //! `QuotaEngine` forgets keys that hold nothing (issue 21, memory per key):
-//! the flusher gives back expired blocks, then drops the entries that have
-//! held no block for a `block_ttl`, and counting goes on exactly when such
-//! a key comes back.
+//! a key keeps an entry only while it holds a block. The flusher settles
+//! blocks that are spent or older than `block_ttl` and drops their entries
+//! in the same pass, and counting goes on exactly when such a key comes
+//! back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -71,19 +72,11 @@ async fn idle_keys_are_forgotten_and_count_on_when_they_come_back() {
     assert_eq!(engine.tracked_keys(), 100, "blocks in hand are kept");
     assert_eq!(store.counter_state("gold", "k0"), Some((1000, 8, 3)));
 
-    // Expired: given back, the entries kept one more block_ttl.
+    // Expired: given back, and the entries dropped in the same flush.
     tokio::time::sleep(TTL + Duration::from_millis(10)).await;
     engine.flush().await.unwrap();
     assert_eq!(store.counter_state("gold", "k0"), Some((1000, 3, 3)));
-    assert_eq!(
-        engine.tracked_keys(),
-        100,
-        "the entries outlive their block"
-    );
-
-    tokio::time::sleep(TTL + Duration::from_millis(10)).await;
-    engine.flush().await.unwrap();
-    assert_eq!(engine.tracked_keys(), 0, "idle entries are dropped");
+    assert_eq!(engine.tracked_keys(), 0, "an entry goes with its block");
 
     // A key that comes back counts on from the store, exactly.
     let long = ids[1].as_str();
@@ -130,4 +123,46 @@ async fn a_key_marked_spent_is_kept_while_the_mark_is_trusted() {
             .admitted,
         "and is still answered without the store"
     );
+}
+
+#[tokio::test]
+async fn a_spent_block_is_settled_and_its_entry_dropped_before_its_ttl() {
+    let store = MemoryStore::memory();
+    // A TTL the test never reaches: only spending ends these blocks.
+    let engine = QuotaEngine::with_config(
+        store.clone(),
+        EngineConfig {
+            initial_block: 4,
+            block_ttl: Duration::from_secs(3600),
+            reclaim_wait: Duration::ZERO,
+            ..EngineConfig::default()
+        },
+    );
+    for _ in 0..4 {
+        assert!(admit(&engine, &request("spent-block", 1000)).await);
+    }
+    assert!(admit(&engine, &request("half-block", 1000)).await);
+    assert_eq!(engine.tracked_keys(), 2);
+    engine.flush().await.unwrap();
+    assert_eq!(
+        engine.tracked_keys(),
+        1,
+        "the spent block's entry is dropped"
+    );
+    assert_eq!(
+        store.counter_state("gold", "spent-block"),
+        Some((1000, 4, 4)),
+        "its spending reported, nothing left reserved"
+    );
+    assert_eq!(
+        store.counter_state("gold", "half-block"),
+        Some((1000, 4, 1)),
+        "a block with requests left is kept, its spending reported"
+    );
+    // Counting goes on from the store, exactly.
+    let mut admitted = 4;
+    while admit(&engine, &request("spent-block", 10)).await {
+        admitted += 1;
+    }
+    assert_eq!(admitted, 10);
 }

@@ -16,9 +16,9 @@
 //!
 //! Time is a manual clock, moved forward instead of slept through, except
 //! for the facade's quota engine, whose blocks expire in real time: the
-//! measurement waits two of its `block_ttl`s (2.2 s) and flushes it, so the
-//! idle figure is after it has given its blocks back and dropped its idle
-//! entries.
+//! measurement waits a `block_ttl` and flushes it, twice (2.2 s), so the
+//! idle figure is after it has given its blocks back and dropped their
+//! entries (the first flush does both; the second finds nothing left).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -241,9 +241,9 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
         .map_or(0, |store| store.sweep(clock.now_unix_nanos()));
     if let Some(QuotaCounters::Facade(engine)) = &probe.quota {
         // The engine's blocks expire in real time (`block_ttl`): the first
-        // flush after it gives them back, the next drops the entries that
-        // have held none for a `block_ttl`. The durable counters stay (in
-        // the control plane's store, for the period).
+        // flush after it gives them back and drops their entries; the
+        // second is the figure's check that nothing was left. The durable
+        // counters stay (in the control plane's store, for the period).
         let ttl = EngineConfig::default().block_ttl + Duration::from_millis(100);
         for _ in 0..2 {
             tokio::time::sleep(ttl).await;

@@ -4,7 +4,8 @@
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use portcullis_core::plan::QuotaSettings;
 use portcullis_quota::Window;
 use portcullis_quota::store::{Decision, QuotaRequest};
 use time::Date;
+use tokio::sync::Notify;
 
 use crate::reservation::{CounterRef, period_kind};
 use crate::state::{KeyId, PairRef};
@@ -76,9 +78,9 @@ impl Period {
     }
 }
 
-/// One counter's block in this process: 160 bytes while it holds a block
-/// (see the [crate docs](crate) for what each part costs), dropped by the
-/// flusher once it has held none for [`EngineConfig::block_ttl`].
+/// One counter's block in this process (see the [crate docs](crate) for
+/// what each part costs): kept while it holds a block, dropped by the
+/// flusher once the block is spent or given back.
 pub(super) struct Entry {
     /// The plan's id, shared by every entry of the plan (a thin pointer).
     pub(super) plan: Arc<String>,
@@ -89,21 +91,42 @@ pub(super) struct Entry {
     pub(super) sig: AtomicU64,
     /// What remained to reserve in the period after the last grant.
     pub(super) pool: AtomicU64,
-    /// With the exhausted flag: until when ([`now_ms`]) it is trusted.
-    pub(super) exhausted_until: AtomicU64,
-    pub(super) slow: tokio::sync::Mutex<Slow>,
+    /// With the exhausted flag: until when it is trusted (a [`now_ms`]
+    /// time, its low 32 bits, compared with wrapping arithmetic).
+    pub(super) exhausted_until: AtomicU32,
+    /// The slow path's lock ([`Entry::lock`]): [`LOCKED`], and
+    /// [`WAITING`] once a request has waited for it.
+    lock: AtomicU32,
+    /// The slow path's state while the lock is free; its holder works on
+    /// its own copy ([`SlowGuard`]), so no `std` guard is held across an
+    /// `await`.
+    slow: Mutex<Slow>,
 }
 
+/// [`Entry::lock`]'s state: held.
+const LOCKED: u32 = 1;
+/// [`Entry::lock`]'s state: a request may be waiting (it is woken when
+/// the lock is let go).
+const WAITING: u32 = 2;
+
+/// What a request waits on for an entry's lock: one of a few [`Notify`]s
+/// for every entry of the process, chosen by the entry's address, so an
+/// entry pays 4 bytes for its lock, not an async mutex's 40. A request
+/// woken for another entry's lock on the same `Notify` tries again and
+/// waits again; the slow path is rare enough for that to cost nothing.
+static WAITERS: [Notify; 64] = [const { Notify::const_new() }; 64];
+
+#[derive(Default)]
 pub(super) struct Slow {
     pub(super) lease: Option<Lease>,
     /// This replica's request rate for the counter, per second, as its
     /// last blocks measured it (0 before the first).
     pub(super) rate: f32,
     /// A [`now_ms`] time, its low 32 bits: while the entry holds a block,
-    /// when the block was granted; else since when it has held none (its
-    /// creation or the end of its last block). It wraps after 49 days; the
-    /// flusher looks at it every second, and a wrapped value only keeps an
-    /// idle entry, or a block, one more round.
+    /// when the block was granted (its age for [`EngineConfig::block_ttl`],
+    /// and the time over which the rate is measured). It wraps after 49
+    /// days; the flusher looks at it every second, and a wrapped value only
+    /// keeps a block one more round.
     pub(super) since: u32,
 }
 
@@ -123,12 +146,69 @@ impl Entry {
             word: AtomicU64::new(0),
             sig: AtomicU64::new(u64::MAX),
             pool: AtomicU64::new(0),
-            exhausted_until: AtomicU64::new(0),
-            slow: tokio::sync::Mutex::new(Slow {
+            exhausted_until: AtomicU32::new(0),
+            lock: AtomicU32::new(0),
+            slow: Mutex::new(Slow {
                 lease: None,
                 rate: 0.0,
                 since: ms32(now_ms()),
             }),
+        }
+    }
+
+    fn waiters(&self) -> &'static Notify {
+        // Entries are at least 16 bytes apart: the low bits say nothing.
+        let at = std::ptr::from_ref(self) as usize >> 4;
+        &WAITERS[at % WAITERS.len()]
+    }
+
+    fn slow_state(&self) -> MutexGuard<'_, Slow> {
+        // Only [`SlowGuard`] takes it, for a move: nothing a panic could
+        // leave half-done.
+        self.slow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slow path's lock, if it is free.
+    pub(super) fn try_lock(&self) -> Option<SlowGuard<'_>> {
+        let mut state = self.lock.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED != 0 {
+                return None;
+            }
+            match self.lock.compare_exchange_weak(
+                state,
+                state | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(current) => state = current,
+            }
+        }
+        let slow = std::mem::take(&mut *self.slow_state());
+        Some(SlowGuard { entry: self, slow })
+    }
+
+    /// The slow path's lock, waiting for it (in no particular order).
+    pub(super) async fn lock(&self) -> SlowGuard<'_> {
+        // A unit of the task's cooperative budget, as `tokio`'s own locks
+        // take: a task whose every lock is free still yields now and then,
+        // so on a one-thread runtime the flusher gets its turn.
+        tokio::task::coop::consume_budget().await;
+        loop {
+            if let Some(guard) = self.try_lock() {
+                return guard;
+            }
+            let notified = self.waiters().notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the flag is raised: the holder who sees
+            // the flag when letting go wakes this request.
+            notified.as_mut().enable();
+            self.lock.fetch_or(WAITING, Ordering::AcqRel);
+            if let Some(guard) = self.try_lock() {
+                return guard;
+            }
+            notified.await;
         }
     }
 
@@ -145,20 +225,43 @@ impl Entry {
     }
 
     /// Whether the entry carries nothing worth keeping at `now`: no block,
-    /// none for `idle` already, no fresh "quota spent" mark, and nobody
-    /// using it (the map holds the only reference; the caller holds the
-    /// map's write lock, so no other can be taken).
-    pub(super) fn evictable(self: &Arc<Self>, now: u64, idle: u64) -> bool {
+    /// no fresh "quota spent" mark, and nobody using it (the map holds the
+    /// only reference; the caller holds the map's write lock, so no other
+    /// can be taken).
+    pub(super) fn evictable(self: &Arc<Self>, now: u64) -> bool {
         if Arc::strong_count(self) > 1 {
             return false;
         }
-        let Ok(slow) = self.slow.try_lock() else {
+        let Some(slow) = self.try_lock() else {
             return false;
         };
-        let marked = self.word.load(Ordering::Acquire) & EXHAUSTED != 0
-            && now < self.exhausted_until.load(Ordering::Relaxed);
-        let idle_for = ms32(now).wrapping_sub(slow.since);
-        slow.lease.is_none() && !marked && u64::from(idle_for) >= idle
+        slow.lease.is_none() && !self.marked_spent(now)
+    }
+
+    /// Whether the quota is marked spent, and the mark is still trusted at
+    /// `now`.
+    pub(super) fn marked_spent(&self, now: u64) -> bool {
+        let until = self.exhausted_until.load(Ordering::Relaxed);
+        // Ahead of `now` by less than half of `u32`'s 49 days: fresh.
+        #[allow(clippy::cast_possible_wrap)]
+        let ahead = until.wrapping_sub(ms32(now)) as i32;
+        self.word.load(Ordering::Acquire) & EXHAUSTED != 0 && ahead > 0
+    }
+
+    /// Marks the quota spent until `recheck` from now (at most 24 days:
+    /// a longer mark is trusted that long).
+    pub(super) fn mark_spent(&self, recheck: Duration) {
+        const MAX: u64 = i32::MAX as u64;
+        let until = now_ms().saturating_add(millis(recheck).min(MAX));
+        self.exhausted_until.store(ms32(until), Ordering::Relaxed);
+    }
+
+    /// Whether the fast path has taken the whole block: what is left of the
+    /// lease is a report (called with the slow path's lock held, so the
+    /// lease is this word's).
+    pub(super) fn spent(&self) -> bool {
+        let word = self.word.load(Ordering::Acquire);
+        word & (EXHAUSTED | REMAINING) == 0
     }
 
     /// The lock-free path: `None` when the block is spent or belongs to
@@ -178,9 +281,7 @@ impl Entry {
             if remaining == 0 {
                 // Spent: refused at once while the store's "nothing left"
                 // is fresh, then the slow path asks again.
-                let fresh = word & EXHAUSTED != 0
-                    && now_ms() < self.exhausted_until.load(Ordering::Relaxed);
-                return fresh.then_some(Decision {
+                return self.marked_spent(now_ms()).then_some(Decision {
                     admitted: false,
                     remaining: 0,
                 });
@@ -210,6 +311,37 @@ impl Entry {
             .word
             .swap(pack(word >> TAG_SHIFT, false, 0), Ordering::AcqRel);
         old & REMAINING
+    }
+}
+
+/// An entry's slow path, locked ([`Entry::lock`]): its state, moved out of
+/// the entry while the lock is held and back when it is let go.
+pub(super) struct SlowGuard<'a> {
+    entry: &'a Entry,
+    slow: Slow,
+}
+
+impl Deref for SlowGuard<'_> {
+    type Target = Slow;
+
+    fn deref(&self) -> &Slow {
+        &self.slow
+    }
+}
+
+impl DerefMut for SlowGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Slow {
+        &mut self.slow
+    }
+}
+
+impl Drop for SlowGuard<'_> {
+    fn drop(&mut self) {
+        *self.entry.slow_state() = std::mem::take(&mut self.slow);
+        let state = self.entry.lock.swap(0, Ordering::Release);
+        if state & WAITING != 0 {
+            self.entry.waiters().notify_waiters();
+        }
     }
 }
 
@@ -305,11 +437,48 @@ mod tests {
         assert_eq!(size_of::<KeyId>(), 16, "a key id of up to 14 bytes inline");
         assert_eq!(size_of::<Lease>(), 32, "a block points to its period");
         assert_eq!(size_of::<Slow>(), 40);
+        assert_eq!(size_of::<Mutex<Slow>>(), 48);
         assert_eq!(size_of::<Handle>(), 8, "the map holds one pointer");
         assert!(
-            size_of::<Entry>() <= 136,
-            "an entry is {} bytes: with Arc's counts more than a 160-byte malloc block",
+            size_of::<Entry>() <= 104,
+            "an entry is {} bytes: with Arc's counts more than a 128-byte malloc block",
             size_of::<Entry>()
         );
+    }
+
+    /// The slow path's lock admits one holder at a time across `await`s,
+    /// wakes the requests waiting for it, and hands each holder the state
+    /// the previous one left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_slow_lock_is_held_by_one_request_at_a_time() {
+        use std::sync::atomic::AtomicUsize;
+
+        const TASKS: u32 = 16;
+        const ROUNDS: u32 = 50;
+        let entry = Arc::new(Entry::new(Arc::new("plan".to_owned()), "key"));
+        let start = entry.lock().await.since;
+        let inside = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..TASKS {
+            let (entry, inside) = (entry.clone(), inside.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..ROUNDS {
+                    let mut slow = entry.lock().await;
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    let seen = slow.since;
+                    tokio::task::yield_now().await;
+                    slow.since = seen.wrapping_add(1);
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let slow = entry.lock().await;
+        assert_eq!(slow.since, start.wrapping_add(TASKS * ROUNDS));
+        assert!(entry.try_lock().is_none(), "held");
+        drop(slow);
+        assert!(entry.try_lock().is_some(), "let go");
     }
 }

@@ -170,16 +170,14 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
             .collect()
     }
 
-    /// Drops the entries that carry nothing: no block, none for
-    /// [`EngineConfig::block_ttl`], no fresh "quota spent" mark, and in use
-    /// by no request. Gives the map's memory back when it is mostly empty.
-    /// Answers how many were dropped.
+    /// Drops the entries that carry nothing: no block, no fresh "quota
+    /// spent" mark, and in use by no request. Gives the map's memory back
+    /// when it is mostly empty. Answers how many were dropped.
     fn evict_idle(&self) -> usize {
         let entries = &self.inner.entries;
         let before = entries.len();
         let now = now_ms();
-        let idle = millis(self.inner.config.block_ttl);
-        entries.retain(|handle, ()| !handle.0.evictable(now, idle));
+        entries.retain(|handle, ()| !handle.0.evictable(now));
         let evicted = before.saturating_sub(entries.len());
         if evicted > 0 {
             // Rebuilding the table costs a pass over what is left: only
@@ -193,10 +191,11 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     }
 
     /// Reports what each block has spent since the last report, keeping the
-    /// blocks, gives back blocks older than [`EngineConfig::block_ttl`], and
-    /// forgets keys that have held no block for a `block_ttl` (and are not
-    /// marked spent): their memory goes back to the allocator, and a key
-    /// seen again starts afresh (its first block is
+    /// blocks, settles the blocks that are spent or older than
+    /// [`EngineConfig::block_ttl`] (the final report, with what is unspent
+    /// given back), and forgets the keys that then hold no block (and are
+    /// not marked spent): their memory goes back to the allocator, and a
+    /// key seen again starts afresh from the store (its first block is
     /// [`EngineConfig::initial_block`]). Blocks whose slow path is busy are
     /// skipped this time.
     ///
@@ -215,13 +214,13 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     async fn report_all(&self) -> Result<(), StoreError> {
         let ttl = millis(self.inner.config.block_ttl);
         for entry in self.all_entries() {
-            let Ok(mut slow) = entry.slow.try_lock() else {
+            let Some(mut slow) = entry.try_lock() else {
                 continue;
             };
             let now = now_ms();
             let held_for = ms32(now).wrapping_sub(slow.since);
             let expired = slow.lease.is_some() && u64::from(held_for) >= ttl;
-            if expired {
+            if expired || entry.spent() {
                 settle(&self.inner.store, &entry, &mut slow).await?;
             } else {
                 report_spent(&self.inner.store, &entry, &mut slow).await?;
@@ -239,7 +238,7 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     /// The first store failure.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         for entry in self.all_entries() {
-            let mut slow = entry.slow.lock().await;
+            let mut slow = entry.lock().await;
             settle(&self.inner.store, &entry, &mut slow).await?;
         }
         Ok(())
@@ -258,7 +257,7 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         let Some(entry) = self.find(plan_id, key_id) else {
             return Ok(());
         };
-        let mut slow = entry.slow.lock().await;
+        let mut slow = entry.lock().await;
         settle(&self.inner.store, &entry, &mut slow).await
     }
 
@@ -354,7 +353,7 @@ impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
         let counter = CounterRef::from_request(request);
         let inner = self.inner.clone();
         async move {
-            let mut slow = entry.slow.lock().await;
+            let mut slow = entry.lock().await;
             settle(&inner.store, &entry, &mut slow).await?;
             let record = inner.store.update_usage(counter, update).await?;
             Ok(DayUsage {
@@ -377,7 +376,7 @@ impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
         let inner = self.inner.clone();
         async move {
             if let Some(entry) = entry {
-                let mut slow = entry.slow.lock().await;
+                let mut slow = entry.lock().await;
                 report_spent(&inner.store, &entry, &mut slow).await?;
             }
             let records = inner.store.get_usage(&plan_id, &key_id, from, to).await?;

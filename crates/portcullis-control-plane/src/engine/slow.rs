@@ -12,7 +12,7 @@ use crate::store::ControlPlaneStore;
 
 use super::config::EngineConfig;
 use super::entry::{
-    EngineInner, Entry, Lease, Period, REMAINING, Slow, millis, ms32, now_ms, pack, sig_of, tag_of,
+    EngineInner, Entry, Lease, Period, REMAINING, Slow, ms32, now_ms, pack, sig_of, tag_of,
 };
 
 /// Reports a block's spent requests since the last report.
@@ -197,7 +197,7 @@ pub(super) async fn consume_slow<S: ControlPlaneStore>(
     period: Period,
 ) -> Result<Decision, StoreError> {
     let (store, config) = (&inner.store, inner.config);
-    let mut slow = entry.slow.lock().await;
+    let mut slow = entry.lock().await;
     let counter = entry.counter(&period);
     if let Some(decision) = entry.consume_fast(&counter.as_request()) {
         return Ok(decision);
@@ -247,10 +247,7 @@ pub(super) async fn consume_slow<S: ControlPlaneStore>(
     entry.pool.store(grant.remaining, Ordering::Release);
     entry.sig.store(sig_of(&counter.quota), Ordering::Release);
     if grant.granted == 0 {
-        entry.exhausted_until.store(
-            now_ms().saturating_add(millis(config.exhausted_recheck)),
-            Ordering::Relaxed,
-        );
+        entry.mark_spent(config.exhausted_recheck);
         entry.word.store(pack(tag, true, 0), Ordering::Release);
         return Ok(Decision {
             admitted: false,
