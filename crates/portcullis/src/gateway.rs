@@ -20,21 +20,15 @@ use portcullis_iam::PolicyDocument;
 #[cfg(feature = "identity-pool")]
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 #[cfg(feature = "jwt")]
-use portcullis_jwt::{Issuer, JwksSource, JwtLayer};
+use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
 #[cfg(feature = "sigv4")]
-use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
+use portcullis_sigv4::SigV4Layer;
 use portcullis_throttle::{InMemoryThrottleStore, ThrottleLayer};
 #[cfg(feature = "waf")]
-use portcullis_waf::{AclSources, WafLayer};
+use portcullis_waf::WafLayer;
 
-#[cfg(feature = "sigv4")]
-use crate::config::IamSettings;
-#[cfg(feature = "jwt")]
-use crate::config::JwtSettings;
-#[cfg(feature = "waf")]
-use crate::config::WafSettings;
-use crate::config::{Config, ConfigError, StoreKind};
+use crate::config::{Config, ConfigError, ConfigFileError, StoreKind};
 #[cfg(any(feature = "sigv4", feature = "jwt"))]
 use crate::stack::Auth;
 use crate::stack::GatewayLayer;
@@ -100,13 +94,6 @@ pub struct GatewayBuilder {
     /// The embedded store's folder, given in code (relative to the current
     /// directory), in place of `[store] data_dir`.
     data_dir: Option<PathBuf>,
-}
-
-#[cfg(any(feature = "sigv4", feature = "jwt", feature = "waf"))]
-fn read(base: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
-    let full = base.join(path);
-    std::fs::read_to_string(&full)
-        .map_err(|e| ConfigError::new(field, format!("cannot read {}: {e}", full.display())))
 }
 
 /// Polls `future` once: the in-memory store answers without waiting.
@@ -230,26 +217,30 @@ impl GatewayBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the bad field: an unreadable or invalid policy,
+    /// [`ConfigFileError`] naming the bad field: an unreadable or invalid policy,
     /// JWKS or web ACL, a key in an unknown plan, or a store other than the
     /// memory one (`store.kind`, which names `build_async`).
-    pub fn build(self) -> Result<Gateway, ConfigError> {
+    pub fn build(self) -> Result<Gateway, ConfigFileError> {
         let file = self.file.clone();
         let store = &self.config.store;
         let memory = match store.kind {
             Some(StoreKind::Memory) => true,
             None => store.data_dir.is_none() && self.data_dir.is_none(),
             Some(StoreKind::Redis) => {
-                return Err(
-                    ConfigError::new("store.kind", REDIS_NEEDS_ASYNC).in_file(file.as_deref())
-                );
+                return Err(ConfigFileError::from(ConfigError::new(
+                    "store.kind",
+                    REDIS_NEEDS_ASYNC,
+                ))
+                .in_file(file.as_deref()));
             }
             Some(_) => false,
         };
         if !memory {
-            return Err(
-                ConfigError::new("store.kind", EMBEDDED_NEEDS_ASYNC).in_file(file.as_deref())
-            );
+            return Err(ConfigFileError::from(ConfigError::new(
+                "store.kind",
+                EMBEDDED_NEEDS_ASYNC,
+            ))
+            .in_file(file.as_deref()));
         }
         let store = LocalStore::memory_with(self.store_options(), self.clock.clone());
         now_or_never(self.assemble(Opened::Local(store, None)))
@@ -259,7 +250,7 @@ impl GatewayBuilder {
                     "internal: the in-memory store did not answer at once",
                 ))
             })
-            .map_err(|e| e.in_file(file.as_deref()))
+            .map_err(|e| ConfigFileError::from(e).in_file(file.as_deref()))
     }
 
     /// Builds every configured layer on the configured store, opening the
@@ -289,7 +280,7 @@ impl GatewayBuilder {
     /// within the connect timeout (1 s) or the seeding fails; `store.url`
     /// or `store.cluster_urls` unless exactly one of them is given for
     /// Redis.
-    pub async fn build_async(self) -> Result<Gateway, ConfigError> {
+    pub async fn build_async(self) -> Result<Gateway, ConfigFileError> {
         let file = self.file.clone();
         let result = async {
             let opened = match self.config.store.kind() {
@@ -318,7 +309,9 @@ impl GatewayBuilder {
             };
             self.assemble(opened).await
         };
-        result.await.map_err(|e| e.in_file(file.as_deref()))
+        result
+            .await
+            .map_err(|e| ConfigFileError::from(e).in_file(file.as_deref()))
     }
 
     /// Builds the configuration for a live reload of `running`
@@ -327,7 +320,7 @@ impl GatewayBuilder {
     /// without opening anything or writing to the store. The store's
     /// settings (`[store]`, the data folder, `quota.retention_days`) must
     /// be the running ones.
-    pub(crate) async fn rebuild(self, running: &Gateway) -> Result<Gateway, ConfigError> {
+    pub(crate) async fn rebuild(self, running: &Gateway) -> Result<Gateway, ConfigFileError> {
         let file = self.file.clone();
         let result = async {
             self.check_fixed(running)?;
@@ -340,7 +333,9 @@ impl GatewayBuilder {
             };
             self.assemble(Opened::Reuse(Box::new(reused))).await
         };
-        result.await.map_err(|e| e.in_file(file.as_deref()))
+        result
+            .await
+            .map_err(|e| ConfigFileError::from(e).in_file(file.as_deref()))
     }
 
     /// The configuration file, for a builder from one.
@@ -560,7 +555,10 @@ impl GatewayBuilder {
 
         #[cfg(feature = "jwt")]
         let jwt = match &config.jwt {
-            Some(jwt) => Some(build_jwt(jwt, &base_dir, &clock)?),
+            Some(jwt) => Some(
+                jwt.build(&base_dir, clock.clone())
+                    .map_err(|e| e.within("jwt"))?,
+            ),
             None => None,
         };
         #[cfg(feature = "identity-pool")]
@@ -577,20 +575,30 @@ impl GatewayBuilder {
         };
         #[cfg(feature = "sigv4")]
         let iam_policies = match &config.iam {
-            Some(iam) => iam_policies(iam, &base_dir)?,
+            Some(iam) => iam.policies(&base_dir).map_err(|e| e.within("iam"))?,
             None => Vec::new(),
         };
         #[cfg(feature = "sigv4")]
         let sigv4 = match &config.iam {
-            Some(iam) => Some(build_sigv4(
-                iam,
-                api.clone(),
-                &base_dir,
-                &clock,
-                &resolver,
+            Some(iam) => {
+                let users = iam.credentials(&base_dir).map_err(|e| e.within("iam"))?;
+                // Temporary credentials from the identity pool; long-term
+                // users behind.
                 #[cfg(feature = "identity-pool")]
-                identity_pool.as_ref(),
-            )?),
+                let layer = match &identity_pool {
+                    Some(pool) => iam.build_with(
+                        api.clone(),
+                        pool.provider().with_fallback(users),
+                        &base_dir,
+                        clock.clone(),
+                    ),
+                    None => iam.build_with(api.clone(), users, &base_dir, clock.clone()),
+                };
+                #[cfg(not(feature = "identity-pool"))]
+                let layer = iam.build_with(api.clone(), users, &base_dir, clock.clone());
+                let layer = layer.map_err(|e| e.within("iam"))?;
+                Some(layer.client_ip_resolver(resolver.clone()))
+            }
             None => None,
         };
         #[cfg(feature = "openapi")]
@@ -623,7 +631,10 @@ impl GatewayBuilder {
         let _ = api;
         #[cfg(feature = "waf")]
         let waf = match &config.waf {
-            Some(waf) => Some(build_waf(waf, &g.account_id, &base_dir, &clock, resolver)?),
+            Some(waf) => Some(
+                waf.build(&base_dir, &g.account_id, clock.clone(), resolver)
+                    .map_err(|e| e.within("waf"))?,
+            ),
             None => None,
         };
         #[cfg(not(feature = "waf"))]
@@ -801,94 +812,6 @@ pub(crate) async fn seed(store: &GatewayStore, config: &Config) -> Result<(), Co
     Ok(())
 }
 
-/// Each IAM user's ARN and identity policies.
-#[cfg(feature = "sigv4")]
-fn iam_policies(
-    iam: &IamSettings,
-    base: &Path,
-) -> Result<Vec<(String, Arc<PolicyDocument>)>, ConfigError> {
-    let mut out = Vec::new();
-    for (i, user) in iam.users.iter().enumerate() {
-        for (j, path) in user.policies.iter().enumerate() {
-            let field = format!("iam.users[{i}].policies[{j}]");
-            let text = read(base, path, &field)?;
-            let policy = PolicyDocument::from_json(&text)
-                .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
-            out.push((user.arn.clone(), Arc::new(policy)));
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(feature = "sigv4")]
-fn build_sigv4(
-    iam: &IamSettings,
-    api: ExecuteApiArn,
-    base: &Path,
-    clock: &SharedClock,
-    resolver: &ClientIpResolver,
-    #[cfg(feature = "identity-pool")] pool: Option<&IdentityPool>,
-) -> Result<SigV4Layer, ConfigError> {
-    let mut provider = StaticCredentialProvider::new();
-    for (i, user) in iam.users.iter().enumerate() {
-        let mut credential = Credential::new(
-            user.access_key_id.as_str(),
-            user.secret_access_key.as_str(),
-            user.arn.as_str(),
-        );
-        if let Some(token) = &user.session_token {
-            credential = credential.with_session_token(token.as_str(), None);
-        }
-        for (j, path) in user.policies.iter().enumerate() {
-            let field = format!("iam.users[{i}].policies[{j}]");
-            let text = read(base, path, &field)?;
-            let policy = PolicyDocument::from_json(&text)
-                .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
-            credential = credential.with_policy(policy);
-        }
-        provider.insert(credential);
-    }
-    // Temporary credentials from the identity pool; long-term users behind.
-    #[cfg(feature = "identity-pool")]
-    let layer = match pool {
-        Some(pool) => SigV4Layer::new(api, pool.provider().with_fallback(provider)),
-        None => SigV4Layer::new(api, provider),
-    };
-    #[cfg(not(feature = "identity-pool"))]
-    let layer = SigV4Layer::new(api, provider);
-    let mut layer = layer
-        .clock(clock.clone())
-        .client_ip_resolver(resolver.clone());
-    if let Some(skew) = iam.clock_skew_seconds {
-        if skew > 3600 {
-            return Err(ConfigError::new(
-                "iam.clock_skew_seconds",
-                "must be at most 3600",
-            ));
-        }
-        layer = layer.clock_skew(Duration::from_secs(skew));
-    }
-    if let Some(path) = &iam.resource_policy {
-        let text = read(base, path, "iam.resource_policy")?;
-        let policy = PolicyDocument::from_json(&text)
-            .map_err(|e| ConfigError::new("iam.resource_policy", e.to_string()))?;
-        layer = layer.resource_policy(policy);
-    }
-    if iam.authentication_only {
-        layer = layer.authentication_only();
-    }
-    if let Some(bytes) = iam.max_buffered_body_bytes {
-        if bytes < portcullis_sigv4::DEFAULT_MAX_BODY_BYTES {
-            return Err(ConfigError::new(
-                "iam.max_buffered_body_bytes",
-                "must be at least 10485760 (the per-request body limit)",
-            ));
-        }
-        layer = layer.max_buffered_body_bytes(bytes);
-    }
-    Ok(layer.allow_unsigned_payload(iam.allow_unsigned_payload))
-}
-
 /// Builds the identity pool; with no issuer of its own it takes tokens from
 /// the `[jwt]` layer.
 #[cfg(feature = "identity-pool")]
@@ -906,126 +829,6 @@ fn build_identity_pool(
     builder
         .build()
         .map_err(|e| ConfigError::new(format!("identity_pool.{}", e.path()), e.message()))
-}
-
-#[cfg(feature = "jwt")]
-fn build_jwt(jwt: &JwtSettings, base: &Path, clock: &SharedClock) -> Result<JwtLayer, ConfigError> {
-    let mut issuer = match (&jwt.cognito_user_pool, &jwt.issuer) {
-        (Some(pool), None) => {
-            let (region, _) = pool.split_once('_').ok_or_else(|| {
-                ConfigError::new(
-                    "jwt.cognito_user_pool",
-                    "a user pool id looks like `us-east-1_AbCdEf123`",
-                )
-            })?;
-            Issuer::user_pool(region, pool)
-        }
-        (None, Some(iss)) => Issuer::new(iss.as_str()),
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "jwt.issuer",
-                "give `cognito_user_pool` or `issuer`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
-                "jwt",
-                "missing: give `cognito_user_pool` or `issuer`",
-            ));
-        }
-    };
-    if let Some(jwks) = &jwt.jwks {
-        let source = if jwks.starts_with("https://") || jwks.starts_with("http://") {
-            JwksSource::JwksUrl(jwks.clone())
-        } else {
-            let text = read(base, Path::new(jwks), "jwt.jwks")?;
-            JwksSource::Jwks(text)
-        };
-        issuer = issuer.keys(source);
-    }
-    if !jwt.client_ids.is_empty() {
-        issuer = issuer.client_ids(jwt.client_ids.iter().cloned());
-    }
-    if !jwt.audiences.is_empty() {
-        issuer = issuer.audiences(jwt.audiences.iter().cloned());
-    }
-    if !jwt.algorithms.is_empty() {
-        issuer = issuer.algorithms(jwt.algorithms.iter().copied());
-    }
-    if let Some(leeway) = jwt.leeway_seconds {
-        issuer = issuer.leeway(Duration::from_secs(leeway));
-    }
-    issuer = issuer.allow_insecure_http(jwt.allow_insecure_http);
-    let mut layer = JwtLayer::builder()
-        .issuer(issuer)
-        .clock(clock.clone())
-        .build()
-        .map_err(|e| ConfigError::new(format!("jwt.{}", e.path()), e.message()))?;
-    if let Some(token_use) = jwt.token_use {
-        layer = layer.token_use(token_use);
-    }
-    Ok(layer)
-}
-
-#[cfg(feature = "waf")]
-fn build_waf(
-    waf: &WafSettings,
-    account_id: &str,
-    base: &Path,
-    clock: &SharedClock,
-    resolver: ClientIpResolver,
-) -> Result<WafLayer, ConfigError> {
-    // The WAF's error names the JSON path inside the document.
-    let load = |field: &str, e: portcullis_waf::LoadError| ConfigError::new(field, e.to_string());
-    let text = read(base, &waf.web_acl, "waf.web_acl")?;
-    let mut sources = AclSources::from_json(&text).map_err(|e| load("waf.web_acl", e))?;
-    let documents = |field: &str, text: &str| -> Result<Vec<String>, ConfigError> {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Array(items)) => {
-                Ok(items.iter().map(ToString::to_string).collect())
-            }
-            Ok(_) => Ok(vec![text.to_owned()]),
-            Err(e) => Err(ConfigError::new(field, e.to_string())),
-        }
-    };
-    for (i, path) in waf.ip_sets.iter().enumerate() {
-        let field = format!("waf.ip_sets[{i}]");
-        for doc in documents(&field, &read(base, path, &field)?)? {
-            sources = sources
-                .with_ip_set_json(&doc)
-                .map_err(|e| load(&field, e))?;
-        }
-    }
-    for (i, path) in waf.regex_sets.iter().enumerate() {
-        let field = format!("waf.regex_sets[{i}]");
-        for doc in documents(&field, &read(base, path, &field)?)? {
-            sources = sources
-                .with_regex_pattern_set_json(&doc)
-                .map_err(|e| load(&field, e))?;
-        }
-    }
-    for (i, path) in waf.rule_groups.iter().enumerate() {
-        let field = format!("waf.rule_groups[{i}]");
-        for doc in documents(&field, &read(base, path, &field)?)? {
-            sources = sources
-                .with_rule_group_json(&doc)
-                .map_err(|e| load(&field, e))?;
-        }
-    }
-    sources = sources.with_account_id(account_id);
-    if let Some(limit) = waf.body_inspection_limit {
-        sources = sources.with_body_inspection_limit(limit);
-    }
-    let acl = sources.compile().map_err(|e| load("waf.web_acl", e))?;
-    let mut layer = WafLayer::new(acl)
-        .clock(clock.clone())
-        .client_ip_resolver(resolver);
-    if let Some(header) = &waf.geo_header {
-        let name = http::HeaderName::try_from(header.as_str())
-            .map_err(|_| ConfigError::new("waf.geo_header", "not a header name"))?;
-        layer = layer.geo_header(name);
-    }
-    Ok(layer)
 }
 
 impl Gateway {
@@ -1047,8 +850,8 @@ impl Gateway {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file and the bad field.
-    pub fn builder_from_file(path: impl AsRef<Path>) -> Result<GatewayBuilder, ConfigError> {
+    /// [`ConfigFileError`] naming the file and the bad field.
+    pub fn builder_from_file(path: impl AsRef<Path>) -> Result<GatewayBuilder, ConfigFileError> {
         let path = path.as_ref();
         let config = Config::from_file(path)?;
         let base = path
@@ -1071,9 +874,9 @@ impl Gateway {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file and the bad field, the embedded
+    /// [`ConfigFileError`] naming the file and the bad field, the embedded
     /// store failing to open, or Redis not answering.
-    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         Self::builder_from_file(path)?.build_async().await
     }
 
@@ -1082,8 +885,8 @@ impl Gateway {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file and the bad field.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    /// [`ConfigFileError`] naming the file and the bad field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         Self::builder_from_file(path)?.build()
     }
 
