@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_api_key::{ApiKeyLayer, ApiKeys};
-use portcullis_control_plane::{KeyCache, ManagementApi, QuotaEngine, StoreError};
+use portcullis_control_plane::{ManagementApi, StoreError};
 #[cfg(feature = "sigv4")]
 use portcullis_iam::PolicyDocument;
 #[cfg(feature = "identity-pool")]
@@ -27,6 +27,7 @@ use crate::config::{Config, StoreKind};
 #[cfg(any(feature = "sigv4", feature = "jwt"))]
 use crate::stack::Auth;
 use crate::stack::GatewayLayer;
+pub use crate::store::{GatewayKeyStore, GatewayQuotaStore};
 use crate::store::{GatewayStore, GatewayThrottleStore};
 
 mod assemble;
@@ -35,13 +36,6 @@ mod open;
 
 pub use builder::GatewayBuilder;
 pub(crate) use open::seed;
-
-/// The API-key store of a [`Gateway`]: a cache of the control-plane store.
-pub type GatewayKeyStore = KeyCache<GatewayStore>;
-
-/// The quota store of a [`Gateway`]: counting in memory against blocks
-/// reserved durably in the control-plane store.
-pub type GatewayQuotaStore = QuotaEngine<GatewayStore>;
 
 /// Every layer of a gateway, built once from a [`Config`], on one
 /// control-plane store ([`GatewayStore`]: embedded, in memory, or Redis).

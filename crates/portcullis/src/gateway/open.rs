@@ -10,9 +10,8 @@ use portcullis_control_plane::{
 };
 use portcullis_core::clock::SharedClock;
 
-use super::{GatewayKeyStore, GatewayQuotaStore};
 use crate::config::{Config, ConfigError};
-use crate::store::{GatewayStore, GatewayThrottleStore};
+use crate::store::{GatewayKeyStore, GatewayQuotaStore, GatewayStore, GatewayThrottleStore};
 
 /// How often the quota engine reports usage to the store (the bound on how
 /// stale the usage records another replica reads are).
