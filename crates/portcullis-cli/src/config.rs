@@ -158,6 +158,7 @@ fn load(text: &str, base_dir: &Path) -> Result<(), portcullis::config::ConfigErr
         .store(StoreSettings::memory())
         .build()
         .map(drop)
+        .map_err(|e| e.error)
 }
 
 /// Every error of a configuration, in the order the loader finds them.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_core::clock::{ManualClock, SharedClock, SystemClock};
-use portcullis_jwt::{Algorithm, Issuer, JwksSource, JwtLayer, TokenCacheConfig, TokenUse};
+use portcullis_jwt::{
+    Algorithm, Issuer, JwksSource, JwtLayer, TokenCacheConfig, TokenUse, UserPoolId,
+};
 use serde_json::{Value, json};
 
 use crate::{Failure, Report};
@@ -89,13 +91,13 @@ fn issuer(args: &VerifyArgs) -> Result<Issuer, Failure> {
     let mut issuer = match &args.issuer {
         IssuerArg::Issuer(iss) => Issuer::new(iss.as_str()),
         IssuerArg::CognitoUserPool(pool) => {
-            let (region, _) = pool.split_once('_').ok_or_else(|| {
+            let pool: UserPoolId = pool.parse().map_err(|_| {
                 Failure::new(
                     "usage",
                     "--cognito-user-pool takes a pool id such as us-east-1_AbCdEf123",
                 )
             })?;
-            Issuer::user_pool(region, pool)
+            Issuer::user_pool(&pool)
         }
     };
     let keys = match &args.jwks {

@@ -9,6 +9,8 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::file_config::UserPoolId;
+
 /// Where an issuer's verification keys come from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,10 +106,11 @@ impl fmt::Debug for HmacSecret {
 /// tokens must carry.
 ///
 /// ```
-/// use portcullis_jwt::{Issuer, JwksSource};
+/// use portcullis_jwt::{Issuer, JwksSource, UserPoolId};
 ///
 /// // A Cognito user pool: issuer, JWKS URL, RS256, token_use and app clients.
-/// let pool = Issuer::user_pool("eu-west-1", "eu-west-1_AbCdEf123").client_ids(["app-client"]);
+/// let pool_id: UserPoolId = "eu-west-1_AbCdEf123".parse().unwrap();
+/// let pool = Issuer::user_pool(&pool_id).client_ids(["app-client"]);
 /// assert_eq!(pool.issuer(), "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123");
 ///
 /// // Any OpenID Connect issuer, found by discovery.
@@ -208,8 +211,8 @@ impl Issuer {
     /// with [`JwtLayer::token_use`](crate::JwtLayer::token_use)), and a maximum
     /// lifetime of one day (Cognito's own maximum for ID and access tokens).
     /// Add the app clients with [`client_ids`](Self::client_ids).
-    pub fn user_pool(region: &str, pool_id: &str) -> Self {
-        let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}");
+    pub fn user_pool(pool: &UserPoolId) -> Self {
+        let issuer = format!("https://cognito-idp.{}.amazonaws.com/{pool}", pool.region());
         Self::user_pool_at(issuer)
     }
 

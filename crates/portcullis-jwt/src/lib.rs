@@ -65,12 +65,10 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use portcullis_jwt::{Issuer, JwtLayer, Match, TokenUse};
+//! use portcullis_jwt::{Issuer, JwtLayer, Match, TokenUse, UserPoolId};
 //!
-//! let auth = JwtLayer::new(
-//!     Issuer::user_pool("eu-west-1", "eu-west-1_AbCdEf123").client_ids(["app-client-id"]),
-//! )
-//! .unwrap();
+//! let pool: UserPoolId = "eu-west-1_AbCdEf123".parse().unwrap();
+//! let auth = JwtLayer::new(Issuer::user_pool(&pool).client_ids(["app-client-id"])).unwrap();
 //! let app: Router = Router::new()
 //!     .route("/me", get(|| async { "me" }).route_layer(auth.clone().token_use(TokenUse::Id)))
 //!     .route(
@@ -153,6 +151,7 @@ mod claims;
 mod config;
 mod engine;
 mod fetch;
+mod file_config;
 mod issuer;
 mod keys;
 mod layer;
@@ -171,6 +170,7 @@ pub use cache::TokenCacheConfig;
 pub use claims::Claims;
 pub use claims::{JwtClaims, Verified};
 pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
+pub use file_config::{JwksLocation, JwtFileConfig, UserPoolId};
 pub use issuer::{HmacSecret, Issuer, JwksSource, TokenUse};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{JwtLayer, JwtLayerBuilder};

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis_core::response::messages::EXPIRED_USER_POOL_TOKEN;
 use portcullis_jwt::{
     HmacSecret, Issuer, JwtLayer, JwtRefusal, Match, TokenCacheConfig, TokenSource, TokenUse,
+    UserPoolId,
 };
 use serde_json::json;
 
@@ -329,7 +330,8 @@ async fn audience_leeway_lifetime_and_required_claims() {
 }
 
 fn cognito_layer() -> JwtLayer {
-    let pool = Issuer::user_pool("eu-west-1", "eu-west-1_Test")
+    let pool_id: UserPoolId = "eu-west-1_Test".parse().expect("a pool id");
+    let pool = Issuer::user_pool(&pool_id)
         .jwks(jwks(&[&rsa1()]))
         .client_ids(["client-a"]);
     layer(pool)

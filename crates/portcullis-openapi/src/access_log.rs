@@ -28,6 +28,7 @@ use portcullis_core::request_span::{self, OpenedRequest};
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use crate::access_log_config::{AccessLogConfig, AccessLogDestination};
 use crate::refusal::RefusalInfo;
 use crate::service::ResourcePath;
 

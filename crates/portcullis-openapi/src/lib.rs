@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access_log;
+mod access_log_config;
 mod builder;
 mod chain;
 mod cors;

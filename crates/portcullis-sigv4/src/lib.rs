@@ -21,6 +21,7 @@ pub mod canonical;
 pub mod chunked;
 mod credentials;
 mod error;
+mod file_config;
 mod layer;
 mod service;
 mod shared;
@@ -34,6 +35,7 @@ pub use credentials::{
     CredentialsConfig, PendingCredential, ProviderError, Secret, StaticCredentialProvider,
 };
 pub use error::SigV4Error;
+pub use file_config::{SigV4FileConfig, SigV4FileUser};
 pub use layer::{
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BODY_BYTES,
     DEFAULT_SIGNING_KEY_CACHE, SigV4Config, SigV4Layer,

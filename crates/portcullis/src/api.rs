@@ -57,7 +57,7 @@ use tower::util::{MapRequest, MapResponse};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::{AccessLogDestination, ApiSettings, ConfigError};
+use crate::config::{ApiSettings, ConfigError};
 #[cfg(feature = "sigv4")]
 use crate::stack::Auth;
 use crate::stack::{BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, box_body};
@@ -443,12 +443,6 @@ pub(crate) fn access_log(
     let Some(log) = &settings.access_log else {
         return Ok(AccessLogLayer::request_ids_only());
     };
-    let layer = AccessLogLayer::new(&log.format)
-        .map_err(|e| ConfigError::new("api.access_log.format", e.to_string()))?
-        .client_ip_resolver(resolver.clone());
-    Ok(match log.destination {
-        AccessLogDestination::Tracing => layer,
-        AccessLogDestination::Stdout => layer.writer(std::io::stdout()),
-        AccessLogDestination::Stderr => layer.writer(std::io::stderr()),
-    })
+    log.build(resolver.clone())
+        .map_err(|e| e.within("api.access_log"))
 }

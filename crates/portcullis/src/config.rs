@@ -14,8 +14,14 @@ use portcullis_api_key::ApiKeyConfig;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
 #[cfg(feature = "jwt")]
-use portcullis_jwt::{Algorithm, TokenUse};
+pub use portcullis_jwt::{JwksLocation, JwtFileConfig, UserPoolId};
+#[cfg(feature = "openapi")]
+pub use portcullis_openapi::access_log::{AccessLogConfig, AccessLogDestination};
 use portcullis_quota::QuotaConfig;
+#[cfg(feature = "sigv4")]
+pub use portcullis_sigv4::{SigV4FileConfig, SigV4FileUser};
+#[cfg(feature = "waf")]
+pub use portcullis_waf::WafFileConfig;
 use serde::Deserialize;
 #[cfg(not(all(
     feature = "sigv4",
@@ -26,29 +32,36 @@ use serde::Deserialize;
 )))]
 use serde::de::IgnoredAny;
 
-/// A configuration that failed to load: the path of the bad field and what
-/// is wrong with it. Secrets are never quoted.
+pub use portcullis_core::config::ConfigError;
+
+/// A configuration that failed to load, with the file it came from: the
+/// [`ConfigError`] (the path of the bad field and what is wrong with it) and
+/// the file, when there was one. Shown as `<file>: <path>: <message>`.
+/// Secrets are never quoted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
+#[non_exhaustive]
+pub struct ConfigFileError {
     /// The file, when the configuration came from one.
     pub file: Option<PathBuf>,
-    /// The path of the bad field, such as `api_keys[0].usage_plans[0]`
-    /// (empty for the file as a whole).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
+    /// The bad field and what is wrong with it.
+    pub error: ConfigError,
 }
 
-impl ConfigError {
-    /// An error at `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            file: None,
-            path: path.into(),
-            message: message.into(),
-        }
+impl ConfigFileError {
+    /// The path of the bad field, such as `api_keys[0].usage_plans[0]`
+    /// (empty for the file as a whole).
+    #[must_use]
+    pub fn path(&self) -> &str {
+        self.error.path()
     }
 
+    /// What is wrong.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        self.error.message()
+    }
+
+    /// The error, in `file` unless it names one already.
     pub(crate) fn in_file(mut self, file: Option<&Path>) -> Self {
         if self.file.is_none() {
             self.file = file.map(Path::to_path_buf);
@@ -57,20 +70,22 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+impl From<ConfigError> for ConfigFileError {
+    fn from(error: ConfigError) -> Self {
+        Self { file: None, error }
+    }
+}
+
+impl fmt::Display for ConfigFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
             write!(f, "{}: ", file.display())?;
         }
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        fmt::Display::fmt(&self.error, f)
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigFileError {}
 
 /// The whole file.
 ///
@@ -95,12 +110,12 @@ pub struct Config {
     /// IAM (SigV4) callers. Needs the `sigv4` feature.
     #[cfg(feature = "sigv4")]
     #[serde(default)]
-    pub iam: Option<IamSettings>,
+    pub iam: Option<SigV4FileConfig>,
     /// A JWT issuer (a Cognito user pool or any OIDC issuer). Needs the
     /// `jwt` feature.
     #[cfg(feature = "jwt")]
     #[serde(default)]
-    pub jwt: Option<JwtSettings>,
+    pub jwt: Option<JwtFileConfig>,
     /// A Cognito-style identity pool: ID tokens (or guests) exchanged for
     /// temporary credentials that the `[iam]` layer accepts. Needs the
     /// `identity-pool` feature.
@@ -110,7 +125,7 @@ pub struct Config {
     /// The AWS WAF web ACL. Needs the `waf` feature.
     #[cfg(feature = "waf")]
     #[serde(default)]
-    pub waf: Option<WafSettings>,
+    pub waf: Option<WafFileConfig>,
     /// Where keys, plans, usage and quota counters live.
     #[serde(default)]
     pub store: StoreSettings,
@@ -160,7 +175,7 @@ pub struct Config {
 )))]
 fn feature_off(path: &str, feature: &str) -> ConfigError {
     ConfigError::new(
-        path,
+        path.to_owned(),
         format!(
             "[{path}] needs portcullis's `{feature}` feature, which this build leaves out: turn it on in Cargo.toml (`portcullis = {{ version = \"...\", features = [\"{feature}\"] }}`)"
         ),
@@ -181,7 +196,7 @@ pub struct ApiSettings {
     /// The stage's access log (`accessLogSettings`). Without it, no line is
     /// written, and every response still carries `x-amzn-RequestId`.
     #[serde(default)]
-    pub access_log: Option<AccessLogSettings>,
+    pub access_log: Option<AccessLogConfig>,
     /// The stage's per-method throttles (`methodSettings`), keyed by method
     /// selector (`/pets/{petId}/GET`, `/pets/*`, `/*/*`); each selector must
     /// name a method of the definition.
@@ -213,36 +228,6 @@ impl ApiSettings {
             max_body_bytes: None,
         }
     }
-}
-
-/// `[api.access_log]`. Needs the `openapi` feature.
-#[cfg(feature = "openapi")]
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct AccessLogSettings {
-    /// The `$context` template (`accessLogSettings.format`): JSON, CLF or
-    /// any text; it must contain `$context.requestId`.
-    pub format: String,
-    /// Where lines go: `tracing` (default; target
-    /// `portcullis::access_log`), `stdout` or `stderr`.
-    #[serde(default)]
-    pub destination: AccessLogDestination,
-}
-
-/// Where access-log lines go. Needs the `openapi` feature.
-#[cfg(feature = "openapi")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum AccessLogDestination {
-    /// `tracing`, at INFO, target `portcullis::access_log`.
-    #[default]
-    Tracing,
-    /// One line per request on standard output.
-    Stdout,
-    /// One line per request on standard error.
-    Stderr,
 }
 
 /// `[api.authorizers.NAME]`: the HTTP endpoint that answers a custom
@@ -297,134 +282,6 @@ pub struct GatewaySettings {
 
 fn yes() -> bool {
     true
-}
-
-/// `[iam]`. Needs the `sigv4` feature.
-#[cfg(feature = "sigv4")]
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct IamSettings {
-    /// The callers.
-    #[serde(default)]
-    pub users: Vec<IamUser>,
-    /// The API's resource policy (a JSON file).
-    #[serde(default)]
-    pub resource_policy: Option<PathBuf>,
-    /// The clock skew allowed either way, in seconds (default 300).
-    #[serde(default)]
-    pub clock_skew_seconds: Option<u64>,
-    /// Verify signatures only, evaluating no policy (default false).
-    #[serde(default)]
-    pub authentication_only: bool,
-    /// The most body bytes the SigV4 layer buffers at once, across all
-    /// in-flight requests, while it hashes bodies (default 64 MiB, at least
-    /// 10 MiB, the per-request limit); past it, THROTTLED (429).
-    #[serde(default)]
-    pub max_buffered_body_bytes: Option<u64>,
-    /// Whether `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted (default
-    /// false: the AWS SDKs sign the payload for execute-api).
-    #[serde(default)]
-    pub allow_unsigned_payload: bool,
-}
-
-/// `[[iam.users]]`: one caller. Needs the `sigv4` feature.
-#[cfg(feature = "sigv4")]
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct IamUser {
-    /// The principal's ARN.
-    pub arn: String,
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
-    /// A session token, for temporary credentials.
-    #[serde(default)]
-    pub session_token: Option<String>,
-    /// Identity policies: JSON files, relative to the configuration file.
-    #[serde(default)]
-    pub policies: Vec<PathBuf>,
-}
-
-#[cfg(feature = "sigv4")]
-impl fmt::Debug for IamUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IamUser")
-            .field("arn", &self.arn)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("policies", &self.policies)
-            .finish()
-    }
-}
-
-/// `[jwt]`. Needs the `jwt` feature.
-#[cfg(feature = "jwt")]
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct JwtSettings {
-    /// A Cognito user pool id (`us-east-1_AbCdEf123`): Cognito's issuer,
-    /// RS256, `token_use` and app-client checks.
-    #[serde(default)]
-    pub cognito_user_pool: Option<String>,
-    /// Any OIDC issuer (exact `iss`). Give this or `cognito_user_pool`.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// The JWKS: a file (relative to the configuration file) or an
-    /// http(s) URL. Default: the pool's JWKS URL, or OIDC discovery.
-    #[serde(default)]
-    pub jwks: Option<String>,
-    /// Accepted Cognito app clients.
-    #[serde(default)]
-    pub client_ids: Vec<String>,
-    /// Accepted audiences (`aud`).
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    /// `id` or `access` (default: either).
-    #[serde(default)]
-    pub token_use: Option<TokenUse>,
-    /// Allowed algorithms (default: the issuer's).
-    #[serde(default)]
-    pub algorithms: Vec<Algorithm>,
-    /// Leeway on `exp`, `nbf` and `iat`, in seconds.
-    #[serde(default)]
-    pub leeway_seconds: Option<u64>,
-    /// Accept `http://` key URLs off loopback (default false).
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-}
-
-/// `[waf]`. Needs the `waf` feature.
-#[cfg(feature = "waf")]
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct WafSettings {
-    /// The web ACL (`aws wafv2 get-web-acl` JSON), relative to the
-    /// configuration file.
-    pub web_acl: PathBuf,
-    /// IP sets (`aws wafv2 get-ip-set` JSON; a file may hold an array).
-    #[serde(default)]
-    pub ip_sets: Vec<PathBuf>,
-    /// Regex pattern sets.
-    #[serde(default)]
-    pub regex_sets: Vec<PathBuf>,
-    /// Rule groups.
-    #[serde(default)]
-    pub rule_groups: Vec<PathBuf>,
-    /// The body inspection limit in bytes (default: the ACL's, else 16 KB).
-    #[serde(default)]
-    pub body_inspection_limit: Option<usize>,
-    /// Read the country from this header (set by a CDN in front).
-    #[serde(default)]
-    pub geo_header: Option<String>,
 }
 
 /// Which store keeps API keys, usage plans, usage records and quota
@@ -630,11 +487,13 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file and the bad field.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    /// [`ConfigFileError`] naming the file and the bad field.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("", format!("cannot read: {e}")).in_file(Some(path)))?;
-        Self::from_toml(&text).map_err(|e| e.in_file(Some(path)))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigFileError::from(ConfigError::whole(format!("cannot read: {e}")))
+                .in_file(Some(path))
+        })?;
+        Self::from_toml(&text).map_err(|e| ConfigFileError::from(e).in_file(Some(path)))
     }
 }

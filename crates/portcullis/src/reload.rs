@@ -23,12 +23,12 @@ use tower::util::Oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ConfigFileError};
 use crate::gateway::{Gateway, GatewayBuilder};
 use crate::stack::{BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer};
 use crate::store::GatewayStore;
 
-type Loader = dyn Fn() -> Result<GatewayBuilder, ConfigError> + Send + Sync;
+type Loader = dyn Fn() -> Result<GatewayBuilder, ConfigFileError> + Send + Sync;
 
 /// A [`Gateway`] whose whole configuration can be reloaded while it serves
 /// (what is kept and what is rebuilt is below).
@@ -126,8 +126,8 @@ impl ReloadableGateway {
     ///
     /// # Errors
     ///
-    /// As [`Gateway::connect`]: [`ConfigError`] naming the file and field.
-    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    /// As [`Gateway::connect`]: [`ConfigFileError`] naming the file and field.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         Self::with_loader(move || Gateway::builder_from_file(&path)).await
     }
@@ -140,9 +140,9 @@ impl ReloadableGateway {
     /// # Errors
     ///
     /// `loader`'s error, or [`GatewayBuilder::build_async`]'s.
-    pub async fn with_loader<F>(loader: F) -> Result<Self, ConfigError>
+    pub async fn with_loader<F>(loader: F) -> Result<Self, ConfigFileError>
     where
-        F: Fn() -> Result<GatewayBuilder, ConfigError> + Send + Sync + 'static,
+        F: Fn() -> Result<GatewayBuilder, ConfigFileError> + Send + Sync + 'static,
     {
         let gateway = loader()?.build_async().await?;
         Ok(Self {
@@ -169,7 +169,7 @@ impl ReloadableGateway {
     ///
     /// As [`reload_with`](Self::reload_with); the old configuration keeps
     /// serving.
-    pub async fn reload(&self) -> Result<(), ConfigError> {
+    pub async fn reload(&self) -> Result<(), ConfigFileError> {
         let builder = (self.shared.loader)()?;
         self.reload_with(builder).await
     }
@@ -182,7 +182,7 @@ impl ReloadableGateway {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the file (for a builder from a file) and the
+    /// [`ConfigFileError`] naming the file (for a builder from a file) and the
     /// field: anything [`GatewayBuilder::build_async`] refuses, a service of
     /// [`try_service`](Self::try_service) refusing it, and a change
     /// to the store's settings (`store.kind`, `store.data_dir`, `store.url`,
@@ -192,7 +192,7 @@ impl ReloadableGateway {
     /// then fails to take the file's changes (`usage_plans[i]`,
     /// `api_keys[i]`, `store`), the old configuration keeps serving, and
     /// the changes written before the failure stay: reload again.
-    pub async fn reload_with(&self, builder: GatewayBuilder) -> Result<(), ConfigError> {
+    pub async fn reload_with(&self, builder: GatewayBuilder) -> Result<(), ConfigFileError> {
         let _one_at_a_time = self.shared.reloading.lock().await;
         let file = builder.file().map(Path::to_path_buf);
         let running = self.shared.current.load_full();
@@ -211,17 +211,17 @@ impl ReloadableGateway {
             .into_iter()
             .map(|service| service.prepare(&next))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| ConfigError::new("", message).in_file(file.as_deref()))?;
+            .map_err(|message| {
+                ConfigFileError::from(ConfigError::whole(message)).in_file(file.as_deref())
+            })?;
         // Only then is the file's change written to the store, and the
         // key cache brought up to date, before the swap.
         apply_file_changes(next.store(), running.config(), next.config())
             .await
-            .map_err(|e| e.in_file(file.as_deref()))?;
-        next.api_keys()
-            .store()
-            .refresh()
-            .await
-            .map_err(|e| ConfigError::new("store", e.to_string()).in_file(file.as_deref()))?;
+            .map_err(|e| ConfigFileError::from(e).in_file(file.as_deref()))?;
+        next.api_keys().store().refresh().await.map_err(|e| {
+            ConfigFileError::from(ConfigError::new("store", e.to_string())).in_file(file.as_deref())
+        })?;
         self.shared.current.store(Arc::new(next));
         for commit in commits {
             commit();
@@ -298,7 +298,7 @@ impl ReloadableGateway {
 
     /// As [`service`](Self::service), for a `build` that can refuse a
     /// configuration (one without a section the application needs): a
-    /// reload it refuses is refused (a [`ConfigError`] with its message),
+    /// reload it refuses is refused (a [`ConfigFileError`] with its message),
     /// and the old configuration keeps serving.
     ///
     /// # Errors

@@ -29,8 +29,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::gateway::{GatewayKeyStore, GatewayQuotaStore};
-use crate::store::GatewayThrottleStore;
+use crate::store::{GatewayKeyStore, GatewayQuotaStore, GatewayThrottleStore};
 
 /// The error type of a boxed body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -283,3 +283,11 @@ impl ThrottleStore for GatewayThrottleStore {
         }
     }
 }
+
+/// The API-key store of a [`Gateway`](crate::Gateway): a cache of the
+/// control-plane store.
+pub type GatewayKeyStore = portcullis_control_plane::KeyCache<GatewayStore>;
+
+/// The quota store of a [`Gateway`](crate::Gateway): counting in memory
+/// against blocks reserved durably in the control-plane store.
+pub type GatewayQuotaStore = portcullis_control_plane::QuotaEngine<GatewayStore>;

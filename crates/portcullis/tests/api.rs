@@ -19,7 +19,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis::Gateway;
-use portcullis::config::{Config, ConfigError};
+use portcullis::config::{Config, ConfigFileError};
 use portcullis_core::clock::ManualClock;
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
@@ -175,7 +175,7 @@ fn setup(key_source: &str, authorizer_url: &str) -> PathBuf {
     dir
 }
 
-fn gateway(dir: &Path) -> Result<Gateway, ConfigError> {
+fn gateway(dir: &Path) -> Result<Gateway, ConfigFileError> {
     Gateway::builder_from_file(dir.join("gateway.toml"))?
         .clock(Arc::new(ManualClock::at_unix(NOW)))
         .build()
@@ -585,22 +585,22 @@ fn configuration_errors_name_the_field() {
     let end = toml.find("[waf]").expect("a [waf] section");
     let no_jwt = format!("{}{}", &toml[..start], &toml[end..]);
     let e = error(&no_jwt);
-    assert_eq!(e.path, "api.openapi");
-    assert!(e.message.contains("pool"), "{e}");
+    assert_eq!(e.path(), "api.openapi");
+    assert!(e.message().contains("pool"), "{e}");
 
     // A custom authorizer with no endpoint.
     let e = error(&toml.replace("[api.authorizers.tokenAuth]", "[api.authorizers.other]"));
-    assert_eq!(e.path, "api.authorizers.other", "{e}");
+    assert_eq!(e.path(), "api.authorizers.other", "{e}");
     let start = toml
         .find("[api.authorizers.tokenAuth]")
         .expect("the section");
     let e = error(&toml[..start]);
-    assert_eq!(e.path, "api.openapi");
-    assert!(e.message.contains("tokenAuth"), "{e}");
+    assert_eq!(e.path(), "api.openapi");
+    assert!(e.message().contains("tokenAuth"), "{e}");
 
     // A per-method throttle on a method the definition lacks.
     let e = error(&toml.replace("\"/public/GET\"", "\"/public/POST\""));
-    assert_eq!(e.path, "api.method_throttles.\"/public/POST\"", "{e}");
+    assert_eq!(e.path(), "api.method_throttles.\"/public/POST\"", "{e}");
 
     // A definition that does not load, and one that is not there.
     std::fs::write(
@@ -609,11 +609,11 @@ fn configuration_errors_name_the_field() {
     )
     .expect("writes");
     let e = error(&toml);
-    assert_eq!(e.path, "api.openapi");
-    assert!(e.message.contains("x-amazon-apigateway-policy"), "{e}");
+    assert_eq!(e.path(), "api.openapi");
+    assert!(e.message().contains("x-amazon-apigateway-policy"), "{e}");
     let e = error(&toml.replace("api.yaml", "missing.yaml"));
-    assert_eq!(e.path, "api.openapi");
-    assert!(e.message.contains("cannot read"), "{e}");
+    assert_eq!(e.path(), "api.openapi");
+    assert!(e.message().contains("cannot read"), "{e}");
 }
 
 /// The lines of `output` under the request `id`'s span (its layers' events

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use portcullis::config::{Config, ConfigError};
+use portcullis::config::{Config, ConfigFileError};
 
 const GATEWAY: &str = r#"
 [gateway]
@@ -65,7 +65,7 @@ fn sections() -> Vec<Section> {
     ]
 }
 
-fn load(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+fn load(dir: &Path, text: &str) -> Result<Config, ConfigFileError> {
     let file = dir.join("gateway.toml");
     std::fs::write(&file, format!("{GATEWAY}\n{text}")).expect("the temp dir is writable");
     Config::from_file(&file)
@@ -73,10 +73,10 @@ fn load(dir: &Path, text: &str) -> Result<Config, ConfigError> {
 
 /// The refusal of a section whose feature is off: the file, the section's
 /// path, and the feature, all in the message a user sees.
-fn assert_refused(error: &ConfigError, dir: &Path, path: &str, feature: &str) {
+fn assert_refused(error: &ConfigFileError, dir: &Path, path: &str, feature: &str) {
     let file = dir.join("gateway.toml");
     assert_eq!(error.file.as_deref(), Some(file.as_path()), "{error}");
-    assert_eq!(error.path, path, "{error}");
+    assert_eq!(error.path(), path, "{error}");
     let shown = error.to_string();
     assert!(
         shown.starts_with(&format!("{}: {path}: [{path}] needs", file.display())),

@@ -292,14 +292,14 @@ fn errors_name_the_bad_field() {
         "{base}\n[[usage_plans]]\nid = \"p\"\nquota = {{ limit = 10, period = \"FORTNIGHT\" }}\n"
     ))
     .unwrap_err();
-    assert_eq!(error.path, "usage_plans[0].quota.period", "{error}");
+    assert_eq!(error.path(), "usage_plans[0].quota.period", "{error}");
 
     let error = Config::from_toml(&format!("{base}\n[store]\nkind = \"sqlite\"\n")).unwrap_err();
-    assert_eq!(error.path, "store.kind", "{error}");
+    assert_eq!(error.path(), "store.kind", "{error}");
 
     let error = Config::from_toml(&base.replace("region", "regoin")).unwrap_err();
-    assert!(error.path.starts_with("gateway"), "{error}");
-    assert!(error.message.contains("regoin"), "{error}");
+    assert!(error.path().starts_with("gateway"), "{error}");
+    assert!(error.message().contains("regoin"), "{error}");
 
     // A key in a plan that does not exist: found when the gateway is built.
     let config = Config::from_toml(&format!(
@@ -307,7 +307,7 @@ fn errors_name_the_bad_field() {
     ))
     .unwrap();
     let error = Gateway::builder(config).build().unwrap_err();
-    assert_eq!(error.path, "api_keys[0].usage_plans[0]", "{error}");
+    assert_eq!(error.path(), "api_keys[0].usage_plans[0]", "{error}");
     assert!(!error.to_string().contains(API_KEY));
 
     // A policy file that is missing, relative to the configuration file.
@@ -320,12 +320,12 @@ fn errors_name_the_bad_field() {
         ),
     );
     let error = Gateway::from_file(dir.join("gateway.toml")).unwrap_err();
-    assert_eq!(error.path, "iam.users[0].policies[0]", "{error}");
+    assert_eq!(error.path(), "iam.users[0].policies[0]", "{error}");
     assert_eq!(
         error.file.as_deref(),
         Some(dir.join("gateway.toml").as_path())
     );
-    assert!(error.message.contains("missing.json"));
+    assert!(error.message().contains("missing.json"));
 
     // A web ACL with a bad field: the WAF's JSON path comes along.
     write(
@@ -339,8 +339,8 @@ fn errors_name_the_bad_field() {
         &format!("{base}\n[waf]\nweb_acl = \"waf/web-acl.json\"\n"),
     );
     let error = Gateway::from_file(dir.join("gateway.toml")).unwrap_err();
-    assert_eq!(error.path, "waf.web_acl");
-    assert!(error.message.contains("Rules[0].Priority"), "{error}");
+    assert_eq!(error.path(), "waf.web_acl");
+    assert!(error.message().contains("Rules[0].Priority"), "{error}");
 
     // Redis is not wired in yet: said so at load.
     write(
@@ -349,6 +349,6 @@ fn errors_name_the_bad_field() {
         &format!("{base}\n[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1\"\n"),
     );
     let error = Gateway::from_file(dir.join("gateway.toml")).unwrap_err();
-    assert_eq!(error.path, "store.kind");
+    assert_eq!(error.path(), "store.kind");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -53,7 +53,7 @@ fn build_refuses_a_redis_store_and_names_build_async() {
     ))
     .build()
     .expect_err("a Redis store needs build_async");
-    assert_eq!(error.path, "store.kind", "{error}");
+    assert_eq!(error.path(), "store.kind", "{error}");
     assert!(error.to_string().contains("build_async"), "{error}");
 }
 
@@ -63,13 +63,13 @@ async fn a_redis_store_needs_exactly_one_of_url_and_cluster_urls() {
         .build_async()
         .await
         .expect_err("no url");
-    assert_eq!(error.path, "store.url", "{error}");
+    assert_eq!(error.path(), "store.url", "{error}");
     let both = "[store]\nkind = \"redis\"\nurl = \"redis://a:1\"\ncluster_urls = [\"redis://b:1\"]";
     let error = Gateway::builder(config(both))
         .build_async()
         .await
         .expect_err("both");
-    assert_eq!(error.path, "store.cluster_urls", "{error}");
+    assert_eq!(error.path(), "store.cluster_urls", "{error}");
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn an_unreachable_redis_fails_a_fail_closed_build_without_its_password() {
     .build_async()
     .await
     .expect_err("nothing listens on port 1");
-    assert_eq!(error.path, "store", "{error}");
+    assert_eq!(error.path(), "store", "{error}");
     assert!(!error.to_string().contains("hunter2"), "{error}");
     let settings = StoreSettings::redis("redis://user:hunter2@127.0.0.1:1");
     assert!(!format!("{settings:?}").contains("hunter2"));

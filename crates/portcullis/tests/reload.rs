@@ -375,7 +375,7 @@ async fn an_invalid_file_is_refused_with_its_path_and_the_old_one_keeps_serving(
     );
     let error = gateway.reload().await.expect_err("a missing policy");
     assert_eq!(error.file.as_deref(), Some(file.as_path()));
-    assert_eq!(error.path, "iam.users[0].policies[0]");
+    assert_eq!(error.path(), "iam.users[0].policies[0]");
     let message = error.to_string();
     assert!(
         message.starts_with(&format!("{}: iam.users[0].policies[0]: ", file.display())),
@@ -392,7 +392,7 @@ async fn an_invalid_file_is_refused_with_its_path_and_the_old_one_keeps_serving(
     )
     .expect("write");
     let error = gateway.reload().await.expect_err("another store");
-    assert_eq!(error.path, "store.data_dir", "{error}");
+    assert_eq!(error.path(), "store.data_dir", "{error}");
     assert!(error.to_string().contains("restart"), "{error}");
 
     // The old configuration serves: its policy, its keys, its headers.
@@ -480,7 +480,7 @@ async fn on_redis_a_reload_keeps_the_counts_and_refuses_another_prefix() {
 
     std::fs::write(&file, on_redis(changed, "another-prefix")).expect("write");
     let error = gateway.reload().await.expect_err("another prefix");
-    assert_eq!(error.path, "store.key_prefix", "{error}");
+    assert_eq!(error.path(), "store.key_prefix", "{error}");
     let answer = call(addr, "/loyalty/C-5/get", GOLD_KEY).await;
     assert_eq!(answer.quota_remaining(), Some("5"), "{answer:?}");
 }

@@ -114,13 +114,13 @@ fn build_refuses_the_embedded_store_and_names_build_async() {
     let error = Gateway::builder(config(&explicit))
         .build()
         .expect_err("the embedded store needs build_async");
-    assert_eq!(error.path, "store.kind", "{error}");
+    assert_eq!(error.path(), "store.kind", "{error}");
     assert!(error.to_string().contains("build_async"), "{error}");
     let error = Gateway::builder(config(""))
         .data_dir(dir.path())
         .build()
         .expect_err("a data dir means the embedded store");
-    assert_eq!(error.path, "store.kind", "{error}");
+    assert_eq!(error.path(), "store.kind", "{error}");
 }
 
 #[tokio::test]
@@ -129,7 +129,7 @@ async fn the_embedded_store_is_the_default_and_needs_a_data_dir() {
         .build_async()
         .await
         .expect_err("no data dir");
-    assert_eq!(error.path, "store.data_dir", "{error}");
+    assert_eq!(error.path(), "store.data_dir", "{error}");
     assert!(error.to_string().contains("memory"), "{error}");
 
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -327,7 +327,7 @@ async fn a_data_dir_open_in_another_gateway_is_refused_by_name() {
         .build_async()
         .await
         .expect_err("redb locks the file");
-    assert_eq!(error.path, "store.data_dir", "{error}");
+    assert_eq!(error.path(), "store.data_dir", "{error}");
     assert!(error.to_string().contains("control-plane.redb"), "{error}");
     first.shutdown().await.expect("shut down");
 }

@@ -43,7 +43,7 @@ use portcullis_graphql::{
     FieldIam, GraphqlApiArn, REALTIME_SUBPROTOCOL, RequestAuth,
 };
 use portcullis_iam::PolicyDocument;
-use portcullis_jwt::{Issuer, JwtLayer, TokenUse};
+use portcullis_jwt::{Issuer, JwtLayer, TokenUse, UserPoolId};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -580,7 +580,8 @@ async fn app(args: &Args) -> Result<(Router, String), String> {
     let schema = schema(directives.clone(), &airline).map_err(|e| format!("the schema: {e}"))?;
 
     // AMAZON_COGNITO_USER_POOLS: airline-loyalty's demo pool.
-    let issuer = Issuer::user_pool(REGION, USER_POOL)
+    let pool: UserPoolId = USER_POOL.parse().map_err(|e| format!("{e}"))?;
+    let issuer = Issuer::user_pool(&pool)
         .jwks(DEMO_JWKS)
         .client_ids([APP_CLIENT]);
     let user_pool = JwtLayer::new(issuer)

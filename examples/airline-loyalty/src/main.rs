@@ -71,8 +71,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use portcullis::config::{ApiSettings, Config, ConfigError, StoreKind, StoreSettings};
-use portcullis::jwt::JwtClaims;
+use portcullis::config::{
+    ApiSettings, Config, ConfigError, ConfigFileError, StoreKind, StoreSettings,
+};
+use portcullis::jwt::{Issuer, JwtClaims};
 use portcullis::{
     Gateway, GatewayBuilder, GatewayResponse, GatewayResponseType, GatewayResponsesLayer,
     ReloadableGateway,
@@ -536,10 +538,7 @@ fn mint_token(
         .as_ref()
         .ok_or("the configuration has no [jwt] section")?;
     let issuer = match (&jwt.cognito_user_pool, &jwt.issuer) {
-        (Some(pool), _) => {
-            let region = pool.split_once('_').map_or("us-east-1", |(r, _)| r);
-            format!("https://cognito-idp.{region}.amazonaws.com/{pool}")
-        }
+        (Some(pool), _) => Issuer::user_pool(pool).issuer().to_owned(),
         (None, Some(issuer)) => issuer.clone(),
         (None, None) => return Err("[jwt] names no issuer".to_owned()),
     };
@@ -754,7 +753,7 @@ async fn serve(args: Args) -> Result<(), String> {
     // Opens the embedded store, or connects to Redis.
     let (path, loader_args) = (config_path.clone(), args.clone());
     let gateway = ReloadableGateway::with_loader(move || {
-        builder(&path, &loader_args).map_err(|e| ConfigError::new("", e))
+        builder(&path, &loader_args).map_err(|e| ConfigFileError::from(ConfigError::whole(e)))
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use portcullis::config::ConfigError;
+use portcullis::config::ConfigFileError;
 use portcullis::core::client_ip::PeerAddr;
 use portcullis::core::clock::SharedClock;
 use portcullis::core::context::ApiKeyContext;
@@ -39,8 +39,8 @@ pub const DEMO_API_KEY: &str = "HyperPartnerDemoKey0123456789";
 ///
 /// # Errors
 ///
-/// [`ConfigError`] naming the file and the bad field.
-pub fn gateway(path: impl AsRef<Path>, clock: SharedClock) -> Result<Gateway, ConfigError> {
+/// [`ConfigFileError`] naming the file and the bad field.
+pub fn gateway(path: impl AsRef<Path>, clock: SharedClock) -> Result<Gateway, ConfigFileError> {
     Gateway::builder_from_file(path)?.clock(clock).build()
 }
 
