@@ -139,7 +139,7 @@ impl AccessLogLayer {
     }
 
     /// A layer that writes no log, and still gives every response its
-    /// `x-amzn-RequestId` (and the request its [`RequestId`]): API Gateway's
+    /// `x-amzn-RequestId` (and the request its id, in its `RequestContext`): API Gateway's
     /// behaviour on a stage whose access logging is off.
     pub fn request_ids_only() -> Self {
         Self {

@@ -300,6 +300,26 @@ mod tests {
         assert!(request.request_id().is_none());
     }
 
+    #[cfg(feature = "axum")]
+    #[tokio::test]
+    async fn the_axum_extractor_reads_the_context_or_an_empty_one() {
+        use axum::extract::FromRequestParts;
+
+        let (mut parts, ()) = Request::new(()).into_parts();
+        let empty = RequestContext::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_or_else(|never| match never {});
+        assert!(empty.caller().is_none());
+
+        parts
+            .request_context_mut()
+            .set_caller(Caller::new("user-2", AuthMethod::Iam));
+        let read = RequestContext::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_or_else(|never| match never {});
+        assert_eq!(read.caller().map(Caller::principal), Some("user-2"));
+    }
+
     #[test]
     fn no_labels_reads_as_none() {
         let mut request = Request::new(());
