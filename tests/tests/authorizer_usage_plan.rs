@@ -19,7 +19,8 @@ use portcullis_authorizer::{
     AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse, IdentitySource,
 };
 use portcullis_core::clock::{ManualClock, SharedClock};
-use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_iam::PolicyDocument;
 use portcullis_quota::{QuotaLayer, UsageApi};
@@ -157,11 +158,8 @@ async fn gateway(kind: Kind) -> Gateway {
             get(|request: Request<Body>| async move {
                 // What the handler sees: the authorizer's caller and the key
                 // the API-key layer resolved.
-                let caller = request.extensions().get::<Caller>().map(Caller::principal);
-                let key = request
-                    .extensions()
-                    .get::<ApiKeyContext>()
-                    .map(|k| k.key_id().to_owned());
+                let caller = request.caller().map(Caller::principal);
+                let key = request.api_key().map(|k| k.key_id().to_owned());
                 format!("{}:{}", caller.unwrap_or("-"), key.unwrap_or_default())
             }),
         )

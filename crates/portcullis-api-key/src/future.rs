@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::future::ResponseFuture as Decided;
 use tower_service::Service;
 use tracing::Span;
@@ -136,7 +137,7 @@ where
                     match decision {
                         Ok(context) => {
                             record_accept(&context, span);
-                            request.extensions_mut().insert(context);
+                            request.request_context_mut().set_api_key(context);
                             // The span covers the decision, not the inner
                             // service.
                             drop(entered);

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
-use portcullis_core::context::{ApiKeyContext, UsageIdentifierKey};
+use portcullis_core::context::{ApiKeyContext, RequestContext, RequestContextExt};
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision, REFUSED};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
@@ -119,8 +119,8 @@ impl<St> Shared<St> {
                 value.as_bytes()
             }
             ApiKeySource::Authorizer => request
-                .extensions()
-                .get::<UsageIdentifierKey>()
+                .request_context()
+                .and_then(RequestContext::usage_identifier_key)
                 .ok_or(ApiKeyRefusal::Missing)?
                 .expose()
                 .as_bytes(),
@@ -237,9 +237,9 @@ pub(crate) fn record_refusal(refusal: ApiKeyRefusal, span: &Span) {
 /// Requires an API key, as API Gateway does for a method with
 /// `apiKeyRequired`: a missing, unknown or disabled key, or a key in no usage
 /// plan for the layer's stage, gets INVALID_API_KEY
-/// (403 `{"message":"Forbidden"}`); an accepted key is left in the request
-/// extensions as an [`ApiKeyContext`], with the usage plan that applies on
-/// this layer's stage.
+/// (403 `{"message":"Forbidden"}`); an accepted key is left in the request's
+/// [`RequestContext`] as an [`ApiKeyContext`], with the usage plan that
+/// applies on this layer's stage.
 ///
 /// Build it from the application's [`ApiKeys`](crate::ApiKeys) handle with
 /// [`ApiKeys::layer`](crate::ApiKeys::layer), or over any
@@ -417,7 +417,7 @@ where
             Some(Ok(context)) => {
                 record_accept(&context, &span);
                 record_seconds(start);
-                request.extensions_mut().insert(context);
+                request.request_context_mut().set_api_key(context);
                 // The span covers the decision, not the inner service.
                 drop(entered);
                 ResponseFuture::inner(self.inner.call(request))

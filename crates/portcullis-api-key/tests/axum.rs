@@ -12,10 +12,13 @@ use axum::extract::Extension;
 use axum::routing::{get, post};
 use common::*;
 use http::{Request, StatusCode};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContext;
 use tower::ServiceExt;
 
-async fn points(Extension(key): Extension<ApiKeyContext>) -> String {
+async fn points(Extension(context): Extension<RequestContext>) -> String {
+    let Some(key) = context.api_key() else {
+        return "no key".to_owned();
+    };
     format!(
         "points for {} on plan {}",
         key.customer_id().unwrap_or("?"),

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis_api_key::{ApiKeys, NewApiKey};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use tower::ServiceBuilder;
 
 async fn serve(keys: &ApiKeys) -> SocketAddr {
@@ -24,7 +24,7 @@ async fn serve(keys: &ApiKeys) -> SocketAddr {
     portcullis_test_support::serve::serve(move |_peer| {
         ServiceBuilder::new().layer(layer.clone()).service_fn(
             |request: Request<Incoming>| async move {
-                let key = request.extensions().get::<ApiKeyContext>().cloned();
+                let key = request.api_key().cloned();
                 let body = key.map_or_else(String::new, |k| k.key_id().to_owned());
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
             },

@@ -18,7 +18,7 @@ use portcullis_api_key::{
     ApiKeyLayer, ApiKeyLookupResult, ApiKeyRecord, ApiKeyRefusal, ApiKeySource, ApiKeyStore,
     ApiKeyStoreError, ApiKeyValue, ApiKeys, InMemoryApiKeyStore, KeyDigest, NewApiKey,
 };
-use portcullis_core::context::UsageIdentifierKey;
+use portcullis_core::context::{RequestContextExt, UsageIdentifierKey};
 use tower::{ServiceBuilder, ServiceExt};
 
 async fn status_and_body(layer: ApiKeyLayer, request: Request<String>) -> (StatusCode, String) {
@@ -224,13 +224,13 @@ async fn the_authorizer_source_reads_the_usage_identifier_key() {
     let layer = keys.layer(API_ID, STAGE).source(ApiKeySource::Authorizer);
 
     // What a custom authorizer layer does: put the key it chose in the
-    // extensions.
+    // request's context.
     let chosen = value.expose().to_owned();
     let service = ServiceBuilder::new()
         .map_request(move |mut request: Request<String>| {
             request
-                .extensions_mut()
-                .insert(UsageIdentifierKey::new(chosen.as_str()));
+                .request_context_mut()
+                .set_usage_identifier_key(UsageIdentifierKey::new(chosen.as_str()));
             request
         })
         .layer(layer.clone())
@@ -250,8 +250,8 @@ async fn the_authorizer_source_reads_the_usage_identifier_key() {
     let service = ServiceBuilder::new()
         .map_request(|mut request: Request<String>| {
             request
-                .extensions_mut()
-                .insert(UsageIdentifierKey::new("NotAKeyAnybodyIssued0000"));
+                .request_context_mut()
+                .set_usage_identifier_key(UsageIdentifierKey::new("NotAKeyAnybodyIssued0000"));
             request
         })
         .layer(layer)

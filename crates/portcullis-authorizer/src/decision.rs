@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
 use portcullis_core::path::PathRefusal;
 use portcullis_core::refusal::Refusal;
@@ -178,9 +179,13 @@ pub(crate) fn apply(
                 "reason" => "OK"
             )
             .increment(1);
-            parts.extensions.insert(prepared.caller.clone());
+            parts
+                .request_context_mut()
+                .set_caller(prepared.caller.clone());
             if let Some(key) = &prepared.usage_key {
-                parts.extensions.insert(key.clone());
+                parts
+                    .request_context_mut()
+                    .set_usage_identifier_key(key.clone());
             }
             Ok(())
         }

@@ -16,7 +16,7 @@ use portcullis_authorizer::{
     AuthorizerError, AuthorizerEvent, AuthorizerLayer, AuthorizerResponse, HttpAuthorizer,
     IdentitySource,
 };
-use portcullis_core::context::Caller;
+use portcullis_core::context::{Caller, RequestContext};
 use portcullis_iam::PolicyDocument;
 use portcullis_test_support::grpc::{self, health_client};
 use portcullis_test_support::serve::listener;
@@ -34,8 +34,12 @@ async fn token_authorizer(event: AuthorizerEvent) -> Result<AuthorizerResponse, 
     }
 }
 
-async fn whoami(Extension(caller): Extension<Caller>) -> String {
-    caller.principal().to_owned()
+async fn whoami(Extension(context): Extension<RequestContext>) -> String {
+    context
+        .caller()
+        .map(Caller::principal)
+        .unwrap_or("-")
+        .to_owned()
 }
 
 async fn call(app: Router, token: Option<&str>, path: &str) -> (StatusCode, String) {
@@ -227,9 +231,19 @@ async fn http_adapter_against_a_real_local_authorizer() {
     let app = Router::new()
         .route(
             "/me",
-            get(|Extension(caller): Extension<Caller>, key: Option<Extension<portcullis_core::context::UsageIdentifierKey>>| async move {
-                format!("{} {} {}", caller.principal(), caller.claim("plan").and_then(|v| v.as_str()).unwrap_or("-"),
-                    key.map(|Extension(k)| k.expose().to_owned()).unwrap_or_default())
+            get(|Extension(context): Extension<RequestContext>| async move {
+                let Some(caller) = context.caller() else {
+                    return "no caller".to_owned();
+                };
+                format!(
+                    "{} {} {}",
+                    caller.principal(),
+                    caller.claim("plan").and_then(|v| v.as_str()).unwrap_or("-"),
+                    context
+                        .usage_identifier_key()
+                        .map(|k| k.expose().to_owned())
+                        .unwrap_or_default()
+                )
             }),
         )
         .layer(AuthorizerLayer::token(authorizer.clone()).result_ttl_seconds(0));

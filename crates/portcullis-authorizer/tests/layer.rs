@@ -14,7 +14,8 @@ use portcullis_authorizer::{
     AuthorizerLayer, AuthorizerRefusal, AuthorizerResponse, IdentitySource,
 };
 use portcullis_core::clock::ManualClock;
-use portcullis_core::context::{AuthMethod, Caller, UsageIdentifierKey};
+use portcullis_core::context::RequestContextExt;
+use portcullis_core::context::{AuthMethod, RequestContext};
 use portcullis_core::resource::ApiResource;
 use portcullis_core::response::messages;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
@@ -83,8 +84,11 @@ impl Counting {
 }
 
 async fn handler(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let caller = request.extensions().get::<Caller>().cloned();
-    let key = request.extensions().get::<UsageIdentifierKey>().cloned();
+    let caller = request.caller().cloned();
+    let key = request
+        .request_context()
+        .and_then(RequestContext::usage_identifier_key)
+        .cloned();
     let body = serde_json::json!({
         "principal": caller.as_ref().map(|c| c.principal().to_owned()),
         "method": caller.as_ref().map(|c| c.method().as_str()),

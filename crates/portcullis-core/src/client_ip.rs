@@ -35,17 +35,12 @@ use http::header::FORWARDED;
 use http::{Extensions, HeaderMap, HeaderName, Request};
 use ipnet::IpNet;
 
+use crate::context::RequestContextExt;
+
 /// The peer address of the connection a request came on. A hyper server puts
 /// it in each request's extensions; axum's `ConnectInfo` is read as well.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PeerAddr(pub SocketAddr);
-
-/// The client address, once resolved. The resolver reads it from the
-/// extensions before doing any work, so a layer that inserts it (see
-/// [`ClientIpResolver::resolve_and_store`]) saves the layers inside it the
-/// header walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientIp(pub IpAddr);
 
 /// Which forwarding header trusted proxies write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -114,18 +109,21 @@ impl ClientIpResolver {
     /// The client IP from a request's headers and extensions.
     #[must_use]
     pub fn resolve_parts(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
-        if let Some(ClientIp(ip)) = extensions.get::<ClientIp>() {
-            return Some(*ip);
+        // A layer further out resolved it already (see
+        // [`Self::resolve_and_store`]): the header walk is done.
+        if let Some(ip) = extensions.client_ip() {
+            return Some(ip);
         }
         let peer = peer_addr(extensions)?.ip().to_canonical();
         Some(self.resolve_from_peer(peer, headers))
     }
 
-    /// Resolves the client IP and stores it as [`ClientIp`] in the request's
-    /// extensions, for the layers inside.
+    /// Resolves the client IP and stores it in the request's
+    /// [`RequestContext`](crate::context::RequestContext), where the resolver
+    /// reads it first: the layers inside skip the header walk.
     pub fn resolve_and_store<B>(&self, request: &mut Request<B>) -> Option<IpAddr> {
         let ip = self.resolve(request)?;
-        request.extensions_mut().insert(ClientIp(ip));
+        request.request_context_mut().set_client_ip(ip);
         Some(ip)
     }
 

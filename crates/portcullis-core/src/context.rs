@@ -1,6 +1,11 @@
 //! What layers learn about a request, left in its extensions for the layers
 //! after them and for the application.
 //!
+//! Every fact lives in one extension, the [`RequestContext`]: the first
+//! layer with something to say inserts it, the others write into it, and
+//! the application reads it with [`RequestContextExt`]
+//! (`request.caller()`, `request.api_key()`, `request.waf_labels()`).
+//!
 //! - [`Caller`]: who made the request, written by the SigV4, JWT and custom
 //!   authorizer layers.
 //! - [`ApiKeyContext`]: which API key, and its usage plan, written by the API-key
@@ -19,6 +24,10 @@ use self::subtle_free_eq::constant_time_eq;
 use serde_json::Value;
 
 use crate::plan::UsagePlan;
+
+mod request;
+
+pub use self::request::{RequestContext, RequestContextExt};
 
 /// How a [`Caller`] was authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,7 +284,7 @@ pub enum ApiKeySource {
     #[serde(rename = "HEADER")]
     Header,
     /// The key an authorizer chose: the [`UsageIdentifierKey`] an earlier
-    /// layer put in the request extensions.
+    /// layer put in the request's [`RequestContext`].
     #[serde(rename = "AUTHORIZER")]
     Authorizer,
 }

@@ -2,8 +2,8 @@
 //! `x-amzn-RequestId` (as API Gateway sends it on every response).
 //!
 //! [`RequestSpanLayer`] goes outermost. For each request it makes an id (a
-//! version-4 UUID, as API Gateway's), puts it in the request extensions as a
-//! [`RequestId`], opens the INFO span `portcullis.request` with
+//! version-4 UUID, as API Gateway's), puts it in the request's
+//! [`RequestContext`](crate::context::RequestContext), opens the INFO span `portcullis.request` with
 //! `request_id`, `method` and `path`, and calls the inner service inside
 //! it, so that every layer's span (`portcullis.<layer>`) is the request
 //! span's child. When the response is known, it records on the span the
@@ -12,13 +12,13 @@
 //! type) and the `status`, logs one INFO event `request refused` for a
 //! refusal, and sets `x-amzn-RequestId` on the response.
 //!
-//! What the layers inside learned (the caller, the API key) lives in
-//! request extensions that the outer layer never sees again: the layer puts
-//! a [`RequestRecord`] into the request, and [`record_context`] (or the
+//! What the layers inside learned (the caller, the API key) lives in the
+//! request's [`RequestContext`](crate::context::RequestContext), which the outer layer never sees again: the
+//! layer puts a [`RequestRecord`] into it, and [`record_context`] (or the
 //! [`RecordContext`] service, placed under a layer that authenticates)
 //! copies what is known into it.
 //!
-//! A request that already has a [`RequestId`] (an outer request span, or an
+//! A request that already has an id (an outer request span, or an
 //! access-log layer, opened the span) passes through untouched: one request
 //! gets one span, whichever layer opened it.
 //!
@@ -26,7 +26,8 @@
 //!
 //! ```
 //! use http::{Request, Response};
-//! use portcullis_core::request_span::{RequestId, RequestSpanLayer, X_AMZN_REQUEST_ID};
+//! use portcullis_core::context::RequestContextExt;
+//! use portcullis_core::request_span::{RequestSpanLayer, X_AMZN_REQUEST_ID};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -35,14 +36,14 @@
 //!     .layer(RequestSpanLayer::new())
 //!     .service_fn(|request: Request<()>| async move {
 //!         // The application sees the id the response will carry.
-//!         let id = request.extensions().get::<RequestId>().cloned();
+//!         let id = request.request_id().map(str::to_owned);
 //!         Ok::<_, std::convert::Infallible>(Response::new(id))
 //!     });
 //!
 //! let response = service.oneshot(Request::new(())).await.unwrap();
 //! let id = response.body().clone().expect("the request had an id");
-//! assert_eq!(response.headers()[X_AMZN_REQUEST_ID], &*id.0);
-//! assert_eq!(id.0.len(), 36);
+//! assert_eq!(response.headers()[X_AMZN_REQUEST_ID], id.as_str());
+//! assert_eq!(id.len(), 36);
 //! # }
 //! ```
 
@@ -60,17 +61,12 @@ use tower_service::Service;
 use tracing::Span;
 
 use crate::GatewayResponseType;
-use crate::context::{ApiKeyContext, Caller, WafLabels};
+use crate::context::{ApiKeyContext, Caller, RequestContextExt};
 use crate::response::X_AMZN_ERROR_TYPE;
 use crate::trace::{ALLOWED, REFUSED};
 
 /// The request-id header API Gateway sets on every response.
 pub const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
-
-/// The request's id, in the request extensions for the application: the
-/// value sent back as `x-amzn-RequestId`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(pub Arc<str>);
 
 /// A new request id, and API Gateway's extended request id.
 ///
@@ -136,20 +132,22 @@ impl RequestRecord {
 }
 
 /// Copies the caller, API key and WAF labels found in the request's
-/// extensions into its [`RequestRecord`], if it has one.
+/// [`RequestContext`](crate::context::RequestContext) into its [`RequestRecord`], if it has one.
 pub fn record_context<B>(request: &Request<B>) {
-    let extensions = request.extensions();
-    let Some(record) = extensions.get::<RequestRecord>() else {
+    let Some(context) = request.request_context() else {
+        return;
+    };
+    let Some(record) = context.record() else {
         return;
     };
     if let Ok(mut recorded) = record.0.lock() {
-        if let Some(caller) = extensions.get::<Caller>() {
+        if let Some(caller) = context.caller() {
             recorded.caller = Some(caller.clone());
         }
-        if let Some(key) = extensions.get::<ApiKeyContext>() {
+        if let Some(key) = context.api_key() {
             recorded.api_key = Some(key.clone());
         }
-        recorded.waf_seen |= extensions.get::<WafLabels>().is_some();
+        recorded.waf_seen |= !context.waf_labels().is_empty();
     }
 }
 
@@ -180,14 +178,16 @@ pub struct OpenedRequest {
 }
 
 /// Opens `request`'s span: makes its id, opens `portcullis.request`, and
-/// puts the [`RequestId`] and a [`RequestRecord`] into its extensions.
+/// puts its id and a [`RequestRecord`] into its [`RequestContext`](crate::context::RequestContext).
 /// Call the inner service inside [`OpenedRequest::span`], then
 /// [`OpenedRequest::finish`] with the response.
 pub fn open<B>(request: &mut Request<B>) -> OpenedRequest {
     let (id, extended_id) = new_request_id();
     let id: Arc<str> = Arc::from(id);
     let span = new_span(&id, request);
-    request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    request
+        .request_context_mut()
+        .set_request_id(Arc::clone(&id));
     opened(request, id, extended_id, span)
 }
 
@@ -207,7 +207,7 @@ fn new_span<B>(id: &str, request: &Request<B>) -> Span {
     )
 }
 
-/// Puts a [`RequestRecord`] into `request` for the span.
+/// Puts a [`RequestRecord`] into `request`'s context for the span.
 fn opened<B>(
     request: &mut Request<B>,
     id: Arc<str>,
@@ -215,7 +215,7 @@ fn opened<B>(
     span: Span,
 ) -> OpenedRequest {
     let record = RequestRecord::default();
-    request.extensions_mut().insert(record.clone());
+    request.request_context_mut().set_record(record.clone());
     OpenedRequest {
         id,
         extended_id,
@@ -225,7 +225,7 @@ fn opened<B>(
 }
 
 impl OpenedRequest {
-    /// The request id, also in the request extensions as [`RequestId`].
+    /// The request id, also in the request's [`RequestContext`](crate::context::RequestContext).
     #[must_use]
     pub fn id(&self) -> &Arc<str> {
         &self.id
@@ -306,7 +306,7 @@ impl RequestSpanLayer {
         Self::default()
     }
 
-    /// The id only: each request still gets its [`RequestId`] and its
+    /// The id only: each request still gets its id and its
     /// response `x-amzn-RequestId`, and no span is opened.
     pub fn ids_only() -> Self {
         Self { ids_only: true }
@@ -375,7 +375,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if request.extensions().get::<RequestId>().is_some() {
+        if request.request_id().is_some() {
             // An outer layer opened the request's span.
             return ResponseFuture {
                 future: self.inner.call(request),
@@ -389,7 +389,9 @@ where
         } else {
             new_span(&id, &request)
         };
-        request.extensions_mut().insert(RequestId(Arc::clone(&id)));
+        request
+            .request_context_mut()
+            .set_request_id(Arc::clone(&id));
         if span.is_disabled() {
             // No span (or none a subscriber wants): nothing to record.
             return ResponseFuture {
@@ -456,7 +458,7 @@ where
     }
 }
 
-/// Copies what the request's extensions hold (the caller, the API key,
+/// Copies what the request's context holds (the caller, the API key,
 /// the WAF's labels) into its [`RequestRecord`] with [`record_context`],
 /// then calls the inner service: placed under a layer that authenticates,
 /// it lets the request's span name the caller and the key even when a

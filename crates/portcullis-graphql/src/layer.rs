@@ -15,6 +15,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{ApiKeyContext, Caller};
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision};
@@ -416,8 +417,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let mut request = box_request(request);
-        let caller = request.extensions().get::<Caller>().cloned();
-        let key = request.extensions().get::<ApiKeyContext>().cloned();
+        let caller = request.caller().cloned();
+        let key = request.api_key().cloned();
         let mut auth = RequestAuth::new(self.mode);
         // Why the request is refused here, if it is.
         let mut refusal = AppSyncRefusal::NoCaller;

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_core::context::Caller;
+use portcullis_core::context::{AuthMethod, Caller, RequestContextExt};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde_json::Value;
 
-/// The claims of the verified token, left in the request extensions next to
-/// the core [`Caller`](portcullis_core::context::Caller).
+/// The claims of the verified token: a view of the core
+/// [`Caller`](portcullis_core::context::Caller) the layer leaves in the
+/// request's [`RequestContext`](portcullis_core::context::RequestContext).
 ///
 /// It shares its storage with the `Caller` (cloning is a few reference-count
 /// increments). Read it in any handler, axum or tonic:
@@ -16,7 +17,7 @@ use serde_json::Value;
 /// # fn handler(request: http::Request<()>) {
 /// use portcullis_jwt::JwtClaims;
 ///
-/// if let Some(claims) = request.extensions().get::<JwtClaims>() {
+/// if let Some(claims) = JwtClaims::from_extensions(request.extensions()) {
 ///     let email = claims.get("email").and_then(|v| v.as_str());
 /// #   let _ = email;
 /// }
@@ -28,6 +29,18 @@ pub struct JwtClaims(Caller);
 impl JwtClaims {
     pub(crate) fn new(caller: Caller) -> Self {
         Self(caller)
+    }
+
+    /// The claims of the caller a JWT layer authenticated, from a request's
+    /// extensions (its [`RequestContext`](portcullis_core::context::RequestContext));
+    /// `None` when no JWT layer admitted the request.
+    #[must_use]
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
+        extensions
+            .caller()
+            .filter(|caller| caller.method() == AuthMethod::Jwt)
+            .cloned()
+            .map(Self)
     }
 
     /// One claim.
@@ -120,9 +133,7 @@ mod extract {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
-            let claims = parts
-                .extensions
-                .get::<JwtClaims>()
+            let claims = JwtClaims::from_extensions(&parts.extensions)
                 .and_then(|claims| claims.deserialize::<T>().ok());
             match claims {
                 Some(claims) => Ok(Claims(claims)),

@@ -77,8 +77,8 @@ impl JwtLayerBuilder {
 }
 
 /// Verifies the caller's JWT, then passes the request on with the
-/// [`Caller`] and the [`JwtClaims`] in its extensions, or refuses it with a
-/// gateway response.
+/// [`Caller`] in its [`RequestContext`](portcullis_core::context::RequestContext)
+/// (the [`JwtClaims`] read from it), or refuses it with a gateway response.
 ///
 /// Every clone shares the keys and the token cache; the per-route methods
 /// ([`token_use`](Self::token_use), [`require_groups`](Self::require_groups),

@@ -6,8 +6,9 @@
 //! header, a cookie, a query parameter), refuses it before parsing if it is
 //! over the size limit (8 KB), verifies its signature with the issuer's key,
 //! checks its claims, and passes the request on with the core
-//! [`Caller`](portcullis_core::context::Caller) and the [`JwtClaims`] in the
-//! request extensions. A refusal is a gateway response, as API Gateway's
+//! [`Caller`](portcullis_core::context::Caller) in the request's
+//! [`RequestContext`](portcullis_core::context::RequestContext) (its claims
+//! read with [`JwtClaims::from_extensions`]). A refusal is a gateway response, as API Gateway's
 //! Cognito authorizer sends it:
 //!
 //! | case | answer |
@@ -25,6 +26,7 @@
 //! use http::{Request, StatusCode};
 //! use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 //! use portcullis_core::context::Caller;
+//! use portcullis_core::context::RequestContextExt;
 //! use portcullis_jwt::{HmacSecret, Issuer, JwtLayer, Match};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
@@ -40,7 +42,7 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(auth.clone().require_groups(Match::Any, ["admins"]))
 //!     .service_fn(|request: Request<()>| async move {
-//!         let caller = request.extensions().get::<Caller>().unwrap();
+//!         let caller = request.caller().unwrap();
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(caller.principal().to_owned()))
 //!     });
 //!

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision as Traced};
 use tower_service::Service;
@@ -80,9 +81,9 @@ fn allow<B>(request: &mut Request<B>, verified: &Verified, span: &Span) {
     );
     metrics::counter!("portcullis_jwt_decisions_total", "outcome" => "allowed", "reason" => "OK")
         .increment(1);
-    let extensions = request.extensions_mut();
-    extensions.insert(verified.caller.clone());
-    extensions.insert(verified.claims.clone());
+    request
+        .request_context_mut()
+        .set_caller(verified.caller.clone());
 }
 
 fn reject<B, ResBody>(

@@ -10,7 +10,8 @@ use axum::{Extension, Router};
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
+use portcullis_core::context::{Caller, RequestContext};
 use portcullis_jwt::{Claims, Issuer, JwtClaims, JwtLayer, Match};
 use portcullis_test_support::grpc::{self, health_client};
 use serde_json::json;
@@ -42,9 +43,13 @@ fn app() -> Router {
         )
         .route(
             "/admin",
-            get(
-                |Extension(caller): Extension<Caller>| async move { caller.principal().to_owned() },
-            )
+            get(|Extension(context): Extension<RequestContext>| async move {
+                context
+                    .caller()
+                    .map(Caller::principal)
+                    .unwrap_or("-")
+                    .to_owned()
+            })
             .route_layer(auth.clone().require_groups(Match::Any, ["admins"])),
         )
         .route(
@@ -117,11 +122,7 @@ async fn a_plain_hyper_server_is_protected() {
     let service = tower::ServiceBuilder::new()
         .layer(auth().require_groups(Match::Any, ["members"]))
         .service_fn(|request: Request<hyper::body::Incoming>| async move {
-            let caller = request
-                .extensions()
-                .get::<Caller>()
-                .expect("caller")
-                .clone();
+            let caller = request.caller().expect("caller").clone();
             Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
                 bytes::Bytes::from(caller.principal().to_owned()),
             )))
@@ -160,11 +161,9 @@ async fn serve_grpc(layer: JwtLayer) -> SocketAddr {
         |request: tonic::Request<()>| {
             let caller = request
                 .extensions()
-                .get::<Caller>()
+                .caller()
                 .ok_or_else(|| tonic::Status::internal("no caller"))?;
-            let claims = request
-                .extensions()
-                .get::<JwtClaims>()
+            let claims = JwtClaims::from_extensions(request.extensions())
                 .ok_or_else(|| tonic::Status::internal("no claims"))?;
             if claims.subject() != Some(caller.principal()) {
                 return Err(tonic::Status::internal("claims and caller disagree"));

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis_core::clock::Clock;
+use portcullis_core::context::RequestContextExt;
 use portcullis_jwt::{Issuer, JwtLayer, JwtRefusal, Match, TokenCacheConfig};
 
 /// The system clock plus an offset the test moves forward (to pass the 10 s
@@ -179,12 +180,7 @@ async fn real_issuer_discovery_rotation_and_outage() {
             // Through the service: the request waits for the shared fetch.
             let service = tower::ServiceBuilder::new().layer(layer).service_fn(
                 |request: Request<String>| async move {
-                    assert!(
-                        request
-                            .extensions()
-                            .get::<portcullis_core::context::Caller>()
-                            .is_some()
-                    );
+                    assert!(request.caller().is_some());
                     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
                 },
             );
@@ -326,10 +322,7 @@ async fn an_issuer_minted_id_token_through_the_layer() {
     let service = ServiceBuilder::new()
         .layer(layer.clone().require_groups(Match::Any, ["members"]))
         .service_fn(|request: Request<String>| async move {
-            let caller = request
-                .extensions()
-                .get::<portcullis_core::context::Caller>()
-                .expect("the layer sets the caller");
+            let caller = request.caller().expect("the layer sets the caller");
             Ok::<_, std::convert::Infallible>(http::Response::new(caller.principal().to_owned()))
         });
     let call = |token: String| {

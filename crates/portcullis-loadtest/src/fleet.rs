@@ -32,6 +32,7 @@ use http::{Request, Response, StatusCode};
 use portcullis::Gateway;
 use portcullis::config::Config;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::UsagePlan;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -365,7 +366,9 @@ async fn drive(
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..16 {
                     let mut request = Request::new(());
-                    request.extensions_mut().insert(keys[next].clone());
+                    request
+                        .request_context_mut()
+                        .set_api_key(keys[next].clone());
                     next = (next + 1) % keys.len();
                     match service.clone().oneshot(request).await {
                         Ok(response) if response.status() == StatusCode::OK => {

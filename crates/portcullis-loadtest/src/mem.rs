@@ -33,6 +33,7 @@ use portcullis::throttle::{InMemoryThrottleStore, ThrottleLayer};
 use portcullis::{Gateway, GatewayThrottleStore};
 use portcullis_core::clock::{Clock, ManualClock, SharedClock};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::UsagePlan;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -130,8 +131,8 @@ where
     for i in 0..keys {
         let mut request = Request::new(String::new());
         request
-            .extensions_mut()
-            .insert(ApiKeyContext::new(format!("k{i:09}")).with_usage_plan(Arc::clone(plan)));
+            .request_context_mut()
+            .set_api_key(ApiKeyContext::new(format!("k{i:09}")).with_usage_plan(Arc::clone(plan)));
         let response = service.clone().oneshot(request).await.map_err(Into::into)?;
         if response.status() != StatusCode::OK {
             return Err(format!("key {i} was refused: {}", response.status()).into());

@@ -11,6 +11,7 @@ use http::{Request, Response, StatusCode};
 use portcullis::Gateway;
 use portcullis::config::Config;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::Error;
@@ -98,7 +99,7 @@ async fn measure(
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..64 {
                     let mut request = Request::new(());
-                    request.extensions_mut().insert(key.clone());
+                    request.request_context_mut().set_api_key(key.clone());
                     match service.clone().oneshot(request).await {
                         Ok(response) if response.status() == StatusCode::OK => admitted += 1,
                         _ => refused += 1,

@@ -22,8 +22,9 @@ use std::time::Instant;
 use http::{Request, Response};
 use http_body::Body;
 use portcullis_core::GatewayResponseType;
-use portcullis_core::client_ip::{ClientIp, ClientIpResolver};
+use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::config::ConfigError;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::request_span::{self, OpenedRequest};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -35,7 +36,7 @@ use crate::service::ResourcePath;
 /// What the inner layers learned, shared with the log layer: the request
 /// span's [`RequestRecord`](portcullis_core::request_span::RequestRecord).
 pub use portcullis_core::request_span::RequestRecord as AccessLogSlot;
-pub use portcullis_core::request_span::{RequestId, X_AMZN_REQUEST_ID, record_context};
+pub use portcullis_core::request_span::{X_AMZN_REQUEST_ID, record_context};
 
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -76,8 +77,9 @@ pub struct AccessLogLayer {
     sink: Option<Sink>,
     /// False for [`AccessLogLayer::request_ids_only`]: no line is written.
     enabled: bool,
-    /// How `$context.identity.sourceIp` is found when no layer inside left
-    /// a [`ClientIp`] (the log line is rendered outside every layer).
+    /// How `$context.identity.sourceIp` is found when no layer further out
+    /// left a client IP in the request's context (the log line is rendered
+    /// outside every layer).
     resolver: ClientIpResolver,
 }
 
@@ -138,7 +140,7 @@ impl AccessLogLayer {
     }
 
     /// A layer that writes no log, and still gives every response its
-    /// `x-amzn-RequestId` (and the request its [`RequestId`]): API Gateway's
+    /// `x-amzn-RequestId` (and the request its id, in its `RequestContext`): API Gateway's
     /// behaviour on a stage whose access logging is off.
     pub fn request_ids_only() -> Self {
         Self {
@@ -150,8 +152,8 @@ impl AccessLogLayer {
     }
 
     /// Resolves `$context.identity.sourceIp` with `resolver` (the trusted
-    /// proxies of the other layers), when no inner layer left a
-    /// [`ClientIp`]. The default resolver reads the peer address only
+    /// proxies of the other layers), when no layer further out left a
+    /// client IP in the request's context. The default resolver reads the peer address only
     /// (core's `PeerAddr`, or axum's `ConnectInfo` with core's `axum`
     /// feature).
     pub fn client_ip_resolver(mut self, resolver: ClientIpResolver) -> Self {
@@ -223,9 +225,7 @@ where
                 .to_owned()
         };
         let source_ip = request
-            .extensions()
-            .get::<ClientIp>()
-            .map(|ip| ip.0)
+            .client_ip()
             .or_else(|| self.layer.resolver.resolve(&request))
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let user_agent = header(http::header::USER_AGENT);

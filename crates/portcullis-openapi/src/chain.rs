@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
-use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::trace::{self, Decision};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceExt, service_fn};
@@ -76,25 +76,24 @@ where
             crate::access_log::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
             let refusal = match what {
-                Require::ApiKey => (request.extensions().get::<ApiKeyContext>().is_none())
-                    .then_some(OpenApiRefusal::NoApiKey),
-                Require::Caller => {
-                    match (request.extensions().get::<Caller>(), settings.as_deref()) {
-                        (None, Some(s)) => Some(OpenApiRefusal::NoCaller {
-                            iam: matches!(s.authorization, Authorization::Iam { .. }),
-                        }),
-                        (
-                            Some(caller),
-                            Some(MethodSettings {
-                                authorization: Authorization::CognitoUserPools { scopes, .. },
-                                ..
-                            }),
-                        ) if !scopes.is_empty() && !scopes.iter().any(|s| caller.has_scope(s)) => {
-                            Some(OpenApiRefusal::ScopeMissing)
-                        }
-                        _ => None,
-                    }
+                Require::ApiKey => {
+                    (request.api_key().is_none()).then_some(OpenApiRefusal::NoApiKey)
                 }
+                Require::Caller => match (request.caller(), settings.as_deref()) {
+                    (None, Some(s)) => Some(OpenApiRefusal::NoCaller {
+                        iam: matches!(s.authorization, Authorization::Iam { .. }),
+                    }),
+                    (
+                        Some(caller),
+                        Some(MethodSettings {
+                            authorization: Authorization::CognitoUserPools { scopes, .. },
+                            ..
+                        }),
+                    ) if !scopes.is_empty() && !scopes.iter().any(|s| caller.has_scope(s)) => {
+                        Some(OpenApiRefusal::ScopeMissing)
+                    }
+                    _ => None,
+                },
             };
             if let Some(refusal) = refusal {
                 return refused(refusal, &request, start.elapsed(), &span);
@@ -110,10 +109,10 @@ where
 /// it vouches for.
 pub(crate) fn record_allowed<B>(request: &Request<B>, span: &Span) {
     Decision::allowed().record(span);
-    if let Some(caller) = request.extensions().get::<Caller>() {
+    if let Some(caller) = request.caller() {
         trace::record_principal(span, caller.principal());
     }
-    if let Some(key) = request.extensions().get::<ApiKeyContext>() {
+    if let Some(key) = request.api_key() {
         trace::record_key_id(span, key.key_id());
     }
 }

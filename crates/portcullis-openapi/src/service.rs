@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::path::CanonicalPath;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::resource::ApiResource;
-use portcullis_core::response::GatewayResponses;
 use portcullis_core::trace::Decision;
 use tower::ServiceExt;
 use tower_service::Service;
@@ -70,10 +70,11 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let definition = Arc::clone(&self.definition);
         let chains = Arc::clone(&self.chains);
-        if let Some(responses) = definition.gateway_responses()
-            && request.extensions().get::<GatewayResponses>().is_none()
-        {
-            request.extensions_mut().insert(responses.clone());
+        if let Some(responses) = definition.gateway_responses() {
+            let context = request.request_context_mut();
+            if context.gateway_responses().is_none() {
+                context.set_gateway_responses(responses.clone());
+            }
         }
         let origin = request.headers().get(header::ORIGIN).cloned();
         let cors_origin = match (

@@ -11,6 +11,7 @@ use axum::routing::any;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::config::ConfigError;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{ApiKeyContext, AuthMethod, Caller};
 use portcullis_core::path::PathRefusal;
 use portcullis_core::refusal::Refusal;
@@ -52,7 +53,9 @@ fn api_key(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
         .get("x-api-key")
         .is_some_and(|k| k == "a-valid-key-0123456789")
     {
-        request.extensions_mut().insert(ApiKeyContext::new("key-1"));
+        request
+            .request_context_mut()
+            .set_api_key(ApiKeyContext::new("key-1"));
         Ok(())
     } else {
         Err(GatewayResponseType::InvalidApiKey)
@@ -71,7 +74,7 @@ fn bearer(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
     let mut parts = value.split(' ');
     let sub = parts.next().unwrap_or_default().to_owned();
     let caller = Caller::new(sub, AuthMethod::Jwt).with_scopes(parts.map(str::to_owned));
-    request.extensions_mut().insert(caller);
+    request.request_context_mut().set_caller(caller);
     Ok(())
 }
 
@@ -81,7 +84,7 @@ fn signed(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
         .get("authorization")
         .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256"))
     {
-        request.extensions_mut().insert(Caller::new(
+        request.request_context_mut().set_caller(Caller::new(
             "arn:aws:iam::123456789012:user/alice",
             AuthMethod::Iam,
         ));

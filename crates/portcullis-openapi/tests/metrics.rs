@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::routing::any;
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 use portcullis_openapi::{ApiDefinition, OpenApiLayer, Route};
 use portcullis_test_support::metrics::{CapturedMetrics, with_recorder};
@@ -45,7 +46,9 @@ fn stand_in(
 /// without saying whose key it was (the layer then refuses it itself).
 fn lenient_key(request: &mut Request<Body>) -> Result<(), GatewayResponseType> {
     if request.headers().contains_key("x-api-key") {
-        request.extensions_mut().insert(ApiKeyContext::new("key-1"));
+        request
+            .request_context_mut()
+            .set_api_key(ApiKeyContext::new("key-1"));
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use portcullis_core::clock::{Clock, ManualClock, SystemClock};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use portcullis_quota::{Calendar, QuotaLayer};
@@ -38,7 +39,7 @@ fn plan(limit: u64, period: QuotaPeriod) -> Arc<UsagePlan> {
 
 fn request(context: &ApiKeyContext) -> Request<()> {
     let mut request = Request::new(());
-    request.extensions_mut().insert(context.clone());
+    request.request_context_mut().set_api_key(context.clone());
     request
 }
 

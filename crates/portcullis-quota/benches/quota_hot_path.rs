@@ -21,6 +21,7 @@ use std::sync::Arc;
 use http::Request;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_test_support::workload::Args;
@@ -54,7 +55,7 @@ fn main() {
     let mut statuses = 0u64;
     for _ in 0..requests {
         let mut request = Request::new(());
-        request.extensions_mut().insert(context.clone());
+        request.request_context_mut().set_api_key(context.clone());
         let status = if layered {
             status_now(&mut service, request)
         } else {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Request, Response};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::ratelimit::{RateLimitHeaders, RateLimitInfo};
 use portcullis_core::refusal::Refusal;
 use portcullis_core::store::OnStoreError;
@@ -149,7 +149,7 @@ type Policy = (RateLimitInfo, RateLimitHeaders);
 
 impl<St> QuotaLayer<St> {
     /// Resolves `request`'s quota check exactly as the layer's service does
-    /// (the key and plan from the [`ApiKeyContext`], the period from the
+    /// (the key and plan from the [`ApiKeyContext`](portcullis_core::context::ApiKeyContext), the period from the
     /// layer's clock and calendar). `None` when the layer would pass the
     /// request untouched (no API key context, or a plan without a quota),
     /// which it counts as the layer does.
@@ -159,7 +159,7 @@ impl<St> QuotaLayer<St> {
     pub fn resolve<ReqBody>(&self, request: &Request<ReqBody>) -> Option<QuotaCheck> {
         let shared = &*self.shared;
         let span = portcullis_core::layer_span!("quota");
-        let key = request.extensions().get::<ApiKeyContext>();
+        let key = request.api_key();
         let found = key.and_then(|key| {
             key.usage_plan()
                 .and_then(|plan| plan.quota().map(|quota| (key, plan, *quota)))

@@ -25,6 +25,7 @@
 //!
 //! use http::{Request, Response, StatusCode};
 //! use portcullis_core::clock::ManualClock;
+//! use portcullis_core::context::RequestContextExt;
 //! use portcullis_core::context::ApiKeyContext;
 //! use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 //! use portcullis_quota::QuotaLayer;
@@ -46,7 +47,7 @@
 //! // What the API-key layer would have left on the request.
 //! let request = || {
 //!     let mut request = Request::new(());
-//!     request.extensions_mut().insert(ApiKeyContext::new("key-1").with_usage_plan(plan.clone()));
+//!     request.request_context_mut().set_api_key(ApiKeyContext::new("key-1").with_usage_plan(plan.clone()));
 //!     request
 //! };
 //! for _ in 0..10 {

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::store::OnStoreError;
@@ -114,7 +114,7 @@ fn decide<St: QuotaStore, B>(
     request: &Request<B>,
     span: &Span,
 ) -> Step<St::Future> {
-    let Some(key) = request.extensions().get::<ApiKeyContext>() else {
+    let Some(key) = request.api_key() else {
         trace_pass(span, "no_api_key", None);
         shared.counters.pass.increment(1);
         return Step::Pass;

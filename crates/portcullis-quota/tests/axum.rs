@@ -15,6 +15,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::admin::{PlanKey, StaticKeys, UsageAdmin};
@@ -44,7 +45,7 @@ async fn api_key(mut request: Request, next: Next) -> Response {
         .and_then(|(key, plan)| plans().get(plan).map(|p| (key.to_owned(), p.clone())))
         .map(|(key, plan)| ApiKeyContext::new(key).with_usage_plan(plan));
     if let Some(context) = context {
-        request.extensions_mut().insert(context);
+        request.request_context_mut().set_api_key(context);
     }
     next.run(request).await
 }

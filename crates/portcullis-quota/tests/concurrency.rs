@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use portcullis_core::clock::{Clock, ManualClock};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore};
 use portcullis_quota::{Calendar, QuotaLayer};
@@ -50,7 +51,7 @@ async fn sixty_four_tasks_twenty_thousand_attempts_exactly_ten_thousand_admitted
             let (mut ok, mut refused) = (0u64, 0u64);
             while attempts.fetch_add(1, Ordering::Relaxed) < ATTEMPTS {
                 let mut request = Request::new(());
-                request.extensions_mut().insert(context.clone());
+                request.request_context_mut().set_api_key(context.clone());
                 match service.clone().oneshot(request).await.unwrap().status() {
                     StatusCode::OK => ok += 1,
                     StatusCode::TOO_MANY_REQUESTS => refused += 1,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::Request;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_test_support::grpc::{self, health_client};
@@ -31,8 +32,8 @@ async fn serve(clock: ManualClock) -> SocketAddr {
             .map(str::to_owned);
         if let Some(key) = key {
             request
-                .extensions_mut()
-                .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+                .request_context_mut()
+                .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
         }
         request
     });

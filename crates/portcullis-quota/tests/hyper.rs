@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use tower::ServiceBuilder;
@@ -36,8 +37,8 @@ async fn serve(layer: QuotaLayer) -> SocketAddr {
                 .map(str::to_owned);
             if let Some(key) = key {
                 request
-                    .extensions_mut()
-                    .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+                    .request_context_mut()
+                    .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
             }
             request
         });

@@ -14,6 +14,7 @@ use common::*;
 use http::{Request, StatusCode};
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, UsagePlan};
 use portcullis_core::ratelimit::RateLimitHeaders;
 use portcullis_quota::store::{
@@ -112,11 +113,13 @@ async fn requests_without_a_key_or_a_quota_pass() {
     let no_quota = Arc::new(UsagePlan::new("throttle-only").unwrap());
     let mut request = Request::new(String::new());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new("k").with_usage_plan(no_quota));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new("k").with_usage_plan(no_quota));
     assert_eq!(send(&service, request).await.status(), StatusCode::OK);
     let mut request = Request::new(String::new());
-    request.extensions_mut().insert(ApiKeyContext::new("k"));
+    request
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new("k"));
     assert_eq!(send(&service, request).await.status(), StatusCode::OK);
     assert_eq!(store.tracked_keys(), 0, "nothing was counted");
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer};
@@ -88,7 +89,7 @@ async fn run(
                 match &service {
                     Some(service) => {
                         let mut request = Request::new(());
-                        request.extensions_mut().insert(context.clone());
+                        request.request_context_mut().set_api_key(context.clone());
                         let status = service.clone().oneshot(request).await.expect("infallible");
                         assert_eq!(status, StatusCode::OK, "every decision admits");
                     }

@@ -28,6 +28,7 @@ use http::{Request, Response, StatusCode};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use portcullis_control_plane::{QuotaEngine, StoreOptions};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisControlPlane};
@@ -178,8 +179,8 @@ async fn call(
         .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
     let mut request = Request::new(());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     service.oneshot(request).await.unwrap().status()
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore, RedisUsagePlanLayer};
@@ -93,8 +94,8 @@ async fn cold_burst(config: &RedisConfig, ports: &[u16], replicas: usize) -> (us
             while next.fetch_add(1, Ordering::Relaxed) < REQUESTS {
                 let mut request = Request::get("/flights").body(()).expect("valid request");
                 request
-                    .extensions_mut()
-                    .insert(ApiKeyContext::new("first-seen").with_usage_plan(plan.clone()));
+                    .request_context_mut()
+                    .set_api_key(ApiKeyContext::new("first-seen").with_usage_plan(plan.clone()));
                 let started = std::time::Instant::now();
                 let response = service.clone().oneshot(request).await.expect("infallible");
                 match response.status() {

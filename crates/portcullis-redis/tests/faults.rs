@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::{OnStoreError, QuotaLayer};
 use portcullis_redis::{RedisConfig, RedisQuotaStore, RedisThrottleStore};
@@ -30,8 +31,8 @@ fn plan() -> Arc<UsagePlan> {
 fn request(plan: &Arc<UsagePlan>) -> Request<()> {
     let mut request = Request::new(());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new("key").with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new("key").with_usage_plan(plan.clone()));
     request
 }
 

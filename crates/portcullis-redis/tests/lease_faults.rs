@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use portcullis_control_plane::{CounterRef, QuotaEngine, StoreOptions};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::QuotaStore;
 use portcullis_quota::{Calendar, OnStoreError, QuotaLayer};
@@ -108,8 +109,8 @@ async fn call(
         .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(String::new())) });
     let mut request = Request::new(());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     let started = Instant::now();
     let status = service.oneshot(request).await.unwrap().status();
     (status, started.elapsed())

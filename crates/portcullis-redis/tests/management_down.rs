@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_control_plane::{ManagementApi, QuotaEngine, StoreOptions};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_quota::QuotaLayer;
 use portcullis_redis::{RedisConfig, RedisControlPlane};
@@ -40,7 +41,7 @@ async fn call(
         .uri(path)
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
-    request.extensions_mut().insert(Caller::new(
+    request.request_context_mut().set_caller(Caller::new(
         "arn:aws:iam::123456789012:user/admin".to_owned(),
         AuthMethod::Iam,
     ));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::store::{InMemoryQuotaStore, QuotaRequest, QuotaStore, UsageUpdate};
 use portcullis_quota::{Calendar, QuotaLayer};
@@ -111,8 +112,8 @@ async fn redis_counts_exactly_as_the_in_memory_store() {
 fn request_for(plan: &Arc<UsagePlan>, key: &str) -> Request<()> {
     let mut request = Request::new(());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     request
 }
 

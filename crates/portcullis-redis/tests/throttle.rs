@@ -16,6 +16,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use portcullis_core::clock::{ManualClock, SharedClock};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings, UsagePlan};
 use portcullis_redis::{RedisThrottleStore, ScriptClock};
 use portcullis_throttle::store::{
@@ -143,8 +144,8 @@ fn seed_plan() -> Arc<UsagePlan> {
 fn keyed(plan: &Arc<UsagePlan>, key: &str) -> Request<()> {
     let mut request = Request::new(());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     request
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use portcullis_core::clock::{ManualClock, SharedClock};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_redis::{
@@ -33,8 +34,8 @@ impl Rng {
 fn request(plan: &Arc<UsagePlan>, key: &str, path: &str) -> Request<()> {
     let mut request = Request::get(path).body(()).expect("valid request");
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     request
 }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use http_body::Body;
 use portcullis_core::ResponseBody;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_core::path::CanonicalPath;
 use portcullis_core::refusal::Refusal;
@@ -224,7 +225,7 @@ fn admit(
             .insert(http::header::CONTENT_LENGTH, length.into());
         strip_aws_chunked(&mut parts.headers);
     }
-    parts.extensions.insert(Caller::new(
+    parts.request_context_mut().set_caller(Caller::new(
         credential.principal_arn_arc().clone(),
         AuthMethod::Iam,
     ));

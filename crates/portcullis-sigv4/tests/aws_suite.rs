@@ -16,7 +16,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::clock::ManualClock;
-use portcullis_core::context::{AuthMethod, Caller};
+use portcullis_core::context::AuthMethod;
+use portcullis_core::context::RequestContextExt;
 use portcullis_iam::ExecuteApiArn;
 use portcullis_sigv4::canonical::UriEncoding;
 use portcullis_sigv4::{Credential, SigV4Body, SigV4Layer, StaticCredentialProvider};
@@ -257,11 +258,7 @@ async fn send(layer: &SigV4Layer, raw: &Raw) -> (StatusCode, String, String) {
         move |request: Request<SigV4Body<Full<Bytes>>>| {
             let expected_body = expected_body.clone();
             async move {
-                let caller = request
-                    .extensions()
-                    .get::<Caller>()
-                    .cloned()
-                    .expect("caller set");
+                let caller = request.caller().cloned().expect("caller set");
                 assert_eq!(caller.method(), AuthMethod::Iam);
                 assert_eq!(caller.principal(), "arn:aws:iam::123456789012:user/suite");
                 let body = request

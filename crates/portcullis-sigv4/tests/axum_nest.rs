@@ -11,7 +11,7 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::clock::ManualClock;
-use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{
     Credential, SigV4Layer, SignatureForm, StaticCredentialProvider, VerifiedSignature,
@@ -39,8 +39,7 @@ fn layer() -> SigV4Layer {
 
 async fn pet(request: axum::extract::Request) -> String {
     let caller = request
-        .extensions()
-        .get::<Caller>()
+        .caller()
         .map(|c| c.principal().to_owned())
         .unwrap_or_default();
     let verified = request

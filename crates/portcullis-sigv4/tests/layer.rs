@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::clock::ManualClock;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{
@@ -71,7 +72,7 @@ async fn call(
         move |request: Request<SigV4Body<Full<Bytes>>>| {
             let seen = seen_by_handler.clone();
             async move {
-                let caller = request.extensions().get::<Caller>().cloned();
+                let caller = request.caller().cloned();
                 let verified = request.extensions().get::<VerifiedSignature>().cloned();
                 let body = request
                     .into_body()
@@ -647,8 +648,7 @@ async fn refusals_to_grpc_clients_are_grpc_statuses() {
 async fn axum_router_layer_and_route_layer() {
     async fn whoami(request: axum::extract::Request) -> String {
         request
-            .extensions()
-            .get::<Caller>()
+            .caller()
             .map(|c| c.principal().to_owned())
             .unwrap_or_default()
     }

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
 use portcullis_iam::{ExecuteApiArn, PolicyDocument};
 use portcullis_sigv4::{Credential, SigV4Layer, StaticCredentialProvider};
 use portcullis_test_support::sigv4::{ACCESS_KEY, REGION, SECRET, Signing, sign_request};
@@ -25,8 +25,7 @@ const TOKEN: &str = "FwoGZXIvYXdzEPT//////////wEaDtemporary+token/with=chars";
 /// Echoes what it received: method, path, query, caller and body.
 async fn echo(request: AxumRequest) -> String {
     let caller = request
-        .extensions()
-        .get::<Caller>()
+        .caller()
         .map(|c| c.principal().to_owned())
         .unwrap_or_default();
     let method = request.method().clone();

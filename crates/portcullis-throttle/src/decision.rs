@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request, Response};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::path::PathRefusal;
 use portcullis_core::ratelimit::RateLimitInfo;
 use portcullis_core::refusal::Refusal;
@@ -125,7 +125,7 @@ impl Decider {
 #[cold]
 #[inline(never)]
 pub(crate) fn record_key(span: &Span, extensions: &http::Extensions) {
-    if let Some(key) = extensions.get::<ApiKeyContext>() {
+    if let Some(key) = extensions.api_key() {
         trace::record_key_id(span, key.key_id());
         if let Some(plan) = key.usage_plan() {
             trace::record_plan_id(span, plan.id());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use portcullis_core::client_ip::ClientIpResolver;
-use portcullis_core::context::{ApiKeyContext, Caller};
+use portcullis_core::context::{ApiKeyContext, RequestContextExt};
 
 use crate::store::CallerKeySource;
 
@@ -91,7 +91,7 @@ impl KeyBy {
         Self::one(Source::ApiKey)
     }
 
-    /// The principal of the authenticated [`Caller`].
+    /// The principal of the authenticated [`Caller`](portcullis_core::context::Caller).
     #[must_use]
     pub fn principal() -> Self {
         Self::one(Source::Principal)
@@ -179,7 +179,7 @@ fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a
     };
     match source {
         Source::ApiKey => {
-            let ctx = head.extensions.get::<ApiKeyContext>()?;
+            let ctx = head.extensions.api_key()?;
             Some(ResolvedKey {
                 source: CallerKeySource::ApiKey,
                 bytes: KeyBytes::Borrowed(ctx.key_id().as_bytes()),
@@ -187,7 +187,7 @@ fn resolve<'a>(source: &Source, head: &RequestHead<'a>) -> Option<ResolvedKey<'a
             })
         }
         Source::Principal => {
-            let caller = head.extensions.get::<Caller>()?;
+            let caller = head.extensions.caller()?;
             Some(plain(
                 CallerKeySource::Principal,
                 KeyBytes::Borrowed(caller.principal().as_bytes()),

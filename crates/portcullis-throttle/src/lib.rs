@@ -8,6 +8,7 @@
 //! use std::sync::Arc;
 //! use http::{Request, Response, StatusCode};
 //! use portcullis_core::clock::ManualClock;
+//! use portcullis_core::context::RequestContextExt;
 //! use portcullis_core::context::ApiKeyContext;
 //! use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 //! use portcullis_throttle::ThrottleLayer;
@@ -27,7 +28,7 @@
 //! // What the API-key layer leaves for the throttle.
 //! let request = || {
 //!     let mut request = Request::new(());
-//!     request.extensions_mut().insert(ApiKeyContext::new("key-1").with_usage_plan(plan.clone()));
+//!     request.request_context_mut().set_api_key(ApiKeyContext::new("key-1").with_usage_plan(plan.clone()));
 //!     request
 //! };
 //! let statuses = [

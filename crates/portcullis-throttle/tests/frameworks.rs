@@ -14,6 +14,7 @@ use axum::routing::get;
 use common::{API, STAGE, clock, settings};
 use http::{Request, StatusCode};
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{ApiStage, UsagePlan};
 use portcullis_test_support::grpc::{self, check, health_client};
 use portcullis_throttle::{KeyBy, ThrottleLayer};
@@ -37,8 +38,8 @@ fn plan_with_pet_override() -> Arc<UsagePlan> {
 fn keyed(uri: &str, plan: &Arc<UsagePlan>) -> Request<Body> {
     let mut request = Request::builder().uri(uri).body(Body::empty()).unwrap();
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new("k").with_usage_plan(Arc::clone(plan)));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new("k").with_usage_plan(Arc::clone(plan)));
     request
 }
 

@@ -13,6 +13,7 @@ use common::*;
 use http::{HeaderName, Method, Request, StatusCode};
 use http_body_util::Full;
 use portcullis_core::client_ip::{ClientIpResolver, PeerAddr};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{AuthMethod, Caller};
 use portcullis_throttle::{
     Answer, BucketCheck, InMemoryThrottleStore, KeyBy, Level, OnStoreError, Outcome,
@@ -277,7 +278,8 @@ async fn keyed_by_principal_header_global_and_function() {
     );
     let as_user = |who: &str| {
         let mut r = plain("/");
-        r.extensions_mut().insert(Caller::new(who, AuthMethod::Jwt));
+        r.request_context_mut()
+            .set_caller(Caller::new(who, AuthMethod::Jwt));
         r
     };
     assert_eq!(

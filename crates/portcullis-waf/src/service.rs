@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
-use portcullis_core::context::WafLabels;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::Decision;
 use tower_layer::Layer;
@@ -316,13 +316,8 @@ where
                 request.headers_mut().insert(name.clone(), value.clone());
             }
             if !outcome.labels().is_empty() {
-                let extensions = request.extensions_mut();
-                match extensions.get_mut::<WafLabels>() {
-                    Some(labels) => outcome.labels().iter().for_each(|l| labels.add(l.clone())),
-                    None => {
-                        extensions.insert(outcome.labels().iter().cloned().collect::<WafLabels>());
-                    }
-                }
+                let labels = request.request_context_mut().waf_labels_mut();
+                outcome.labels().iter().for_each(|l| labels.add(l.clone()));
             }
             request.extensions_mut().insert(outcome);
             // The span covers the decision, not the inner service.

@@ -17,7 +17,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use portcullis_core::clock::ManualClock;
 use portcullis_core::config::ConfigError;
-use portcullis_core::context::WafLabels;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::refusal::Refusal;
 use portcullis_waf::{
     AclSources, CompiledAcl, LoadError, WafAction, WafBody, WafLayer, WafOutcome, WafRefusal,
@@ -62,8 +62,7 @@ fn compile(acl: &Value) -> CompiledAcl {
 /// terminating rule and labels in headers.
 async fn echo(request: Request<WafBody<Streamed>>) -> Result<Response<Full<Bytes>>, Infallible> {
     let labels = request
-        .extensions()
-        .get::<WafLabels>()
+        .waf_labels()
         .map(|l| l.iter().collect::<Vec<_>>().join(","))
         .unwrap_or_default();
     let rule = request

@@ -40,6 +40,7 @@ use portcullis_authorizer::{AuthorizerConfig, AuthorizerLayer, AuthorizerType, H
 use portcullis_core::client_ip::ClientIpResolver;
 #[cfg(feature = "authorizer")]
 use portcullis_core::clock::SharedClock;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
 use portcullis_core::{GatewayResponse, GatewayResponseType, ResponseBody};
 #[cfg(feature = "authorizer")]
@@ -284,7 +285,8 @@ impl ApiStack {
         let responses = self.definition.gateway_responses().cloned();
         let with_responses = move |mut r: Request<GatewayBody>| {
             if let Some(responses) = &responses {
-                r.extensions_mut().insert(responses.clone());
+                r.request_context_mut()
+                    .set_gateway_responses(responses.clone());
             }
             r
         };

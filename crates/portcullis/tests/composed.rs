@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis::config::Config;
 use portcullis::core::client_ip::PeerAddr;
 use portcullis::core::clock::ManualClock;
-use portcullis::core::context::{ApiKeyContext, Caller, WafLabels};
+use portcullis::core::context::RequestContextExt;
 use portcullis::core::request_span::{RequestSpanLayer, X_AMZN_REQUEST_ID};
 use portcullis::{Auth, Boxed, BoxedStack, Gateway, GatewayBody, GatewayLayer};
 use portcullis_test_support::sigv4::{Signing, sign_request};
@@ -236,18 +236,9 @@ fn cases() -> Vec<Case> {
 /// request body, the key, the caller, the WAF's labels and header), with a
 /// header of its own.
 async fn echo(request: Request<GatewayBody>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let key = request
-        .extensions()
-        .get::<ApiKeyContext>()
-        .map(|key| key.key_id().to_owned());
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .map(|caller| caller.principal().to_owned());
-    let labels = request
-        .extensions()
-        .get::<WafLabels>()
-        .map(|labels| format!("{labels:?}"));
+    let key = request.api_key().map(|key| key.key_id().to_owned());
+    let caller = request.caller().map(|caller| caller.principal().to_owned());
+    let labels = request.waf_labels().map(|labels| format!("{labels:?}"));
     let headers: Vec<String> = request
         .headers()
         .iter()

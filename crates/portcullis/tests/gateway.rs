@@ -246,9 +246,11 @@ async fn the_usage_admin_reports_and_extends() {
     // leaves the caller it needs; here the test does.
     let admin = Router::new().nest_service("/admin", gateway.usage_admin());
     let admin_caller = || {
-        portcullis::core::context::Caller::new(
-            "arn:aws:iam::123456789012:user/loyalty-admin",
-            portcullis::core::context::AuthMethod::Iam,
+        portcullis::core::context::RequestContext::new().with_caller(
+            portcullis::core::context::Caller::new(
+                "arn:aws:iam::123456789012:user/loyalty-admin",
+                portcullis::core::context::AuthMethod::Iam,
+            ),
         )
     };
     let today = time::OffsetDateTime::from_unix_timestamp(T0 as i64)

@@ -8,6 +8,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use portcullis::Gateway;
 use portcullis::control_plane::{LocalStore, ManagementApi, QuotaEngine};
+use portcullis::core::context::RequestContextExt;
 use portcullis::core::context::{AuthMethod, Caller};
 use portcullis::quota::QuotaLayer;
 use tower::ServiceExt;
@@ -71,8 +72,8 @@ kind = "memory"
             .body(Full::new(Bytes::new()))
             .unwrap();
         request
-            .extensions_mut()
-            .insert(Caller::new(who.to_owned(), AuthMethod::Iam));
+            .request_context_mut()
+            .set_caller(Caller::new(who.to_owned(), AuthMethod::Iam));
         api.clone().oneshot(request)
     };
     assert_eq!(

@@ -182,10 +182,14 @@ async fn one_convention_for_throttle_and_quota_on_successes_and_refusals() {
     let admin = Router::new().nest_service("/admin", gateway.usage_admin());
     let extend = Request::patch("/admin/usageplans/loyalty-basic/keys/demo-key/usage")
         .header("content-type", "application/json")
-        .extension(portcullis::core::context::Caller::new(
-            "arn:aws:iam::123456789012:user/loyalty-admin",
-            portcullis::core::context::AuthMethod::Iam,
-        ))
+        .extension(
+            portcullis::core::context::RequestContext::new().with_caller(
+                portcullis::core::context::Caller::new(
+                    "arn:aws:iam::123456789012:user/loyalty-admin",
+                    portcullis::core::context::AuthMethod::Iam,
+                ),
+            ),
+        )
         .body(Body::from(
             r#"{"patchOperations":[{"op":"add","path":"/remaining","value":"7"}]}"#,
         ))

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use portcullis::api_key::ApiKeyValue;
 use portcullis::config::{Config, StoreKind, StoreSettings};
 use portcullis::control_plane::{ControlPlaneStore, NewApiKey, NewUsagePlan, UsagePlanRecord};
+use portcullis::core::context::RequestContextExt;
 use portcullis::core::context::{AuthMethod, Caller};
 use portcullis::core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis::{Gateway, GatewayStore};
@@ -69,7 +70,7 @@ async fn call(app: &Router, key: &str) -> StatusCode {
 /// GET on the gateway's usage admin service, as an authenticated caller.
 async fn admin_get(gateway: &Gateway, path: &str) -> (StatusCode, Value) {
     let mut request = Request::get(path).body(Body::empty()).expect("a request");
-    request.extensions_mut().insert(Caller::new(
+    request.request_context_mut().set_caller(Caller::new(
         "arn:aws:iam::123456789012:user/admin",
         AuthMethod::Iam,
     ));

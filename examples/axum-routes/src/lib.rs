@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use portcullis_api_key::{ApiKeyValue, ApiKeys, NewApiKey};
 use portcullis_core::clock::SharedClock;
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::{ApiKeyContext, RequestContext};
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 use portcullis_jwt::{Algorithm, Claims, HmacSecret, Issuer, JwtLayer, Match};
 use portcullis_quota::QuotaLayer;
@@ -51,17 +51,16 @@ const MEMBERS: &[(&str, u64, &str)] = &[
 ];
 
 /// A partner asks for a member's points. The API-key layer left the key it
-/// accepted in the request extensions.
+/// accepted in the request's context.
 async fn loyalty(
     Path(customer_id): Path<String>,
-    Extension(key): Extension<ApiKeyContext>,
+    Extension(context): Extension<RequestContext>,
 ) -> (StatusCode, Json<Value>) {
+    let partner = context.api_key().map(ApiKeyContext::key_id);
     match MEMBERS.iter().find(|(id, ..)| *id == customer_id) {
         Some(&(id, points, tier)) => (
             StatusCode::OK,
-            Json(
-                json!({"customerId": id, "points": points, "tier": tier, "partner": key.key_id()}),
-            ),
+            Json(json!({"customerId": id, "points": points, "tier": tier, "partner": partner})),
         ),
         None => (
             StatusCode::NOT_FOUND,

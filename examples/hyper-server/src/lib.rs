@@ -23,6 +23,7 @@ use portcullis::config::ConfigFileError;
 use portcullis::core::client_ip::PeerAddr;
 use portcullis::core::clock::SharedClock;
 use portcullis::core::context::ApiKeyContext;
+use portcullis::core::context::RequestContextExt;
 use portcullis::{Boxed, BoxedStack, Gateway, GatewayBody, box_body};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
@@ -68,10 +69,7 @@ async fn loyalty(request: Request<GatewayBody>) -> Result<Response<Full<Bytes>>,
     let response = match (request.method(), member) {
         (&Method::GET, Some(&(id, points, tier))) => {
             // The API-key layer left the key it accepted in the extensions.
-            let partner = request
-                .extensions()
-                .get::<ApiKeyContext>()
-                .map(ApiKeyContext::key_id);
+            let partner = request.api_key().map(ApiKeyContext::key_id);
             json(
                 StatusCode::OK,
                 &serde_json::json!({"customerId": id, "points": points, "tier": tier, "partner": partner}),

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use portcullis_api_key::{ApiKeyLayer, ApiKeyValue, ApiKeys, NewApiKey};
 use portcullis_core::clock::SharedClock;
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 use portcullis_jwt::{Algorithm, HmacSecret, Issuer, JwtClaims, JwtLayer, Match};
 use portcullis_throttle::ThrottleLayer;
@@ -73,15 +73,14 @@ impl Loyalty for LoyaltyService {
         request: Request<GetBalanceRequest>,
     ) -> Result<Response<Balance>, Status> {
         // What the layers learned is in the request's extensions.
-        let requested_by = request
-            .extensions()
-            .get::<JwtClaims>()
+        let requested_by = JwtClaims::from_extensions(request.extensions())
+            .as_ref()
             .and_then(JwtClaims::subject)
             .unwrap_or_default()
             .to_owned();
         let partner_key_id = request
             .extensions()
-            .get::<ApiKeyContext>()
+            .api_key()
             .map(|key| key.key_id().to_owned())
             .unwrap_or_default();
         let customer_id = request.into_inner().customer_id;

@@ -14,6 +14,7 @@ use portcullis_api_key::{
     ApiKeyLayer, ApiKeyRecord, ApiKeyRefusal, ApiKeySource, ApiKeyValue, InMemoryApiKeyStore,
 };
 use portcullis_core::clock::{Clock, SystemClock};
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::UsageIdentifierKey;
 use portcullis_core::refusal::Refusal as _;
 
@@ -81,8 +82,8 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as an authorizer's choice.
     if let Ok(text) = std::str::from_utf8(rest) {
         request
-            .extensions_mut()
-            .insert(UsageIdentifierKey::new(text));
+            .request_context_mut()
+            .set_usage_identifier_key(UsageIdentifierKey::new(text));
         let authorizer = layer.clone().source(ApiKeySource::Authorizer);
         let outcome = authorizer
             .authenticate_now(&request)

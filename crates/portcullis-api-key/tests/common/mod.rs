@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{Request, Response};
 use portcullis_api_key::{ApiKeyValue, ApiKeys, NewApiKey};
-use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::{ApiKeyContext, RequestContextExt};
 use portcullis_core::plan::{ApiStage, QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan};
 
 pub const API_ID: &str = "a1b2c3d4e5";
@@ -48,7 +48,7 @@ pub async fn keys_with_one_key() -> (ApiKeys, ApiKeyValue) {
 /// The inner service: answers 200 with the accepted key's id (or `-`) and its
 /// plan's id (or `-`) as the body.
 pub async fn echo_context(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let ctx = request.extensions().get::<ApiKeyContext>();
+    let ctx = request.api_key();
     let body = format!(
         "{}|{}|{}|{}",
         ctx.map_or("-", ApiKeyContext::key_id),

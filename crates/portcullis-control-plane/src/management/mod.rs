@@ -120,6 +120,7 @@ pub const MAX_PATCH_OPERATIONS: usize = 64;
 /// use http_body_util::{BodyExt, Full};
 /// use portcullis_control_plane::{LocalStore, ManagementApi, PolicyMap, QuotaEngine};
 /// use portcullis_core::context::{AuthMethod, Caller};
+/// use portcullis_core::context::RequestContextExt;
 /// use portcullis_iam::PolicyDocument;
 /// use portcullis_quota::QuotaLayer;
 /// use tower::ServiceExt;
@@ -137,7 +138,7 @@ pub const MAX_PATCH_OPERATIONS: usize = 64;
 /// let call = |method: &str, path: &str, body: &str, who: &str| {
 ///     let mut request = Request::builder().method(method).uri(path)
 ///         .body(Full::new(bytes::Bytes::from(body.to_owned()))).unwrap();
-///     request.extensions_mut().insert(Caller::new(who.to_owned(), AuthMethod::Iam));
+///     request.request_context_mut().set_caller(Caller::new(who.to_owned(), AuthMethod::Iam));
 ///     api.clone().oneshot(request)
 /// };
 /// let created = call("POST", "/usageplans",

@@ -8,6 +8,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use portcullis_api_key::ApiKeyValue;
 use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::path::CanonicalPath;
 use portcullis_iam::RequestContext;
 use portcullis_quota::usage::UsagePage;
@@ -112,7 +113,7 @@ impl<S: ControlPlaneStore + Clone + Send + Sync + 'static> Inner<S> {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
-        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        let caller = parts.caller().cloned().ok_or_else(|| {
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "MissingAuthenticationTokenException",

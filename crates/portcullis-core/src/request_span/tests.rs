@@ -4,6 +4,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use super::*;
 use crate::GatewayResponse;
+use crate::context::RequestContext;
 
 fn is_uuid_v4(id: &str) -> bool {
     let bytes = id.as_bytes();
@@ -51,11 +52,9 @@ fn refusals_are_known_by_their_error_type_and_status() {
 type Seen = Option<(Arc<str>, bool)>;
 
 async fn echo(request: Request<()>) -> Result<Response<Seen>, Infallible> {
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone());
-    let record = request.extensions().get::<RequestRecord>().is_some();
+    let context = request.request_context();
+    let id = context.and_then(RequestContext::request_id_arc).cloned();
+    let record = context.and_then(RequestContext::record).is_some();
     Ok(Response::new(id.map(|id| (id, record))))
 }
 
@@ -113,18 +112,15 @@ fn record_context_copies_the_api_key() {
     let mut request = Request::new(());
     let opened = open(&mut request);
     assert!(opened.record().api_key().is_none());
-    request.extensions_mut().insert(ApiKeyContext::new("k-1"));
+    request
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new("k-1"));
     record_context(&request);
     assert_eq!(
         opened.record().api_key().map(|k| k.key_id().to_owned()),
         Some("k-1".to_owned())
     );
     assert!(!opened.record().waf_seen());
-    assert_eq!(
-        request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone()),
-        Some(opened.id().clone())
-    );
+    assert_eq!(request.request_id(), Some(&**opened.id()));
+    assert_eq!(request.extensions().len(), 1);
 }

@@ -1,4 +1,4 @@
-//! The layer that puts [`GatewayResponses`] into every request's extensions.
+//! The layer that puts [`GatewayResponses`] into every request's context.
 
 use std::task::{Context, Poll};
 
@@ -7,8 +7,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::GatewayResponses;
+use crate::context::RequestContextExt;
 
-/// Puts the gateway-response overrides into each request's extensions, where
+/// Puts the gateway-response overrides into each request's context, where
 /// every Portcullis layer inside it finds them when it refuses a request.
 ///
 /// Place it outside all other Portcullis layers.
@@ -103,7 +104,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        request.extensions_mut().insert(self.responses.clone());
+        request
+            .request_context_mut()
+            .set_gateway_responses(self.responses.clone());
         self.inner.call(request)
     }
 }

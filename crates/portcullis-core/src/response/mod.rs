@@ -11,7 +11,7 @@
 //!   tonic's `Status::into_http`: HTTP 200, `content-type: application/grpc`,
 //!   `grpc-status` and a percent-encoded `grpc-message`;
 //! - [`GatewayResponses`] overrides of status, headers and body template, placed
-//!   in the request extensions once by [`GatewayResponsesLayer`], apply to every
+//!   in the request's context once by [`GatewayResponsesLayer`], apply to every
 //!   layer's refusals.
 //!
 //! ```
@@ -45,6 +45,7 @@ pub use layer::{GatewayResponsesLayer, GatewayResponsesService};
 pub use overrides::{BodyTemplate, GatewayResponses, ResponseOverride, ResponseOverrideError};
 
 use crate::body::ResponseBody;
+use crate::context::{RequestContext, RequestContextExt};
 
 /// The `x-amzn-ErrorType` header that API Gateway puts on its own responses.
 pub const X_AMZN_ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
@@ -150,10 +151,13 @@ impl GatewayResponse {
     }
 
     /// Renders the refusal for `request`: as gRPC when the request is gRPC, and
-    /// with the [`GatewayResponses`] overrides found in its extensions.
+    /// with the [`GatewayResponses`] overrides found in its
+    /// [`RequestContext`].
     pub fn render<B>(&self, request: &Request<B>) -> Response<Bytes> {
         self.render_with(
-            request.extensions().get::<GatewayResponses>(),
+            request
+                .request_context()
+                .and_then(RequestContext::gateway_responses),
             is_grpc_request(request.headers()),
         )
     }
@@ -161,7 +165,9 @@ impl GatewayResponse {
     /// Renders the refusal for a request already split into parts.
     pub fn render_parts(&self, parts: &http::request::Parts) -> Response<Bytes> {
         self.render_with(
-            parts.extensions.get::<GatewayResponses>(),
+            parts
+                .request_context()
+                .and_then(RequestContext::gateway_responses),
             is_grpc_request(&parts.headers),
         )
     }

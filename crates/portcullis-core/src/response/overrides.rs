@@ -18,7 +18,7 @@ use super::GatewayResponseType;
 /// Gateway does. A status override applies only to the type it is set on.
 ///
 /// Cloning is cheap: the overrides are shared behind an `Arc`. Put them in the
-/// request extensions with [`GatewayResponsesLayer`](super::GatewayResponsesLayer)
+/// request's context with [`GatewayResponsesLayer`](super::GatewayResponsesLayer)
 /// outside every other Portcullis layer.
 ///
 /// In configuration, the keys are API Gateway's type names:

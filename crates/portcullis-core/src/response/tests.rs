@@ -251,7 +251,9 @@ fn overrides_change_status_headers_and_body() {
             )),
     );
     let mut request = plain();
-    request.extensions_mut().insert(overrides.clone());
+    request
+        .request_context_mut()
+        .set_gateway_responses(overrides.clone());
     let response = GatewayResponse::new(GatewayResponseType::Throttled)
         .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
         .render(&request);
@@ -277,7 +279,9 @@ fn overrides_change_status_headers_and_body() {
 
     // A gRPC client sees the overridden status as its code.
     let mut grpc_request = grpc();
-    grpc_request.extensions_mut().insert(overrides);
+    grpc_request
+        .request_context_mut()
+        .set_gateway_responses(overrides);
     let response = GatewayResponse::new(GatewayResponseType::Throttled).render(&grpc_request);
     assert_eq!(response.headers()["grpc-status"], "14");
     assert_eq!(response.headers()["x-team"], "payments");
@@ -313,7 +317,9 @@ fn default_4xx_and_5xx_overrides_apply_to_types_without_their_own() {
             ),
         );
     let mut request = plain();
-    request.extensions_mut().insert(overrides);
+    request
+        .request_context_mut()
+        .set_gateway_responses(overrides);
 
     let throttled = GatewayResponse::new(GatewayResponseType::Throttled).render(&request);
     // The status stays the type's own: a DEFAULT_4XX status applies to DEFAULT_4XX only.
@@ -353,7 +359,9 @@ fn a_custom_body_and_status_win_over_overrides() {
             .body_template(BodyTemplate::json("{}")),
     );
     let mut request = plain();
-    request.extensions_mut().insert(overrides);
+    request
+        .request_context_mut()
+        .set_gateway_responses(overrides);
     let response = GatewayResponse::new(GatewayResponseType::WafFiltered)
         .with_status(StatusCode::TOO_MANY_REQUESTS)
         .with_body(HeaderValue::from_static("text/plain"), "slow down")

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis_core::clock::{ManualClock, SharedClock};
+use portcullis_core::context::RequestContextExt;
 use portcullis_iam::ExecuteApiArn;
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 use portcullis_sigv4::{CredentialProvider, SigV4Layer};
@@ -228,8 +229,7 @@ pub async fn call(
     let service = ServiceBuilder::new().layer(layer).service_fn(
         |request: Request<portcullis_sigv4::SigV4Body<Full<Bytes>>>| async move {
             let caller = request
-                .extensions()
-                .get::<portcullis_core::context::Caller>()
+                .caller()
                 .map(|c| c.principal().to_owned())
                 .unwrap_or_default();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(caller))))

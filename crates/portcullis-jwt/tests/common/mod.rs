@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use portcullis_core::clock::ManualClock;
-use portcullis_core::context::Caller;
+use portcullis_core::context::RequestContextExt;
 use portcullis_jwt::{JwtClaims, JwtLayer};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
@@ -122,8 +122,8 @@ pub async fn send(
 ) -> (StatusCode, http::HeaderMap, String) {
     let service = ServiceBuilder::new().layer(layer.clone()).service_fn(
         |request: Request<String>| async move {
-            let caller = request.extensions().get::<Caller>().expect("caller");
-            let claims = request.extensions().get::<JwtClaims>().expect("claims");
+            let caller = request.caller().expect("caller");
+            let claims = JwtClaims::from_extensions(request.extensions()).expect("claims");
             assert_eq!(claims.subject(), Some(caller.principal()));
             let body = format!(
                 "{}|{}|{}",

@@ -8,6 +8,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_core::ResponseBody;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings, UsagePlan};
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::store::QuotaStore;
@@ -29,8 +30,8 @@ pub fn plan(id: &str, limit: u64, period: QuotaPeriod, offset: u64) -> Arc<Usage
 pub fn request_for(key: &str, plan: &Arc<UsagePlan>) -> Request<String> {
     let mut request = Request::new(String::new());
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(plan.clone()));
     request
 }
 

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use portcullis_core::ResponseBody;
 use portcullis_core::clock::ManualClock;
 use portcullis_core::context::ApiKeyContext;
+use portcullis_core::context::RequestContextExt;
 use portcullis_core::plan::{ThrottleSettings, UsagePlan};
 use portcullis_throttle::{Throttle, ThrottleLayer, ThrottleStore};
 use tower::util::BoxCloneSyncService;
@@ -59,8 +60,8 @@ pub fn keyed(method: Method, path: &str, key: &str, plan: &Arc<UsagePlan>) -> Re
         .body(Full::new(Bytes::new()))
         .unwrap();
     request
-        .extensions_mut()
-        .insert(ApiKeyContext::new(key).with_usage_plan(Arc::clone(plan)));
+        .request_context_mut()
+        .set_api_key(ApiKeyContext::new(key).with_usage_plan(Arc::clone(plan)));
     request
 }
 
