@@ -14,8 +14,9 @@ use portcullis_core::future::ResponseFuture as Decided;
 use tower_service::Service;
 use tracing::Span;
 
+use crate::decision::{Shared, record_accept};
 use crate::key::KeyDigest;
-use crate::layer::{Shared, record_accept, record_refusal};
+use crate::refusal::record_refusal;
 use crate::store::ApiKeyStore;
 use portcullis_core::refusal::Refusal as _;
 

@@ -2,10 +2,13 @@
 
 mod config;
 pub mod conformance;
+mod decision;
 mod future;
 mod key;
 mod keys;
 mod layer;
+mod refusal;
+mod service;
 mod store;
 
 pub use config::{ApiKeyConfig, ApiKeyLayerConfig, ApiKeysConfig, ConfigError};
@@ -15,5 +18,7 @@ pub use key::{
     KeyDigest, MAX_KEY_LEN, MIN_KEY_LEN, PlanConflict, validate_key_value,
 };
 pub use keys::{ApiKeyError, ApiKeys, CreatedApiKey, NewApiKey};
-pub use layer::{ApiKey, ApiKeyLayer, ApiKeyRefusal, ApiKeySource, X_API_KEY};
+pub use layer::{ApiKeyLayer, ApiKeySource, X_API_KEY};
+pub use refusal::ApiKeyRefusal;
+pub use service::ApiKey;
 pub use store::{ApiKeyLookupResult, ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};
