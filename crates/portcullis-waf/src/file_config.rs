@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::compile::AclSources;
 use crate::error::LoadError;
-use crate::service::WafLayer;
+use crate::layer::WafLayer;
 
 /// A web ACL and the documents it references, as a configuration file names
 /// them: the facade's `[waf]` section deserializes straight into it. The

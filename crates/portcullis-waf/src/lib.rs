@@ -18,6 +18,7 @@ mod file_config;
 mod geo;
 pub mod ipset;
 pub mod json;
+mod layer;
 pub mod managed;
 #[rustfmt::skip]
 mod libinjection;
@@ -34,5 +35,6 @@ pub use engine::{CompiledAcl, CountryLookup, RuleGroupMatch, WafAction, WafOutco
 pub use error::LoadError;
 pub use file_config::WafFileConfig;
 pub use geo::MaxMindCountries;
+pub use layer::{WafLayer, WafReloader};
 pub use refusal::WafRefusal;
-pub use service::{ResponseFuture, Waf, WafLayer, WafReloader};
+pub use service::{ResponseFuture, Waf};
