@@ -8,12 +8,11 @@ mod mode;
 mod realtime;
 mod response;
 mod rules;
+mod service;
 
 pub use extension::{AppSyncDirectives, UNAUTHORIZED_FIELD};
 pub use iam::{APPSYNC_GRAPHQL, FieldIam, GraphqlApiArn, PrincipalPolicies};
-pub use layer::{
-    AppSyncAuth, AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer, ModeTerminal,
-};
+pub use layer::{AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer};
 pub use mode::{
     AuthMode, AuthModes, MAX_AUTHORIZATION_BYTES, NoMode, UnknownAuthMode, select_mode,
 };
@@ -23,3 +22,4 @@ pub use response::{
     unauthorized_body, unauthorized_response,
 };
 pub use rules::{AuthPolicy, RequestAuth, Rules, Source};
+pub use service::{AppSyncAuth, ModeTerminal};
