@@ -76,28 +76,25 @@ impl WafFileConfig {
     pub fn sources(&self, base_dir: &Path, account_id: &str) -> Result<AclSources, ConfigError> {
         let text = read(base_dir, &self.web_acl, "web_acl")?;
         let mut sources = AclSources::from_json(&text).map_err(|e| load("web_acl", &e))?;
-        for (i, path) in self.ip_sets.iter().enumerate() {
-            let field = format!("ip_sets[{i}]");
-            for doc in documents(&field, &read(base_dir, path, &field)?)? {
-                sources = sources
-                    .with_ip_set_json(&doc)
-                    .map_err(|e| load(&field, &e))?;
-            }
-        }
-        for (i, path) in self.regex_sets.iter().enumerate() {
-            let field = format!("regex_sets[{i}]");
-            for doc in documents(&field, &read(base_dir, path, &field)?)? {
-                sources = sources
-                    .with_regex_pattern_set_json(&doc)
-                    .map_err(|e| load(&field, &e))?;
-            }
-        }
-        for (i, path) in self.rule_groups.iter().enumerate() {
-            let field = format!("rule_groups[{i}]");
-            for doc in documents(&field, &read(base_dir, path, &field)?)? {
-                sources = sources
-                    .with_rule_group_json(&doc)
-                    .map_err(|e| load(&field, &e))?;
+        let referenced: [(&str, &[PathBuf], AddDocument); 3] = [
+            ("ip_sets", &self.ip_sets, AclSources::with_ip_set_json),
+            (
+                "regex_sets",
+                &self.regex_sets,
+                AclSources::with_regex_pattern_set_json,
+            ),
+            (
+                "rule_groups",
+                &self.rule_groups,
+                AclSources::with_rule_group_json,
+            ),
+        ];
+        for (name, paths, add) in referenced {
+            for (i, path) in paths.iter().enumerate() {
+                let field = format!("{name}[{i}]");
+                for doc in documents(&field, &read(base_dir, path, &field)?)? {
+                    sources = add(sources, &doc).map_err(|e| load(&field, &e))?;
+                }
             }
         }
         sources = sources.with_account_id(account_id);
@@ -140,6 +137,10 @@ impl WafFileConfig {
 fn load(field: &str, error: &LoadError) -> ConfigError {
     ConfigError::new(field.to_owned(), error.to_string())
 }
+
+/// Adds one referenced document (an IP set, regex pattern set or rule
+/// group, as JSON) to the sources.
+type AddDocument = fn(AclSources, &str) -> Result<AclSources, LoadError>;
 
 fn read(base_dir: &Path, path: &Path, field: &str) -> Result<String, ConfigError> {
     let full = base_dir.join(path);
