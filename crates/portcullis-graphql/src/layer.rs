@@ -51,6 +51,55 @@ impl std::error::Error for BodyError {
 pub(crate) type ModeService = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, Infallible>;
 type ModeFactory = Arc<dyn Fn(ModeTerminal) -> ModeService + Send + Sync>;
 
+/// A mode's layer, as [`AppSyncAuthLayer::new`] and
+/// [`AppSyncAuthLayer::additional_mode`] take it: a
+/// `Layer<`[`ModeTerminal`]`>` (`Send + Sync + 'static`) whose service is
+/// `Clone + Send + Sync + 'static` with a `Send` future, never fails
+/// (`Error = Infallible`), and answers with a body of [`Bytes`] whose error
+/// converts into [`BoxError`].
+///
+/// Implemented for every such layer (portcullis-api-key's `ApiKeyLayer`,
+/// portcullis-sigv4's `SigV4Layer`, portcullis-jwt's `JwtLayer`,
+/// portcullis-authorizer's `AuthorizerLayer`, a `ServiceBuilder` stack of
+/// them); it cannot be implemented otherwise.
+pub trait ModeLayer: sealed::IntoModeFactory {}
+
+impl<L: sealed::IntoModeFactory> ModeLayer for L {}
+
+mod sealed {
+    use super::{
+        BoxBody, BoxCloneSyncService, BoxError, Bytes, Infallible, Layer, ModeFactory,
+        ModeTerminal, Request, Response, Service, ServiceExt, box_response,
+    };
+    use http_body::Body;
+    use std::sync::Arc;
+
+    /// Turns a mode's layer into the factory that wraps each
+    /// [`ModeTerminal`] in it.
+    pub trait IntoModeFactory {
+        fn into_factory(self) -> ModeFactory;
+    }
+
+    impl<L, RB> IntoModeFactory for L
+    where
+        L: Layer<ModeTerminal> + Send + Sync + 'static,
+        L::Service: Service<Request<BoxBody>, Response = Response<RB>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<BoxBody>>>::Future: Send + 'static,
+        RB: Body<Data = Bytes> + Send + 'static,
+        RB::Error: Into<BoxError>,
+    {
+        fn into_factory(self) -> ModeFactory {
+            Arc::new(move |terminal| {
+                BoxCloneSyncService::new(self.layer(terminal).map_response(box_response))
+            })
+        }
+    }
+}
+
 /// Marks a response that came from the service behind a mode's layer, not
 /// from the layer's refusal.
 #[derive(Clone, Copy, Debug)]
@@ -128,18 +177,7 @@ impl fmt::Debug for AppSyncAuthLayer {
 
 impl AppSyncAuthLayer {
     /// An API whose default mode is `default_mode`, verified by `layer`.
-    pub fn new<L, RB>(default_mode: AuthMode, layer: L) -> Self
-    where
-        L: Layer<ModeTerminal> + Send + Sync + 'static,
-        L::Service: Service<Request<BoxBody>, Response = Response<RB>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<BoxBody>>>::Future: Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
+    pub fn new<L: ModeLayer>(default_mode: AuthMode, layer: L) -> Self {
         Self {
             settings: Arc::new(Settings {
                 default_mode,
@@ -153,21 +191,8 @@ impl AppSyncAuthLayer {
 
     /// Accepts `mode` too (AppSync's additional authorization providers),
     /// verified by `layer`. Naming a mode again replaces its layer.
-    pub fn additional_mode<L, RB>(mut self, mode: AuthMode, layer: L) -> Self
-    where
-        L: Layer<ModeTerminal> + Send + Sync + 'static,
-        L::Service: Service<Request<BoxBody>, Response = Response<RB>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<BoxBody>>>::Future: Send + 'static,
-        RB: Body<Data = Bytes> + Send + 'static,
-        RB::Error: Into<BoxError>,
-    {
-        let factory: ModeFactory = Arc::new(move |terminal| {
-            BoxCloneSyncService::new(layer.layer(terminal).map_response(box_response))
-        });
+    pub fn additional_mode<L: ModeLayer>(mut self, mode: AuthMode, layer: L) -> Self {
+        let factory = layer.into_factory();
         let settings = Arc::make_mut(&mut self.settings);
         settings.modes.retain(|(m, _)| *m != mode);
         settings.modes.push((mode, factory));

@@ -12,7 +12,7 @@ mod service;
 
 pub use extension::{AppSyncDirectives, UNAUTHORIZED_FIELD};
 pub use iam::{APPSYNC_GRAPHQL, FieldIam, GraphqlApiArn, PrincipalPolicies};
-pub use layer::{AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer};
+pub use layer::{AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer, ModeLayer};
 pub use mode::{
     AuthMode, AuthModes, MAX_AUTHORIZATION_BYTES, NoMode, UnknownAuthMode, select_mode,
 };

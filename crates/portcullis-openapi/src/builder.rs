@@ -6,13 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
 use http_body::Body;
-use portcullis_core::ResponseBody;
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::chain::{Route, Wrap, wrap};
+use crate::chain::{RouteLayer, Wrap};
 use portcullis_core::config::ConfigError;
 
 use crate::definition::{ApiDefinition, AuthKind};
@@ -53,17 +49,8 @@ where
 {
     /// The layer for every `awsSigv4` (and `AWS_IAM`) method, such as
     /// portcullis-sigv4's `SigV4Layer`.
-    pub fn sigv4<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
-        self.sigv4 = Some(wrap(layer));
+    pub fn sigv4<L: RouteLayer<B, RB, E>>(mut self, layer: L) -> Self {
+        self.sigv4 = Some(layer.into_wrap());
         self
     }
 
@@ -71,17 +58,8 @@ where
     /// its own from [`scheme`](Self::scheme), such as portcullis-jwt's
     /// `JwtLayer`. The method's scopes are checked after it, on the
     /// [`Caller`](portcullis_core::context::Caller) it leaves.
-    pub fn cognito<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
-        self.cognito = Some(wrap(layer));
+    pub fn cognito<L: RouteLayer<B, RB, E>>(mut self, layer: L) -> Self {
+        self.cognito = Some(layer.into_wrap());
         self
     }
 
@@ -89,17 +67,8 @@ where
     /// portcullis-api-key's `ApiKeyLayer` (with the throttle and quota
     /// layers inside it, as a `ServiceBuilder` stack). Configure it for the
     /// definition's [`api_key_source`](ApiDefinition::api_key_source).
-    pub fn api_key<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
-        self.api_key = Some(wrap(layer));
+    pub fn api_key<L: RouteLayer<B, RB, E>>(mut self, layer: L) -> Self {
+        self.api_key = Some(layer.into_wrap());
         self
     }
 
@@ -110,49 +79,22 @@ where
     /// that require one (API Gateway's order: authorizer, API key, throttle,
     /// quota, request validation). Give the throttle and quota here *or*
     /// inside [`api_key`](Self::api_key), not in both.
-    pub fn throttle<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
-        self.throttle = Some(wrap(layer));
+    pub fn throttle<L: RouteLayer<B, RB, E>>(mut self, layer: L) -> Self {
+        self.throttle = Some(layer.into_wrap());
         self
     }
 
     /// The layer for the custom authorizer declared as the security scheme
     /// `name`, such as portcullis-authorizer's `AuthorizerLayer`.
-    pub fn authorizer<L>(self, name: impl Into<String>, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
+    pub fn authorizer<L: RouteLayer<B, RB, E>>(self, name: impl Into<String>, layer: L) -> Self {
         self.scheme(name, layer)
     }
 
     /// The layer for the security scheme `name`, whatever its kind; it wins
     /// over [`sigv4`](Self::sigv4) and [`cognito`](Self::cognito) for that
     /// scheme (for example, one `JwtLayer` per user pool).
-    pub fn scheme<L>(mut self, name: impl Into<String>, layer: L) -> Self
-    where
-        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    {
-        self.schemes.insert(name.into(), wrap(layer));
+    pub fn scheme<L: RouteLayer<B, RB, E>>(mut self, name: impl Into<String>, layer: L) -> Self {
+        self.schemes.insert(name.into(), layer.into_wrap());
         self
     }
 

@@ -26,27 +26,54 @@ pub(crate) type Wrap<B, RB, E> = Arc<dyn Fn(Route<B, RB, E>) -> Route<B, RB, E> 
 /// One chain's authorizer layer and API-key layer.
 pub(crate) type ChainLayers<B, RB, E> = (Option<Wrap<B, RB, E>>, Option<Wrap<B, RB, E>>);
 
-pub(crate) fn wrap<B, RB, E, L>(layer: L) -> Wrap<B, RB, E>
-where
-    L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
-    L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as Service<Request<B>>>::Future: Send + 'static,
-    B: 'static,
-    RB: From<Bytes> + 'static,
-    E: 'static,
-{
-    Arc::new(move |route| {
-        BoxCloneSyncService::new(layer.layer(route).map_response(|response| {
-            response.map(|body| match body.into_inner() {
-                Ok(body) => body,
-                Err(bytes) => RB::from(bytes),
+/// A protection layer, as [`OpenApiLayerBuilder`](crate::OpenApiLayerBuilder)
+/// takes it: a `Layer<`[`Route`]`<B, RB, E>>` (`Send + Sync + 'static`)
+/// whose service takes `Request<B>`, answers with a
+/// [`ResponseBody`]`<RB>` and fails with the route's `E`, and is
+/// `Clone + Send + Sync + 'static` with a `Send` future.
+///
+/// Implemented for every such layer (portcullis-sigv4's `SigV4Layer`,
+/// portcullis-jwt's `JwtLayer`, portcullis-api-key's `ApiKeyLayer`, a
+/// `ServiceBuilder` stack of them); it cannot be implemented otherwise.
+pub trait RouteLayer<B, RB, E>: sealed::IntoWrap<B, RB, E> {}
+
+impl<L: sealed::IntoWrap<B, RB, E>, B, RB, E> RouteLayer<B, RB, E> for L {}
+
+mod sealed {
+    use super::{
+        Arc, BoxCloneSyncService, Bytes, Layer, Request, Response, ResponseBody, Route, Service,
+        ServiceExt, Wrap,
+    };
+
+    /// Turns a protection layer into the function that wraps a route in it.
+    pub trait IntoWrap<B, RB, E> {
+        fn into_wrap(self) -> Wrap<B, RB, E>;
+    }
+
+    impl<B, RB, E, L> IntoWrap<B, RB, E> for L
+    where
+        L: Layer<Route<B, RB, E>> + Send + Sync + 'static,
+        L::Service: Service<Request<B>, Response = Response<ResponseBody<RB>>, Error = E>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<B>>>::Future: Send + 'static,
+        B: 'static,
+        RB: From<Bytes> + 'static,
+        E: 'static,
+    {
+        fn into_wrap(self) -> Wrap<B, RB, E> {
+            Arc::new(move |route| {
+                BoxCloneSyncService::new(self.layer(route).map_response(|response| {
+                    response.map(|body| match body.into_inner() {
+                        Ok(body) => body,
+                        Err(bytes) => RB::from(bytes),
+                    })
+                }))
             })
-        }))
-    })
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -12,7 +12,7 @@ mod service;
 mod validate;
 
 pub use builder::OpenApiLayerBuilder;
-pub use chain::Route;
+pub use chain::{Route, RouteLayer};
 pub use definition::{ApiDefinition, MethodSettings};
 pub use layer::{DEFAULT_BODY_LIMIT, OpenApiLayer};
 pub use refusal::{OpenApiRefusal, RefusalInfo};

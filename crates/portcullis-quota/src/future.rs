@@ -1,9 +1,13 @@
-//! The layer's response future.
+//! The layer's response future: core's, with two states of the quota's own.
 //!
 //! With a store that decides synchronously (the in-memory one) the future is
-//! the inner service's future, stored in place, or the refusal: nothing is
-//! boxed. With a store that must do I/O, the future first awaits the store's
-//! named `Future` (`QuotaStore::Future`), then calls the inner service.
+//! core's [`ResponseFuture`](portcullis_core::future::ResponseFuture): the
+//! inner service's future, stored in place, or the refusal. Nothing is
+//! boxed. Core's third state (async work, boxed) is not used: a store that
+//! must do I/O names its future (`QuotaStore::Future`), which this future
+//! awaits in place before it calls the inner service, and an admitted
+//! response whose rate-limit headers are written on success keeps them
+//! beside the inner future, so neither boxes nor needs `Send`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +17,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
+use portcullis_core::future::ResponseFuture as Decided;
 use portcullis_core::ratelimit::RateLimitHeaders;
 use tower_service::Service;
 use tracing::Span;
@@ -80,6 +85,14 @@ pub(crate) struct Pending<S, ReqBody> {
 
 pin_project! {
     /// The response future of [`Quota`](crate::Quota).
+    ///
+    /// Decided at once (the in-memory store), it is `portcullis_core`'s
+    /// unboxed [`ResponseFuture`](portcullis_core::future::ResponseFuture):
+    /// the inner service's future, or the refusal. Admitted with rate-limit
+    /// headers to add (only when the layer writes them on success), it is
+    /// the inner future with the headers. With a store that must do I/O, it
+    /// first awaits the store's named `Future` (`QuotaStore::Future`), then
+    /// calls the inner service. Nothing is boxed.
     pub struct ResponseFuture<S, ReqBody, ResBody, SF>
     where
         S: Service<Request<ReqBody>>,
@@ -95,9 +108,29 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        Inner { #[pin] future: S::Future, info: Option<RateInfo> },
+        Decided { #[pin] future: Decided<S::Future, ResBody, S::Error> },
+        InnerHeaders { #[pin] future: S::Future, info: Option<RateInfo> },
         Store { #[pin] future: SF, pending: Option<Pending<S, ReqBody>> },
-        Reject { response: Option<Response<ResponseBody<ResBody>>> },
+    }
+}
+
+impl<S, ReqBody, ResBody, SF> State<S, ReqBody, ResBody, SF>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// Admitted: the inner future, with the rate-limit headers to add if
+    /// there are any.
+    #[inline]
+    fn admitted(future: S::Future, info: Option<RateInfo>) -> Self {
+        match info {
+            None => State::Decided {
+                future: Decided::inner(future),
+            },
+            Some(info) => State::InnerHeaders {
+                future,
+                info: Some(info),
+            },
+        }
     }
 }
 
@@ -107,14 +140,14 @@ where
 {
     pub(crate) fn inner(future: S::Future, info: Option<RateInfo>) -> Self {
         Self {
-            state: State::Inner { future, info },
+            state: State::admitted(future, info),
         }
     }
 
     pub(crate) fn answered(response: Response<ResponseBody<ResBody>>) -> Self {
         Self {
-            state: State::Reject {
-                response: Some(response),
+            state: State::Decided {
+                future: Decided::answered(response),
             },
         }
     }
@@ -141,7 +174,8 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Inner { future, info } => {
+                StateProj::Decided { future } => return future.poll(cx),
+                StateProj::InnerHeaders { future, info } => {
                     let result = std::task::ready!(future.poll(cx));
                     let info = info.take();
                     return Poll::Ready(result.map(|response| {
@@ -151,13 +185,6 @@ where
                         }
                         response
                     }));
-                }
-                StateProj::Reject { response } => {
-                    return match response.take() {
-                        Some(response) => Poll::Ready(Ok(response)),
-                        // Polled after completion: a caller bug; never panic.
-                        None => Poll::Pending,
-                    };
                 }
                 StateProj::Store { future, pending } => {
                     let decided = {
@@ -186,12 +213,11 @@ where
                                 remaining: decision.remaining,
                                 ..meta.info
                             };
-                            State::Inner {
-                                future: inner.call(request),
-                                info: (meta.headers_on_success
-                                    && info.style != RateLimitHeaders::None)
+                            State::admitted(
+                                inner.call(request),
+                                (meta.headers_on_success && info.style != RateLimitHeaders::None)
                                     .then_some(info),
-                            }
+                            )
                         }
                         Ok(_) => {
                             trace_refused(
@@ -202,8 +228,8 @@ where
                                 meta.info.reset_seconds,
                             );
                             meta.counters.rejected.increment(1);
-                            State::Reject {
-                                response: Some(meta.info.refusal(&request)),
+                            State::Decided {
+                                future: Decided::answered(meta.info.refusal(&request)),
                             }
                         }
                         Err(error) => {
@@ -216,12 +242,9 @@ where
                             );
                             drop(entered);
                             match meta.on_error {
-                                OnStoreError::Allow => State::Inner {
-                                    future: inner.call(request),
-                                    info: None,
-                                },
-                                OnStoreError::Refuse => State::Reject {
-                                    response: Some(
+                                OnStoreError::Allow => State::admitted(inner.call(request), None),
+                                OnStoreError::Refuse => State::Decided {
+                                    future: Decided::answered(
                                         QuotaRefusal::StoreFailed.into_response(&request),
                                     ),
                                 },

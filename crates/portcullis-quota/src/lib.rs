@@ -101,8 +101,9 @@
 //! [`store::QuotaStore`] is async so that a Redis backend
 //! (`portcullis-redis`) can implement it. The in-memory
 //! [`InMemoryQuotaStore`] answers synchronously, so the layer's
-//! future is the inner future stored in place: nothing is boxed on the hot
-//! path. [`conformance::check_store`] is the suite every store must pass.
+//! future is core's [`ResponseFuture`](portcullis_core::future::ResponseFuture),
+//! the inner future stored in place (or the refusal): nothing is boxed on
+//! the hot path. [`conformance::check_store`] is the suite every store must pass.
 //!
 //! [`ApiKeyContext`]: portcullis_core::context::ApiKeyContext
 //! [`QuotaSettings`]: portcullis_core::plan::QuotaSettings

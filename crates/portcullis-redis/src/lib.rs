@@ -152,10 +152,11 @@ pub use connection::{
     RedisConnection,
 };
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
+pub use portcullis_core::future::ResponseFuture;
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};
 pub use throttle::{AcquireFuture, RedisThrottleStore};
 pub use throttle_lease::{LeaseConfig, LeasedThrottleStore};
-pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer, UsagePlanFuture};
+pub use usage_plan::{RedisUsagePlan, RedisUsagePlanLayer};
 
 /// Which clock a store's Lua scripts read: Redis's own `TIME`, or the time
 /// the caller passes from its [`Clock`](portcullis_core::clock::Clock). Set

@@ -1,7 +1,6 @@
 //! The quota store on Redis: counters and usage records per usage plan and
 //! API key, counted by one server-side script.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -51,21 +50,11 @@ use crate::script::Lua;
 /// boundary for `d`, and a key never moves back to an earlier day or period.
 /// Every key expires at the end of its period plus the usage retention (90
 /// days by default), so quiet keys cost nothing.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisQuotaStore {
     connection: RedisConnection,
     prefix: String,
     retention_days: u32,
-}
-
-impl fmt::Debug for RedisQuotaStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisQuotaStore")
-            .field("connection", &self.connection)
-            .field("prefix", &self.prefix)
-            .field("retention_days", &self.retention_days)
-            .finish()
-    }
 }
 
 /// A Redis quota store failed (a network error, a timeout, a script error).

@@ -1,7 +1,6 @@
 //! The throttle store on Redis: every bucket of a request decided by one
 //! server-side script.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -74,21 +73,11 @@ pub(crate) fn check_bucket_count(checks: &[BucketCheck<'_>]) -> Result<(), Throt
 /// current expiry, and then with slack (twice what is needed plus 1 s), so a
 /// hot key is not re-expired on every call. A full bucket carries no
 /// information, so expiring it loses nothing.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisThrottleStore {
     connection: RedisConnection,
     prefix: String,
     time: ScriptClock,
-}
-
-impl fmt::Debug for RedisThrottleStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisThrottleStore")
-            .field("connection", &self.connection)
-            .field("prefix", &self.prefix)
-            .field("time", &self.time)
-            .finish()
-    }
 }
 
 /// The prelude every throttle script starts with: the time, and a bucket's

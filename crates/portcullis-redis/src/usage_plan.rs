@@ -1,14 +1,13 @@
 //! A key's throttle and quota decided together, in one round trip.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
+use portcullis_core::future::ResponseFuture;
 use portcullis_quota::QuotaLayer;
 use portcullis_quota::store::Decision;
 use portcullis_throttle::ThrottleLayer;
@@ -183,10 +182,6 @@ impl<S> RedisUsagePlan<S> {
     }
 }
 
-/// The response future of [`RedisUsagePlan`]: boxed, since it awaits Redis
-/// before calling the inner service.
-pub type UsagePlanFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RedisUsagePlan<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -197,7 +192,9 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = UsagePlanFuture<Self::Response, S::Error>;
+    /// Core's response future: the inner future run in place when no plan
+    /// applies, else the Redis round trip and then the inner service, boxed.
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -211,8 +208,7 @@ where
             .resolve(&request, |checks, now| (store.buckets(checks), now));
         let quota = parts.quota.resolve(&request);
         if throttle.is_none() && quota.is_none() {
-            let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map(|r| r.map(ResponseBody::inner)) });
+            return ResponseFuture::inner(self.inner.call(request));
         }
         let call = quota
             .as_ref()
@@ -226,7 +222,7 @@ where
         // The ready service goes with the request; this one keeps a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        ResponseFuture::waiting(Box::pin(async move {
             let started = Instant::now();
             let result = decide(connection, buckets, time, now, call).await;
             record_call("usage_plan", started, result.as_ref().err());
@@ -279,7 +275,7 @@ where
                 info.apply(style, &mut response);
             }
             Ok(response)
-        })
+        }))
     }
 }
 

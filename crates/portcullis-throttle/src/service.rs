@@ -200,7 +200,7 @@ where
             Verdict::Admit(Some(headers)) => {
                 ResponseFuture::inner_headers(self.inner.call(request), headers)
             }
-            Verdict::Reject(response) => ResponseFuture::answered(response),
+            Verdict::Reject(response) => ResponseFuture::answered(*response),
         }
     }
 }

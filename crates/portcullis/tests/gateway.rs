@@ -329,6 +329,21 @@ fn errors_name_the_bad_field() {
     );
     assert!(error.message().contains("missing.json"));
 
+    // The identity pool's own error, put under its section.
+    #[cfg(feature = "identity-pool")]
+    {
+        let config = Config::from_toml(&format!(
+            "{base}\n[[iam.users]]\narn = \"arn:aws:iam::123456789012:user/a\"\naccess_key_id = \"AKIA1\"\nsecret_access_key = \"s\"\n\n[identity_pool]\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\ncredential_lifetime_seconds = 60\nkeys = [{{ id = \"k1\", secret = \"test-pool-key-0000000000000000000000000000\" }}]\nauthenticated_role = \"Member\"\nroles = {{ Member = {{ policies = [] }} }}\n"
+        ))
+        .unwrap();
+        let error = Gateway::builder(config).build().unwrap_err();
+        assert_eq!(
+            error.path(),
+            "identity_pool.credential_lifetime_seconds",
+            "{error}"
+        );
+    }
+
     // A web ACL with a bad field: the WAF's JSON path comes along.
     write(
         &dir,

@@ -73,32 +73,18 @@ pub(super) async fn api_keys<S: ControlPlaneStore>(store: &S) {
         "a duplicate id is a conflict",
     );
 
-    let updated = ok(
-        store
-            .update_api_key(
-                "cf-a",
-                ApiKeyUpdate::new()
-                    .enabled(false)
-                    .description(Some("d".into())),
-            )
-            .await,
-        "update",
-    );
+    // The same update, sent twice.
+    let update = || {
+        ApiKeyUpdate::new()
+            .enabled(false)
+            .description(Some("d".into()))
+    };
+    let updated = ok(store.update_api_key("cf-a", update()).await, "update");
     expect(
         !updated.enabled && updated.description.as_deref() == Some("d"),
         "update changes the fields named",
     );
-    let again = ok(
-        store
-            .update_api_key(
-                "cf-a",
-                ApiKeyUpdate::new()
-                    .enabled(false)
-                    .description(Some("d".into())),
-            )
-            .await,
-        "update again",
-    );
+    let again = ok(store.update_api_key("cf-a", update()).await, "update again");
     expect(
         again.enabled == updated.enabled && again.description == updated.description,
         "the same update twice gives the same key (idempotent)",

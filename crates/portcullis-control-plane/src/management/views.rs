@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_core::plan::{ApiStage, QuotaSettings, ThrottleSettings, UsagePlan};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -53,93 +52,20 @@ impl<'a> ApiKeyView<'a> {
     }
 }
 
-/// `ThrottleSettings`.
+/// `UsagePlan`: the quota admin's representation of the plan (the same
+/// model shape), with the plan's tags.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ThrottleView {
-    burst_limit: u32,
-    rate_limit: f64,
-}
-
-impl ThrottleView {
-    fn of(t: &ThrottleSettings) -> Self {
-        Self {
-            burst_limit: t.burst_limit().get(),
-            rate_limit: t.rate_limit(),
-        }
-    }
-}
-
-/// `QuotaSettings`.
-#[derive(Serialize)]
-pub(crate) struct QuotaView {
-    limit: u64,
-    offset: u64,
-    period: String,
-}
-
-impl QuotaView {
-    fn of(q: &QuotaSettings) -> Self {
-        Self {
-            limit: q.limit(),
-            offset: q.offset(),
-            period: q.period().to_string(),
-        }
-    }
-}
-
-/// `ApiStage`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ApiStageView<'a> {
-    api_id: &'a str,
-    stage: &'a str,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    throttle: BTreeMap<String, ThrottleView>,
-}
-
-impl<'a> ApiStageView<'a> {
-    fn of(stage: &'a ApiStage) -> Self {
-        Self {
-            api_id: &stage.api_id,
-            stage: &stage.stage,
-            throttle: stage
-                .throttle
-                .iter()
-                .map(|(selector, t)| (selector.to_string(), ThrottleView::of(t)))
-                .collect(),
-        }
-    }
-}
-
-/// `UsagePlan`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 pub(crate) struct UsagePlanView<'a> {
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    api_stages: Vec<ApiStageView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    throttle: Option<ThrottleView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quota: Option<QuotaView>,
+    #[serde(flatten)]
+    plan: portcullis_quota::admin::UsagePlanView<'a>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tags: &'a BTreeMap<String, String>,
 }
 
 impl<'a> UsagePlanView<'a> {
     pub(crate) fn of(record: &'a UsagePlanRecord) -> Self {
-        let plan: &UsagePlan = &record.plan;
         Self {
-            id: plan.id(),
-            name: plan.name(),
-            description: plan.description(),
-            api_stages: plan.api_stages().iter().map(ApiStageView::of).collect(),
-            throttle: plan.throttle().map(ThrottleView::of),
-            quota: plan.quota().map(QuotaView::of),
+            plan: portcullis_quota::admin::UsagePlanView::of(&record.plan),
             tags: &record.tags,
         }
     }
@@ -195,7 +121,7 @@ pub(crate) struct CreateApiKeyInput {
 }
 
 /// `ThrottleSettings` as a request carries it (the model's numbers, checked
-/// by [`ThrottleSettings::new`]).
+/// by [`ThrottleSettings::new`](portcullis_core::plan::ThrottleSettings::new)).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ThrottleInput {
@@ -273,5 +199,56 @@ impl PatchOperation {
             Some(Value::Bool(b)) => Some(b.to_string()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use portcullis_core::plan::{
+        ApiStage, QuotaPeriod, QuotaSettings, ThrottleSettings, UsagePlan,
+    };
+    use serde_json::json;
+
+    use super::UsagePlanView;
+    use crate::model::UsagePlanRecord;
+
+    #[test]
+    fn a_usage_plan_is_the_models_usage_plan_with_its_tags() {
+        let stage = ApiStage {
+            api_id: "a1b2c3".into(),
+            stage: "prod".into(),
+            throttle: BTreeMap::from([(
+                "/pets/GET".parse().expect("a selector"),
+                ThrottleSettings::new(5.0, 10).expect("a throttle"),
+            )]),
+        };
+        let plan = UsagePlan::new("gold")
+            .expect("an id")
+            .with_name("Gold")
+            .with_throttle(ThrottleSettings::new(100.0, 200).expect("a throttle"))
+            .with_quota(QuotaSettings::new(1000, QuotaPeriod::Week).expect("a quota"))
+            .with_api_stage(stage);
+        let mut record = UsagePlanRecord::new(plan);
+        let view = serde_json::to_value(UsagePlanView::of(&record)).expect("serializes");
+        assert_eq!(
+            view,
+            json!({
+                "id": "gold",
+                "name": "Gold",
+                "apiStages": [{
+                    "apiId": "a1b2c3",
+                    "stage": "prod",
+                    "throttle": {"/pets/GET": {"burstLimit": 10, "rateLimit": 5.0}},
+                }],
+                "throttle": {"burstLimit": 200, "rateLimit": 100.0},
+                "quota": {"limit": 1000, "offset": 0, "period": "WEEK"},
+            })
+        );
+        record.tags.insert("team".into(), "payments".into());
+        let view = serde_json::to_value(UsagePlanView::of(&record)).expect("serializes");
+        assert_eq!(view["tags"], json!({"team": "payments"}));
+        assert_eq!(view["id"], "gold");
     }
 }

@@ -90,7 +90,8 @@ mod response;
 use crate::usage::{MAX_USAGE_PAGE_LIMIT, UsageApi, UsagePage};
 pub use directory::{KeyDirectory, PlanKey, StaticKeys};
 use request::{Route, parse_date, parse_patch, parse_query};
-use response::{AdminError, KeyView, PlanView, ok};
+pub use response::UsagePlanView;
+use response::{AdminError, KeyView, ok};
 
 /// The default limit of a request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -240,7 +241,7 @@ impl<St: QuotaStore, D: KeyDirectory> AdminInner<St, D> {
         let query = parse_query(request.uri().query().unwrap_or(""));
         match route {
             Route::Plans => {
-                let plans: Vec<PlanView<'_>> = self
+                let plans: Vec<UsagePlanView<'_>> = self
                     .plans
                     .values()
                     .filter(|plan| match query.get("keyId") {
@@ -251,11 +252,11 @@ impl<St: QuotaStore, D: KeyDirectory> AdminInner<St, D> {
                             .any(|k| &k.id == key),
                         None => true,
                     })
-                    .map(|plan| PlanView::of(plan))
+                    .map(|plan| UsagePlanView::of(plan))
                     .collect();
                 ok(&serde_json::json!({ "items": plans }))
             }
-            Route::Plan(plan) => ok(&PlanView::of(self.plan(&plan)?)),
+            Route::Plan(plan) => ok(&UsagePlanView::of(self.plan(&plan)?)),
             Route::Keys(plan) => {
                 self.plan(&plan)?;
                 let keys: Vec<KeyView> = self

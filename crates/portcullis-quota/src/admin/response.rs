@@ -102,10 +102,15 @@ pub(super) fn ok<T: Serialize>(value: &T) -> Result<Response<Full<Bytes>>, Admin
     Ok(json_response(StatusCode::OK, value))
 }
 
-/// API Gateway's `UsagePlan` representation.
-#[derive(Serialize)]
+/// API Gateway's JSON representation of a [`UsagePlan`] (its `UsagePlan`
+/// shape, with the wire names: `apiStages`, `burstLimit`, `rateLimit`),
+/// as GetUsagePlan answers it; serialize it with serde.
+///
+/// The usage admin service answers with it, and so does the control
+/// plane's management API (with the plan's tags beside it).
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PlanView<'a> {
+pub struct UsagePlanView<'a> {
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
@@ -118,18 +123,20 @@ pub(super) struct PlanView<'a> {
     quota: Option<QuotaView>,
 }
 
-#[derive(Serialize)]
+/// API Gateway's `ApiStage`.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct StageView<'a> {
+struct StageView<'a> {
     api_id: &'a str,
     stage: &'a str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     throttle: BTreeMap<String, ThrottleView>,
 }
 
-#[derive(Serialize)]
+/// API Gateway's `ThrottleSettings`.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ThrottleView {
+struct ThrottleView {
     burst_limit: u32,
     rate_limit: f64,
 }
@@ -143,15 +150,18 @@ impl From<&ThrottleSettings> for ThrottleView {
     }
 }
 
-#[derive(Serialize)]
-pub(super) struct QuotaView {
+/// API Gateway's `QuotaSettings`.
+#[derive(Debug, Serialize)]
+struct QuotaView {
     limit: u64,
     offset: u64,
     period: String,
 }
 
-impl<'a> PlanView<'a> {
-    pub(super) fn of(plan: &'a UsagePlan) -> Self {
+impl<'a> UsagePlanView<'a> {
+    /// `plan` as API Gateway represents it.
+    #[must_use]
+    pub fn of(plan: &'a UsagePlan) -> Self {
         Self {
             id: plan.id(),
             name: plan.name(),

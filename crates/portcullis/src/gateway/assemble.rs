@@ -1,7 +1,7 @@
 //! `GatewayBuilder::assemble`: every configured layer, built on the
 //! opened store.
 
-#[cfg(feature = "openapi")]
+#[cfg(any(feature = "openapi", feature = "sigv4"))]
 use std::sync::Arc;
 
 use portcullis_api_key::{ApiKeys, ApiKeysConfig};
@@ -10,11 +10,15 @@ use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::SharedClock;
 use portcullis_core::plan::MethodSelector;
 use portcullis_iam::ExecuteApiArn;
+#[cfg(feature = "sigv4")]
+use portcullis_iam::PolicyDocument;
 #[cfg(feature = "identity-pool")]
 use portcullis_identity_pool::{IdentityPool, IdentityPoolConfig};
 #[cfg(feature = "identity-pool")]
 use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
+#[cfg(feature = "sigv4")]
+use portcullis_sigv4::{CredentialProvider, SigV4FileConfig, StaticCredentialProvider};
 use portcullis_throttle::{InMemoryThrottleStore, ThrottleLayer};
 
 use super::Gateway;
@@ -148,15 +152,15 @@ impl GatewayBuilder {
             Some(pool) => Some(build_identity_pool(pool, jwt.as_ref(), &clock)?),
             None => None,
         };
+        // The users' policy files are read once, here: the management API's
+        // policies come from the same credentials.
         #[cfg(feature = "sigv4")]
-        let iam_policies = match &config.iam {
-            Some(iam) => iam.policies(&base_dir).map_err(|e| e.within("iam"))?,
-            None => Vec::new(),
-        };
+        let mut iam_policies = Vec::new();
         #[cfg(feature = "sigv4")]
         let sigv4 = match &config.iam {
             Some(iam) => {
                 let users = iam.credentials(&base_dir).map_err(|e| e.within("iam"))?;
+                iam_policies = users_policies(iam, &users);
                 // Temporary credentials from the identity pool; long-term
                 // users behind.
                 #[cfg(feature = "identity-pool")]
@@ -267,7 +271,33 @@ fn build_identity_pool(
     {
         builder = builder.jwt(jwt.clone());
     }
-    builder
-        .build()
-        .map_err(|e| ConfigError::new(format!("identity_pool.{}", e.path()), e.message()))
+    builder.build().map_err(|e| e.within("identity_pool"))
+}
+
+/// Each `[iam]` user's identity policies, by principal ARN, as its
+/// credential holds them (read from their files by
+/// [`credentials`](SigV4FileConfig::credentials)): a user whose access key
+/// id a later user takes over has no credential, so no policies either.
+#[cfg(feature = "sigv4")]
+fn users_policies(
+    iam: &SigV4FileConfig,
+    users: &StaticCredentialProvider,
+) -> Vec<(String, Arc<PolicyDocument>)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut policies = Vec::new();
+    for user in &iam.users {
+        if !seen.insert(user.access_key_id.as_str()) {
+            continue;
+        }
+        // A static provider answers at once.
+        if let Some(Ok(Some(credential))) = users.lookup(&user.access_key_id).ready() {
+            policies.extend(
+                credential
+                    .policies()
+                    .iter()
+                    .map(|policy| (credential.principal_arn().to_owned(), Arc::clone(policy))),
+            );
+        }
+    }
+    policies
 }
