@@ -166,3 +166,58 @@ async fn a_spent_block_is_settled_and_its_entry_dropped_before_its_ttl() {
     }
     assert_eq!(admitted, 10);
 }
+
+/// The flusher's task looks for expired blocks every quarter of a
+/// `block_ttl`, not only every flush period: an entry goes soon after its
+/// block expires, and the reports of blocks still held wait for the period.
+#[tokio::test]
+async fn the_flusher_drops_an_expired_block_between_its_reports() {
+    let store = MemoryStore::memory();
+    let engine = engine(&store, Duration::from_millis(100));
+    // A period the test never reaches: only the sweeps run.
+    let _task = engine.spawn_flusher(Duration::from_secs(3600));
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert!(admit(&engine, &request("expires", 1000)).await);
+    }
+    tokio::time::sleep(TTL / 2).await;
+    assert!(admit(&engine, &request("held", 1000)).await);
+    assert_eq!(engine.tracked_keys(), 2);
+    assert_eq!(
+        store.counter_state("gold", "expires"),
+        Some((1000, 8, 0)),
+        "a block still held is not reported before the period"
+    );
+    // Generous for a loaded machine; the old flusher (a pass a period)
+    // would take an hour.
+    let deadline = started + Duration::from_secs(5);
+    while store.counter_state("gold", "expires") != Some((1000, 3, 3)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired block was not given back by a sweep"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(started.elapsed() >= TTL, "not before it expired");
+    // The sweep that settled it drops its entry.
+    while engine.tracked_keys() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired key's entry is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        store.counter_state("gold", "held"),
+        Some((1000, 8, 0)),
+        "the block not expired is kept, unreported"
+    );
+    while engine.tracked_keys() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held block expires too"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.counter_state("gold", "held"), Some((1000, 1, 1)));
+}

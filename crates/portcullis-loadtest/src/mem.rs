@@ -14,6 +14,11 @@
 //!   (the throttle's in-memory store, and the quota through the control
 //!   plane's `QuotaEngine` on its in-memory store).
 //!
+//! Besides what each store holds at the end of the insert, the quota's
+//! live counters are sampled every 4,096 keys for their peak
+//! (`quota_counters_peak`): the allocator keeps what freed entries held, so
+//! the resident figure after the keys follows the peak, not the end.
+//!
 //! Time is a manual clock, moved forward instead of slept through, except
 //! for the facade's quota engine, whose blocks expire in real time: the
 //! measurement waits a `block_ttl` and flushes it, twice (2.2 s), so the
@@ -122,13 +127,28 @@ impl QuotaCounters {
     }
 }
 
-async fn drive<S, B>(service: S, plan: &Arc<UsagePlan>, keys: u64) -> Result<f64, Error>
+/// How often [`drive`] samples the quota's live counters for their peak.
+const PEAK_SAMPLE: u64 = 4096;
+
+/// Sends one request for each of `keys` distinct keys; answers the
+/// seconds it took and the most quota counters `probe` held at once
+/// (sampled every [`PEAK_SAMPLE`] keys).
+async fn drive<S, B>(
+    service: S,
+    plan: &Arc<UsagePlan>,
+    keys: u64,
+    probe: &Probe,
+) -> Result<(f64, usize), Error>
 where
     S: Service<Request<String>, Response = Response<B>> + Clone,
     S::Error: Into<Error>,
 {
     let started = Instant::now();
+    let mut peak = 0;
     for i in 0..keys {
+        if i % PEAK_SAMPLE == 0 {
+            peak = peak.max(probe.quota.as_ref().map_or(0, QuotaCounters::tracked_keys));
+        }
         let mut request = Request::new(String::new());
         request
             .request_context_mut()
@@ -138,7 +158,9 @@ where
             return Err(format!("key {i} was refused: {}", response.status()).into());
         }
     }
-    Ok(started.elapsed().as_secs_f64())
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak.max(probe.quota.as_ref().map_or(0, QuotaCounters::tracked_keys));
+    Ok((seconds, peak))
 }
 
 async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
@@ -169,14 +191,14 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     let bare = ServiceBuilder::new().service_fn(ok as Respond);
 
     let before = resident_bytes().ok_or("/proc/self/statm is not readable")?;
-    let (seconds, probe) = match stores {
+    let ((seconds, peak), probe) = match stores {
         Stores::Throttle => {
             let service = ServiceBuilder::new().layer(throttle.clone()).service(bare);
             let probe = Probe {
                 throttle: Some(throttle.store().clone()),
                 quota: None,
             };
-            (drive(service, &plan, keys).await?, probe)
+            (drive(service, &plan, keys, &probe).await?, probe)
         }
         Stores::Quota => {
             let service = ServiceBuilder::new().layer(quota.clone()).service(bare);
@@ -184,7 +206,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
                 throttle: None,
                 quota: Some(QuotaCounters::Memory(quota.store().as_ref().clone())),
             };
-            (drive(service, &plan, keys).await?, probe)
+            (drive(service, &plan, keys, &probe).await?, probe)
         }
         Stores::Both => {
             let service = ServiceBuilder::new()
@@ -195,7 +217,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
                 throttle: Some(throttle.store().clone()),
                 quota: Some(QuotaCounters::Memory(quota.store().as_ref().clone())),
             };
-            (drive(service, &plan, keys).await?, probe)
+            (drive(service, &plan, keys, &probe).await?, probe)
         }
         Stores::Facade => {
             let gateway = Gateway::builder(config).clock(shared.clone()).build()?;
@@ -209,7 +231,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
                 throttle: Some(memory_buckets(throttle.store())?.clone()),
                 quota: Some(QuotaCounters::Facade(quota.store().as_ref().clone())),
             };
-            (drive(service, &plan, keys).await?, probe)
+            (drive(service, &plan, keys, &probe).await?, probe)
         }
     };
     let after = resident_bytes().unwrap_or(before);
@@ -232,6 +254,7 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     println!("bytes_per_key_after_keys|{:.0}", per_key(after));
     println!("throttle_buckets_after_keys|{throttle_keys}");
     println!("quota_counters_after_keys|{quota_keys}");
+    println!("quota_counters_peak|{peak}");
 
     // The throttle's idle interval: every bucket is full again.
     let idle = Duration::from_secs_f64(1.0 / RATE) + Duration::from_secs(1);

@@ -97,6 +97,19 @@ pub(super) struct Entry {
     /// The slow path's lock ([`Entry::lock`]): [`LOCKED`], and
     /// [`WAITING`] once a request has waited for it.
     lock: AtomicU32,
+    /// A [`now_ms`] time, its low 32 bits: while the entry holds a block,
+    /// when the block was granted (its age for [`EngineConfig::block_ttl`],
+    /// and the time over which the rate is measured); else when its last
+    /// block was settled. Written with the slow path's lock held
+    /// ([`SlowGuard::set_since`]), read without it by the flusher's sweeps
+    /// ([`Entry::due`]), which check again under the lock. It wraps after
+    /// 49 days; the flusher looks at it every second, and a wrapped value
+    /// only keeps a block one more round.
+    since: AtomicU32,
+    /// This replica's request rate for the counter, per second, as its
+    /// last blocks measured it (0 before the first): an `f32`'s bits,
+    /// written with the slow path's lock held.
+    rate: AtomicU32,
     /// The slow path's state while the lock is free; its holder works on
     /// its own copy ([`SlowGuard`]), so no `std` guard is held across an
     /// `await`.
@@ -119,15 +132,6 @@ static WAITERS: [Notify; 64] = [const { Notify::const_new() }; 64];
 #[derive(Default)]
 pub(super) struct Slow {
     pub(super) lease: Option<Lease>,
-    /// This replica's request rate for the counter, per second, as its
-    /// last blocks measured it (0 before the first).
-    pub(super) rate: f32,
-    /// A [`now_ms`] time, its low 32 bits: while the entry holds a block,
-    /// when the block was granted (its age for [`EngineConfig::block_ttl`],
-    /// and the time over which the rate is measured). It wraps after 49
-    /// days; the flusher looks at it every second, and a wrapped value only
-    /// keeps a block one more round.
-    pub(super) since: u32,
 }
 
 pub(super) struct Lease {
@@ -148,11 +152,9 @@ impl Entry {
             pool: AtomicU64::new(0),
             exhausted_until: AtomicU32::new(0),
             lock: AtomicU32::new(0),
-            slow: Mutex::new(Slow {
-                lease: None,
-                rate: 0.0,
-                since: ms32(now_ms()),
-            }),
+            since: AtomicU32::new(ms32(now_ms())),
+            rate: AtomicU32::new(0.0f32.to_bits()),
+            slow: Mutex::new(Slow { lease: None }),
         }
     }
 
@@ -225,11 +227,11 @@ impl Entry {
     }
 
     /// Whether the entry carries nothing worth keeping at `now`: no block,
-    /// no fresh "quota spent" mark, and nobody using it (the map holds the
-    /// only reference; the caller holds the map's write lock, so no other
-    /// can be taken).
-    pub(super) fn evictable(self: &Arc<Self>, now: u64) -> bool {
-        if Arc::strong_count(self) > 1 {
+    /// no fresh "quota spent" mark, and nobody using it (the map and the
+    /// caller hold the only `references`; the caller holds the map's write
+    /// lock, so no other can be taken).
+    pub(super) fn evictable(self: &Arc<Self>, now: u64, references: usize) -> bool {
+        if Arc::strong_count(self) > references {
             return false;
         }
         let Some(slow) = self.try_lock() else {
@@ -304,6 +306,15 @@ impl Entry {
         }
     }
 
+    /// Whether the flusher's sweep at `now` (a [`ms32`] time) should look
+    /// at this entry under its lock: its block is spent, or older than
+    /// `ttl` milliseconds (or it holds none and has not for that long). Read
+    /// without the lock: the sweep checks again with it.
+    pub(super) fn due(&self, now: u32, ttl: u64) -> bool {
+        let held_for = now.wrapping_sub(self.since.load(Ordering::Relaxed));
+        u64::from(held_for) >= ttl || self.spent()
+    }
+
     /// Takes what remains of the block (the fast path then finds nothing).
     pub(super) fn take_remaining(&self) -> u64 {
         let word = self.word.load(Ordering::Acquire);
@@ -319,6 +330,28 @@ impl Entry {
 pub(super) struct SlowGuard<'a> {
     entry: &'a Entry,
     slow: Slow,
+}
+
+impl SlowGuard<'_> {
+    /// [`Entry`]'s `since`: when the block was granted, or the last one
+    /// settled.
+    pub(super) fn since(&self) -> u32 {
+        self.entry.since.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_since(&mut self, at: u32) {
+        self.entry.since.store(at, Ordering::Relaxed);
+    }
+
+    /// [`Entry`]'s rate: requests a second on this replica (0 before the
+    /// first block is settled).
+    pub(super) fn rate(&self) -> f32 {
+        f32::from_bits(self.entry.rate.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_rate(&mut self, rate: f32) {
+        self.entry.rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
 }
 
 impl Deref for SlowGuard<'_> {
@@ -436,8 +469,8 @@ mod tests {
     fn an_entry_is_as_small_as_the_docs_say() {
         assert_eq!(size_of::<KeyId>(), 16, "a key id of up to 14 bytes inline");
         assert_eq!(size_of::<Lease>(), 32, "a block points to its period");
-        assert_eq!(size_of::<Slow>(), 40);
-        assert_eq!(size_of::<Mutex<Slow>>(), 48);
+        assert_eq!(size_of::<Slow>(), 32);
+        assert_eq!(size_of::<Mutex<Slow>>(), 40);
         assert_eq!(size_of::<Handle>(), 8, "the map holds one pointer");
         assert!(
             size_of::<Entry>() <= 104,
@@ -456,7 +489,7 @@ mod tests {
         const TASKS: u32 = 16;
         const ROUNDS: u32 = 50;
         let entry = Arc::new(Entry::new(Arc::new("plan".to_owned()), "key"));
-        let start = entry.lock().await.since;
+        let start = entry.lock().await.since();
         let inside = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..TASKS {
@@ -465,9 +498,9 @@ mod tests {
                 for _ in 0..ROUNDS {
                     let mut slow = entry.lock().await;
                     assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
-                    let seen = slow.since;
+                    let seen = slow.since();
                     tokio::task::yield_now().await;
-                    slow.since = seen.wrapping_add(1);
+                    slow.set_since(seen.wrapping_add(1));
                     inside.fetch_sub(1, Ordering::SeqCst);
                 }
             }));
@@ -476,7 +509,7 @@ mod tests {
             task.await.unwrap();
         }
         let slow = entry.lock().await;
-        assert_eq!(slow.since, start.wrapping_add(TASKS * ROUNDS));
+        assert_eq!(slow.since(), start.wrapping_add(TASKS * ROUNDS));
         assert!(entry.try_lock().is_none(), "held");
         drop(slow);
         assert!(entry.try_lock().is_some(), "let go");

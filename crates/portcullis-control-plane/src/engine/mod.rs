@@ -171,23 +171,52 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     }
 
     /// Drops the entries that carry nothing: no block, no fresh "quota
-    /// spent" mark, and in use by no request. Gives the map's memory back
-    /// when it is mostly empty. Answers how many were dropped.
+    /// spent" mark, and in use by no request. Answers how many were dropped.
     fn evict_idle(&self) -> usize {
         let entries = &self.inner.entries;
         let before = entries.len();
         let now = now_ms();
-        entries.retain(|handle, ()| !handle.0.evictable(now));
+        entries.retain(|handle, ()| !handle.0.evictable(now, 1));
         let evicted = before.saturating_sub(entries.len());
-        if evicted > 0 {
-            // Rebuilding the table costs a pass over what is left: only
-            // when most of it is empty.
-            if entries.len().saturating_mul(4) < entries.capacity() {
-                entries.shrink_to_fit();
-            }
-            self.inner.shared().prune();
-        }
+        self.evicted(evicted);
         evicted
+    }
+
+    /// [`evict_idle`](Self::evict_idle) for these entries only (the
+    /// sweep's), which the caller holds (one reference each besides the
+    /// map's).
+    fn evict(&self, held: Vec<Arc<Entry>>) {
+        let now = now_ms();
+        let mut evicted = 0;
+        for entry in held {
+            let pair = (entry.plan.as_str(), entry.key.as_bytes());
+            let removed = self
+                .inner
+                .entries
+                // The shard's write lock is held while this runs: no other
+                // reference can be taken from the map meanwhile.
+                .remove_if(&pair as &dyn PairRef, |handle, ()| {
+                    handle.0.evictable(now, 2)
+                });
+            evicted += usize::from(removed.is_some());
+        }
+        self.evicted(evicted);
+    }
+
+    /// After `evicted` entries were dropped: gives the map's memory back
+    /// when it is mostly empty, and forgets the plans and periods no entry
+    /// uses any more.
+    fn evicted(&self, evicted: usize) {
+        if evicted == 0 {
+            return;
+        }
+        let entries = &self.inner.entries;
+        // Rebuilding the table costs a pass over what is left: only when
+        // most of it is empty.
+        if entries.len().saturating_mul(4) < entries.capacity() {
+            entries.shrink_to_fit();
+        }
+        self.inner.shared().prune();
     }
 
     /// Reports what each block has spent since the last report, keeping the
@@ -203,30 +232,65 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     ///
     /// The first store failure; the unreported counts stay to report later.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let reported = self.report_all().await;
-        // Even when the store fails: an entry whose report failed keeps
-        // its block, and so is not dropped.
-        self.evict_idle();
-        reported
+        self.sweep(true).await
     }
 
-    /// [`flush`](Self::flush)'s reports, up to the first failure.
-    async fn report_all(&self) -> Result<(), StoreError> {
+    /// [`flush`](Self::flush) without the reports of blocks still held
+    /// (`report` false): settles only the blocks that are spent or expired,
+    /// and drops their entries.
+    async fn sweep(&self, report: bool) -> Result<(), StoreError> {
         let ttl = millis(self.inner.config.block_ttl);
-        for entry in self.all_entries() {
+        let entries = if report {
+            self.all_entries()
+        } else {
+            // Only the entries whose block may be due, read without their
+            // locks: a pass costs a load or two an entry, not a lock.
+            let now = ms32(now_ms());
+            self.inner
+                .entries
+                .iter()
+                .filter(|e| e.key().0.due(now, ttl))
+                .map(|e| e.key().0.clone())
+                .collect()
+        };
+        let settled = self.settle_due(&entries, report).await;
+        // Even when the store fails: an entry whose report failed keeps
+        // its block, and so is not dropped.
+        if report {
+            drop(entries);
+            self.evict_idle();
+        } else {
+            self.evict(entries);
+        }
+        settled
+    }
+
+    /// [`sweep`](Self::sweep)'s store calls, up to the first failure.
+    async fn settle_due(&self, entries: &[Arc<Entry>], report: bool) -> Result<(), StoreError> {
+        let ttl = millis(self.inner.config.block_ttl);
+        for entry in entries {
             let Some(mut slow) = entry.try_lock() else {
                 continue;
             };
             let now = now_ms();
-            let held_for = ms32(now).wrapping_sub(slow.since);
+            let held_for = ms32(now).wrapping_sub(slow.since());
             let expired = slow.lease.is_some() && u64::from(held_for) >= ttl;
             if expired || entry.spent() {
-                settle(&self.inner.store, &entry, &mut slow).await?;
-            } else {
-                report_spent(&self.inner.store, &entry, &mut slow).await?;
+                settle(&self.inner.store, entry, &mut slow).await?;
+            } else if report {
+                report_spent(&self.inner.store, entry, &mut slow).await?;
             }
         }
         Ok(())
+    }
+
+    /// How often [`spawn_flusher`](Self::spawn_flusher)'s task looks for
+    /// expired blocks: a quarter of [`EngineConfig::block_ttl`] (at least
+    /// [`MIN_SWEEP`]), or `period` when that is shorter. A block is then
+    /// given back, and its entry dropped, at most a quarter of a
+    /// `block_ttl` after it expires (it was up to a whole `period`).
+    fn sweep_period(&self, period: Duration) -> Duration {
+        (self.inner.config.block_ttl / 4).max(MIN_SWEEP).min(period)
     }
 
     /// Reports every block's count and gives back what is unspent; call it
@@ -275,30 +339,47 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
     /// Spawns the engine's background task:
     ///
     /// - every `period` (a second is a good choice) it [`flush`](Self::flush)es:
-    ///   reports what was spent, which bounds how stale GetUsage is, and
-    ///   gives back blocks older than [`EngineConfig::block_ttl`];
+    ///   reports what was spent, which bounds how stale GetUsage is;
+    /// - in between, every quarter of [`EngineConfig::block_ttl`] (when
+    ///   that is shorter than `period`), it gives back the blocks that are
+    ///   spent or older than `block_ttl` and drops their entries, so a
+    ///   key's entry lives its block's `block_ttl` and at most a quarter
+    ///   more, not up to a `period` more (the memory it holds follows how
+    ///   many keys hold a block);
     /// - it follows the store's [`counter_changes`](crate::reservation::QuotaReservation::counter_changes)
     ///   (UpdateUsage made on any replica) and gives back the changed
     ///   counters' blocks at once, so the change takes effect here as soon
     ///   as the store announces it.
     ///
     /// The task ends when the last clone of the engine is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero (as [`tokio::time::interval`]).
     pub fn spawn_flusher(&self, period: Duration) -> tokio::task::JoinHandle<()>
     where
         S: 'static,
     {
         let weak = Arc::downgrade(&self.inner);
         let mut changes = self.inner.store.counter_changes();
+        let sweep = self.sweep_period(period);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
+            let mut ticks = tokio::time::interval(sweep);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reported = tokio::time::Instant::now();
             let mut following = true;
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => {
+                    at = ticks.tick() => {
                         let Some(inner) = weak.upgrade() else { return };
                         let engine = QuotaEngine { inner };
-                        if let Err(error) = engine.flush().await {
+                        // The first tick is at once: the reports wait a
+                        // whole `period`, as they always did.
+                        let report = at.duration_since(reported) >= period;
+                        if report {
+                            reported = at;
+                        }
+                        if let Err(error) = engine.sweep(report).await {
                             tracing::debug!(%error, "quota engine: flushing usage failed");
                         }
                     }
@@ -316,6 +397,11 @@ impl<S: ControlPlaneStore + Clone> QuotaEngine<S> {
         })
     }
 }
+
+/// The shortest interval at which [`QuotaEngine::spawn_flusher`]'s task
+/// looks for expired blocks (a pass over every entry), whatever
+/// [`EngineConfig::block_ttl`] is.
+const MIN_SWEEP: Duration = Duration::from_millis(10);
 
 impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
     type Error = StoreError;

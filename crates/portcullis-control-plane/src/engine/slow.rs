@@ -12,7 +12,8 @@ use crate::store::ControlPlaneStore;
 
 use super::config::EngineConfig;
 use super::entry::{
-    EngineInner, Entry, Lease, Period, REMAINING, Slow, ms32, now_ms, pack, sig_of, tag_of,
+    EngineInner, Entry, Lease, Period, REMAINING, Slow, SlowGuard, ms32, now_ms, pack, sig_of,
+    tag_of,
 };
 
 /// Reports a block's spent requests since the last report.
@@ -59,23 +60,24 @@ pub(super) fn close(entry: &Entry, slow: &mut Slow) -> Option<(Lease, Report)> {
 }
 
 /// After a final report succeeded: learns the replica's rate from the block.
-pub(super) fn closed(slow: &mut Slow, lease: &Lease, report: &Report) {
+pub(super) fn closed(slow: &mut SlowGuard<'_>, lease: &Lease, report: &Report) {
     let spent = lease.granted.saturating_sub(report.returned);
     // `since` is still when the block was granted.
     let now = ms32(now_ms());
-    let held_for = now.wrapping_sub(slow.since);
-    slow.since = now;
+    let held_for = now.wrapping_sub(slow.since());
+    slow.set_since(now);
     let seconds = (f64::from(held_for) / 1000.0).max(0.001);
     #[allow(clippy::cast_precision_loss)] // a rate needs no more than f64's 52 bits
     let sample = spent as f64 / seconds;
     // f32 keeps 24 bits: a block size from it is within 1 in 16 million.
     #[allow(clippy::cast_possible_truncation)]
     let sample = sample as f32;
-    slow.rate = if slow.rate > 0.0 {
-        f32::midpoint(slow.rate, sample)
+    let rate = slow.rate();
+    slow.set_rate(if rate > 0.0 {
+        f32::midpoint(rate, sample)
     } else {
         sample
-    };
+    });
 }
 
 /// After a final report failed: what the store may not have seen.
@@ -108,7 +110,7 @@ pub(super) fn reopen(
 pub(super) async fn settle<S: QuotaReservation>(
     store: &S,
     entry: &Entry,
-    slow: &mut Slow,
+    slow: &mut SlowGuard<'_>,
 ) -> Result<(), StoreError> {
     let Some((lease, report)) = close(entry, slow) else {
         return Ok(());
@@ -223,7 +225,7 @@ pub(super) async fn consume_slow<S: ControlPlaneStore>(
     } else {
         counter.quota.limit()
     };
-    let want = block_size(&config, f64::from(slow.rate), left);
+    let want = block_size(&config, f64::from(slow.rate()), left);
     let report = previous
         .as_ref()
         .map(|(_, report)| *report)
@@ -269,7 +271,7 @@ pub(super) async fn consume_slow<S: ControlPlaneStore>(
         granted: grant.granted,
         reported: 0,
     });
-    slow.since = ms32(now_ms());
+    slow.set_since(ms32(now_ms()));
     Ok(Decision {
         admitted: true,
         remaining: (grant.granted - 1).saturating_add(grant.remaining),
