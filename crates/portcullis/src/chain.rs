@@ -18,10 +18,10 @@ use portcullis_core::request_span::{RecordContext, RequestSpanLayer};
 use portcullis_jwt::JwtLayer;
 use portcullis_quota::QuotaLayer;
 #[cfg(feature = "sigv4")]
-use portcullis_sigv4::SigV4Layer;
+use portcullis_sigv4::{SigV4Body, SigV4Layer};
 use portcullis_throttle::ThrottleLayer;
 #[cfg(feature = "waf")]
-use portcullis_waf::WafLayer;
+use portcullis_waf::{WafBody, WafLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -82,22 +82,72 @@ impl Chain {
     }
 }
 
-/// The user's service at the bottom of the composed stack: it takes any
-/// request body (boxed into a [`GatewayBody`] here, once, and not at all if
-/// it already is one) and answers a [`GatewayBody`] (the service's own body,
+/// A request body as it reaches the bottom of the composed stack: the
+/// [`GatewayBody`] the stack boxed on the way in, in the wrappers of the
+/// layers that may read it (the WAF's `WafBody`, SigV4's `SigV4Body`).
+trait IntoGatewayBody {
+    /// The body as the user's service takes it: a wrapper that passes the
+    /// body through untouched is taken off (no allocation), so the body is
+    /// the one boxed on the way in; a wrapper that replays what its layer
+    /// read is boxed.
+    fn into_gateway_body(self) -> GatewayBody;
+}
+
+impl IntoGatewayBody for GatewayBody {
+    #[inline]
+    fn into_gateway_body(self) -> GatewayBody {
+        self
+    }
+}
+
+#[cfg(feature = "waf")]
+impl<B> IntoGatewayBody for WafBody<B>
+where
+    B: IntoGatewayBody,
+    Self: Body<Data = Bytes> + Send + 'static,
+    <Self as Body>::Error: Into<BoxError>,
+{
+    #[inline]
+    fn into_gateway_body(self) -> GatewayBody {
+        match self.into_inner() {
+            Ok(body) => body.into_gateway_body(),
+            Err(body) => box_body(body),
+        }
+    }
+}
+
+#[cfg(feature = "sigv4")]
+impl<B> IntoGatewayBody for SigV4Body<B>
+where
+    B: IntoGatewayBody,
+    Self: Body<Data = Bytes> + Send + 'static,
+    <Self as Body>::Error: Into<BoxError>,
+{
+    #[inline]
+    fn into_gateway_body(self) -> GatewayBody {
+        match self.into_inner() {
+            Ok(body) => body.into_gateway_body(),
+            Err(body) => box_body(body),
+        }
+    }
+}
+
+/// The user's service at the bottom of the composed stack: it takes the
+/// request body the stack boxed on the way in (unwrapped from the layers'
+/// bodies with [`IntoGatewayBody`]: boxed again only when a layer replays
+/// what it read) and answers a [`GatewayBody`] (the service's own body,
 /// boxed once, and not at all if it already is one).
 ///
 /// Being generic over the request body, one value of it serves every
 /// combination of the layers above it, whatever body each of them passes
-/// down (the WAF's `WafBody`, SigV4's `SigV4Body`).
+/// down.
 #[derive(Clone)]
 struct Innermost<S>(S);
 
 impl<S, B, ResBody> Service<Request<B>> for Innermost<S>
 where
     S: Service<Request<GatewayBody>, Response = Response<ResBody>>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B: IntoGatewayBody,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -113,7 +163,7 @@ where
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         InnermostFuture {
-            future: self.0.call(request.map(box_body)),
+            future: self.0.call(request.map(IntoGatewayBody::into_gateway_body)),
         }
     }
 }

@@ -27,8 +27,10 @@ use crate::store::{GatewayKeyStore, GatewayQuotaStore, GatewayThrottleStore};
 /// type is the same whatever is configured, and each layer's response body
 /// is unwrapped (`ResponseBody::into_inner`) rather than boxed. Only the
 /// whole stack is erased, once, behind a [`BoxedStack`]: per request that is
-/// one boxed future, the request body boxed on the way in (once more below
-/// the WAF or SigV4, whose bodies wrap it), the user's response body boxed
+/// one boxed future, the request body boxed on the way in (and not again
+/// below the WAF or SigV4 when they pass it through: their bodies are
+/// unwrapped; only a body they read and replay is boxed once more), the
+/// user's response body boxed
 /// on the way out, and a refusal's bytes boxed; nothing per layer. Cloning
 /// the stack (axum clones the routed service per request) costs one
 /// reference count.
