@@ -125,7 +125,7 @@
 //! its own rather than `moka`: a hit has to stay well within a microsecond,
 //! and a bound with expiry is all the policy it needs.
 //!
-//! The map's key is a keyed 64-bit hash of the token (SipHash-1-3 with a
+//! The map's key is a keyed 64-bit hash of the token (foldhash with a
 //! random key drawn per cache), and each entry keeps the **token itself**: a
 //! hit compares the request's token with the stored one in full, in constant
 //! time for the token's length, so a token that only shares the hash never
