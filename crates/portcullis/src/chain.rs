@@ -100,37 +100,30 @@ impl IntoGatewayBody for GatewayBody {
     }
 }
 
-#[cfg(feature = "waf")]
-impl<B> IntoGatewayBody for WafBody<B>
-where
-    B: IntoGatewayBody,
-    Self: Body<Data = Bytes> + Send + 'static,
-    <Self as Body>::Error: Into<BoxError>,
-{
-    #[inline]
-    fn into_gateway_body(self) -> GatewayBody {
-        match self.into_inner() {
-            Ok(body) => body.into_gateway_body(),
-            Err(body) => box_body(body),
+/// `IntoGatewayBody` for a layer's request body that can give back the body
+/// it wraps (`into_inner(self) -> Result<B, Self>`): the wrapped body if it
+/// passed through, else the wrapper, boxed.
+macro_rules! into_gateway_body_by_unwrapping {
+    ($($feature:literal => $wrapper:ident),* $(,)?) => {$(
+        #[cfg(feature = $feature)]
+        impl<B> IntoGatewayBody for $wrapper<B>
+        where
+            B: IntoGatewayBody,
+            Self: Body<Data = Bytes> + Send + 'static,
+            <Self as Body>::Error: Into<BoxError>,
+        {
+            #[inline]
+            fn into_gateway_body(self) -> GatewayBody {
+                match self.into_inner() {
+                    Ok(body) => body.into_gateway_body(),
+                    Err(body) => box_body(body),
+                }
+            }
         }
-    }
+    )*};
 }
 
-#[cfg(feature = "sigv4")]
-impl<B> IntoGatewayBody for SigV4Body<B>
-where
-    B: IntoGatewayBody,
-    Self: Body<Data = Bytes> + Send + 'static,
-    <Self as Body>::Error: Into<BoxError>,
-{
-    #[inline]
-    fn into_gateway_body(self) -> GatewayBody {
-        match self.into_inner() {
-            Ok(body) => body.into_gateway_body(),
-            Err(body) => box_body(body),
-        }
-    }
-}
+into_gateway_body_by_unwrapping!("waf" => WafBody, "sigv4" => SigV4Body);
 
 /// The user's service at the bottom of the composed stack: it takes the
 /// request body the stack boxed on the way in (unwrapped from the layers'
