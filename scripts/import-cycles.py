@@ -3,6 +3,7 @@
 
     python3 scripts/import-cycles.py            # every crate under crates/
     python3 scripts/import-cycles.py crates/portcullis crates/portcullis-waf
+    python3 scripts/import-cycles.py --tests    # test modules' imports too
 
 A file depends on another when it names an item of the other by a path:
 `use crate::a::B;`, `use super::B;`, `use self::a::B;`, or a path written in
@@ -12,7 +13,9 @@ blocks stay in their file) and through re-exports (`pub use child::B;` in
 `a/mod.rs` sends `crate::a::B` on to `a/child.rs`). A re-export itself
 (`pub use`, `pub(crate) use`, ...) is not a dependency of the file that
 declares it: it routes a name, it uses nothing. `mod a;` declarations are
-not dependencies either.
+not dependencies either. Inline `#[cfg(test)] mod ... { }` blocks are left
+out unless `--tests` is given: a test that checks one file against another
+(a fast path against the general one) is not a dependency of the code.
 
 Prints each circle (a strongly connected component of more than one file)
 with the edges inside it and the line of each, and exits 1 if there is any.
@@ -33,6 +36,7 @@ ITEM = re.compile(
 USE = re.compile(r"\b(pub(?:\s*\([^)]*\))?\s+)?use\s+([^;]*);")
 PATH = re.compile(r"(?<![A-Za-z0-9_:])((?:crate|super|self)(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)")
 INLINE_MOD = re.compile(r"\bmod\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
+TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+[A-Za-z_][A-Za-z0-9_]*\s*\{")
 
 
 def strip(text):
@@ -124,8 +128,9 @@ def split_as(tree):
 
 
 class Crate:
-    def __init__(self, src):
+    def __init__(self, src, tests=False):
         self.src = src
+        self.tests = tests
         self.files = {}  # module path (tuple) -> file
         self.modpath = {}  # file -> module path
         for root, _, names in os.walk(src):
@@ -221,6 +226,20 @@ class Crate:
                         scope_at.append((i, base + stack))
                     depth -= 1
 
+            # Spans of `#[cfg(test)]` inline modules, left out unless --tests.
+            test_spans = []
+            if not self.tests:
+                for m in TEST_MOD.finditer(t):
+                    d, k = 0, m.end() - 1
+                    while k < len(t):
+                        d += t[k] == "{"
+                        d -= t[k] == "}"
+                        if d == 0:
+                            break
+                        k += 1
+                    test_spans.append((m.start(), k))
+            in_test = lambda offset: any(a <= offset <= b for a, b in test_spans)
+
             def scope(offset):
                 cur = base
                 for at, mod in scope_at:
@@ -232,7 +251,7 @@ class Crate:
             use_spans = []
             for m in USE.finditer(t):
                 use_spans.append((m.start(), m.end()))
-                if m.group(1):
+                if m.group(1) or in_test(m.start()):
                     continue
                 here = scope(m.start())
                 line = t.count("\n", 0, m.start()) + 1
@@ -241,8 +260,8 @@ class Crate:
                         continue
                     self.add(out, f, here, path, line)
             for m in PATH.finditer(t):
-                if any(a <= m.start() < b for a, b in use_spans):
-                    continue  # inside a `use` statement: counted above
+                if any(a <= m.start() < b for a, b in use_spans) or in_test(m.start()):
+                    continue  # inside a `use` statement (counted above) or a test module
                 path = [p for p in re.sub(r"\s+", "", m.group(1)).split("::") if p]
                 line = t.count("\n", 0, m.start()) + 1
                 self.add(out, f, scope(m.start()), path, line)
@@ -295,6 +314,8 @@ def circles(edges):
 
 
 def main(argv):
+    tests = "--tests" in argv
+    argv = [a for a in argv if a != "--tests"]
     root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     crates = argv or sorted(
         os.path.join(root, "crates", d)
@@ -306,7 +327,7 @@ def main(argv):
         src = os.path.join(crate, "src")
         if not os.path.isdir(src):
             continue
-        c = Crate(src)
+        c = Crate(src, tests)
         edges = c.edges()
         for comp in circles(edges):
             found += 1
