@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use portcullis_core::context::ApiKeySource;
 use portcullis_core::plan::UsagePlan;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::key::{ApiKeyRecord, ApiKeyValue, KeyDigest, check_one_plan_per_stage};
-use crate::layer::ApiKeySource;
 
 // The configuration error of every crate: its path names the bad field,
 // such as `api_keys[2].usage_plans[0]`; this crate never quotes a key value
@@ -258,12 +258,15 @@ pub struct ApiKeyLayerConfig {
     pub require_usage_plan: bool,
 }
 
+/// The header API Gateway reads keys from: `x-api-key`.
+pub const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+
 fn default_true() -> bool {
     true
 }
 
 fn default_header() -> http::HeaderName {
-    crate::layer::X_API_KEY
+    X_API_KEY
 }
 
 mod header_name {

@@ -4,16 +4,11 @@ use std::sync::Arc;
 
 use http::{HeaderName, Request};
 use portcullis_core::context::ApiKeyContext;
-use tower_layer::Layer;
 
-use crate::config::ApiKeyLayerConfig;
+use crate::config::{ApiKeyLayerConfig, X_API_KEY};
 use crate::decision::{Shared, record_accept};
 use crate::refusal::{ApiKeyRefusal, record_refusal};
-use crate::service::ApiKey;
 use crate::store::{ApiKeyStore, InMemoryApiKeyStore};
-
-/// The header API Gateway reads keys from: `x-api-key`.
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Where the layer reads a request's key: API Gateway's `apiKeySource`,
 /// defined in `portcullis-core` so that an OpenAPI definition names the same
@@ -34,7 +29,7 @@ pub use portcullis_core::context::ApiKeySource;
 #[derive(Debug)]
 #[must_use]
 pub struct ApiKeyLayer<St = InMemoryApiKeyStore> {
-    shared: Arc<Shared<St>>,
+    pub(crate) shared: Arc<Shared<St>>,
 }
 
 impl<St> Clone for ApiKeyLayer<St> {
@@ -124,16 +119,5 @@ impl<St: ApiKeyStore> ApiKeyLayer<St> {
             Err(refusal) => record_refusal(*refusal, &span),
         }
         Some(outcome)
-    }
-}
-
-impl<S, St> Layer<S> for ApiKeyLayer<St> {
-    type Service = ApiKey<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ApiKey {
-            inner,
-            shared: self.shared.clone(),
-        }
     }
 }

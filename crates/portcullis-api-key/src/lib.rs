@@ -11,6 +11,7 @@ mod refusal;
 mod service;
 mod store;
 
+pub use config::X_API_KEY;
 pub use config::{ApiKeyConfig, ApiKeyLayerConfig, ApiKeysConfig, ConfigError};
 pub use future::ResponseFuture;
 pub use key::{
@@ -18,7 +19,7 @@ pub use key::{
     KeyDigest, MAX_KEY_LEN, MIN_KEY_LEN, PlanConflict, validate_key_value,
 };
 pub use keys::{ApiKeyError, ApiKeys, CreatedApiKey, NewApiKey};
-pub use layer::{ApiKeyLayer, ApiKeySource, X_API_KEY};
+pub use layer::{ApiKeyLayer, ApiKeySource};
 pub use refusal::ApiKeyRefusal;
 pub use service::ApiKey;
 pub use store::{ApiKeyLookupResult, ApiKeyStore, ApiKeyStoreError, InMemoryApiKeyStore};

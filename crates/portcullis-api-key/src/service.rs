@@ -8,6 +8,7 @@ use http::{Request, Response};
 use portcullis_core::ResponseBody;
 use portcullis_core::context::RequestContextExt;
 use portcullis_core::refusal::Refusal;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::decision::{Shared, record_accept, record_seconds};
@@ -15,6 +16,17 @@ use crate::future::ResponseFuture;
 use crate::layer::ApiKeyLayer;
 use crate::refusal::record_refusal;
 use crate::store::{ApiKeyStore, InMemoryApiKeyStore};
+
+impl<S, St> Layer<S> for ApiKeyLayer<St> {
+    type Service = ApiKey<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKey {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
 
 /// The service [`ApiKeyLayer`] builds.
 #[derive(Debug)]

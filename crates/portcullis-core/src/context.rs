@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::plan::UsagePlan;
 
+pub(crate) mod record;
 mod request;
 
 pub use self::request::{RequestContext, RequestContextExt};

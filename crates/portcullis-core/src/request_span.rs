@@ -50,7 +50,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{HeaderName, HeaderValue};
@@ -61,7 +61,8 @@ use tower_service::Service;
 use tracing::Span;
 
 use crate::GatewayResponseType;
-use crate::context::{ApiKeyContext, Caller, RequestContextExt};
+use crate::context::RequestContextExt;
+pub use crate::context::record::RequestRecord;
 use crate::response::X_AMZN_ERROR_TYPE;
 use crate::trace::{ALLOWED, REFUSED};
 
@@ -96,39 +97,6 @@ pub fn new_request_id() -> (String, String) {
     }
     extended.push('=');
     (uuid, extended)
-}
-
-/// What the layers inside the request's span learned, shared with the
-/// layer that opened it: the caller, the API key, whether a WAF saw the
-/// request. Filled by [`record_context`].
-#[derive(Clone, Debug, Default)]
-pub struct RequestRecord(Arc<Mutex<Recorded>>);
-
-#[derive(Debug, Default)]
-struct Recorded {
-    caller: Option<Caller>,
-    api_key: Option<ApiKeyContext>,
-    waf_seen: bool,
-}
-
-impl RequestRecord {
-    /// The caller a layer authenticated, if any.
-    #[must_use]
-    pub fn caller(&self) -> Option<Caller> {
-        self.0.lock().ok().and_then(|r| r.caller.clone())
-    }
-
-    /// The API key the request presented, if a layer found one.
-    #[must_use]
-    pub fn api_key(&self) -> Option<ApiKeyContext> {
-        self.0.lock().ok().and_then(|r| r.api_key.clone())
-    }
-
-    /// Whether a WAF inspected the request (it left its labels).
-    #[must_use]
-    pub fn waf_seen(&self) -> bool {
-        self.0.lock().is_ok_and(|r| r.waf_seen)
-    }
 }
 
 /// Copies the caller, API key and WAF labels found in the request's

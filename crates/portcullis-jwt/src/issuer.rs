@@ -9,7 +9,7 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::file_config::UserPoolId;
+use crate::pool_id::UserPoolId;
 
 /// Where an issuer's verification keys come from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -125,7 +125,7 @@
 //! its own rather than `moka`: a hit has to stay well within a microsecond,
 //! and a bound with expiry is all the policy it needs.
 //!
-//! The map's key is a keyed 64-bit hash of the token (SipHash-1-3 with a
+//! The map's key is a keyed 64-bit hash of the token (foldhash with a
 //! random key drawn per cache), and each entry keeps the **token itself**: a
 //! hit compares the request's token with the stored one in full, in constant
 //! time for the token's length, so a token that only shares the hash never
@@ -158,6 +158,7 @@ mod issuer;
 mod keys;
 mod layer;
 mod policy;
+mod pool_id;
 mod reject;
 mod service;
 mod source;
@@ -172,11 +173,12 @@ pub use cache::TokenCacheConfig;
 pub use claims::Claims;
 pub use claims::{JwtClaims, Verified};
 pub use config::{DEFAULT_MAX_TOKEN_BYTES, JwtConfig};
-pub use file_config::{JwksLocation, JwtFileConfig, UserPoolId};
+pub use file_config::{JwksLocation, JwtFileConfig};
 pub use issuer::{HmacSecret, Issuer, JwksSource, TokenUse};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{JwtLayer, JwtLayerBuilder};
 pub use policy::Match;
+pub use pool_id::UserPoolId;
 pub use portcullis_core::future::ResponseFuture;
 pub use reject::JwtRefusal;
 pub use service::Jwt;

@@ -117,6 +117,27 @@ impl<B> SigV4Body<B> {
         }
     }
 
+    /// The original body, when the layer did not read it (no body, or
+    /// `UNSIGNED-PAYLOAD`): unwrapping it allocates nothing, so a service
+    /// below can take the body it would have got without the layer (its
+    /// errors are then the original body's, not wrapped in
+    /// [`SigV4BodyError::Body`]).
+    ///
+    /// # Errors
+    ///
+    /// When the layer read and hashed the body (it replays the chunks), or
+    /// decodes a streaming body: this body is given back.
+    // The body comes back by value, as tower's and http-body-util's
+    // `into_inner`s give theirs: boxing it would allocate on the very path
+    // this is meant to keep free of allocations.
+    #[allow(clippy::result_large_err)]
+    pub fn into_inner(self) -> Result<B, Self> {
+        match self.kind {
+            Kind::Passthrough { body } => Ok(body),
+            kind => Err(Self { kind }),
+        }
+    }
+
     /// Whether the layer read (and hashed) the body before passing it on.
     pub fn was_buffered(&self) -> bool {
         matches!(self.kind, Kind::Replay { .. })
@@ -325,4 +346,33 @@ where
     }
     buffered.sha256 = hasher.finalize().into();
     Ok(buffered)
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::Full;
+
+    use super::*;
+
+    #[test]
+    fn into_inner_gives_back_a_passed_through_body() {
+        let body = SigV4Body::passthrough(Full::new(Bytes::from_static(b"whole")));
+        let inner = body.into_inner().expect("passed through");
+        assert_eq!(inner.size_hint().exact(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn into_inner_keeps_a_body_the_layer_reads() {
+        let budget = crate::budget::BodyBudget::new(1 << 20);
+        let buffered = read_and_hash(
+            Full::new(Bytes::from_static(b"hashed")),
+            1024,
+            budget.reservation(),
+        )
+        .await
+        .expect("within the limits");
+        let body = SigV4Body::<Full<Bytes>>::replay(buffered);
+        let body = body.into_inner().expect_err("the layer read it");
+        assert!(body.was_buffered());
+    }
 }

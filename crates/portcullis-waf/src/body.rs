@@ -44,6 +44,25 @@ impl<B> WafBody<B> {
         }
     }
 
+    /// The original body, when the WAF read none of it (no rule inspects
+    /// the body, or the request has none): unwrapping it allocates nothing,
+    /// so a service below can take the body it would have got without the
+    /// WAF. `Err` gives this body back when it replays frames the WAF read.
+    ///
+    /// # Errors
+    ///
+    /// When the WAF read some of the body: the frames it read come first,
+    /// so only this body yields the whole of it.
+    pub fn into_inner(self) -> Result<B, Self> {
+        match self.rest {
+            Rest::Direct { body } if self.prefix.is_empty() => Ok(body),
+            rest => Err(Self {
+                prefix: self.prefix,
+                rest,
+            }),
+        }
+    }
+
     /// Frames already read, then the rest of the body (or nothing, if the body
     /// ended).
     pub(crate) fn replay(prefix: VecDeque<Frame<Bytes>>, rest: Option<Pin<Box<B>>>) -> Self {
@@ -105,5 +124,29 @@ where
             hint.set_upper(upper + buffered);
         }
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, Full};
+
+    use super::*;
+
+    #[test]
+    fn into_inner_gives_back_a_body_the_waf_did_not_read() {
+        let body = WafBody::new(Full::new(Bytes::from_static(b"whole")));
+        let inner = body.into_inner().expect("nothing was read");
+        assert_eq!(inner.size_hint().exact(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn into_inner_keeps_a_body_that_replays_what_the_waf_read() {
+        let read = VecDeque::from([Frame::data(Bytes::from_static(b"read "))]);
+        let rest = Box::pin(Full::new(Bytes::from_static(b"rest")));
+        let body = WafBody::replay(read, Some(rest));
+        let body = body.into_inner().expect_err("frames were read");
+        let bytes = body.collect().await.expect("no error").to_bytes();
+        assert_eq!(&bytes[..], b"read rest");
     }
 }

@@ -7,10 +7,8 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, Request};
 use portcullis_core::client_ip::ClientIpResolver;
 use portcullis_core::clock::{Clock, SharedClock, SystemClock};
-use tower_layer::Layer;
 
 use crate::engine::{CompiledAcl, CountryLookup, Env, RequestView, WafOutcome};
-use crate::service::Waf;
 
 /// A Tower layer that enforces an AWS WAFv2 web ACL.
 ///
@@ -125,17 +123,6 @@ impl WafLayer {
             body_oversize: body.len() > limit,
         };
         acl.evaluate(view, &self.shared.env)
-    }
-}
-
-impl<S> Layer<S> for WafLayer {
-    type Service = Waf<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Waf {
-            inner,
-            shared: self.shared.clone(),
-        }
     }
 }
 

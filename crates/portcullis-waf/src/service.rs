@@ -104,6 +104,17 @@ where
     }
 }
 
+impl<S> Layer<S> for WafLayer {
+    type Service = Waf<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Waf {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
 /// `portcullis_waf_decision_seconds`: the web ACL's evaluation of one
 /// request (reading the body it inspects excluded).
 fn record_seconds(start: Instant) {

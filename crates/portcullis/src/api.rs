@@ -58,10 +58,11 @@ use tower::util::{MapRequest, MapResponse};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::config::{ApiSettings, ConfigError};
+use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody, box_body, unwrap_body};
 #[cfg(feature = "sigv4")]
-use crate::stack::Auth;
-use crate::stack::{BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, box_body};
+use crate::chain::Auth;
+use crate::chain::Chain;
+use crate::config::{ApiSettings, ConfigError};
 
 pin_project! {
     /// The body inside the per-method chains: a [`GatewayBody`] that can
@@ -128,7 +129,7 @@ type ToRefusable = fn(Response<GatewayBody>) -> Response<ResponseBody<ApiBody>>;
 /// with the bodies converted at both ends (no allocation: `GatewayBody` in
 /// and out of the piece is passed through, not boxed again).
 #[derive(Clone, Debug)]
-struct Piece(GatewayLayer);
+struct Piece(Chain);
 
 type PieceService<E> = MapResponse<MapRequest<Boxed<BoxedStack<E>>, IntoGateway>, ToRefusable>;
 
@@ -183,7 +184,7 @@ impl ApiStack {
     /// quota.
     fn builder<E: Send + 'static>(
         &self,
-        layer: &GatewayLayer,
+        layer: &Chain,
     ) -> OpenApiLayerBuilder<ApiBody, ApiBody, E> {
         let mut builder =
             OpenApiLayer::builder::<ApiBody, ApiBody, E>(ApiDefinition::clone(&self.definition));
@@ -192,9 +193,10 @@ impl ApiStack {
         }
         #[cfg(feature = "sigv4")]
         if let Some(sigv4) = &self.sigv4 {
-            builder = builder.sigv4(Piece(
-                GatewayLayer::new().auth(Some(Auth::Iam(sigv4.clone()))),
-            ));
+            builder = builder.sigv4(Piece(Chain {
+                auth: Some(Auth::Iam(sigv4.clone())),
+                ..Chain::default()
+            }));
         }
         #[cfg(feature = "jwt")]
         if let Some(jwt) = &self.jwt {
@@ -210,11 +212,13 @@ impl ApiStack {
             let source = self.definition.api_key_source();
             builder = builder.api_key(api_key.clone().source(source));
         }
-        let usage = GatewayLayer::new()
-            .throttle(layer.throttle.clone())
-            .quota(layer.quota.clone());
-        #[cfg(feature = "redis")]
-        let usage = usage.usage_plan(layer.usage_plan.clone());
+        let usage = Chain {
+            throttle: layer.throttle.clone(),
+            quota: layer.quota.clone(),
+            #[cfg(feature = "redis")]
+            usage_plan: layer.usage_plan.clone(),
+            ..Chain::default()
+        };
         if usage.throttle.is_some() || usage.quota.is_some() || usage_plan_set(&usage) {
             builder = builder.throttle(Piece(usage));
         }
@@ -223,7 +227,7 @@ impl ApiStack {
 
     /// Checks that the definition's every protection has its layer: a
     /// method is never served unprotected by omission.
-    pub(crate) fn check(&self, layer: &GatewayLayer) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self, layer: &Chain) -> Result<(), ConfigError> {
         self.builder::<std::convert::Infallible>(layer)
             .build()
             .map(drop)
@@ -239,11 +243,7 @@ impl ApiStack {
 
     /// The stack: the request's span, gateway responses, then the WAF (if
     /// `layer` has one), then the per-method chains, then `inner`.
-    pub(crate) fn layer<S, ResBody>(
-        &self,
-        layer: &GatewayLayer,
-        inner: S,
-    ) -> Boxed<BoxedStack<S::Error>>
+    pub(crate) fn layer<S, ResBody>(&self, layer: &Chain, inner: S) -> Boxed<BoxedStack<S::Error>>
     where
         S: Service<Request<GatewayBody>, Response = Response<ResBody>>
             + Clone
@@ -268,7 +268,7 @@ impl ApiStack {
                 let refuse = tower::service_fn(|request: Request<GatewayBody>| {
                     let response = GatewayResponse::new(GatewayResponseType::ApiConfigurationError)
                         .render(&request)
-                        .map(|bytes| crate::stack::unwrap_body(ResponseBody::rejection(bytes)));
+                        .map(|bytes| unwrap_body(ResponseBody::rejection(bytes)));
                     std::future::ready(Ok::<_, S::Error>(response))
                 });
                 return Boxed::new(BoxedStack::erase(layer.request_span().layer(refuse)));
@@ -294,7 +294,7 @@ impl ApiStack {
         if let Some(waf) = &layer.waf {
             let waf = ServiceExt::<Request<GatewayBody>>::map_response(
                 waf.layer(routed),
-                |r: Response<ResponseBody<GatewayBody>>| r.map(crate::stack::unwrap_body),
+                |r: Response<ResponseBody<GatewayBody>>| r.map(unwrap_body),
             );
             let stack = Boxed::new(waf).map_request(with_responses);
             return Boxed::new(BoxedStack::erase(layer.request_span().layer(stack)));
@@ -305,12 +305,12 @@ impl ApiStack {
 }
 
 #[cfg(feature = "redis")]
-fn usage_plan_set(layer: &GatewayLayer) -> bool {
+fn usage_plan_set(layer: &Chain) -> bool {
     layer.usage_plan.is_some()
 }
 
 #[cfg(not(feature = "redis"))]
-fn usage_plan_set(_: &GatewayLayer) -> bool {
+fn usage_plan_set(_: &Chain) -> bool {
     false
 }
 

@@ -283,6 +283,10 @@ pub use portcullis_waf as waf;
 #[cfg(all(feature = "config", feature = "openapi"))]
 mod api;
 #[cfg(feature = "config")]
+mod boxed;
+#[cfg(feature = "config")]
+mod chain;
+#[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "config")]
 mod gateway;
@@ -294,12 +298,14 @@ mod stack;
 mod store;
 
 #[cfg(feature = "config")]
+pub use boxed::{BoxError, Boxed, BoxedStack, GatewayBody, StackFuture, box_body};
+#[cfg(feature = "config")]
+pub use chain::Auth;
+#[cfg(feature = "config")]
 pub use gateway::{Gateway, GatewayBuilder, GatewayKeyStore, GatewayQuotaStore, GatewayUsageAdmin};
 #[cfg(feature = "config")]
 pub use reload::{ReloadableGateway, ReloadableLayer, ReloadableService};
 #[cfg(feature = "config")]
-pub use stack::{
-    Auth, BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer, StackFuture, box_body,
-};
+pub use stack::GatewayLayer;
 #[cfg(feature = "config")]
 pub use store::{GatewayStore, GatewayThrottleStore, ThrottleFuture};

@@ -23,9 +23,10 @@ use tower::util::Oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody};
 use crate::config::{Config, ConfigError, ConfigFileError};
 use crate::gateway::{Gateway, GatewayBuilder};
-use crate::stack::{BoxError, Boxed, BoxedStack, GatewayBody, GatewayLayer};
+use crate::stack::GatewayLayer;
 use crate::store::GatewayStore;
 
 type Loader = dyn Fn() -> Result<GatewayBuilder, ConfigFileError> + Send + Sync;

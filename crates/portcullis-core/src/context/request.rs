@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use http::{Extensions, Request};
 
+use super::record::RequestRecord;
 use super::{ApiKeyContext, Caller, UsageIdentifierKey, WafLabels};
-use crate::request_span::RequestRecord;
 use crate::response::GatewayResponses;
 
 /// What the layers learned about one request: its id, the client address,

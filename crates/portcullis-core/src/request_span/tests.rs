@@ -4,7 +4,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use super::*;
 use crate::GatewayResponse;
-use crate::context::RequestContext;
+use crate::context::{ApiKeyContext, RequestContext};
 
 fn is_uuid_v4(id: &str) -> bool {
     let bytes = id.as_bytes();

@@ -16,7 +16,7 @@
 //! answers equal the general path's.
 
 use super::ScopeSplit;
-use super::check::SignedHeadersChecked;
+use super::SignedHeadersChecked;
 
 /// What [`read`] found: the parameters, the credential split, and the
 /// signed header names checked.

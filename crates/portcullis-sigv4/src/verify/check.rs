@@ -2,7 +2,7 @@
 //! signed header names, the credential scope, the signing time, the
 //! signature's shape and the credential's session token and expiry.
 
-use super::{ParsedSignature, RequestView, Settings, incomplete, truncated};
+use super::{ParsedSignature, RequestView, Settings, SignedHeadersChecked, incomplete, truncated};
 use crate::canonical;
 use crate::credentials::Credential;
 use crate::error::SigV4Error;
@@ -33,13 +33,6 @@ pub(super) fn check_host(view: RequestView<'_>) -> Result<(), SigV4Error> {
         }
         _ => Ok(()),
     }
-}
-
-/// What checking the signed header names found, beyond that they are valid.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SignedHeadersChecked {
-    /// Whether `x-amz-date` is among them.
-    pub(crate) includes_x_amz_date: bool,
 }
 
 /// Checks the signed header names: lower-case, at most

@@ -8,9 +8,8 @@ use aho_corasick::{AhoCorasick, Input};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis_core::client_ip::parse_ip_with_port;
 use portcullis_core::clock::Clock;
-use serde_json::Value;
 
-use super::fields::{Extracted, JsonItems, cookies, extract, query_args};
+use super::fields::{Ctx, cookies, extract, query_args};
 use super::{
     Action, BlockResponse, CompiledAcl, Env, FORWARDED_ANY_LIMIT, Forwarded, KeyPart, RateKey,
     RateStmt, RequestView, RuleBody, RuleGroupMatch, SetMatcher, Stmt, WafAction, WafOutcome,
@@ -25,37 +24,6 @@ fn short_name(name: &Arc<str>) -> Arc<str> {
     match name.split_once('/') {
         Some((_, short)) => Arc::from(short),
         None => name.clone(),
-    }
-}
-
-pub(super) struct Ctx<'a, 'e> {
-    pub(super) req: RequestView<'a>,
-    pub(super) env: &'e Env,
-    fields: Vec<Option<Extracted<'a>>>,
-    /// Per input, the transformed value of each field value, `None` where
-    /// the chain left it unchanged; empty when it changed none.
-    inputs: Vec<Option<Vec<Option<Vec<u8>>>>>,
-    pub(super) json: Option<Option<Value>>,
-    /// The body's JSON keys and leaf values, each list distinct, read once
-    /// for every `JsonBody` field with `MatchPattern: All`.
-    pub(super) json_items: Option<Option<JsonItems<'a>>>,
-    labels: Vec<String>,
-    client_ip: Option<Option<IpAddr>>,
-}
-
-impl<'a> Ctx<'a, '_> {
-    fn add_label(&mut self, label: &str) {
-        if !self.labels.iter().any(|l| l == label) {
-            self.labels.push(label.to_owned());
-        }
-    }
-
-    fn client_ip(&mut self) -> Option<IpAddr> {
-        *self.client_ip.get_or_insert_with(|| {
-            self.env
-                .resolver
-                .resolve_parts(self.req.headers, self.req.extensions)
-        })
     }
 }
 

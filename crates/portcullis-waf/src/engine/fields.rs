@@ -2,16 +2,53 @@
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::rc::Rc;
 
 use http::{HeaderMap, Uri};
 use serde_json::Value;
 
-use super::evaluate::Ctx;
-use super::{Field, HEADERS_LIMIT_BYTES, HEADERS_LIMIT_COUNT, Oversize, Rule, RuleBody, Stmt};
+use super::{
+    Env, Field, HEADERS_LIMIT_BYTES, HEADERS_LIMIT_COUNT, Oversize, RequestView, Rule, RuleBody,
+    Stmt,
+};
 use crate::model::{InvalidFallbackBehavior, MatchScope};
 use crate::transform::TransformKind;
+
+/// What one evaluation of the web ACL has read of the request so far: the
+/// fields, their transformed values, the body's JSON, the labels and the
+/// client IP, each read once.
+pub(super) struct Ctx<'a, 'e> {
+    pub(super) req: RequestView<'a>,
+    pub(super) env: &'e Env,
+    pub(super) fields: Vec<Option<Extracted<'a>>>,
+    /// Per input, the transformed value of each field value, `None` where
+    /// the chain left it unchanged; empty when it changed none.
+    pub(super) inputs: Vec<Option<Vec<Option<Vec<u8>>>>>,
+    pub(super) json: Option<Option<Value>>,
+    /// The body's JSON keys and leaf values, each list distinct, read once
+    /// for every `JsonBody` field with `MatchPattern: All`.
+    pub(super) json_items: Option<Option<JsonItems<'a>>>,
+    pub(super) labels: Vec<String>,
+    pub(super) client_ip: Option<Option<IpAddr>>,
+}
+
+impl<'a> Ctx<'a, '_> {
+    pub(super) fn add_label(&mut self, label: &str) {
+        if !self.labels.iter().any(|l| l == label) {
+            self.labels.push(label.to_owned());
+        }
+    }
+
+    pub(super) fn client_ip(&mut self) -> Option<IpAddr> {
+        *self.client_ip.get_or_insert_with(|| {
+            self.env
+                .resolver
+                .resolve_parts(self.req.headers, self.req.extensions)
+        })
+    }
+}
 
 pub(super) struct Extracted<'a> {
     pub(super) values: Values<'a>,

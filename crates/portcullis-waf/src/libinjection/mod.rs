@@ -415,6 +415,4 @@ mod verdict;
 pub mod blacklist;
 pub mod sqli_data;
 
-// Import CHAR_NULL for internal use
-use tokenizer::CHAR_NULL;
 

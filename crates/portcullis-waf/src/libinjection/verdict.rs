@@ -1,6 +1,7 @@
 // portcullis: the fingerprint of the folded tokens and the blacklist and
 // whitelist verdict on it, moved out of mod.rs.
 
+use super::tokenizer::CHAR_NULL;
 use super::*;
 
 impl<'a> SqliState<'a> {

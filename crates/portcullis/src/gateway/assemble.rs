@@ -251,7 +251,7 @@ impl GatewayBuilder {
         };
         #[cfg(feature = "openapi")]
         if let Some(api) = &gateway.api {
-            api.check(&gateway.layer())?;
+            api.check(&gateway.layer().chain)?;
         }
         Ok(gateway)
     }

@@ -23,9 +23,9 @@ use portcullis_throttle::ThrottleLayer;
 #[cfg(feature = "waf")]
 use portcullis_waf::WafLayer;
 
-use crate::config::{Config, StoreKind};
 #[cfg(any(feature = "sigv4", feature = "jwt"))]
-use crate::stack::Auth;
+use crate::chain::Auth;
+use crate::config::{Config, StoreKind};
 use crate::stack::GatewayLayer;
 pub use crate::store::{GatewayKeyStore, GatewayQuotaStore};
 use crate::store::{GatewayStore, GatewayThrottleStore};
@@ -149,7 +149,7 @@ impl Gateway {
 
     /// The authorizer of [`layer`](Self::layer): IAM if `[iam]` is
     /// configured, else JWT if `[jwt]` is.
-    fn auth(&self) -> Option<crate::stack::Auth> {
+    fn auth(&self) -> Option<crate::chain::Auth> {
         #[cfg(feature = "sigv4")]
         if let Some(sigv4) = &self.sigv4 {
             return Some(Auth::Iam(sigv4.clone()));
