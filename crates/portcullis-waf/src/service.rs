@@ -14,6 +14,7 @@ use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use portcullis_core::ResponseBody;
 use portcullis_core::context::RequestContextExt;
+use portcullis_core::future::ResponseFuture as Decided;
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::Decision;
 use tower_layer::Layer;
@@ -151,8 +152,8 @@ where
             metrics::counter!("portcullis_waf_decisions_total", "outcome" => "refused", "reason" => "WAF_FILTERED").increment(1);
             let mut response = refusal.into_response(&request);
             response.extensions_mut().insert(outcome);
-            State::Reject {
-                response: Some(response),
+            State::Decided {
+                future: Decided::answered(response),
             }
         }
         WafAction::Allow => {
@@ -178,8 +179,8 @@ where
             request.extensions_mut().insert(outcome);
             // The span covers the decision, not the inner service.
             drop(entered);
-            State::Inner {
-                future: service.call(request),
+            State::Decided {
+                future: Decided::inner(service.call(request)),
             }
         }
     }
@@ -198,16 +199,25 @@ struct Reading<S, B> {
 }
 
 pin_project! {
-    /// The response future of [`Waf`]. It is not boxed: it either runs the
-    /// inner service's future in place, answers a refusal, or first reads up
-    /// to the inspection limit of the body.
-    pub struct ResponseFuture<S, F, ReqBody, ResBody> {
+    /// The response future of [`Waf`]. It is not boxed: decided in `call`
+    /// (no body to inspect), it is `portcullis_core`'s
+    /// [`ResponseFuture`](portcullis_core::future::ResponseFuture), the inner
+    /// service's future run in place or the refusal; with a body to inspect
+    /// it first reads up to the ACL's inspection limit (the reading state
+    /// boxed, so the common future stays small), then decides.
+    pub struct ResponseFuture<S, F, ReqBody, ResBody>
+    where
+        S: Service<Request<WafBody<ReqBody>>>,
+    {
         #[pin]
         state: State<S, F, ReqBody, ResBody>,
     }
 }
 
-impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBody> {
+impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBody>
+where
+    S: Service<Request<WafBody<ReqBody>>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
@@ -215,9 +225,12 @@ impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBod
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, ReqBody, ResBody> {
-        Inner { #[pin] future: F },
-        Reject { response: Option<Response<ResponseBody<ResBody>>> },
+    enum State<S, F, ReqBody, ResBody>
+    where
+        S: Service<Request<WafBody<ReqBody>>>,
+    {
+        // Let through or refused: core's future.
+        Decided { #[pin] future: Decided<F, ResBody, S::Error> },
         Reading { reading: Option<Box<Reading<S, ReqBody>>> },
     }
 }
@@ -232,17 +245,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let next = match self.as_mut().project().state.project() {
-                StateProj::Inner { future } => {
-                    return future
-                        .poll(cx)
-                        .map(|r| r.map(|response| response.map(ResponseBody::inner)));
-                }
-                StateProj::Reject { response } => {
-                    return match response.take() {
-                        Some(response) => Poll::Ready(Ok(response)),
-                        None => Poll::Pending,
-                    };
-                }
+                StateProj::Decided { future } => return future.poll(cx),
                 StateProj::Reading { reading } => {
                     let Some(r) = reading.as_mut() else {
                         return Poll::Pending;
