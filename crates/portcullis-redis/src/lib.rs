@@ -137,20 +137,20 @@
 //! [`RedisControlPlane::is_available`] reports it, for readiness probes, and
 //! [`RedisConfig::lazy_connect`] lets a replica start while Redis is down.
 
+mod config;
 mod connection;
 mod control_plane;
 mod quota;
 mod script;
+mod scripts;
 mod throttle;
 mod throttle_lease;
 mod usage_plan;
 
 use std::time::Instant;
 
-pub use connection::{
-    DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_TIMEOUT, RedisConfig,
-    RedisConnection,
-};
+pub use config::{DEFAULT_FAILURE_THRESHOLD, DEFAULT_PROBE_INTERVAL, DEFAULT_TIMEOUT, RedisConfig};
+pub use connection::RedisConnection;
 pub use control_plane::{DEFAULT_POLL_INTERVAL, MIN_CONTROL_PLANE_TIMEOUT, RedisControlPlane};
 pub use portcullis_core::future::ResponseFuture;
 pub use quota::{ConsumeFuture, RedisQuotaError, RedisQuotaStore};

@@ -12,9 +12,10 @@ use portcullis_quota::store::{
 use redis::AsyncCommands;
 use time::Date;
 
-use crate::connection::{RedisConfig, RedisConnection};
+use crate::config::RedisConfig;
+use crate::connection::RedisConnection;
 use crate::record_call;
-use crate::script::Lua;
+use crate::scripts::script;
 
 /// Quota counters and usage records in Redis or Redis Cluster, shared by
 /// every replica.
@@ -61,11 +62,6 @@ pub struct RedisQuotaStore {
 #[derive(Debug, thiserror::Error)]
 #[error("redis quota store: {0}")]
 pub struct RedisQuotaError(#[from] redis::RedisError);
-
-pub(crate) fn script() -> &'static Lua {
-    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
-    crate::script::once(&SCRIPT, || quota_source().to_owned())
-}
 
 const DAY_SECONDS: i64 = 86_400;
 
@@ -220,10 +216,6 @@ impl QuotaCall {
             .await
             .map(|_| ())
     }
-}
-
-pub(crate) fn quota_source() -> &'static str {
-    include_str!("lua/quota.lua")
 }
 
 fn day_of(julian: i64) -> Date {

@@ -11,6 +11,8 @@
 //! admitted more than the quota. So every connection loads the scripts when
 //! it is made ([`preload`]), and a `NOSCRIPT` is answered by one `EVAL` of
 //! the whole source, which loads and runs the script in one command.
+//!
+//! [`preload`]: crate::scripts::preload
 
 use std::sync::OnceLock;
 
@@ -21,8 +23,8 @@ use crate::connection::RedisConnection;
 /// A Lua script and its SHA1.
 #[derive(Debug)]
 pub(crate) struct Lua {
-    source: String,
-    hash: String,
+    pub(crate) source: String,
+    pub(crate) hash: String,
 }
 
 impl Lua {
@@ -87,38 +89,6 @@ impl LuaCall<'_> {
             other => other,
         }
     }
-}
-
-/// The scripts a request may need at once: the throttle's acquire,
-/// refund and lease, the quota's, and the usage plan's combined one. (The control
-/// plane's are not preloaded: their first call is one `EVAL`.)
-pub(crate) fn all() -> [&'static Lua; 5] {
-    [
-        crate::throttle::acquire_script(),
-        crate::throttle_lease::lease_script(),
-        crate::throttle::refund_script(),
-        crate::quota::script(),
-        crate::usage_plan::combined_script(),
-    ]
-}
-
-/// Loads every script (on Cluster, `SCRIPT LOAD` goes to every master), so
-/// that the first request a server sees runs its script at once.
-pub(crate) async fn preload(connection: &mut RedisConnection) -> RedisResult<()> {
-    for lua in all() {
-        let hash: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(&lua.source)
-            .query_async(connection)
-            .await?;
-        if hash != lua.hash {
-            return Err(redis::RedisError::from((
-                ErrorKind::Client,
-                "SCRIPT LOAD answered another SHA1",
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A script built once.

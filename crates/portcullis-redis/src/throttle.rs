@@ -8,8 +8,10 @@ use std::time::Instant;
 use portcullis_throttle::ThrottleStore;
 use portcullis_throttle::store::{Answer, BucketCheck, Level, Outcome, ThrottleStoreError};
 
-use crate::connection::{RedisConfig, RedisConnection};
+use crate::config::RedisConfig;
+use crate::connection::RedisConnection;
 use crate::script::{Lua, LuaCall};
+use crate::scripts::{acquire_script, refund_script};
 use crate::{ScriptClock, record_call};
 
 /// The most buckets one request may touch (the layer sends at most three).
@@ -78,34 +80,6 @@ pub struct RedisThrottleStore {
     connection: RedisConnection,
     prefix: String,
     time: ScriptClock,
-}
-
-/// The prelude every throttle script starts with: the time, and a bucket's
-/// hash (see `lua/throttle_common.lua`).
-pub(crate) const COMMON: &str = include_str!("lua/throttle_common.lua");
-
-/// A bucket as a Lua table (`load`, `save`), for the lease and refund
-/// scripts, after [`COMMON`].
-pub(crate) const STATE: &str = include_str!("lua/throttle_state.lua");
-
-pub(crate) fn acquire_source() -> &'static str {
-    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SOURCE.get_or_init(|| format!("{COMMON}\n{}", include_str!("lua/throttle_acquire.lua")))
-}
-
-pub(crate) fn acquire_script() -> &'static Lua {
-    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
-    crate::script::once(&SCRIPT, || acquire_source().to_owned())
-}
-
-pub(crate) fn refund_script() -> &'static Lua {
-    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
-    crate::script::once(&SCRIPT, || {
-        format!(
-            "{COMMON}\n{STATE}\n{}",
-            include_str!("lua/throttle_refund.lua")
-        )
-    })
 }
 
 /// One bucket, owned, ready to send.

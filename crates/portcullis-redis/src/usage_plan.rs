@@ -16,9 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::connection::RedisConnection;
-use crate::quota::{QuotaCall, RedisQuotaStore, quota_source};
-use crate::script::Lua;
-use crate::throttle::{Bucket, RedisThrottleStore, acquire_source, decode_outcome, refund};
+use crate::quota::{QuotaCall, RedisQuotaStore};
+use crate::scripts::combined_script;
+use crate::throttle::{Bucket, RedisThrottleStore, decode_outcome, refund};
 use crate::{ScriptClock, record_call};
 
 /// API Gateway's usage plan (throttle, then quota) as one Tower layer over
@@ -277,18 +277,6 @@ where
             Ok(response)
         }))
     }
-}
-
-pub(crate) fn combined_script() -> &'static Lua {
-    static SCRIPT: std::sync::OnceLock<Lua> = std::sync::OnceLock::new();
-    crate::script::once(&SCRIPT, || {
-        format!(
-            "local function throttle(KEYS, ARGV)\n{}\nend\nlocal function quota(KEYS, ARGV)\n{}\nend\n{}",
-            acquire_source(),
-            quota_source(),
-            include_str!("lua/usage_plan.lua")
-        )
-    })
 }
 
 /// What the store decided: the throttle's outcome (when buckets applied and

@@ -9,14 +9,12 @@ use arc_swap::ArcSwap;
 use portcullis_core::clock::Clock;
 use portcullis_core::plan::{MethodSelector, ThrottleSettings};
 use portcullis_core::store::OnStoreError;
-use tower_layer::Layer;
 
 use crate::clock::{LayerClock, MonotonicClock};
 use crate::gcra::Gcra;
 use crate::headers::RateLimitHeaders;
 use crate::key::KeyBy;
 use crate::memory::InMemoryThrottleStore;
-use crate::service::Throttle;
 use crate::store::{Level, ThrottleStore};
 
 /// The layer's settings. Immutable once the layer is built; run-time changes
@@ -307,14 +305,6 @@ impl<St> ThrottleLayer<St> {
 #[must_use]
 pub fn aws_account_default() -> ThrottleSettings {
     ThrottleSettings::new(10_000.0, 5_000).expect("10,000 rps with a burst of 5,000 is valid")
-}
-
-impl<S, St> Layer<S> for ThrottleLayer<St> {
-    type Service = Throttle<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Throttle::from_layer(inner, self)
-    }
 }
 
 #[derive(Debug, Default)]

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use portcullis_core::ResponseBody;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::clock::LayerClock;
@@ -63,7 +64,7 @@ impl<S> Throttle<S> {
 }
 
 impl<S, St> Throttle<S, St> {
-    pub(crate) fn from_layer(inner: S, layer: &ThrottleLayer<St>) -> Self {
+    fn from_layer(inner: S, layer: &ThrottleLayer<St>) -> Self {
         Self {
             inner,
             shared: Arc::new(Shared {
@@ -76,6 +77,14 @@ impl<S, St> Throttle<S, St> {
     }
 
     portcullis_core::inner_service_accessors!();
+}
+
+impl<S, St> Layer<S> for ThrottleLayer<St> {
+    type Service = Throttle<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Throttle::from_layer(inner, self)
+    }
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, St>

@@ -89,15 +89,13 @@ mod response;
 
 use crate::usage::{MAX_USAGE_PAGE_LIMIT, UsageApi, UsagePage};
 pub use directory::{KeyDirectory, PlanKey, StaticKeys};
+pub use request::MAX_PATCH_OPERATIONS;
 use request::{Route, parse_date, parse_patch, parse_query};
 pub use response::UsagePlanView;
 use response::{AdminError, KeyView, ok};
 
 /// The default limit of a request body, in bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
-
-/// The most patch operations one UpdateUsage request may carry.
-pub const MAX_PATCH_OPERATIONS: usize = 16;
 
 /// The usage admin service. See the [module docs](self).
 pub struct UsageAdmin<St = InMemoryQuotaStore, D = StaticKeys> {

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::Date;
 
-use super::MAX_PATCH_OPERATIONS;
 use super::response::AdminError;
 use crate::store::UsageUpdate;
+
+/// The most patch operations one UpdateUsage request may carry.
+pub const MAX_PATCH_OPERATIONS: usize = 16;
 
 /// A route of the admin service, from a method and a path.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use portcullis_core::clock::{SharedClock, SystemClock};
 use redis::AsyncCommands;
 use tokio::sync::{broadcast, watch};
 
-use crate::connection::{RedisConfig, RedisConnection};
+use crate::config::RedisConfig;
+use crate::connection::RedisConnection;
 
 use super::error::{backend, not_found};
 use super::follow::follow;

@@ -11,11 +11,9 @@
 mod config;
 mod entry;
 mod give_back;
-mod script;
 mod slow_path;
 mod state;
 mod store;
 
 pub use config::LeaseConfig;
-pub(crate) use script::lease_script;
 pub use store::LeasedThrottleStore;

@@ -10,8 +10,8 @@ use crate::{ScriptClock, record_call};
 
 use super::config::nanos;
 use super::entry::{Entry, Slow};
-use super::script::lease_script;
 use super::state::Inner;
+use crate::scripts::lease_script;
 
 /// Tries of the slow path before a request whose fresh tokens were all
 /// taken by concurrent requests of the same replica is refused.

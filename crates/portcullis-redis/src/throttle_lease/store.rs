@@ -11,7 +11,8 @@ use portcullis_throttle::ThrottleStore;
 use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStoreError};
 
 use crate::ScriptClock;
-use crate::connection::{RedisConfig, RedisConnection};
+use crate::config::RedisConfig;
+use crate::connection::RedisConnection;
 use crate::throttle::{AcquireFuture, check_bucket_count, write_key};
 
 use super::config::LeaseConfig;
