@@ -16,9 +16,9 @@ use portcullis_core::{GatewayResponse, GatewayResponseType};
 use portcullis_iam::{Decision, RequestContext};
 use tracing::Span;
 
-use crate::authorizer::AuthorizerError;
 use crate::cache::{DecisionMemo, Outcome, Prepared};
 use crate::config::{AUTHORIZER_DENIED_EXPLICIT, Config};
+use crate::error::AuthorizerError;
 use crate::event::AuthorizerResponse;
 
 /// A refusal before the authorizer answered: recorded, and handed back to

@@ -12,7 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::authorizer::{Authorizer, AuthorizerError};
+use crate::authorizer::Authorizer;
+use crate::error::AuthorizerError;
 use crate::event::{AuthorizerEvent, AuthorizerResponse};
 
 /// The default timeout of an HTTP authorizer call: 10 seconds.

@@ -4,6 +4,7 @@ pub mod conformance;
 mod embedded;
 mod engine;
 mod error;
+mod journal;
 mod keys;
 pub mod management;
 pub mod model;

@@ -12,6 +12,7 @@ use time::Date;
 use tokio::sync::{broadcast, watch};
 
 use crate::error::StoreError;
+use crate::journal::Journal;
 use crate::model::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, NewApiKey, Page, PageRequest, UsagePlanKey,
     UsagePlanRecord, UsageRecord,
@@ -196,27 +197,6 @@ pub trait ControlPlaneStore: QuotaReservation {
 /// How many counter changes a slow follower may fall behind before it is
 /// told to give back every block.
 const COUNTER_CHANGES_CAPACITY: usize = 256;
-
-/// Where a local store writes its changes before applying them.
-pub(crate) enum Journal {
-    /// Nothing: the in-memory store.
-    Memory,
-    /// One durable redb transaction per operation.
-    Embedded(crate::embedded::RedbJournal),
-}
-
-impl Journal {
-    fn blocks(&self) -> bool {
-        matches!(self, Journal::Embedded(_))
-    }
-
-    fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
-        match self {
-            Journal::Memory => Ok(()),
-            Journal::Embedded(journal) => journal.write(changes),
-        }
-    }
-}
 
 pub(crate) struct Inner {
     state: Mutex<State>,

@@ -5,51 +5,21 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
-use portcullis_core::clock::{Clock, SharedClock, SystemClock};
-use portcullis_core::refusal::Refusal;
+use portcullis_core::clock::{Clock, SystemClock};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Span;
 
+use crate::body::{BoxBody, BoxError, box_response};
 use crate::mode::{AuthMode, AuthModes};
-use crate::response::AppSyncRefusal;
 use crate::rules::RequestAuth;
-use crate::service::{AppSyncAuth, ModeTerminal};
-
-/// The error type of boxed bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type the layer hands on and answers with.
-pub type BoxBody = UnsyncBoxBody<Bytes, BodyError>;
-
-/// The error of a [`BoxBody`]: the wrapped body's error, boxed.
-#[derive(Debug)]
-pub struct BodyError(pub BoxError);
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for BodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
-}
-
-pub(crate) type ModeService = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, Infallible>;
-type ModeFactory = Arc<dyn Fn(ModeTerminal) -> ModeService + Send + Sync>;
+use crate::service::{AppSyncAuth, ModeFactory, ModeService, ModeTerminal, Settings};
 
 /// A mode's layer, as [`AppSyncAuthLayer::new`] and
 /// [`AppSyncAuthLayer::additional_mode`] take it: a
@@ -98,39 +68,6 @@ mod sealed {
             })
         }
     }
-}
-
-/// Marks a response that came from the service behind a mode's layer, not
-/// from the layer's refusal.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Reached;
-
-/// When [`AppSyncAuth`] received the request, and its span: the mode's
-/// verdict is timed from it and recorded on it, where the verdict is known
-/// ([`ModeTerminal`] for an allowed request).
-#[derive(Clone, Debug)]
-pub(crate) struct DecisionStart(pub(crate) Instant, pub(crate) Span);
-
-/// `portcullis_graphql_decision_seconds`: from the request's arrival to the
-/// verdict (the mode's layer included, the resolvers not).
-pub(crate) fn record_seconds(start: Instant) {
-    metrics::histogram!("portcullis_graphql_decision_seconds")
-        .record(start.elapsed().as_secs_f64());
-}
-
-/// A refusal's span, counter and duration.
-pub(crate) fn record_refusal(start: Instant, span: &Span, refusal: &AppSyncRefusal) {
-    refusal.decision().record(span);
-    record_seconds(start);
-    metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
-}
-
-#[derive(Clone)]
-pub(crate) struct Settings {
-    default_mode: AuthMode,
-    modes: Vec<(AuthMode, ModeFactory)>,
-    pub(crate) key_expiry: HashMap<String, OffsetDateTime>,
-    pub(crate) clock: SharedClock,
 }
 
 /// AppSync's authorization modes as a tower layer, for the service that
@@ -226,38 +163,6 @@ impl AppSyncAuthLayer {
     pub fn accepted(&self) -> AuthModes {
         self.settings.modes.iter().map(|(m, _)| *m).collect()
     }
-}
-
-pub(crate) fn box_response<B>(response: Response<B>) -> Response<BoxBody>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    response.map(|body| body.map_err(|e| BodyError(e.into())).boxed_unsync())
-}
-
-pub(crate) fn box_request<B>(request: Request<B>) -> Request<BoxBody>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    request.map(|body| body.map_err(|e| BodyError(e.into())).boxed_unsync())
-}
-
-/// AppSync's 401 for `refusal`, with the refusal in its extensions.
-///
-/// AppSync has no gateway responses to override its 401 and no gRPC, so the
-/// refusal is rendered the same for every request (the request itself is
-/// gone by the time the mode's layer has answered).
-pub(crate) fn refuse(refusal: AppSyncRefusal) -> Response<BoxBody> {
-    refusal
-        .into_response::<(), BoxBody>(&Request::new(()))
-        .map(|body| match body.into_inner() {
-            Ok(body) => body,
-            Err(bytes) => http_body_util::Full::new(bytes)
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        })
 }
 
 impl<S, B> Layer<S> for AppSyncAuthLayer

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 pub mod directives;
 mod extension;
 mod iam;
@@ -10,9 +11,10 @@ mod response;
 mod rules;
 mod service;
 
+pub use body::{BodyError, BoxBody, BoxError};
 pub use extension::{AppSyncDirectives, UNAUTHORIZED_FIELD};
 pub use iam::{APPSYNC_GRAPHQL, FieldIam, GraphqlApiArn, PrincipalPolicies};
-pub use layer::{AppSyncAuthLayer, BodyError, BoxBody, BoxError, HeaderAuthorizer, ModeLayer};
+pub use layer::{AppSyncAuthLayer, HeaderAuthorizer, ModeLayer};
 pub use mode::{
     AuthMode, AuthModes, MAX_AUTHORIZATION_BYTES, NoMode, UnknownAuthMode, select_mode,
 };

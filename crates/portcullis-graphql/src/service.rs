@@ -1,6 +1,8 @@
 //! [`AppSyncAuth`], the service [`AppSyncAuthLayer`](crate::AppSyncAuthLayer) builds, and
-//! [`ModeTerminal`], the end of each mode's stack.
+//! [`ModeTerminal`], the end of each mode's stack, with the settings they share
+//! and the records of the layer's decision.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
@@ -11,22 +13,74 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
-use portcullis_core::clock::Clock;
+use http_body_util::BodyExt;
+use portcullis_core::clock::{Clock, SharedClock};
 use portcullis_core::context::RequestContextExt;
 use portcullis_core::context::{ApiKeyContext, Caller};
 use portcullis_core::refusal::Refusal;
 use portcullis_core::trace::{self, Decision};
+use time::OffsetDateTime;
 use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 use tracing::Span;
 
-use crate::layer::{
-    BoxBody, BoxError, DecisionStart, ModeService, Reached, Settings, box_request, record_refusal,
-    record_seconds, refuse,
-};
+use crate::body::{BoxBody, BoxError, box_request};
 use crate::mode::{AuthMode, AuthModes, select_mode};
 use crate::response::AppSyncRefusal;
 use crate::rules::RequestAuth;
+
+pub(crate) type ModeService = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, Infallible>;
+pub(crate) type ModeFactory = Arc<dyn Fn(ModeTerminal) -> ModeService + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) default_mode: AuthMode,
+    pub(crate) modes: Vec<(AuthMode, ModeFactory)>,
+    pub(crate) key_expiry: HashMap<String, OffsetDateTime>,
+    pub(crate) clock: SharedClock,
+}
+
+/// Marks a response that came from the service behind a mode's layer, not
+/// from the layer's refusal.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reached;
+
+/// When [`AppSyncAuth`] received the request, and its span: the mode's
+/// verdict is timed from it and recorded on it, where the verdict is known
+/// ([`ModeTerminal`] for an allowed request).
+#[derive(Clone, Debug)]
+pub(crate) struct DecisionStart(pub(crate) Instant, pub(crate) Span);
+
+/// `portcullis_graphql_decision_seconds`: from the request's arrival to the
+/// verdict (the mode's layer included, the resolvers not).
+pub(crate) fn record_seconds(start: Instant) {
+    metrics::histogram!("portcullis_graphql_decision_seconds")
+        .record(start.elapsed().as_secs_f64());
+}
+
+/// A refusal's span, counter and duration.
+pub(crate) fn record_refusal(start: Instant, span: &Span, refusal: &AppSyncRefusal) {
+    refusal.decision().record(span);
+    record_seconds(start);
+    metrics::counter!("portcullis_graphql_decisions_total", "outcome" => "refused", "reason" => "UNAUTHORIZED").increment(1);
+}
+
+/// AppSync's 401 for `refusal`, with the refusal in its extensions.
+///
+/// AppSync has no gateway responses to override its 401 and no gRPC, so the
+/// refusal is rendered the same for every request (the request itself is
+/// gone by the time the mode's layer has answered).
+pub(crate) fn refuse(refusal: AppSyncRefusal) -> Response<BoxBody> {
+    refusal
+        .into_response::<(), BoxBody>(&Request::new(()))
+        .map(|body| match body.into_inner() {
+            Ok(body) => body,
+            Err(bytes) => http_body_util::Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        })
+}
 
 /// The service [`AppSyncAuthLayer`](crate::AppSyncAuthLayer) builds.
 #[derive(Clone)]

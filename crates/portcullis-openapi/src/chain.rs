@@ -100,7 +100,7 @@ where
                     portcullis_core::layer_span!("openapi", step = "require_api_key")
                 }
             };
-            crate::access_log::record_context(&request);
+            portcullis_core::request_span::record_context(&request);
             let settings = request.extensions().get::<Arc<MethodSettings>>().cloned();
             let refusal = match what {
                 Require::ApiKey => {

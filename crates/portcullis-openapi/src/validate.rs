@@ -34,7 +34,7 @@ where
             // The checks' time, without the wait for the body's bytes.
             let mut spent = Duration::ZERO;
             let mut since = Instant::now();
-            crate::access_log::record_context(&request);
+            portcullis_core::request_span::record_context(&request);
             let Some(settings) = request.extensions().get::<Arc<MethodSettings>>().cloned() else {
                 drop(span);
                 return inner.oneshot(request).await;

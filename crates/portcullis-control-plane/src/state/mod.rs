@@ -6,6 +6,7 @@
 //! in memory, one durable transaction when embedded) and only then applies
 //! them. So invalid input, or a failed write, never changes the state.
 
+mod counter;
 mod keys;
 mod quota;
 
@@ -13,13 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
 use portcullis_core::plan::UsagePlan;
-use portcullis_quota::store::MAX_REMAINING;
-use serde::{Deserialize, Serialize};
-use time::Date;
 
 use crate::error::StoreError;
-use crate::model::{ApiKey, Page, PageRequest, UsagePlanRecord, UsageRecord};
+use crate::model::{ApiKey, Page, PageRequest, UsagePlanRecord};
 use crate::packed::Packed;
+
+pub(crate) use counter::{Counter, DayRec, date_of};
 
 /// Limits on how much the store holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,42 +44,6 @@ impl Default for StoreOptions {
             retain_values: true,
         }
     }
-}
-
-/// One quota counter's durable state (see [`crate::reservation`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Counter {
-    pub(crate) period_start: i64,
-    pub(crate) first_period_start: i64,
-    pub(crate) limit: u64,
-    pub(crate) kind: u8,
-    /// The Julian day being counted.
-    pub(crate) day: i32,
-    pub(crate) budget: u64,
-    pub(crate) reserved: u64,
-    pub(crate) used: u64,
-    pub(crate) day_used_base: u64,
-    /// The period's allowance when it began, moved by limit changes (what a
-    /// reset restores).
-    pub(crate) allowance: u64,
-    pub(crate) generation: u64,
-}
-
-impl Counter {
-    fn today(&self) -> UsageRecord {
-        UsageRecord {
-            day: date_of(self.day),
-            used: self.used.saturating_sub(self.day_used_base),
-            remaining: self.budget.saturating_sub(self.used).min(MAX_REMAINING),
-        }
-    }
-}
-
-/// A stored day of usage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct DayRec {
-    pub(crate) used: u64,
-    pub(crate) remaining: u64,
 }
 
 pub(crate) type Pair = (String, String);
@@ -114,10 +78,6 @@ impl Change {
                 | Change::DelAssoc(_)
         )
     }
-}
-
-pub(crate) fn date_of(julian: i32) -> Date {
-    Date::from_julian_day(julian).unwrap_or(Date::MIN)
 }
 
 /// Bytes of a key id kept in the entry itself: AWS key ids are 10
