@@ -56,9 +56,11 @@ use portcullis_sigv4::SigV4Layer;
 use tower::ServiceExt;
 use tower::util::{MapRequest, MapResponse};
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody, box_body, unwrap_body};
+use crate::boxed::{
+    BoxError, Boxed, BoxedStack, GatewayBody, GatewayResponseBody, GatewayService, box_body,
+    unwrap_body,
+};
 #[cfg(feature = "sigv4")]
 use crate::chain::Auth;
 use crate::chain::Chain;
@@ -245,15 +247,8 @@ impl ApiStack {
     /// `layer` has one), then the per-method chains, then `inner`.
     pub(crate) fn layer<S, ResBody>(&self, layer: &Chain, inner: S) -> Boxed<BoxedStack<S::Error>>
     where
-        S: Service<Request<GatewayBody>, Response = Response<ResBody>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Send + 'static,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        S: GatewayService<ResBody>,
+        ResBody: GatewayResponseBody,
     {
         let chains = match self.builder::<S::Error>(layer).build() {
             Ok(chains) => chains,

@@ -24,6 +24,46 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type inside and out of the composed stack: any body, boxed.
 pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// A service the gateway's stack can wrap: it takes the stack's
+/// [`GatewayBody`] requests, answers with a body of `ResBody`, and it and its
+/// future can be cloned and sent across threads. Every such service has it
+/// (a blanket impl): the bounds of [`GatewayLayer`](crate::GatewayLayer)'s,
+/// [`ReloadableLayer`](crate::ReloadableLayer)'s and the stack's own `Layer`
+/// impls, named once.
+pub trait GatewayService<ResBody>:
+    Service<
+        Request<GatewayBody>,
+        Response = Response<ResBody>,
+        Future: Send + 'static,
+        Error: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, ResBody> GatewayService<ResBody> for S where
+    S: Service<
+            Request<GatewayBody>,
+            Response = Response<ResBody>,
+            Future: Send + 'static,
+            Error: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A response body the gateway's stack can box into a [`GatewayBody`]:
+/// bytes, an error that converts into a [`BoxError`], and `Send`. Every
+/// such body has it (a blanket impl).
+pub trait GatewayResponseBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> GatewayResponseBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{}
+
 /// The future of a [`BoxedStack`] call.
 pub type StackFuture<E> = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, E>> + Send>>;
 

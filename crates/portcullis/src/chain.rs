@@ -25,7 +25,10 @@ use portcullis_waf::{WafBody, WafLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody, box_body, unwrap_body};
+use crate::boxed::{
+    BoxError, Boxed, BoxedStack, GatewayBody, GatewayResponseBody, GatewayService, box_body,
+    unwrap_body,
+};
 use crate::store::{GatewayKeyStore, GatewayQuotaStore, GatewayThrottleStore};
 
 /// Which authorizer the composed stack runs. Each variant needs its
@@ -277,11 +280,8 @@ where
 
 impl<S, ResBody> Layer<S> for Chain
 where
-    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + GatewayService<ResBody>,
+    ResBody: GatewayResponseBody,
 {
     type Service = Boxed<BoxedStack<S::Error>>;
 

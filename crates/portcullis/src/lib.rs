@@ -298,7 +298,10 @@ mod stack;
 mod store;
 
 #[cfg(feature = "config")]
-pub use boxed::{BoxError, Boxed, BoxedStack, GatewayBody, StackFuture, box_body};
+pub use boxed::{
+    BoxError, Boxed, BoxedStack, GatewayBody, GatewayResponseBody, GatewayService, StackFuture,
+    box_body,
+};
 #[cfg(feature = "config")]
 pub use chain::Auth;
 #[cfg(feature = "config")]

@@ -14,16 +14,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
 use portcullis_control_plane::{ApiKeyUpdate, ControlPlaneStore, StoreError};
 use tower::ServiceExt;
 use tower::util::Oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody};
+use crate::boxed::{Boxed, BoxedStack, GatewayBody, GatewayResponseBody, GatewayService};
 use crate::config::{Config, ConfigError, ConfigFileError};
 use crate::gateway::{Gateway, GatewayBuilder};
 use crate::stack::GatewayLayer;
@@ -439,11 +437,8 @@ impl fmt::Debug for ReloadableLayer {
 
 impl<S, ResBody> Layer<S> for ReloadableLayer
 where
-    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + GatewayService<ResBody>,
+    ResBody: GatewayResponseBody,
 {
     type Service = ReloadableService<Boxed<BoxedStack<S::Error>>>;
 

@@ -1,9 +1,7 @@
 //! The composed layer: the plain layer chain, or, with `[api]`, the
 //! per-method chains built from its layers.
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
 use portcullis_api_key::ApiKeyLayer;
 use portcullis_quota::QuotaLayer;
 use portcullis_throttle::ThrottleLayer;
@@ -12,7 +10,7 @@ use portcullis_waf::WafLayer;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::boxed::{BoxError, Boxed, BoxedStack, GatewayBody};
+use crate::boxed::{Boxed, BoxedStack, GatewayBody, GatewayResponseBody, GatewayService};
 use crate::chain::{Auth, Chain};
 use crate::store::{GatewayKeyStore, GatewayQuotaStore, GatewayThrottleStore};
 
@@ -155,11 +153,8 @@ impl GatewayLayer {
 
 impl<S, ResBody> Layer<S> for GatewayLayer
 where
-    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Service<Request<GatewayBody>, Response = Response<ResBody>> + GatewayService<ResBody>,
+    ResBody: GatewayResponseBody,
 {
     type Service = Boxed<BoxedStack<S::Error>>;
 
