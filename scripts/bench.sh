@@ -314,7 +314,7 @@ fi
   if [ -f "$OUT/mem-facade.txt" ]; then
   echo "### Memory: 1,000,000 distinct keys through throttle, quota, both"
   echo
-  echo "One process per column (\`portcullis-loadtest mem --stores <column>\`); *facade* is the throttle and the control plane's \`QuotaEngine\`, as \`Gateway\` builds them in memory. A blank cell: the figure does not apply."
+  echo "One process per column (\`portcullis-loadtest mem --stores <column>\`); *facade* is the throttle and the control plane's \`QuotaEngine\`, as \`Gateway\` builds them in memory (counting in place on the store's counters: \`store_counters_*\`; \`quota_counters_*\` are the engine's entries). A blank cell: the figure does not apply."
   echo
   python3 - "$OUT" <<'PY'
 import os, sys

@@ -276,6 +276,30 @@ impl Packed {
         Some(self.unpack(number, slot))
     }
 
+    /// The pair's counter with its slot number, for
+    /// [`set_counts`](Self::set_counts).
+    pub(crate) fn get_numbered(&self, plan_id: &str, key_id: &str) -> Option<(u32, Counter)> {
+        let number = self.find_slot(plan_id, key_id)?;
+        let slot = self.slots.get(number as usize)?;
+        Some((number, self.unpack(number, slot)))
+    }
+
+    /// Writes the counts of `counter` into slot `number`, whose terms and
+    /// day `counter` keeps: an in-place update, with no lookup of the ids
+    /// and nothing interned. A counter whose terms or day changed goes
+    /// through [`insert`](Self::insert).
+    pub(crate) fn set_counts(&mut self, number: u32, counter: &Counter) {
+        let counts = counts_of(counter);
+        match (self.slots.get_mut(number as usize), narrow(counts)) {
+            (Some(slot), Some(narrow)) if slot.counts != WIDE => slot.counts = narrow,
+            (Some(slot), _) => {
+                let terms = slot.terms;
+                self.fill(number, counter, Some(terms));
+            }
+            (None, _) => {}
+        }
+    }
+
     /// Whether the pair has a counter.
     pub(crate) fn contains(&self, plan_id: &str, key_id: &str) -> bool {
         self.find_slot(plan_id, key_id).is_some()

@@ -49,7 +49,7 @@ use std::future::Future;
 
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Window;
-use portcullis_quota::store::QuotaRequest;
+use portcullis_quota::store::{Decision, QuotaRequest};
 use time::Date;
 use tokio::sync::broadcast;
 
@@ -199,6 +199,21 @@ pub trait QuotaReservation: Send + Sync + 'static {
             }
             self.reserve(counter, want).await
         }
+    }
+
+    /// Counts one request on the counter itself, holding no block: what a
+    /// store does when a block would save it nothing, because it writes
+    /// nothing anywhere and no other process shares it (the in-memory
+    /// [`LocalStore`](crate::LocalStore)). It answers at once, as a block
+    /// of one reserved and reported spent in the same call would, and
+    /// GetUsage is never stale.
+    /// [`QuotaEngine`](crate::QuotaEngine) calls it on every request when
+    /// [`EngineConfig::count_in_place`](crate::EngineConfig::count_in_place)
+    /// is on. `None` (the default): the store cannot, and the engine
+    /// reserves blocks.
+    fn consume_in_place(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+        let _ = request;
+        None
     }
 
     /// Asks every replica holding a block of the counter to report it and

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use portcullis_api_key::KeyDigest;
 use portcullis_core::clock::{SharedClock, SystemClock};
-use portcullis_quota::store::UsageUpdate;
+use portcullis_quota::store::{Decision, QuotaRequest, UsageUpdate};
 use time::Date;
 use tokio::sync::{broadcast, watch};
 
@@ -228,6 +228,12 @@ impl Inner {
         f(&self.lock())
     }
 
+    /// [`QuotaReservation::consume_in_place`]: only when the journal is
+    /// nowhere, so a change need not be written before it is applied.
+    fn consume_in_place(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+        matches!(self.journal, Journal::Memory).then(|| self.lock().consume_in_place(request))
+    }
+
     fn write<T>(
         &self,
         f: impl FnOnce(&State) -> Result<(T, Vec<Change>), StoreError>,
@@ -326,6 +332,14 @@ impl LocalStore {
         }
     }
 
+    /// How many quota counters the store holds (one for each plan and key
+    /// counted, until its period ends and it carries nothing more), for
+    /// memory measurements.
+    #[must_use]
+    pub fn quota_counters(&self) -> usize {
+        self.read(|s| Ok(s.quota_counters())).unwrap_or(0)
+    }
+
     /// The quota counter's durable state, for tests and diagnostics:
     /// `(budget, reserved, used)` in the current period.
     #[must_use]
@@ -361,6 +375,13 @@ impl QuotaReservation for LocalStore {
         want: u64,
     ) -> impl Future<Output = Result<Grant, StoreError>> + Send {
         self.write(move |s, _| s.renew(&counter, report, want))
+    }
+
+    /// In memory (nothing written anywhere, one process): counts the
+    /// request on the counter under the store's lock. The embedded store
+    /// answers `None`: a block saves a durable write a request there.
+    fn consume_in_place(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+        self.inner.consume_in_place(request)
     }
 
     fn reclaim(&self, counter: &CounterRef) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -19,6 +19,10 @@
 //! (`quota_counters_peak`): the allocator keeps what freed entries held, so
 //! the resident figure after the keys follows the peak, not the end.
 //!
+//! For the facade, the control plane's durable counters are also printed
+//! (`store_counters_*`): the quota counts on them in place (no engine
+//! entry) on the in-memory store.
+//!
 //! Time is a manual clock, moved forward instead of slept through, except
 //! for the facade's quota engine, whose blocks expire in real time: the
 //! measurement waits a `block_ttl` and flushes it, twice (2.2 s), so the
@@ -119,10 +123,26 @@ enum QuotaCounters {
 }
 
 impl QuotaCounters {
+    /// The quota store's in-memory counters: for the facade, the quota
+    /// engine's entries (a key's while it holds a block), which counting in
+    /// place does without.
     fn tracked_keys(&self) -> usize {
         match self {
             QuotaCounters::Memory(store) => store.tracked_keys(),
             QuotaCounters::Facade(engine) => engine.tracked_keys(),
+        }
+    }
+
+    /// The facade's durable counters, in the control plane's store (one a
+    /// key for the period).
+    fn store_counters(&self) -> Option<usize> {
+        match self {
+            QuotaCounters::Memory(_) => None,
+            QuotaCounters::Facade(engine) => match engine.store() {
+                portcullis::GatewayStore::Local(store) => Some(store.quota_counters()),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            },
         }
     }
 }
@@ -255,6 +275,9 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     println!("throttle_buckets_after_keys|{throttle_keys}");
     println!("quota_counters_after_keys|{quota_keys}");
     println!("quota_counters_peak|{peak}");
+    if let Some(counters) = probe.quota.as_ref().and_then(QuotaCounters::store_counters) {
+        println!("store_counters_after_keys|{counters}");
+    }
 
     // The throttle's idle interval: every bucket is full again.
     let idle = Duration::from_secs_f64(1.0 / RATE) + Duration::from_secs(1);
@@ -280,6 +303,9 @@ async fn measure(keys: u64, stores: Stores) -> Result<(), Error> {
     println!("throttle_buckets_dropped_by_sweep|{dropped}");
     println!("throttle_buckets_after_idle|{throttle_keys}");
     println!("quota_counters_after_idle|{quota_keys}");
+    if let Some(counters) = probe.quota.as_ref().and_then(QuotaCounters::store_counters) {
+        println!("store_counters_after_idle|{counters}");
+    }
     println!("rss_after_idle_mib|{:.1}", after_idle as f64 / 1048576.0);
     println!("bytes_per_key_after_idle|{:.0}", per_key(after_idle));
 

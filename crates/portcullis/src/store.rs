@@ -13,7 +13,7 @@ use portcullis_control_plane::{
     ApiKey, ApiKeyFilter, ApiKeyUpdate, ControlPlaneStore, LocalStore, NewApiKey, NewUsagePlan,
     Page, PageRequest, Snapshot, StoreError, UsagePlanKey, UsagePlanRecord, UsageRecord,
 };
-use portcullis_quota::store::UsageUpdate;
+use portcullis_quota::store::{Decision, QuotaRequest, UsageUpdate};
 use portcullis_throttle::InMemoryThrottleStore;
 use portcullis_throttle::store::{Answer, BucketCheck, Outcome, ThrottleStore, ThrottleStoreError};
 use time::Date;
@@ -65,6 +65,15 @@ impl QuotaReservation for GatewayStore {
 
     async fn reclaim(&self, counter: &CounterRef) -> Result<(), StoreError> {
         each!(self, s => s.reclaim(counter))
+    }
+
+    fn consume_in_place(&self, request: &QuotaRequest<'_>) -> Option<Result<Decision, StoreError>> {
+        match self {
+            GatewayStore::Local(s) => s.consume_in_place(request),
+            // Shared by replicas: blocks (leases).
+            #[cfg(feature = "redis")]
+            GatewayStore::Redis(_) => None,
+        }
     }
 
     fn counter_changes(&self) -> broadcast::Receiver<CounterChange> {
@@ -289,5 +298,8 @@ impl ThrottleStore for GatewayThrottleStore {
 pub type GatewayKeyStore = portcullis_control_plane::KeyCache<GatewayStore>;
 
 /// The quota store of a [`Gateway`](crate::Gateway): counting in memory
-/// against blocks reserved durably in the control-plane store.
+/// against blocks reserved durably in the control-plane store (embedded,
+/// Redis), or, for `[store] kind = "memory"`, on the store's counters
+/// themselves, where a block would save nothing
+/// ([`EngineConfig::count_in_place`](portcullis_control_plane::EngineConfig::count_in_place)).
 pub type GatewayQuotaStore = portcullis_control_plane::QuotaEngine<GatewayStore>;

@@ -15,7 +15,9 @@
 //! *cold* (first operations on a new store, key and period, concurrently
 //! where it matters) and then *warm* (the same again after a first use).
 //! It also runs `portcullis-api-key`'s and `portcullis-quota`'s own suites
-//! against [`KeyCache`] and [`QuotaEngine`] on the store. The suite panics,
+//! against [`KeyCache`] and [`QuotaEngine`] on the store (the quota's
+//! twice: with blocks, and with
+//! [`EngineConfig::count_in_place`](crate::EngineConfig::count_in_place)). The suite panics,
 //! naming the check, at the first behaviour that differs.
 //!
 //! It needs a multi-threaded tokio runtime (it spawns tasks).
@@ -60,15 +62,20 @@ where
     if let Err(failure) = portcullis_api_key::conformance::run(&cache).await {
         panic!("conformance: KeyCache: {failure}");
     }
-    portcullis_quota::conformance::check_store(|| async {
-        QuotaEngine::with_config(
-            new_store().await,
-            EngineConfig {
-                max_block: 4,
-                initial_block: 2,
-                ..EngineConfig::default()
-            },
-        )
-    })
-    .await;
+    for count_in_place in [false, true] {
+        // Counting in place changes the in-memory store only; the others
+        // keep their blocks and are checked twice the same way.
+        portcullis_quota::conformance::check_store(|| async {
+            QuotaEngine::with_config(
+                new_store().await,
+                EngineConfig {
+                    max_block: 4,
+                    initial_block: 2,
+                    count_in_place,
+                    ..EngineConfig::default()
+                },
+            )
+        })
+        .await;
+    }
 }

@@ -30,6 +30,25 @@ pub struct EngineConfig {
     /// ([`QuotaReservation::reclaim`](crate::reservation::QuotaReservation::reclaim)) before it is refused (200 ms by
     /// default; zero refuses at once and leaves the blocks to expire).
     pub reclaim_wait: Duration,
+    /// Count each request on the store's own counter, holding no block,
+    /// when the store can do that at memory cost
+    /// ([`QuotaReservation::consume_in_place`](crate::reservation::QuotaReservation::consume_in_place):
+    /// the in-memory [`LocalStore`](crate::LocalStore), one process with
+    /// nothing written anywhere, where a block saves nothing and shares
+    /// nothing). Off by default; no effect on a store that cannot.
+    ///
+    /// - **Saves** the engine's entry (about 130 bytes with its share of
+    ///   the map) for every key holding a block, for the block's life: at
+    ///   a million keys seen within a `block_ttl`, most of the memory a key
+    ///   costs. Usage is exact at once, never stale.
+    /// - **Costs** the store's lock on every request, where a block costs
+    ///   a compare-and-swap: with many cores and one hot key, blocks scale
+    ///   further.
+    ///
+    /// The facade (`portcullis`) turns it on: for `[store] kind =
+    /// "memory"` it takes effect, and for the embedded store and Redis it
+    /// does nothing.
+    pub count_in_place: bool,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +60,7 @@ impl Default for EngineConfig {
             block_ttl: Duration::from_secs(1),
             exhausted_recheck: Duration::from_millis(100),
             reclaim_wait: Duration::from_millis(200),
+            count_in_place: false,
         }
     }
 }

@@ -412,6 +412,11 @@ impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
         &self,
         request: &QuotaRequest<'_>,
     ) -> Answer<Result<Decision, StoreError>, ConsumeFuture> {
+        if self.inner.config.count_in_place
+            && let Some(decision) = self.inner.store.consume_in_place(request)
+        {
+            return Answer::Ready(decision);
+        }
         let pair = (request.plan_id, request.key_id.as_bytes());
         let fast = self
             .inner
@@ -435,12 +440,24 @@ impl<S: ControlPlaneStore + Clone> QuotaStore for QuotaEngine<S> {
         request: &QuotaRequest<'_>,
         update: UsageUpdate,
     ) -> impl Future<Output = Result<DayUsage, StoreError>> + Send {
-        let entry = self.entry(request.plan_id, request.key_id);
+        // Counting in place, no entry holds a block: none is made here.
+        let entry = if self.inner.config.count_in_place {
+            self.find(request.plan_id, request.key_id)
+        } else {
+            Some(self.entry(request.plan_id, request.key_id))
+        };
         let counter = CounterRef::from_request(request);
         let inner = self.inner.clone();
         async move {
-            let mut slow = entry.lock().await;
-            settle(&inner.store, &entry, &mut slow).await?;
+            // The entry's lock is held until the update is made.
+            let _held = match &entry {
+                Some(entry) => {
+                    let mut slow = entry.lock().await;
+                    settle(&inner.store, entry, &mut slow).await?;
+                    Some(slow)
+                }
+                None => None,
+            };
             let record = inner.store.update_usage(counter, update).await?;
             Ok(DayUsage {
                 day: record.day,

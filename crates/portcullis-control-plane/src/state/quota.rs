@@ -2,13 +2,13 @@
 
 use std::ops::Bound;
 
-use portcullis_quota::store::{MAX_REMAINING, UsageUpdate};
+use portcullis_quota::store::{Decision, MAX_REMAINING, QuotaRequest, UsageUpdate};
 use time::Date;
 
 use crate::error::StoreError;
 use crate::model::UsageRecord;
 use crate::packed::MAX_COUNTERS;
-use crate::reservation::{CounterRef, Grant, Report};
+use crate::reservation::{CounterRef, Grant, Report, period_kind};
 
 use super::{Change, Counter, DayRec, Op, Pair, State, date_of};
 
@@ -131,6 +131,57 @@ impl State {
             changes.push(Change::PutCounter(pair, c));
         }
         Ok((grant, changes))
+    }
+
+    /// Counts one request on the counter itself, as a block of one
+    /// reserved and reported spent at once: for a store that writes its
+    /// changes nowhere (the in-memory store), where a block would save
+    /// nothing. A counter already in the request's period and day, under
+    /// the request's limit, is updated in place (one lookup, no
+    /// allocation); any other goes through [`renew`](Self::renew) and
+    /// [`report`](Self::report) (a new pair, a new day or period, a changed
+    /// limit), whose changes are applied here.
+    pub(crate) fn consume_in_place(
+        &mut self,
+        request: &QuotaRequest<'_>,
+    ) -> Result<Decision, StoreError> {
+        if let Some((number, mut c)) = self.counters.get_numbered(request.plan_id, request.key_id)
+            && c.period_start == request.window.start()
+            && c.kind == period_kind(request.quota.period())
+            && c.day == request.day.to_julian_day()
+            && c.limit == request.quota.limit()
+            // Blocks reserved through `renew` and not yet reported: counted
+            // in place only once they are (never the case for a store
+            // counted in place from the start).
+            && c.reserved == c.used
+        {
+            let admitted = c.budget > c.reserved;
+            if admitted {
+                c.reserved += 1;
+                c.used += 1;
+                self.counters.set_counts(number, &c);
+            }
+            return Ok(Decision {
+                admitted,
+                remaining: c.budget.saturating_sub(c.reserved).min(MAX_REMAINING),
+            });
+        }
+        let counter = CounterRef::from_request(request);
+        let (grant, changes) = self.renew(&counter, None, 1)?;
+        self.apply(changes);
+        if grant.granted > 0 {
+            let report = Report {
+                generation: grant.generation,
+                spent: grant.granted,
+                returned: 0,
+            };
+            let ((), changes) = self.report(&counter, report)?;
+            self.apply(changes);
+        }
+        Ok(Decision {
+            admitted: grant.granted > 0,
+            remaining: grant.remaining.min(MAX_REMAINING),
+        })
     }
 
     pub(crate) fn report(&self, counter: &CounterRef, report: Report) -> Op<()> {
@@ -270,6 +321,10 @@ impl State {
                 Change::PutCounter((plan.to_owned(), key), c)
             })
             .collect()
+    }
+
+    pub(crate) fn quota_counters(&self) -> usize {
+        self.counters.len()
     }
 
     pub(crate) fn counter(&self, plan_id: &str, key_id: &str) -> Option<Counter> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use portcullis_api_key::ApiKeys;
 use portcullis_control_plane::{
-    ControlPlaneStore, KeyCache, LocalStore, NewApiKey, NewUsagePlan, QuotaEngine, StoreError,
+    ControlPlaneStore, EngineConfig, KeyCache, LocalStore, NewApiKey, NewUsagePlan, QuotaEngine,
+    StoreError,
 };
 use portcullis_core::clock::SharedClock;
 
@@ -64,7 +65,16 @@ pub(super) async fn open_state(
         KeyCache::empty(store.clone()).map_err(|e| store_failed(&e))?
     };
     let keys = ApiKeys::with_store(cache).with_clock(clock.clone());
-    let engine = QuotaEngine::new(store.clone());
+    // In memory, each request is counted on the store's counter: no block
+    // (and no engine entry a key) for a store that writes nothing and that
+    // no other process shares. Embedded and Redis stores keep their blocks.
+    let engine = QuotaEngine::with_config(
+        store.clone(),
+        EngineConfig {
+            count_in_place: true,
+            ..EngineConfig::default()
+        },
+    );
     // Background work needs a Tokio runtime; `build` may run without one.
     if tokio::runtime::Handle::try_current().is_ok() {
         drop(keys.store().spawn_sync());
