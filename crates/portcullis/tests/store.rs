@@ -332,3 +332,32 @@ async fn a_data_dir_open_in_another_gateway_is_refused_by_name() {
     assert!(error.to_string().contains("control-plane.redb"), "{error}");
     first.shutdown().await.expect("shut down");
 }
+
+#[tokio::test]
+async fn in_memory_the_quota_counts_on_the_stores_counters_and_holds_no_block() {
+    let gateway = Gateway::builder(config(""))
+        .store(StoreSettings::memory())
+        .build_async()
+        .await
+        .expect("builds");
+    let app = app(&gateway);
+    for _ in 0..5 {
+        assert_eq!(call(&app, API_KEY).await, StatusCode::OK);
+    }
+    assert_eq!(call(&app, API_KEY).await, StatusCode::TOO_MANY_REQUESTS);
+    // No block, so no entry in the quota engine, and GetUsage is exact
+    // without waiting for a flush.
+    assert_eq!(gateway.quota_layer().store().tracked_keys(), 0);
+    assert_eq!(
+        usage_today(&gateway, "k1").await[0],
+        serde_json::json!([5, 0])
+    );
+    let GatewayStore::Local(store) = gateway.store() else {
+        panic!("a memory gateway has a local store");
+    };
+    assert_eq!(
+        store.counter_state("basic", "k1"),
+        Some((5, 5, 5)),
+        "(budget, reserved, used): nothing reserved beyond what was used"
+    );
+}

@@ -68,6 +68,11 @@ pub type ConsumeFuture = Pin<Box<dyn Future<Output = Result<Decision, StoreError
 ///   replica's traffic (and never more than the blocks it holds).
 ///   [`usage`](QuotaStore::usage) through this engine reports its own first.
 ///
+/// With [`EngineConfig::count_in_place`], on a store that can
+/// ([`QuotaReservation::consume_in_place`](crate::reservation::QuotaReservation::consume_in_place):
+/// the in-memory store), none of the above happens: each request is counted
+/// on the store's counter, no block is held and no entry is kept.
+///
 /// **Crash bound** (`kill -9`, power loss): never over-admitted; at most the
 /// unspent part of one block per key (≤ `max_block`) is lost as
 /// under-admission, and the same part is over-counted in that day's usage
