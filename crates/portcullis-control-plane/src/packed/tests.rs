@@ -344,3 +344,40 @@ fn usage_records_by_pair_and_day() {
     assert_eq!(packed.keys.len(), 0);
     assert_eq!(packed.plan_key_ids("plan"), ["k"]);
 }
+
+#[test]
+fn counts_set_in_place_cross_into_and_out_of_the_wide_map() {
+    let mut packed = Packed::default();
+    packed.insert("p", "k", &counter(1));
+    packed.insert("p", "other", &counter(2));
+    let (number, mut c) = packed.get_numbered("p", "k").expect("held");
+    c.reserved += 1;
+    c.used += 1;
+    packed.set_counts(number, &c);
+    assert_eq!(packed.get("p", "k"), Some(c.clone()), "narrow, in place");
+    assert!(packed.wide.is_empty());
+
+    // A count of u32::MAX or more goes to the side map, exactly.
+    c.budget = u64::from(u32::MAX) + 10;
+    c.reserved = u64::from(u32::MAX);
+    c.used = u64::from(u32::MAX);
+    packed.set_counts(number, &c);
+    assert_eq!(packed.get("p", "k"), Some(c.clone()), "wide");
+    assert_eq!(packed.wide.len(), 1);
+    c.used += 1;
+    c.reserved += 1;
+    packed.set_counts(number, &c);
+    assert_eq!(packed.get("p", "k"), Some(c.clone()), "wide, updated");
+
+    // Back below: out of the side map.
+    let narrow = counter(3);
+    packed.set_counts(number, &narrow);
+    assert_eq!(packed.get("p", "k"), Some(narrow));
+    assert!(packed.wide.is_empty());
+    assert_eq!(
+        packed.get("p", "other"),
+        Some(counter(2)),
+        "the neighbour is untouched"
+    );
+    check_index(&packed);
+}
