@@ -13,6 +13,7 @@ use portcullis_control_plane::{
 use portcullis_core::plan::{QuotaPeriod, QuotaSettings};
 use portcullis_quota::Calendar;
 use portcullis_quota::store::{Decision, QuotaRequest, QuotaStore, UsageUpdate};
+use proptest::prelude::*;
 use time::Date;
 use time::macros::date;
 
@@ -170,4 +171,88 @@ async fn the_embedded_store_keeps_its_blocks() {
         reserved > used,
         "a block of more than one request is reserved"
     );
+}
+
+/// One step of the model test.
+#[derive(Clone, Debug)]
+enum Step {
+    Consume { key: usize },
+    NextDay,
+    Limit(u64),
+    Update(UsageUpdate),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (0..3usize).prop_map(|key| Step::Consume { key }),
+        1 => Just(Step::NextDay),
+        1 => (1..40u64).prop_map(Step::Limit),
+        1 => prop_oneof![
+            (0..20u64).prop_map(UsageUpdate::SetRemaining),
+            (0..20u64).prop_map(UsageUpdate::Extend),
+            Just(UsageUpdate::Reset),
+        ]
+        .prop_map(Step::Update),
+    ]
+}
+
+/// Counting in place decides every request as the engine's blocks do on
+/// one replica: the same admissions, the same remaining counts, and the
+/// same usage records, through new days, limit changes and updates.
+async fn same_as_blocks(steps: Vec<Step>) {
+    let (blocks_store, in_place_store) = (MemoryStore::memory(), MemoryStore::memory());
+    let blocks = QuotaEngine::with_config(
+        blocks_store.clone(),
+        EngineConfig {
+            // One replica: nobody else to give a block back.
+            reclaim_wait: std::time::Duration::ZERO,
+            ..EngineConfig::default()
+        },
+    );
+    let counted = in_place(&in_place_store);
+    let keys = ["a", "b", "c"];
+    let (mut day, mut limit) = (MONDAY, 10);
+    for (i, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Consume { key } => {
+                let request = request(keys[key], limit, day);
+                let expected = consume(&blocks, &request).await;
+                let got = consume(&counted, &request).await;
+                assert_eq!(got, expected, "step {i}: {request:?}");
+            }
+            Step::NextDay => day = day.next_day().unwrap(),
+            Step::Limit(new) => limit = new,
+            Step::Update(update) => {
+                let request = request(keys[0], limit, day);
+                let expected = blocks.update(&request, update).await.unwrap();
+                let got = counted.update(&request, update).await.unwrap();
+                assert_eq!(got, expected, "step {i}: {update:?}");
+            }
+        }
+    }
+    blocks.shutdown().await.unwrap();
+    for key in keys {
+        let expected = blocks_store
+            .get_usage("gold", key, MONDAY, day)
+            .await
+            .unwrap();
+        let got = in_place_store
+            .get_usage("gold", key, MONDAY, day)
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "usage of {key}");
+    }
+    assert_eq!(counted.tracked_keys(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn counting_in_place_decides_as_blocks_do(steps in proptest::collection::vec(step(), 1..80)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(same_as_blocks(steps));
+    }
 }
