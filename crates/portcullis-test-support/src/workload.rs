@@ -74,6 +74,53 @@ impl Args {
     }
 }
 
+/// Sends `requests` requests, each made by `request`, through `service`
+/// (each answered at once, as [`status_now`](crate::status_now) needs),
+/// checks their statuses, and answers the sum of the status codes (for
+/// `black_box`): the loop of a layer's fixed workload, whose bare mode runs
+/// it through [`Bare`](crate::Bare).
+///
+/// Every status must be `200`; when `refused_after_first` (a layer whose
+/// limit is 1), the first `200` and the rest `429`.
+///
+/// ```
+/// use portcullis_test_support::Bare;
+/// use portcullis_test_support::workload::drive;
+///
+/// assert_eq!(drive(&mut Bare, 3, false, || http::Request::new(())), 600);
+/// ```
+///
+/// # Panics
+///
+/// If a status differs, or an answer is not ready at once.
+pub fn drive<S, B>(
+    service: &mut S,
+    requests: u32,
+    refused_after_first: bool,
+    mut request: impl FnMut() -> http::Request<()>,
+) -> u64
+where
+    S: tower_service::Service<
+            http::Request<()>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+{
+    let statuses: u64 = (0..requests)
+        .map(|_| u64::from(crate::status_now(service, request()).as_u16()))
+        .sum();
+    let expected = if refused_after_first {
+        200 + 429 * u64::from(requests.saturating_sub(1))
+    } else {
+        200 * u64::from(requests)
+    };
+    assert_eq!(
+        statuses, expected,
+        "every request admitted, or refused past a limit of 1"
+    );
+    statuses
+}
+
 #[cfg(test)]
 mod tests {
     use super::Args;
