@@ -49,6 +49,15 @@ usage_plans = ["basic"]
     .expect("a valid configuration")
 }
 
+/// The file's gateway on the memory store.
+async fn memory_gateway() -> Gateway {
+    Gateway::builder(config(""))
+        .store(StoreSettings::memory())
+        .build_async()
+        .await
+        .expect("builds")
+}
+
 fn app(gateway: &Gateway) -> Router {
     Router::new()
         .route("/pets", get(|| async { Ok::<_, Infallible>("ok") }))
@@ -207,11 +216,7 @@ async fn create_key(store: &GatewayStore, id: &str, value: &str) {
 
 #[tokio::test]
 async fn keys_and_plans_made_at_run_time_reach_the_layers_and_the_usage_admin() {
-    let gateway = Gateway::builder(config(""))
-        .store(StoreSettings::memory())
-        .build_async()
-        .await
-        .expect("builds");
+    let gateway = memory_gateway().await;
     let app = app(&gateway);
     assert_eq!(call(&app, RUNTIME_KEY).await, StatusCode::FORBIDDEN);
 
@@ -335,11 +340,7 @@ async fn a_data_dir_open_in_another_gateway_is_refused_by_name() {
 
 #[tokio::test]
 async fn in_memory_the_quota_counts_on_the_stores_counters_and_holds_no_block() {
-    let gateway = Gateway::builder(config(""))
-        .store(StoreSettings::memory())
-        .build_async()
-        .await
-        .expect("builds");
+    let gateway = memory_gateway().await;
     let app = app(&gateway);
     for _ in 0..5 {
         assert_eq!(call(&app, API_KEY).await, StatusCode::OK);
