@@ -104,14 +104,8 @@ impl<E: Send + 'static> BoxedStack<E> {
     /// Erases `service`.
     pub fn new<S, B>(service: S) -> Self
     where
-        S: Service<Request<GatewayBody>, Response = Response<B>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: Service<Request<GatewayBody>, Response = Response<B>, Error = E> + GatewayService<B>,
+        B: GatewayResponseBody,
     {
         Self {
             call: Arc::new(move |request| {
@@ -130,11 +124,7 @@ impl<E: Send + 'static> BoxedStack<E> {
     pub(crate) fn erase<S>(service: S) -> Self
     where
         S: Service<Request<GatewayBody>, Response = Response<GatewayBody>, Error = E>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+            + GatewayService<GatewayBody>,
     {
         Self {
             call: Arc::new(move |request| Box::pin(service.clone().oneshot(request))),
