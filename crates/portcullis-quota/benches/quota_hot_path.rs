@@ -58,10 +58,5 @@ fn main() {
     };
     // `rejected` admits the first request (a quota of 1) and refuses the rest.
     let rejected = mode == "rejected";
-    let statuses = if layered {
-        drive(&mut service, requests, rejected, request)
-    } else {
-        drive(&mut Bare, requests, false, request)
-    };
-    black_box(statuses);
+    black_box(drive(&mut service, layered, rejected, requests, request));
 }

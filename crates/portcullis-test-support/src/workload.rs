@@ -75,10 +75,10 @@ impl Args {
 }
 
 /// Sends `requests` requests, each made by `request`, through `service`
-/// (each answered at once, as [`status_now`](crate::status_now) needs),
-/// checks their statuses, and answers the sum of the status codes (for
-/// `black_box`): the loop of a layer's fixed workload, whose bare mode runs
-/// it through [`Bare`](crate::Bare).
+/// when `layered`, else through [`Bare`](crate::Bare) (the loop's own cost,
+/// a layer's fixed workload's bare mode); each is answered at once, as
+/// [`status_now`](crate::status_now) needs. Checks their statuses and
+/// answers the sum of the status codes (for `black_box`).
 ///
 /// Every status must be `200`; when `refused_after_first` (a layer whose
 /// limit is 1), the first `200` and the rest `429`.
@@ -87,7 +87,7 @@ impl Args {
 /// use portcullis_test_support::Bare;
 /// use portcullis_test_support::workload::drive;
 ///
-/// assert_eq!(drive(&mut Bare, 3, false, || http::Request::new(())), 600);
+/// assert_eq!(drive(&mut Bare, true, false, 3, || http::Request::new(())), 600);
 /// ```
 ///
 /// # Panics
@@ -95,8 +95,9 @@ impl Args {
 /// If a status differs, or an answer is not ready at once.
 pub fn drive<S, B>(
     service: &mut S,
-    requests: u32,
+    layered: bool,
     refused_after_first: bool,
+    requests: u32,
     mut request: impl FnMut() -> http::Request<()>,
 ) -> u64
 where
@@ -107,7 +108,14 @@ where
         >,
 {
     let statuses: u64 = (0..requests)
-        .map(|_| u64::from(crate::status_now(service, request()).as_u16()))
+        .map(|_| {
+            let status = if layered {
+                crate::status_now(service, request())
+            } else {
+                crate::status_now(&mut crate::Bare, request())
+            };
+            u64::from(status.as_u16())
+        })
         .sum();
     let expected = if refused_after_first {
         200 + 429 * u64::from(requests.saturating_sub(1))

@@ -52,10 +52,5 @@ fn main() {
     };
     // `rejected` admits the first request (a burst of 1) and refuses the rest.
     let rejected = mode == "rejected";
-    let statuses = if layered {
-        drive(&mut service, requests, rejected, request)
-    } else {
-        drive(&mut Bare, requests, false, request)
-    };
-    black_box(statuses);
+    black_box(drive(&mut service, layered, rejected, requests, request));
 }
